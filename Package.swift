@@ -1,0 +1,55 @@
+// swift-tools-version:5.10
+import PackageDescription
+
+// Module layout and dependency direction follow ../shared/docs/design.md:
+// a module imports only what its row in the design table names.
+let optimise: [SwiftSetting] = []
+
+let package = Package(
+    name: "ENINetMD",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "eninet-md", targets: ["eninet-md"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CNetCDF", path: "Sources/CNetCDF", pkgConfig: "netcdf",
+                       providers: [.apt(["libnetcdf-dev"])]),
+        .systemLibrary(name: "CFFTW", path: "Sources/CFFTW", pkgConfig: "fftw3",
+                       providers: [.apt(["libfftw3-dev"])]),
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+
+        .target(name: "Geometry", swiftSettings: optimise),
+        .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: optimise),
+        .target(name: "ENINet", dependencies: ["Tensors", "Geometry"], swiftSettings: optimise),
+        .target(name: "Potentials", dependencies: ["Geometry", "ENINet"], swiftSettings: optimise),
+        .target(name: "Dynamics", dependencies: ["Potentials", "Geometry"], swiftSettings: optimise),
+        .target(name: "Trajectory", dependencies: ["CNetCDF", "Geometry"], swiftSettings: optimise),
+        .target(name: "Analysis", dependencies: ["CFFTW", "Trajectory", "Geometry"], swiftSettings: optimise),
+        .target(name: "Training", dependencies: ["ENINet", "Tensors", "Geometry"], swiftSettings: optimise),
+        .target(name: "Deck"),
+        .executableTarget(
+            name: "eninet-md",
+            dependencies: [
+                "Geometry", "Tensors", "ENINet", "Potentials", "Dynamics", "Trajectory",
+                "Analysis", "Training", "Deck",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: optimise),
+
+        .testTarget(name: "GeometryTests", dependencies: ["Geometry"]),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        .testTarget(name: "ENINetTests", dependencies: ["ENINet", "Tensors", "Geometry"]),
+        .testTarget(name: "PotentialsTests", dependencies: ["Potentials", "Geometry"]),
+        .testTarget(name: "DynamicsTests", dependencies: ["Dynamics", "Potentials", "Geometry"]),
+        .testTarget(name: "TrajectoryTests", dependencies: ["Trajectory", "Geometry", "CNetCDF"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Trajectory", "Geometry"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "ENINet", "Tensors", "Geometry"]),
+        .testTarget(name: "DeckTests", dependencies: ["Deck"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CLITests", dependencies: ["eninet-md"], resources: [.copy("Fixtures")]),
+    ]
+)

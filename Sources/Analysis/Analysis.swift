@@ -1,0 +1,1 @@
+// Module Analysis: see ../shared/docs/design.md.

@@ -1,0 +1,1 @@
+// Module Deck: see ../shared/docs/design.md.

@@ -1,0 +1,1 @@
+// Module Dynamics: see ../shared/docs/design.md.

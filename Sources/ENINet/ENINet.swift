@@ -1,0 +1,1 @@
+// Module ENINet: see ../shared/docs/design.md.

@@ -1,0 +1,1 @@
+// Module Tensors: see ../shared/docs/design.md.

@@ -1,0 +1,1 @@
+// The tests of this target arrive with the issue that builds its module.
