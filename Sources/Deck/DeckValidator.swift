@@ -76,7 +76,7 @@ struct DeckValidator {
         let system = try readSystem(systemTable)
 
         guard let potentialTable = try top.subtable("potential") else {
-            throw missingTable("potential", hint: "potential")
+            throw missingTable("potential", hint: "type")
         }
         let potential = try readPotential(potentialTable, allowSum: true)
 
@@ -100,8 +100,8 @@ struct DeckValidator {
     }
 
     private func missingTable(_ name: String, hint: String?) -> DeckError {
-        if let hint, let text = context.missingHints[name + "." + hint] ?? context.missingHints[name] {
-            return DeckError(file: context.file, line: nil, message: "missing \(name): \(text)")
+        if let hint, let text = context.missingHints[name + "." + hint] {
+            return DeckError(file: context.file, line: nil, message: "missing \(name).\(hint): \(text)")
         }
         return DeckError(file: context.file, line: nil, message: "missing required table [\(name)]")
     }
