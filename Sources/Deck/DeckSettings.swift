@@ -298,4 +298,19 @@ public struct OutputSettings: Equatable, Sendable {
     public var allPaths: [String] {
         [logPath, trajectoryPath, restartPath, finalStructurePath].compactMap { $0 }
     }
+
+    /// Creates the missing parent directories of every output file (the deck
+    /// only checks that they can exist; the run creates them).
+    /// - Throws: ``DeckError`` naming the directory that could not be created.
+    public func createParentDirectories() throws {
+        for path in allPaths {
+            let parent = (path as NSString).deletingLastPathComponent
+            guard !parent.isEmpty else { continue }
+            do {
+                try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+            } catch {
+                throw DeckError(file: path, line: nil, message: "cannot create output directory \(parent): \(error.localizedDescription)")
+            }
+        }
+    }
 }

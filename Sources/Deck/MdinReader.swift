@@ -90,6 +90,14 @@ final class MdinReader {
         "dipole_model": "output.dipole_model",
     ]
 
+    /// `&eninetmd` keys spelt as in the TOML deck (`sigma_A`), for suggestions.
+    static var eninetDisplayNames: [String] {
+        eninetKeys.map { key, canonical in
+            let last = canonical.split(separator: ".").last.map(String.init) ?? key
+            return last.lowercased() == key ? last : key
+        }.sorted()
+    }
+
     func read(_ text: String) throws -> TOMLTable {
         let (title, groups, cntrlLine) = try parseNamelists(text)
         let root = TOMLTable()
@@ -143,7 +151,7 @@ final class MdinReader {
             case "eninetmd":
                 guard let key = MdinReader.eninetKeys[entry.key] else {
                     var message = "unknown key '\(entry.written)' in &eninetmd"
-                    if let near = nearest(entry.key, in: MdinReader.eninetKeys.keys.sorted()) { message += "; did you mean '\(near)'?" }
+                    if let near = nearest(entry.key, in: MdinReader.eninetDisplayNames) { message += "; did you mean '\(near)'?" }
                     throw error(entry, message)
                 }
                 try put(key, value(entry), from: entry)
@@ -164,6 +172,7 @@ final class MdinReader {
             putDefault("dynamics.tau_fs", .float(1000), amberKey: "tautp", text: "1.0")
         }
         if cntrl["ntpr"] == nil { putDefault("output.log_every", .integer(50), amberKey: "ntpr", text: "50") }
+        dropCutForPotentialsWithoutCutoff(root)
         return root
     }
 
@@ -222,6 +231,19 @@ final class MdinReader {
                 throw error(e, message)
             }
         }
+    }
+
+    /// AMBER inputs carry `cut` out of habit; for potentials whose range is
+    /// not a deck setting (an ENINet model's own cutoff, harmonic terms) it is
+    /// dropped with a warning rather than rejected.
+    private func dropCutForPotentialsWithoutCutoff(_ root: TOMLTable) {
+        guard let p = root["potential"], case .table(let potential) = p.value,
+              let typeNode = potential["type"], case .string(let type) = typeNode.value,
+              type == "eninet" || type == "harmonic",
+              let cut = potential["cutoff_A"], let origin = cut.origin, origin.key.lowercased() == "cut" else { return }
+        potential.remove("cutoff_A")
+        let why = type == "eninet" ? "an ENINet model sets its own cutoff" : "harmonic terms have no cutoff"
+        warnings.append(DeckError(file: file, line: origin.line, message: "warning: '\(origin.key)' ignored (\(why))").description)
     }
 
     private func ignored(_ e: NamelistEntry, _ why: String) {

@@ -109,3 +109,29 @@ final class MdinTests: XCTestCase {
         }
     }
 }
+
+final class MdinCutoffAndOutputTests: XCTestCase {
+    func testCutIsDroppedWithAWarningForAnENINetModel() throws {
+        let text = "t\n&cntrl nstlim=2, cut=9.0 /\n&eninetmd structure='../argon108.extxyz', potential='eninet', model='../model.safetensors' /\n"
+        let s = try DeckLoader.parse(text: text, file: "e.in", baseDirectory: Fixtures.path("good"), format: .mdin)
+        XCTAssertEqual(s.potential, .eninet(ENINetSettings(modelPath: Fixtures.path("model.safetensors"))))
+        XCTAssertEqual(s.warnings, ["e.in:2: warning: 'cut' ignored (an ENINet model sets its own cutoff)"])
+    }
+
+    func testCutAndCutoffTogetherAreAConflict() {
+        let text = "t\n&cntrl cut=9.0 /\n&eninetmd structure='../argon108.extxyz', potential='lj',\n epsilon_eV=1, sigma_A=1, cutoff_A=2.5 /\n"
+        XCTAssertThrowsError(try DeckLoader.parse(text: text, file: "c.in", baseDirectory: Fixtures.path("good"), format: .mdin)) { e in
+            XCTAssertEqual("\(e)", "c.in:4: key 'cutoff_A' sets potential.cutoff_A, which 'cut' on line 2 already sets")
+        }
+    }
+
+    func testOutputDirectoriesAreCreatedOnRequest() throws {
+        let root = NSTemporaryDirectory() + "deck-out-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let out = OutputSettings(logPath: root + "/a/b/run.log", trajectoryPath: root + "/c/t.nc")
+        try out.createParentDirectories()
+        var isDirectory: ObjCBool = false
+        XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/a/b", isDirectory: &isDirectory) && isDirectory.boolValue)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/c", isDirectory: &isDirectory) && isDirectory.boolValue)
+    }
+}
