@@ -34,6 +34,54 @@ public struct DeckSettings: Equatable, Sendable {
     }
 }
 
+extension DeckSettings {
+    /// A few lines describing the resolved settings, for the head of a log.
+    public var summaryLines: [String] {
+        var lines: [String] = []
+        if !title.isEmpty { lines.append("title: \(title)") }
+        lines.append("deck: \(deckPath) (\(format.rawValue)), task: \(task.rawValue)")
+        lines.append("structure: \(system.structurePath)" + (system.replicate == SIMD3(1, 1, 1) ? "" : " replicated \(system.replicate.x)x\(system.replicate.y)x\(system.replicate.z)"))
+        lines.append("potential: \(potential.description)")
+        switch task {
+        case .dynamics:
+            var d = "dynamics: \(dynamics.integrator.name), \(dynamics.steps) steps of \(dynamics.timestepFs) fs"
+            if let t = dynamics.temperatureK { d += ", target \(t) K" }
+            switch dynamics.integrator {
+            case .langevin(let g): d += ", friction \(g) ps^-1"
+            case .bussi(let tau): d += ", tau \(tau) fs"
+            case .verlet: break
+            }
+            if let t = dynamics.initialTemperatureK { d += ", initial velocities at \(t) K" }
+            d += ", seed \(dynamics.seed)" + (dynamics.seedFromClock ? " (from clock)" : "")
+            lines.append(d)
+        case .minimize:
+            lines.append("minimize: at most \(minimize.maxSteps) steps, fmax \(minimize.fmaxEVPerA) eV/A")
+        }
+        return lines
+    }
+}
+
+extension PotentialSettings: CustomStringConvertible {
+    public var description: String {
+        func cut(_ c: Double, _ t: Truncation, _ skin: Double) -> String {
+            let mode: String
+            switch t {
+            case .shift: mode = "shifted"
+            case .none: mode = "truncated"
+            case .switched(let s): mode = "switched from \(s) A"
+            }
+            return "cutoff \(c) A \(mode), skin \(skin) A"
+        }
+        switch self {
+        case .lennardJones(let p): return "lj epsilon \(p.epsilonEV) eV, sigma \(p.sigmaA) A, " + cut(p.cutoffA, p.truncation, p.skinA)
+        case .morse(let p): return "morse D \(p.depthEV) eV, alpha \(p.alphaPerA) 1/A, r0 \(p.r0A) A, " + cut(p.cutoffA, p.truncation, p.skinA)
+        case .harmonic(let h): return "harmonic \(h.bonds.count) bonds, \(h.restraints.count) restraints"
+        case .eninet(let e): return "eninet \(e.modelPath) (\(e.precision.rawValue)), skin \(e.skinA) A"
+        case .sum(let terms): return "sum of " + terms.map { "[\($0.description)]" }.joined(separator: " + ")
+        }
+    }
+}
+
 public enum DeckFormat: String, Equatable, Sendable {
     case toml
     /// AMBER `mdin` with a `&cntrl` namelist (and optionally `&eninetmd`).
@@ -180,6 +228,16 @@ public enum PotentialSettings: Equatable, Sendable {
     case eninet(ENINetSettings)
     /// Terms added together; never nested (a term is never itself a sum).
     case sum([PotentialSettings])
+
+    /// Largest 0-based atom index the potential refers to (harmonic terms),
+    /// for checking against the structure once it is read; nil if none.
+    public var maxAtomIndex: Int? {
+        switch self {
+        case .harmonic(let h): return h.maxAtomIndex
+        case .sum(let terms): return terms.compactMap(\.maxAtomIndex).max()
+        default: return nil
+        }
+    }
 
     /// The deck's name for the type (`lj`, `morse`, ...).
     public var typeName: String {

@@ -156,8 +156,7 @@ struct DeckValidator {
             let bonds = try t.field("bonds").map(readBonds) ?? []
             let restraints = try t.field("restraints").map(readRestraints) ?? []
             if bonds.isEmpty && restraints.isEmpty {
-                throw DeckError(file: context.file, line: context.synthesized ? nil : typeField.node.line,
-                                message: "harmonic potential [\(t.name)] needs at least one entry in 'bonds' or 'restraints'")
+                throw typeField.error("harmonic potential [\(t.name)] needs at least one entry in 'bonds' or 'restraints'")
             }
             return .harmonic(HarmonicSettings(bonds: bonds, restraints: restraints))
         case "eninet":

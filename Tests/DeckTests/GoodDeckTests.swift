@@ -61,6 +61,8 @@ final class GoodDeckTests: XCTestCase {
         XCTAssertEqual(s.dynamics.steps, 0)
         XCTAssertTrue(s.dynamics.seedFromClock)
         XCTAssertLessThanOrEqual(s.dynamics.seed, UInt64(Int64.max))
+        XCTAssertEqual(s.potential.maxAtomIndex, 4)
+        XCTAssertEqual(s.summaryLines.last, "dynamics: bussi, 0 steps of 1.0 fs, target 90.0 K, tau 100.0 fs, seed \(s.dynamics.seed) (from clock)")
         XCTAssertEqual(s.output.dipoleEvery, 10)
         XCTAssertEqual(s.output.dipoleModelPath, model)
         XCTAssertEqual(s.output.trajectoryEvery, 0)
