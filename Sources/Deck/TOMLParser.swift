@@ -172,7 +172,7 @@ public struct TOMLParser {
         let node = try parseValue()
 
         var target = table
-        for (index, part) in parts.dropLast().enumerated() {
+        for part in parts.dropLast() {
             let full = target.path + [part]
             if let existing = target[part] {
                 guard case .table(let t) = existing.value, t.kind == .dotted(section: section) else {
@@ -183,7 +183,6 @@ public struct TOMLParser {
                 let t = TOMLTable(line: keyLine, path: full, kind: .dotted(section: section))
                 target.set(part, TOMLNode(value: .table(t), line: keyLine))
                 target = t
-                _ = index
             }
         }
         guard let last = parts.last else { throw error("empty key", line: keyLine) }
