@@ -335,7 +335,7 @@ struct DeckValidator {
         if let f = t.field("trajectory_every") {
             out.trajectoryEvery = try f.nonNegativeInteger()
             if out.trajectoryEvery > 0 && out.trajectoryPath == nil {
-                throw f.error("key \(f.displayName) = \(f.got) needs a trajectory file (output.trajectory)")
+                throw needs(f, "a trajectory file", "output.trajectory")
             }
         } else {
             out.trajectoryEvery = out.trajectoryPath == nil ? 0 : 100
@@ -351,7 +351,7 @@ struct DeckValidator {
         if let f = t.field("restart_every") {
             out.restartEvery = try f.nonNegativeInteger()
             if out.restartEvery > 0 && out.restartPath == nil {
-                throw f.error("key \(f.displayName) = \(f.got) needs a restart file (output.restart)")
+                throw needs(f, "a restart file", "output.restart")
             }
         }
         if let f = t.field("dipole_model") {
@@ -360,12 +360,19 @@ struct DeckValidator {
         if let f = t.field("dipole_every") {
             out.dipoleEvery = try f.nonNegativeInteger()
             if out.dipoleEvery > 0 && out.dipoleModelPath == nil {
-                throw f.error("key \(f.displayName) = \(f.got) needs a dipole model (output.dipole_model)")
+                throw needs(f, "a dipole model", "output.dipole_model")
             }
         } else if let f = t.field("dipole_model") {
             warnings.append(f.warning("warning: key \(f.displayName) is set but dipole_every = 0, so no dipoles are computed"))
         }
         return out
+    }
+}
+
+extension DeckValidator {
+    /// A stride set without the file it writes to.
+    fileprivate func needs(_ f: DeckField, _ what: String, _ key: String) -> DeckError {
+        f.error("key \(f.displayName) = \(f.got) needs \(what) (\(context.missingHints[key] ?? key))")
     }
 }
 

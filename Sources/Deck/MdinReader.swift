@@ -39,6 +39,9 @@ final class MdinReader {
         "system.structure": "give structure='file.extxyz' in an &eninetmd group (or on the command line)",
         "potential.type": "give potential='lj' (or 'morse', 'eninet') and its parameters in an &eninetmd group",
         "dynamics.friction_per_ps": "ntt = 3 (Langevin) needs gamma_ln > 0 (ps^-1) in &cntrl",
+        "output.trajectory": "give trajectory='file.nc' in &eninetmd",
+        "output.restart": "give restart='file.ncrst' in &eninetmd",
+        "output.dipole_model": "give dipole_model='file' in &eninetmd",
     ]
 
     /// AMBER keys that change nothing here; accepted with a warning.

@@ -104,6 +104,9 @@ final class MdinTests: XCTestCase {
         XCTAssertThrowsError(try mdin("t\n&cntrl ntt=3, temp0=300 /\n" + eninetmd)) { e in
             XCTAssertEqual("\(e)", "test.in: missing dynamics.friction_per_ps: ntt = 3 (Langevin) needs gamma_ln > 0 (ps^-1) in &cntrl")
         }
+        XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=1,\n ntwx=100 /\n" + eninetmd)) { e in
+            XCTAssertEqual("\(e)", "test.in:3: key 'ntwx' (output.trajectory_every) = 100 needs a trajectory file (give trajectory='file.nc' in &eninetmd)")
+        }
         XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=1 /\n")) { e in
             XCTAssertTrue("\(e)".contains("missing system.structure"), "\(e)")
         }
