@@ -167,6 +167,39 @@ final class TOMLParserTests: XCTestCase {
         assertRejects("a = 1\r\nb = 2\rc = 3\n", line: 2, "carriage return")
     }
 
+    func testLessCommonValidForms() throws {
+        let root = try parse(#"""
+        empty = """
+        """
+        trailing = '''a'''''
+        "" = 1
+        spaced = [ ]
+        deep = [{ a = [{ b = 1 }] }]
+        [ sec . "with space" ]   # header with blanks and a quoted part
+        k = "v" # comment after a value
+        """#)
+        XCTAssertEqual(string(root, "empty"), "")
+        XCTAssertEqual(string(root, "trailing"), "a''")
+        XCTAssertNotNil(root[""])
+        guard case .table(let sec)? = root["sec"]?.value, case .table(let inner)? = sec["with space"]?.value else {
+            return XCTFail("quoted header part")
+        }
+        XCTAssertEqual(inner.dottedPath, #"sec."with space""#)
+        XCTAssertEqual(inner["k"]?.line, 8)
+        guard case .array(let deep)? = root["deep"]?.value, case .table(let t) = deep[0].value,
+              case .array(let a)? = t["a"]?.value, case .table(let u) = a[0].value, case .integer(1)? = u["b"]?.value
+        else { return XCTFail("nested inline tables in arrays") }
+    }
+
+    func testInvalidNumberForms() {
+        for bad in ["1.e5", "0x", "+0x10", "-0b1", "1e", "1_", "_1", "0_1", "1.5_", "0o8", "0b102", "--1", "1e5.0"] {
+            assertRejects("n = \(bad)\n", line: 1, "invalid")
+        }
+        assertRejects("a = \"x\" \"y\"\n", line: 1, "one key = value per line")
+        assertRejects("a = {}\na.b = 1\n", line: 2, "'a' was already defined on line 1")
+        assertRejects("[[a]]\n[a]\n", line: 2, "conflicts with key 'a'")
+    }
+
     func testWindowsLineEndingsCountLines() throws {
         let root = try parse("a = 1\r\n\r\nb = [\r\n 1,\r\n]\r\nc = 'x'\r\n")
         XCTAssertEqual(root["b"]?.line, 3)
