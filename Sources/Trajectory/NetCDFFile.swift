@@ -85,6 +85,7 @@ final class NetCDFFile {
         guard magic.count >= 4, magic[0...2] == [0x43, 0x44, 0x46], [1, 2, 5].contains(magic[3]) else {
             throw TrajectoryError("\(path): not a NetCDF-3 file (its first bytes are not CDF\\1, CDF\\2 or CDF\\5)")
         }
+        try NetCDFHeaderCheck.verify(path: path)
         var id: Int32 = -1
         let status = nc_open(path, writable ? NC_WRITE : NC_NOWRITE, &id)
         guard status == NC_NOERR else {
