@@ -84,14 +84,13 @@ public final class NeighborList {
             for r in positions { lo = pointwiseMin(lo, r); hi = pointwiseMax(hi, r) }
             origin = lo
             let edge = pointwiseMax(hi - lo, Vec3(repeating: cut)) + 1.0
-            // A positive box always makes a valid cell.
             // Non-finite positions give a non-finite box; fall back to a unit box so that the
             // build finishes (the caller reports the non-finite positions).
             frame = (try? Cell.orthorhombic(edge, pbc: .none)) ?? Cell.unitBox
         }
         let pbc = frame.pbc
         let widths = frame.perpendicularWidths
-        let delta = Vec3(repeating: cut) / widths  // padding in fractional units
+        let delta = Vec3(repeating: cut) / widths  // the cutoff sphere's reach in fractional units
 
         // Wrap along periodic axes; remember the integer shift of every atom.
         var frac = [Vec3](repeating: .zero, count: n)
@@ -102,7 +101,7 @@ public final class NeighborList {
             var s = SIMD3<Int32>.zero
             for k in 0..<3 where pbc[k] {
                 let fl = f[k].rounded(.down)
-                s[k] = Int32(fl)
+                s[k] = fl.isFinite ? Int32(clamping: Int(max(-1e9, min(1e9, fl)))) : 0
                 f[k] -= fl
                 if f[k] >= 1 { f[k] = 0; s[k] += 1 }  // -tiny + 1 rounds to 1
             }
@@ -112,18 +111,20 @@ public final class NeighborList {
             fracHi = pointwiseMax(fracHi, f)
         }
 
-        // Bins: at least `delta` wide in fractional units, so neighbours lie in the 27 adjacent bins.
+        // Bins about half the cutoff wide: the stencil (±reach bins) then covers 5³ bins of
+        // (cut/2)³, 40% less volume than 3³ bins of cut³. `reach` also handles cutoffs longer
+        // than the cell, where a neighbour can sit several bins away.
         var binLo = Vec3.zero, binWidth = Vec3.zero
         var nb = SIMD3<Int>(1, 1, 1), pad = SIMD3<Int>(0, 0, 0)
         for k in 0..<3 {
             if pbc[k] {
-                nb[k] = max(1, Int((1 / delta[k]).rounded(.down)))
+                nb[k] = max(1, Int((2 / delta[k]).rounded(.down)))
                 binWidth[k] = 1 / Double(nb[k])
                 pad[k] = Int((delta[k] / binWidth[k]).rounded(.up))
                 binLo[k] = 0
             } else {
                 let span = n > 0 ? max(0, fracHi[k] - fracLo[k]) : 0
-                binWidth[k] = max(delta[k], span / 1_000_000)
+                binWidth[k] = max(delta[k] / 2, span / 1_000_000)
                 nb[k] = Int((span / binWidth[k]).rounded(.down)) + 1
                 binLo[k] = n > 0 ? fracLo[k] : 0
             }
@@ -136,6 +137,8 @@ public final class NeighborList {
             }
             if (0..<3).allSatisfy({ pbc[$0] || nb[$0] == 1 }) { break }
         }
+        var reach = SIMD3<Int>(0, 0, 0)
+        for k in 0..<3 { reach[k] = max(1, Int((delta[k] / binWidth[k]).rounded(.up))) }
         let dims = nb &+ 2 &* pad
 
         // Extended atoms: every local atom, then ghosts (images within the padded region).
@@ -152,17 +155,19 @@ public final class NeighborList {
                     if ix == 0 && iy == 0 && iz == 0 { continue }
                     let img = SIMD3<Int32>(ix, iy, iz)
                     let off = Vec3(Double(ix), Double(iy), Double(iz))
-                    for i in 0..<n {
-                        let f = frac[i] + off
-                        // Keep images that fall inside the padded bins along the periodic axes.
-                        var inside = true
-                        for k in 0..<3 where pbc[k] {
-                            if f[k] < lo3[k] - delta[k] * 1e-9 || f[k] >= hi3[k] { inside = false; break }
-                        }
-                        if inside {
-                            extFrac.append(f)
-                            extOwner.append(Int32(i))
-                            extImage.append(img)
+                    frac.withUnsafeBufferPointer { fr in
+                        for i in 0..<n {
+                            let f = fr[i] + off
+                            // Keep images that fall inside the padded bins along the periodic axes.
+                            var inside = true
+                            for k in 0..<3 where pbc[k] {
+                                if f[k] < lo3[k] - delta[k] * 1e-9 || f[k] >= hi3[k] { inside = false; break }
+                            }
+                            if inside {
+                                extFrac.append(f)
+                                extOwner.append(Int32(i))
+                                extImage.append(img)
+                            }
                         }
                     }
                 }
@@ -175,7 +180,7 @@ public final class NeighborList {
             var b = SIMD3<Int>(0, 0, 0)
             for k in 0..<3 {
                 let x = ((f[k] - binLo[k]) / binWidth[k]).rounded(.down) + Double(pad[k])
-                b[k] = max(0, min(dims[k] - 1, x.isFinite ? Int(x) : 0))
+                b[k] = x.isFinite ? max(0, min(dims[k] - 1, Int(max(-1e9, min(1e9, x))))) : 0
             }
             return b
         }
@@ -189,69 +194,120 @@ public final class NeighborList {
             binStart[id + 1] += 1
         }
         for b in 0..<nbins { binStart[b + 1] += binStart[b] }
+        // Sorted copies of what the inner loop reads, so a bin's atoms are contiguous in memory.
         var fill = binStart
-        var binAtoms = [Int32](repeating: 0, count: next)
+        var sortedPos = [Vec3](repeating: .zero, count: next)
+        var sortedOwner = [Int32](repeating: 0, count: next)
+        var sortedRelativeShift = [SIMD3<Int32>](repeating: .zero, count: next)
+        var slotOfLocal = [Int32](repeating: 0, count: n)
         for e in 0..<next {
             let b = Int(binOf[e])
-            binAtoms[Int(fill[b])] = Int32(e)
+            let slot = Int(fill[b])
             fill[b] += 1
+            let owner = extOwner[e]
+            sortedPos[slot] = frame.cartesian(extFrac[e])
+            sortedOwner[slot] = owner
+            // shift of the pair (i, e) = extImage[e] − wrapShift[owner] + wrapShift[i]
+            sortedRelativeShift[slot] = extImage[e] &- wrapShift[Int(owner)]
+            if e < n { slotOfLocal[e] = Int32(slot) }
         }
 
-        // Cartesian positions of extended atoms in the wrapped frame.
-        var extPos = [Vec3](repeating: .zero, count: next)
-        for e in 0..<next { extPos[e] = frame.cartesian(extFrac[e]) }
+        // Distinct shifts get an index through a dense table when their range is small (the
+        // usual case), a dictionary otherwise.
+        var shiftLo = SIMD3<Int32>(repeating: 0), shiftHi = SIMD3<Int32>(repeating: 0)
+        if next > 0 {
+            var gLo = sortedRelativeShift[0], gHi = gLo
+            for g in sortedRelativeShift { gLo = pointwiseMin(gLo, g); gHi = pointwiseMax(gHi, g) }
+            var wLo = wrapShift.first ?? .zero, wHi = wLo
+            for w in wrapShift { wLo = pointwiseMin(wLo, w); wHi = pointwiseMax(wHi, w) }
+            shiftLo = gLo &+ wLo
+            shiftHi = gHi &+ wHi
+        }
+        let extent = SIMD3<Int>(Int(shiftHi.x) - Int(shiftLo.x) + 1, Int(shiftHi.y) - Int(shiftLo.y) + 1,
+                                Int(shiftHi.z) - Int(shiftLo.z) + 1)
+        let denseSize = extent.x * extent.y * extent.z
+        let useDense = denseSize <= 1 << 20
+        var denseIndex = [UInt16](repeating: .max, count: useDense ? denseSize : 0)
+        var shiftTable: [SIMD3<Int32>: UInt16] = [.zero: 0]
+        var shiftList: [SIMD3<Int32>] = [.zero]
+        func indexOf(_ shift: SIMD3<Int32>) -> UInt16 {
+            if useDense {
+                let o = shift &- shiftLo
+                let key = (Int(o.x) * extent.y + Int(o.y)) * extent.z + Int(o.z)
+                let known = denseIndex[key]
+                if known != .max { return known }
+                let idx = UInt16(truncatingIfNeeded: shiftList.count)
+                denseIndex[key] = idx
+                shiftList.append(shift)
+                return idx
+            }
+            if let known = shiftTable[shift] { return known }
+            let idx = UInt16(truncatingIfNeeded: shiftList.count)
+            shiftTable[shift] = idx
+            shiftList.append(shift)
+            return idx
+        }
+        if useDense { denseIndex[denseKey(.zero &- shiftLo, extent)] = 0 }
+
+        var stencil: [Int] = []
+        for dx in -reach.x...reach.x { for dy in -reach.y...reach.y { for dz in -reach.z...reach.z {
+            stencil.append((dx * dims.y + dy) * dims.z + dz)
+        }}}
+        var stencilOffsets: [SIMD3<Int>] = []
+        for dx in -reach.x...reach.x { for dy in -reach.y...reach.y { for dz in -reach.z...reach.z {
+            stencilOffsets.append(SIMD3(dx, dy, dz))
+        }}}
 
         var newStart = [Int32](repeating: 0, count: n + 1)
         var newNeighbor: [Int32] = []
         var newShiftIndex: [UInt16] = []
-        newNeighbor.reserveCapacity(n * 40)
-        newShiftIndex.reserveCapacity(n * 40)
-        var shiftTable: [SIMD3<Int32>: UInt16] = [.zero: 0]
-        var shiftList: [SIMD3<Int32>] = [.zero]
+        let estimate = n * max(8, neighbor.count / max(1, start.count - 1) + 8)
+        newNeighbor.reserveCapacity(estimate)
+        newShiftIndex.reserveCapacity(estimate)
         let half = kind == .half
+        // Candidate slots of one atom, gathered before the distance test.
+        var rowNeighbor = [Int32](repeating: 0, count: 64)
+        var rowShift = [SIMD3<Int32>](repeating: .zero, count: 64)
 
-        extPos.withUnsafeBufferPointer { ep in
-        extOwner.withUnsafeBufferPointer { owner in
-        binAtoms.withUnsafeBufferPointer { ba in
+        sortedPos.withUnsafeBufferPointer { ep in
+        sortedOwner.withUnsafeBufferPointer { owner in
+        sortedRelativeShift.withUnsafeBufferPointer { relShift in
         binStart.withUnsafeBufferPointer { bs in
             for i in 0..<n {
+                let slotI = Int(slotOfLocal[i])
                 let bi = binCoordinates(frac[i])
-                let ri = ep[i]
+                let centre = (bi.x * dims.y + bi.y) * dims.z + bi.z
+                let ri = ep[slotI]
                 let si = wrapShift[i]
-                for dx in -1...1 {
-                    let x = bi.x + dx
-                    if x < 0 || x >= dims.x { continue }
-                    for dy in -1...1 {
-                        let y = bi.y + dy
-                        if y < 0 || y >= dims.y { continue }
-                        for dz in -1...1 {
-                            let z = bi.z + dz
-                            if z < 0 || z >= dims.z { continue }
-                            let b = (x * dims.y + y) * dims.z + z
-                            for slot in Int(bs[b])..<Int(bs[b + 1]) {
-                                let e = Int(ba[slot])
-                                if e == i { continue }
-                                let d = ep[e] - ri
-                                if (d * d).sum() >= cut2 { continue }
-                                let j = Int(owner[e])
-                                let shift = extImage[e] &- wrapShift[j] &+ si
-                                if half {
-                                    if j < i { continue }
-                                    if j == i && !isPositive(shift) { continue }
-                                }
-                                let idx: UInt16
-                                if let known = shiftTable[shift] {
-                                    idx = known
-                                } else {
-                                    idx = UInt16(truncatingIfNeeded: shiftList.count)
-                                    shiftTable[shift] = idx
-                                    shiftList.append(shift)
-                                }
-                                newNeighbor.append(Int32(j))
-                                newShiftIndex.append(idx)
-                            }
+                var count = 0
+                for s in 0..<stencil.count {
+                    let o = stencilOffsets[s]
+                    let x = bi.x + o.x, y = bi.y + o.y, z = bi.z + o.z
+                    if x < 0 || x >= dims.x || y < 0 || y >= dims.y || z < 0 || z >= dims.z { continue }
+                    let b = centre + stencil[s]
+                    var slot = Int(bs[b])
+                    let end = Int(bs[b + 1])
+                    while slot < end {
+                        defer { slot += 1 }
+                        let j = owner[slot]
+                        if half && Int(j) < i { continue }
+                        if slot == slotI { continue }
+                        let d = ep[slot] - ri
+                        if (d * d).sum() >= cut2 { continue }
+                        let shift = relShift[slot] &+ si
+                        if half && Int(j) == i && !isPositive(shift) { continue }
+                        if count == rowNeighbor.count {
+                            rowNeighbor.append(contentsOf: rowNeighbor)
+                            rowShift.append(contentsOf: rowShift)
                         }
+                        rowNeighbor[count] = j
+                        rowShift[count] = shift
+                        count += 1
                     }
+                }
+                for c in 0..<count {
+                    newNeighbor.append(rowNeighbor[c])
+                    newShiftIndex.append(indexOf(rowShift[c]))
                 }
                 newStart[i + 1] = Int32(newNeighbor.count)
             }
@@ -262,6 +318,10 @@ public final class NeighborList {
         shiftIndex = newShiftIndex
         shifts = shiftList
         shiftVectors = shiftList.map { frame.shiftVector($0) }
+    }
+
+    private func denseKey(_ o: SIMD3<Int32>, _ extent: SIMD3<Int>) -> Int {
+        (Int(o.x) * extent.y + Int(o.y)) * extent.z + Int(o.z)
     }
 
     private func totalBins(_ nb: SIMD3<Int>, _ pad: SIMD3<Int>) -> Int {
