@@ -1,6 +1,7 @@
 import Geometry
 
-/// Harmonic tethers: atom i is pulled towards a fixed point a_i with energy ½ k |r_i − a_i|².
+/// Harmonic tethers: atom i is pulled towards a fixed point a_i with energy ½ k |r_i − a_i|²,
+/// or ½ Σ_α k_α (r_i − a_i)_α² with one spring constant per Cartesian axis.
 ///
 /// In a periodic cell the displacement is taken to the nearest image of the anchor, so
 /// wrapping positions does not change the energy. The anchors are taken to move with the
@@ -12,12 +13,16 @@ public final class HarmonicRestraint: Potential {
         public var atom: Int
         /// The point it is tied to (Å).
         public var anchor: Vec3
-        /// k in eV/Å².
-        public var springConstant: Double
+        /// k along x, y, z in eV/Å² (all equal for an isotropic tether).
+        public var springConstants: Vec3
         public init(atom: Int, anchor: Vec3, springConstant: Double) {
+            self.init(atom: atom, anchor: anchor, springConstants: Vec3(repeating: springConstant))
+        }
+        /// An anisotropic tether (distinct frequencies per axis).
+        public init(atom: Int, anchor: Vec3, springConstants: Vec3) {
             self.atom = atom
             self.anchor = anchor
-            self.springConstant = springConstant
+            self.springConstants = springConstants
         }
     }
 
@@ -26,9 +31,10 @@ public final class HarmonicRestraint: Potential {
 
     public init(tethers: [Tether]) throws {
         for (n, t) in tethers.enumerated() {
-            guard t.atom >= 0, t.springConstant.isFinite, t.springConstant >= 0,
+            let k = t.springConstants
+            guard t.atom >= 0, k.x.isFinite, k.y.isFinite, k.z.isFinite, k.min() >= 0,
                   t.anchor.x.isFinite, t.anchor.y.isFinite, t.anchor.z.isFinite else {
-                throw PotentialError("harmonic restraint \(n): atom \(t.atom), k = \(t.springConstant) eV/Å², anchor \(t.anchor) must be a valid atom with finite k ≥ 0")
+                throw PotentialError("harmonic restraint \(n): atom \(t.atom), k = \(k) eV/Å², anchor \(t.anchor) must be a valid atom with finite k ≥ 0")
             }
         }
         self.tethers = tethers
@@ -50,8 +56,8 @@ public final class HarmonicRestraint: Potential {
             }
             var d = configuration.positions[t.atom] - t.anchor
             if let cell = periodicCell { d = cell.minimumImage(d) }
-            let f = -t.springConstant * d
-            result.energy += 0.5 * t.springConstant * dot(d, d)
+            let f = -t.springConstants * d
+            result.energy += 0.5 * (t.springConstants * d * d).sum()
             result.forces[t.atom] += f
             result.virial += Mat3.outer(d, f)
         }

@@ -75,7 +75,8 @@ final class FiniteDifferenceTests: XCTestCase {
             out.append(Case(label: "\(label) restraint", configuration: conf) { e in
                 let deform = Mat3.identity + e
                 return try HarmonicRestraint(tethers: anchors.enumerated().map {
-                    .init(atom: $0.offset, anchor: deform.leftMultiply($0.element), springConstant: 1.5 + 0.25 * Double($0.offset % 5))
+                    .init(atom: $0.offset, anchor: deform.leftMultiply($0.element),
+                          springConstants: Vec3(1.5, 2.0, 0.7) + 0.25 * Double($0.offset % 5))
                 }) })
             out.append(Case(label: "\(label) bonds", configuration: conf) { _ in try HarmonicBonds(bonds: bonds) })
             out.append(Case(label: "\(label) sum", configuration: conf) { e in
