@@ -89,8 +89,7 @@ public final class NeighborList {
             frame = (try? Cell.orthorhombic(edge, pbc: .none)) ?? Cell.unitBox
         }
         let pbc = frame.pbc
-        let widths = frame.perpendicularWidths
-        let delta = Vec3(repeating: cut) / widths  // the cutoff sphere's reach in fractional units
+        let delta = Vec3(repeating: cut) / frame.perpendicularWidths  // the cutoff's reach in fractional units
 
         // Wrap along periodic axes; remember the integer shift of every atom.
         var frac = [Vec3](repeating: .zero, count: n)
@@ -101,114 +100,126 @@ public final class NeighborList {
             var s = SIMD3<Int32>.zero
             for k in 0..<3 where pbc[k] {
                 let fl = f[k].rounded(.down)
-                s[k] = fl.isFinite ? Int32(clamping: Int(max(-1e9, min(1e9, fl)))) : 0
+                s[k] = fl.isFinite ? Int32(max(-1e9, min(1e9, fl))) : 0
                 f[k] -= fl
-                if f[k] >= 1 { f[k] = 0; s[k] += 1 }  // -tiny + 1 rounds to 1
+                if !(f[k] < 1) { f[k] = 0; s[k] &+= 1 }  // -tiny + 1 rounds to 1; NaN lands at 0
             }
             frac[i] = f
             wrapShift[i] = s
-            fracLo = pointwiseMin(fracLo, f)
-            fracHi = pointwiseMax(fracHi, f)
+            if f.x.isFinite && f.y.isFinite && f.z.isFinite {
+                fracLo = pointwiseMin(fracLo, f)
+                fracHi = pointwiseMax(fracHi, f)
+            }
         }
+        if !(fracLo.x <= fracHi.x && fracLo.y <= fracHi.y && fracLo.z <= fracHi.z) { fracLo = .zero; fracHi = .zero }
 
-        // Bins about half the cutoff wide: the stencil (±reach bins) then covers 5³ bins of
-        // (cut/2)³, 40% less volume than 3³ bins of cut³. `reach` also handles cutoffs longer
-        // than the cell, where a neighbour can sit several bins away.
+        // Bins at least half the cutoff wide; a neighbour is at most `reach` bins away (more
+        // than two when the cutoff exceeds the cell). Periodic axes tile the cell exactly with
+        // `nb` bins, so an image's bin is its atom's bin plus image·nb, computed in integers:
+        // the pair (i, j + S) is then exactly `offset` bins from i when (j, i − S) is
+        // `−offset` from j, which is what lets the half list use half the stencil.
         var binLo = Vec3.zero, binWidth = Vec3.zero
-        var nb = SIMD3<Int>(1, 1, 1), pad = SIMD3<Int>(0, 0, 0)
+        var nb = SIMD3<Int>(1, 1, 1)
         for k in 0..<3 {
             if pbc[k] {
-                nb[k] = max(1, Int((2 / delta[k]).rounded(.down)))
+                nb[k] = max(1, min(4096, Int((2 / delta[k]).rounded(.down))))
                 binWidth[k] = 1 / Double(nb[k])
-                pad[k] = Int((delta[k] / binWidth[k]).rounded(.up))
-                binLo[k] = 0
             } else {
-                let span = n > 0 ? max(0, fracHi[k] - fracLo[k]) : 0
+                let span = max(0, fracHi[k] - fracLo[k])
                 binWidth[k] = max(delta[k] / 2, span / 1_000_000)
                 nb[k] = Int((span / binWidth[k]).rounded(.down)) + 1
-                binLo[k] = n > 0 ? fracLo[k] : 0
+                binLo[k] = fracLo[k]
             }
         }
         // Keep the bin count proportional to the atom count for sparse non-periodic systems.
-        while totalBins(nb, pad) > 8 * n + 4096 {
+        func reachOf(_ k: Int) -> Int { max(1, Int((delta[k] / binWidth[k] - 1e-12).rounded(.up))) }
+        func binTotal() -> Int {
+            var t = 1
+            for k in 0..<3 { t *= nb[k] + 2 * reachOf(k) }
+            return t
+        }
+        while binTotal() > 8 * n + 4096 {
+            var changed = false
             for k in 0..<3 where !pbc[k] && nb[k] > 1 {
                 binWidth[k] *= 2
                 nb[k] = (nb[k] + 1) / 2
+                changed = true
             }
-            if (0..<3).allSatisfy({ pbc[$0] || nb[$0] == 1 }) { break }
+            if !changed { break }
         }
-        var reach = SIMD3<Int>(0, 0, 0)
-        for k in 0..<3 { reach[k] = max(1, Int((delta[k] / binWidth[k]).rounded(.up))) }
+        let reach = SIMD3<Int>(reachOf(0), reachOf(1), reachOf(2))
+        let pad = reach  // empty or ghost bins around the cell, so the stencil never leaves the grid
         let dims = nb &+ 2 &* pad
+        let strideY = dims.z, strideX = dims.y * dims.z
+        let nbins = dims.x * strideX
 
-        // Extended atoms: every local atom, then ghosts (images within the padded region).
-        var extFrac: [Vec3] = frac
-        var extOwner: [Int32] = (0..<n).map { Int32($0) }
-        var extImage: [SIMD3<Int32>] = [SIMD3<Int32>](repeating: .zero, count: n)
-        var imageRange = SIMD3<Int32>(0, 0, 0)
-        for k in 0..<3 where pbc[k] { imageRange[k] = Int32(delta[k].rounded(.up)) }
-        let lo3 = Vec3(-Double(pad.x) * binWidth.x, -Double(pad.y) * binWidth.y, -Double(pad.z) * binWidth.z)
-        let hi3 = Vec3(1, 1, 1) - lo3
+        // Bin of each local atom.
+        var localBin = [SIMD3<Int>](repeating: .zero, count: n)
+        for i in 0..<n {
+            var b = SIMD3<Int>(0, 0, 0)
+            for k in 0..<3 {
+                let x = ((frac[i][k] - binLo[k]) / binWidth[k]).rounded(.down)
+                b[k] = x.isFinite ? max(0, min(nb[k] - 1, Int(max(-1e9, min(1e9, x))))) : 0
+            }
+            localBin[i] = b &+ pad
+        }
+
+        // Extended atoms: locals, then periodic images whose bin lies on the padded grid.
+        var extOwner = [Int32](), extImage = [SIMD3<Int32>](), extBin = [Int32]()
+        extOwner.reserveCapacity(2 * n)
+        extImage.reserveCapacity(2 * n)
+        extBin.reserveCapacity(2 * n)
+        for i in 0..<n {
+            let b = localBin[i]
+            extOwner.append(Int32(i))
+            extImage.append(.zero)
+            extBin.append(Int32(b.x * strideX + b.y * strideY + b.z))
+        }
+        var imageRange = SIMD3<Int>(0, 0, 0)
+        for k in 0..<3 where pbc[k] { imageRange[k] = (pad[k] + nb[k] - 1) / nb[k] }
         for ix in -imageRange.x...imageRange.x {
             for iy in -imageRange.y...imageRange.y {
                 for iz in -imageRange.z...imageRange.z {
                     if ix == 0 && iy == 0 && iz == 0 { continue }
-                    let img = SIMD3<Int32>(ix, iy, iz)
-                    let off = Vec3(Double(ix), Double(iy), Double(iz))
-                    frac.withUnsafeBufferPointer { fr in
+                    let img = SIMD3<Int>(ix, iy, iz)
+                    let offset = img &* nb
+                    localBin.withUnsafeBufferPointer { lb in
                         for i in 0..<n {
-                            let f = fr[i] + off
-                            // Keep images that fall inside the padded bins along the periodic axes.
-                            var inside = true
-                            for k in 0..<3 where pbc[k] {
-                                if f[k] < lo3[k] - delta[k] * 1e-9 || f[k] >= hi3[k] { inside = false; break }
-                            }
-                            if inside {
-                                extFrac.append(f)
-                                extOwner.append(Int32(i))
-                                extImage.append(img)
-                            }
+                            let b = lb[i] &+ offset
+                            if b.x < 0 || b.y < 0 || b.z < 0 || b.x >= dims.x || b.y >= dims.y || b.z >= dims.z { continue }
+                            extOwner.append(Int32(i))
+                            extImage.append(SIMD3<Int32>(truncatingIfNeeded: img))
+                            extBin.append(Int32(b.x * strideX + b.y * strideY + b.z))
                         }
                     }
                 }
             }
         }
-        let next = extFrac.count
+        let next = extOwner.count
 
-        // Counting sort of extended atoms into bins.
-        func binCoordinates(_ f: Vec3) -> SIMD3<Int> {
-            var b = SIMD3<Int>(0, 0, 0)
-            for k in 0..<3 {
-                let x = ((f[k] - binLo[k]) / binWidth[k]).rounded(.down) + Double(pad[k])
-                b[k] = x.isFinite ? max(0, min(dims[k] - 1, Int(max(-1e9, min(1e9, x))))) : 0
-            }
-            return b
-        }
-        let nbins = dims.x * dims.y * dims.z
-        var binOf = [Int32](repeating: 0, count: next)
+        // Counting sort into bins; what the inner loop reads is stored in bin order, so a
+        // bin's atoms are contiguous: packed x, y, z, the owner and the image relative to the
+        // owner's wrap (the pair shift is that plus the row atom's wrap).
         var binStart = [Int32](repeating: 0, count: nbins + 1)
-        for e in 0..<next {
-            let b = binCoordinates(extFrac[e])
-            let id = (b.x * dims.y + b.y) * dims.z + b.z
-            binOf[e] = Int32(id)
-            binStart[id + 1] += 1
-        }
+        for e in 0..<next { binStart[Int(extBin[e]) + 1] += 1 }
         for b in 0..<nbins { binStart[b + 1] += binStart[b] }
-        // Sorted copies of what the inner loop reads, so a bin's atoms are contiguous in memory.
         var fill = binStart
-        var sortedPos = [Vec3](repeating: .zero, count: next)
+        var sortedXYZ = [Double](repeating: 0, count: 3 * next)
         var sortedOwner = [Int32](repeating: 0, count: next)
-        var sortedRelativeShift = [SIMD3<Int32>](repeating: .zero, count: next)
+        var sortedShift = [SIMD3<Int32>](repeating: .zero, count: next)
         var slotOfLocal = [Int32](repeating: 0, count: n)
         for e in 0..<next {
-            let b = Int(binOf[e])
+            let b = Int(extBin[e])
             let slot = Int(fill[b])
             fill[b] += 1
-            let owner = extOwner[e]
-            sortedPos[slot] = frame.cartesian(extFrac[e])
-            sortedOwner[slot] = owner
-            // shift of the pair (i, e) = extImage[e] − wrapShift[owner] + wrapShift[i]
-            sortedRelativeShift[slot] = extImage[e] &- wrapShift[Int(owner)]
+            let owner = Int(extOwner[e])
+            let img = extImage[e]
+            let r = frame.cartesian(frac[owner] + Vec3(Double(img.x), Double(img.y), Double(img.z)))
+            sortedXYZ[3 * slot] = r.x
+            sortedXYZ[3 * slot + 1] = r.y
+            sortedXYZ[3 * slot + 2] = r.z
+            sortedOwner[slot] = Int32(owner)
+            sortedShift[slot] = img &- wrapShift[owner]
             if e < n { slotOfLocal[e] = Int32(slot) }
         }
 
@@ -216,30 +227,32 @@ public final class NeighborList {
         // usual case), a dictionary otherwise.
         var shiftLo = SIMD3<Int32>(repeating: 0), shiftHi = SIMD3<Int32>(repeating: 0)
         if next > 0 {
-            var gLo = sortedRelativeShift[0], gHi = gLo
-            for g in sortedRelativeShift { gLo = pointwiseMin(gLo, g); gHi = pointwiseMax(gHi, g) }
-            var wLo = wrapShift.first ?? .zero, wHi = wLo
+            var gLo = sortedShift[0], gHi = gLo
+            for g in sortedShift { gLo = pointwiseMin(gLo, g); gHi = pointwiseMax(gHi, g) }
+            var wLo = wrapShift[0], wHi = wLo
             for w in wrapShift { wLo = pointwiseMin(wLo, w); wHi = pointwiseMax(wHi, w) }
             shiftLo = gLo &+ wLo
             shiftHi = gHi &+ wHi
         }
         let extent = SIMD3<Int>(Int(shiftHi.x) - Int(shiftLo.x) + 1, Int(shiftHi.y) - Int(shiftLo.y) + 1,
                                 Int(shiftHi.z) - Int(shiftLo.z) + 1)
-        let denseSize = extent.x * extent.y * extent.z
-        let useDense = denseSize <= 1 << 20
-        var denseIndex = [UInt16](repeating: .max, count: useDense ? denseSize : 0)
+        let useDense = extent.x <= 1024 && extent.y <= 1024 && extent.z <= 1024 && extent.x * extent.y * extent.z <= 1 << 20
+        var denseIndex = [UInt16](repeating: .max, count: useDense ? extent.x * extent.y * extent.z : 0)
         var shiftTable: [SIMD3<Int32>: UInt16] = [.zero: 0]
         var shiftList: [SIMD3<Int32>] = [.zero]
-        func indexOf(_ shift: SIMD3<Int32>) -> UInt16 {
+        func denseKey(_ s: SIMD3<Int32>) -> Int {
+            let o = s &- shiftLo
+            return (Int(o.x) * extent.y + Int(o.y)) * extent.z + Int(o.z)
+        }
+        if useDense { denseIndex[denseKey(.zero)] = 0 }
+        func slowIndex(_ shift: SIMD3<Int32>) -> UInt16 {
             if useDense {
-                let o = shift &- shiftLo
-                let key = (Int(o.x) * extent.y + Int(o.y)) * extent.z + Int(o.z)
-                let known = denseIndex[key]
-                if known != .max { return known }
-                let idx = UInt16(truncatingIfNeeded: shiftList.count)
-                denseIndex[key] = idx
-                shiftList.append(shift)
-                return idx
+                let key = denseKey(shift)
+                if denseIndex[key] == .max {
+                    denseIndex[key] = UInt16(truncatingIfNeeded: shiftList.count)
+                    shiftList.append(shift)
+                }
+                return denseIndex[key]
             }
             if let known = shiftTable[shift] { return known }
             let idx = UInt16(truncatingIfNeeded: shiftList.count)
@@ -247,86 +260,93 @@ public final class NeighborList {
             shiftList.append(shift)
             return idx
         }
-        if useDense { denseIndex[denseKey(.zero &- shiftLo, extent)] = 0 }
 
+        // Stencil: linear bin offsets within ±reach; the half list keeps the lexicographically
+        // positive ones and, in the atom's own bin, the atoms sorted after it.
+        let half = kind == .half
         var stencil: [Int] = []
         for dx in -reach.x...reach.x { for dy in -reach.y...reach.y { for dz in -reach.z...reach.z {
-            stencil.append((dx * dims.y + dy) * dims.z + dz)
-        }}}
-        var stencilOffsets: [SIMD3<Int>] = []
-        for dx in -reach.x...reach.x { for dy in -reach.y...reach.y { for dz in -reach.z...reach.z {
-            stencilOffsets.append(SIMD3(dx, dy, dz))
+            let positive = dx > 0 || (dx == 0 && (dy > 0 || (dy == 0 && dz > 0)))
+            if half && !positive { continue }
+            if dx == 0 && dy == 0 && dz == 0 { continue }
+            stencil.append(dx * strideX + dy * strideY + dz)
         }}}
 
+        var capacity = max(1024, n * max(8, neighbor.count / max(1, n) + 8))
+        var outNeighbor = UnsafeMutablePointer<Int32>.allocate(capacity: capacity)
+        var outShift = UnsafeMutablePointer<SIMD3<Int32>>.allocate(capacity: capacity)
+        defer { outNeighbor.deallocate(); outShift.deallocate() }
+        var count = 0
         var newStart = [Int32](repeating: 0, count: n + 1)
-        var newNeighbor: [Int32] = []
-        var newShiftIndex: [UInt16] = []
-        let estimate = n * max(8, neighbor.count / max(1, start.count - 1) + 8)
-        newNeighbor.reserveCapacity(estimate)
-        newShiftIndex.reserveCapacity(estimate)
-        let half = kind == .half
-        // Candidate slots of one atom, gathered before the distance test.
-        var rowNeighbor = [Int32](repeating: 0, count: 64)
-        var rowShift = [SIMD3<Int32>](repeating: .zero, count: 64)
 
-        sortedPos.withUnsafeBufferPointer { ep in
-        sortedOwner.withUnsafeBufferPointer { owner in
-        sortedRelativeShift.withUnsafeBufferPointer { relShift in
-        binStart.withUnsafeBufferPointer { bs in
+        sortedXYZ.withUnsafeBufferPointer { xyzBuffer in
+        sortedOwner.withUnsafeBufferPointer { ownerBuffer in
+        sortedShift.withUnsafeBufferPointer { shiftBuffer in
+        binStart.withUnsafeBufferPointer { binBuffer in
+        stencil.withUnsafeBufferPointer { stencilBuffer in
+            guard let xyz = xyzBuffer.baseAddress, let owner = ownerBuffer.baseAddress,
+                  let relShift = shiftBuffer.baseAddress, let bs = binBuffer.baseAddress else { return }
+            func emit(_ j: Int32, _ shift: SIMD3<Int32>) {
+                if count == capacity {
+                    let bigger = 2 * capacity
+                    let nn = UnsafeMutablePointer<Int32>.allocate(capacity: bigger)
+                    let ns = UnsafeMutablePointer<SIMD3<Int32>>.allocate(capacity: bigger)
+                    nn.moveInitialize(from: outNeighbor, count: count)
+                    ns.moveInitialize(from: outShift, count: count)
+                    outNeighbor.deallocate(); outShift.deallocate()
+                    outNeighbor = nn; outShift = ns
+                    capacity = bigger
+                }
+                outNeighbor[count] = j
+                outShift[count] = shift
+                count += 1
+            }
             for i in 0..<n {
                 let slotI = Int(slotOfLocal[i])
-                let bi = binCoordinates(frac[i])
-                let centre = (bi.x * dims.y + bi.y) * dims.z + bi.z
-                let ri = ep[slotI]
-                let si = wrapShift[i]
-                var count = 0
-                for s in 0..<stencil.count {
-                    let o = stencilOffsets[s]
-                    let x = bi.x + o.x, y = bi.y + o.y, z = bi.z + o.z
-                    if x < 0 || x >= dims.x || y < 0 || y >= dims.y || z < 0 || z >= dims.z { continue }
-                    let b = centre + stencil[s]
+                let xi = xyz[3 * slotI], yi = xyz[3 * slotI + 1], zi = xyz[3 * slotI + 2]
+                let wi = wrapShift[i]
+                let centre = Int(extBin[i])
+                // Own bin: the half list takes the atoms after i; the full list all but i.
+                var slot = half ? slotI + 1 : Int(bs[centre])
+                let centreEnd = Int(bs[centre + 1])
+                while slot < centreEnd {
+                    if slot != slotI {
+                        let dx = xyz[3 * slot] - xi, dy = xyz[3 * slot + 1] - yi, dz = xyz[3 * slot + 2] - zi
+                        if dx * dx + dy * dy + dz * dz < cut2 { emit(owner[slot], relShift[slot] &+ wi) }
+                    }
+                    slot += 1
+                }
+                for s in 0..<stencilBuffer.count {
+                    let b = centre + stencilBuffer[s]
                     var slot = Int(bs[b])
                     let end = Int(bs[b + 1])
                     while slot < end {
-                        defer { slot += 1 }
-                        let j = owner[slot]
-                        if half && Int(j) < i { continue }
-                        if slot == slotI { continue }
-                        let d = ep[slot] - ri
-                        if (d * d).sum() >= cut2 { continue }
-                        let shift = relShift[slot] &+ si
-                        if half && Int(j) == i && !isPositive(shift) { continue }
-                        if count == rowNeighbor.count {
-                            rowNeighbor.append(contentsOf: rowNeighbor)
-                            rowShift.append(contentsOf: rowShift)
-                        }
-                        rowNeighbor[count] = j
-                        rowShift[count] = shift
-                        count += 1
+                        let dx = xyz[3 * slot] - xi, dy = xyz[3 * slot + 1] - yi, dz = xyz[3 * slot + 2] - zi
+                        if dx * dx + dy * dy + dz * dz < cut2 { emit(owner[slot], relShift[slot] &+ wi) }
+                        slot += 1
                     }
                 }
-                for c in 0..<count {
-                    newNeighbor.append(rowNeighbor[c])
-                    newShiftIndex.append(indexOf(rowShift[c]))
-                }
-                newStart[i + 1] = Int32(newNeighbor.count)
+                newStart[i + 1] = Int32(count)
             }
-        }}}}
+        }}}}}
 
+        // Shift vectors to indices: almost every pair has one of a handful of shifts, so the
+        // last one looked up is remembered.
+        var newShiftIndex = [UInt16](repeating: 0, count: count)
+        var lastShift = SIMD3<Int32>.zero, lastIndex: UInt16 = 0
+        for k in 0..<count {
+            let s = outShift[k]
+            if s != lastShift {
+                lastShift = s
+                lastIndex = slowIndex(s)
+            }
+            newShiftIndex[k] = lastIndex
+        }
         start = newStart
-        neighbor = newNeighbor
+        neighbor = Array(UnsafeBufferPointer(start: outNeighbor, count: count))
         shiftIndex = newShiftIndex
         shifts = shiftList
         shiftVectors = shiftList.map { frame.shiftVector($0) }
-    }
-
-    private func denseKey(_ o: SIMD3<Int32>, _ extent: SIMD3<Int>) -> Int {
-        (Int(o.x) * extent.y + Int(o.y)) * extent.z + Int(o.z)
-    }
-
-    private func totalBins(_ nb: SIMD3<Int>, _ pad: SIMD3<Int>) -> Int {
-        let d = nb &+ 2 &* pad
-        return d.x * d.y * d.z
     }
 }
 

@@ -88,53 +88,73 @@ func validatePairCutoff(_ cutoff: Double, _ scheme: PairCutoff, skin: Double, po
 /// Sums a pair function over a half neighbour list: energy, forces (added into `forces`) and
 /// the virial Σ d ⊗ f_j with d = r_j − r_i.
 ///
-/// Newton's third law: each pair is visited once and both atoms receive its force. The force
-/// on atom i is accumulated in a register and stored once per row.
+/// Newton's third law: each pair is visited once and both atoms receive its force; atom i's
+/// force is kept in registers for its whole row. Coordinates are copied into a packed x,y,z
+/// array first: scalar arithmetic on packed Doubles compiles to tighter code than
+/// `SIMD3<Double>` (a padded 4-lane type) for this gather/scatter loop.
 @inline(__always)
 func accumulatePairs<F: PairFunction, R: CutoffRule>(
     _ pair: F, _ rule: R, cutoff: Double, positions: [Vec3], list: NeighborList,
     forces: inout [Vec3]
 ) -> (energy: Double, virial: Mat3) {
     let cutoff2 = cutoff * cutoff
-    var energy = 0.0
-    var diagonal = Vec3.zero      // xx, yy, zz
-    var offDiagonal = Vec3.zero   // xy, yz, zx
     let n = positions.count
+    var energy = 0.0
+    var vxx = 0.0, vyy = 0.0, vzz = 0.0, vxy = 0.0, vyz = 0.0, vzx = 0.0
+    let packed = UnsafeMutablePointer<Double>.allocate(capacity: 3 * n + 3)
+    let packedForce = UnsafeMutablePointer<Double>.allocate(capacity: 3 * n + 3)
+    defer { packed.deallocate(); packedForce.deallocate() }
+    packedForce.initialize(repeating: 0, count: 3 * n + 3)
     positions.withUnsafeBufferPointer { pos in
-    forces.withUnsafeMutableBufferPointer { force in
-    list.start.withUnsafeBufferPointer { start in
-    list.neighbor.withUnsafeBufferPointer { neighbor in
-    list.shiftIndex.withUnsafeBufferPointer { shiftIndex in
-    list.shiftVectors.withUnsafeBufferPointer { shiftVectors in
-        guard let pos = pos.baseAddress, let force = force.baseAddress, let start = start.baseAddress,
-              let shiftVectors = shiftVectors.baseAddress else { return }
+        for i in 0..<n { packed[3 * i] = pos[i].x; packed[3 * i + 1] = pos[i].y; packed[3 * i + 2] = pos[i].z }
+    }
+    let start = list.start, neighbor = list.neighbor, shiftIndex = list.shiftIndex
+    let shiftVectors = list.shiftVectors
+    let shiftCount = shiftVectors.count
+    let packedShift = UnsafeMutablePointer<Double>.allocate(capacity: 3 * shiftCount)
+    defer { packedShift.deallocate() }
+    for s in 0..<shiftCount {
+        packedShift[3 * s] = shiftVectors[s].x; packedShift[3 * s + 1] = shiftVectors[s].y; packedShift[3 * s + 2] = shiftVectors[s].z
+    }
+    start.withUnsafeBufferPointer { start in
+    neighbor.withUnsafeBufferPointer { neighbor in
+    shiftIndex.withUnsafeBufferPointer { shiftIndex in
+        guard n > 0, start.count > n, let start = start.baseAddress else { return }
         let neighbor = neighbor.baseAddress, shiftIndex = shiftIndex.baseAddress
+        let f = packedForce, p = packed, sv = packedShift
         for i in 0..<n {
-            let ri = pos[i]
-            var fi = Vec3.zero
-            let lo = Int(start[i]), hi = Int(start[i + 1])
-            var k = lo
+            let xi = p[3 * i], yi = p[3 * i + 1], zi = p[3 * i + 2]
+            var fxi = 0.0, fyi = 0.0, fzi = 0.0
+            let hi = Int(start[i + 1])
+            var k = Int(start[i])
             while k < hi {
-                let j = Int(neighbor.unsafelyUnwrapped[k])
-                let d = pos[j] + shiftVectors[Int(shiftIndex.unsafelyUnwrapped[k])] - ri
+                let j3 = 3 * Int(neighbor.unsafelyUnwrapped[k])
+                let s3 = 3 * Int(shiftIndex.unsafelyUnwrapped[k])
                 k += 1
-                let r2 = (d * d).sum()
+                let dx = p[j3] + sv[s3] - xi
+                let dy = p[j3 + 1] + sv[s3 + 1] - yi
+                let dz = p[j3 + 2] + sv[s3 + 2] - zi
+                let r2 = dx * dx + dy * dy + dz * dz
                 if r2 >= cutoff2 { continue }
                 let raw = pair.evaluate(squaredDistance: r2)
                 let term = rule.apply(squaredDistance: r2, energy: raw.energy, forceOverR: raw.forceOverR)
                 energy += term.energy
-                let fj = term.forceOverR * d
-                force[j] += fj
-                fi -= fj
-                diagonal += fj * d
-                offDiagonal += fj * SIMD3(d.y, d.z, d.x)
+                let fr = term.forceOverR
+                let fx = fr * dx, fy = fr * dy, fz = fr * dz
+                f[j3] += fx; f[j3 + 1] += fy; f[j3 + 2] += fz
+                fxi -= fx; fyi -= fy; fzi -= fz
+                vxx += fx * dx; vyy += fy * dy; vzz += fz * dz
+                vxy += fx * dy; vyz += fy * dz; vzx += fz * dx
             }
-            force[i] += fi
+            f[3 * i] += fxi; f[3 * i + 1] += fyi; f[3 * i + 2] += fzi
         }
-    }}}}}}
-    let virial = Mat3(Vec3(diagonal.x, offDiagonal.x, offDiagonal.z),
-                      Vec3(offDiagonal.x, diagonal.y, offDiagonal.y),
-                      Vec3(offDiagonal.z, offDiagonal.y, diagonal.z))
+    }}}
+    forces.withUnsafeMutableBufferPointer { out in
+        for i in 0..<min(n, out.count) {
+            out[i] += Vec3(packedForce[3 * i], packedForce[3 * i + 1], packedForce[3 * i + 2])
+        }
+    }
+    let virial = Mat3(Vec3(vxx, vxy, vzx), Vec3(vxy, vyy, vyz), Vec3(vzx, vyz, vzz))
     return (energy, virial)
 }
 
