@@ -272,63 +272,28 @@ public final class NeighborList {
             stencil.append(dx * strideX + dy * strideY + dz)
         }}}
 
-        var capacity = max(1024, n * max(8, neighbor.count / max(1, n) + 8))
-        var outNeighbor = UnsafeMutablePointer<Int32>.allocate(capacity: capacity)
-        var outShift = UnsafeMutablePointer<SIMD3<Int32>>.allocate(capacity: capacity)
-        defer { outNeighbor.deallocate(); outShift.deallocate() }
+        // Upper bound of one row's length: the fullest bin times the bins the stencil visits.
+        var fullestBin = 0
+        for b in 0..<nbins { fullestBin = max(fullestBin, Int(binStart[b + 1] - binStart[b])) }
+        let rowBound = fullestBin * (stencil.count + 1)
+        var capacity = max(1024, rowBound, n * max(8, neighbor.count / max(1, n) + 8))
+        var outNeighbor = [Int32](repeating: 0, count: capacity)
+        var outShift = [SIMD3<Int32>](repeating: .zero, count: capacity)
         var count = 0
         var newStart = [Int32](repeating: 0, count: n + 1)
-
-        sortedXYZ.withUnsafeBufferPointer { xyzBuffer in
-        sortedOwner.withUnsafeBufferPointer { ownerBuffer in
-        sortedShift.withUnsafeBufferPointer { shiftBuffer in
-        binStart.withUnsafeBufferPointer { binBuffer in
-        stencil.withUnsafeBufferPointer { stencilBuffer in
-            guard let xyz = xyzBuffer.baseAddress, let owner = ownerBuffer.baseAddress,
-                  let relShift = shiftBuffer.baseAddress, let bs = binBuffer.baseAddress else { return }
-            func emit(_ j: Int32, _ shift: SIMD3<Int32>) {
-                if count == capacity {
-                    let bigger = 2 * capacity
-                    let nn = UnsafeMutablePointer<Int32>.allocate(capacity: bigger)
-                    let ns = UnsafeMutablePointer<SIMD3<Int32>>.allocate(capacity: bigger)
-                    nn.moveInitialize(from: outNeighbor, count: count)
-                    ns.moveInitialize(from: outShift, count: count)
-                    outNeighbor.deallocate(); outShift.deallocate()
-                    outNeighbor = nn; outShift = ns
-                    capacity = bigger
-                }
-                outNeighbor[count] = j
-                outShift[count] = shift
-                count += 1
+        var i = 0
+        // Fill rows until the buffers might overflow, grow them, continue.
+        while i < n {
+            if count + rowBound > capacity {
+                capacity = 2 * capacity + rowBound
+                outNeighbor += [Int32](repeating: 0, count: capacity - outNeighbor.count)
+                outShift += [SIMD3<Int32>](repeating: .zero, count: capacity - outShift.count)
             }
-            for i in 0..<n {
-                let slotI = Int(slotOfLocal[i])
-                let xi = xyz[3 * slotI], yi = xyz[3 * slotI + 1], zi = xyz[3 * slotI + 2]
-                let wi = wrapShift[i]
-                let centre = Int(extBin[i])
-                // Own bin: the half list takes the atoms after i; the full list all but i.
-                var slot = half ? slotI + 1 : Int(bs[centre])
-                let centreEnd = Int(bs[centre + 1])
-                while slot < centreEnd {
-                    if slot != slotI {
-                        let dx = xyz[3 * slot] - xi, dy = xyz[3 * slot + 1] - yi, dz = xyz[3 * slot + 2] - zi
-                        if dx * dx + dy * dy + dz * dz < cut2 { emit(owner[slot], relShift[slot] &+ wi) }
-                    }
-                    slot += 1
-                }
-                for s in 0..<stencilBuffer.count {
-                    let b = centre + stencilBuffer[s]
-                    var slot = Int(bs[b])
-                    let end = Int(bs[b + 1])
-                    while slot < end {
-                        let dx = xyz[3 * slot] - xi, dy = xyz[3 * slot + 1] - yi, dz = xyz[3 * slot + 2] - zi
-                        if dx * dx + dy * dy + dz * dz < cut2 { emit(owner[slot], relShift[slot] &+ wi) }
-                        slot += 1
-                    }
-                }
-                newStart[i + 1] = Int32(count)
-            }
-        }}}}}
+            (i, count) = fillRows(from: i, count: count, half: half, cut2: cut2, rowBound: rowBound, capacity: capacity,
+                                  xyz: sortedXYZ, owner: sortedOwner, relShift: sortedShift, binStart: binStart,
+                                  stencil: stencil, slotOfLocal: slotOfLocal, localBinIndex: extBin, wrapShift: wrapShift,
+                                  outNeighbor: &outNeighbor, outShift: &outShift, start: &newStart)
+        }
 
         // Shift vectors to indices: almost every pair has one of a handful of shifts, so the
         // last one looked up is remembered.
@@ -343,10 +308,70 @@ public final class NeighborList {
             newShiftIndex[k] = lastIndex
         }
         start = newStart
-        neighbor = Array(UnsafeBufferPointer(start: outNeighbor, count: count))
+        outNeighbor.removeLast(outNeighbor.count - count)
+        neighbor = outNeighbor
         shiftIndex = newShiftIndex
         shifts = shiftList
         shiftVectors = shiftList.map { frame.shiftVector($0) }
+    }
+
+    /// Fills rows `first...` of the list until the output may not hold another full row.
+    /// Returns the next row to fill and the number of pairs written.
+    private func fillRows(from first: Int, count initialCount: Int, half: Bool, cut2: Double, rowBound: Int, capacity: Int,
+                          xyz: [Double], owner: [Int32], relShift: [SIMD3<Int32>], binStart: [Int32], stencil: [Int],
+                          slotOfLocal: [Int32], localBinIndex: [Int32], wrapShift: [SIMD3<Int32>],
+                          outNeighbor: inout [Int32], outShift: inout [SIMD3<Int32>], start: inout [Int32]) -> (Int, Int) {
+        let n = slotOfLocal.count
+        var count = initialCount
+        var i = first
+        xyz.withUnsafeBufferPointer { xyz in
+        owner.withUnsafeBufferPointer { owner in
+        relShift.withUnsafeBufferPointer { relShift in
+        binStart.withUnsafeBufferPointer { bs in
+        stencil.withUnsafeBufferPointer { stencil in
+        slotOfLocal.withUnsafeBufferPointer { slotOfLocal in
+        localBinIndex.withUnsafeBufferPointer { localBin in
+        wrapShift.withUnsafeBufferPointer { wrapShift in
+        outNeighbor.withUnsafeMutableBufferPointer { outNeighbor in
+        outShift.withUnsafeMutableBufferPointer { outShift in
+        start.withUnsafeMutableBufferPointer { start in
+            while i < n && count + rowBound <= capacity {
+                let slotI = Int(slotOfLocal[i])
+                let xi = xyz[3 * slotI], yi = xyz[3 * slotI + 1], zi = xyz[3 * slotI + 2]
+                let wi = wrapShift[i]
+                let centre = Int(localBin[i])
+                // Own bin: the half list takes the atoms sorted after i; the full list all but i.
+                var slot = half ? slotI + 1 : Int(bs[centre])
+                let centreEnd = Int(bs[centre + 1])
+                while slot < centreEnd {
+                    let dx = xyz[3 * slot] - xi, dy = xyz[3 * slot + 1] - yi, dz = xyz[3 * slot + 2] - zi
+                    if slot != slotI && dx * dx + dy * dy + dz * dz < cut2 {
+                        outNeighbor[count] = owner[slot]
+                        outShift[count] = relShift[slot] &+ wi
+                        count += 1
+                    }
+                    slot += 1
+                }
+                for s in 0..<stencil.count {
+                    let b = centre + stencil[s]
+                    var slot = Int(bs[b])
+                    let end = Int(bs[b + 1])
+                    // Branch-free compaction: every candidate is written, the count advances
+                    // only for those inside (about a quarter, in no learnable order). `rowBound`
+                    // guarantees room for every candidate of the row.
+                    while slot < end {
+                        let dx = xyz[3 * slot] - xi, dy = xyz[3 * slot + 1] - yi, dz = xyz[3 * slot + 2] - zi
+                        outNeighbor[count] = owner[slot]
+                        outShift[count] = relShift[slot] &+ wi
+                        count &+= dx * dx + dy * dy + dz * dz < cut2 ? 1 : 0
+                        slot += 1
+                    }
+                }
+                start[i + 1] = Int32(count)
+                i += 1
+            }
+        }}}}}}}}}}}
+        return (i, count)
     }
 }
 

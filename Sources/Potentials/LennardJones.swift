@@ -67,4 +67,12 @@ struct LennardJonesPair: PairFunction {
         let s6 = s2 * s2 * s2
         return (fourEpsilon * s6 * (s6 - 1), twentyFourEpsilon * s6 * (2 * s6 - 1) * inverse2)
     }
+
+    @inline(__always)
+    func evaluate(squaredDistances r2: SIMD2<Double>) -> (energy: SIMD2<Double>, forceOverR: SIMD2<Double>) {
+        let inverse2 = 1 / r2
+        let s2 = sigma2 * inverse2
+        let s6 = s2 * s2 * s2
+        return (fourEpsilon * s6 * (s6 - 1), twentyFourEpsilon * s6 * (2 * s6 - 1) * inverse2)
+    }
 }

@@ -26,12 +26,24 @@ public enum PairCutoff: Sendable, Equatable, CustomStringConvertible {
 protocol PairFunction {
     /// u(r) and −u′(r)/r at the squared distance r².
     func evaluate(squaredDistance r2: Double) -> (energy: Double, forceOverR: Double)
+    /// The same for two distances at once (the pair loop works on two neighbours per iteration).
+    func evaluate(squaredDistances r2: SIMD2<Double>) -> (energy: SIMD2<Double>, forceOverR: SIMD2<Double>)
+}
+
+extension PairFunction {
+    @inline(__always)
+    func evaluate(squaredDistances r2: SIMD2<Double>) -> (energy: SIMD2<Double>, forceOverR: SIMD2<Double>) {
+        let a = evaluate(squaredDistance: r2[0]), b = evaluate(squaredDistance: r2[1])
+        return (SIMD2(a.energy, b.energy), SIMD2(a.forceOverR, b.forceOverR))
+    }
 }
 
 /// Applies a `PairCutoff` to a raw pair term; one concrete type per case so the pair loop is
 /// specialised and carries no branch on the scheme.
 protocol CutoffRule {
     func apply(squaredDistance r2: Double, energy: Double, forceOverR: Double) -> (energy: Double, forceOverR: Double)
+    func apply(squaredDistances r2: SIMD2<Double>, energy: SIMD2<Double>, forceOverR: SIMD2<Double>)
+        -> (energy: SIMD2<Double>, forceOverR: SIMD2<Double>)
 }
 
 struct ShiftRule: CutoffRule {
@@ -40,11 +52,21 @@ struct ShiftRule: CutoffRule {
     func apply(squaredDistance r2: Double, energy: Double, forceOverR: Double) -> (energy: Double, forceOverR: Double) {
         (energy - shift, forceOverR)
     }
+    @inline(__always)
+    func apply(squaredDistances r2: SIMD2<Double>, energy: SIMD2<Double>, forceOverR: SIMD2<Double>)
+        -> (energy: SIMD2<Double>, forceOverR: SIMD2<Double>) {
+        (energy - shift, forceOverR)
+    }
 }
 
 struct TruncateRule: CutoffRule {
     @inline(__always)
     func apply(squaredDistance r2: Double, energy: Double, forceOverR: Double) -> (energy: Double, forceOverR: Double) {
+        (energy, forceOverR)
+    }
+    @inline(__always)
+    func apply(squaredDistances r2: SIMD2<Double>, energy: SIMD2<Double>, forceOverR: SIMD2<Double>)
+        -> (energy: SIMD2<Double>, forceOverR: SIMD2<Double>) {
         (energy, forceOverR)
     }
 }
@@ -63,6 +85,19 @@ struct SwitchRule: CutoffRule {
         if r2 <= onset2 { return (energy, forceOverR) }
         let r = r2.squareRoot()
         let t = (r - onset) * inverseWidth
+        let t2 = t * t
+        let s = 1 - t2 * t * (10 - 15 * t + 6 * t2)
+        let dsdr = -30 * t2 * (1 - t) * (1 - t) * inverseWidth
+        return (s * energy, s * forceOverR - dsdr * energy / r)
+    }
+
+    /// Below the onset t is clamped to 0, where S = 1 and S′ = 0 exactly, so both lanes give
+    /// the bits of the scalar version.
+    @inline(__always)
+    func apply(squaredDistances r2: SIMD2<Double>, energy: SIMD2<Double>, forceOverR: SIMD2<Double>)
+        -> (energy: SIMD2<Double>, forceOverR: SIMD2<Double>) {
+        let r = r2.squareRoot()
+        let t = pointwiseMax((r - onset) * inverseWidth, SIMD2(repeating: 0))
         let t2 = t * t
         let s = 1 - t2 * t * (10 - 15 * t + 6 * t2)
         let dsdr = -30 * t2 * (1 - t) * (1 - t) * inverseWidth
@@ -127,24 +162,55 @@ func accumulatePairs<F: PairFunction, R: CutoffRule>(
             var fxi = 0.0, fyi = 0.0, fzi = 0.0
             let hi = Int(start[i + 1])
             var k = Int(start[i])
-            while k < hi {
+            // Two neighbours per iteration; pairs beyond the cutoff are masked to zero rather
+            // than branched around (a third of the list lies in the skin, in no order a branch
+            // predictor could learn).
+            var e2 = SIMD2<Double>(repeating: 0)
+            var fxi2 = SIMD2<Double>(repeating: 0), fyi2 = fxi2, fzi2 = fxi2
+            var vxx2 = fxi2, vyy2 = fxi2, vzz2 = fxi2, vxy2 = fxi2, vyz2 = fxi2, vzx2 = fxi2
+            while k + 1 < hi {
+                let ja = 3 * Int(neighbor.unsafelyUnwrapped[k]), jb = 3 * Int(neighbor.unsafelyUnwrapped[k + 1])
+                let sa = 3 * Int(shiftIndex.unsafelyUnwrapped[k]), sb = 3 * Int(shiftIndex.unsafelyUnwrapped[k + 1])
+                k += 2
+                let dx = SIMD2(p[ja] + sv[sa], p[jb] + sv[sb]) - xi
+                let dy = SIMD2(p[ja + 1] + sv[sa + 1], p[jb + 1] + sv[sb + 1]) - yi
+                let dz = SIMD2(p[ja + 2] + sv[sa + 2], p[jb + 2] + sv[sb + 2]) - zi
+                let r2 = dx * dx + dy * dy + dz * dz
+                let outside = r2 .>= cutoff2
+                if all(outside) { continue }
+                let raw = pair.evaluate(squaredDistances: r2)
+                let term = rule.apply(squaredDistances: r2, energy: raw.energy, forceOverR: raw.forceOverR)
+                e2 += term.energy.replacing(with: 0, where: outside)
+                let fr = term.forceOverR.replacing(with: 0, where: outside)
+                let fx = fr * dx, fy = fr * dy, fz = fr * dz
+                f[ja] += fx[0]; f[ja + 1] += fy[0]; f[ja + 2] += fz[0]
+                f[jb] += fx[1]; f[jb + 1] += fy[1]; f[jb + 2] += fz[1]
+                fxi2 -= fx; fyi2 -= fy; fzi2 -= fz
+                vxx2 += fx * dx; vyy2 += fy * dy; vzz2 += fz * dz
+                vxy2 += fx * dy; vyz2 += fy * dz; vzx2 += fz * dx
+            }
+            energy += e2.sum()
+            fxi += fxi2.sum(); fyi += fyi2.sum(); fzi += fzi2.sum()
+            vxx += vxx2.sum(); vyy += vyy2.sum(); vzz += vzz2.sum()
+            vxy += vxy2.sum(); vyz += vyz2.sum(); vzx += vzx2.sum()
+            if k < hi {
                 let j3 = 3 * Int(neighbor.unsafelyUnwrapped[k])
                 let s3 = 3 * Int(shiftIndex.unsafelyUnwrapped[k])
-                k += 1
                 let dx = p[j3] + sv[s3] - xi
                 let dy = p[j3 + 1] + sv[s3 + 1] - yi
                 let dz = p[j3 + 2] + sv[s3 + 2] - zi
                 let r2 = dx * dx + dy * dy + dz * dz
-                if r2 >= cutoff2 { continue }
-                let raw = pair.evaluate(squaredDistance: r2)
-                let term = rule.apply(squaredDistance: r2, energy: raw.energy, forceOverR: raw.forceOverR)
-                energy += term.energy
-                let fr = term.forceOverR
-                let fx = fr * dx, fy = fr * dy, fz = fr * dz
-                f[j3] += fx; f[j3 + 1] += fy; f[j3 + 2] += fz
-                fxi -= fx; fyi -= fy; fzi -= fz
-                vxx += fx * dx; vyy += fy * dy; vzz += fz * dz
-                vxy += fx * dy; vyz += fy * dz; vzx += fz * dx
+                if r2 < cutoff2 {
+                    let raw = pair.evaluate(squaredDistance: r2)
+                    let term = rule.apply(squaredDistance: r2, energy: raw.energy, forceOverR: raw.forceOverR)
+                    energy += term.energy
+                    let fr = term.forceOverR
+                    let fx = fr * dx, fy = fr * dy, fz = fr * dz
+                    f[j3] += fx; f[j3 + 1] += fy; f[j3 + 2] += fz
+                    fxi -= fx; fyi -= fy; fzi -= fz
+                    vxx += fx * dx; vyy += fy * dy; vzz += fz * dz
+                    vxy += fx * dy; vyz += fy * dz; vzx += fz * dx
+                }
             }
             f[3 * i] += fxi; f[3 * i + 1] += fyi; f[3 * i + 2] += fzi
         }
