@@ -261,21 +261,24 @@ public final class NeighborList {
             return idx
         }
 
-        // Stencil: linear bin offsets within ±reach; the half list keeps the lexicographically
-        // positive ones and, in the atom's own bin, the atoms sorted after it.
+        // Stencil: bins within ±reach. Bins adjacent along z are adjacent in memory, so each
+        // (dx, dy) column of 2·reach.z + 1 bins is one contiguous range of slots. The half list
+        // keeps the lexicographically positive offsets: whole columns with (dx, dy) > 0, and in
+        // the atom's own column the atoms sorted after it (own bin, then the bins above).
         let half = kind == .half
-        var stencil: [Int] = []
-        for dx in -reach.x...reach.x { for dy in -reach.y...reach.y { for dz in -reach.z...reach.z {
-            let positive = dx > 0 || (dx == 0 && (dy > 0 || (dy == 0 && dz > 0)))
-            if half && !positive { continue }
-            if dx == 0 && dy == 0 && dz == 0 { continue }
-            stencil.append(dx * strideX + dy * strideY + dz)
-        }}}
+        var columns: [Int] = []  // linear offset of each column's lowest bin
+        for dx in -reach.x...reach.x { for dy in -reach.y...reach.y {
+            if dx == 0 && dy == 0 { continue }
+            if half && !(dx > 0 || (dx == 0 && dy > 0)) { continue }
+            columns.append(dx * strideX + dy * strideY - reach.z)
+        }}
+        let columnLength = 2 * reach.z + 1
+        let stencilBins = columns.count * columnLength + columnLength
 
         // Upper bound of one row's length: the fullest bin times the bins the stencil visits.
         var fullestBin = 0
         for b in 0..<nbins { fullestBin = max(fullestBin, Int(binStart[b + 1] - binStart[b])) }
-        let rowBound = fullestBin * (stencil.count + 1)
+        let rowBound = fullestBin * stencilBins
         var capacity = max(1024, rowBound, n * max(8, neighbor.count / max(1, n) + 8))
         var outNeighbor = [Int32](repeating: 0, count: capacity)
         var outShift = [SIMD3<Int32>](repeating: .zero, count: capacity)
@@ -291,7 +294,7 @@ public final class NeighborList {
             }
             (i, count) = fillRows(from: i, count: count, half: half, cut2: cut2, rowBound: rowBound, capacity: capacity,
                                   xyz: sortedXYZ, owner: sortedOwner, relShift: sortedShift, binStart: binStart,
-                                  stencil: stencil, slotOfLocal: slotOfLocal, localBinIndex: extBin, wrapShift: wrapShift,
+                                  columns: columns, columnReach: reach.z, slotOfLocal: slotOfLocal, localBinIndex: extBin, wrapShift: wrapShift,
                                   outNeighbor: &outNeighbor, outShift: &outShift, start: &newStart)
         }
 
@@ -318,54 +321,60 @@ public final class NeighborList {
     /// Fills rows `first...` of the list until the output may not hold another full row.
     /// Returns the next row to fill and the number of pairs written.
     private func fillRows(from first: Int, count initialCount: Int, half: Bool, cut2: Double, rowBound: Int, capacity: Int,
-                          xyz: [Double], owner: [Int32], relShift: [SIMD3<Int32>], binStart: [Int32], stencil: [Int],
+                          xyz: [Double], owner: [Int32], relShift: [SIMD3<Int32>], binStart: [Int32],
+                          columns: [Int], columnReach: Int,
                           slotOfLocal: [Int32], localBinIndex: [Int32], wrapShift: [SIMD3<Int32>],
                           outNeighbor: inout [Int32], outShift: inout [SIMD3<Int32>], start: inout [Int32]) -> (Int, Int) {
         let n = slotOfLocal.count
         var count = initialCount
         var i = first
+        let columnLength = 2 * columnReach + 1
         xyz.withUnsafeBufferPointer { xyz in
         owner.withUnsafeBufferPointer { owner in
         relShift.withUnsafeBufferPointer { relShift in
         binStart.withUnsafeBufferPointer { bs in
-        stencil.withUnsafeBufferPointer { stencil in
+        columns.withUnsafeBufferPointer { columns in
         slotOfLocal.withUnsafeBufferPointer { slotOfLocal in
         localBinIndex.withUnsafeBufferPointer { localBin in
         wrapShift.withUnsafeBufferPointer { wrapShift in
         outNeighbor.withUnsafeMutableBufferPointer { outNeighbor in
         outShift.withUnsafeMutableBufferPointer { outShift in
         start.withUnsafeMutableBufferPointer { start in
-            while i < n && count + rowBound <= capacity {
-                let slotI = Int(slotOfLocal[i])
-                let xi = xyz[3 * slotI], yi = xyz[3 * slotI + 1], zi = xyz[3 * slotI + 2]
-                let wi = wrapShift[i]
-                let centre = Int(localBin[i])
-                // Own bin: the half list takes the atoms sorted after i; the full list all but i.
-                var slot = half ? slotI + 1 : Int(bs[centre])
-                let centreEnd = Int(bs[centre + 1])
-                while slot < centreEnd {
+            // Candidates inside the cut-off are compacted without branches: every slot is
+            // written, the count advances only for those inside (about a quarter, in no order
+            // a branch predictor could learn). `rowBound` leaves room for every candidate.
+            // Slots are stored first (in `outNeighbor`) and turned into owners and shifts per row.
+            @inline(__always) func scan(_ from: Int, _ to: Int, _ xi: Double, _ yi: Double, _ zi: Double) {
+                var slot = from
+                var c = count
+                while slot < to {
                     let dx = xyz[3 * slot] - xi, dy = xyz[3 * slot + 1] - yi, dz = xyz[3 * slot + 2] - zi
-                    if slot != slotI && dx * dx + dy * dy + dz * dz < cut2 {
-                        outNeighbor[count] = owner[slot]
-                        outShift[count] = relShift[slot] &+ wi
-                        count += 1
-                    }
+                    outNeighbor[c] = Int32(truncatingIfNeeded: slot)
+                    c &+= dx * dx + dy * dy + dz * dz < cut2 ? 1 : 0
                     slot += 1
                 }
-                for s in 0..<stencil.count {
-                    let b = centre + stencil[s]
-                    var slot = Int(bs[b])
-                    let end = Int(bs[b + 1])
-                    // Branch-free compaction: every candidate is written, the count advances
-                    // only for those inside (about a quarter, in no learnable order). `rowBound`
-                    // guarantees room for every candidate of the row.
-                    while slot < end {
-                        let dx = xyz[3 * slot] - xi, dy = xyz[3 * slot + 1] - yi, dz = xyz[3 * slot + 2] - zi
-                        outNeighbor[count] = owner[slot]
-                        outShift[count] = relShift[slot] &+ wi
-                        count &+= dx * dx + dy * dy + dz * dz < cut2 ? 1 : 0
-                        slot += 1
-                    }
+                count = c
+            }
+            while i < n && count + rowBound <= capacity {
+                let rowStart = count
+                let slotI = Int(slotOfLocal[i])
+                let xi = xyz[3 * slotI], yi = xyz[3 * slotI + 1], zi = xyz[3 * slotI + 2]
+                let centre = Int(localBin[i])
+                if half {
+                    scan(slotI + 1, Int(bs[centre + columnReach + 1]), xi, yi, zi)
+                } else {
+                    scan(Int(bs[centre - columnReach]), slotI, xi, yi, zi)
+                    scan(slotI + 1, Int(bs[centre + columnReach + 1]), xi, yi, zi)
+                }
+                for c in 0..<columns.count {
+                    let b = centre + columns[c]
+                    scan(Int(bs[b]), Int(bs[b + columnLength]), xi, yi, zi)
+                }
+                let wi = wrapShift[i]
+                for k in rowStart..<count {
+                    let slot = Int(outNeighbor[k])
+                    outNeighbor[k] = owner[slot]
+                    outShift[k] = relShift[slot] &+ wi
                 }
                 start[i + 1] = Int32(count)
                 i += 1
