@@ -132,7 +132,7 @@ public final class NeighborList {
             }
         }
         // Keep the bin count proportional to the atom count for sparse non-periodic systems.
-        func reachOf(_ k: Int) -> Int { max(1, Int((delta[k] / binWidth[k] - 1e-12).rounded(.up))) }
+        func reachOf(_ k: Int) -> Int { max(1, Int((delta[k] / binWidth[k]).rounded(.up))) }
         func binTotal() -> Int {
             var t = 1
             for k in 0..<3 { t *= nb[k] + 2 * reachOf(k) }
