@@ -25,6 +25,17 @@ public final class NeighborList {
     public private(set) var shifts: [SIMD3<Int32>] = [.zero]
     /// `shifts` as Cartesian vectors of the cell of the last build.
     public private(set) var shiftVectors: [Vec3] = [.zero]
+    /// The integer image subtracted from each atom at the last build, so that
+    /// `positions[i] − wrapVectors[i]` lay inside the cell (along periodic axes; zero without a cell).
+    public private(set) var wrapShifts: [SIMD3<Int32>] = []
+    /// `wrapShifts` as Cartesian vectors.
+    public private(set) var wrapVectors: [Vec3] = []
+    /// Row `i` is ordered so that entries `start[i] ..< sameImageEnd[i]` join atom i to an atom
+    /// of the same image once both are wrapped: their separation is simply
+    /// `(r_j − wrapVectors[j]) − (r_i − wrapVectors[i])`, with no image shift to add. The
+    /// remaining entries of the row cross a cell face. Pair loops use this to skip the shift
+    /// lookup for most pairs.
+    public private(set) var sameImageEnd: [Int32] = []
     /// How many times the list has been built; for tests and logs.
     public private(set) var buildCount = 0
 
@@ -207,6 +218,7 @@ public final class NeighborList {
         var sortedXYZ = [Double](repeating: 0, count: 3 * next)
         var sortedOwner = [Int32](repeating: 0, count: next)
         var sortedShift = [SIMD3<Int32>](repeating: .zero, count: next)
+        var sortedIsImage = [Bool](repeating: false, count: next)
         var slotOfLocal = [Int32](repeating: 0, count: n)
         for e in 0..<next {
             let b = Int(extBin[e])
@@ -220,6 +232,7 @@ public final class NeighborList {
             sortedXYZ[3 * slot + 2] = r.z
             sortedOwner[slot] = Int32(owner)
             sortedShift[slot] = img &- wrapShift[owner]
+            sortedIsImage[slot] = e >= n
             if e < n { slotOfLocal[e] = Int32(slot) }
         }
 
@@ -284,6 +297,7 @@ public final class NeighborList {
         var outShift = [SIMD3<Int32>](repeating: .zero, count: capacity)
         var count = 0
         var newStart = [Int32](repeating: 0, count: n + 1)
+        var newSameImageEnd = [Int32](repeating: 0, count: n)
         var i = 0
         // Fill rows until the buffers might overflow, grow them, continue.
         while i < n {
@@ -293,9 +307,11 @@ public final class NeighborList {
                 outShift += [SIMD3<Int32>](repeating: .zero, count: capacity - outShift.count)
             }
             (i, count) = fillRows(from: i, count: count, half: half, cut2: cut2, rowBound: rowBound, capacity: capacity,
-                                  xyz: sortedXYZ, owner: sortedOwner, relShift: sortedShift, binStart: binStart,
+                                  xyz: sortedXYZ, owner: sortedOwner, relShift: sortedShift, isImage: sortedIsImage,
+                                  binStart: binStart,
                                   columns: columns, columnReach: reach.z, slotOfLocal: slotOfLocal, localBinIndex: extBin, wrapShift: wrapShift,
-                                  outNeighbor: &outNeighbor, outShift: &outShift, start: &newStart)
+                                  outNeighbor: &outNeighbor, outShift: &outShift, start: &newStart,
+                                  sameImageEnd: &newSameImageEnd)
         }
 
         // Shift vectors to indices: almost every pair has one of a handful of shifts, so the
@@ -311,6 +327,9 @@ public final class NeighborList {
             newShiftIndex[k] = lastIndex
         }
         start = newStart
+        sameImageEnd = newSameImageEnd
+        wrapShifts = wrapShift
+        wrapVectors = wrapShift.map { frame.shiftVector($0) }
         outNeighbor.removeLast(outNeighbor.count - count)
         neighbor = outNeighbor
         shiftIndex = newShiftIndex
@@ -321,14 +340,19 @@ public final class NeighborList {
     /// Fills rows `first...` of the list until the output may not hold another full row.
     /// Returns the next row to fill and the number of pairs written.
     private func fillRows(from first: Int, count initialCount: Int, half: Bool, cut2: Double, rowBound: Int, capacity: Int,
-                          xyz: [Double], owner: [Int32], relShift: [SIMD3<Int32>], binStart: [Int32],
+                          xyz: [Double], owner: [Int32], relShift: [SIMD3<Int32>], isImage: [Bool], binStart: [Int32],
                           columns: [Int], columnReach: Int,
                           slotOfLocal: [Int32], localBinIndex: [Int32], wrapShift: [SIMD3<Int32>],
-                          outNeighbor: inout [Int32], outShift: inout [SIMD3<Int32>], start: inout [Int32]) -> (Int, Int) {
+                          outNeighbor: inout [Int32], outShift: inout [SIMD3<Int32>], start: inout [Int32],
+                          sameImageEnd: inout [Int32]) -> (Int, Int) {
         let n = slotOfLocal.count
         var count = initialCount
         var i = first
         let columnLength = 2 * columnReach + 1
+        var crossing = [Int32](repeating: 0, count: rowBound)
+        isImage.withUnsafeBufferPointer { isImage in
+        crossing.withUnsafeMutableBufferPointer { crossing in
+        sameImageEnd.withUnsafeMutableBufferPointer { sameImageEnd in
         xyz.withUnsafeBufferPointer { xyz in
         owner.withUnsafeBufferPointer { owner in
         relShift.withUnsafeBufferPointer { relShift in
@@ -370,16 +394,32 @@ public final class NeighborList {
                     let b = centre + columns[c]
                     scan(Int(bs[b]), Int(bs[b + columnLength]), xi, yi, zi)
                 }
+                // Slots to (owner, shift), same-image partners first (stable partition; writes
+                // never overtake reads since w ≤ k).
                 let wi = wrapShift[i]
+                var w = rowStart, crossingCount = 0
                 for k in rowStart..<count {
                     let slot = Int(outNeighbor[k])
-                    outNeighbor[k] = owner[slot]
-                    outShift[k] = relShift[slot] &+ wi
+                    if isImage[slot] {
+                        crossing[crossingCount] = Int32(truncatingIfNeeded: slot)
+                        crossingCount += 1
+                    } else {
+                        outNeighbor[w] = owner[slot]
+                        outShift[w] = relShift[slot] &+ wi
+                        w += 1
+                    }
+                }
+                sameImageEnd[i] = Int32(w)
+                for c in 0..<crossingCount {
+                    let slot = Int(crossing[c])
+                    outNeighbor[w] = owner[slot]
+                    outShift[w] = relShift[slot] &+ wi
+                    w += 1
                 }
                 start[i + 1] = Int32(count)
                 i += 1
             }
-        }}}}}}}}}}}
+        }}}}}}}}}}}}}}
         return (i, count)
     }
 }

@@ -136,14 +136,27 @@ func accumulatePairs<F: PairFunction, R: CutoffRule>(
     let n = positions.count
     var energy = 0.0
     var vxx = 0.0, vyy = 0.0, vzz = 0.0, vxy = 0.0, vyz = 0.0, vzx = 0.0
+    // Packed x, y, z of the positions as given and of the positions wrapped as at the last
+    // list build; pairs of the same image use the latter and need no shift vector.
     let packed = UnsafeMutablePointer<Double>.allocate(capacity: 3 * n + 3)
+    let packedWrapped = UnsafeMutablePointer<Double>.allocate(capacity: 3 * n + 3)
     let packedForce = UnsafeMutablePointer<Double>.allocate(capacity: 3 * n + 3)
-    defer { packed.deallocate(); packedForce.deallocate() }
+    defer { packed.deallocate(); packedWrapped.deallocate(); packedForce.deallocate() }
     packedForce.initialize(repeating: 0, count: 3 * n + 3)
-    positions.withUnsafeBufferPointer { pos in
-        for i in 0..<n { packed[3 * i] = pos[i].x; packed[3 * i + 1] = pos[i].y; packed[3 * i + 2] = pos[i].z }
+    let wrapVectors = list.wrapVectors
+    guard wrapVectors.count == n, list.sameImageEnd.count == n, list.start.count == n + 1 else {
+        return (0, .zero)  // only before the first build of an empty system
     }
-    let start = list.start, neighbor = list.neighbor, shiftIndex = list.shiftIndex
+    positions.withUnsafeBufferPointer { pos in
+        wrapVectors.withUnsafeBufferPointer { wrap in
+            for i in 0..<n {
+                let r = pos[i], u = r - wrap[i]
+                packed[3 * i] = r.x; packed[3 * i + 1] = r.y; packed[3 * i + 2] = r.z
+                packedWrapped[3 * i] = u.x; packedWrapped[3 * i + 1] = u.y; packedWrapped[3 * i + 2] = u.z
+            }
+        }
+    }
+    let start = list.start, neighbor = list.neighbor, shiftIndex = list.shiftIndex, sameImageEnd = list.sameImageEnd
     let shiftVectors = list.shiftVectors
     let shiftCount = shiftVectors.count
     let packedShift = UnsafeMutablePointer<Double>.allocate(capacity: 3 * shiftCount)
@@ -152,29 +165,34 @@ func accumulatePairs<F: PairFunction, R: CutoffRule>(
         packedShift[3 * s] = shiftVectors[s].x; packedShift[3 * s + 1] = shiftVectors[s].y; packedShift[3 * s + 2] = shiftVectors[s].z
     }
     start.withUnsafeBufferPointer { start in
+    sameImageEnd.withUnsafeBufferPointer { sameImageEnd in
     neighbor.withUnsafeBufferPointer { neighbor in
     shiftIndex.withUnsafeBufferPointer { shiftIndex in
-        guard n > 0, start.count > n, let start = start.baseAddress else { return }
+        guard n > 0, let start = start.baseAddress, let sameImageEnd = sameImageEnd.baseAddress else { return }
         let neighbor = neighbor.baseAddress, shiftIndex = shiftIndex.baseAddress
-        let f = packedForce, p = packed, sv = packedShift
-        for i in 0..<n {
+        let f = packedForce, sv = packedShift
+        var e2 = SIMD2<Double>(repeating: 0)
+        var fxi2 = SIMD2<Double>(repeating: 0), fyi2 = fxi2, fzi2 = fxi2
+        var vxx2 = fxi2, vyy2 = fxi2, vzz2 = fxi2, vxy2 = fxi2, vyz2 = fxi2, vzx2 = fxi2
+        var fxi = 0.0, fyi = 0.0, fzi = 0.0
+
+        // Entries lo..<hi of atom i's row, two neighbours per iteration; pairs beyond the
+        // cutoff are masked to zero rather than branched around (a third of the list lies in
+        // the skin, in no order a branch predictor could learn). `shifted` is a constant at
+        // each call, so each call site compiles to its own loop.
+        @inline(__always)
+        func segment(_ lo: Int, _ hi: Int, _ p: UnsafeMutablePointer<Double>, _ i: Int, shifted: Bool) {
             let xi = p[3 * i], yi = p[3 * i + 1], zi = p[3 * i + 2]
-            var fxi = 0.0, fyi = 0.0, fzi = 0.0
-            let hi = Int(start[i + 1])
-            var k = Int(start[i])
-            // Two neighbours per iteration; pairs beyond the cutoff are masked to zero rather
-            // than branched around (a third of the list lies in the skin, in no order a branch
-            // predictor could learn).
-            var e2 = SIMD2<Double>(repeating: 0)
-            var fxi2 = SIMD2<Double>(repeating: 0), fyi2 = fxi2, fzi2 = fxi2
-            var vxx2 = fxi2, vyy2 = fxi2, vzz2 = fxi2, vxy2 = fxi2, vyz2 = fxi2, vzx2 = fxi2
+            var k = lo
             while k + 1 < hi {
                 let ja = 3 * Int(neighbor.unsafelyUnwrapped[k]), jb = 3 * Int(neighbor.unsafelyUnwrapped[k + 1])
-                let sa = 3 * Int(shiftIndex.unsafelyUnwrapped[k]), sb = 3 * Int(shiftIndex.unsafelyUnwrapped[k + 1])
+                var dx = SIMD2(p[ja], p[jb]), dy = SIMD2(p[ja + 1], p[jb + 1]), dz = SIMD2(p[ja + 2], p[jb + 2])
+                if shifted {
+                    let sa = 3 * Int(shiftIndex.unsafelyUnwrapped[k]), sb = 3 * Int(shiftIndex.unsafelyUnwrapped[k + 1])
+                    dx += SIMD2(sv[sa], sv[sb]); dy += SIMD2(sv[sa + 1], sv[sb + 1]); dz += SIMD2(sv[sa + 2], sv[sb + 2])
+                }
                 k += 2
-                let dx = SIMD2(p[ja] + sv[sa], p[jb] + sv[sb]) - xi
-                let dy = SIMD2(p[ja + 1] + sv[sa + 1], p[jb + 1] + sv[sb + 1]) - yi
-                let dz = SIMD2(p[ja + 2] + sv[sa + 2], p[jb + 2] + sv[sb + 2]) - zi
+                dx -= xi; dy -= yi; dz -= zi
                 let r2 = dx * dx + dy * dy + dz * dz
                 let outside = r2 .>= cutoff2
                 if all(outside) { continue }
@@ -189,16 +207,14 @@ func accumulatePairs<F: PairFunction, R: CutoffRule>(
                 vxx2 += fx * dx; vyy2 += fy * dy; vzz2 += fz * dz
                 vxy2 += fx * dy; vyz2 += fy * dz; vzx2 += fz * dx
             }
-            energy += e2.sum()
-            fxi += fxi2.sum(); fyi += fyi2.sum(); fzi += fzi2.sum()
-            vxx += vxx2.sum(); vyy += vyy2.sum(); vzz += vzz2.sum()
-            vxy += vxy2.sum(); vyz += vyz2.sum(); vzx += vzx2.sum()
             if k < hi {
                 let j3 = 3 * Int(neighbor.unsafelyUnwrapped[k])
-                let s3 = 3 * Int(shiftIndex.unsafelyUnwrapped[k])
-                let dx = p[j3] + sv[s3] - xi
-                let dy = p[j3 + 1] + sv[s3 + 1] - yi
-                let dz = p[j3 + 2] + sv[s3 + 2] - zi
+                var dx = p[j3], dy = p[j3 + 1], dz = p[j3 + 2]
+                if shifted {
+                    let s3 = 3 * Int(shiftIndex.unsafelyUnwrapped[k])
+                    dx += sv[s3]; dy += sv[s3 + 1]; dz += sv[s3 + 2]
+                }
+                dx -= xi; dy -= yi; dz -= zi
                 let r2 = dx * dx + dy * dy + dz * dz
                 if r2 < cutoff2 {
                     let raw = pair.evaluate(squaredDistance: r2)
@@ -212,9 +228,21 @@ func accumulatePairs<F: PairFunction, R: CutoffRule>(
                     vxy += fx * dy; vyz += fy * dz; vzx += fz * dx
                 }
             }
-            f[3 * i] += fxi; f[3 * i + 1] += fyi; f[3 * i + 2] += fzi
         }
-    }}}
+
+        for i in 0..<n {
+            let lo = Int(start[i]), mid = Int(sameImageEnd[i]), hi = Int(start[i + 1])
+            segment(lo, mid, packedWrapped, i, shifted: false)
+            segment(mid, hi, packed, i, shifted: true)
+            fxi += fxi2.sum(); fyi += fyi2.sum(); fzi += fzi2.sum()
+            f[3 * i] += fxi; f[3 * i + 1] += fyi; f[3 * i + 2] += fzi
+            fxi = 0; fyi = 0; fzi = 0
+            fxi2 = .zero; fyi2 = .zero; fzi2 = .zero
+        }
+        energy += e2.sum()
+        vxx += vxx2.sum(); vyy += vyy2.sum(); vzz += vzz2.sum()
+        vxy += vxy2.sum(); vyz += vyz2.sum(); vzx += vzx2.sum()
+    }}}}
     forces.withUnsafeMutableBufferPointer { out in
         for i in 0..<min(n, out.count) {
             out[i] += Vec3(packedForce[3 * i], packedForce[3 * i + 1], packedForce[3 * i + 2])

@@ -211,6 +211,30 @@ final class FiniteDifferenceTests: XCTestCase {
         XCTAssertEqual(try shifted.compute(dimer(rc + 1e-9)).energy, 0)
     }
 
+    /// The pair loop relies on the list's row order: entries before `sameImageEnd[i]` join
+    /// atoms of the same image after wrapping (shift = w_i − w_j), the others cross a face.
+    func testNeighborListSameImagePartition() throws {
+        let cell = try Cell.fromLengthsAndAngles(Vec3(9.0, 9.5, 10.0), Vec3(80, 100, 70))
+        var pos = jitteredGrid(cell, 3, jitter: 0.3, seed: 9)
+        pos = pos.enumerated().map { $0.element + Vec3(Double($0.offset % 3) * 9, -Double($0.offset % 2) * 9.5, 0) }
+        for kind in [NeighborList.Kind.half, .full] {
+            let list = NeighborList(cutoff: 6.0, skin: 0.5, kind: kind)
+            list.update(positions: pos, cell: cell)
+            var same = 0, crossing = 0
+            for i in 0..<pos.count {
+                for k in Int(list.start[i])..<Int(list.start[i + 1]) {
+                    let j = Int(list.neighbor[k])
+                    let s = list.shifts[Int(list.shiftIndex[k])]
+                    let isSame = s == list.wrapShifts[i] &- list.wrapShifts[j]
+                    XCTAssertEqual(isSame, k < Int(list.sameImageEnd[i]), "row \(i) entry \(k)")
+                    if isSame { same += 1 } else { crossing += 1 }
+                }
+            }
+            XCTAssertGreaterThan(same, 0)
+            XCTAssertGreaterThan(crossing, 0)
+        }
+    }
+
     func testBadParametersAreNamedErrors() {
         XCTAssertThrowsError(try LennardJones(sigma: 3.4, epsilon: 0.01, cutoff: 8, scheme: .switched(onset: 9)))
         XCTAssertThrowsError(try LennardJones(sigma: -1, epsilon: 0.01, cutoff: 8))
