@@ -51,11 +51,13 @@ public enum AtomicFile {
         let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
         do {
             try text.write(to: tmp, atomically: false, encoding: .utf8)
-            if FileManager.default.fileExists(atPath: url.path) {
-                _ = try FileManager.default.replaceItemAt(url, withItemAt: tmp)
-            } else {
-                try FileManager.default.moveItem(at: tmp, to: url)
+            // rename(2) replaces an existing target atomically.
+            guard rename(tmp.path, url.path) == 0 else {
+                throw AnalysisError("cannot rename \(tmp.path) to \(path): \(String(cString: strerror(errno)))")
             }
+        } catch let e as AnalysisError {
+            try? FileManager.default.removeItem(at: tmp)
+            throw e
         } catch {
             try? FileManager.default.removeItem(at: tmp)
             throw AnalysisError("cannot write \(path): \(error.localizedDescription)")
