@@ -81,8 +81,12 @@ public struct TrajectoryData: Sendable {
         guard dt > 0 else {
             throw AnalysisError("\(path): frame times do not increase (first \(t[0]) fs, last \(t[t.count - 1]) fs); give --frame-dt-fs")
         }
-        for k in 1..<t.count where abs(t[k] - t[k - 1] - dt) > 0.01 * dt {
-            throw AnalysisError("\(path): frames are not evenly spaced: frame \(k) is \(t[k] - t[k - 1]) fs after frame \(k - 1), the mean spacing is \(dt) fs")
+        // The typical (median) step finds the odd one out; the mean over the whole run is the
+        // more precise spacing when all agree.
+        let steps = (1..<t.count).map { t[$0] - t[$0 - 1] }
+        let typical = steps.sorted()[steps.count / 2]
+        for k in 1..<t.count where abs(steps[k - 1] - typical) > 0.01 * typical {
+            throw AnalysisError("\(path): frames are not evenly spaced: frame \(k) is \(steps[k - 1]) fs after frame \(k - 1), the usual spacing is \(typical) fs")
         }
         return dt
     }
