@@ -235,7 +235,7 @@ struct AnalyzeRDF: ParsableCommand {
     func run() throws {
         let data = try input.load(positions: true, cells: true)
         let symbols = try input.symbols(for: data)
-        let defaultRMax = data.cells.compactMap { $0 }.map { 0.5 * ($0.perpendicularWidths.min() ?? 20) }.min() ?? 10
+        let defaultRMax = data.cells.compactMap { $0 }.map { 0.5 * $0.perpendicularWidths.min() }.min() ?? 10
         let rdf = try RadialDistribution(symbols: symbols, rMax: rMax ?? defaultRMax, binWidth: binWidth, volume: volume)
         for f in 0..<data.frameCount {
             try rdf.add(positions: try data.frame(f), cell: data.cells.isEmpty ? nil : data.cells[f], frame: f)
