@@ -6,14 +6,14 @@ import Foundation
 struct Analyze: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "analyze",
-        abstract: "Analyse a trajectory: vdos, ir, rdf, msd.",
+        abstract: "Analyse a trajectory: vdos, ir, rdf, msd; and a log: thermo.",
         discussion: """
         Reads an AMBER NetCDF trajectory (from this engine or any AMBER-convention program) or a \
         multi-frame extended XYZ / XYZ / PDB file, and writes a CSV table (first column the \
         abscissa, every header cell `name_unit`) and, with --svg, a plot. AMBER NetCDF stores no \
         element symbols: give --topology FILE or --elements for analyses that need them.
         """,
-        subcommands: [AnalyzeVDOS.self, AnalyzeIR.self, AnalyzeRDF.self, AnalyzeMSD.self])
+        subcommands: [AnalyzeVDOS.self, AnalyzeIR.self, AnalyzeRDF.self, AnalyzeMSD.self, AnalyzeThermo.self])
 }
 
 /// Options every analysis shares: the trajectory, its atoms and the output files.
@@ -30,13 +30,13 @@ struct TrajectoryInputOptions: ParsableArguments {
     @Option(name: .customLong("frame-dt-fs"), help: ArgumentHelp("Time between stored frames (fs); default: from the file's time variable.", valueName: "fs"))
     var frameSpacing: Double?
 
-    @Option(name: .customLong("first-frame"), help: "First frame to use (0-based).")
+    @Option(name: .customLong("first-frame"), help: ArgumentHelp("First frame to use (0-based).", valueName: "n"))
     var firstFrame: Int = 0
 
-    @Option(name: .customLong("last-frame"), help: "Frame after the last one to use (default: all).")
+    @Option(name: .customLong("last-frame"), help: ArgumentHelp("Frame after the last one to use (default: all).", valueName: "n"))
     var lastFrame: Int?
 
-    @Option(name: .customLong("stride"), help: "Use every n-th frame.")
+    @Option(name: .customLong("stride"), help: ArgumentHelp("Use every n-th frame.", valueName: "n"))
     var stride: Int = 1
 
     @Option(name: .customLong("csv"), help: ArgumentHelp("Output table (CSV).", valueName: "out.csv"))
