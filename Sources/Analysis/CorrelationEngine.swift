@@ -173,7 +173,7 @@ public final class CorrelationEngine {
             }
         }
         if workers == 1 {
-            partials[0].withUnsafeMutableBufferPointer { work(0, $0.baseAddress!) }
+            partials[0].withUnsafeMutableBufferPointer { if let base = $0.baseAddress { work(0, base) } }
         } else {
             let pointers = partials.indices.map { _ in UnsafeMutablePointer<Double>.allocate(capacity: groupCount * bins) }
             defer { pointers.forEach { $0.deallocate() } }
