@@ -17,12 +17,14 @@ public struct SpectralOptions: Sendable {
     /// Worker threads over batches of series.
     public var threads: Int
     public var planning: CorrelationEngine.Planning
+    /// Zero padding of the correlation FFTs (both exact for every lag kept).
+    public var padding: CorrelationEngine.Padding
     /// Drop frequencies above this (cm⁻¹); an error if above the Nyquist frequency.
     public var maxFrequency: Double?
 
     public init(maxLag: Int, window: Window = .hann, zeroPadding: Int = 4, blocks: Int = 0,
                 subtractMean: Bool = false, threads: Int = 1, planning: CorrelationEngine.Planning = .estimate,
-                maxFrequency: Double? = nil) {
+                padding: CorrelationEngine.Padding = .exactToMaxLag, maxFrequency: Double? = nil) {
         self.maxLag = maxLag
         self.window = window
         self.zeroPadding = zeroPadding
@@ -30,6 +32,7 @@ public struct SpectralOptions: Sendable {
         self.subtractMean = subtractMean
         self.threads = threads
         self.planning = planning
+        self.padding = padding
         self.maxFrequency = maxFrequency
     }
 
@@ -77,13 +80,15 @@ struct GroupCorrelator {
     func run(matrix: [Double], rows: Int, rowStride: Int, weights: [Double], groups: [Int],
              groupCount: Int) throws -> (whole: [[Double]], blocks: [[[Double]]]) {
         try matrix.withUnsafeBufferPointer { m in
-            let engine = try CorrelationEngine(length: rows, maxLag: options.maxLag, planning: options.planning)
+            let engine = try CorrelationEngine(length: rows, maxLag: options.maxLag, planning: options.planning,
+                                               padding: options.padding)
             let whole = try correlations(engine: engine, matrix: m, rowStride: rowStride, firstRow: 0,
                                          weights: weights, groups: groups, groupCount: groupCount)
             var perBlock: [[[Double]]] = []
             if options.blocks > 1 {
                 let blockLength = rows / options.blocks
-                let blockEngine = try CorrelationEngine(length: blockLength, maxLag: options.maxLag, planning: options.planning)
+                let blockEngine = try CorrelationEngine(length: blockLength, maxLag: options.maxLag, planning: options.planning,
+                                                        padding: options.padding)
                 for b in 0..<options.blocks {
                     perBlock.append(try correlations(engine: blockEngine, matrix: m, rowStride: rowStride,
                                                      firstRow: b * blockLength, weights: weights, groups: groups,

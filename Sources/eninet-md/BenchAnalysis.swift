@@ -14,7 +14,7 @@ struct BenchAnalysis: ParsableCommand {
         1,000 atoms, 1 fs apart) to a temporary directory, times reading its velocities back \
         (one bulk read, as `analyze vdos` does; the file is in the page cache), times the \
         VDOS with the `analyze vdos` defaults (T_corr 2000 fs, Hann, per-element curves, 4 \
-        blocks for error bars), checks the spectrum, removes the file, and prints \
+        blocks for error bars, padding to N + T_corr), checks the spectrum, removes the file, and prints \
         `RESULT vdos_over_read_ratio <v> ratio`.
         """)
 
@@ -32,6 +32,9 @@ struct BenchAnalysis: ParsableCommand {
 
     @Flag(help: "Plan FFTs with FFTW_MEASURE instead of FFTW_ESTIMATE (planning time included).")
     var measure = false
+
+    @Flag(name: .customLong("twice-length-padding"), help: "Pad series to 2N instead of N + T_corr (both exact for the lags kept).")
+    var twiceLengthPadding = false
 
     func validate() throws {
         guard frames >= 100, atoms >= 1 else { throw ValidationError("need at least 100 frames and 1 atom") }
@@ -99,13 +102,14 @@ struct BenchAnalysis: ParsableCommand {
         let options = VibrationalDensityOfStates.Options(
             spectral: SpectralOptions(maxLag: maxLag, window: .hann, blocks: blocks, threads: threads,
                                       planning: measure ? .measure : .estimate,
+                                      padding: twiceLengthPadding ? .twiceLength : .exactToMaxLag,
                                       maxFrequency: min(4500, SpectralUnits.nyquist(frameSpacing: spacing))))
         let vdosStart = Date()
         let result = try VibrationalDensityOfStates.compute(velocities: v, atomCount: atoms, frameSpacing: spacing, masses: masses,
                                                             symbols: symbols, options: options)
         let vdosTime = Date().timeIntervalSince(vdosStart)
         let s = result.spectrum
-        let padded = CorrelationEngine.fastLength(atLeast: 2 * n)
+        let padded = CorrelationEngine.fastLength(atLeast: twiceLengthPadding ? 2 * n : n + maxLag)
         print(String(format: "VDOS of %d series × %d samples (FFT length %d, %d blocks): %.3f s", 3 * atoms, n, padded, blocks, vdosTime))
         let low = s.peak(of: "vdos_C", in: 500...2000) ?? 0, high = s.peak(of: "vdos_H", in: 2000...4000) ?? 0
         print(String(format: "check: peaks %.1f and %.1f cm-1 (synthetic 1000 and 3000, resolution %.1f); integral %.2f of %d dof; T_kin %.1f K",

@@ -11,11 +11,26 @@ final class CorrelationEngineTests: XCTestCase {
         }
     }
 
+    /// Both paddings, and the longest lag a series has (N − 1), against the definition.
+    func testEveryPaddingIsExactUpToTheLongestLag() throws {
+        var rng = SeededGenerator(seed: 12)
+        let x = (0..<97).map { _ in rng.gaussian() + 1 }
+        for padding in [CorrelationEngine.Padding.exactToMaxLag, .twiceLength] {
+            for maxLag in [1, 30, 96] {
+                let engine = try CorrelationEngine(length: 97, maxLag: maxLag, padding: padding)
+                XCTAssertGreaterThanOrEqual(engine.paddedLength, padding == .twiceLength ? 194 : 97 + maxLag)
+                let c = try engine.autocorrelation(x)
+                let ref = bruteForce(x, x, maxLag: maxLag)
+                for k in 0...maxLag { XCTAssertEqual(c[k], ref[k], accuracy: 1e-12 * ref[0], "\(padding) maxLag \(maxLag) lag \(k)") }
+            }
+        }
+    }
+
     func testAutocorrelationEqualsUnbiasedDefinition() throws {
         var rng = SeededGenerator(seed: 1)
         let x = (0..<301).map { _ in rng.gaussian() + 0.3 }
         let engine = try CorrelationEngine(length: 301, maxLag: 120)
-        XCTAssertGreaterThanOrEqual(engine.paddedLength, 602)
+        XCTAssertGreaterThanOrEqual(engine.paddedLength, 421)
         let c = try engine.autocorrelation(x)
         let ref = bruteForce(x, x, maxLag: 120)
         for k in 0...120 { XCTAssertEqual(c[k], ref[k], accuracy: 1e-12 * abs(ref[0]), "lag \(k)") }
