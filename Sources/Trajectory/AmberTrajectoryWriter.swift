@@ -85,6 +85,49 @@ public final class AmberTrajectoryWriter {
             }
         }
         let file = try NetCDFFile.create(path: path)
+        let ids: DefinedVariables
+        do {
+            ids = try AmberTrajectoryWriter.define(file, atomCount: atomCount, velocities: velocities, forces: forces,
+                                                   periodic: periodic, extras: extras, title: title, application: application,
+                                                   program: program, programVersion: programVersion)
+        } catch {
+            // No half-made file is left behind.
+            try? file.close()
+            try? FileManager.default.removeItem(atPath: path)
+            throw error
+        }
+        let (timeID, coordinatesID, velocitiesID, forcesID, lengthsID, anglesID, extraIDs) =
+            (ids.time, ids.coordinates, ids.velocities, ids.forces, ids.cellLengths, ids.cellAngles, ids.extras)
+
+        self.path = path
+        self.atomCount = atomCount
+        self.hasVelocities = velocities
+        self.hasForces = forces
+        self.isPeriodic = periodic
+        self.extras = extras
+        self.frameCount = 0
+        self.file = file
+        self.timeID = timeID
+        self.coordinatesID = coordinatesID
+        self.velocitiesID = velocitiesID
+        self.forcesID = forcesID
+        self.cellLengthsID = lengthsID
+        self.cellAnglesID = anglesID
+        self.extraIDs = extraIDs
+        self.floatBuffer = [Float](repeating: 0, count: 3 * atomCount)
+        self.vectorCount = [1, atomCount, 3]
+    }
+
+    struct DefinedVariables {
+        var time: Int32, coordinates: Int32
+        var velocities: Int32?, forces: Int32?, cellLengths: Int32?, cellAngles: Int32?
+        var extras: [Int32]
+    }
+
+    /// Defines dimensions, attributes and variables of a new trajectory and writes the labels.
+    private static func define(_ file: NetCDFFile, atomCount: Int, velocities: Bool, forces: Bool, periodic: Bool,
+                               extras: [AmberExtraVariable], title: String?, application: String?,
+                               program: String, programVersion: String) throws -> DefinedVariables {
         let frameDim = try file.defineDimension("frame", length: NC_UNLIMITED)
         let spatialDim = try file.defineDimension("spatial", length: 3)
         let atomDim = try file.defineDimension("atom", length: atomCount)
@@ -134,24 +177,8 @@ public final class AmberTrajectoryWriter {
             try file.putCharacters("alphabeta gamma", variable: cellAngularLabelID, name: "cell_angular")
         }
         try file.sync()
-
-        self.path = path
-        self.atomCount = atomCount
-        self.hasVelocities = velocities
-        self.hasForces = forces
-        self.isPeriodic = periodic
-        self.extras = extras
-        self.frameCount = 0
-        self.file = file
-        self.timeID = timeID
-        self.coordinatesID = coordinatesID
-        self.velocitiesID = velocitiesID
-        self.forcesID = forcesID
-        self.cellLengthsID = lengthsID
-        self.cellAnglesID = anglesID
-        self.extraIDs = extraIDs
-        self.floatBuffer = [Float](repeating: 0, count: 3 * atomCount)
-        self.vectorCount = [1, atomCount, 3]
+        return DefinedVariables(time: timeID, coordinates: coordinatesID, velocities: velocitiesID, forces: forcesID,
+                                cellLengths: lengthsID, cellAngles: anglesID, extras: extraIDs)
     }
 
     /// Reopens an AMBER trajectory to add frames after its last one (continuing a run).

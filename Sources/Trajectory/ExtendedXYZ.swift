@@ -4,8 +4,13 @@ import Geometry
 /// ASE's unit of time, Å·√(amu/eV), in femtoseconds (≈ 10.1805 fs).
 ///
 /// ASE stores momenta in amu·Å per this unit, so velocities in extended XYZ files pass
-/// through it. Derived from `Units.accelerationPerForceOverMass` = eV/(Å·amu) in Å/fs².
-public let aseTimeUnitInFemtoseconds = 1 / Units.accelerationPerForceOverMass.squareRoot()
+/// through it. It is computed from the CODATA 2014 e and amu that ASE uses by default
+/// (`ase.units`), not from `Units` (CODATA 2018; the two differ by 4e-9 relative), so that
+/// momenta written by ASE give exactly the velocities ASE itself reports.
+public let aseTimeUnitInFemtoseconds: Double = {
+    let elementaryCharge2014 = 1.6021766208e-19, atomicMassUnit2014 = 1.660539040e-27
+    return 1 / (1e-15 * 1e10 * (elementaryCharge2014 / atomicMassUnit2014).squareRoot())
+}()
 
 /// Extended XYZ in ASE's flavour, and plain XYZ.
 ///

@@ -83,7 +83,7 @@ final class NetCDFFile {
             throw TrajectoryError("\(path): NetCDF-4/HDF5 file; AMBER trajectories are NetCDF-3 64-bit offset (convert with `nccopy -k '64-bit offset' IN OUT`)")
         }
         guard magic.count >= 4, magic[0...2] == [0x43, 0x44, 0x46], [1, 2, 5].contains(magic[3]) else {
-            throw TrajectoryError("\(path): not a NetCDF-3 file (its first bytes are not CDF\\1, CDF\\2 or CDF\\5)")
+            throw TrajectoryError("\(path): not a NetCDF-3 file (its first bytes are not CDF\\1, CDF\\2 or CDF\\5; ASCII AMBER restarts and mdcrd files are not supported)")
         }
         try NetCDFHeaderCheck.verify(path: path)
         var id: Int32 = -1

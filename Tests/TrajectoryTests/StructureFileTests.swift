@@ -60,7 +60,7 @@ final class StructureFileTests: XCTestCase {
         // 1 amu·Å/t_ASE on hydrogen (1.008 amu) is 1/(1.008·10.1805...) Å/fs.
         let text = "1\nProperties=species:S:1:pos:R:3:momenta:R:3 pbc=\"F F F\"\nH 0 0 0 1.008 0 -2.016\n"
         let s = try XCTUnwrap(ExtendedXYZ.read(text: text).first)
-        XCTAssertEqual(aseTimeUnitInFemtoseconds, 10.1805, accuracy: 1e-4)
+        XCTAssertEqual(aseTimeUnitInFemtoseconds, 10.180505671156725, accuracy: 1e-13, "1/ase.units.fs (ASE 3.29, CODATA 2014)")
         let v = try XCTUnwrap(s.velocities?.first)
         XCTAssertEqual(v.x, 1 / aseTimeUnitInFemtoseconds, accuracy: 1e-15)
         XCTAssertEqual(v.z, -2 / aseTimeUnitInFemtoseconds, accuracy: 1e-15)
