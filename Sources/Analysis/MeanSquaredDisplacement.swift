@@ -84,7 +84,7 @@ public enum MeanSquaredDisplacement {
     public struct Result: Sendable {
         /// Lag times (fs).
         public var lagTimes: [Double]
-        /// `msd_total`, then `msd_<element>` (Å²).
+        /// `msd_total`, then (with more than one element) `msd_<element>` (Å²).
         public var curves: [Curve]
         public var diffusion: [Diffusion]
         public var fitRange: ClosedRange<Double>
@@ -196,7 +196,8 @@ public enum MeanSquaredDisplacement {
             let slope = sxy / sxx
             return (slope, my - slope * mx)
         }
-        let curveNames = ["total"] + names
+        // A one-element system's element curve would repeat the total.
+        let curveNames = ["total"] + (names.count > 1 ? names : [])
         var curves: [Curve] = []
         var diffusion: [Diffusion] = []
         for (c, name) in curveNames.enumerated() {

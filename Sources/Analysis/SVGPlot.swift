@@ -50,19 +50,19 @@ public struct SVGPlot: Sendable {
     private static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
                                   "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
-    /// Round tick positions covering `[lo, hi]`: steps of 1, 2 or 5 × 10^k, about 6 of them.
+    /// Round tick positions covering `[lo, hi]`: multiples of 1, 2 or 5 × 10^k, 5 to 9 of them.
     static func ticks(_ lo: Double, _ hi: Double) -> [Double] {
         guard hi > lo, lo.isFinite, hi.isFinite else { return [lo] }
-        let raw = (hi - lo) / 6
+        let raw = (hi - lo) / 8
         let mag = pow(10, floor(log10(raw)))
-        let step = [1.0, 2, 5, 10].map { $0 * mag }.first { $0 >= raw } ?? 10 * mag
-        var t = ceil(lo / step - 1e-9) * step
-        var out: [Double] = []
-        while t <= hi + 1e-9 * step {
-            out.append(abs(t) < 1e-12 * step ? 0 : t)
-            t += step
+        let step = [1.0, 2, 5, 10].map { $0 * mag }.first { $0 >= raw * (1 - 1e-9) } ?? 10 * mag
+        let first = Int(ceil(lo / step - 1e-9)), last = Int(floor(hi / step + 1e-9))
+        guard first <= last else { return [lo] }
+        // Multiples of the step, rounded to 12 digits so that 3 × 0.2 prints as 0.6.
+        return (first...last).map { i in
+            let t = Double(i) * step
+            return t == 0 ? 0 : Double(String(format: "%.12g", t)) ?? t
         }
-        return out
     }
 
     static func label(_ v: Double) -> String {

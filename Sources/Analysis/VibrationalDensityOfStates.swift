@@ -34,7 +34,8 @@ public enum VibrationalDensityOfStates {
     }
 
     public struct Result: Sendable {
-        /// Curves `vdos_total`, then `vdos_<element>` in order of first appearance; unit `per_cm-1`.
+        /// Curves `vdos_total`, then (with more than one element) `vdos_<element>` in order of
+        /// first appearance; unit `per_cm-1`.
         public var spectrum: Spectrum
         /// Kinetic temperature of the velocities over `degreesOfFreedom` (K).
         public var kineticTemperature: Double
@@ -127,7 +128,8 @@ public enum VibrationalDensityOfStates {
         }
         let main = try spectra(whole)
         let blockSpectra = try blocks.map { try spectra($0) }
-        let names = ["vdos_total"] + groupNames.map { "vdos_\($0)" }
+        // A one-element system's element curve would repeat the total.
+        let names = ["vdos_total"] + (groupNames.count > 1 ? groupNames.map { "vdos_\($0)" } : [])
         var curves: [Curve] = []
         for (c, name) in names.enumerated() {
             let err = BlockStatistics.standardError(blockSpectra.map { $0[c] })
