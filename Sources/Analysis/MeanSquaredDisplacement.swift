@@ -32,6 +32,39 @@ public enum Unwrapping {
         return out
     }
 
+    /// Unwrapped positions with the centre of mass held at its frame-0 place: each frame's
+    /// mass-weighted mean displacement is subtracted from every atom (removes a drift of the
+    /// whole system, e.g. from a net momentum, before an MSD).
+    public static func removingCenterOfMassMotion(_ unwrapped: [Double], atomCount: Int, masses: [Double]) throws -> [Double] {
+        let width = 3 * atomCount
+        guard atomCount > 0, unwrapped.count % width == 0, masses.count == atomCount else {
+            throw AnalysisError("centre-of-mass removal: \(unwrapped.count) values, \(masses.count) masses for \(atomCount) atoms")
+        }
+        let total = masses.reduce(0, +)
+        guard total > 0 else { throw AnalysisError("centre-of-mass removal: masses sum to \(total)") }
+        let frames = unwrapped.count / width
+        func centre(_ t: Int) -> Vec3 {
+            var c = Vec3.zero
+            for i in 0..<atomCount {
+                let o = t * width + 3 * i
+                c += masses[i] * Vec3(unwrapped[o], unwrapped[o + 1], unwrapped[o + 2])
+            }
+            return c / total
+        }
+        let origin = centre(0)
+        var out = unwrapped
+        for t in 0..<frames {
+            let shift = centre(t) - origin
+            for i in 0..<atomCount {
+                let o = t * width + 3 * i
+                out[o] -= shift.x
+                out[o + 1] -= shift.y
+                out[o + 2] -= shift.z
+            }
+        }
+        return out
+    }
+
     /// Velocities by central differences of unwrapped positions, `(r(t+1) − r(t−1)) / 2Δt`:
     /// `frames − 2` frames (Å/fs), the first for frame 1.
     public static func centralDifferenceVelocities(_ unwrapped: [Double], atomCount: Int, frameSpacing dt: Double) -> [Double] {

@@ -285,11 +285,18 @@ struct AnalyzeMSD: ParsableCommand {
     @Option(name: .customLong("threads"), help: "Worker threads over atoms.")
     var threads: Int = 1
 
+    @Flag(name: .customLong("remove-com-drift"), help: "Subtract the motion of the centre of mass (mass-weighted) from every atom first.")
+    var removeDrift = false
+
     func run() throws {
         let data = try input.load(positions: true, cells: true)
         let symbols = try input.symbols(for: data)
         let dt = try input.spacing(for: data)
-        let unwrapped = try data.unwrappedPositions()
+        var unwrapped = try data.unwrappedPositions()
+        if removeDrift {
+            unwrapped = try Unwrapping.removingCenterOfMassMotion(unwrapped, atomCount: data.atomCount,
+                                                                  masses: try data.masses(symbols: symbols))
+        }
         let lag: Int
         if let t = maxLag {
             guard t > 0 else { throw ValidationError("--max-lag-fs must be positive") }

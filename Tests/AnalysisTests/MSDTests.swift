@@ -54,6 +54,36 @@ final class MSDTests: XCTestCase {
         print("random walk: D = \(total.coefficient) ± \(total.standardError ?? .nan) Å²/fs (true \(diffusion)); O \(r.diffusion[1].coefficient), H \(r.diffusion[2].coefficient)")
     }
 
+    /// A uniform drift of the whole system adds (vτ)² to the MSD; removing the centre-of-mass
+    /// motion takes it out again.
+    func testCenterOfMassDriftRemoval() throws {
+        var rng = SeededGenerator(seed: 8)
+        let atoms = 300, frames = 1000, dt = 5.0, diffusion = 0.001
+        let sigma = (2 * diffusion * dt).squareRoot()
+        let drift = Vec3(0.01, -0.004, 0.002)   // Å/fs
+        var walk = [Double](repeating: 0, count: frames * atoms * 3)
+        for t in 1..<frames {
+            for i in 0..<atoms {
+                for k in 0..<3 {
+                    let o = (t * atoms + i) * 3 + k
+                    walk[o] = walk[o - atoms * 3] + sigma * rng.gaussian() + drift[k] * dt
+                }
+            }
+        }
+        let symbols = [String](repeating: "Ar", count: atoms)
+        let masses = [Double](repeating: 39.948, count: atoms)
+        let options = MeanSquaredDisplacement.Options(maxLag: 200)
+        let drifting = try MeanSquaredDisplacement.compute(unwrappedPositions: walk, atomCount: atoms, frameSpacing: dt,
+                                                           symbols: symbols, options: options)
+        let cleaned = try MeanSquaredDisplacement.compute(
+            unwrappedPositions: try Unwrapping.removingCenterOfMassMotion(walk, atomCount: atoms, masses: masses),
+            atomCount: atoms, frameSpacing: dt, symbols: symbols, options: options)
+        // At τ = 1000 fs the drift adds |v|²τ² = 116 Å² to 6Dτ = 6 Å².
+        XCTAssertGreaterThan(drifting.curves[0].values[200], 100)
+        XCTAssertEqual(cleaned.diffusion[0].coefficient, diffusion, accuracy: 0.05 * diffusion)
+        XCTAssertEqual(cleaned.diffusion.count, 1)   // one element: no separate element entry
+    }
+
     func testCentralDifferenceVelocitiesOfAQuadraticPath() throws {
         // r(t) = a + b t + c t²: the central difference is exact, b + 2ct.
         let dt = 0.5
