@@ -45,7 +45,21 @@ public struct DataTable: Sendable {
 /// Writes a file completely or not at all: the text goes to a temporary name in the same
 /// directory, which is then renamed over the target.
 public enum AtomicFile {
+    /// Throws unless `path`'s directory exists and is writable, so that a long analysis does
+    /// not fail only at the end.
+    public static func checkWritable(_ path: String) throws {
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw AnalysisError("cannot write \(path): directory \(dir) does not exist")
+        }
+        guard FileManager.default.isWritableFile(atPath: dir) else {
+            throw AnalysisError("cannot write \(path): directory \(dir) is not writable")
+        }
+    }
+
     public static func write(_ text: String, to path: String) throws {
+        try checkWritable(path)
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent()
         let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")

@@ -49,6 +49,8 @@ struct TrajectoryInputOptions: ParsableArguments {
         guard stride >= 1 else { throw ValidationError("--stride must be at least 1") }
         guard firstFrame >= 0 else { throw ValidationError("--first-frame must be at least 0") }
         if let l = lastFrame, l <= firstFrame { throw ValidationError("--last-frame must be after --first-frame") }
+        try AtomicFile.checkWritable(csv)
+        if let svg { try AtomicFile.checkWritable(svg) }
     }
 
     func load(positions: Bool = false, velocities: Bool = false, dipoles: Bool = false, cells: Bool = false) throws -> TrajectoryData {

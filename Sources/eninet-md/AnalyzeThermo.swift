@@ -36,6 +36,8 @@ struct AnalyzeThermo: ParsableCommand {
 
     func run() throws {
         guard blocks >= 2 else { throw ValidationError("--blocks must be at least 2") }
+        try AtomicFile.checkWritable(csv)
+        if let svg { try AtomicFile.checkWritable(svg) }
         var table = try ThermoLog.read(path: log)
         if let t0 = discard {
             let time = try table.column("time_fs")
