@@ -36,6 +36,17 @@ public struct SpectralOptions: Sendable {
         self.maxFrequency = maxFrequency
     }
 
+    /// The default maximum lag (frames): the smaller of 2000 fs and half the series.
+    public static func defaultMaxLag(frames: Int, frameSpacing dt: Double) -> Int {
+        max(1, min(Int((2000 / dt).rounded()), (frames - 1) / 2))
+    }
+
+    /// The default number of blocks for error bars: 4 when each block is at least twice the
+    /// maximum lag (shorter blocks give errors dominated by their own truncation), else none.
+    public static func defaultBlocks(frames: Int, maxLag: Int) -> Int {
+        frames / 4 >= 2 * maxLag ? 4 : 0
+    }
+
     /// Points of the cosine transform.
     public var transformPoints: Int { 2 * maxLag * max(1, zeroPadding) }
 

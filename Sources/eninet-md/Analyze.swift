@@ -111,9 +111,9 @@ struct SpectrumOptions: ParsableArguments {
             guard t > 0 else { throw ValidationError("--max-lag-fs must be positive") }
             lag = Int((t / dt).rounded())
         } else {
-            lag = max(1, min(Int((2000 / dt).rounded()), (frames - 1) / 2))
+            lag = SpectralOptions.defaultMaxLag(frames: frames, frameSpacing: dt)
         }
-        let b = blocks ?? (frames / 4 >= 2 * lag ? 4 : 0)
+        let b = blocks ?? SpectralOptions.defaultBlocks(frames: frames, maxLag: lag)
         let nyquist = SpectralUnits.nyquist(frameSpacing: dt)
         return SpectralOptions(maxLag: lag, window: w, zeroPadding: padding, blocks: b, subtractMean: subtractMean,
                                threads: max(1, threads), maxFrequency: maxFrequency ?? min(4500, nyquist))

@@ -13,8 +13,9 @@ struct BenchAnalysis: ParsableCommand {
         Writes a synthetic AMBER NetCDF trajectory with velocities (default 10,000 frames × \
         1,000 atoms, 1 fs apart) to a temporary directory, times reading its velocities back \
         (one bulk read, as `analyze vdos` does; the file is in the page cache), times the \
-        VDOS with the `analyze vdos` defaults (T_corr 2000 fs, Hann, per-element curves, 4 \
-        blocks for error bars, padding to N + T_corr), checks the spectrum, removes the file, and prints \
+        VDOS with the `analyze vdos` defaults (T_corr 2000 fs, Hann, per-element curves, \
+        padding to N + T_corr; error-bar blocks as analyze vdos chooses them, none for the \
+        default size: --blocks 4 adds them), checks the spectrum, removes the file, and prints \
         `RESULT vdos_over_read_ratio <v> ratio`.
         """)
 
@@ -27,8 +28,8 @@ struct BenchAnalysis: ParsableCommand {
     @Option(help: "Worker threads for the correlation (1: none).")
     var threads: Int = 1
 
-    @Option(help: "Blocks for error bars (the analyze vdos default is 4).")
-    var blocks: Int = 4
+    @Option(help: "Blocks for error bars (default: as analyze vdos, 4 when each block is at least 2·T_corr long, else none).")
+    var blocks: Int?
 
     @Flag(help: "Plan FFTs with FFTW_MEASURE instead of FFTW_ESTIMATE (planning time included).")
     var measure = false
@@ -98,7 +99,8 @@ struct BenchAnalysis: ParsableCommand {
         let (v, n) = try data.velocitySeries(fromPositions: false, frameSpacing: spacing)
         let masses = try data.masses(symbols: symbols)
 
-        let maxLag = min(Int((2000 / spacing).rounded()), (n - 1) / 2)
+        let maxLag = SpectralOptions.defaultMaxLag(frames: n, frameSpacing: spacing)
+        let blocks = self.blocks ?? SpectralOptions.defaultBlocks(frames: n, maxLag: maxLag)
         let options = VibrationalDensityOfStates.Options(
             spectral: SpectralOptions(maxLag: maxLag, window: .hann, blocks: blocks, threads: threads,
                                       planning: measure ? .measure : .estimate,
