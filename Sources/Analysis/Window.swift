@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import Foundation
 
 /// A taper applied to a correlation function on `[0, T_corr]` before its cosine transform.
 ///
