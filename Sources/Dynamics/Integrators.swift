@@ -103,13 +103,19 @@ public struct LangevinBAOAB: Integrator {
     ///   - friction: γ in 1/ps (1/ps ≈ a velocity memory of 1 ps).
     ///   - seed: seeds the run's random stream.
     public init(timestep: Double, temperature: Double, friction: Double, seed: UInt64) throws {
+        try self.init(timestep: timestep, temperature: temperature, friction: friction, random: RandomStream(seed: seed))
+    }
+
+    /// Continues an existing stream (e.g. the one that drew the initial velocities), so that a
+    /// run uses one generator throughout.
+    public init(timestep: Double, temperature: Double, friction: Double, random: RandomStream) throws {
         guard timestep > 0, timestep.isFinite else { throw DynamicsError.invalidParameter("timestep \(timestep) fs must be positive") }
         guard temperature >= 0, temperature.isFinite else { throw DynamicsError.invalidParameter("temperature \(temperature) K must be ≥ 0") }
         guard friction >= 0, friction.isFinite else { throw DynamicsError.invalidParameter("friction \(friction) 1/ps must be ≥ 0") }
         self.timestep = timestep
         self.temperature = temperature
         self.friction = friction
-        self.random = RandomStream(seed: seed)
+        self.random = random
     }
 
     /// The random forces break momentum conservation: all 3N degrees of freedom are thermostatted.
@@ -177,6 +183,13 @@ public struct BussiThermostat: Integrator {
     ///     break momentum conservation.
     public init(timestep: Double, temperature: Double, relaxationTime: Double, seed: UInt64,
                 degreesOfFreedom: Int? = nil) throws {
+        try self.init(timestep: timestep, temperature: temperature, relaxationTime: relaxationTime,
+                      random: RandomStream(seed: seed), degreesOfFreedom: degreesOfFreedom)
+    }
+
+    /// Continues an existing stream (e.g. the one that drew the initial velocities).
+    public init(timestep: Double, temperature: Double, relaxationTime: Double, random: RandomStream,
+                degreesOfFreedom: Int? = nil) throws {
         guard timestep > 0, timestep.isFinite else { throw DynamicsError.invalidParameter("timestep \(timestep) fs must be positive") }
         guard temperature >= 0, temperature.isFinite else { throw DynamicsError.invalidParameter("temperature \(temperature) K must be ≥ 0") }
         guard relaxationTime >= 0, relaxationTime.isFinite else { throw DynamicsError.invalidParameter("relaxation time \(relaxationTime) fs must be ≥ 0") }
@@ -185,7 +198,7 @@ public struct BussiThermostat: Integrator {
         self.temperature = temperature
         self.relaxationTime = relaxationTime
         self.fixedDegreesOfFreedom = degreesOfFreedom
-        self.random = RandomStream(seed: seed)
+        self.random = random
     }
 
     public func degreesOfFreedom(atomCount: Int) -> Int {

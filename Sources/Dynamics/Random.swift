@@ -84,8 +84,8 @@ public struct RandomStream: RandomNumberGenerator, Sendable, Equatable {
     /// The complete state as strings (exact: integers and the bit pattern of the spare normal).
     public func exported(prefix: String = "rng") -> [String: String] {
         var out = [String: String]()
-        for (k, v) in [s0, s1, s2, s3].enumerated() { out["\(prefix).s\(k)"] = String(v, radix: 16) }
-        out["\(prefix).spare"] = spareNormal.map { String($0.bitPattern, radix: 16) } ?? "none"
+        for (k, v) in [s0, s1, s2, s3].enumerated() { out["\(prefix)_s\(k)"] = String(v, radix: 16) }
+        out["\(prefix)_spare"] = spareNormal.map { String($0.bitPattern, radix: 16) } ?? "none"
         return out
     }
 
@@ -93,20 +93,20 @@ public struct RandomStream: RandomNumberGenerator, Sendable, Equatable {
     public init(restoring saved: [String: String], prefix: String = "rng") throws {
         var words = [UInt64]()
         for k in 0..<4 {
-            guard let text = saved["\(prefix).s\(k)"], let w = UInt64(text, radix: 16) else {
-                throw DynamicsError.badCheckpoint("missing or malformed key \(prefix).s\(k)")
+            guard let text = saved["\(prefix)_s\(k)"], let w = UInt64(text, radix: 16) else {
+                throw DynamicsError.badCheckpoint("missing or malformed key \(prefix)_s\(k)")
             }
             words.append(w)
         }
         guard words.contains(where: { $0 != 0 }) else { throw DynamicsError.badCheckpoint("\(prefix): all-zero xoshiro state") }
         (s0, s1, s2, s3) = (words[0], words[1], words[2], words[3])
-        guard let spare = saved["\(prefix).spare"] else { throw DynamicsError.badCheckpoint("missing key \(prefix).spare") }
+        guard let spare = saved["\(prefix)_spare"] else { throw DynamicsError.badCheckpoint("missing key \(prefix)_spare") }
         if spare == "none" {
             spareNormal = nil
         } else if let bits = UInt64(spare, radix: 16) {
             spareNormal = Double(bitPattern: bits)
         } else {
-            throw DynamicsError.badCheckpoint("malformed key \(prefix).spare")
+            throw DynamicsError.badCheckpoint("malformed key \(prefix)_spare")
         }
     }
 }

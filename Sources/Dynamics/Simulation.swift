@@ -126,11 +126,23 @@ public final class Simulation {
     @discardableResult
     public func run(steps: Int) throws -> RunOutcome {
         targetStep = state.step + max(0, steps)
-        defer { for r in reporters { try? r.runFinished(self) } }
+        let outcome: RunOutcome
+        do {
+            outcome = try advance(steps: max(0, steps))
+        } catch {
+            // The run's own error matters more than a reporter failing to flush after it.
+            for r in reporters { try? r.runFinished(self) }
+            throw error
+        }
+        for r in reporters { try r.runFinished(self) }
+        return outcome
+    }
+
+    private func advance(steps: Int) throws -> RunOutcome {
         if state.step == 0 {
             for r in reporters where r.stride > 0 { try r.report(self) }
         }
-        for _ in 0..<max(0, steps) {
+        for _ in 0..<steps {
             if stopRequested() { return .stopped(atStep: state.step) }
             var next = state
             var nextForces = forces

@@ -27,6 +27,10 @@ final class SimulationTests: XCTestCase {
             let json = try JSONEncoder().encode(saved)
             let decoded = try JSONDecoder().decode(Checkpoint.self, from: json)
             XCTAssertEqual(decoded, saved)
+            // Restart files take keys of letters, digits and '_' only.
+            for key in saved.integrator.keys {
+                XCTAssertTrue(key.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }, key)
+            }
             let resumed = try Simulation(restoring: decoded, integrator: try make(), potential: try lj())
             try resumed.run(steps: 250)
             let name = whole.integrator.name
@@ -44,7 +48,7 @@ final class SimulationTests: XCTestCase {
         var b = try RandomStream(restoring: a.exported())
         for _ in 0..<1000 { XCTAssertEqual(a.normal().bitPattern, b.normal().bitPattern) }
         XCTAssertEqual(a.gamma(shape: 3.5), b.gamma(shape: 3.5))
-        XCTAssertThrowsError(try RandomStream(restoring: ["rng.s0": "zz"]))
+        XCTAssertThrowsError(try RandomStream(restoring: ["rng_s0": "zz"]))
     }
 
     /// Gamma and normal samplers have the right first two moments (χ² with ν dof: mean ν, variance 2ν).

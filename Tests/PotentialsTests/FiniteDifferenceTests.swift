@@ -209,6 +209,18 @@ final class FiniteDifferenceTests: XCTestCase {
         XCTAssertLessThan(abs(near.forces[1].x), 1e-9)
         XCTAssertEqual(try switched.compute(dimer(rc + 1e-9)).energy, 0)
         XCTAssertEqual(try shifted.compute(dimer(rc + 1e-9)).energy, 0)
+
+        // Morse: minimum −D at r₀ with zero force; the formula elsewhere.
+        let (d, alpha, r0) = (0.35, 1.3, 2.8)
+        let morse = try Morse(depth: d, alpha: alpha, equilibriumDistance: r0, cutoff: 9, scheme: .truncated, skin: 0)
+        let atMinimum = try morse.compute(dimer(r0))
+        XCTAssertEqual(atMinimum.energy, -d, accuracy: 1e-15)
+        XCTAssertEqual(atMinimum.forces[1].x, 0, accuracy: 1e-15)
+        for r in [2.2, 3.5, 6.0] {
+            let x = exp(-alpha * (r - r0))
+            XCTAssertEqual(try morse.compute(dimer(r)).energy, d * (x * x - 2 * x), accuracy: 1e-14)
+            XCTAssertEqual(try morse.compute(dimer(r)).forces[1].x, -2 * alpha * d * (x - x * x), accuracy: 1e-13)
+        }
     }
 
     /// The pair loop relies on the list's row order: entries before `sameImageEnd[i]` join
