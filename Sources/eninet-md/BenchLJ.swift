@@ -3,6 +3,7 @@ import Foundation
 import Geometry
 import Potentials
 import Dynamics
+import Trajectory
 
 /// `eninet-md bench lj`: the Lennard-Jones melt of LAMMPS' bench/in.lj on one thread.
 ///
@@ -22,6 +23,9 @@ struct BenchLJ: ParsableCommand {
 
     @Option(help: "Velocity seed.")
     var seed: UInt64 = 87287
+
+    @Option(help: "Also time each run writing an AMBER NetCDF frame every N steps (0: off).")
+    var trajectoryEvery = 0
 
     func run() throws {
         guard cells > 0, !steps.isEmpty, steps.allSatisfy({ $0 > 0 }) else {
@@ -60,6 +64,46 @@ struct BenchLJ: ParsableCommand {
                          perAtom(first.totalEnergy), perAtom(last.totalEnergy)))
         }
         print(String(format: "RESULT lj_atom_steps_per_s %.6g atom-steps/s", lastRate))
+        if trajectoryEvery > 0 {
+            try timeTrajectoryWriting(lattice: lattice, mass: mass, temperature: temperature, timestep: timestep,
+                                      sigma: sigma, epsilon: epsilon)
+        }
+    }
+
+    /// Issue 3's cost of output: the same run with and without a NetCDF frame (coordinates,
+    /// velocities, cell, energies) every `trajectoryEvery` steps, and the time spent inside the
+    /// writer itself, which other processes on the machine cannot inflate.
+    private func timeTrajectoryWriting(lattice: Double, mass: Double, temperature: Double, timestep: Double,
+                                       sigma: Double, epsilon: Double) throws {
+        let n = steps.max() ?? 1000
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bench-lj-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var seconds: [Double] = []
+        var writing = 0.0, frames = 0
+        for withOutput in [false, true] {
+            let state = try meltState(cells: cells, lattice: lattice, mass: mass, temperature: temperature)
+            let lj = try LennardJones(sigma: sigma, epsilon: epsilon, cutoff: 2.5 * sigma, scheme: .truncated, skin: 0.3 * sigma)
+            let simulation = try Simulation(state: state, integrator: try VelocityVerlet(timestep: timestep), potential: lj)
+            var timed: TimedReporter? = nil
+            if withOutput {
+                let writer = try AmberTrajectoryWriter(path: directory.appendingPathComponent("melt.nc").path, atomCount: state.count,
+                                                       velocities: true, periodic: true,
+                                                       extras: [.potentialEnergy, .kineticEnergy, .temperature])
+                let reporter = TimedReporter(TrajectoryReporter(writer: writer, stride: trajectoryEvery))
+                timed = reporter
+                simulation.addReporter(reporter)
+            }
+            let elapsed = try ContinuousClock().measure { try simulation.run(steps: n) }
+            try timed?.close()
+            seconds.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+            if let timed { writing = timed.seconds; frames = timed.frames }
+        }
+        print(String(format: "%d steps without output: %.3f s; with a NetCDF frame every %d steps: %.3f s (%d frames, %.3f s inside the writer, %.2f ms/frame)",
+                     n, seconds[0], trajectoryEvery, seconds[1], frames, writing, 1000 * writing / Double(max(frames, 1))))
+        print(String(format: "RESULT lj_run_seconds_no_output %.4f s", seconds[0]))
+        print(String(format: "RESULT lj_run_seconds_with_trajectory %.4f s", seconds[1]))
+        print(String(format: "RESULT trajectory_write_percent %.3f percent", 100 * writing / seconds[1]))
     }
 
     /// CPU time of this thread: shows how much of the wall time other processes took.
@@ -84,4 +128,22 @@ struct BenchLJ: ParsableCommand {
                            cell: try Cell.orthorhombic(Vec3(repeating: lattice * Double(cells))),
                            atomicNumbers: [Int](repeating: 18, count: positions.count))
     }
+}
+
+/// Measures the wall time a trajectory reporter spends writing.
+private final class TimedReporter: Reporter {
+    let inner: TrajectoryReporter
+    private(set) var seconds = 0.0
+    private(set) var frames = 0
+    var stride: Int { inner.stride }
+
+    init(_ inner: TrajectoryReporter) { self.inner = inner }
+
+    func report(_ simulation: Simulation) throws {
+        let elapsed = try ContinuousClock().measure { try inner.report(simulation) }
+        seconds += Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        frames += 1
+    }
+
+    func close() throws { try inner.close() }
 }

@@ -60,7 +60,7 @@ final class RestartReporter: Reporter {
         let checkpoint = try simulation.checkpoint()
         let s = checkpoint.state
         try AmberRestart(time: s.time, positions: s.positions, velocities: s.velocities, cell: s.cell,
-                         step: s.step, state: RestartStateKeys.encode(checkpoint.integrator), title: title).write(to: path)
+                         step: s.step, state: checkpoint.integrator, title: title).write(to: path)
         lastWrittenStep = s.step
     }
 }
@@ -86,13 +86,3 @@ final class LogFile {
     deinit { try? handle.close() }
 }
 
-/// Integrator state keys (`rng.s0`) as restart attribute names, which allow only letters,
-/// digits and '_': '.' becomes "__", and back.
-enum RestartStateKeys {
-    static func encode(_ state: [String: String]) -> [String: String] {
-        Dictionary(uniqueKeysWithValues: state.map { ($0.key.replacingOccurrences(of: ".", with: "__"), $0.value) })
-    }
-    static func decode(_ state: [String: String]) -> [String: String] {
-        Dictionary(uniqueKeysWithValues: state.map { ($0.key.replacingOccurrences(of: "__", with: "."), $0.value) })
-    }
-}
