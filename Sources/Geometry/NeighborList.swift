@@ -137,6 +137,9 @@ public final class NeighborList {
             if (0..<3).allSatisfy({ pbc[$0] || nb[$0] == 1 }) { break }
         }
         let dims = nb &+ 2 &* pad
+        // Bins narrower than the cutoff (a cell thinner than the cutoff) need a wider stencil.
+        var reach = SIMD3<Int>(1, 1, 1)
+        for k in 0..<3 { reach[k] = max(1, Int((delta[k] / binWidth[k] - 1e-12).rounded(.up))) }
 
         // Extended atoms: every local atom, then ghosts (images within the padded region).
         var extFrac: [Vec3] = frac
@@ -218,13 +221,13 @@ public final class NeighborList {
                 let bi = binCoordinates(frac[i])
                 let ri = ep[i]
                 let si = wrapShift[i]
-                for dx in -1...1 {
+                for dx in -reach.x...reach.x {
                     let x = bi.x + dx
                     if x < 0 || x >= dims.x { continue }
-                    for dy in -1...1 {
+                    for dy in -reach.y...reach.y {
                         let y = bi.y + dy
                         if y < 0 || y >= dims.y { continue }
-                        for dz in -1...1 {
+                        for dz in -reach.z...reach.z {
                             let z = bi.z + dz
                             if z < 0 || z >= dims.z { continue }
                             let b = (x * dims.y + y) * dims.z + z

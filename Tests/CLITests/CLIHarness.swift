@@ -1,0 +1,92 @@
+import Foundation
+import XCTest
+
+/// Runs the built `eninet-md` binary as a user would and captures what it prints.
+enum CLI {
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+        let terminatedBySignal: Bool
+    }
+
+    /// The executable sits next to the test bundle in SwiftPM's products directory.
+    static var executable: URL {
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        if dir.lastPathComponent.hasSuffix(".xctest") { dir = dir.deletingLastPathComponent() }
+        for candidate in [dir, Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()] {
+            let url = candidate.appendingPathComponent("eninet-md")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        return dir.appendingPathComponent("eninet-md")
+    }
+
+    static var repositoryRoot: URL {
+        var url = URL(fileURLWithPath: #filePath)
+        while url.path != "/" {
+            url.deleteLastPathComponent()
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
+        }
+        return url
+    }
+
+    static var sharedDirectory: URL { repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared") }
+
+    static var fixtures: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures") }
+
+    /// Starts the binary and returns the process without waiting (for signal tests).
+    static func start(_ arguments: [String], in directory: URL? = nil, stdout: FileHandle? = nil, stderr: FileHandle? = nil) throws -> Process {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        if let directory { process.currentDirectoryURL = directory }
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = stdout ?? FileHandle.nullDevice
+        process.standardError = stderr ?? FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// Runs the binary to completion, with a time limit so a hang fails the test instead of
+    /// stalling the suite.
+    static func run(_ arguments: [String], in directory: URL? = nil, timeout: TimeInterval = 120) throws -> Result {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let outURL = scratch.appendingPathComponent("out"), errURL = scratch.appendingPathComponent("err")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
+        let process = try start(arguments, in: directory, stdout: out, stderr: err)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+            XCTFail("eninet-md \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
+        }
+        process.waitUntilExit()
+        try out.close(); try err.close()
+        return Result(status: process.terminationStatus,
+                      stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
+                      stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "",
+                      terminatedBySignal: process.terminationReason == .uncaughtSignal)
+    }
+}
+
+final class CLIBasicsTests: XCTestCase {
+    func testHelpListsEveryCommandAndExitsZero() throws {
+        let result = try CLI.run(["--help"])
+        XCTAssertEqual(result.status, 0)
+        for command in ["run", "minimize", "convert", "evaluate", "train", "analyze", "bench"] {
+            XCTAssertTrue(result.stdout.contains(command), "--help does not mention \(command)")
+        }
+    }
+
+    func testUnknownCommandFailsWithNonZeroExit() throws {
+        let result = try CLI.run(["no-such-command"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertFalse(result.terminatedBySignal)
+        XCTAssertTrue(result.stderr.contains("no-such-command"), result.stderr)
+    }
+}
