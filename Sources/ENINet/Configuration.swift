@@ -128,33 +128,29 @@ public struct ENINetConfiguration: Equatable, Sendable {
 
     /// Parses either the project's layout or the reference layout (`hyper_parameters`,
     /// `scaler`, `rbf` as in `shared/eninet-reference/*.json`). `source` names the file in errors.
-    public init(jsonObject: [String: Any], source: String) throws {
-        if let hyper = jsonObject["hyper_parameters"] as? [String: Any] {
-            try self.init(referenceLayout: jsonObject, hyper: hyper, source: source)
-        } else {
-            try self.init(projectLayout: jsonObject, source: source)
-        }
-    }
-
-    /// Parses a JSON string in either layout.
     public init(jsonString: String, source: String) throws {
-        let object: Any
+        let value: JSONValue
         do {
-            object = try JSONSerialization.jsonObject(with: Data(jsonString.utf8))
+            // JSONDecoder parses numbers correctly rounded; JSONSerialization on Linux does not.
+            value = try JSONDecoder().decode(JSONValue.self, from: Data(jsonString.utf8))
         } catch {
-            throw ModelFileError("\(source): model configuration is not valid JSON (\(error.localizedDescription))")
+            throw ModelFileError("\(source): model configuration is not valid JSON (\(error))")
         }
-        guard let dict = object as? [String: Any] else {
+        guard case .object(let dict) = value else {
             throw ModelFileError("\(source): model configuration is not a JSON object")
         }
-        try self.init(jsonObject: dict, source: source)
+        if case .object(let hyper)? = dict["hyper_parameters"] {
+            try self.init(referenceLayout: dict, hyper: hyper, source: source)
+        } else {
+            try self.init(projectLayout: dict, source: source)
+        }
     }
 
-    private init(projectLayout o: [String: Any], source: String) throws {
+    private init(projectLayout o: [String: JSONValue], source: String) throws {
         let r = JSONReader(o, source: source, path: "")
         let gamma = try r.object("rbf_gamma")
         let scaler = try r.object("scaler")
-        let maxNeighbors: Int? = o["max_neighbors"] is NSNull || o["max_neighbors"] == nil ? nil : try r.int("max_neighbors")
+        let maxNeighbors: Int? = r.has("max_neighbors") ? try r.int("max_neighbors") : nil
         self.init(elementCount: try r.int("n_elements"), featureCount: try r.int("g_feat_dim"),
                   tripletFeatureCount: try r.int("lg_feat_dim"), radialBasisCount: try r.int("n_rbf"),
                   cutoff: try r.double("cutoff"), interactionCount: try r.int("n_interactions"),
@@ -170,12 +166,12 @@ public struct ENINetConfiguration: Equatable, Sendable {
         try validate(source: source)
     }
 
-    private init(referenceLayout o: [String: Any], hyper: [String: Any], source: String) throws {
+    private init(referenceLayout o: [String: JSONValue], hyper: [String: JSONValue], source: String) throws {
         let h = JSONReader(hyper, source: source, path: "hyper_parameters.")
         let r = JSONReader(o, source: source, path: "")
         let scaler = try r.object("scaler")
-        let mean = scaler.has("mean_float32") ? try scaler.double("mean_float32") : try scaler.double("mean")
-        let std = scaler.has("std_float32") ? try scaler.double("std_float32") : try scaler.double("std")
+        let mean = scaler.has("mean_float32") ? Double(Float(try scaler.double("mean_float32"))) : try scaler.double("mean")
+        let std = scaler.has("std_float32") ? Double(Float(try scaler.double("std_float32"))) : try scaler.double("std")
         let rbf = try r.object("rbf")
         let two = try rbf.object("twobody"), three = try rbf.object("threebody")
         let aggregationName = try h.string("g_aggregation")
@@ -194,7 +190,8 @@ public struct ENINetConfiguration: Equatable, Sendable {
         self.init(elementCount: try h.int("n_elements"), featureCount: try h.int("g_feat_dim"),
                   tripletFeatureCount: try h.int("lg_feat_dim"), radialBasisCount: n, cutoff: cutoff,
                   interactionCount: try h.int("n_interactions"),
-                  twoBodyGamma: try two.double("gamma_float32"), threeBodyGamma: try three.double("gamma_float32"),
+                  twoBodyGamma: Double(Float(try two.double("gamma_float32"))),
+                  threeBodyGamma: Double(Float(try three.double("gamma_float32"))),
                   scaleMean: mean, scaleStd: std, aggregation: aggregation, averageNeighborCount: 1,
                   vectorNorm: .maxMin, vectorNormEpsilon: 0, maxNeighbors: cap, lineGraphRule: .atomIndex,
                   tripletBondCutoff: false, target: .energy)
@@ -228,30 +225,47 @@ public struct ENINetConfiguration: Equatable, Sendable {
     }
 }
 
+/// A parsed JSON value.
+enum JSONValue: Decodable {
+    case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let d = try? c.decode(Double.self) { self = .number(d) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: JSONValue].self)) }
+    }
+}
+
 /// Typed access to a JSON object with errors naming the file and key.
 struct JSONReader {
-    let object: [String: Any]
+    let object: [String: JSONValue]
     let source: String
     let path: String
 
-    init(_ object: [String: Any], source: String, path: String) {
+    init(_ object: [String: JSONValue], source: String, path: String) {
         self.object = object
         self.source = source
         self.path = path
     }
 
-    func has(_ key: String) -> Bool { object[key] != nil && !(object[key] is NSNull) }
+    func has(_ key: String) -> Bool {
+        if case .null? = object[key] { return false }
+        return object[key] != nil
+    }
 
-    private func value(_ key: String) throws -> Any {
-        guard let v = object[key], !(v is NSNull) else { throw ModelFileError("\(source): missing key '\(path)\(key)'") }
+    private func value(_ key: String) throws -> JSONValue {
+        guard let v = object[key] else { throw ModelFileError("\(source): missing key '\(path)\(key)'") }
+        if case .null = v { throw ModelFileError("\(source): key '\(path)\(key)' is null") }
         return v
     }
 
     func double(_ key: String) throws -> Double {
-        guard let n = try value(key) as? NSNumber else {
-            throw ModelFileError("\(source): key '\(path)\(key)' is not a number")
-        }
-        return n.doubleValue
+        guard case .number(let d) = try value(key) else { throw ModelFileError("\(source): key '\(path)\(key)' is not a number") }
+        return d
     }
 
     func int(_ key: String) throws -> Int {
@@ -261,17 +275,17 @@ struct JSONReader {
     }
 
     func bool(_ key: String) throws -> Bool {
-        guard let b = try value(key) as? Bool else { throw ModelFileError("\(source): key '\(path)\(key)' is not true/false") }
+        guard case .bool(let b) = try value(key) else { throw ModelFileError("\(source): key '\(path)\(key)' is not true/false") }
         return b
     }
 
     func string(_ key: String) throws -> String {
-        guard let s = try value(key) as? String else { throw ModelFileError("\(source): key '\(path)\(key)' is not a string") }
+        guard case .string(let s) = try value(key) else { throw ModelFileError("\(source): key '\(path)\(key)' is not a string") }
         return s
     }
 
     func object(_ key: String) throws -> JSONReader {
-        guard let o = try value(key) as? [String: Any] else { throw ModelFileError("\(source): key '\(path)\(key)' is not an object") }
+        guard case .object(let o) = try value(key) else { throw ModelFileError("\(source): key '\(path)\(key)' is not an object") }
         return JSONReader(o, source: source, path: path + key + ".")
     }
 
