@@ -1,0 +1,43 @@
+import Foundation
+
+/// Row-major dense kernels the hand-scheduled evaluator is built from.
+///
+/// Matrices are flat arrays; `[rows, channels]` for scalars and `[rows, 3, channels]` for
+/// vectors, so a channel-mixing linear map on vectors is the same GEMM over `3 * rows` rows.
+enum Dense {
+    /// `C = A · op(B) + beta · C` with `A` `[m, k]`, `op(B)` `[k, n]`; `transposeB` reads `B` as `[n, k]`.
+    @inline(__always)
+    static func gemm<T: ENINetFloat>(m: Int, n: Int, k: Int, _ a: UnsafePointer<T>, _ b: UnsafePointer<T>,
+                                     transposeB: Bool, beta: T, _ c: UnsafeMutablePointer<T>) {
+        T.gemm(transposeA: false, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: k,
+               b: b, ldb: transposeB ? k : n, beta: beta, c: c, ldc: n)
+    }
+
+    /// A straightforward GEMM for types without BLAS and for checking.
+    static func naiveGEMM<T: ENINetFloat>(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+                                          a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int,
+                                          beta: T, c: UnsafeMutablePointer<T>, ldc: Int) {
+        for i in 0..<m {
+            let row = c + i * ldc
+            if beta == 0 { for j in 0..<n { row[j] = 0 } } else if beta != 1 { for j in 0..<n { row[j] *= beta } }
+            for p in 0..<k {
+                let aip = transposeA ? a[p * lda + i] : a[i * lda + p]
+                if aip == 0 { continue }
+                if transposeB {
+                    for j in 0..<n { row[j] += aip * b[j * ldb + p] }
+                } else {
+                    let brow = b + p * ldb
+                    for j in 0..<n { row[j] += aip * brow[j] }
+                }
+            }
+        }
+    }
+}
+
+@inline(__always) func sigmoid<T: ENINetFloat>(_ x: T) -> T { 1 / (1 + T.exponential(-x)) }
+@inline(__always) func silu<T: ENINetFloat>(_ x: T) -> T { x * sigmoid(x) }
+/// d silu / dx = σ(x) (1 + x (1 − σ(x))).
+@inline(__always) func siluDerivative<T: ENINetFloat>(_ x: T) -> T {
+    let s = sigmoid(x)
+    return s * (1 + x * (1 - s))
+}
