@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 
 /// Row-major dense kernels the hand-scheduled evaluator is built from.
 ///
@@ -9,8 +10,8 @@ enum Dense {
     @inline(__always)
     static func gemm<T: ENINetFloat>(m: Int, n: Int, k: Int, _ a: UnsafePointer<T>, _ b: UnsafePointer<T>,
                                      transposeB: Bool, beta: T, _ c: UnsafeMutablePointer<T>) {
-        T.gemm(transposeA: false, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: k,
-               b: b, ldb: transposeB ? k : n, beta: beta, c: c, ldc: n)
+        T.tensorGEMM(transposeA: false, transposeB: transposeB, m: m, n: n, k: k, alpha: 1, a: a, lda: k,
+                     b: b, ldb: transposeB ? k : n, beta: beta, c: c, ldc: n)
     }
 
     /// A straightforward GEMM for types without BLAS and for checking.

@@ -1,38 +1,19 @@
 import Foundation
 import Geometry
+import Tensors
 
-/// The floating-point types the network runs in.
-public protocol ENINetFloat: BinaryFloatingPoint, Sendable {
-    static func exponential(_ x: Self) -> Self
-    static func cosine(_ x: Self) -> Self
-    static func sine(_ x: Self) -> Self
-    /// Row-major `C = op(A) op(B) + beta C` (BLAS semantics with alpha = 1).
-    static func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
-                     a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
-                     beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+/// The floating-point types the network runs in: the tensor scalars (Float, Double), whose
+/// GEMM goes through BLAS.
+public protocol ENINetFloat: TensorScalar {}
+
+extension ENINetFloat {
+    @inline(__always) static func exponential(_ x: Self) -> Self { tensorExp(x) }
+    @inline(__always) static func cosine(_ x: Self) -> Self { tensorCos(x) }
+    @inline(__always) static func sine(_ x: Self) -> Self { tensorSin(x) }
 }
 
-extension Float: ENINetFloat {
-    @inline(__always) public static func exponential(_ x: Float) -> Float { expf(x) }
-    @inline(__always) public static func cosine(_ x: Float) -> Float { cosf(x) }
-    @inline(__always) public static func sine(_ x: Float) -> Float { sinf(x) }
-    public static func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
-                            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        Dense.naiveGEMM(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-    }
-}
-
-extension Double: ENINetFloat {
-    @inline(__always) public static func exponential(_ x: Double) -> Double { exp(x) }
-    @inline(__always) public static func cosine(_ x: Double) -> Double { cos(x) }
-    @inline(__always) public static func sine(_ x: Double) -> Double { sin(x) }
-    public static func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
-                            a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
-                            beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int) {
-        Dense.naiveGEMM(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-    }
-}
+extension Float: ENINetFloat {}
+extension Double: ENINetFloat {}
 
 /// A dense row-major matrix of weights `[out, in]` and an optional bias, as PyTorch stores them.
 struct DenseLayer<T: ENINetFloat>: Sendable {
