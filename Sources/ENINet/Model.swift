@@ -78,3 +78,31 @@ public final class ENINetModel: @unchecked Sendable {
         return out
     }
 }
+
+extension ENINetOutput {
+    /// The mass-weighted centre of `positions`.
+    static func centreOfMass(positions: [Vec3], masses: [Double]) -> Vec3 {
+        let total = masses.reduce(0, +)
+        guard total > 0 else { return positions.reduce(.zero, +) / Double(max(positions.count, 1)) }
+        return zip(positions, masses).reduce(Vec3.zero) { $0 + $1.1 * $1.0 } / total
+    }
+
+    /// The dipole readout `μ = Σ_i (mu_i + q_i (r_i − r_com))` (for models trained on dipoles).
+    public func dipole(positions: [Vec3], masses: [Double]) -> Vec3 {
+        let centre = Self.centreOfMass(positions: positions, masses: masses)
+        var mu = Vec3.zero
+        for i in 0..<min(positions.count, atomScalars.count) { mu += atomVectors[i] + atomScalars[i] * (positions[i] - centre) }
+        return mu
+    }
+
+    /// The polarizability readout `α = Σ_i (q_i I + mu_i ⊗ (r_i − r_com) + (r_i − r_com) ⊗ mu_i)`.
+    public func polarizability(positions: [Vec3], masses: [Double]) -> Mat3 {
+        let centre = Self.centreOfMass(positions: positions, masses: masses)
+        var alpha = Mat3.zero
+        for i in 0..<min(positions.count, atomScalars.count) {
+            let d = positions[i] - centre
+            alpha += atomScalars[i] * Mat3.identity + Mat3.outer(atomVectors[i], d) + Mat3.outer(d, atomVectors[i])
+        }
+        return alpha
+    }
+}
