@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Tensors
 
@@ -10,6 +11,13 @@ enum Dense {
     @inline(__always)
     static func gemm<T: ENINetFloat>(m: Int, n: Int, k: Int, _ a: UnsafePointer<T>, _ b: UnsafePointer<T>,
                                      transposeB: Bool, beta: T, _ c: UnsafeMutablePointer<T>) {
+        let started = ENINetProfile.isEnabled ? DispatchTime.now().uptimeNanoseconds : 0
+        defer {
+            if ENINetProfile.isEnabled {
+                ENINetProfile.gemmNanoseconds += DispatchTime.now().uptimeNanoseconds - started
+                ENINetProfile.gemmCalls += 1
+            }
+        }
         T.tensorGEMM(transposeA: false, transposeB: transposeB, m: m, n: n, k: k, alpha: 1, a: a, lda: k,
                      b: b, ldb: transposeB ? k : n, beta: beta, c: c, ldc: n)
     }
@@ -41,4 +49,17 @@ enum Dense {
 @inline(__always) func siluDerivative<T: ENINetFloat>(_ x: T) -> T {
     let s = sigmoid(x)
     return s * (1 + x * (1 - s))
+}
+
+/// Opt-in accounting of the time the network spends in GEMM, for benchmarks. Not thread-safe:
+/// enable it around single-threaded evaluations only.
+public enum ENINetProfile {
+    nonisolated(unsafe) public static var isEnabled = false
+    nonisolated(unsafe) public static var gemmNanoseconds: UInt64 = 0
+    nonisolated(unsafe) public static var gemmCalls = 0
+
+    public static func reset() {
+        gemmNanoseconds = 0
+        gemmCalls = 0
+    }
 }
