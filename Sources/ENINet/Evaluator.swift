@@ -32,7 +32,10 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         let scalarNorm: LayerNormLayer<T>, vectorNorm: VectorNormLayer<T>
     }
     struct TwoBody {
-        let nodeNeighbors: LinearLayer<T>, edgeProjection: LinearLayer<T>
+        /// `node_neighbors` split by input halves: `[ns_i, ns_j] W^T + b = (ns W_src^T + b)_i + (ns W_dst^T)_j`,
+        /// so the GEMM runs over atoms instead of edges.
+        let sourceNeighbors: LinearLayer<T>, destinationNeighbors: LinearLayer<T>
+        let edgeProjection: LinearLayer<T>
         let gate: GateMLPLayer<T>, edgeVector: LinearLayer<T>
         let vectorOut: LinearLayer<T>, vectorChannel: LinearLayer<T>
         let vectorProjection: LinearLayer<T>, scalarProjection: LinearLayer<T>
@@ -75,8 +78,11 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                 scalarNorm: try LayerNormLayer(w, t + "norm_mess", channels: f),
                 vectorNorm: try VectorNormLayer(w, t + "norm_nv", channels: f, kind: c.vectorNorm, epsilon: c.vectorNormEpsilon)))
             let b = p + "twobody_conv.\(l)."
+            let nodeNeighbors = try LinearLayer<T>(w, b + "node_neighbors")
             two.append(TwoBody(
-                nodeNeighbors: try LinearLayer(w, b + "node_neighbors"), edgeProjection: try LinearLayer(w, b + "edge_proj"),
+                sourceNeighbors: nodeNeighbors.inputColumns(from: 0, count: f, keepBias: true),
+                destinationNeighbors: nodeNeighbors.inputColumns(from: f, count: f, keepBias: false),
+                edgeProjection: try LinearLayer(w, b + "edge_proj"),
                 gate: try GateMLPLayer(w, b + "ns_mess"), edgeVector: try LinearLayer(w, b + "edge_vec"),
                 vectorOut: try LinearLayer(w, b + "nv_out", bias: false), vectorChannel: try LinearLayer(w, b + "nv_channel"),
                 vectorProjection: try LinearLayer(w, b + "nv_proj", bias: false), scalarProjection: try LinearLayer(w, b + "ns_proj.0"),
@@ -280,35 +286,48 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             record?("layer\(l).threebody.triplet_s", ts); record?("layer\(l).threebody.triplet_v", tv)
 
             let B = twoBody[l]
-            var pairN = [T](repeating: 0, count: ne * 2 * f)
-            for e in 0..<ne {
-                let s = Int(graph.edgeSource[e]), d = Int(graph.edgeDestination[e])
-                for ch in 0..<f { pairN[e * 2 * f + ch] = ns[s * f + ch]; pairN[e * 2 * f + f + ch] = ns[d * f + ch] }
-            }
-            let left2 = B.nodeNeighbors.forward(pairN, rows: ne)
+            let fromSource = B.sourceNeighbors.forward(ns, rows: n), fromDestination = B.destinationNeighbors.forward(ns, rows: n)
             let right2 = B.edgeProjection.forward(es, rows: ne)
-            var product2 = left2
-            for q in 0..<product2.count { product2[q] *= right2[q] }
+            var left2 = [T](repeating: 0, count: ne * f), product2 = left2
+            graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
+            fromSource.withUnsafeBufferPointer { ps in fromDestination.withUnsafeBufferPointer { pd in right2.withUnsafeBufferPointer { rp in
+            left2.withUnsafeMutableBufferPointer { lp in product2.withUnsafeMutableBufferPointer { pp in
+                for e in 0..<ne {
+                    let so = Int(src[e]) * f, dof = Int(dst[e]) * f, eo = e * f
+                    for ch in 0..<f {
+                        let v = ps[so + ch] + pd[dof + ch]
+                        lp[eo + ch] = v
+                        pp[eo + ch] = v * rp[eo + ch]
+                    }
+                }
+            } } } } } } }
             let (gated2, gateCache2) = B.gate.forward(product2, rows: ne)
             var des = gated2
             for e in 0..<ne { for ch in 0..<f { des[e * f + ch] *= geo.edgeCut[e] } }
             let abc2 = B.edgeVector.forward(des, rows: ne)
             var dev = [T](repeating: 0, count: ne * 3 * f)
             var aggS = [T](repeating: 0, count: n * f), aggV = [T](repeating: 0, count: n * 3 * f)
-            for e in 0..<ne {
-                let s = Int(graph.edgeSource[e]), d = Int(graph.edgeDestination[e])
-                let cut = geo.edgeCut[e]
-                for x in 0..<3 {
-                    let u = rc * geo.unitEdge[3 * e + x]
-                    for ch in 0..<f {
-                        let a = abc2[e * 3 * f + ch], b = abc2[e * 3 * f + f + ch], cc = abc2[e * 3 * f + 2 * f + ch]
-                        let v = (nv[(s * 3 + x) * f + ch] * a + ev[(e * 3 + x) * f + ch] * b + u * cc) * cut
-                        dev[(e * 3 + x) * f + ch] = v
-                        aggV[(d * 3 + x) * f + ch] += v
+            graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
+            abc2.withUnsafeBufferPointer { abc in nv.withUnsafeBufferPointer { nvp in ev.withUnsafeBufferPointer { evp in
+            des.withUnsafeBufferPointer { desp in geo.unitEdge.withUnsafeBufferPointer { unit in geo.edgeCut.withUnsafeBufferPointer { cutp in
+            dev.withUnsafeMutableBufferPointer { devp in aggV.withUnsafeMutableBufferPointer { av in aggS.withUnsafeMutableBufferPointer { asp in
+                for e in 0..<ne {
+                    let s = Int(src[e]), d = Int(dst[e])
+                    let cut = cutp[e]
+                    let ab = e * 3 * f
+                    for x in 0..<3 {
+                        let u = rc * unit[3 * e + x]
+                        let ns0 = (s * 3 + x) * f, eo = (e * 3 + x) * f, dO = (d * 3 + x) * f
+                        for ch in 0..<f {
+                            let v = (nvp[ns0 + ch] * abc[ab + ch] + evp[eo + ch] * abc[ab + f + ch] + u * abc[ab + 2 * f + ch]) * cut
+                            devp[eo + ch] = v
+                            av[dO + ch] += v
+                        }
                     }
+                    let dS = d * f, eS = e * f
+                    for ch in 0..<f { asp[dS + ch] += desp[eS + ch] }
                 }
-                for ch in 0..<f { aggS[d * f + ch] += des[e * f + ch] }
-            }
+            } } } } } } } } } } }
             for i in 0..<n where divisor[i] != 1 {
                 for ch in 0..<f { aggS[i * f + ch] /= divisor[i] }
                 for q in 0..<(3 * f) { aggV[i * 3 * f + q] /= divisor[i] }
@@ -467,31 +486,41 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             let gB = B.vectorOut.backward(go, rows: 3 * n)  // [N,3,F]
             // Aggregation and messages.
             var gabc2 = [T](repeating: 0, count: ne * 3 * f)
-            for e in 0..<ne {
-                let s = Int(graph.edgeSource[e]), d = Int(graph.edgeDestination[e])
-                let cut = geo.edgeCut[e], inv = 1 / divisor[d]
-                for ch in 0..<f { gdes[e * f + ch] += gA[d * f + ch] * inv }
-                var gCut: T = 0
-                for x in 0..<3 {
-                    let u = rc * geo.unitEdge[3 * e + x]
-                    var gU: T = 0
-                    for ch in 0..<f {
-                        let q = (e * 3 + x) * f + ch
-                        let g = gdev[q] + gB[(d * 3 + x) * f + ch] * inv
-                        let a = C2.abc[e * 3 * f + ch], b = C2.abc[e * 3 * f + f + ch], cc = C2.abc[e * 3 * f + 2 * f + ch]
-                        let nvs = C2.nv[(s * 3 + x) * f + ch], evq = C2.ev[q]
-                        gnv[(s * 3 + x) * f + ch] += g * a * cut
-                        gev[q] += g * b * cut
-                        gabc2[e * 3 * f + ch] += g * nvs * cut
-                        gabc2[e * 3 * f + f + ch] += g * evq * cut
-                        gabc2[e * 3 * f + 2 * f + ch] += g * u * cut
-                        gU += g * cc * cut
-                        gCut += g * (nvs * a + evq * b + u * cc)
+            graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
+            C2.abc.withUnsafeBufferPointer { abc in C2.nv.withUnsafeBufferPointer { nvp in C2.ev.withUnsafeBufferPointer { evp in
+            gdev.withUnsafeBufferPointer { gdevp in gB.withUnsafeBufferPointer { gBp in gA.withUnsafeBufferPointer { gAp in
+            geo.unitEdge.withUnsafeBufferPointer { unit in geo.edgeCut.withUnsafeBufferPointer { cutp in
+            gdes.withUnsafeMutableBufferPointer { gdesp in gnv.withUnsafeMutableBufferPointer { gnvp in gev.withUnsafeMutableBufferPointer { gevp in
+            gabc2.withUnsafeMutableBufferPointer { gab in gUnitEdge.withUnsafeMutableBufferPointer { gUnit in gEdgeCut.withUnsafeMutableBufferPointer { gCutp in
+                for e in 0..<ne {
+                    let s = Int(src[e]), d = Int(dst[e])
+                    let cut = cutp[e], inv = 1 / divisor[d]
+                    let eS = e * f, dS = d * f
+                    for ch in 0..<f { gdesp[eS + ch] += gAp[dS + ch] * inv }
+                    var gCut: T = 0
+                    let ab = e * 3 * f
+                    for x in 0..<3 {
+                        let u = rc * unit[3 * e + x]
+                        var gU: T = 0
+                        let eo = (e * 3 + x) * f, so = (s * 3 + x) * f, dO = (d * 3 + x) * f
+                        for ch in 0..<f {
+                            let g = gdevp[eo + ch] + gBp[dO + ch] * inv
+                            let a = abc[ab + ch], b = abc[ab + f + ch], cc = abc[ab + 2 * f + ch]
+                            let nvs = nvp[so + ch], evq = evp[eo + ch]
+                            let gc = g * cut
+                            gnvp[so + ch] += gc * a
+                            gevp[eo + ch] += gc * b
+                            gab[ab + ch] += gc * nvs
+                            gab[ab + f + ch] += gc * evq
+                            gab[ab + 2 * f + ch] += gc * u
+                            gU += gc * cc
+                            gCut += g * (nvs * a + evq * b + u * cc)
+                        }
+                        gUnit[3 * e + x] += rc * gU
                     }
-                    gUnitEdge[3 * e + x] += rc * gU
+                    gCutp[e] += gCut
                 }
-                gEdgeCut[e] += gCut
-            }
+            } } } } } } } } } } } } } } } }
             let gdesAbc = B.edgeVector.backward(gabc2, rows: ne)
             var ggated2 = [T](repeating: 0, count: ne * f)
             for e in 0..<ne {
@@ -505,15 +534,26 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                 gEdgeCut[e] += gCut
             }
             let gProduct2 = B.gate.backward(ggated2, cache: C2.gateCache, rows: ne)
-            var gLeft2 = gProduct2, gRight2 = gProduct2
-            for q in 0..<gProduct2.count { gLeft2[q] *= C2.right[q]; gRight2[q] *= C2.left[q] }
+            var gRight2 = gProduct2
+            var gFromSource = [T](repeating: 0, count: n * f), gFromDestination = gFromSource
+            graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
+            gProduct2.withUnsafeBufferPointer { gp in C2.right.withUnsafeBufferPointer { rp in C2.left.withUnsafeBufferPointer { lp in
+            gRight2.withUnsafeMutableBufferPointer { grp in gFromSource.withUnsafeMutableBufferPointer { gs in gFromDestination.withUnsafeMutableBufferPointer { gd in
+                for e in 0..<ne {
+                    let eo = e * f, so = Int(src[e]) * f, dof = Int(dst[e]) * f
+                    for ch in 0..<f {
+                        let gl = gp[eo + ch] * rp[eo + ch]
+                        grp[eo + ch] = gp[eo + ch] * lp[eo + ch]
+                        gs[so + ch] += gl
+                        gd[dof + ch] += gl
+                    }
+                }
+            } } } } } } } }
             let gesP = B.edgeProjection.backward(gRight2, rows: ne)
             for q in 0..<ges.count { ges[q] += gesP[q] }
-            let gPairN = B.nodeNeighbors.backward(gLeft2, rows: ne)
-            for e in 0..<ne {
-                let s = Int(graph.edgeSource[e]), d = Int(graph.edgeDestination[e])
-                for ch in 0..<f { gns[s * f + ch] += gPairN[e * 2 * f + ch]; gns[d * f + ch] += gPairN[e * 2 * f + f + ch] }
-            }
+            let gnsSource = B.sourceNeighbors.backward(gFromSource, rows: n)
+            let gnsDestination = B.destinationNeighbors.backward(gFromDestination, rows: n)
+            for q in 0..<gns.count { gns[q] += gnsSource[q] + gnsDestination[q] }
 
             // Three-body block.
             let L = threeBody[l], C3 = threeCaches[l]

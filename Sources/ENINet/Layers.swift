@@ -16,6 +16,21 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
         bias = hasBias ? try file.doubles(name + ".bias", shape: [outputs]).map { T($0) } : nil
     }
 
+    init(weight: [T], bias: [T]?, inputs: Int, outputs: Int) {
+        self.weight = weight
+        self.bias = bias
+        self.inputs = inputs
+        self.outputs = outputs
+    }
+
+    /// The layer restricted to input columns `from ..< from + count` (with the bias only if `keepBias`):
+    /// `[x1, x2] W^T + b = x1 W1^T + b + x2 W2^T`.
+    func inputColumns(from: Int, count: Int, keepBias: Bool) -> LinearLayer<T> {
+        var w = [T](repeating: 0, count: outputs * count)
+        for o in 0..<outputs { for i in 0..<count { w[o * count + i] = weight[o * inputs + from + i] } }
+        return LinearLayer(weight: w, bias: keepBias ? bias : nil, inputs: count, outputs: outputs)
+    }
+
     /// `x W^T + b` for `rows` rows.
     func forward(_ x: [T], rows: Int) -> [T] {
         var y = [T](repeating: 0, count: rows * outputs)

@@ -19,6 +19,9 @@ struct BenchEninet: ParsableCommand {
     @Flag(help: "Run the network in Double instead of Float.")
     var double = false
 
+    @Option(help: "Measure only these configurations (comma-separated: small, md17).")
+    var configs = "small,md17"
+
     /// The reference code's medians (ms, 1 thread, float32, energy+forces as its forward computes them).
     static let referenceMilliseconds: [String: Double] = [
         "small_aspirin": 25.1, "small_aspirin10": 144, "md17_aspirin": 257, "md17_aspirin10": 2125,
@@ -36,7 +39,7 @@ struct BenchEninet: ParsableCommand {
         print("ENINet energy+forces, \(double ? "Double" : "Float"), median of \(repetitions); machine threads: \(ProcessInfo.processInfo.activeProcessorCount)")
         var results: [(String, Double)] = []
         var gemmFraction = 0.0
-        for config in ["small", "md17"] {
+        for config in configs.split(separator: ",").map(String.init) {
             let model = try ENINetModel(contentsOf: "\(reference)/eninet-\(config).safetensors", precision: double ? .double : .float)
             for (name, system) in systems {
                 let graph = try model.graph(positions: system.positions, cell: nil, neighborList: model.makeNeighborList(skin: 0))
