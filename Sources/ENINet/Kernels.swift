@@ -63,3 +63,17 @@ public enum ENINetProfile {
         gemmCalls = 0
     }
 }
+
+/// The floating-point types the network runs in: the tensor scalars (Float, Double), whose
+/// GEMM goes through BLAS.
+public protocol ENINetFloat: TensorScalar {}
+
+extension ENINetFloat {
+    @inline(__always) static func exponential(_ x: Self) -> Self { tensorExp(x) }
+    @inline(__always) static func cosine(_ x: Self) -> Self { tensorCos(x) }
+    @inline(__always) static func sine(_ x: Self) -> Self { tensorSin(x) }
+}
+
+extension Float: ENINetFloat {}
+extension Double: ENINetFloat {}
+

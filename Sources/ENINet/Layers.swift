@@ -75,12 +75,16 @@ struct MLPLayer<T: ENINetFloat>: Sendable {
     /// Output and the hidden pre-activation (kept for the backward pass).
     func forward(_ x: [T], rows: Int) -> (y: [T], hidden: [T]) {
         let h = first.forward(x, rows: rows)
-        return (second.forward(h.map(silu), rows: rows), h)
+        var a = h
+        a.withUnsafeMutableBufferPointer { ap in for q in 0..<ap.count { ap[q] = silu(ap[q]) } }
+        return (second.forward(a, rows: rows), h)
     }
 
     func backward(_ gy: [T], hidden: [T], rows: Int) -> [T] {
         var ga = second.backward(gy, rows: rows)
-        for q in 0..<ga.count { ga[q] *= siluDerivative(hidden[q]) }
+        ga.withUnsafeMutableBufferPointer { g in hidden.withUnsafeBufferPointer { h in
+            for q in 0..<g.count { g[q] *= siluDerivative(h[q]) }
+        } }
         return first.backward(ga, rows: rows)
     }
 }
@@ -101,19 +105,27 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
         let (a, ah) = net.forward(x, rows: rows)
         let (g, gh) = gates.forward(x, rows: rows)
         var y = a
-        for q in 0..<y.count { y[q] *= silu(g[q]) }
+        y.withUnsafeMutableBufferPointer { yp in g.withUnsafeBufferPointer { gp in
+            for q in 0..<yp.count { yp[q] *= silu(gp[q]) }
+        } }
         return (y, Cache(value: a, valueHidden: ah, gate: g, gateHidden: gh))
     }
 
     func backward(_ gy: [T], cache: Cache, rows: Int) -> [T] {
         var ga = gy, gg = gy
-        for q in 0..<gy.count {
-            ga[q] = gy[q] * silu(cache.gate[q])
-            gg[q] = gy[q] * cache.value[q] * siluDerivative(cache.gate[q])
-        }
+        ga.withUnsafeMutableBufferPointer { gap in gg.withUnsafeMutableBufferPointer { ggp in
+        cache.gate.withUnsafeBufferPointer { gate in cache.value.withUnsafeBufferPointer { value in
+            for q in 0..<gap.count {
+                let s = sigmoid(gate[q]), gq = gap[q]
+                gap[q] = gq * gate[q] * s
+                ggp[q] = gq * value[q] * s * (1 + gate[q] * (1 - s))
+            }
+        } } } }
         var gx = net.backward(ga, hidden: cache.valueHidden, rows: rows)
         let g2 = gates.backward(gg, hidden: cache.gateHidden, rows: rows)
-        for q in 0..<gx.count { gx[q] += g2[q] }
+        gx.withUnsafeMutableBufferPointer { xp in g2.withUnsafeBufferPointer { gp in
+            for q in 0..<xp.count { xp[q] += gp[q] }
+        } }
         return gx
     }
 }
@@ -197,30 +209,35 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
         var out = v
         let c = channels
         var nrm = [T](repeating: 0, count: c)
-        for r in 0..<rows {
-            let base = r * 3 * c
-            for ch in 0..<c {
-                let x = v[base + ch], y = v[base + c + ch], z = v[base + 2 * c + ch]
-                nrm[ch] = (x * x + y * y + z * z).squareRoot()
-            }
-            switch kind {
-            case .maxMin:
-                var lo = T.infinity, hi = -T.infinity
-                for ch in 0..<c { let a = max(nrm[ch], Self.normFloor); lo = min(lo, a); hi = max(hi, a) }
-                var spread = hi - lo
-                if spread < Self.spreadFloor { spread = 1 }
+        out.withUnsafeMutableBufferPointer { op in nrm.withUnsafeMutableBufferPointer { np in weight.withUnsafeBufferPointer { w in
+            for r in 0..<rows {
+                let base = r * 3 * c
                 for ch in 0..<c {
-                    let a = max(nrm[ch], Self.normFloor)
-                    let scale = max((a - lo) / spread, 0) / a * weight[ch]
-                    for x in 0..<3 { out[base + x * c + ch] *= scale }
+                    let x = op[base + ch], y = op[base + c + ch], z = op[base + 2 * c + ch]
+                    np[ch] = (x * x + y * y + z * z).squareRoot()
                 }
-            case .rms:
-                var s: T = 0
-                for ch in 0..<c { s += nrm[ch] * nrm[ch] }
-                let inv = 1 / (s / T(c) + epsilon).squareRoot()
-                for ch in 0..<c { for x in 0..<3 { out[base + x * c + ch] *= inv * weight[ch] } }
+                switch kind {
+                case .maxMin:
+                    var lo = T.infinity, hi = -T.infinity
+                    for ch in 0..<c { let a = max(np[ch], Self.normFloor); lo = min(lo, a); hi = max(hi, a) }
+                    var spread = hi - lo
+                    if spread < Self.spreadFloor { spread = 1 }
+                    for ch in 0..<c {
+                        let a = max(np[ch], Self.normFloor)
+                        let scale = max((a - lo) / spread, 0) / a * w[ch]
+                        op[base + ch] *= scale; op[base + c + ch] *= scale; op[base + 2 * c + ch] *= scale
+                    }
+                case .rms:
+                    var sum: T = 0
+                    for ch in 0..<c { sum += np[ch] * np[ch] }
+                    let inv = 1 / (sum / T(c) + epsilon).squareRoot()
+                    for ch in 0..<c {
+                        let scale = inv * w[ch]
+                        op[base + ch] *= scale; op[base + c + ch] *= scale; op[base + 2 * c + ch] *= scale
+                    }
+                }
             }
-        }
+        } } }
         return out
     }
 
@@ -230,62 +247,67 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
     func backward(_ gout: [T], input v: [T], rows: Int) -> [T] {
         var gv = [T](repeating: 0, count: v.count)
         let c = channels
-        var nrm = [T](repeating: 0, count: c), gs = [T](repeating: 0, count: c), gn = [T](repeating: 0, count: c)
-        for r in 0..<rows {
-            let base = r * 3 * c
-            for ch in 0..<c {
-                let x = v[base + ch], y = v[base + c + ch], z = v[base + 2 * c + ch]
-                nrm[ch] = (x * x + y * y + z * z).squareRoot()
-                // Gradient with respect to the per-channel scale s_c in out = s_c v_c.
-                gs[ch] = gout[base + ch] * x + gout[base + c + ch] * y + gout[base + 2 * c + ch] * z
-                gn[ch] = 0
-            }
-            switch kind {
-            case .maxMin:
-                var lo = T.infinity, hi = -T.infinity, argLo = 0, argHi = 0
+        var scratch = [T](repeating: 0, count: 3 * c)
+        gv.withUnsafeMutableBufferPointer { gvp in v.withUnsafeBufferPointer { vp in gout.withUnsafeBufferPointer { gp in
+        scratch.withUnsafeMutableBufferPointer { sp in weight.withUnsafeBufferPointer { w in
+            guard let nrm = sp.baseAddress else { return }
+            let gs = nrm + c, gn = nrm + 2 * c  // norms, scale gradients, norm gradients
+            for r in 0..<rows {
+                let base = r * 3 * c
                 for ch in 0..<c {
-                    let a = max(nrm[ch], Self.normFloor)
-                    if a < lo { lo = a; argLo = ch }
-                    if a > hi { hi = a; argHi = ch }
+                    let x = vp[base + ch], y = vp[base + c + ch], z = vp[base + 2 * c + ch]
+                    nrm[ch] = (x * x + y * y + z * z).squareRoot()
+                    // Gradient with respect to the per-channel scale s_c in out = s_c v_c.
+                    gs[ch] = gp[base + ch] * x + gp[base + c + ch] * y + gp[base + 2 * c + ch] * z
+                    gn[ch] = 0
                 }
-                let clamped = hi - lo < Self.spreadFloor
-                let spread = clamped ? 1 : hi - lo
-                var gLo: T = 0, gHi: T = 0
-                for ch in 0..<c {
-                    let a = max(nrm[ch], Self.normFloor)
-                    let ratio = (a - lo) / spread
-                    let scale = max(ratio, 0) / a * weight[ch]
-                    for x in 0..<3 { gv[base + x * c + ch] = scale * gout[base + x * c + ch] }
-                    // s = w relu(ratio) / a.
-                    let gRatio = ratio > 0 ? gs[ch] * weight[ch] / a : 0
-                    gn[ch] += -gs[ch] * weight[ch] * max(ratio, 0) / (a * a) + gRatio / spread
-                    gLo -= gRatio / spread
-                    if !clamped {
-                        // d ratio / d spread = −ratio / spread; spread = hi − lo.
-                        gHi -= gRatio * ratio / spread
-                        gLo += gRatio * ratio / spread
+                switch kind {
+                case .maxMin:
+                    var lo = T.infinity, hi = -T.infinity, argLo = 0, argHi = 0
+                    for ch in 0..<c {
+                        let a = max(nrm[ch], Self.normFloor)
+                        if a < lo { lo = a; argLo = ch }
+                        if a > hi { hi = a; argHi = ch }
+                    }
+                    let clamped = hi - lo < Self.spreadFloor
+                    let spread = clamped ? 1 : hi - lo
+                    var gLo: T = 0, gHi: T = 0
+                    for ch in 0..<c {
+                        let a = max(nrm[ch], Self.normFloor)
+                        let ratio = (a - lo) / spread
+                        let scale = max(ratio, 0) / a * w[ch]
+                        for x in 0..<3 { gvp[base + x * c + ch] = scale * gp[base + x * c + ch] }
+                        // s = w relu(ratio) / a.
+                        let gRatio = ratio > 0 ? gs[ch] * w[ch] / a : 0
+                        gn[ch] += -gs[ch] * w[ch] * max(ratio, 0) / (a * a) + gRatio / spread
+                        gLo -= gRatio / spread
+                        if !clamped {
+                            // d ratio / d spread = −ratio / spread; spread = hi − lo.
+                            gHi -= gRatio * ratio / spread
+                            gLo += gRatio * ratio / spread
+                        }
+                    }
+                    gn[argLo] += gLo
+                    gn[argHi] += gHi
+                    for ch in 0..<c where nrm[ch] > Self.normFloor {
+                        let k = gn[ch] / nrm[ch]
+                        for x in 0..<3 { gvp[base + x * c + ch] += k * vp[base + x * c + ch] }
+                    }
+                case .rms:
+                    var sum: T = 0
+                    for ch in 0..<c { sum += nrm[ch] * nrm[ch] }
+                    let inv = 1 / (sum / T(c) + epsilon).squareRoot()
+                    var k: T = 0
+                    for ch in 0..<c { k += w[ch] * gs[ch] }
+                    let coefficient = -inv * inv * inv / T(c) * k
+                    for ch in 0..<c {
+                        for x in 0..<3 {
+                            gvp[base + x * c + ch] = inv * w[ch] * gp[base + x * c + ch] + coefficient * vp[base + x * c + ch]
+                        }
                     }
                 }
-                gn[argLo] += gLo
-                gn[argHi] += gHi
-                for ch in 0..<c where nrm[ch] > Self.normFloor {
-                    let k = gn[ch] / nrm[ch]
-                    for x in 0..<3 { gv[base + x * c + ch] += k * v[base + x * c + ch] }
-                }
-            case .rms:
-                var s: T = 0
-                for ch in 0..<c { s += nrm[ch] * nrm[ch] }
-                let inv = 1 / (s / T(c) + epsilon).squareRoot()
-                var k: T = 0
-                for ch in 0..<c { k += weight[ch] * gs[ch] }
-                let coefficient = -inv * inv * inv / T(c) * k
-                for ch in 0..<c {
-                    for x in 0..<3 {
-                        gv[base + x * c + ch] = inv * weight[ch] * gout[base + x * c + ch] + coefficient * v[base + x * c + ch]
-                    }
-                }
             }
-        }
+        } } } } }
         return gv
     }
 }

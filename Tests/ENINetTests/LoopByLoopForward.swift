@@ -1,19 +1,10 @@
 import Foundation
 import Geometry
 import Tensors
+@testable import ENINet
 
-/// The floating-point types the network runs in: the tensor scalars (Float, Double), whose
-/// GEMM goes through BLAS.
-public protocol ENINetFloat: TensorScalar {}
-
-extension ENINetFloat {
-    @inline(__always) static func exponential(_ x: Self) -> Self { tensorExp(x) }
-    @inline(__always) static func cosine(_ x: Self) -> Self { tensorCos(x) }
-    @inline(__always) static func sine(_ x: Self) -> Self { tensorSin(x) }
-}
-
-extension Float: ENINetFloat {}
-extension Double: ENINetFloat {}
+// An independent, loop-by-loop restatement of shared/docs/eninet-architecture.md, kept as a
+// test oracle for the hand-scheduled network (no GEMM, no caches, no shared layer code).
 
 /// A dense row-major matrix of weights `[out, in]` and an optional bias, as PyTorch stores them.
 struct DenseLayer<T: ENINetFloat>: Sendable {
