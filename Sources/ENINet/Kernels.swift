@@ -21,26 +21,6 @@ enum Dense {
         T.tensorGEMM(transposeA: false, transposeB: transposeB, m: m, n: n, k: k, alpha: 1, a: a, lda: k,
                      b: b, ldb: transposeB ? k : n, beta: beta, c: c, ldc: n)
     }
-
-    /// A straightforward GEMM for types without BLAS and for checking.
-    static func naiveGEMM<T: ENINetFloat>(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
-                                          a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int,
-                                          beta: T, c: UnsafeMutablePointer<T>, ldc: Int) {
-        for i in 0..<m {
-            let row = c + i * ldc
-            if beta == 0 { for j in 0..<n { row[j] = 0 } } else if beta != 1 { for j in 0..<n { row[j] *= beta } }
-            for p in 0..<k {
-                let aip = transposeA ? a[p * lda + i] : a[i * lda + p]
-                if aip == 0 { continue }
-                if transposeB {
-                    for j in 0..<n { row[j] += aip * b[j * ldb + p] }
-                } else {
-                    let brow = b + p * ldb
-                    for j in 0..<n { row[j] += aip * brow[j] }
-                }
-            }
-        }
-    }
 }
 
 @inline(__always) func sigmoid<T: ENINetFloat>(_ x: T) -> T { 1 / (1 + T.exponential(-x)) }
