@@ -37,6 +37,41 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
         threeBodyCentres = try Tensor<T>(shape: [k], scalars: try file.weights.doubles("conv_layers.threebody_dist_rb.centers", shape: [k]).map { T($0) })
     }
 
+    /// A freshly initialised network (for training from scratch), with PyTorch's default
+    /// initialisation: linear weights and biases uniform in ±1/sqrt(fan_in), the embedding
+    /// standard normal, norm scales 1 and shifts 0. RBF centres are float32 `linspace` values.
+    public init<G: RandomNumberGenerator>(configuration: ENINetConfiguration, using generator: inout G) throws {
+        try configuration.validate(source: "new model")
+        self.configuration = configuration
+        let set = ParameterSet<T>()
+        for (name, shape) in ENINetParameterLayout.expectedShapes(configuration) where !Self.isBuffer(name) {
+            let tensor: Tensor<T>
+            if name.hasSuffix("n_embedding.weight") {
+                tensor = Tensor<T>.randomNormal(shape, standardDeviation: 1, using: &generator, requiresGrad: true)
+            } else if name.contains("norm_mess.") || name.contains("norm_nv.") {
+                tensor = Tensor<T>(repeating: name.hasSuffix(".weight") ? 1 : 0, shape: shape, requiresGrad: true)
+            } else {
+                // Linear layers: fan-in is the weight's second axis; a bias shares its weight's bound.
+                let weightShape = name.hasSuffix(".bias")
+                    ? ENINetParameterLayout.expectedShapes(configuration).first { $0.0 == name.dropLast(5) + ".weight" }?.1 ?? [1, 1]
+                    : shape
+                let bound = 1 / Double(max(weightShape.count > 1 ? weightShape[1] : 1, 1)).squareRoot()
+                tensor = Tensor<T>.randomUniform(shape, in: -bound...bound, using: &generator, requiresGrad: true)
+            }
+            _ = try set.add(name, tensor)
+        }
+        parameters = set
+        let k = configuration.radialBasisCount
+        twoBodyCentres = try Tensor<T>(shape: [k], scalars: Self.float32Linspace(configuration.cutoff, k).map { T($0) })
+        threeBodyCentres = try Tensor<T>(shape: [k], scalars: Self.float32Linspace(2 * configuration.cutoff, k).map { T($0) })
+    }
+
+    /// `linspace(0, end, count)` in float32, filled from both ends as PyTorch does.
+    static func float32Linspace(_ end: Double, _ count: Int) -> [Double] {
+        let step = Float(end) / Float(count - 1)
+        return (0..<count).map { i in Double(i < count / 2 ? Float(i) * step : Float(end) - Float(count - 1 - i) * step) }
+    }
+
     /// Tensors that the reference stores but never trains: RBF centres and cutoff radii.
     static func isBuffer(_ name: String) -> Bool { name.hasSuffix(".centers") || name.hasSuffix(".cutoff") }
 

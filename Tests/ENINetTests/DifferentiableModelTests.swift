@@ -87,4 +87,28 @@ final class DifferentiableModelTests: XCTestCase {
         let b = try exported.evaluate(atomicNumbers: m.numbers, positions: m.positions, cell: nil)
         XCTAssertEqual(a.energy, b.energy, accuracy: 1e-13 * abs(a.energy))
     }
+
+    func testFreshModelHasTheReferenceLayoutAndFiniteForces() throws {
+        var generator = SystemRandomNumberGenerator()
+        let config = ENINetConfiguration(featureCount: 8, tripletFeatureCount: 2, radialBasisCount: 6, cutoff: 4, interactionCount: 1,
+                                         scaleMean: -1, scaleStd: 0.5, averageNeighborCount: 4)
+        let net = try ENINetDifferentiableModel<Double>(configuration: config, using: &generator)
+        let file = try net.modelFile(dtype: .float64)
+        XCTAssertEqual(Set(file.weights.names), Set(ENINetParameterLayout.expectedShapes(config).map { $0.0 }))
+        XCTAssertEqual(try file.weights.doubles("conv_layers.threebody_dist_rb.centers"),
+                       [0, 1.6, 3.2, 4.8, 6.4, 8].map { Double(Float($0)) })
+        // Weights lie within PyTorch's default bounds.
+        let w = try file.weights.doubles("conv_layers.twobody_conv.0.node_neighbors.weight")
+        XCTAssertLessThanOrEqual(w.map(abs).max() ?? 1, 1 / 16.0.squareRoot())
+        let m = try PhysicsTests.ethanol()
+        let model = try ENINetModel(file: file, precision: .double)
+        let out = try model.evaluate(atomicNumbers: m.numbers, positions: m.positions, cell: nil)
+        XCTAssertTrue(out.energy.isFinite)
+        XCTAssertTrue(out.forces.allSatisfy { $0.x.isFinite && $0.y.isFinite && $0.z.isFinite })
+        // The same model through autodiff gives the same energy.
+        let graph = try model.graph(positions: m.positions, cell: nil, neighborList: model.makeNeighborList(skin: 0))
+        let x = try positionsTensor(m.positions)
+        XCTAssertEqual(try net.forward(atomicNumbers: m.numbers, positions: x, graph: graph).energy.item, out.energy,
+                       accuracy: 1e-12 * abs(out.energy))
+    }
 }
