@@ -50,6 +50,6 @@ let package = Package(
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Trajectory", "Geometry"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "ENINet", "Tensors", "Geometry"]),
         .testTarget(name: "DeckTests", dependencies: ["Deck"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CLITests", dependencies: ["eninet-md"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CLITests", dependencies: ["eninet-md", "Trajectory", "Geometry"], resources: [.copy("Fixtures")]),
     ]
 )

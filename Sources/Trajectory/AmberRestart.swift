@@ -76,9 +76,12 @@ public struct AmberRestart: Sendable {
         let file = try NetCDFFile.create(path: path)
         let spatialDim = try file.defineDimension("spatial", length: 3)
         let atomDim = try file.defineDimension("atom", length: n)
+        // A cell periodic along no axis is kept for ENINetMD only: AMBER tools would take a
+        // conventional box for a periodic one.
+        let amberCell = cell?.pbc.any ?? false
         var cellSpatialDim: Int32 = -1, cellAngularDim: Int32 = -1, labelDim: Int32 = -1
-        if cell != nil {
-            cellSpatialDim = try file.defineDimension("cell_spatial", length: 3)
+        if cell != nil { cellSpatialDim = try file.defineDimension("cell_spatial", length: 3) }
+        if amberCell {
             cellAngularDim = try file.defineDimension("cell_angular", length: 3)
             labelDim = try file.defineDimension("label", length: 5)
         }
@@ -98,7 +101,7 @@ public struct AmberRestart: Sendable {
 
         let spatialID = try file.defineVariable("spatial", type: NC_CHAR, dimensions: [spatialDim])
         var cellSpatialID: Int32 = -1, cellAngularID: Int32 = -1
-        if cell != nil {
+        if amberCell {
             cellSpatialID = try file.defineVariable("cell_spatial", type: NC_CHAR, dimensions: [cellSpatialDim])
             cellAngularID = try file.defineVariable("cell_angular", type: NC_CHAR, dimensions: [cellAngularDim, labelDim])
         }
@@ -108,9 +111,11 @@ public struct AmberRestart: Sendable {
         let velocitiesID = velocities == nil ? nil
             : try file.defineVariable("velocities", type: NC_DOUBLE, dimensions: [atomDim, spatialDim], units: AmberNetCDF.velocityUnits)
         var lengthsID: Int32 = -1, anglesID: Int32 = -1, exactCellID: Int32 = -1
-        if cell != nil {
+        if amberCell {
             lengthsID = try file.defineVariable("cell_lengths", type: NC_DOUBLE, dimensions: [cellSpatialDim], units: AmberNetCDF.lengthUnits)
             anglesID = try file.defineVariable("cell_angles", type: NC_DOUBLE, dimensions: [cellAngularDim], units: AmberNetCDF.angleUnits)
+        }
+        if cell != nil {
             exactCellID = try file.defineVariable("eninetmd_cell", type: NC_DOUBLE, dimensions: [cellSpatialDim, spatialDim],
                                                   units: AmberNetCDF.lengthUnits)
         }
@@ -124,7 +129,7 @@ public struct AmberRestart: Sendable {
         try file.putCharacters("xyz", variable: spatialID, name: "spatial")
         var picoseconds = time / Units.femtosecondsPerPicosecond
         try file.check(nc_put_var_double(file.ncid, timeID, &picoseconds), "cannot write time")
-        let rotation = cell.flatMap(AmberTrajectoryWriter.rotationToStandardOrientation)
+        let rotation = amberCell ? cell.flatMap(AmberTrajectoryWriter.rotationToStandardOrientation) : nil
         func put(_ vectors: [Vec3], scale: Double, rotate: Bool, variable: Int32, name: String) throws {
             var flat = [Double](repeating: 0, count: 3 * n)
             for i in 0..<n {
@@ -141,12 +146,15 @@ public struct AmberRestart: Sendable {
             try put(velocities, scale: AmberNetCDF.velocityToFile, rotate: true, variable: velocitiesID, name: "velocities")
             try put(velocities, scale: 1, rotate: false, variable: exactVelocitiesID, name: "eninetmd_velocities")
         }
-        if let cell {
+        if let cell, amberCell {
             try file.putCharacters("abc", variable: cellSpatialID, name: "cell_spatial")
             try file.putCharacters("alphabeta gamma", variable: cellAngularID, name: "cell_angular")
-            let l = cell.lengths, a = cell.anglesDegrees, m = cell.matrix
+            let l = cell.lengths, a = cell.anglesDegrees
             try file.check(nc_put_var_double(file.ncid, lengthsID, [l.x, l.y, l.z]), "cannot write cell_lengths")
             try file.check(nc_put_var_double(file.ncid, anglesID, [a.x, a.y, a.z]), "cannot write cell_angles")
+        }
+        if let cell {
+            let m = cell.matrix
             let rows = [m[0], m[1], m[2]].flatMap { [$0.x, $0.y, $0.z] }
             try file.check(nc_put_var_double(file.ncid, exactCellID, rows), "cannot write eninetmd_cell")
         }

@@ -13,6 +13,8 @@ import Geometry
 /// `frame(_:)` returns internal units (fs, Å, Å/fs, eV/Å). The bulk readers return flat
 /// arrays in file units (Å, Å/ps, kcal/mol/Å, ps) with scale factors applied, or internal
 /// units on request, reading a whole frame range with one libnetcdf call.
+///
+/// libnetcdf is not thread-safe: use a reader (and any writer) from one thread at a time.
 public final class AmberTrajectoryReader {
     public let path: String
     public let atomCount: Int

@@ -373,6 +373,15 @@ final class AmberWriterTests: XCTestCase {
         XCTAssertEqual(norm(p9 - p0), norm(s.positions[9] - s.positions[0]), accuracy: 1e-12)
         XCTAssertEqual(norm(Vec3(amberVelocities[0], amberVelocities[1], amberVelocities[2])), norm(velocities[0]) * 1000, accuracy: 1e-12)
 
+        // A molecule with a non-periodic cell: no AMBER box, the cell still comes back exactly.
+        let vacuumCell = try Cell(matrix: Mat3(Vec3(30, 1, 0), Vec3(0, 30, 2), Vec3(0, 0, 30)), pbc: .none)
+        try AmberRestart(time: 1, positions: [Vec3(1, 2, 3)], cell: vacuumCell).write(to: path("vacuum.ncrst"))
+        let vacuumRaw = try RawNetCDF(path("vacuum.ncrst"))
+        XCTAssertNil(vacuumRaw.variable("cell_lengths"))
+        XCTAssertNil(vacuumRaw.variable("cell_angles"))
+        vacuumRaw.close()
+        XCTAssertEqual(try AmberRestart.read(path: path("vacuum.ncrst")).cell, vacuumCell)
+
         // A conventional reader view of the same file (no eninetmd_* data used).
         let conventional = try AmberTrajectoryReader(path: file).frame(0)
         XCTAssertEqual(conventional.time, 12345.678901234567, accuracy: 1e-9)
