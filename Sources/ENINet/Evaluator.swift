@@ -211,12 +211,12 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         var nv = [T](repeating: 0, count: n * 3 * f)
         geo.initialEdgeScalar = edgeEmbedding.forward(geo.edgeRBF, rows: ne)
         var es = geo.initialEdgeScalar
-        for e in 0..<ne { for ch in 0..<f { es[e * f + ch] *= geo.edgeCut[e] } }
+        Elementwise.scaleRows(&es, geo.edgeCut, width: f)
         var ev = [T](repeating: 0, count: ne * 3 * f)
         for e in 0..<ne { for x in 0..<3 { let v = rc * geo.unitEdge[3 * e + x] * geo.edgeCut[e]; for ch in 0..<f { ev[(e * 3 + x) * f + ch] = v } } }
         geo.initialTripletScalar = tripletEmbedding.forward(geo.tripletRBF, rows: nt)
         var ts = geo.initialTripletScalar
-        for t in 0..<nt { for ch in 0..<ft { ts[t * ft + ch] *= geo.tripletCut[t] } }
+        Elementwise.scaleRows(&ts, geo.tripletCut, width: ft)
         var tv = [T](repeating: 0, count: nt * 3 * ft)
         for t in 0..<nt { for x in 0..<3 { let v = geo.unitTriplet[3 * t + x] * geo.tripletCut[t]; for ch in 0..<ft { tv[(t * 3 + x) * ft + ch] = v } } }
         record?("init.node_s", ns); record?("init.node_v", nv); record?("init.edge_s", es); record?("init.edge_v", ev)
@@ -246,33 +246,38 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             let left = L.edgeNeighbors.forward(pair, rows: nt)
             let right = L.tripletProjection.forward(ts, rows: nt)
             var product = left
-            for q in 0..<product.count { product[q] *= right[q] }
+            Elementwise.multiply(&product, right)
             let (gated, gateCache) = L.gate.forward(product, rows: nt)
             var dts = gated
-            for t in 0..<nt { for ch in 0..<ft { dts[t * ft + ch] *= geo.tripletCut[t] } }
+            Elementwise.scaleRows(&dts, geo.tripletCut, width: ft)
             let abc = L.tripletVector.forward(dts, rows: nt)
             var dtv = [T](repeating: 0, count: nt * 3 * ft)
             var sumS = [T](repeating: 0, count: ne * ft), sumV = [T](repeating: 0, count: ne * 3 * ft)
-            for t in 0..<nt {
-                let e1 = Int(graph.tripletIn[t]), e2 = Int(graph.tripletOut[t])
-                let cut = geo.tripletCut[t]
-                for x in 0..<3 {
-                    let w = geo.unitTriplet[3 * t + x]
-                    for ch in 0..<ft {
-                        let a = abc[t * 3 * ft + ch], b = abc[t * 3 * ft + ft + ch], cc = abc[t * 3 * ft + 2 * ft + ch]
-                        let v = (tv[(t * 3 + x) * ft + ch] * a + hv[(e1 * 3 + x) * ft + ch] * b + w * cc) * cut
-                        dtv[(t * 3 + x) * ft + ch] = v
-                        sumV[(e2 * 3 + x) * ft + ch] += v
+            graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
+            geo.tripletCut.withUnsafeBufferPointer { cutp in geo.unitTriplet.withUnsafeBufferPointer { unit in
+            abc.withUnsafeBufferPointer { abcp in tv.withUnsafeBufferPointer { tvp in hv.withUnsafeBufferPointer { hvp in dts.withUnsafeBufferPointer { dtsp in
+            dtv.withUnsafeMutableBufferPointer { dtvp in sumV.withUnsafeMutableBufferPointer { sv in sumS.withUnsafeMutableBufferPointer { ss in
+                for t in 0..<nt {
+                    let e1 = Int(tin[t]), e2 = Int(tout[t])
+                    let cut = cutp[t], ab = t * 3 * ft
+                    for x in 0..<3 {
+                        let w = unit[3 * t + x]
+                        let to = (t * 3 + x) * ft, h1 = (e1 * 3 + x) * ft, o2 = (e2 * 3 + x) * ft
+                        for ch in 0..<ft {
+                            let v = (tvp[to + ch] * abcp[ab + ch] + hvp[h1 + ch] * abcp[ab + ft + ch] + w * abcp[ab + 2 * ft + ch]) * cut
+                            dtvp[to + ch] = v
+                            sv[o2 + ch] += v
+                        }
                     }
+                    for ch in 0..<ft { ss[e2 * ft + ch] += dtsp[t * ft + ch] }
                 }
-                for ch in 0..<ft { sumS[e2 * ft + ch] += dts[t * ft + ch] }
-            }
+            } } } } } } } } } } }
             let hvNorm = VectorChannels.norms(hv, rows: ne, channels: ft)
             let (outS, outHidden) = L.outputScalar.forward(VectorChannels.concatenate(sumS, ft, hvNorm, ft, rows: ne), rows: ne)
             var scalarNormInput = outS
-            for q in 0..<scalarNormInput.count { scalarNormInput[q] += es[q] }
+            Elementwise.add(&scalarNormInput, es)
             var vectorNormInput = L.outputVector.forward(sumV, rows: 3 * ne)
-            for q in 0..<vectorNormInput.count { vectorNormInput[q] += ev[q] }
+            Elementwise.add(&vectorNormInput, ev)
             if forces {
                 threeCaches.append(ThreeBodyCache(hiddenPre: hiddenPre, hs: hs, hv: hv, left: left, right: right, gateCache: gateCache,
                                                   gated: gated, abc: abc, tv: tv, hvNorm: hvNorm, outHidden: outHidden,
@@ -280,8 +285,8 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             }
             es = L.scalarNorm.forward(scalarNormInput, rows: ne)
             ev = L.vectorNorm.forward(vectorNormInput, rows: ne)
-            for q in 0..<ts.count { ts[q] += dts[q] }
-            for q in 0..<tv.count { tv[q] += dtv[q] }
+            Elementwise.add(&ts, dts)
+            Elementwise.add(&tv, dtv)
             record?("layer\(l).threebody.edge_s", es); record?("layer\(l).threebody.edge_v", ev)
             record?("layer\(l).threebody.triplet_s", ts); record?("layer\(l).threebody.triplet_v", tv)
 
@@ -303,7 +308,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             } } } } } } }
             let (gated2, gateCache2) = B.gate.forward(product2, rows: ne)
             var des = gated2
-            for e in 0..<ne { for ch in 0..<f { des[e * f + ch] *= geo.edgeCut[e] } }
+            Elementwise.scaleRows(&des, geo.edgeCut, width: f)
             let abc2 = B.edgeVector.forward(des, rows: ne)
             var dev = [T](repeating: 0, count: ne * 3 * f)
             var aggS = [T](repeating: 0, count: n * f), aggV = [T](repeating: 0, count: n * 3 * f)
@@ -353,9 +358,9 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                 nsu[i * f + ch] = s * silu(qPre[i * 2 * f + ch]) + silu(qPre[i * 2 * f + f + ch])
             } }
             var scalarNormInput2 = nsu
-            for q in 0..<scalarNormInput2.count { scalarNormInput2[q] += ns[q] }
+            Elementwise.add(&scalarNormInput2, ns)
             var vectorNormInput2 = nvu
-            for q in 0..<vectorNormInput2.count { vectorNormInput2[q] += nv[q] }
+            Elementwise.add(&vectorNormInput2, nv)
             if forces {
                 twoCaches.append(TwoBodyCache(ns: ns, nv: nv, ev: ev, left: left2, right: right2, gateCache: gateCache2, gated: gated2,
                                               abc: abc2, aggS: aggS, o: o, o3Norm: o3Norm, gate: gate, nvu: nvu, pp: pp, qPre: qPre,
@@ -363,8 +368,8 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             }
             ns = B.scalarNorm.forward(scalarNormInput2, rows: n)
             nv = B.vectorNorm.forward(vectorNormInput2, rows: n)
-            for q in 0..<es.count { es[q] += des[q] }
-            for q in 0..<ev.count { ev[q] += dev[q] }
+            Elementwise.add(&es, des)
+            Elementwise.add(&ev, dev)
             record?("layer\(l).twobody.node_s", ns); record?("layer\(l).twobody.node_v", nv)
             record?("layer\(l).twobody.edge_s", es); record?("layer\(l).twobody.edge_v", ev)
         }
@@ -463,7 +468,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             } }
             var gA = B.scalarProjection.backward(gqPre, rows: n)
             let gnvuP = B.vectorProjection.backward(gpp, rows: 3 * n)
-            for q in 0..<gnvu.count { gnvu[q] += gnvuP[q] }
+            Elementwise.add(&gnvu, gnvuP)
             // nvu = o1 * gate + o2
             var go = [T](repeating: 0, count: n * 3 * 3 * f)
             var ggate = [T](repeating: 0, count: n * f)
@@ -550,10 +555,11 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                 }
             } } } } } } } }
             let gesP = B.edgeProjection.backward(gRight2, rows: ne)
-            for q in 0..<ges.count { ges[q] += gesP[q] }
+            Elementwise.add(&ges, gesP)
             let gnsSource = B.sourceNeighbors.backward(gFromSource, rows: n)
             let gnsDestination = B.destinationNeighbors.backward(gFromDestination, rows: n)
-            for q in 0..<gns.count { gns[q] += gnsSource[q] + gnsDestination[q] }
+            Elementwise.add(&gns, gnsSource)
+            Elementwise.add(&gns, gnsDestination)
 
             // Three-body block.
             let L = threeBody[l], C3 = threeCaches[l]
@@ -568,31 +574,39 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             VectorChannels.accumulateNormBackward(gHvNorm, norms: C3.hvNorm, vectors: C3.hv, rows: ne, channels: ft, into: &ghv)
             let gSumV = L.outputVector.backward(gyE, rows: 3 * ne)  // [E,3,Ft]
             var gabc = [T](repeating: 0, count: nt * 3 * ft)
-            for t in 0..<nt {
-                let e1 = Int(graph.tripletIn[t]), e2 = Int(graph.tripletOut[t])
-                let cut = geo.tripletCut[t]
-                for ch in 0..<ft { gdts[t * ft + ch] += gxo[e2 * 2 * ft + ch] }
-                var gCut: T = 0
-                for x in 0..<3 {
-                    let w = geo.unitTriplet[3 * t + x]
-                    var gW: T = 0
-                    for ch in 0..<ft {
-                        let q = (t * 3 + x) * ft + ch
-                        let g = gdtv[q] + gSumV[(e2 * 3 + x) * ft + ch]
-                        let a = C3.abc[t * 3 * ft + ch], b = C3.abc[t * 3 * ft + ft + ch], cc = C3.abc[t * 3 * ft + 2 * ft + ch]
-                        let tvq = C3.tv[q], hv1 = C3.hv[(e1 * 3 + x) * ft + ch]
-                        gtv[q] += g * a * cut
-                        ghv[(e1 * 3 + x) * ft + ch] += g * b * cut
-                        gabc[t * 3 * ft + ch] += g * tvq * cut
-                        gabc[t * 3 * ft + ft + ch] += g * hv1 * cut
-                        gabc[t * 3 * ft + 2 * ft + ch] += g * w * cut
-                        gW += g * cc * cut
-                        gCut += g * (tvq * a + hv1 * b + w * cc)
+            graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
+            geo.tripletCut.withUnsafeBufferPointer { cutp in geo.unitTriplet.withUnsafeBufferPointer { unit in
+            C3.abc.withUnsafeBufferPointer { abcp in C3.tv.withUnsafeBufferPointer { tvp in C3.hv.withUnsafeBufferPointer { hvp in
+            gdtv.withUnsafeBufferPointer { gdtvp in gSumV.withUnsafeBufferPointer { gsv in gxo.withUnsafeBufferPointer { gxop in
+            gdts.withUnsafeMutableBufferPointer { gdtsp in gtv.withUnsafeMutableBufferPointer { gtvp in ghv.withUnsafeMutableBufferPointer { ghvp in
+            gabc.withUnsafeMutableBufferPointer { gab in gUnitTriplet.withUnsafeMutableBufferPointer { gUnit in gTripletCut.withUnsafeMutableBufferPointer { gCutp in
+                for t in 0..<nt {
+                    let e1 = Int(tin[t]), e2 = Int(tout[t])
+                    let cut = cutp[t], ab = t * 3 * ft
+                    for ch in 0..<ft { gdtsp[t * ft + ch] += gxop[e2 * 2 * ft + ch] }
+                    var gCut: T = 0
+                    for x in 0..<3 {
+                        let w = unit[3 * t + x]
+                        var gW: T = 0
+                        let to = (t * 3 + x) * ft, h1 = (e1 * 3 + x) * ft, o2 = (e2 * 3 + x) * ft
+                        for ch in 0..<ft {
+                            let g = gdtvp[to + ch] + gsv[o2 + ch]
+                            let a = abcp[ab + ch], b = abcp[ab + ft + ch], cc = abcp[ab + 2 * ft + ch]
+                            let tvq = tvp[to + ch], hv1 = hvp[h1 + ch]
+                            let gc = g * cut
+                            gtvp[to + ch] += gc * a
+                            ghvp[h1 + ch] += gc * b
+                            gab[ab + ch] += gc * tvq
+                            gab[ab + ft + ch] += gc * hv1
+                            gab[ab + 2 * ft + ch] += gc * w
+                            gW += gc * cc
+                            gCut += g * (tvq * a + hv1 * b + w * cc)
+                        }
+                        gUnit[3 * t + x] += gW
                     }
-                    gUnitTriplet[3 * t + x] += gW
+                    gCutp[t] += gCut
                 }
-                gTripletCut[t] += gCut
-            }
+            } } } } } } } } } } } } } } } }
             let gdtsAbc = L.tripletVector.backward(gabc, rows: nt)
             var ggated = [T](repeating: 0, count: nt * ft)
             for t in 0..<nt {
@@ -607,20 +621,21 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             }
             let gProduct = L.gate.backward(ggated, cache: C3.gateCache, rows: nt)
             var gLeft = gProduct, gRight = gProduct
-            for q in 0..<gProduct.count { gLeft[q] *= C3.right[q]; gRight[q] *= C3.left[q] }
+            Elementwise.multiply(&gLeft, C3.right)
+            Elementwise.multiply(&gRight, C3.left)
             let gtsP = L.tripletProjection.backward(gRight, rows: nt)
-            for q in 0..<gts.count { gts[q] += gtsP[q] }
+            Elementwise.add(&gts, gtsP)
             let gPair = L.edgeNeighbors.backward(gLeft, rows: nt)
             var ghs = [T](repeating: 0, count: ne * ft)
             for t in 0..<nt {
                 let e1 = Int(graph.tripletIn[t]), e2 = Int(graph.tripletOut[t])
                 for ch in 0..<ft { ghs[e1 * ft + ch] += gPair[t * 2 * ft + ch]; ghs[e2 * ft + ch] += gPair[t * 2 * ft + ft + ch] }
             }
-            for q in 0..<ghs.count { ghs[q] *= siluDerivative(C3.hiddenPre[q]) }
+            Elementwise.multiplySiluDerivative(&ghs, C3.hiddenPre)
             let gesIn = L.inputScalar.backward(ghs, rows: ne)
-            for q in 0..<ges.count { ges[q] += gesIn[q] }
+            Elementwise.add(&ges, gesIn)
             let gevIn = L.inputVector.backward(ghv, rows: 3 * ne)
-            for q in 0..<gev.count { gev[q] += gevIn[q] }
+            Elementwise.add(&gev, gevIn)
         }
 
         // Initial features.

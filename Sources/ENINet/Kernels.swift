@@ -57,3 +57,38 @@ extension ENINetFloat {
 extension Float: ENINetFloat {}
 extension Double: ENINetFloat {}
 
+
+/// In-place elementwise updates on flat arrays, through buffer pointers so that the loops
+/// vectorise (array subscripts in a loop pay a uniqueness check per store).
+enum Elementwise {
+    /// `a += b`.
+    @inline(__always) static func add<T: ENINetFloat>(_ a: inout [T], _ b: [T]) {
+        a.withUnsafeMutableBufferPointer { ap in b.withUnsafeBufferPointer { bp in
+            for q in 0..<min(ap.count, bp.count) { ap[q] += bp[q] }
+        } }
+    }
+
+    /// `a *= b`.
+    @inline(__always) static func multiply<T: ENINetFloat>(_ a: inout [T], _ b: [T]) {
+        a.withUnsafeMutableBufferPointer { ap in b.withUnsafeBufferPointer { bp in
+            for q in 0..<min(ap.count, bp.count) { ap[q] *= bp[q] }
+        } }
+    }
+
+    /// Row `r` of `a` (`width` wide) times `scale[r]`.
+    @inline(__always) static func scaleRows<T: ENINetFloat>(_ a: inout [T], _ scale: [T], width: Int) {
+        a.withUnsafeMutableBufferPointer { ap in scale.withUnsafeBufferPointer { sp in
+            for r in 0..<sp.count {
+                let s = sp[r], base = r * width
+                for ch in 0..<width { ap[base + ch] *= s }
+            }
+        } }
+    }
+
+    /// `a *= silu'(pre)`.
+    @inline(__always) static func multiplySiluDerivative<T: ENINetFloat>(_ a: inout [T], _ pre: [T]) {
+        a.withUnsafeMutableBufferPointer { ap in pre.withUnsafeBufferPointer { pp in
+            for q in 0..<min(ap.count, pp.count) { ap[q] *= siluDerivative(pp[q]) }
+        } }
+    }
+}

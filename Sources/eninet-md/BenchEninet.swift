@@ -22,6 +22,9 @@ struct BenchEninet: ParsableCommand {
     @Option(help: "Measure only these configurations (comma-separated: small, md17).")
     var configs = "small,md17"
 
+    @Option(help: "Thread counts to measure (comma-separated).")
+    var threads = "1,2"
+
     /// The reference code's medians (ms, 1 thread, float32, energy+forces as its forward computes them).
     static let referenceMilliseconds: [String: Double] = [
         "small_aspirin": 25.1, "small_aspirin10": 144, "md17_aspirin": 257, "md17_aspirin10": 2125,
@@ -43,7 +46,7 @@ struct BenchEninet: ParsableCommand {
             let model = try ENINetModel(contentsOf: "\(reference)/eninet-\(config).safetensors", precision: double ? .double : .float)
             for (name, system) in systems {
                 let graph = try model.graph(positions: system.positions, cell: nil, neighborList: model.makeNeighborList(skin: 0))
-                for threads in [1, 2] {
+                for threads in self.threads.split(separator: ",").compactMap({ Int($0) }) {
                     TensorThreads.set(threads)
                     _ = try model.evaluate(atomicNumbers: system.numbers, positions: system.positions, graph: graph)  // warm-up
                     var times: [Double] = []
