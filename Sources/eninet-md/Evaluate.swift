@@ -38,12 +38,12 @@ struct Evaluate: ParsableCommand {
     func run() throws {
         let network = try ENINetModel(contentsOf: model, precision: precision == .double ? .double : .float)
         let frames = try StructureFile.read(path: structure)
-        guard !frames.isEmpty else { throw ValidationError("\(structure): no frames") }
+        guard !frames.isEmpty else { throw EvaluateError(description: "\(structure): no frames") }
         let target = network.configuration.target
         let neighborList = network.makeNeighborList(skin: 1.0)
         for (index, frame) in frames.enumerated() {
             let masses = try frame.masses ?? frame.atomicNumbers.enumerated().map { i, z in
-                guard let m = Elements.mass(of: z) else { throw ValidationError("\(structure): frame \(index), atom \(i): unknown element Z = \(z)") }
+                guard let m = Elements.mass(of: z) else { throw EvaluateError(description: "\(structure): frame \(index), atom \(i): unknown element Z = \(z)") }
                 return m
             }
             let graph: ENINetGraph
@@ -53,7 +53,7 @@ struct Evaluate: ParsableCommand {
                 out = try network.evaluate(atomicNumbers: frame.atomicNumbers, positions: frame.positions, graph: graph,
                                            forces: target == .energy)
             } catch {
-                throw ValidationError("\(structure): frame \(index): \(error)")
+                throw EvaluateError(description: "\(structure): frame \(index): \(error)")
             }
             var object: [(String, String)] = [("frame", "\(index)"), ("atoms", "\(frame.count)")]
             switch target {
@@ -89,4 +89,9 @@ struct Evaluate: ParsableCommand {
     static func vector(_ v: Vec3) -> String { "[\(number(v.x)),\(number(v.y)),\(number(v.z))]" }
 
     static func matrix(_ m: Mat3) -> String { "[\(vector(m[0])),\(vector(m[1])),\(vector(m[2]))]" }
+}
+
+/// A failure while evaluating a structure (reported with the file and frame, exit code 1).
+struct EvaluateError: Error, CustomStringConvertible {
+    let description: String
 }
