@@ -1,6 +1,97 @@
 import ArgumentParser
+import ENINet
+import Foundation
+import Geometry
+import Tensors
 
+/// `eninet-md bench eninet`: energy+forces time of the reference 'small' and 'md17' networks on
+/// aspirin and on ten aspirins 12 Å apart, with 1 and 2 threads, beside the reference code's
+/// figures (`shared/eninet-reference/timings-cpu.json`, float32, graph construction excluded).
 struct BenchEninet: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "eninet", abstract: "ENINet energy+forces timing.")
-    func run() throws { throw NotImplemented(what: "eninet") }
+
+    @Option(help: "Folder with eninet-small/eninet-md17 .safetensors and .json (aspirin's geometry is read from eninet-small.json).")
+    var reference = "../shared/eninet-reference"
+
+    @Option(help: "Timed repetitions per measurement (the median is reported).")
+    var repetitions = 5
+
+    @Flag(help: "Run the network in Double instead of Float.")
+    var double = false
+
+    @Option(help: "Measure only these configurations (comma-separated: small, md17).")
+    var configs = "small,md17"
+
+    @Option(help: "Thread counts to measure (comma-separated).")
+    var threads = "1,2"
+
+    /// The reference code's medians (ms, 1 thread, float32, energy+forces as its forward computes them).
+    static let referenceMilliseconds: [String: Double] = [
+        "small_aspirin": 25.1, "small_aspirin10": 144, "md17_aspirin": 257, "md17_aspirin10": 2125,
+    ]
+
+    func run() throws {
+        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
+        let aspirin = try Self.aspirin(jsonPath: reference + "/eninet-small.json")
+        var ten = (numbers: [Int](), positions: [Vec3]())
+        for k in 0..<10 {
+            ten.numbers += aspirin.numbers
+            ten.positions += aspirin.positions.map { $0 + Vec3(12 * Double(k), 0, 0) }
+        }
+        let systems = [("aspirin", aspirin), ("aspirin10", ten)]
+        print("ENINet energy+forces, \(double ? "Double" : "Float"), median of \(repetitions); machine threads: \(ProcessInfo.processInfo.activeProcessorCount)")
+        var results: [(String, Double)] = []
+        var gemmFraction = 0.0
+        for config in configs.split(separator: ",").map(String.init) {
+            let model = try ENINetModel(contentsOf: "\(reference)/eninet-\(config).safetensors", precision: double ? .double : .float)
+            for (name, system) in systems {
+                let graph = try model.graph(positions: system.positions, cell: nil, neighborList: model.makeNeighborList(skin: 0))
+                for threads in self.threads.split(separator: ",").compactMap({ Int($0) }) {
+                    TensorThreads.set(threads)
+                    _ = try model.evaluate(atomicNumbers: system.numbers, positions: system.positions, graph: graph)  // warm-up
+                    var times: [Double] = []
+                    for _ in 0..<repetitions {
+                        let start = DispatchTime.now().uptimeNanoseconds
+                        _ = try model.evaluate(atomicNumbers: system.numbers, positions: system.positions, graph: graph)
+                        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+                    }
+                    let median = times.sorted()[times.count / 2]
+                    let key = "\(config)_\(name)"
+                    let ref = Self.referenceMilliseconds[key].map { String(format: "%.1f", $0) } ?? "-"
+                    print(String(format: "%-6@ %-10@ %d thread%@  %4d atoms %5d edges %6d triplets  %9.2f ms   (reference, 1 thread: %@ ms)",
+                                 config, name, threads, threads == 1 ? " " : "s", system.numbers.count, graph.edgeCount,
+                                 graph.tripletCount, median, ref))
+                    if threads == 1 { results.append((key, median)) }
+                }
+                if config == "md17" && name == "aspirin" {
+                    TensorThreads.set(1)
+                    ENINetProfile.reset()
+                    ENINetProfile.isEnabled = true
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    _ = try model.evaluate(atomicNumbers: system.numbers, positions: system.positions, graph: graph)
+                    let total = DispatchTime.now().uptimeNanoseconds - start
+                    ENINetProfile.isEnabled = false
+                    gemmFraction = Double(ENINetProfile.gemmNanoseconds) / Double(max(total, 1))
+                    print(String(format: "md17 aspirin, 1 thread: %.0f%% of the time in %d GEMM calls", 100 * gemmFraction, ENINetProfile.gemmCalls))
+                }
+            }
+        }
+        for (key, value) in results { print(String(format: "RESULT eninet_ef_ms_%@ %.3f ms", key, value)) }
+        print(String(format: "RESULT eninet_gemm_fraction_md17 %.3f ratio", gemmFraction))
+    }
+
+    static func aspirin(jsonPath: String) throws -> (numbers: [Int], positions: [Vec3]) {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: jsonPath)) } catch {
+            throw ValidationError("\(jsonPath): cannot read (\(error.localizedDescription)); pass --reference <folder>")
+        }
+        guard let root = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let molecules = root["molecules"] as? [[String: Any]],
+              let aspirin = molecules.first(where: { $0["name"] as? String == "aspirin" }),
+              let numbers = aspirin["numbers"] as? [Int],
+              let rows = aspirin["positions"] as? [[Double]], rows.count == numbers.count, rows.allSatisfy({ $0.count == 3 }) else {
+            throw ValidationError("\(jsonPath): no 'aspirin' case with numbers and positions")
+        }
+        return (numbers, rows.map { Vec3(Double(Float($0[0])), Double(Float($0[1])), Double(Float($0[2]))) })
+    }
 }

@@ -1,6 +1,97 @@
 import ArgumentParser
+import ENINet
+import Foundation
+import Geometry
+import Potentials
+import Trajectory
 
+/// `eninet-md evaluate --model M --structure S`: energy, forces and stress (or the dipole or
+/// polarizability of models trained on those) of every frame of a structure file.
 struct Evaluate: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "evaluate", abstract: "Evaluate a model on structures or a dataset.")
-    func run() throws { throw NotImplemented(what: "evaluate") }
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate",
+        abstract: "Evaluate a model on structures or a dataset.",
+        discussion: """
+        Reads every frame of the structure file (.xyz/.extxyz/.pdb; periodic when the file has a \
+        lattice) and prints, per frame, the model's outputs: energy (eV), forces (eV/Å) and, for \
+        periodic frames, the stress (eV/Å³, ASE sign: −virial/volume, no kinetic part) for energy \
+        models; the dipole (e·Å) or polarizability (e·Å²/V) for models trained on those. With \
+        --json, one JSON object per frame and line.
+        """)
+
+    @Option(help: "Model file (.safetensors; configuration in its metadata or in a .json beside it).")
+    var model: String
+
+    @Option(help: "Structure file (.xyz, .extxyz, .pdb).")
+    var structure: String
+
+    @Flag(help: "Print one JSON object per frame and line.")
+    var json = false
+
+    @Flag(exclusivity: .exclusive, help: "Network arithmetic precision (default: float).")
+    var precision: PrecisionFlag = .float
+
+    enum PrecisionFlag: String, EnumerableFlag {
+        case float, double
+    }
+
+    func run() throws {
+        let network = try ENINetModel(contentsOf: model, precision: precision == .double ? .double : .float)
+        let frames = try StructureFile.read(path: structure)
+        guard !frames.isEmpty else { throw EvaluateError(description: "\(structure): no frames") }
+        let target = network.configuration.target
+        let neighborList = network.makeNeighborList(skin: 1.0)
+        for (index, frame) in frames.enumerated() {
+            let masses = try frame.masses ?? frame.atomicNumbers.enumerated().map { i, z in
+                guard let m = Elements.mass(of: z) else { throw EvaluateError(description: "\(structure): frame \(index), atom \(i): unknown element Z = \(z)") }
+                return m
+            }
+            let graph: ENINetGraph
+            let out: ENINetOutput
+            do {
+                graph = try network.graph(positions: frame.positions, cell: frame.cell, neighborList: neighborList)
+                out = try network.evaluate(atomicNumbers: frame.atomicNumbers, positions: frame.positions, graph: graph,
+                                           forces: target == .energy)
+            } catch {
+                throw EvaluateError(description: "\(structure): frame \(index): \(error)")
+            }
+            var object: [(String, String)] = [("frame", "\(index)"), ("atoms", "\(frame.count)")]
+            switch target {
+            case .energy:
+                object.append(("energy", Self.number(out.energy)))
+                object.append(("forces", "[" + out.forces.map(Self.vector).joined(separator: ",") + "]"))
+                if let cell = frame.cell, cell.pbc.any {
+                    let stress = (-1 / cell.volume) * out.virial
+                    object.append(("stress", Self.matrix(stress)))
+                }
+            case .dipole:
+                object.append(("dipole", Self.vector(out.dipole(positions: frame.positions, masses: masses))))
+            case .polarizability:
+                object.append(("polarizability", Self.matrix(out.polarizability(positions: frame.positions, masses: masses))))
+            }
+            if json {
+                print("{" + object.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
+            } else {
+                print("frame \(index): \(frame.count) atoms, \(graph.edgeCount) edges, \(graph.tripletCount) triplets")
+                for (key, value) in object.dropFirst(2) where key != "forces" { print("  \(key): \(value)") }
+                if target == .energy {
+                    let largest = out.forces.map(norm).max() ?? 0
+                    print("  max |force|: \(Self.number(largest)) eV/Å")
+                }
+            }
+        }
+    }
+
+    static func number(_ x: Double) -> String {
+        x.isFinite ? "\(x)" : "null"
+    }
+
+    static func vector(_ v: Vec3) -> String { "[\(number(v.x)),\(number(v.y)),\(number(v.z))]" }
+
+    static func matrix(_ m: Mat3) -> String { "[\(vector(m[0])),\(vector(m[1])),\(vector(m[2]))]" }
+}
+
+/// A failure while evaluating a structure (reported with the file and frame, exit code 1).
+struct EvaluateError: Error, CustomStringConvertible {
+    let description: String
 }

@@ -1,0 +1,297 @@
+import Foundation
+
+/// Everything that fixes what an ENINet model computes besides its weights: sizes, cutoff,
+/// basis widths, energy scaling and the options that distinguish the reference network from
+/// the project's smooth variant.
+///
+/// The options live in the model file so that a file keeps meaning what it meant when it was
+/// written: reference weights say `aggregation = mean`, `vectorNorm = maxMin`,
+/// `maxNeighbors = 32`, `lineGraphRule = atomIndex`, `tripletBondCutoff = false`.
+public struct ENINetConfiguration: Equatable, Sendable {
+    /// How an atom combines the messages of its incoming edges.
+    public enum Aggregation: String, Sendable {
+        /// Plain sum (reference "sum").
+        case sum
+        /// Sum divided by the atom's in-degree (reference "mean"): jumps when a neighbour crosses the cutoff.
+        case mean
+        /// Sum divided by a constant, `averageNeighborCount` (smooth).
+        case normalizedSum = "normalized_sum"
+    }
+
+    /// The normalisation of vector channels after each block.
+    public enum VectorNorm: String, Sendable {
+        /// The reference's "max_min" CoorsNorm: channel norms rescaled to [0, 1] by their row's min and max.
+        case maxMin = "max_min"
+        /// Smooth: every channel divided by the RMS of the row's channel norms, `sqrt(mean_c |v_c|² + ε)`.
+        case rms
+    }
+
+    /// Which pairs of consecutive bonds form no triplet.
+    public enum LineGraphRule: String, Sendable {
+        /// Drop only the exact reversal `a → b → a` with `S1 + S2 = 0` (periodic cell = supercell).
+        case geometric
+        /// Drop every `a → b → a'` with the same atom index, whatever the images (DGL, reference).
+        case atomIndex = "atom_index"
+    }
+
+    /// What the readout's per-atom scalar and vector are turned into.
+    public enum Target: String, Sendable {
+        case energy, dipole, polarizability
+    }
+
+    /// Rows of the atom embedding table (atomic numbers 0 ..< elementCount).
+    public var elementCount: Int
+    /// Node and edge channels `F` (`g_feat_dim`).
+    public var featureCount: Int
+    /// Triplet channels `Ft` (`lg_feat_dim`).
+    public var tripletFeatureCount: Int
+    /// Radial basis size `K`.
+    public var radialBasisCount: Int
+    /// Cutoff radius `rc` (Å).
+    public var cutoff: Double
+    /// Interaction layers `L`.
+    public var interactionCount: Int
+    /// `gamma` of the two-body and three-body Gaussian bases: the reference keeps the float32
+    /// value of `(K − 1) / R`, which differs from the Double quotient by up to 8e-8.
+    public var twoBodyGamma: Double
+    public var threeBodyGamma: Double
+    /// Per-atom energy statistics: `E = Σ_i (std·q_i + mean)`.
+    public var scaleMean: Double
+    public var scaleStd: Double
+
+    public var aggregation: Aggregation
+    /// The divisor of `normalizedSum`.
+    public var averageNeighborCount: Double
+    public var vectorNorm: VectorNorm
+    /// The ε inside the square root of the `rms` vector norm.
+    public var vectorNormEpsilon: Double
+    /// Keep only this many nearest neighbours per atom (reference: 32), or all when nil.
+    public var maxNeighbors: Int?
+    public var lineGraphRule: LineGraphRule
+    /// Multiply every triplet message and feature by `fc_rc(r_e1)·fc_rc(r_e2)` (smooth variant).
+    public var tripletBondCutoff: Bool
+    public var target: Target
+
+    public init(elementCount: Int = 95, featureCount: Int, tripletFeatureCount: Int, radialBasisCount: Int,
+                cutoff: Double, interactionCount: Int, twoBodyGamma: Double? = nil, threeBodyGamma: Double? = nil,
+                scaleMean: Double = 0, scaleStd: Double = 1,
+                aggregation: Aggregation = .normalizedSum, averageNeighborCount: Double = 1,
+                vectorNorm: VectorNorm = .rms, vectorNormEpsilon: Double = 1e-8,
+                maxNeighbors: Int? = nil, lineGraphRule: LineGraphRule = .geometric,
+                tripletBondCutoff: Bool = true, target: Target = .energy) {
+        self.elementCount = elementCount
+        self.featureCount = featureCount
+        self.tripletFeatureCount = tripletFeatureCount
+        self.radialBasisCount = radialBasisCount
+        self.cutoff = cutoff
+        self.interactionCount = interactionCount
+        // The reference stores gamma as float32 ((K-1)/R); reproduce that by default.
+        self.twoBodyGamma = twoBodyGamma ?? Double(Float(Double(radialBasisCount - 1) / cutoff))
+        self.threeBodyGamma = threeBodyGamma ?? Double(Float(Double(radialBasisCount - 1) / (2 * cutoff)))
+        self.scaleMean = scaleMean
+        self.scaleStd = scaleStd
+        self.aggregation = aggregation
+        self.averageNeighborCount = averageNeighborCount
+        self.vectorNorm = vectorNorm
+        self.vectorNormEpsilon = vectorNormEpsilon
+        self.maxNeighbors = maxNeighbors
+        self.lineGraphRule = lineGraphRule
+        self.tripletBondCutoff = tripletBondCutoff
+        self.target = target
+    }
+
+    /// The key under which a safetensors file's `__metadata__` holds the configuration JSON.
+    public static let metadataKey = "eninet_config"
+
+    /// The project's own JSON layout (written into model files).
+    public func jsonObject() -> [String: Any] {
+        var o: [String: Any] = [
+            "format": "eninet-md/1",
+            "n_elements": elementCount, "g_feat_dim": featureCount, "lg_feat_dim": tripletFeatureCount,
+            "n_rbf": radialBasisCount, "cutoff": cutoff, "n_interactions": interactionCount,
+            "rbf_gamma": ["twobody": twoBodyGamma, "threebody": threeBodyGamma],
+            "scaler": ["mean": scaleMean, "std": scaleStd],
+            "aggregation": aggregation.rawValue, "average_neighbor_count": averageNeighborCount,
+            "vector_norm": vectorNorm.rawValue, "vector_norm_epsilon": vectorNormEpsilon,
+            "line_graph_rule": lineGraphRule.rawValue, "triplet_bond_cutoff": tripletBondCutoff,
+            "target": target.rawValue,
+        ]
+        o["max_neighbors"] = maxNeighbors.map { $0 as Any } ?? NSNull()
+        return o
+    }
+
+    /// The configuration as a compact JSON string with sorted keys.
+    public func jsonString() throws -> String {
+        let data = try JSONSerialization.data(withJSONObject: jsonObject(), options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Parses either the project's layout or the reference layout (`hyper_parameters`,
+    /// `scaler`, `rbf` as in `shared/eninet-reference/*.json`). `source` names the file in errors.
+    public init(jsonString: String, source: String) throws {
+        let value: JSONValue
+        do {
+            // JSONDecoder parses numbers correctly rounded; JSONSerialization on Linux does not.
+            value = try JSONDecoder().decode(JSONValue.self, from: Data(jsonString.utf8))
+        } catch {
+            throw ModelFileError("\(source): model configuration is not valid JSON (\(error))")
+        }
+        guard case .object(let dict) = value else {
+            throw ModelFileError("\(source): model configuration is not a JSON object")
+        }
+        if case .object(let hyper)? = dict["hyper_parameters"] {
+            try self.init(referenceLayout: dict, hyper: hyper, source: source)
+        } else {
+            try self.init(projectLayout: dict, source: source)
+        }
+    }
+
+    private init(projectLayout o: [String: JSONValue], source: String) throws {
+        let r = JSONReader(o, source: source, path: "")
+        let gamma = try r.object("rbf_gamma")
+        let scaler = try r.object("scaler")
+        let maxNeighbors: Int? = r.has("max_neighbors") ? try r.int("max_neighbors") : nil
+        self.init(elementCount: try r.int("n_elements"), featureCount: try r.int("g_feat_dim"),
+                  tripletFeatureCount: try r.int("lg_feat_dim"), radialBasisCount: try r.int("n_rbf"),
+                  cutoff: try r.double("cutoff"), interactionCount: try r.int("n_interactions"),
+                  twoBodyGamma: try gamma.double("twobody"), threeBodyGamma: try gamma.double("threebody"),
+                  scaleMean: try scaler.double("mean"), scaleStd: try scaler.double("std"),
+                  aggregation: try r.enumeration("aggregation"),
+                  averageNeighborCount: try r.double("average_neighbor_count"),
+                  vectorNorm: try r.enumeration("vector_norm"),
+                  vectorNormEpsilon: try r.double("vector_norm_epsilon"),
+                  maxNeighbors: maxNeighbors, lineGraphRule: try r.enumeration("line_graph_rule"),
+                  tripletBondCutoff: try r.bool("triplet_bond_cutoff"),
+                  target: o["target"] == nil ? .energy : try r.enumeration("target"))
+        try validate(source: source)
+    }
+
+    private init(referenceLayout o: [String: JSONValue], hyper: [String: JSONValue], source: String) throws {
+        let h = JSONReader(hyper, source: source, path: "hyper_parameters.")
+        let r = JSONReader(o, source: source, path: "")
+        let scaler = try r.object("scaler")
+        let mean = scaler.has("mean_float32") ? Double(Float(try scaler.double("mean_float32"))) : try scaler.double("mean")
+        let std = scaler.has("std_float32") ? Double(Float(try scaler.double("std_float32"))) : try scaler.double("std")
+        let rbf = try r.object("rbf")
+        let two = try rbf.object("twobody"), three = try rbf.object("threebody")
+        let aggregationName = try h.string("g_aggregation")
+        let aggregation: Aggregation
+        switch aggregationName {
+        case "sum", "add": aggregation = .sum
+        case "mean": aggregation = .mean
+        default: throw ModelFileError("\(source): hyper_parameters.g_aggregation '\(aggregationName)' is neither 'sum' nor 'mean'")
+        }
+        let cap: Int? = h.has("max_neighbors") ? try h.int("max_neighbors") : (r.has("max_neighbors") ? try r.int("max_neighbors") : 32)
+        let cutoff = try h.double("cutoff")
+        let n = try h.int("n_rbf")
+        guard try two.int("n") == n, try three.int("n") == n else {
+            throw ModelFileError("\(source): rbf.twobody.n and rbf.threebody.n must equal hyper_parameters.n_rbf (\(n))")
+        }
+        self.init(elementCount: try h.int("n_elements"), featureCount: try h.int("g_feat_dim"),
+                  tripletFeatureCount: try h.int("lg_feat_dim"), radialBasisCount: n, cutoff: cutoff,
+                  interactionCount: try h.int("n_interactions"),
+                  twoBodyGamma: Double(Float(try two.double("gamma_float32"))),
+                  threeBodyGamma: Double(Float(try three.double("gamma_float32"))),
+                  scaleMean: mean, scaleStd: std, aggregation: aggregation, averageNeighborCount: 1,
+                  vectorNorm: .maxMin, vectorNormEpsilon: 0, maxNeighbors: cap, lineGraphRule: .atomIndex,
+                  tripletBondCutoff: false, target: .energy)
+        try validate(source: source)
+    }
+
+    /// The reference network's options with the sizes of `self`.
+    public var withReferenceOptions: ENINetConfiguration {
+        var c = self
+        c.aggregation = .mean
+        c.vectorNorm = .maxMin
+        c.maxNeighbors = 32
+        c.lineGraphRule = .atomIndex
+        c.tripletBondCutoff = false
+        return c
+    }
+
+    /// Throws when sizes or options are out of range.
+    public func validate(source: String) throws {
+        func bad(_ what: String) -> ModelFileError { ModelFileError("\(source): invalid model configuration: \(what)") }
+        guard elementCount >= 1 else { throw bad("n_elements = \(elementCount)") }
+        guard featureCount >= 2, featureCount % 2 == 0 else { throw bad("g_feat_dim = \(featureCount) must be even and at least 2") }
+        guard tripletFeatureCount >= 1 else { throw bad("lg_feat_dim = \(tripletFeatureCount)") }
+        guard radialBasisCount >= 2 else { throw bad("n_rbf = \(radialBasisCount)") }
+        guard cutoff > 0, cutoff.isFinite else { throw bad("cutoff = \(cutoff)") }
+        guard interactionCount >= 0 else { throw bad("n_interactions = \(interactionCount)") }
+        guard twoBodyGamma > 0, threeBodyGamma > 0 else { throw bad("rbf gamma must be positive") }
+        guard scaleStd.isFinite, scaleMean.isFinite else { throw bad("scaler mean/std must be finite") }
+        guard averageNeighborCount > 0 else { throw bad("average_neighbor_count = \(averageNeighborCount)") }
+        if let m = maxNeighbors, m < 1 { throw bad("max_neighbors = \(m)") }
+    }
+}
+
+/// A parsed JSON value.
+enum JSONValue: Decodable {
+    case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let d = try? c.decode(Double.self) { self = .number(d) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: JSONValue].self)) }
+    }
+}
+
+/// Typed access to a JSON object with errors naming the file and key.
+struct JSONReader {
+    let object: [String: JSONValue]
+    let source: String
+    let path: String
+
+    init(_ object: [String: JSONValue], source: String, path: String) {
+        self.object = object
+        self.source = source
+        self.path = path
+    }
+
+    func has(_ key: String) -> Bool {
+        if case .null? = object[key] { return false }
+        return object[key] != nil
+    }
+
+    private func value(_ key: String) throws -> JSONValue {
+        guard let v = object[key] else { throw ModelFileError("\(source): missing key '\(path)\(key)'") }
+        if case .null = v { throw ModelFileError("\(source): key '\(path)\(key)' is null") }
+        return v
+    }
+
+    func double(_ key: String) throws -> Double {
+        guard case .number(let d) = try value(key) else { throw ModelFileError("\(source): key '\(path)\(key)' is not a number") }
+        return d
+    }
+
+    func int(_ key: String) throws -> Int {
+        let d = try double(key)
+        guard d == d.rounded(), abs(d) < 1e15 else { throw ModelFileError("\(source): key '\(path)\(key)' is not an integer") }
+        return Int(d)
+    }
+
+    func bool(_ key: String) throws -> Bool {
+        guard case .bool(let b) = try value(key) else { throw ModelFileError("\(source): key '\(path)\(key)' is not true/false") }
+        return b
+    }
+
+    func string(_ key: String) throws -> String {
+        guard case .string(let s) = try value(key) else { throw ModelFileError("\(source): key '\(path)\(key)' is not a string") }
+        return s
+    }
+
+    func object(_ key: String) throws -> JSONReader {
+        guard case .object(let o) = try value(key) else { throw ModelFileError("\(source): key '\(path)\(key)' is not an object") }
+        return JSONReader(o, source: source, path: path + key + ".")
+    }
+
+    func enumeration<E: RawRepresentable>(_ key: String) throws -> E where E.RawValue == String {
+        let s = try string(key)
+        guard let e = E(rawValue: s) else { throw ModelFileError("\(source): key '\(path)\(key)' has unknown value '\(s)'") }
+        return e
+    }
+}

@@ -1,1 +1,0 @@
-// Module ENINet: see ../shared/docs/design.md.

@@ -1,0 +1,724 @@
+import Foundation
+import Geometry
+
+/// What one evaluation returns, in Double whatever the network's precision.
+public struct ENINetOutput: Sendable {
+    /// `Σ_i (std·q_i + mean)` (eV for energy models).
+    public var energy: Double
+    /// `−∂E/∂r_i` (empty when forces were not requested).
+    public var forces: [Vec3]
+    /// `W = −∂E/∂ε = −Σ_e d_e ⊗ ∂E/∂d_e` (zero when forces were not requested).
+    public var virial: Mat3
+    /// The readout's per-atom scalar `q_i` (reference `s_raw`).
+    public var atomScalars: [Double]
+    /// The readout's per-atom vector `mu_i`.
+    public var atomVectors: [Vec3]
+    /// `std·q_i + mean`.
+    public var atomEnergies: [Double]
+    /// Final node scalars `[N, F]` and vector-channel norms `[N, F]` (for checks against the reference).
+    public var finalNodeScalars: [Double]
+    public var finalNodeVectorNorms: [Double]
+}
+
+/// The network with a forward pass that keeps what the backward pass needs, and a hand-written
+/// backward pass from the energy to the edge vectors: forces and virial without building an
+/// autodiff graph.
+final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
+    struct ThreeBody {
+        let inputScalar: LinearLayer<T>, inputVector: LinearLayer<T>
+        let edgeNeighbors: LinearLayer<T>, tripletProjection: LinearLayer<T>
+        let gate: GateMLPLayer<T>, tripletVector: LinearLayer<T>
+        let outputScalar: MLPLayer<T>, outputVector: LinearLayer<T>
+        let scalarNorm: LayerNormLayer<T>, vectorNorm: VectorNormLayer<T>
+    }
+    struct TwoBody {
+        /// `node_neighbors` split by input halves: `[ns_i, ns_j] W^T + b = (ns W_src^T + b)_i + (ns W_dst^T)_j`,
+        /// so the GEMM runs over atoms instead of edges.
+        let sourceNeighbors: LinearLayer<T>, destinationNeighbors: LinearLayer<T>
+        let edgeProjection: LinearLayer<T>
+        let gate: GateMLPLayer<T>, edgeVector: LinearLayer<T>
+        let vectorOut: LinearLayer<T>, vectorChannel: LinearLayer<T>
+        let vectorProjection: LinearLayer<T>, scalarProjection: LinearLayer<T>
+        let scalarNorm: LayerNormLayer<T>, vectorNorm: VectorNormLayer<T>
+    }
+    struct ReadoutBlock {
+        let vectorLinear: LinearLayer<T>
+        let mix: MLPLayer<T>
+        let outputs: Int
+        let activation: Bool
+    }
+
+    let configuration: ENINetConfiguration
+    let embedding: [T]
+    let edgeEmbedding: LinearLayer<T>, tripletEmbedding: LinearLayer<T>
+    let twoBodyCentres: [T], threeBodyCentres: [T]
+    let threeBody: [ThreeBody]
+    let twoBody: [TwoBody]
+    let readout: [ReadoutBlock]
+
+    init(file: ENINetModelFile) throws {
+        let c = file.configuration
+        let w = file.weights
+        configuration = c
+        let f = c.featureCount, ft = c.tripletFeatureCount
+        let p = "conv_layers."
+        embedding = try w.doubles(p + "n_embedding.weight", shape: [c.elementCount, f]).map { T($0) }
+        edgeEmbedding = try LinearLayer(w, p + "e_embedding")
+        tripletEmbedding = try LinearLayer(w, p + "t_embedding")
+        twoBodyCentres = try w.doubles(p + "twobody_dist_rb.centers", shape: [c.radialBasisCount]).map { T($0) }
+        threeBodyCentres = try w.doubles(p + "threebody_dist_rb.centers", shape: [c.radialBasisCount]).map { T($0) }
+        var three: [ThreeBody] = [], two: [TwoBody] = []
+        for l in 0..<c.interactionCount {
+            let t = p + "threebody_conv.\(l)."
+            three.append(ThreeBody(
+                inputScalar: try LinearLayer(w, t + "ns_in.0"), inputVector: try LinearLayer(w, t + "nv_in", bias: false),
+                edgeNeighbors: try LinearLayer(w, t + "edge_neighbors"), tripletProjection: try LinearLayer(w, t + "triplet_proj"),
+                gate: try GateMLPLayer(w, t + "triplet_gate"), tripletVector: try LinearLayer(w, t + "triplet_vec"),
+                outputScalar: try MLPLayer(w, t + "out_ns"), outputVector: try LinearLayer(w, t + "out_nv", bias: false),
+                scalarNorm: try LayerNormLayer(w, t + "norm_mess", channels: f),
+                vectorNorm: try VectorNormLayer(w, t + "norm_nv", channels: f, kind: c.vectorNorm, epsilon: c.vectorNormEpsilon)))
+            let b = p + "twobody_conv.\(l)."
+            let nodeNeighbors = try LinearLayer<T>(w, b + "node_neighbors")
+            two.append(TwoBody(
+                sourceNeighbors: nodeNeighbors.inputColumns(from: 0, count: f, keepBias: true),
+                destinationNeighbors: nodeNeighbors.inputColumns(from: f, count: f, keepBias: false),
+                edgeProjection: try LinearLayer(w, b + "edge_proj"),
+                gate: try GateMLPLayer(w, b + "ns_mess"), edgeVector: try LinearLayer(w, b + "edge_vec"),
+                vectorOut: try LinearLayer(w, b + "nv_out", bias: false), vectorChannel: try LinearLayer(w, b + "nv_channel"),
+                vectorProjection: try LinearLayer(w, b + "nv_proj", bias: false), scalarProjection: try LinearLayer(w, b + "ns_proj.0"),
+                scalarNorm: try LayerNormLayer(w, b + "norm_mess", channels: f),
+                vectorNorm: try VectorNormLayer(w, b + "norm_nv", channels: f, kind: c.vectorNorm, epsilon: c.vectorNormEpsilon)))
+        }
+        threeBody = three
+        twoBody = two
+        readout = [
+            ReadoutBlock(vectorLinear: try LinearLayer(w, "readout.out.0.linear_v", bias: false),
+                         mix: try MLPLayer(w, "readout.out.0.mix"), outputs: f / 2, activation: true),
+            ReadoutBlock(vectorLinear: try LinearLayer(w, "readout.out.1.linear_v", bias: false),
+                         mix: try MLPLayer(w, "readout.out.1.mix"), outputs: 1, activation: false),
+        ]
+        _ = ft
+    }
+
+    // MARK: Forward with caches
+
+    struct Geometry {
+        var edgeVector: [Vec3]
+        var edgeLength: [T], unitEdge: [T], edgeCut: [T], edgeCutDerivative: [T]
+        var tripletVector: [Vec3]
+        var tripletLength: [T], unitTriplet: [T], tripletDistanceCut: [T], tripletDistanceCutDerivative: [T]
+        /// fc_2rc(s_t), times fc_rc of both bonds in the smooth variant.
+        var tripletCut: [T]
+        var edgeRBF: [T], tripletRBF: [T]
+        var initialEdgeScalar: [T], initialTripletScalar: [T]  // before the cutoff factor
+    }
+
+    struct ThreeBodyCache {
+        var hiddenPre: [T], hs: [T], hv: [T]
+        var left: [T], right: [T], gateCache: GateMLPLayer<T>.Cache, gated: [T]
+        var abc: [T], tv: [T]
+        var hvNorm: [T], outHidden: [T], scalarNormInput: [T], vectorNormInput: [T]
+    }
+
+    struct TwoBodyCache {
+        var ns: [T], nv: [T], ev: [T]
+        var left: [T], right: [T], gateCache: GateMLPLayer<T>.Cache, gated: [T], abc: [T]
+        var aggS: [T], o: [T], o3Norm: [T], gate: [T], nvu: [T], pp: [T], qPre: [T]
+        var scalarNormInput: [T], vectorNormInput: [T]
+    }
+
+    struct ReadoutCache {
+        var s: [T], v: [T], uv: [T], vNorm: [T], h: [T], hidden: [T]
+    }
+
+    private func cutoff(_ x: T, _ r: T) -> (T, T) {
+        guard x <= r else { return (0, 0) }
+        let a = T.pi * x / r
+        return (T(0.5) * (1 + T.cosine(a)), -T(0.5) * T.pi / r * T.sine(a))
+    }
+
+    func geometry(positions: [Vec3], graph: ENINetGraph) -> Geometry {
+        let c = configuration
+        let ne = graph.edgeCount, nt = graph.tripletCount, k = c.radialBasisCount
+        let rc = T(c.cutoff)
+        var g = Geometry(edgeVector: [], edgeLength: [], unitEdge: [], edgeCut: [], edgeCutDerivative: [],
+                         tripletVector: [], tripletLength: [], unitTriplet: [], tripletDistanceCut: [],
+                         tripletDistanceCutDerivative: [], tripletCut: [], edgeRBF: [], tripletRBF: [],
+                         initialEdgeScalar: [], initialTripletScalar: [])
+        g.edgeVector = graph.edgeVectors(positions: positions)
+        g.edgeLength = [T](repeating: 0, count: ne)
+        g.unitEdge = [T](repeating: 0, count: 3 * ne)
+        g.edgeCut = [T](repeating: 0, count: ne)
+        g.edgeCutDerivative = [T](repeating: 0, count: ne)
+        for e in 0..<ne {
+            let d = g.edgeVector[e]
+            let r = norm(d)
+            g.edgeLength[e] = T(r)
+            for x in 0..<3 { g.unitEdge[3 * e + x] = T(d[x] / r) }
+            (g.edgeCut[e], g.edgeCutDerivative[e]) = cutoff(T(r), rc)
+        }
+        g.tripletVector = [Vec3](repeating: .zero, count: nt)
+        g.tripletLength = [T](repeating: 0, count: nt)
+        g.unitTriplet = [T](repeating: 0, count: 3 * nt)
+        g.tripletDistanceCut = [T](repeating: 0, count: nt)
+        g.tripletDistanceCutDerivative = [T](repeating: 0, count: nt)
+        g.tripletCut = [T](repeating: 0, count: nt)
+        for t in 0..<nt {
+            let e1 = Int(graph.tripletIn[t]), e2 = Int(graph.tripletOut[t])
+            // r_c + (S1 + S2) − r_a, formed from positions as the reference forms it.
+            let d = positions[Int(graph.edgeDestination[e2])] + (graph.edgeShift[e1] + graph.edgeShift[e2])
+                - positions[Int(graph.edgeSource[e1])]
+            g.tripletVector[t] = d
+            let s = norm(d)
+            g.tripletLength[t] = T(s)
+            for x in 0..<3 { g.unitTriplet[3 * t + x] = T(d[x] / s) }
+            (g.tripletDistanceCut[t], g.tripletDistanceCutDerivative[t]) = cutoff(T(s), 2 * rc)
+            g.tripletCut[t] = c.tripletBondCutoff ? g.tripletDistanceCut[t] * g.edgeCut[e1] * g.edgeCut[e2] : g.tripletDistanceCut[t]
+        }
+        let g2 = T(c.twoBodyGamma), g3 = T(c.threeBodyGamma)
+        g.edgeRBF = [T](repeating: 0, count: ne * k)
+        for e in 0..<ne { for q in 0..<k { let d = g.edgeLength[e] - twoBodyCentres[q]; g.edgeRBF[e * k + q] = T.exponential(-g2 * d * d) } }
+        g.tripletRBF = [T](repeating: 0, count: nt * k)
+        for t in 0..<nt { for q in 0..<k { let d = g.tripletLength[t] - threeBodyCentres[q]; g.tripletRBF[t * k + q] = T.exponential(-g3 * d * d) } }
+        return g
+    }
+
+    /// Energy, per-atom outputs and, when `forces` is set, the gradient of the energy with
+    /// respect to every edge vector.
+    func evaluate(atomicNumbers: [Int], positions: [Vec3], graph: ENINetGraph, forces: Bool,
+                  record: ((String, [T]) -> Void)? = nil) throws -> (output: ENINetOutput, edgeGradient: [Vec3]) {
+        let c = configuration
+        let n = graph.atomCount, ne = graph.edgeCount, nt = graph.tripletCount
+        let f = c.featureCount, ft = c.tripletFeatureCount
+        let rc = T(c.cutoff)
+        guard atomicNumbers.count == n, positions.count == n else {
+            throw ModelFileError("evaluate: \(atomicNumbers.count) atomic numbers and \(positions.count) positions for a graph of \(n) atoms")
+        }
+        var geo = geometry(positions: positions, graph: graph)
+        for e in 0..<ne where !geo.edgeLength[e].isFinite || geo.edgeLength[e] == 0 {
+            throw ModelFileError("evaluate: edge \(e) between atoms \(graph.edgeSource[e]) and \(graph.edgeDestination[e]) has length \(geo.edgeLength[e])")
+        }
+
+        // Initial features.
+        var ns = [T](repeating: 0, count: n * f)
+        for i in 0..<n {
+            let z = atomicNumbers[i]
+            guard z >= 0, z < c.elementCount else {
+                throw ModelFileError("atom \(i): atomic number \(z) is outside the model's table (0..<\(c.elementCount))")
+            }
+            for ch in 0..<f { ns[i * f + ch] = embedding[z * f + ch] }
+        }
+        var nv = [T](repeating: 0, count: n * 3 * f)
+        geo.initialEdgeScalar = edgeEmbedding.forward(geo.edgeRBF, rows: ne)
+        var es = geo.initialEdgeScalar
+        Elementwise.scaleRows(&es, geo.edgeCut, width: f)
+        var ev = [T](repeating: 0, count: ne * 3 * f)
+        for e in 0..<ne { for x in 0..<3 { let v = rc * geo.unitEdge[3 * e + x] * geo.edgeCut[e]; for ch in 0..<f { ev[(e * 3 + x) * f + ch] = v } } }
+        geo.initialTripletScalar = tripletEmbedding.forward(geo.tripletRBF, rows: nt)
+        var ts = geo.initialTripletScalar
+        Elementwise.scaleRows(&ts, geo.tripletCut, width: ft)
+        var tv = [T](repeating: 0, count: nt * 3 * ft)
+        for t in 0..<nt { for x in 0..<3 { let v = geo.unitTriplet[3 * t + x] * geo.tripletCut[t]; for ch in 0..<ft { tv[(t * 3 + x) * ft + ch] = v } } }
+        record?("init.node_s", ns); record?("init.node_v", nv); record?("init.edge_s", es); record?("init.edge_v", ev)
+        record?("init.triplet_s", ts); record?("init.triplet_v", tv)
+
+        var inDegree = [Int](repeating: 0, count: n)
+        for d in graph.edgeDestination { inDegree[Int(d)] += 1 }
+        let divisor: [T] = (0..<n).map { i in
+            switch c.aggregation {
+            case .sum: return 1
+            case .mean: return T(max(inDegree[i], 1))
+            case .normalizedSum: return T(c.averageNeighborCount)
+            }
+        }
+
+        var threeCaches: [ThreeBodyCache] = [], twoCaches: [TwoBodyCache] = []
+        for l in 0..<c.interactionCount {
+            let L = threeBody[l]
+            let hiddenPre = L.inputScalar.forward(es, rows: ne)
+            let hs = hiddenPre.map(silu)
+            let hv = L.inputVector.forward(ev, rows: 3 * ne)
+            var pair = [T](repeating: 0, count: nt * 2 * ft)
+            for t in 0..<nt {
+                let e1 = Int(graph.tripletIn[t]), e2 = Int(graph.tripletOut[t])
+                for ch in 0..<ft { pair[t * 2 * ft + ch] = hs[e1 * ft + ch]; pair[t * 2 * ft + ft + ch] = hs[e2 * ft + ch] }
+            }
+            let left = L.edgeNeighbors.forward(pair, rows: nt)
+            let right = L.tripletProjection.forward(ts, rows: nt)
+            var product = left
+            Elementwise.multiply(&product, right)
+            let (gated, gateCache) = L.gate.forward(product, rows: nt)
+            var dts = gated
+            Elementwise.scaleRows(&dts, geo.tripletCut, width: ft)
+            let abc = L.tripletVector.forward(dts, rows: nt)
+            var dtv = [T](repeating: 0, count: nt * 3 * ft)
+            var sumS = [T](repeating: 0, count: ne * ft), sumV = [T](repeating: 0, count: ne * 3 * ft)
+            graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
+            geo.tripletCut.withUnsafeBufferPointer { cutp in geo.unitTriplet.withUnsafeBufferPointer { unit in
+            abc.withUnsafeBufferPointer { abcp in tv.withUnsafeBufferPointer { tvp in hv.withUnsafeBufferPointer { hvp in dts.withUnsafeBufferPointer { dtsp in
+            dtv.withUnsafeMutableBufferPointer { dtvp in sumV.withUnsafeMutableBufferPointer { sv in sumS.withUnsafeMutableBufferPointer { ss in
+                for t in 0..<nt {
+                    let e1 = Int(tin[t]), e2 = Int(tout[t])
+                    let cut = cutp[t], ab = t * 3 * ft
+                    for x in 0..<3 {
+                        let w = unit[3 * t + x]
+                        let to = (t * 3 + x) * ft, h1 = (e1 * 3 + x) * ft, o2 = (e2 * 3 + x) * ft
+                        for ch in 0..<ft {
+                            let v = (tvp[to + ch] * abcp[ab + ch] + hvp[h1 + ch] * abcp[ab + ft + ch] + w * abcp[ab + 2 * ft + ch]) * cut
+                            dtvp[to + ch] = v
+                            sv[o2 + ch] += v
+                        }
+                    }
+                    for ch in 0..<ft { ss[e2 * ft + ch] += dtsp[t * ft + ch] }
+                }
+            } } } } } } } } } } }
+            let hvNorm = VectorChannels.norms(hv, rows: ne, channels: ft)
+            let (outS, outHidden) = L.outputScalar.forward(VectorChannels.concatenate(sumS, ft, hvNorm, ft, rows: ne), rows: ne)
+            var scalarNormInput = outS
+            Elementwise.add(&scalarNormInput, es)
+            var vectorNormInput = L.outputVector.forward(sumV, rows: 3 * ne)
+            Elementwise.add(&vectorNormInput, ev)
+            if forces {
+                threeCaches.append(ThreeBodyCache(hiddenPre: hiddenPre, hs: hs, hv: hv, left: left, right: right, gateCache: gateCache,
+                                                  gated: gated, abc: abc, tv: tv, hvNorm: hvNorm, outHidden: outHidden,
+                                                  scalarNormInput: scalarNormInput, vectorNormInput: vectorNormInput))
+            }
+            es = L.scalarNorm.forward(scalarNormInput, rows: ne)
+            ev = L.vectorNorm.forward(vectorNormInput, rows: ne)
+            Elementwise.add(&ts, dts)
+            Elementwise.add(&tv, dtv)
+            record?("layer\(l).threebody.edge_s", es); record?("layer\(l).threebody.edge_v", ev)
+            record?("layer\(l).threebody.triplet_s", ts); record?("layer\(l).threebody.triplet_v", tv)
+
+            let B = twoBody[l]
+            let fromSource = B.sourceNeighbors.forward(ns, rows: n), fromDestination = B.destinationNeighbors.forward(ns, rows: n)
+            let right2 = B.edgeProjection.forward(es, rows: ne)
+            var left2 = [T](repeating: 0, count: ne * f), product2 = left2
+            graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
+            fromSource.withUnsafeBufferPointer { ps in fromDestination.withUnsafeBufferPointer { pd in right2.withUnsafeBufferPointer { rp in
+            left2.withUnsafeMutableBufferPointer { lp in product2.withUnsafeMutableBufferPointer { pp in
+                for e in 0..<ne {
+                    let so = Int(src[e]) * f, dof = Int(dst[e]) * f, eo = e * f
+                    for ch in 0..<f {
+                        let v = ps[so + ch] + pd[dof + ch]
+                        lp[eo + ch] = v
+                        pp[eo + ch] = v * rp[eo + ch]
+                    }
+                }
+            } } } } } } }
+            let (gated2, gateCache2) = B.gate.forward(product2, rows: ne)
+            var des = gated2
+            Elementwise.scaleRows(&des, geo.edgeCut, width: f)
+            let abc2 = B.edgeVector.forward(des, rows: ne)
+            var dev = [T](repeating: 0, count: ne * 3 * f)
+            var aggS = [T](repeating: 0, count: n * f), aggV = [T](repeating: 0, count: n * 3 * f)
+            graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
+            abc2.withUnsafeBufferPointer { abc in nv.withUnsafeBufferPointer { nvp in ev.withUnsafeBufferPointer { evp in
+            des.withUnsafeBufferPointer { desp in geo.unitEdge.withUnsafeBufferPointer { unit in geo.edgeCut.withUnsafeBufferPointer { cutp in
+            dev.withUnsafeMutableBufferPointer { devp in aggV.withUnsafeMutableBufferPointer { av in aggS.withUnsafeMutableBufferPointer { asp in
+                for e in 0..<ne {
+                    let s = Int(src[e]), d = Int(dst[e])
+                    let cut = cutp[e]
+                    let ab = e * 3 * f
+                    for x in 0..<3 {
+                        let u = rc * unit[3 * e + x]
+                        let ns0 = (s * 3 + x) * f, eo = (e * 3 + x) * f, dO = (d * 3 + x) * f
+                        for ch in 0..<f {
+                            let v = (nvp[ns0 + ch] * abc[ab + ch] + evp[eo + ch] * abc[ab + f + ch] + u * abc[ab + 2 * f + ch]) * cut
+                            devp[eo + ch] = v
+                            av[dO + ch] += v
+                        }
+                    }
+                    let dS = d * f, eS = e * f
+                    for ch in 0..<f { asp[dS + ch] += desp[eS + ch] }
+                }
+            } } } } } } } } } } }
+            for i in 0..<n where divisor[i] != 1 {
+                for ch in 0..<f { aggS[i * f + ch] /= divisor[i] }
+                for q in 0..<(3 * f) { aggV[i * 3 * f + q] /= divisor[i] }
+            }
+            let o = B.vectorOut.forward(aggV, rows: 3 * n)  // [N,3,3F]
+            var o1 = [T](repeating: 0, count: n * 3 * f), o2 = o1, o3 = o1
+            for r in 0..<(3 * n) { for ch in 0..<f {
+                o1[r * f + ch] = o[r * 3 * f + ch]; o2[r * f + ch] = o[r * 3 * f + f + ch]; o3[r * f + ch] = o[r * 3 * f + 2 * f + ch]
+            } }
+            let o3Norm = VectorChannels.norms(o3, rows: n, channels: f)
+            let gate = B.vectorChannel.forward(VectorChannels.concatenate(aggS, f, o3Norm, f, rows: n), rows: n)
+            var nvu = [T](repeating: 0, count: n * 3 * f)
+            for i in 0..<n { for x in 0..<3 { for ch in 0..<f {
+                let q = (i * 3 + x) * f + ch
+                nvu[q] = o1[q] * gate[i * f + ch] + o2[q]
+            } } }
+            let pp = B.vectorProjection.forward(nvu, rows: 3 * n)  // [N,3,2F]
+            let qPre = B.scalarProjection.forward(aggS, rows: n)   // [N,2F]
+            var nsu = [T](repeating: 0, count: n * f)
+            for i in 0..<n { for ch in 0..<f {
+                var s: T = 0
+                for x in 0..<3 { s += pp[(i * 3 + x) * 2 * f + ch] * pp[(i * 3 + x) * 2 * f + f + ch] }
+                nsu[i * f + ch] = s * silu(qPre[i * 2 * f + ch]) + silu(qPre[i * 2 * f + f + ch])
+            } }
+            var scalarNormInput2 = nsu
+            Elementwise.add(&scalarNormInput2, ns)
+            var vectorNormInput2 = nvu
+            Elementwise.add(&vectorNormInput2, nv)
+            if forces {
+                twoCaches.append(TwoBodyCache(ns: ns, nv: nv, ev: ev, left: left2, right: right2, gateCache: gateCache2, gated: gated2,
+                                              abc: abc2, aggS: aggS, o: o, o3Norm: o3Norm, gate: gate, nvu: nvu, pp: pp, qPre: qPre,
+                                              scalarNormInput: scalarNormInput2, vectorNormInput: vectorNormInput2))
+            }
+            ns = B.scalarNorm.forward(scalarNormInput2, rows: n)
+            nv = B.vectorNorm.forward(vectorNormInput2, rows: n)
+            Elementwise.add(&es, des)
+            Elementwise.add(&ev, dev)
+            record?("layer\(l).twobody.node_s", ns); record?("layer\(l).twobody.node_v", nv)
+            record?("layer\(l).twobody.edge_s", es); record?("layer\(l).twobody.edge_v", ev)
+        }
+        record?("final.node_s", ns); record?("final.node_v", nv)
+        let finalNorms = VectorChannels.norms(nv, rows: n, channels: f)
+
+        // Readout.
+        var s = ns, v = nv, width = f
+        var readoutCaches: [ReadoutCache] = []
+        for block in readout {
+            let out = block.outputs
+            let uv = block.vectorLinear.forward(v, rows: 3 * n)  // [N,3,2out]
+            let vPart = VectorChannels.columns(uv, rows: 3 * n, width: 2 * out, from: out, count: out)
+            let vNorm = VectorChannels.norms(vPart, rows: n, channels: out)
+            let (h, hidden) = block.mix.forward(VectorChannels.concatenate(s, width, vNorm, out, rows: n), rows: n)
+            readoutCaches.append(ReadoutCache(s: s, v: v, uv: uv, vNorm: vNorm, h: h, hidden: hidden))
+            var newS = [T](repeating: 0, count: n * out), newV = [T](repeating: 0, count: n * 3 * out)
+            for i in 0..<n { for ch in 0..<out {
+                newS[i * out + ch] = block.activation ? silu(h[i * 2 * out + ch]) : h[i * 2 * out + ch]
+                for x in 0..<3 { newV[(i * 3 + x) * out + ch] = uv[(i * 3 + x) * 2 * out + ch] * h[i * 2 * out + out + ch] }
+            } }
+            s = newS; v = newV; width = out
+        }
+        record?("readout.s_raw", s)
+
+        let scalars = s.map { Double($0) }
+        let energies = scalars.map { c.scaleStd * $0 + c.scaleMean }
+        var output = ENINetOutput(energy: energies.reduce(0, +), forces: [], virial: .zero, atomScalars: scalars,
+                                  atomVectors: (0..<n).map { Vec3(Double(v[3 * $0]), Double(v[3 * $0 + 1]), Double(v[3 * $0 + 2])) },
+                                  atomEnergies: energies, finalNodeScalars: ns.map { Double($0) },
+                                  finalNodeVectorNorms: finalNorms.map { Double($0) })
+        guard forces else { return (output, []) }
+
+        // MARK: Backward, from dE/dq_i = std to dE/d(edge vectors).
+        var gs = [T](repeating: T(c.scaleStd), count: n)
+        var gv = [T](repeating: 0, count: n * 3)
+        for (index, block) in readout.enumerated().reversed() {
+            let cache = readoutCaches[index]
+            let out = block.outputs
+            let inWidth = index == 0 ? f : readout[0].outputs
+            var gh = [T](repeating: 0, count: n * 2 * out)
+            var guv = [T](repeating: 0, count: n * 3 * 2 * out)
+            for i in 0..<n { for ch in 0..<out {
+                let sPre = cache.h[i * 2 * out + ch]
+                gh[i * 2 * out + ch] = block.activation ? gs[i * out + ch] * siluDerivative(sPre) : gs[i * out + ch]
+                var gg: T = 0
+                for x in 0..<3 {
+                    let q = (i * 3 + x) * out + ch
+                    gg += gv[q] * cache.uv[(i * 3 + x) * 2 * out + ch]
+                    guv[(i * 3 + x) * 2 * out + ch] = gv[q] * cache.h[i * 2 * out + out + ch]
+                }
+                gh[i * 2 * out + out + ch] = gg
+            } }
+            let gx = block.mix.backward(gh, hidden: cache.hidden, rows: n)  // [N, inWidth + out]
+            let gsIn = VectorChannels.columns(gx, rows: n, width: inWidth + out, from: 0, count: inWidth)
+            let gNorm = VectorChannels.columns(gx, rows: n, width: inWidth + out, from: inWidth, count: out)
+            let vPart = VectorChannels.columns(cache.uv, rows: 3 * n, width: 2 * out, from: out, count: out)
+            var gvPart = [T](repeating: 0, count: n * 3 * out)
+            VectorChannels.accumulateNormBackward(gNorm, norms: cache.vNorm, vectors: vPart, rows: n, channels: out, into: &gvPart)
+            for r in 0..<(3 * n) { for ch in 0..<out { guv[r * 2 * out + out + ch] += gvPart[r * out + ch] } }
+            gv = block.vectorLinear.backward(guv, rows: 3 * n)
+            gs = gsIn
+        }
+        var gns = gs, gnv = gv
+        var ges = [T](repeating: 0, count: ne * f), gev = [T](repeating: 0, count: ne * 3 * f)
+        var gts = [T](repeating: 0, count: nt * ft), gtv = [T](repeating: 0, count: nt * 3 * ft)
+        // Geometry gradients: on edge lengths, unit edge vectors, edge cutoffs; likewise for triplets.
+        var gEdgeLength = [T](repeating: 0, count: ne), gUnitEdge = [T](repeating: 0, count: 3 * ne), gEdgeCut = [T](repeating: 0, count: ne)
+        var gTripletLength = [T](repeating: 0, count: nt), gUnitTriplet = [T](repeating: 0, count: 3 * nt), gTripletCut = [T](repeating: 0, count: nt)
+
+        for l in stride(from: c.interactionCount - 1, through: 0, by: -1) {
+            // Two-body block.
+            let B = twoBody[l], C2 = twoCaches[l]
+            var gdes = ges, gdev = gev  // es <- des + es; ev <- dev + ev
+            let gz = B.scalarNorm.backward(gns, input: C2.scalarNormInput, rows: n)
+            let gy = B.vectorNorm.backward(gnv, input: C2.vectorNormInput, rows: n)
+            gns = gz
+            gnv = gy
+            var gnvu = gy
+            // nsu = (Σ_x p1 p2) silu(q1) + silu(q2)
+            var gpp = [T](repeating: 0, count: n * 3 * 2 * f)
+            var gqPre = [T](repeating: 0, count: n * 2 * f)
+            for i in 0..<n { for ch in 0..<f {
+                let g = gz[i * f + ch]
+                let q1 = C2.qPre[i * 2 * f + ch], q2 = C2.qPre[i * 2 * f + f + ch]
+                var pSum: T = 0
+                for x in 0..<3 { pSum += C2.pp[(i * 3 + x) * 2 * f + ch] * C2.pp[(i * 3 + x) * 2 * f + f + ch] }
+                gqPre[i * 2 * f + ch] = g * pSum * siluDerivative(q1)
+                gqPre[i * 2 * f + f + ch] = g * siluDerivative(q2)
+                let gP = g * silu(q1)
+                for x in 0..<3 {
+                    let r = (i * 3 + x) * 2 * f
+                    gpp[r + ch] = gP * C2.pp[r + f + ch]
+                    gpp[r + f + ch] = gP * C2.pp[r + ch]
+                }
+            } }
+            var gA = B.scalarProjection.backward(gqPre, rows: n)
+            let gnvuP = B.vectorProjection.backward(gpp, rows: 3 * n)
+            Elementwise.add(&gnvu, gnvuP)
+            // nvu = o1 * gate + o2
+            var go = [T](repeating: 0, count: n * 3 * 3 * f)
+            var ggate = [T](repeating: 0, count: n * f)
+            for i in 0..<n { for ch in 0..<f {
+                var acc: T = 0
+                for x in 0..<3 {
+                    let q = (i * 3 + x) * f + ch, r = (i * 3 + x) * 3 * f
+                    acc += gnvu[q] * C2.o[r + ch]
+                    go[r + ch] = gnvu[q] * C2.gate[i * f + ch]
+                    go[r + f + ch] = gnvu[q]
+                }
+                ggate[i * f + ch] = acc
+            } }
+            let gxc = B.vectorChannel.backward(ggate, rows: n)  // [N, 2F]
+            for i in 0..<n { for ch in 0..<f { gA[i * f + ch] += gxc[i * 2 * f + ch] } }
+            for i in 0..<n { for ch in 0..<f where C2.o3Norm[i * f + ch] > 0 {
+                let k = gxc[i * 2 * f + f + ch] / C2.o3Norm[i * f + ch]
+                for x in 0..<3 { let r = (i * 3 + x) * 3 * f; go[r + 2 * f + ch] += k * C2.o[r + 2 * f + ch] }
+            } }
+            let gB = B.vectorOut.backward(go, rows: 3 * n)  // [N,3,F]
+            // Aggregation and messages.
+            var gabc2 = [T](repeating: 0, count: ne * 3 * f)
+            graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
+            C2.abc.withUnsafeBufferPointer { abc in C2.nv.withUnsafeBufferPointer { nvp in C2.ev.withUnsafeBufferPointer { evp in
+            gdev.withUnsafeBufferPointer { gdevp in gB.withUnsafeBufferPointer { gBp in gA.withUnsafeBufferPointer { gAp in
+            geo.unitEdge.withUnsafeBufferPointer { unit in geo.edgeCut.withUnsafeBufferPointer { cutp in
+            gdes.withUnsafeMutableBufferPointer { gdesp in gnv.withUnsafeMutableBufferPointer { gnvp in gev.withUnsafeMutableBufferPointer { gevp in
+            gabc2.withUnsafeMutableBufferPointer { gab in gUnitEdge.withUnsafeMutableBufferPointer { gUnit in gEdgeCut.withUnsafeMutableBufferPointer { gCutp in
+                for e in 0..<ne {
+                    let s = Int(src[e]), d = Int(dst[e])
+                    let cut = cutp[e], inv = 1 / divisor[d]
+                    let eS = e * f, dS = d * f
+                    for ch in 0..<f { gdesp[eS + ch] += gAp[dS + ch] * inv }
+                    var gCut: T = 0
+                    let ab = e * 3 * f
+                    for x in 0..<3 {
+                        let u = rc * unit[3 * e + x]
+                        var gU: T = 0
+                        let eo = (e * 3 + x) * f, so = (s * 3 + x) * f, dO = (d * 3 + x) * f
+                        for ch in 0..<f {
+                            let g = gdevp[eo + ch] + gBp[dO + ch] * inv
+                            let a = abc[ab + ch], b = abc[ab + f + ch], cc = abc[ab + 2 * f + ch]
+                            let nvs = nvp[so + ch], evq = evp[eo + ch]
+                            let gc = g * cut
+                            gnvp[so + ch] += gc * a
+                            gevp[eo + ch] += gc * b
+                            gab[ab + ch] += gc * nvs
+                            gab[ab + f + ch] += gc * evq
+                            gab[ab + 2 * f + ch] += gc * u
+                            gU += gc * cc
+                            gCut += g * (nvs * a + evq * b + u * cc)
+                        }
+                        gUnit[3 * e + x] += rc * gU
+                    }
+                    gCutp[e] += gCut
+                }
+            } } } } } } } } } } } } } } } }
+            let gdesAbc = B.edgeVector.backward(gabc2, rows: ne)
+            var ggated2 = [T](repeating: 0, count: ne * f)
+            for e in 0..<ne {
+                var gCut: T = 0
+                for ch in 0..<f {
+                    let q = e * f + ch
+                    let g = gdes[q] + gdesAbc[q]
+                    ggated2[q] = g * geo.edgeCut[e]
+                    gCut += g * C2.gated[q]
+                }
+                gEdgeCut[e] += gCut
+            }
+            let gProduct2 = B.gate.backward(ggated2, cache: C2.gateCache, rows: ne)
+            var gRight2 = gProduct2
+            var gFromSource = [T](repeating: 0, count: n * f), gFromDestination = gFromSource
+            graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
+            gProduct2.withUnsafeBufferPointer { gp in C2.right.withUnsafeBufferPointer { rp in C2.left.withUnsafeBufferPointer { lp in
+            gRight2.withUnsafeMutableBufferPointer { grp in gFromSource.withUnsafeMutableBufferPointer { gs in gFromDestination.withUnsafeMutableBufferPointer { gd in
+                for e in 0..<ne {
+                    let eo = e * f, so = Int(src[e]) * f, dof = Int(dst[e]) * f
+                    for ch in 0..<f {
+                        let gl = gp[eo + ch] * rp[eo + ch]
+                        grp[eo + ch] = gp[eo + ch] * lp[eo + ch]
+                        gs[so + ch] += gl
+                        gd[dof + ch] += gl
+                    }
+                }
+            } } } } } } } }
+            let gesP = B.edgeProjection.backward(gRight2, rows: ne)
+            Elementwise.add(&ges, gesP)
+            let gnsSource = B.sourceNeighbors.backward(gFromSource, rows: n)
+            let gnsDestination = B.destinationNeighbors.backward(gFromDestination, rows: n)
+            Elementwise.add(&gns, gnsSource)
+            Elementwise.add(&gns, gnsDestination)
+
+            // Three-body block.
+            let L = threeBody[l], C3 = threeCaches[l]
+            var gdts = gts, gdtv = gtv  // ts <- dts + ts; tv <- dtv + tv
+            let gzE = L.scalarNorm.backward(ges, input: C3.scalarNormInput, rows: ne)
+            let gyE = L.vectorNorm.backward(gev, input: C3.vectorNormInput, rows: ne)
+            ges = gzE
+            gev = gyE
+            let gxo = L.outputScalar.backward(gzE, hidden: C3.outHidden, rows: ne)  // [E, 2Ft]
+            var ghv = [T](repeating: 0, count: ne * 3 * ft)
+            let gHvNorm = VectorChannels.columns(gxo, rows: ne, width: 2 * ft, from: ft, count: ft)
+            VectorChannels.accumulateNormBackward(gHvNorm, norms: C3.hvNorm, vectors: C3.hv, rows: ne, channels: ft, into: &ghv)
+            let gSumV = L.outputVector.backward(gyE, rows: 3 * ne)  // [E,3,Ft]
+            var gabc = [T](repeating: 0, count: nt * 3 * ft)
+            graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
+            geo.tripletCut.withUnsafeBufferPointer { cutp in geo.unitTriplet.withUnsafeBufferPointer { unit in
+            C3.abc.withUnsafeBufferPointer { abcp in C3.tv.withUnsafeBufferPointer { tvp in C3.hv.withUnsafeBufferPointer { hvp in
+            gdtv.withUnsafeBufferPointer { gdtvp in gSumV.withUnsafeBufferPointer { gsv in gxo.withUnsafeBufferPointer { gxop in
+            gdts.withUnsafeMutableBufferPointer { gdtsp in gtv.withUnsafeMutableBufferPointer { gtvp in ghv.withUnsafeMutableBufferPointer { ghvp in
+            gabc.withUnsafeMutableBufferPointer { gab in gUnitTriplet.withUnsafeMutableBufferPointer { gUnit in gTripletCut.withUnsafeMutableBufferPointer { gCutp in
+                for t in 0..<nt {
+                    let e1 = Int(tin[t]), e2 = Int(tout[t])
+                    let cut = cutp[t], ab = t * 3 * ft
+                    for ch in 0..<ft { gdtsp[t * ft + ch] += gxop[e2 * 2 * ft + ch] }
+                    var gCut: T = 0
+                    for x in 0..<3 {
+                        let w = unit[3 * t + x]
+                        var gW: T = 0
+                        let to = (t * 3 + x) * ft, h1 = (e1 * 3 + x) * ft, o2 = (e2 * 3 + x) * ft
+                        for ch in 0..<ft {
+                            let g = gdtvp[to + ch] + gsv[o2 + ch]
+                            let a = abcp[ab + ch], b = abcp[ab + ft + ch], cc = abcp[ab + 2 * ft + ch]
+                            let tvq = tvp[to + ch], hv1 = hvp[h1 + ch]
+                            let gc = g * cut
+                            gtvp[to + ch] += gc * a
+                            ghvp[h1 + ch] += gc * b
+                            gab[ab + ch] += gc * tvq
+                            gab[ab + ft + ch] += gc * hv1
+                            gab[ab + 2 * ft + ch] += gc * w
+                            gW += gc * cc
+                            gCut += g * (tvq * a + hv1 * b + w * cc)
+                        }
+                        gUnit[3 * t + x] += gW
+                    }
+                    gCutp[t] += gCut
+                }
+            } } } } } } } } } } } } } } } }
+            let gdtsAbc = L.tripletVector.backward(gabc, rows: nt)
+            var ggated = [T](repeating: 0, count: nt * ft)
+            for t in 0..<nt {
+                var gCut: T = 0
+                for ch in 0..<ft {
+                    let q = t * ft + ch
+                    let g = gdts[q] + gdtsAbc[q]
+                    ggated[q] = g * geo.tripletCut[t]
+                    gCut += g * C3.gated[q]
+                }
+                gTripletCut[t] += gCut
+            }
+            let gProduct = L.gate.backward(ggated, cache: C3.gateCache, rows: nt)
+            var gLeft = gProduct, gRight = gProduct
+            Elementwise.multiply(&gLeft, C3.right)
+            Elementwise.multiply(&gRight, C3.left)
+            let gtsP = L.tripletProjection.backward(gRight, rows: nt)
+            Elementwise.add(&gts, gtsP)
+            let gPair = L.edgeNeighbors.backward(gLeft, rows: nt)
+            var ghs = [T](repeating: 0, count: ne * ft)
+            for t in 0..<nt {
+                let e1 = Int(graph.tripletIn[t]), e2 = Int(graph.tripletOut[t])
+                for ch in 0..<ft { ghs[e1 * ft + ch] += gPair[t * 2 * ft + ch]; ghs[e2 * ft + ch] += gPair[t * 2 * ft + ft + ch] }
+            }
+            Elementwise.multiplySiluDerivative(&ghs, C3.hiddenPre)
+            let gesIn = L.inputScalar.backward(ghs, rows: ne)
+            Elementwise.add(&ges, gesIn)
+            let gevIn = L.inputVector.backward(ghv, rows: 3 * ne)
+            Elementwise.add(&gev, gevIn)
+        }
+
+        // Initial features.
+        let k = c.radialBasisCount
+        var gPre = ges
+        for e in 0..<ne {
+            var gCut: T = 0
+            for ch in 0..<f {
+                gCut += ges[e * f + ch] * geo.initialEdgeScalar[e * f + ch]
+                gPre[e * f + ch] *= geo.edgeCut[e]
+            }
+            for x in 0..<3 {
+                var sum: T = 0
+                for ch in 0..<f { sum += gev[(e * 3 + x) * f + ch] }
+                gUnitEdge[3 * e + x] += rc * geo.edgeCut[e] * sum
+                gCut += rc * geo.unitEdge[3 * e + x] * sum
+            }
+            gEdgeCut[e] += gCut
+        }
+        let gRBF = edgeEmbedding.backward(gPre, rows: ne)
+        let g2 = T(c.twoBodyGamma), g3 = T(c.threeBodyGamma)
+        for e in 0..<ne {
+            var acc: T = 0
+            for q in 0..<k { acc += gRBF[e * k + q] * (-2 * g2 * (geo.edgeLength[e] - twoBodyCentres[q])) * geo.edgeRBF[e * k + q] }
+            gEdgeLength[e] += acc
+        }
+        var gPreT = gts
+        for t in 0..<nt {
+            var gCut: T = 0
+            for ch in 0..<ft {
+                gCut += gts[t * ft + ch] * geo.initialTripletScalar[t * ft + ch]
+                gPreT[t * ft + ch] *= geo.tripletCut[t]
+            }
+            for x in 0..<3 {
+                var sum: T = 0
+                for ch in 0..<ft { sum += gtv[(t * 3 + x) * ft + ch] }
+                gUnitTriplet[3 * t + x] += geo.tripletCut[t] * sum
+                gCut += geo.unitTriplet[3 * t + x] * sum
+            }
+            gTripletCut[t] += gCut
+        }
+        let gRBF3 = tripletEmbedding.backward(gPreT, rows: nt)
+        for t in 0..<nt {
+            var acc: T = 0
+            for q in 0..<k { acc += gRBF3[t * k + q] * (-2 * g3 * (geo.tripletLength[t] - threeBodyCentres[q])) * geo.tripletRBF[t * k + q] }
+            gTripletLength[t] += acc
+        }
+
+        // Cutoffs, then lengths and directions, to edge vectors (Double from here on).
+        var gEdge = [Vec3](repeating: .zero, count: ne)
+        for t in 0..<nt {
+            let e1 = Int(graph.tripletIn[t]), e2 = Int(graph.tripletOut[t])
+            var gDistanceCut = gTripletCut[t]
+            if c.tripletBondCutoff {
+                let dc = geo.tripletDistanceCut[t], c1 = geo.edgeCut[e1], c2 = geo.edgeCut[e2]
+                gDistanceCut = gTripletCut[t] * c1 * c2
+                gEdgeCut[e1] += gTripletCut[t] * dc * c2
+                gEdgeCut[e2] += gTripletCut[t] * dc * c1
+            }
+            let gS = Double(gTripletLength[t] + gDistanceCut * geo.tripletDistanceCutDerivative[t])
+            let s = Double(geo.tripletLength[t])
+            let w = geo.tripletVector[t] / s
+            let gw = Vec3(Double(gUnitTriplet[3 * t]), Double(gUnitTriplet[3 * t + 1]), Double(gUnitTriplet[3 * t + 2]))
+            let gd = gS * w + (gw - dot(gw, w) * w) / s
+            gEdge[e1] += gd
+            gEdge[e2] += gd
+        }
+        for e in 0..<ne {
+            let gR = Double(gEdgeLength[e] + gEdgeCut[e] * geo.edgeCutDerivative[e])
+            let r = Double(geo.edgeLength[e])
+            let u = geo.edgeVector[e] / r
+            let gu = Vec3(Double(gUnitEdge[3 * e]), Double(gUnitEdge[3 * e + 1]), Double(gUnitEdge[3 * e + 2]))
+            gEdge[e] += gR * u + (gu - dot(gu, u) * u) / r
+        }
+        var forcesOut = [Vec3](repeating: .zero, count: n)
+        var virial = Mat3.zero
+        for e in 0..<ne {
+            forcesOut[Int(graph.edgeSource[e])] += gEdge[e]
+            forcesOut[Int(graph.edgeDestination[e])] -= gEdge[e]
+            virial = virial - Mat3.outer(geo.edgeVector[e], gEdge[e])
+        }
+        output.forces = forcesOut
+        output.virial = virial
+        return (output, gEdge)
+    }
+}

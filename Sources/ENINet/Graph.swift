@@ -1,0 +1,159 @@
+import Geometry
+
+/// The atom graph and its line graph (three-body triplets) for one configuration.
+///
+/// Edges are directed, `source → destination` with an image shift: the edge vector is
+/// `d_e = r_dst + shift_e − r_src`. Edges are grouped by source in ascending order and sorted by
+/// length within a group, as in the reference, so that a neighbour cap keeps the nearest ones.
+/// A triplet `t = (e1 → e2)` joins an edge `a → b` to an edge `b → c`; its messages go to `e2`,
+/// and its vector is `d_e1 + d_e2`. Triplets are ordered by `e1`, then by `e2`, the order DGL's
+/// `line_graph` produces.
+public struct ENINetGraph: Sendable {
+    public let atomCount: Int
+    public var edgeSource: [Int32]
+    public var edgeDestination: [Int32]
+    /// Integer image of each edge's destination (zero for molecules).
+    public var edgeImage: [SIMD3<Int32>]
+    /// The image as a Cartesian vector for the cell the graph was built in.
+    public var edgeShift: [Vec3]
+    /// `e1` (the incoming bond) of each triplet.
+    public var tripletIn: [Int32]
+    /// `e2` (the bond the triplet's messages go to) of each triplet.
+    public var tripletOut: [Int32]
+    /// How many edges lay within the cutoff before a neighbour cap removed some.
+    public var edgeCountBeforeCap: Int
+
+    public var edgeCount: Int { edgeSource.count }
+    public var tripletCount: Int { tripletIn.count }
+    /// Whether the neighbour cap removed edges (the graph may then be asymmetric).
+    public var isTruncated: Bool { edgeCountBeforeCap != edgeCount }
+
+    /// A graph from explicit index arrays (for example the reference's), with the triplets derived
+    /// from the edges by `rule`, or given explicitly.
+    public init(atomCount: Int, edgeSource: [Int32], edgeDestination: [Int32], edgeImage: [SIMD3<Int32>]? = nil,
+                edgeShift: [Vec3]? = nil, tripletIn: [Int32]? = nil, tripletOut: [Int32]? = nil,
+                rule: ENINetConfiguration.LineGraphRule = .geometric) throws {
+        guard edgeSource.count == edgeDestination.count else {
+            throw ModelFileError("graph: \(edgeSource.count) edge sources but \(edgeDestination.count) destinations")
+        }
+        for (k, (s, d)) in zip(edgeSource, edgeDestination).enumerated() where s < 0 || d < 0 || Int(s) >= atomCount || Int(d) >= atomCount {
+            throw ModelFileError("graph: edge \(k) joins atoms \(s) and \(d), outside 0..<\(atomCount)")
+        }
+        self.atomCount = atomCount
+        self.edgeSource = edgeSource
+        self.edgeDestination = edgeDestination
+        self.edgeImage = edgeImage ?? [SIMD3<Int32>](repeating: .zero, count: edgeSource.count)
+        self.edgeShift = edgeShift ?? [Vec3](repeating: .zero, count: edgeSource.count)
+        self.edgeCountBeforeCap = edgeSource.count
+        if let ti = tripletIn, let to = tripletOut {
+            guard ti.count == to.count else { throw ModelFileError("graph: triplet arrays differ in length") }
+            for k in 0..<ti.count where ti[k] < 0 || to[k] < 0 || Int(ti[k]) >= edgeSource.count || Int(to[k]) >= edgeSource.count {
+                throw ModelFileError("graph: triplet \(k) refers to an edge outside 0..<\(edgeSource.count)")
+            }
+            self.tripletIn = ti
+            self.tripletOut = to
+        } else {
+            self.tripletIn = []
+            self.tripletOut = []
+            buildTriplets(rule: rule)
+        }
+    }
+
+    /// Builds the graph of `positions` from a full neighbour list already updated for them
+    /// (`neighborList.update(positions:cell:)`), keeping pairs strictly closer than `cutoff`.
+    ///
+    /// - Parameters:
+    ///   - maxNeighbors: keep only the nearest this many edges per source atom (reference: 32).
+    ///   - rule: which consecutive bond pairs form no triplet.
+    public init(positions: [Vec3], neighborList: NeighborList, cutoff: Double, maxNeighbors: Int?,
+                rule: ENINetConfiguration.LineGraphRule) throws {
+        guard neighborList.kind == .full else {
+            throw ModelFileError("graph: ENINet needs a full neighbour list (both directions of every pair)")
+        }
+        guard neighborList.cutoff >= cutoff else {
+            throw ModelFileError("graph: neighbour-list cutoff \(neighborList.cutoff) is below the model cutoff \(cutoff)")
+        }
+        let n = positions.count
+        guard neighborList.start.count == n + 1 else {
+            throw ModelFileError("graph: the neighbour list was built for \(neighborList.start.count - 1) atoms, not \(n)")
+        }
+        self.atomCount = n
+        let cut2 = cutoff * cutoff
+        var src: [Int32] = [], dst: [Int32] = [], image: [SIMD3<Int32>] = [], shift: [Vec3] = []
+        let pairs = neighborList.neighbor.count
+        src.reserveCapacity(pairs); dst.reserveCapacity(pairs); image.reserveCapacity(pairs); shift.reserveCapacity(pairs)
+        var beforeCap = 0
+        var group: [(d2: Double, j: Int32, k: Int)] = []
+        let shifts = neighborList.shifts, shiftVectors = neighborList.shiftVectors
+        for i in 0..<n {
+            group.removeAll(keepingCapacity: true)
+            let ri = positions[i]
+            for k in Int(neighborList.start[i])..<Int(neighborList.start[i + 1]) {
+                let j = neighborList.neighbor[k]
+                let d = positions[Int(j)] + shiftVectors[Int(neighborList.shiftIndex[k])] - ri
+                let d2 = (d * d).sum()
+                if d2 < cut2 {
+                    guard d2 > 0 else { throw ModelFileError("graph: atoms \(i) and \(j) (or its periodic image) coincide") }
+                    group.append((d2, j, k))
+                }
+            }
+            beforeCap += group.count
+            // Ties (symmetric molecules) are broken by neighbour index so the order is deterministic.
+            group.sort { $0.d2 != $1.d2 ? $0.d2 < $1.d2 : ($0.j != $1.j ? $0.j < $1.j : $0.k < $1.k) }
+            let keep = min(group.count, maxNeighbors ?? group.count)
+            for g in group.prefix(keep) {
+                let s = Int(neighborList.shiftIndex[g.k])
+                src.append(Int32(i)); dst.append(g.j); image.append(shifts[s]); shift.append(shiftVectors[s])
+            }
+        }
+        self.edgeSource = src
+        self.edgeDestination = dst
+        self.edgeImage = image
+        self.edgeShift = shift
+        self.edgeCountBeforeCap = beforeCap
+        self.tripletIn = []
+        self.tripletOut = []
+        buildTriplets(rule: rule)
+    }
+
+    private mutating func buildTriplets(rule: ENINetConfiguration.LineGraphRule) {
+        let n = atomCount, e = edgeSource.count
+        // Outgoing edges of every atom, in edge order (edges need not be grouped by source here).
+        var outStart = [Int](repeating: 0, count: n + 1)
+        for s in edgeSource { outStart[Int(s) + 1] += 1 }
+        for a in 0..<n { outStart[a + 1] += outStart[a] }
+        var fill = outStart
+        var outEdges = [Int32](repeating: 0, count: e)
+        for k in 0..<e {
+            let s = Int(edgeSource[k])
+            outEdges[fill[s]] = Int32(k)
+            fill[s] += 1
+        }
+        var tin: [Int32] = [], tout: [Int32] = []
+        var estimate = 0
+        for k in 0..<e { let b = Int(edgeDestination[k]); estimate += outStart[b + 1] - outStart[b] }
+        tin.reserveCapacity(estimate); tout.reserveCapacity(estimate)
+        for e1 in 0..<e {
+            let a = edgeSource[e1], b = Int(edgeDestination[e1])
+            let s1 = edgeImage[e1]
+            for slot in outStart[b]..<outStart[b + 1] {
+                let e2 = Int(outEdges[slot])
+                if edgeDestination[e2] == a {
+                    switch rule {
+                    case .atomIndex: continue
+                    case .geometric: if s1 &+ edgeImage[e2] == .zero { continue }
+                    }
+                }
+                tin.append(Int32(e1))
+                tout.append(Int32(e2))
+            }
+        }
+        tripletIn = tin
+        tripletOut = tout
+    }
+
+    /// Edge vectors `r_dst + shift − r_src` for `positions`.
+    public func edgeVectors(positions: [Vec3]) -> [Vec3] {
+        (0..<edgeCount).map { positions[Int(edgeDestination[$0])] + edgeShift[$0] - positions[Int(edgeSource[$0])] }
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import Tensors
+
+/// Row-major dense kernels the hand-scheduled evaluator is built from.
+///
+/// Matrices are flat arrays; `[rows, channels]` for scalars and `[rows, 3, channels]` for
+/// vectors, so a channel-mixing linear map on vectors is the same GEMM over `3 * rows` rows.
+enum Dense {
+    /// `C = A · op(B) + beta · C` with `A` `[m, k]`, `op(B)` `[k, n]`; `transposeB` reads `B` as `[n, k]`.
+    @inline(__always)
+    static func gemm<T: ENINetFloat>(m: Int, n: Int, k: Int, _ a: UnsafePointer<T>, _ b: UnsafePointer<T>,
+                                     transposeB: Bool, beta: T, _ c: UnsafeMutablePointer<T>) {
+        let started = ENINetProfile.isEnabled ? DispatchTime.now().uptimeNanoseconds : 0
+        defer {
+            if ENINetProfile.isEnabled {
+                ENINetProfile.gemmNanoseconds += DispatchTime.now().uptimeNanoseconds - started
+                ENINetProfile.gemmCalls += 1
+            }
+        }
+        T.tensorGEMM(transposeA: false, transposeB: transposeB, m: m, n: n, k: k, alpha: 1, a: a, lda: k,
+                     b: b, ldb: transposeB ? k : n, beta: beta, c: c, ldc: n)
+    }
+}
+
+@inline(__always) func sigmoid<T: ENINetFloat>(_ x: T) -> T { 1 / (1 + T.exponential(-x)) }
+@inline(__always) func silu<T: ENINetFloat>(_ x: T) -> T { x * sigmoid(x) }
+/// d silu / dx = σ(x) (1 + x (1 − σ(x))).
+@inline(__always) func siluDerivative<T: ENINetFloat>(_ x: T) -> T {
+    let s = sigmoid(x)
+    return s * (1 + x * (1 - s))
+}
+
+/// Opt-in accounting of the time the network spends in GEMM, for benchmarks. Not thread-safe:
+/// enable it around single-threaded evaluations only.
+public enum ENINetProfile {
+    nonisolated(unsafe) public static var isEnabled = false
+    nonisolated(unsafe) public static var gemmNanoseconds: UInt64 = 0
+    nonisolated(unsafe) public static var gemmCalls = 0
+
+    public static func reset() {
+        gemmNanoseconds = 0
+        gemmCalls = 0
+    }
+}
+
+/// The floating-point types the network runs in: the tensor scalars (Float, Double), whose
+/// GEMM goes through BLAS.
+public protocol ENINetFloat: TensorScalar {}
+
+extension ENINetFloat {
+    @inline(__always) static func exponential(_ x: Self) -> Self { tensorExp(x) }
+    @inline(__always) static func cosine(_ x: Self) -> Self { tensorCos(x) }
+    @inline(__always) static func sine(_ x: Self) -> Self { tensorSin(x) }
+}
+
+extension Float: ENINetFloat {}
+extension Double: ENINetFloat {}
+
+
+/// In-place elementwise updates on flat arrays, through buffer pointers so that the loops
+/// vectorise (array subscripts in a loop pay a uniqueness check per store).
+enum Elementwise {
+    /// `a += b`.
+    @inline(__always) static func add<T: ENINetFloat>(_ a: inout [T], _ b: [T]) {
+        a.withUnsafeMutableBufferPointer { ap in b.withUnsafeBufferPointer { bp in
+            for q in 0..<min(ap.count, bp.count) { ap[q] += bp[q] }
+        } }
+    }
+
+    /// `a *= b`.
+    @inline(__always) static func multiply<T: ENINetFloat>(_ a: inout [T], _ b: [T]) {
+        a.withUnsafeMutableBufferPointer { ap in b.withUnsafeBufferPointer { bp in
+            for q in 0..<min(ap.count, bp.count) { ap[q] *= bp[q] }
+        } }
+    }
+
+    /// Row `r` of `a` (`width` wide) times `scale[r]`.
+    @inline(__always) static func scaleRows<T: ENINetFloat>(_ a: inout [T], _ scale: [T], width: Int) {
+        a.withUnsafeMutableBufferPointer { ap in scale.withUnsafeBufferPointer { sp in
+            for r in 0..<sp.count {
+                let s = sp[r], base = r * width
+                for ch in 0..<width { ap[base + ch] *= s }
+            }
+        } }
+    }
+
+    /// `a *= silu'(pre)`.
+    @inline(__always) static func multiplySiluDerivative<T: ENINetFloat>(_ a: inout [T], _ pre: [T]) {
+        a.withUnsafeMutableBufferPointer { ap in pre.withUnsafeBufferPointer { pp in
+            for q in 0..<min(ap.count, pp.count) { ap[q] *= siluDerivative(pp[q]) }
+        } }
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Geometry
+
+/// The arithmetic precision of the network (positions, forces and energies are Double either way).
+public enum ENINetPrecision: String, Sendable {
+    case float, double
+}
+
+/// A loaded ENINet model: evaluates energy, forces, virial and per-atom readouts of a
+/// configuration, in Float or Double.
+///
+/// ```swift
+/// let model = try ENINetModel(contentsOf: "eninet-small.safetensors", precision: .double)
+/// let out = try model.evaluate(atomicNumbers: z, positions: r, cell: nil)
+/// print(out.energy, out.forces)
+/// ```
+public final class ENINetModel: @unchecked Sendable {
+    public let file: ENINetModelFile
+    public var configuration: ENINetConfiguration { file.configuration }
+    public let precision: ENINetPrecision
+    private let single: HandScheduledNetwork<Float>?
+    private let double: HandScheduledNetwork<Double>?
+
+    public init(file: ENINetModelFile, precision: ENINetPrecision = .float) throws {
+        Self.keepLargeBuffersInTheHeap()
+        try file.configuration.validate(source: file.weights.path)
+        try file.checkShapes()
+        self.file = file
+        self.precision = precision
+        switch precision {
+        case .float: single = try HandScheduledNetwork<Float>(file: file); double = nil
+        case .double: double = try HandScheduledNetwork<Double>(file: file); single = nil
+        }
+    }
+
+    /// An evaluation allocates tens of megabytes of short-lived arrays; glibc would map and unmap
+    /// each from the kernel and pay a page fault per page on every call (11% of the time in a
+    /// profile). Raising the mmap and trim thresholds keeps them in the reusable heap.
+    private static func keepLargeBuffersInTheHeap() {
+        #if os(Linux)
+        _ = glibcMallopt(-3, 512 << 20)  // M_MMAP_THRESHOLD
+        _ = glibcMallopt(-1, 1 << 30)    // M_TRIM_THRESHOLD
+        #endif
+    }
+
+    public convenience init(contentsOf path: String, precision: ENINetPrecision = .float) throws {
+        try self.init(file: try ENINetModelFile(contentsOf: path), precision: precision)
+    }
+
+    /// A full neighbour list suited to this model (cutoff `rc`, Verlet `skin`).
+    public func makeNeighborList(skin: Double = 0.5) -> NeighborList {
+        NeighborList(cutoff: configuration.cutoff, skin: skin, kind: .full)
+    }
+
+    /// The graph of `positions` from a neighbour list (updated here), with this model's cap and line-graph rule.
+    public func graph(positions: [Vec3], cell: Cell?, neighborList: NeighborList) throws -> ENINetGraph {
+        neighborList.update(positions: positions, cell: cell)
+        return try ENINetGraph(positions: positions, neighborList: neighborList, cutoff: configuration.cutoff,
+                               maxNeighbors: configuration.maxNeighbors, rule: configuration.lineGraphRule)
+    }
+
+    /// Evaluates a configuration on a given graph.
+    public func evaluate(atomicNumbers: [Int], positions: [Vec3], graph: ENINetGraph, forces: Bool = true) throws -> ENINetOutput {
+        for (i, r) in positions.enumerated() where !(r.x.isFinite && r.y.isFinite && r.z.isFinite) {
+            throw ModelFileError("evaluate: atom \(i) has a non-finite position \(r)")
+        }
+        if let net = double {
+            return try net.evaluate(atomicNumbers: atomicNumbers, positions: positions, graph: graph, forces: forces).output
+        } else if let net = single {
+            return try net.evaluate(atomicNumbers: atomicNumbers, positions: positions, graph: graph, forces: forces).output
+        }
+        throw ModelFileError("evaluate: model has no network")
+    }
+
+    /// Evaluates a configuration, building its graph with a fresh neighbour list.
+    public func evaluate(atomicNumbers: [Int], positions: [Vec3], cell: Cell?, forces: Bool = true) throws -> ENINetOutput {
+        let g = try graph(positions: positions, cell: cell, neighborList: makeNeighborList(skin: 0))
+        return try evaluate(atomicNumbers: atomicNumbers, positions: positions, graph: g, forces: forces)
+    }
+
+    /// Intermediate tensors by reference name (Double models only; for checks).
+    func intermediates(atomicNumbers: [Int], positions: [Vec3], graph: ENINetGraph) throws -> [String: [Double]] {
+        var out: [String: [Double]] = [:]
+        if let net = double {
+            _ = try net.evaluate(atomicNumbers: atomicNumbers, positions: positions, graph: graph, forces: false) { out[$0] = $1 }
+        } else if let net = single {
+            _ = try net.evaluate(atomicNumbers: atomicNumbers, positions: positions, graph: graph, forces: false) { out[$0] = $1.map { Double($0) } }
+        }
+        return out
+    }
+}
+
+extension ENINetOutput {
+    /// The mass-weighted centre of `positions`.
+    static func centreOfMass(positions: [Vec3], masses: [Double]) -> Vec3 {
+        let total = masses.reduce(0, +)
+        guard total > 0 else { return positions.reduce(.zero, +) / Double(max(positions.count, 1)) }
+        return zip(positions, masses).reduce(Vec3.zero) { $0 + $1.1 * $1.0 } / total
+    }
+
+    /// The dipole readout `μ = Σ_i (mu_i + q_i (r_i − r_com))` (for models trained on dipoles).
+    public func dipole(positions: [Vec3], masses: [Double]) -> Vec3 {
+        let centre = Self.centreOfMass(positions: positions, masses: masses)
+        var mu = Vec3.zero
+        for i in 0..<min(positions.count, atomScalars.count) { mu += atomVectors[i] + atomScalars[i] * (positions[i] - centre) }
+        return mu
+    }
+
+    /// The polarizability readout `α = Σ_i (q_i I + mu_i ⊗ (r_i − r_com) + (r_i − r_com) ⊗ mu_i)`.
+    public func polarizability(positions: [Vec3], masses: [Double]) -> Mat3 {
+        let centre = Self.centreOfMass(positions: positions, masses: masses)
+        var alpha = Mat3.zero
+        for i in 0..<min(positions.count, atomScalars.count) {
+            let d = positions[i] - centre
+            alpha += atomScalars[i] * Mat3.identity + Mat3.outer(atomVectors[i], d) + Mat3.outer(d, atomVectors[i])
+        }
+        return alpha
+    }
+}
+
+#if os(Linux)
+// glibc's mallopt(3); <malloc.h> is not part of the Glibc module Foundation exposes.
+@_silgen_name("mallopt")
+private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+#endif

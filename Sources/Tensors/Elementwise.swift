@@ -1,0 +1,267 @@
+// Elementwise operations. Every backward is written with tensor operations, so a gradient
+// computed with `createGraph: true` can itself be differentiated. When no graph is being
+// recorded, some backwards use a fused derivative kernel instead of composing several ops.
+
+extension BroadcastPlan {
+    init(sameShape shape: [Int]) {
+        outputShape = shape
+        count = shape.reduce(1, *)
+        sizes = [count]
+        stridesA = [1]
+        stridesB = [1]
+    }
+}
+
+extension Tensor {
+    // MARK: Building blocks
+
+    func mapped(_ kernel: UnaryKernel) -> Storage<Scalar> {
+        let s = Storage<Scalar>(count: count)
+        unaryKernel(kernel, storage.base, s.base, count)
+        return s
+    }
+
+    func unary(_ kernel: UnaryKernel, _ name: String, _ backward: @escaping Backward) -> Tensor {
+        Tensor.result(shape, mapped(kernel), name, self, backward)
+    }
+
+    /// A constant (no history) computed elementwise.
+    func constant(_ kernel: UnaryKernel) -> Tensor {
+        Tensor(shape: shape, storage: mapped(kernel))
+    }
+
+    func scalarOp(_ kernel: ScalarKernel, _ c: Scalar, _ name: String, _ backward: @escaping Backward) -> Tensor {
+        let s = Storage<Scalar>(count: count)
+        scalarKernel(kernel, storage.base, c, s.base, count)
+        return Tensor.result(shape, s, name, self, backward)
+    }
+
+    func constant(_ kernel: ScalarKernel, _ c: Scalar) -> Tensor {
+        let s = Storage<Scalar>(count: count)
+        scalarKernel(kernel, storage.base, c, s.base, count)
+        return Tensor(shape: shape, storage: s)
+    }
+
+    static func plan(_ a: Tensor, _ b: Tensor, _ name: String) throws -> BroadcastPlan {
+        if a.shape == b.shape { return BroadcastPlan(sameShape: a.shape) }
+        guard let p = BroadcastPlan(a.shape, b.shape) else { throw TensorError.shape(name, a.shape, b.shape) }
+        return p
+    }
+
+    static func binaryStorage(_ kernel: BinaryKernel, _ a: Tensor, _ b: Tensor, _ name: String) throws -> (BroadcastPlan, Storage<Scalar>) {
+        let p = try plan(a, b, name)
+        let s = Storage<Scalar>(count: p.count)
+        binaryKernel(kernel, p, a.storage.base, b.storage.base, s.base)
+        return (p, s)
+    }
+
+    static func binary(_ kernel: BinaryKernel, _ a: Tensor, _ b: Tensor, _ name: String,
+                       _ backward: @escaping Backward) throws -> Tensor {
+        let (p, s) = try binaryStorage(kernel, a, b, name)
+        return result(p.outputShape, s, name, [a, b], backward)
+    }
+
+    // MARK: Arithmetic with broadcasting
+
+    public static func + (a: Tensor, b: Tensor) throws -> Tensor {
+        try binary(.add, a, b, "add") { g, y, needs in
+            let a = y.inputs[0], b = y.inputs[1]
+            return [needs[0] ? try g.sum(toShape: a.shape) : nil,
+                    needs[1] ? try g.sum(toShape: b.shape) : nil]
+        }
+    }
+
+    public static func - (a: Tensor, b: Tensor) throws -> Tensor {
+        try binary(.sub, a, b, "sub") { g, y, needs in
+            let a = y.inputs[0], b = y.inputs[1]
+            return [needs[0] ? try g.sum(toShape: a.shape) : nil,
+                    needs[1] ? try (-g).sum(toShape: b.shape) : nil]
+        }
+    }
+
+    public static func * (a: Tensor, b: Tensor) throws -> Tensor {
+        try binary(.mul, a, b, "mul") { g, y, needs in
+            let a = y.inputs[0], b = y.inputs[1]
+            return [needs[0] ? try (g * b).sum(toShape: a.shape) : nil,
+                    needs[1] ? try (g * a).sum(toShape: b.shape) : nil]
+        }
+    }
+
+    public static func / (a: Tensor, b: Tensor) throws -> Tensor {
+        try binary(.div, a, b, "div") { g, y, needs in
+            let a = y.inputs[0], b = y.inputs[1]
+            let gb: Tensor? = needs[1] ? try (-(g * y) / b).sum(toShape: b.shape) : nil
+            return [needs[0] ? try (g / b).sum(toShape: a.shape) : nil, gb]
+        }
+    }
+
+    public static prefix func - (x: Tensor) -> Tensor {
+        x.unary(.neg, "neg") { g, _, _ in [-g] }
+    }
+
+    public static func + (x: Tensor, c: Scalar) -> Tensor {
+        x.scalarOp(.add, c, "addScalar") { g, _, _ in [g] }
+    }
+    public static func + (c: Scalar, x: Tensor) -> Tensor { x + c }
+    public static func - (x: Tensor, c: Scalar) -> Tensor { x + (-c) }
+    public static func - (c: Scalar, x: Tensor) -> Tensor {
+        x.scalarOp(.rsub, c, "rsubScalar") { g, _, _ in [-g] }
+    }
+    public static func * (x: Tensor, c: Scalar) -> Tensor {
+        x.scalarOp(.mul, c, "mulScalar") { g, _, _ in [g * c] }
+    }
+    public static func * (c: Scalar, x: Tensor) -> Tensor { x * c }
+    public static func / (x: Tensor, c: Scalar) -> Tensor { x * (1 / c) }
+    public static func / (c: Scalar, x: Tensor) -> Tensor {
+        x.scalarOp(.rdiv, c, "rdivScalar") { g, y, _ in
+            // d(c/x)/dx = -c/x² = -y/x
+            [try -(g * y) / y.inputs[0]]
+        }
+    }
+
+    /// Elementwise `x^p` for a constant exponent (x > 0 unless p is a small integer).
+    public func pow(_ p: Scalar) -> Tensor {
+        scalarOp(.pow, p, "pow") { g, y, _ in
+            let x = y.inputs[0]
+            if p == 2 { return [try g * x * 2] }
+            return [try g * x.pow(p - 1) * p]
+        }
+    }
+
+    // MARK: Elementwise functions
+
+    public func exp() -> Tensor {
+        unary(.exp, "exp") { g, y, _ in [try g * y] }
+    }
+
+    public func log() -> Tensor {
+        unary(.log, "log") { g, y, _ in [try g / y.inputs[0]] }
+    }
+
+    public func sqrt() -> Tensor {
+        unary(.sqrt, "sqrt") { g, y, _ in [try g / (y * 2)] }
+    }
+
+    public func sin() -> Tensor {
+        unary(.sin, "sin") { g, y, _ in [try g * y.inputs[0].cos()] }
+    }
+
+    public func cos() -> Tensor {
+        unary(.cos, "cos") { g, y, _ in [try -(g * y.inputs[0].sin())] }
+    }
+
+    public func tanh() -> Tensor {
+        unary(.tanh, "tanh") { g, y, _ in [try g * (1 - y * y)] }
+    }
+
+    public func square() -> Tensor {
+        unary(.square, "square") { g, y, _ in [try g * y.inputs[0] * 2] }
+    }
+
+    public func reciprocal() -> Tensor {
+        unary(.reciprocal, "reciprocal") { g, y, _ in [try -(g * y * y)] }
+    }
+
+    public func abs() -> Tensor {
+        unary(.abs, "abs") { g, y, _ in [try g * y.inputs[0].constant(.signum)] }
+    }
+
+    public func sigmoid() -> Tensor {
+        unary(.sigmoid, "sigmoid") { g, y, _ in
+            if GradMode.recording { return [try g * (y * (1 - y))] }
+            return [try g * y.inputs[0].constant(.sigmoidDerivative)]
+        }
+    }
+
+    /// `x * sigmoid(x)`.
+    public func silu() -> Tensor {
+        unary(.silu, "silu") { g, y, _ in
+            let x = y.inputs[0]
+            if GradMode.recording {
+                let s = x.sigmoid()
+                return [try g * (s * (try x * (1 - s) + 1))]
+            }
+            return [try g * x.constant(.siluDerivative)]
+        }
+    }
+
+    /// `log(1 + exp(x))`, computed without overflow.
+    public func softplus() -> Tensor {
+        unary(.softplus, "softplus") { g, y, _ in [try g * y.inputs[0].sigmoid()] }
+    }
+
+    public func relu() -> Tensor {
+        unary(.relu, "relu") { g, y, _ in [try g * y.inputs[0].constant(.reluMask)] }
+    }
+
+    /// Values clamped into `[lower, upper]`; the gradient is zero where clamping happened.
+    public func clamped(min lower: Scalar = -.infinity, max upper: Scalar = .infinity) -> Tensor {
+        let s = Storage<Scalar>(count: count)
+        scalarKernel(.clampMin, storage.base, lower, s.base, count)
+        scalarKernel(.clampMax, s.base, upper, s.base, count)
+        return Tensor.result(shape, s, "clamp", self) { g, y, _ in
+            let x = y.inputs[0]
+            let inside = try x.constant(.greaterEqual, lower) * x.constant(.lessEqual, upper)
+            return [try g * inside]
+        }
+    }
+
+    // MARK: Masks (constants, no gradient)
+
+    /// 1 where `x > c`, else 0.
+    public func greater(than c: Scalar) -> Tensor { constant(.greater, c) }
+    /// 1 where `x < c`, else 0.
+    public func less(than c: Scalar) -> Tensor { constant(.less, c) }
+    /// 1 where `x >= c`, else 0.
+    public func greaterOrEqual(to c: Scalar) -> Tensor { constant(.greaterEqual, c) }
+    /// 1 where `x <= c`, else 0.
+    public func lessOrEqual(to c: Scalar) -> Tensor { constant(.lessEqual, c) }
+    /// 1 where `x == c`, else 0.
+    public func equal(to c: Scalar) -> Tensor { constant(.equal, c) }
+    /// 1 where `a > b` (broadcast), else 0.
+    public static func greater(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        let (p, s) = try binaryStorage(.greater, a, b, "greater")
+        return Tensor(shape: p.outputShape, storage: s)
+    }
+    /// 1 where `a == b` (broadcast), else 0.
+    public static func equal(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        let (p, s) = try binaryStorage(.equal, a, b, "equal")
+        return Tensor(shape: p.outputShape, storage: s)
+    }
+
+    /// `a / b` where `b != 0`, and 0 where `b == 0` (norms of zero vectors have zero gradient).
+    public static func divideOrZero(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        try binary(.divOrZero, a, b, "divideOrZero") { g, y, needs in
+            let a = y.inputs[0], b = y.inputs[1]
+            let gb: Tensor? = needs[1] ? try (-Tensor.divideOrZero(g * y, b)).sum(toShape: b.shape) : nil
+            return [needs[0] ? try Tensor.divideOrZero(g, b).sum(toShape: a.shape) : nil, gb]
+        }
+    }
+}
+
+/// `condition != 0 ? a : b`, broadcasting all three; `condition` is a constant.
+public func select<T: TensorScalar>(_ condition: Tensor<T>, _ a: Tensor<T>, _ b: Tensor<T>) throws -> Tensor<T> {
+    try Tensor.select(condition, a, b)
+}
+
+extension Tensor {
+    public static func select(_ condition: Tensor, _ a: Tensor, _ b: Tensor) throws -> Tensor {
+        guard let p1 = BroadcastPlan(a.shape, b.shape),
+              let p = BroadcastPlan(condition.shape, p1.outputShape) else {
+            throw TensorError.shape("select", condition.shape, a.shape, b.shape)
+        }
+        let shape = p.outputShape
+        let c = condition.shape == shape ? condition : try condition.detached().expanded(to: shape)
+        let ae = a.shape == shape ? a.detached() : try a.detached().expanded(to: shape)
+        let be = b.shape == shape ? b.detached() : try b.detached().expanded(to: shape)
+        let s = Storage<Scalar>(count: p.count)
+        selectKernel(c.storage.base, ae.storage.base, be.storage.base, s.base, p.count)
+        let cond = condition.detached()
+        return result(shape, s, "select", [a, b]) { g, y, needs in
+            let a = y.inputs[0], b = y.inputs[1]
+            let zero = Tensor(0)
+            return [needs[0] ? try Tensor.select(cond, g, zero).sum(toShape: a.shape) : nil,
+                    needs[1] ? try Tensor.select(cond, zero, g).sum(toShape: b.shape) : nil]
+        }
+    }
+}

@@ -1,0 +1,354 @@
+// Element loops. Each kernel is generic but pre-specialised for Float and Double: a call from
+// generic code dispatches to the specialised body, so the inner loops run on concrete types.
+
+enum UnaryKernel {
+    case neg, exp, log, sqrt, sin, cos, sigmoid, silu, softplus, relu, square, reciprocal, tanh, abs
+    // Fused derivatives used by first-order backward passes (no graph to build).
+    case siluDerivative, sigmoidDerivative, reluMask, signum
+}
+
+@inline(__always)
+func sigmoidScalar<T: TensorScalar>(_ x: T) -> T {
+    // Evaluated on the side where exp cannot overflow.
+    if x >= 0 { return 1 / (1 + T.tensorExp(-x)) }
+    let e = T.tensorExp(x)
+    return e / (1 + e)
+}
+
+@inline(__always)
+func mapLoop<T: TensorScalar>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ n: Int, _ f: (T) -> T) {
+    ParallelLoop.forChunks(n, work: n * 8) { r in
+        for i in r { y[i] = f(x[i]) }
+    }
+}
+
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func unaryKernel<T: TensorScalar>(_ op: UnaryKernel, _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ n: Int) {
+    switch op {
+    case .neg: mapLoop(x, y, n) { -$0 }
+    case .exp: mapLoop(x, y, n) { T.tensorExp($0) }
+    case .log: mapLoop(x, y, n) { T.tensorLog($0) }
+    case .sqrt: mapLoop(x, y, n) { $0.squareRoot() }
+    case .sin: mapLoop(x, y, n) { T.tensorSin($0) }
+    case .cos: mapLoop(x, y, n) { T.tensorCos($0) }
+    case .tanh: mapLoop(x, y, n) { T.tensorTanh($0) }
+    case .sigmoid: mapLoop(x, y, n) { sigmoidScalar($0) }
+    case .silu: mapLoop(x, y, n) { $0 * sigmoidScalar($0) }
+    case .softplus: mapLoop(x, y, n) { v in
+        // log(1 + e^v) without overflow: max(v, 0) + log1p(e^-|v|).
+        Swift.max(v, 0) + T.tensorLog1p(T.tensorExp(-Swift.abs(v)))
+    }
+    case .relu: mapLoop(x, y, n) { Swift.max($0, 0) }
+    case .square: mapLoop(x, y, n) { $0 * $0 }
+    case .reciprocal: mapLoop(x, y, n) { 1 / $0 }
+    case .abs: mapLoop(x, y, n) { Swift.abs($0) }
+    case .siluDerivative: mapLoop(x, y, n) { v in
+        let s = sigmoidScalar(v)
+        return s * (1 + v * (1 - s))
+    }
+    case .sigmoidDerivative: mapLoop(x, y, n) { v in
+        let s = sigmoidScalar(v)
+        return s * (1 - s)
+    }
+    case .reluMask: mapLoop(x, y, n) { $0 > 0 ? 1 : 0 }
+    case .signum: mapLoop(x, y, n) { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) }
+    }
+}
+
+enum ScalarKernel { case add, mul, rsub, rdiv, pow, clampMin, clampMax, greater, less, greaterEqual, lessEqual, equal }
+
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func scalarKernel<T: TensorScalar>(_ op: ScalarKernel, _ x: UnsafePointer<T>, _ c: T, _ y: UnsafeMutablePointer<T>, _ n: Int) {
+    switch op {
+    case .add: mapLoop(x, y, n) { $0 + c }
+    case .mul: mapLoop(x, y, n) { $0 * c }
+    case .rsub: mapLoop(x, y, n) { c - $0 }
+    case .rdiv: mapLoop(x, y, n) { c / $0 }
+    case .pow:
+        if c == 2 { mapLoop(x, y, n) { $0 * $0 } }
+        else if c == 3 { mapLoop(x, y, n) { $0 * $0 * $0 } }
+        else if c == 0.5 { mapLoop(x, y, n) { $0.squareRoot() } }
+        else { mapLoop(x, y, n) { T.tensorExp(c * T.tensorLog($0)) } }
+    case .clampMin: mapLoop(x, y, n) { Swift.max($0, c) }
+    case .clampMax: mapLoop(x, y, n) { Swift.min($0, c) }
+    case .greater: mapLoop(x, y, n) { $0 > c ? 1 : 0 }
+    case .less: mapLoop(x, y, n) { $0 < c ? 1 : 0 }
+    case .greaterEqual: mapLoop(x, y, n) { $0 >= c ? 1 : 0 }
+    case .lessEqual: mapLoop(x, y, n) { $0 <= c ? 1 : 0 }
+    case .equal: mapLoop(x, y, n) { $0 == c ? 1 : 0 }
+    }
+}
+
+/// How two shapes broadcast: the output shape and, after merging axes that can be walked as
+/// one, the sizes and element strides of each input (stride 0 on a broadcast axis).
+struct BroadcastPlan {
+    var outputShape: [Int]
+    var sizes: [Int] = []
+    var stridesA: [Int] = []
+    var stridesB: [Int] = []
+    var count: Int
+
+    init?(_ a: [Int], _ b: [Int]) {
+        let rank = max(a.count, b.count)
+        let pa = [Int](repeating: 1, count: rank - a.count) + a
+        let pb = [Int](repeating: 1, count: rank - b.count) + b
+        var out = [Int](repeating: 1, count: rank)
+        for i in 0..<rank {
+            if pa[i] == pb[i] { out[i] = pa[i] }
+            else if pa[i] == 1 { out[i] = pb[i] }
+            else if pb[i] == 1 { out[i] = pa[i] }
+            else { return nil }
+        }
+        outputShape = out
+        count = out.reduce(1, *)
+        var sa = [Int](repeating: 0, count: rank), sb = sa
+        var accA = 1, accB = 1
+        for i in stride(from: rank - 1, through: 0, by: -1) {
+            sa[i] = pa[i] == 1 ? 0 : accA
+            sb[i] = pb[i] == 1 ? 0 : accB
+            accA *= pa[i]
+            accB *= pb[i]
+        }
+        // Merge axis i into the next inner one when both inputs step through them contiguously.
+        for i in 0..<rank where out[i] != 1 {
+            if let last = sizes.indices.last,
+               stridesA[last] == sa[i] * out[i], stridesB[last] == sb[i] * out[i] {
+                sizes[last] *= out[i]
+                stridesA[last] = sa[i]
+                stridesB[last] = sb[i]
+            } else {
+                sizes.append(out[i]); stridesA.append(sa[i]); stridesB.append(sb[i])
+            }
+        }
+        if sizes.isEmpty { sizes = [1]; stridesA = [0]; stridesB = [0] }
+    }
+}
+
+@inline(__always)
+func broadcastLoop<T: TensorScalar>(
+    _ plan: BroadcastPlan, _ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>,
+    _ f: (T, T) -> T
+) {
+    let n = plan.count
+    let rank = plan.sizes.count
+    let inner = plan.sizes[rank - 1]
+    let ia = plan.stridesA[rank - 1], ib = plan.stridesB[rank - 1]
+    if rank == 1 {
+        ParallelLoop.forChunks(n, work: n) { r in
+            if ia == 1 && ib == 1 { for i in r { y[i] = f(a[i], b[i]) } }
+            else if ia == 1 && ib == 0 { let bv = b[0]; for i in r { y[i] = f(a[i], bv) } }
+            else if ia == 0 && ib == 1 { let av = a[0]; for i in r { y[i] = f(av, b[i]) } }
+            else { for i in r { y[i] = f(a[i * ia], b[i * ib]) } }
+        }
+        return
+    }
+    let rows = n / inner
+    plan.sizes.withUnsafeBufferPointer { sizes in
+    plan.stridesA.withUnsafeBufferPointer { sA in
+    plan.stridesB.withUnsafeBufferPointer { sB in
+        ParallelLoop.forChunks(rows, work: n) { r in
+            // Odometer over the outer axes, started at row r.lowerBound.
+            var index = [Int](repeating: 0, count: rank - 1)
+            var offA = 0, offB = 0
+            var rem = r.lowerBound
+            for d in stride(from: rank - 2, through: 0, by: -1) {
+                index[d] = rem % sizes[d]
+                rem /= sizes[d]
+                offA += index[d] * sA[d]
+                offB += index[d] * sB[d]
+            }
+            for row in r {
+                let yr = y + row * inner
+                let ar = a + offA, br = b + offB
+                if ia == 1 && ib == 1 { for i in 0..<inner { yr[i] = f(ar[i], br[i]) } }
+                else if ia == 1 && ib == 0 { let bv = br[0]; for i in 0..<inner { yr[i] = f(ar[i], bv) } }
+                else if ia == 0 && ib == 1 { let av = ar[0]; for i in 0..<inner { yr[i] = f(av, br[i]) } }
+                else { for i in 0..<inner { yr[i] = f(ar[i * ia], br[i * ib]) } }
+                var d = rank - 2
+                while d >= 0 {
+                    index[d] += 1
+                    offA += sA[d]
+                    offB += sB[d]
+                    if index[d] < sizes[d] { break }
+                    offA -= sA[d] * sizes[d]
+                    offB -= sB[d] * sizes[d]
+                    index[d] = 0
+                    d -= 1
+                }
+            }
+        }
+    }}}
+}
+
+enum BinaryKernel { case add, sub, mul, div, divOrZero, maximum, minimum, greater, equal }
+
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func binaryKernel<T: TensorScalar>(_ op: BinaryKernel, _ plan: BroadcastPlan,
+                                   _ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>) {
+    switch op {
+    case .add: broadcastLoop(plan, a, b, y) { $0 + $1 }
+    case .sub: broadcastLoop(plan, a, b, y) { $0 - $1 }
+    case .mul: broadcastLoop(plan, a, b, y) { $0 * $1 }
+    case .div: broadcastLoop(plan, a, b, y) { $0 / $1 }
+    case .divOrZero: broadcastLoop(plan, a, b, y) { $1 == 0 ? 0 : $0 / $1 }
+    case .maximum: broadcastLoop(plan, a, b, y) { Swift.max($0, $1) }
+    case .minimum: broadcastLoop(plan, a, b, y) { Swift.min($0, $1) }
+    case .greater: broadcastLoop(plan, a, b, y) { $0 > $1 ? 1 : 0 }
+    case .equal: broadcastLoop(plan, a, b, y) { $0 == $1 ? 1 : 0 }
+    }
+}
+
+/// `y = where(c != 0, a, b)` with c, a, b broadcast to the shape of y (broadcast beforehand).
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func selectKernel<T: TensorScalar>(_ c: UnsafePointer<T>, _ a: UnsafePointer<T>, _ b: UnsafePointer<T>,
+                                   _ y: UnsafeMutablePointer<T>, _ n: Int) {
+    ParallelLoop.forChunks(n, work: n) { r in
+        for i in r { y[i] = c[i] != 0 ? a[i] : b[i] }
+    }
+}
+
+enum ReduceKernel { case sum, max, min }
+
+/// Reduces the middle axis of `[outer, length, inner]` to `[outer, inner]`.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func reduceKernel<T: TensorScalar>(_ op: ReduceKernel, _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>,
+                                   outer: Int, length: Int, inner: Int) {
+    let work = outer * length * inner
+    if inner == 1 {
+        ParallelLoop.forChunks(outer, work: work) { r in
+            for o in r {
+                let row = x + o * length
+                switch op {
+                case .sum:
+                    var s: T = 0
+                    for l in 0..<length { s += row[l] }
+                    y[o] = s
+                case .max:
+                    var m = -T.infinity
+                    for l in 0..<length { m = Swift.max(m, row[l]) }
+                    y[o] = m
+                case .min:
+                    var m = T.infinity
+                    for l in 0..<length { m = Swift.min(m, row[l]) }
+                    y[o] = m
+                }
+            }
+        }
+        return
+    }
+    ParallelLoop.forChunks(outer, work: work) { r in
+        for o in r {
+            let yo = y + o * inner
+            let xo = x + o * length * inner
+            switch op {
+            case .sum: for i in 0..<inner { yo[i] = 0 }
+            case .max: for i in 0..<inner { yo[i] = -T.infinity }
+            case .min: for i in 0..<inner { yo[i] = T.infinity }
+            }
+            for l in 0..<length {
+                let xl = xo + l * inner
+                switch op {
+                case .sum: for i in 0..<inner { yo[i] += xl[i] }
+                case .max: for i in 0..<inner { yo[i] = Swift.max(yo[i], xl[i]) }
+                case .min: for i in 0..<inner { yo[i] = Swift.min(yo[i], xl[i]) }
+                }
+            }
+        }
+    }
+}
+
+/// `y[e, :] = x[index[e], :]` for rows of `width` elements.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func gatherKernel<T: TensorScalar>(_ x: UnsafePointer<T>, _ index: UnsafePointer<Int32>, _ y: UnsafeMutablePointer<T>,
+                                   rows: Int, width: Int) {
+    ParallelLoop.forChunks(rows, work: rows * width) { r in
+        for e in r {
+            (y + e * width).update(from: x + Int(index[e]) * width, count: width)
+        }
+    }
+}
+
+/// `y[index[e], :] += x[e, :]` (y zeroed by the caller). Threads split the columns, so no two
+/// threads touch the same element.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func scatterAddKernel<T: TensorScalar>(_ x: UnsafePointer<T>, _ index: UnsafePointer<Int32>, _ y: UnsafeMutablePointer<T>,
+                                       rows: Int, width: Int) {
+    let columnBlocks = width >= 32 ? width / 16 : 1
+    ParallelLoop.forChunks(columnBlocks, work: rows * width) { blocks in
+        let lo = width * blocks.lowerBound / columnBlocks
+        let hi = width * blocks.upperBound / columnBlocks
+        for e in 0..<rows {
+            let yr = y + Int(index[e]) * width
+            let xr = x + e * width
+            for i in lo..<hi { yr[i] += xr[i] }
+        }
+    }
+}
+
+/// Copies the block `[outer, length, inner]` of `x` (an axis of size `xLength`, starting at
+/// `xStart`) into `y` (an axis of size `yLength`, starting at `yStart`).
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func blockCopyKernel<T: TensorScalar>(_ x: UnsafePointer<T>, xLength: Int, xStart: Int,
+                                      _ y: UnsafeMutablePointer<T>, yLength: Int, yStart: Int,
+                                      outer: Int, length: Int, inner: Int) {
+    let width = length * inner
+    ParallelLoop.forChunks(outer, work: outer * width) { r in
+        for o in r {
+            (y + (o * yLength + yStart) * inner).update(from: x + (o * xLength + xStart) * inner, count: width)
+        }
+    }
+}
+
+/// General axis permutation: `y` has shape `shape[perm[i]]`.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func permuteKernel<T: TensorScalar>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, shape: [Int], permutation: [Int]) {
+    let rank = shape.count
+    var inStrides = [Int](repeating: 1, count: rank)
+    for d in stride(from: rank - 2, through: 0, by: -1) { inStrides[d] = inStrides[d + 1] * shape[d + 1] }
+    let outShape = permutation.map { shape[$0] }
+    let strides = permutation.map { inStrides[$0] }
+    let n = shape.reduce(1, *)
+    guard n > 0 else { return }
+    let inner = outShape[rank - 1], innerStride = strides[rank - 1]
+    let rows = n / inner
+    var index = [Int](repeating: 0, count: rank)
+    var off = 0
+    for row in 0..<rows {
+        let yr = y + row * inner
+        for i in 0..<inner { yr[i] = x[off + i * innerStride] }
+        var d = rank - 2
+        while d >= 0 {
+            index[d] += 1
+            off += strides[d]
+            if index[d] < outShape[d] { break }
+            off -= strides[d] * outShape[d]
+            index[d] = 0
+            d -= 1
+        }
+    }
+}
+
+/// `y += alpha * x` elementwise.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func axpyKernel<T: TensorScalar>(_ alpha: T, _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ n: Int) {
+    ParallelLoop.forChunks(n, work: n) { r in
+        for i in r { y[i] += alpha * x[i] }
+    }
+}
+
+/// Broadcast copy: `y = a` walked with `plan` (whose b strides are ignored).
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func broadcastCopyKernel<T: TensorScalar>(_ plan: BroadcastPlan, _ a: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>) {
+    broadcastLoop(plan, a, a, y) { x, _ in x }
+}

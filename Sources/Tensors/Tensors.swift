@@ -1,1 +1,0 @@
-// Module Tensors: see ../shared/docs/design.md.

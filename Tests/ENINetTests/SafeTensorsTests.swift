@@ -1,0 +1,149 @@
+import Foundation
+import XCTest
+@testable import ENINet
+
+final class SafeTensorsTests: XCTestCase {
+    private func temporaryPath(_ name: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("eninet-tests-\(ProcessInfo.processInfo.processIdentifier)-\(name)").path
+    }
+
+    func testRoundTripKeepsEveryTypeAndTheMetadata() throws {
+        var file = SafeTensorsFile()
+        file.add(SafeTensor(name: "a.f64", shape: [2, 3], float64: [1, -2.5, .pi, 1e-300, -0.0, 7]))
+        file.add(SafeTensor(name: "b.f32", shape: [3], float32: [1.5, -3.25, Float.ulpOfOne]))
+        file.add(SafeTensor(name: "c.i64", shape: [2], int64: [Int64.min + 1, 123_456_789_012]))
+        file.add(SafeTensor(name: "d.bool", dtype: .bool, shape: [2], bytes: [1, 0]))
+        file.add(SafeTensor(name: "e.scalar", shape: [], float64: [42]))
+        file.metadata = ["eninet_config": "{\"x\": 1}", "note": "ü"]
+        let path = temporaryPath("roundtrip.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try file.write(to: path)
+
+        let back = try SafeTensorsFile(contentsOf: path)
+        XCTAssertEqual(back.names, ["a.f64", "b.f32", "c.i64", "d.bool", "e.scalar"])
+        XCTAssertEqual(back.metadata, file.metadata)
+        XCTAssertEqual(try back.doubles("a.f64", shape: [2, 3]), [1, -2.5, .pi, 1e-300, -0.0, 7])
+        XCTAssertEqual(try back.tensor("b.f32").floats(), [1.5, -3.25, Float.ulpOfOne])
+        XCTAssertEqual(try back.integers("c.i64"), [Int(Int64.min + 1), 123_456_789_012])
+        XCTAssertEqual(try back.tensor("d.bool").doubles(), [1, 0])
+        XCTAssertEqual(try back.tensor("e.scalar").shape, [])
+        XCTAssertEqual(try back.doubles("e.scalar"), [42])
+        // The header is padded to a multiple of 8 bytes so the data section stays aligned.
+        let raw = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        XCTAssertEqual(Int(raw[0]) % 8, 0)
+    }
+
+    private func image(header: String, data: [UInt8]) -> [UInt8] {
+        let h = [UInt8](header.utf8)
+        var out = [UInt8]()
+        for k in 0..<8 { out.append(UInt8(truncatingIfNeeded: UInt64(h.count) >> (8 * UInt64(k)))) }
+        return out + h + data
+    }
+
+    private func assertError(_ bytes: [UInt8], mentions words: [String], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try SafeTensorsFile(bytes: bytes, path: "model.safetensors"), file: file, line: line) { error in
+            let text = String(describing: error)
+            XCTAssertTrue(text.contains("model.safetensors"), "error does not name the file: \(text)", file: file, line: line)
+            for w in words { XCTAssertTrue(text.contains(w), "error '\(text)' does not mention '\(w)'", file: file, line: line) }
+        }
+    }
+
+    func testCorruptFilesGiveErrorsNamingFileAndTensor() throws {
+        assertError([1, 2, 3], mentions: ["8"])
+        // Header length beyond the end of the file.
+        assertError([200, 0, 0, 0, 0, 0, 0, 0, 0x7b, 0x7d], mentions: ["header length"])
+        assertError(image(header: "{not json", data: []), mentions: ["JSON"])
+        assertError(image(header: "[1,2]", data: []), mentions: ["object"])
+        assertError(image(header: #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: [0, 0, 0, 0]),
+                    mentions: ["truncated", "'w'"])
+        assertError(image(header: #"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)),
+                    mentions: ["'w'", "[3]"])
+        assertError(image(header: #"{"w":{"dtype":"Q7","shape":[1],"data_offsets":[0,1]}}"#, data: [0]),
+                    mentions: ["'w'", "Q7"])
+        assertError(image(header: #"{"w":{"dtype":"F32","shape":[1]}}"#, data: [0, 0, 0, 0]), mentions: ["'w'", "data_offsets"])
+        assertError(image(header: #"{"__metadata__":{"a":1}}"#, data: []), mentions: ["__metadata__"])
+
+        let ok = try SafeTensorsFile(bytes: image(header: #"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#,
+                                                  data: [0, 0, 0x80, 0x3f]), path: "model.safetensors")
+        XCTAssertEqual(try ok.doubles("w"), [1])
+        XCTAssertThrowsError(try ok.doubles("missing")) { XCTAssertTrue("\($0)".contains("model.safetensors: missing tensor 'missing'")) }
+        XCTAssertThrowsError(try ok.doubles("w", shape: [2])) { XCTAssertTrue("\($0)".contains("'w' has shape [1], expected [2]")) }
+        XCTAssertThrowsError(try ok.integers("w")) { XCTAssertTrue("\($0)".contains("'w'")) }
+        XCTAssertThrowsError(try SafeTensorsFile(contentsOf: "/nonexistent/x.safetensors")) {
+            XCTAssertTrue("\($0)".contains("/nonexistent/x.safetensors"))
+        }
+    }
+
+    func testReferenceWeightFilesLoadWithTheirConfigurations() throws {
+        let expected: [(String, Int, Int, Int, Double, Double, ENINetConfiguration.Aggregation)] = [
+            ("eninet-small.safetensors", 119, 32, 2, 3.000000238418579, 1.5000001192092896, .sum),
+            ("eninet-md17.safetensors", 319, 256, 6, 9.799999237060547, 4.899999618530273, .mean),
+            ("qm9-example.safetensors", 169, 64, 3, 4.75, 2.375, .mean),
+        ]
+        for (name, count, features, layers, gamma2, gamma3, aggregation) in expected {
+            let model = try ENINetModelFile(contentsOf: try ReferenceData.file(name))
+            let c = model.configuration
+            XCTAssertEqual(c.featureCount, features, name)
+            XCTAssertEqual(c.interactionCount, layers, name)
+            XCTAssertEqual(c.twoBodyGamma, gamma2, name)
+            XCTAssertEqual(c.threeBodyGamma, gamma3, name)
+            XCTAssertEqual(c.aggregation, aggregation, name)
+            XCTAssertEqual(c.maxNeighbors, 32, name)
+            XCTAssertEqual(c.vectorNorm, .maxMin, name)
+            XCTAssertEqual(c.lineGraphRule, .atomIndex, name)
+            XCTAssertFalse(c.tripletBondCutoff, name)
+            let layout = ENINetParameterLayout.expectedShapes(c)
+            XCTAssertEqual(model.weights.tensors.count, count, name)
+            XCTAssertEqual(layout.count, model.weights.tensors.count, "\(name): every stored tensor is expected and vice versa")
+            XCTAssertEqual(Set(layout.map { $0.0 }), Set(model.weights.names), name)
+            // The RBF centres are float32 linspace values on [0, rc] and [0, 2 rc].
+            let centres = try model.weights.doubles("conv_layers.threebody_dist_rb.centers")
+            XCTAssertEqual(centres.first, 0)
+            XCTAssertEqual(centres.last ?? 0, 2 * c.cutoff, accuracy: 1e-5)
+        }
+        let qm9 = try ENINetModelFile(contentsOf: try ReferenceData.file("qm9-example.safetensors")).configuration
+        XCTAssertEqual(qm9.scaleMean, -21.830615997314453)
+        XCTAssertEqual(qm9.scaleStd, 7.0625081062316895)
+        XCTAssertEqual(qm9.cutoff, 4)
+    }
+
+    func testModelFileRoundTripPutsTheConfigurationInTheMetadata() throws {
+        let source = try ENINetModelFile(contentsOf: try ReferenceData.file("eninet-small.safetensors"))
+        var smooth = source
+        smooth.configuration.aggregation = .normalizedSum
+        smooth.configuration.averageNeighborCount = 12.5
+        smooth.configuration.vectorNorm = .rms
+        smooth.configuration.maxNeighbors = nil
+        smooth.configuration.lineGraphRule = .geometric
+        smooth.configuration.tripletBondCutoff = true
+        let path = temporaryPath("smooth.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try smooth.write(to: path)
+        let back = try ENINetModelFile(contentsOf: path)
+        XCTAssertEqual(back.configuration, smooth.configuration)
+        XCTAssertEqual(try back.weights.doubles("readout.out.1.mix.net.2.weight"),
+                       try source.weights.doubles("readout.out.1.mix.net.2.weight"))
+
+        // A shape that does not fit the configuration is reported with file and tensor.
+        var broken = smooth
+        broken.weights.add(SafeTensor(name: "conv_layers.e_embedding.bias", shape: [3], float32: [0, 0, 0]))
+        XCTAssertThrowsError(try broken.checkShapes()) { XCTAssertTrue("\($0)".contains("'conv_layers.e_embedding.bias' has shape [3]")) }
+        var missing = smooth.weights
+        missing = SafeTensorsFile(path: "m.safetensors", tensors: missing.names.filter { $0 != "readout.out.0.linear_v.weight" }.compactMap { missing.tensors[$0] })
+        XCTAssertThrowsError(try ENINetModelFile(configuration: smooth.configuration, weights: missing).checkShapes()) {
+            XCTAssertTrue("\($0)".contains("m.safetensors: missing tensor 'readout.out.0.linear_v.weight'"))
+        }
+    }
+
+    func testConfigurationErrorsNameTheKey() {
+        XCTAssertThrowsError(try ENINetConfiguration(jsonString: #"{"hyper_parameters": {"g_feat_dim": 8}}"#, source: "c.json")) {
+            XCTAssertTrue("\($0)".contains("c.json"), "\($0)")
+        }
+        XCTAssertThrowsError(try ENINetConfiguration(jsonString: "[]", source: "c.json"))
+        var c = ENINetConfiguration(featureCount: 8, tripletFeatureCount: 2, radialBasisCount: 4, cutoff: 3, interactionCount: 1)
+        c.vectorNorm = .maxMin
+        XCTAssertNoThrow(try c.validate(source: "x"))
+        c.featureCount = 7
+        XCTAssertThrowsError(try c.validate(source: "x")) { XCTAssertTrue("\($0)".contains("g_feat_dim")) }
+    }
+}

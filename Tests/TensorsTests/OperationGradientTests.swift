@@ -1,0 +1,127 @@
+import XCTest
+@testable import Tensors
+
+/// Every operation against finite differences, first and second order, in Double.
+final class OperationGradientTests: XCTestCase {
+    typealias T = Tensor<Double>
+    func r(_ shape: [Int], _ range: ClosedRange<Double> = -1...1, seed: UInt64 = 1) -> T {
+        GradientCheck.random(shape, range, seed: seed)
+    }
+
+    func testArithmeticWithBroadcasting() throws {
+        let a = r([4, 3, 5], seed: 1), b = r([4, 1, 5], seed: 2), c = r([5], seed: 3)
+        let d = r([4, 3, 1], 0.5...2, seed: 4)
+        try GradientCheck.check([a, b]) { try $0[0] + $0[1] }
+        try GradientCheck.check([a, b]) { try $0[0] - $0[1] }
+        try GradientCheck.check([a, b]) { try $0[0] * $0[1] }
+        try GradientCheck.check([a, c]) { try $0[0] * $0[1] }
+        try GradientCheck.check([a, d]) { try $0[0] / $0[1] }
+        try GradientCheck.check([d, a]) { try $0[0] * $0[1] * $0[1] }
+    }
+
+    func testScalarOperations() throws {
+        let a = r([3, 4], 0.5...2)
+        try GradientCheck.check([a]) { (($0[0] + 2) * 3 - 1) / 2 }
+        try GradientCheck.check([a]) { 1.5 - $0[0] }
+        try GradientCheck.check([a]) { 2 / $0[0] }
+        try GradientCheck.check([a]) { -$0[0] }
+        try GradientCheck.check([a]) { $0[0].pow(2) }
+        try GradientCheck.check([a]) { $0[0].pow(1.7) }
+    }
+
+    func testElementwiseFunctions() throws {
+        let a = r([3, 7], -2...2), p = r([3, 7], 0.3...3, seed: 5)
+        try GradientCheck.check([a]) { $0[0].exp() }
+        try GradientCheck.check([p]) { $0[0].log() }
+        try GradientCheck.check([p]) { $0[0].sqrt() }
+        try GradientCheck.check([a]) { $0[0].sin() }
+        try GradientCheck.check([a]) { $0[0].cos() }
+        try GradientCheck.check([a]) { $0[0].tanh() }
+        try GradientCheck.check([a]) { $0[0].sigmoid() }
+        try GradientCheck.check([a]) { $0[0].silu() }
+        try GradientCheck.check([a]) { $0[0].softplus() }
+        try GradientCheck.check([a]) { $0[0].square() }
+        try GradientCheck.check([p]) { $0[0].reciprocal() }
+        // Kinked functions: the inputs keep clear of the kinks.
+        try GradientCheck.check([p]) { try ($0[0] - 1.5).relu() * $0[0] }
+        try GradientCheck.check([a]) { try $0[0].abs() * $0[0] }
+        try GradientCheck.check([a]) { try $0[0].clamped(min: -0.5, max: 0.7) * $0[0] }
+    }
+
+    func testReductions() throws {
+        let a = r([4, 3, 5])
+        try GradientCheck.check([a]) { try $0[0].sum(axis: 1) }
+        try GradientCheck.check([a]) { try $0[0].sum(axes: [0, 2], keepingDimensions: true) }
+        try GradientCheck.check([a]) { try $0[0].mean(axis: -1) }
+        try GradientCheck.check([a]) { try $0[0].sum().square() }
+        try GradientCheck.check([a]) { $0[0].mean() }
+        try GradientCheck.check([a]) { try $0[0].sum(toShape: [3, 1]) }
+        try GradientCheck.check([a]) { try $0[0].max(axis: 2) * $0[0].sum(axis: 2) }
+        try GradientCheck.check([a]) { try $0[0].min(axis: 0, keepingDimensions: true) * $0[0] }
+    }
+
+    func testShapes() throws {
+        let a = r([4, 6]), b = r([4, 2], seed: 2)
+        try GradientCheck.check([a]) { try $0[0].reshaped([2, -1, 3]) * $0[0].reshaped([2, 4, 3]) }
+        try GradientCheck.check([a]) { try $0[0].transposed() * $0[0].transposed() }
+        try GradientCheck.check([a]) { try $0[0].reshaped([2, 2, 6]).permuted([2, 0, 1]).square() }
+        try GradientCheck.check([a, b]) { try concat([$0[0], $0[1], $0[0]], axis: 1).square() }
+        try GradientCheck.check([a]) {
+            let p = try $0[0].split(axis: 1, parts: 3)
+            return try p[0] * p[1] + p[2]
+        }
+        try GradientCheck.check([a]) {
+            let p = try $0[0].split(axis: 0, sizes: [1, 3])
+            return try p[0] * p[1]
+        }
+        try GradientCheck.check([a]) { try $0[0].unsqueezed(1).expanded(to: [4, 3, 6]).square() }
+    }
+
+    func testMatrixProducts() throws {
+        let a = r([5, 3]), b = r([3, 4], seed: 2), at = r([3, 5], seed: 3), bt = r([4, 3], seed: 4)
+        try GradientCheck.check([a, b]) { try matmul($0[0], $0[1]).square() }
+        try GradientCheck.check([at, b]) { try matmul($0[0], $0[1], transposeA: true).square() }
+        try GradientCheck.check([a, bt]) { try matmul($0[0], $0[1], transposeB: true).square() }
+        try GradientCheck.check([at, bt]) { try matmul($0[0], $0[1], transposeA: true, transposeB: true).square() }
+        let x = r([6, 3, 4], seed: 5), w = r([5, 4], seed: 6), bias = r([5], seed: 7)
+        try GradientCheck.check([x, w]) { try linear($0[0], weight: $0[1]).silu() }
+        try GradientCheck.check([x, w, bias]) { try linear($0[0], weight: $0[1], bias: $0[2]).silu() }
+    }
+
+    func testGatherAndScatter() throws {
+        let x = r([5, 3, 2])
+        let index: [Int32] = [0, 4, 4, 2, 1, 0, 3, 2]
+        try GradientCheck.check([x]) { try $0[0].gather(rows: index).square() }
+        let e = r([8, 3], seed: 2)
+        try GradientCheck.check([e]) { try $0[0].scatterAdd(rows: index, count: 6).square() }
+        XCTAssertThrowsError(try x.gather(rows: [5]))
+        XCTAssertThrowsError(try e.scatterAdd(rows: [0, 1], count: 2))
+    }
+
+    func testNormLayerNormAndSelect() throws {
+        let v = r([4, 3, 5])
+        try GradientCheck.check([v]) { try $0[0].norm(axis: 1) }
+        try GradientCheck.check([v]) { try $0[0].norm(axis: 1, keepingDimensions: true) * $0[0] }
+        let x = r([4, 6], seed: 2), w = r([6], seed: 3), b = r([6], seed: 4)
+        try GradientCheck.check([x, w, b]) { try $0[0].layerNorm(weight: $0[1], bias: $0[2]) }
+        let mask = try x.greater(than: 0)
+        try GradientCheck.check([x, b]) { try select(mask, $0[0].exp(), $0[1]) }
+        let d = r([4, 6], 0.5...1, seed: 6)
+        try GradientCheck.check([x, d]) { try T.divideOrZero($0[0], $0[1]) }
+    }
+
+    /// The norm of a zero vector has gradient zero (not NaN), as ENINet's initial vectors are zero.
+    func testNormOfZeroVector() throws {
+        let v = try T(shape: [1, 3, 2], scalars: [0, 1, 0, 2, 0, 2], requiresGrad: true)
+        let g = try grad(of: try v.norm(axis: 1).sum(), wrt: [v])[0]
+        XCTAssertEqual(g.scalars, [0, 1.0 / 3, 0, 2.0 / 3, 0, 2.0 / 3])
+    }
+
+    func testShapeErrorsThrow() throws {
+        XCTAssertThrowsError(try r([2, 3]) + r([3, 2]))
+        XCTAssertThrowsError(try matmul(r([2, 3]), r([2, 3])))
+        XCTAssertThrowsError(try r([2, 3]).reshaped([4]))
+        XCTAssertThrowsError(try r([2, 3]).sum(axis: 2))
+        XCTAssertThrowsError(try grad(of: r([2]), wrt: []))
+    }
+}
