@@ -42,7 +42,7 @@ let package = Package(
 
         .testTarget(name: "GeometryTests", dependencies: ["Geometry"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
-        .testTarget(name: "ENINetTests", dependencies: ["ENINet", "Tensors", "Geometry"]),
+        .testTarget(name: "ENINetTests", dependencies: ["ENINet", "Tensors", "Geometry"], exclude: ["Fixtures"]),
         .testTarget(name: "PotentialsTests", dependencies: ["Potentials", "Geometry"]),
         .testTarget(name: "DynamicsTests", dependencies: ["Dynamics", "Potentials", "Geometry"], exclude: ["Scripts", "Fixtures"]),
         .testTarget(name: "TrajectoryTests", dependencies: ["Trajectory", "Geometry", "CNetCDF"],

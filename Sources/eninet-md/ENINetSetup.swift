@@ -1,8 +1,10 @@
+import ENINet
 import Potentials
 import Deck
 
 extension RunSetup {
     static func eninetPotential(_ settings: ENINetSettings) throws -> any Potential {
-        throw InputError("\(settings.modelPath): the ENINet potential is not available in this build yet")
+        let precision: ENINet.ENINetPrecision = settings.precision == Deck.ENINetPrecision.double ? .double : .float
+        return try ENINetPotential(contentsOf: settings.modelPath, precision: precision, skin: settings.skinA)
     }
 }
