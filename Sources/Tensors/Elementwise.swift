@@ -15,39 +15,53 @@ extension BroadcastPlan {
 extension Tensor {
     // MARK: Building blocks
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     func mapped(_ kernel: UnaryKernel) -> Storage<Scalar> {
         let s = Storage<Scalar>(count: count)
         unaryKernel(kernel, storage.base, s.base, count)
         return s
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     func unary(_ kernel: UnaryKernel, _ name: String, _ backward: @escaping Backward) -> Tensor {
         Tensor.result(shape, mapped(kernel), name, self, backward)
     }
 
     /// A constant (no history) computed elementwise.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     func constant(_ kernel: UnaryKernel) -> Tensor {
         Tensor(shape: shape, storage: mapped(kernel))
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     func scalarOp(_ kernel: ScalarKernel, _ c: Scalar, _ name: String, _ backward: @escaping Backward) -> Tensor {
         let s = Storage<Scalar>(count: count)
         scalarKernel(kernel, storage.base, c, s.base, count)
         return Tensor.result(shape, s, name, self, backward)
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     func constant(_ kernel: ScalarKernel, _ c: Scalar) -> Tensor {
         let s = Storage<Scalar>(count: count)
         scalarKernel(kernel, storage.base, c, s.base, count)
         return Tensor(shape: shape, storage: s)
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     static func plan(_ a: Tensor, _ b: Tensor, _ name: String) throws -> BroadcastPlan {
         if a.shape == b.shape { return BroadcastPlan(sameShape: a.shape) }
         guard let p = BroadcastPlan(a.shape, b.shape) else { throw TensorError.shape(name, a.shape, b.shape) }
         return p
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     static func binaryStorage(_ kernel: BinaryKernel, _ a: Tensor, _ b: Tensor, _ name: String) throws -> (BroadcastPlan, Storage<Scalar>) {
         let p = try plan(a, b, name)
         let s = Storage<Scalar>(count: p.count)
@@ -55,6 +69,8 @@ extension Tensor {
         return (p, s)
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     static func binary(_ kernel: BinaryKernel, _ a: Tensor, _ b: Tensor, _ name: String,
                        _ backward: @escaping Backward) throws -> Tensor {
         let (p, s) = try binaryStorage(kernel, a, b, name)
@@ -63,6 +79,8 @@ extension Tensor {
 
     // MARK: Arithmetic with broadcasting
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func + (a: Tensor, b: Tensor) throws -> Tensor {
         try binary(.add, a, b, "add") { g, y, needs in
             let a = y.inputs[0], b = y.inputs[1]
@@ -71,6 +89,8 @@ extension Tensor {
         }
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func - (a: Tensor, b: Tensor) throws -> Tensor {
         try binary(.sub, a, b, "sub") { g, y, needs in
             let a = y.inputs[0], b = y.inputs[1]
@@ -79,6 +99,8 @@ extension Tensor {
         }
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func * (a: Tensor, b: Tensor) throws -> Tensor {
         try binary(.mul, a, b, "mul") { g, y, needs in
             let a = y.inputs[0], b = y.inputs[1]
@@ -87,6 +109,8 @@ extension Tensor {
         }
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func / (a: Tensor, b: Tensor) throws -> Tensor {
         try binary(.div, a, b, "div") { g, y, needs in
             let a = y.inputs[0], b = y.inputs[1]
@@ -95,23 +119,41 @@ extension Tensor {
         }
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static prefix func - (x: Tensor) -> Tensor {
         x.unary(.neg, "neg") { g, _, _ in [-g] }
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func + (x: Tensor, c: Scalar) -> Tensor {
         x.scalarOp(.add, c, "addScalar") { g, _, _ in [g] }
     }
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func + (c: Scalar, x: Tensor) -> Tensor { x + c }
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func - (x: Tensor, c: Scalar) -> Tensor { x + (-c) }
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func - (c: Scalar, x: Tensor) -> Tensor {
         x.scalarOp(.rsub, c, "rsubScalar") { g, _, _ in [-g] }
     }
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func * (x: Tensor, c: Scalar) -> Tensor {
         x.scalarOp(.mul, c, "mulScalar") { g, _, _ in [g * c] }
     }
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func * (c: Scalar, x: Tensor) -> Tensor { x * c }
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func / (x: Tensor, c: Scalar) -> Tensor { x * (1 / c) }
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func / (c: Scalar, x: Tensor) -> Tensor {
         x.scalarOp(.rdiv, c, "rdivScalar") { g, y, _ in
             // d(c/x)/dx = -c/x² = -y/x
@@ -120,6 +162,8 @@ extension Tensor {
     }
 
     /// Elementwise `x^p` for a constant exponent (x > 0 unless p is a small integer).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func pow(_ p: Scalar) -> Tensor {
         scalarOp(.pow, p, "pow") { g, y, _ in
             let x = y.inputs[0]
@@ -130,42 +174,62 @@ extension Tensor {
 
     // MARK: Elementwise functions
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func exp() -> Tensor {
         unary(.exp, "exp") { g, y, _ in [try g * y] }
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func log() -> Tensor {
         unary(.log, "log") { g, y, _ in [try g / y.inputs[0]] }
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func sqrt() -> Tensor {
         unary(.sqrt, "sqrt") { g, y, _ in [try g / (y * 2)] }
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func sin() -> Tensor {
         unary(.sin, "sin") { g, y, _ in [try g * y.inputs[0].cos()] }
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func cos() -> Tensor {
         unary(.cos, "cos") { g, y, _ in [try -(g * y.inputs[0].sin())] }
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func tanh() -> Tensor {
         unary(.tanh, "tanh") { g, y, _ in [try g * (1 - y * y)] }
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func square() -> Tensor {
         unary(.square, "square") { g, y, _ in [try g * y.inputs[0] * 2] }
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func reciprocal() -> Tensor {
         unary(.reciprocal, "reciprocal") { g, y, _ in [try -(g * y * y)] }
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func abs() -> Tensor {
         unary(.abs, "abs") { g, y, _ in [try g * y.inputs[0].constant(.signum)] }
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func sigmoid() -> Tensor {
         unary(.sigmoid, "sigmoid") { g, y, _ in
             if GradMode.recording { return [try g * (y * (1 - y))] }
@@ -174,6 +238,8 @@ extension Tensor {
     }
 
     /// `x * sigmoid(x)`.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func silu() -> Tensor {
         unary(.silu, "silu") { g, y, _ in
             let x = y.inputs[0]
@@ -186,15 +252,21 @@ extension Tensor {
     }
 
     /// `log(1 + exp(x))`, computed without overflow.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func softplus() -> Tensor {
         unary(.softplus, "softplus") { g, y, _ in [try g * y.inputs[0].sigmoid()] }
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func relu() -> Tensor {
         unary(.relu, "relu") { g, y, _ in [try g * y.inputs[0].constant(.reluMask)] }
     }
 
     /// Values clamped into `[lower, upper]`; the gradient is zero where clamping happened.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func clamped(min lower: Scalar = -.infinity, max upper: Scalar = .infinity) -> Tensor {
         let s = Storage<Scalar>(count: count)
         scalarKernel(.clampMin, storage.base, lower, s.base, count)
@@ -209,27 +281,43 @@ extension Tensor {
     // MARK: Masks (constants, no gradient)
 
     /// 1 where `x > c`, else 0.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func greater(than c: Scalar) -> Tensor { constant(.greater, c) }
     /// 1 where `x < c`, else 0.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func less(than c: Scalar) -> Tensor { constant(.less, c) }
     /// 1 where `x >= c`, else 0.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func greaterOrEqual(to c: Scalar) -> Tensor { constant(.greaterEqual, c) }
     /// 1 where `x <= c`, else 0.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func lessOrEqual(to c: Scalar) -> Tensor { constant(.lessEqual, c) }
     /// 1 where `x == c`, else 0.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func equal(to c: Scalar) -> Tensor { constant(.equal, c) }
     /// 1 where `a > b` (broadcast), else 0.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func greater(_ a: Tensor, _ b: Tensor) throws -> Tensor {
         let (p, s) = try binaryStorage(.greater, a, b, "greater")
         return Tensor(shape: p.outputShape, storage: s)
     }
     /// 1 where `a == b` (broadcast), else 0.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func equal(_ a: Tensor, _ b: Tensor) throws -> Tensor {
         let (p, s) = try binaryStorage(.equal, a, b, "equal")
         return Tensor(shape: p.outputShape, storage: s)
     }
 
     /// `a / b` where `b != 0`, and 0 where `b == 0` (norms of zero vectors have zero gradient).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func divideOrZero(_ a: Tensor, _ b: Tensor) throws -> Tensor {
         try binary(.divOrZero, a, b, "divideOrZero") { g, y, needs in
             let a = y.inputs[0], b = y.inputs[1]
@@ -240,11 +328,15 @@ extension Tensor {
 }
 
 /// `condition != 0 ? a : b`, broadcasting all three; `condition` is a constant.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func select<T: TensorScalar>(_ condition: Tensor<T>, _ a: Tensor<T>, _ b: Tensor<T>) throws -> Tensor<T> {
     try Tensor.select(condition, a, b)
 }
 
 extension Tensor {
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func select(_ condition: Tensor, _ a: Tensor, _ b: Tensor) throws -> Tensor {
         guard let p1 = BroadcastPlan(a.shape, b.shape),
               let p = BroadcastPlan(condition.shape, p1.outputShape) else {

@@ -1,6 +1,8 @@
 // Matrix products through BLAS, linear layers, norms and layer normalisation.
 
 /// `op(a) · op(b)` for matrices, where `op` transposes when asked. Runs as one BLAS GEMM.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func matmul<T: TensorScalar>(_ a: Tensor<T>, _ b: Tensor<T>,
                                     transposeA: Bool = false, transposeB: Bool = false) throws -> Tensor<T> {
     guard a.rank == 2, b.rank == 2 else { throw TensorError.shape("matmul", a.shape, b.shape) }
@@ -27,6 +29,8 @@ public func matmul<T: TensorScalar>(_ a: Tensor<T>, _ b: Tensor<T>,
     }
 }
 
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 func gemm<T: TensorScalar>(_ a: Tensor<T>, _ b: Tensor<T>, _ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int,
                            into c: UnsafeMutablePointer<T>, beta: T) {
     if m == 0 || n == 0 { return }
@@ -42,6 +46,8 @@ func gemm<T: TensorScalar>(_ a: Tensor<T>, _ b: Tensor<T>, _ ta: Bool, _ tb: Boo
 /// A linear layer on the last axis: `x · weightᵀ + bias`, with `weight` stored `[out, in]` as
 /// in PyTorch's `nn.Linear`. `x` may have any leading axes (`[rows, in]`, `[rows, 3, in]`);
 /// without a bias it is the channel map ENINet applies to vectors.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func linear<T: TensorScalar>(_ x: Tensor<T>, weight: Tensor<T>, bias: Tensor<T>? = nil) throws -> Tensor<T> {
     guard weight.rank == 2, x.rank >= 1, x.shape[x.rank - 1] == weight.shape[1] else {
         throw TensorError.shape("linear", x.shape, weight.shape)
@@ -72,6 +78,8 @@ public func linear<T: TensorScalar>(_ x: Tensor<T>, weight: Tensor<T>, bias: Ten
 extension Tensor {
     /// Euclidean norm over `axis` (for vectors `[rows, 3, C]`, axis 1 gives `[rows, C]`).
     /// The gradient at a zero vector is taken as zero.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func norm(axis: Int, keepingDimensions: Bool = false) throws -> Tensor {
         let a = try normalizedAxis(axis, "norm")
         let (s, kept) = try constant(.square).reduced(.sum, axes: [a], "norm")
@@ -87,6 +95,8 @@ extension Tensor {
 
     /// Layer normalisation over the last axis: `(x − mean) / sqrt(var + epsilon) · weight + bias`
     /// (biased variance, as in PyTorch).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func layerNorm(weight: Tensor?, bias: Tensor?, epsilon: Scalar = 1e-5) throws -> Tensor {
         let centred = try self - mean(axis: -1, keepingDimensions: true)
         let variance = try (centred * centred).mean(axis: -1, keepingDimensions: true)

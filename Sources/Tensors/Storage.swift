@@ -11,63 +11,85 @@ public final class BufferPool: @unchecked Sendable {
     /// The pool used by every tensor.
     public static let shared = BufferPool()
 
-    private let lock = NSLock()
-    private var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private var free: [[UnsafeMutableRawPointer]]
     private var pooledBytes = 0
     private var liveBytes = 0
     private var maximumLiveBytes = 0
+
+    init() {
+        mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+        free = [[UnsafeMutableRawPointer]](repeating: [], count: BufferPool.classCount)
+    }
 
     /// The most bytes of free blocks kept for reuse.
     public var byteLimit = 1 << 30
 
     /// Bytes currently handed out to live tensors.
-    public var bytesInUse: Int { lock.lock(); defer { lock.unlock() }; return liveBytes }
+    public var bytesInUse: Int { locked { liveBytes } }
     /// Bytes of free blocks waiting for reuse.
-    public var bytesPooled: Int { lock.lock(); defer { lock.unlock() }; return pooledBytes }
+    public var bytesPooled: Int { locked { pooledBytes } }
     /// The high-water mark of `bytesInUse`.
-    public var peakBytesInUse: Int { lock.lock(); defer { lock.unlock() }; return maximumLiveBytes }
+    public var peakBytesInUse: Int { locked { maximumLiveBytes } }
+
+    @inline(__always) private func locked<R>(_ body: () -> R) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return body()
+    }
 
     /// Releases every pooled block to the system.
     public func drain() {
-        lock.lock()
-        let blocks = free
-        free = [:]
-        pooledBytes = 0
-        lock.unlock()
-        for (_, list) in blocks { for p in list { p.deallocate() } }
+        let blocks: [[UnsafeMutableRawPointer]] = locked {
+            let b = free
+            free = [[UnsafeMutableRawPointer]](repeating: [], count: BufferPool.classCount)
+            pooledBytes = 0
+            return b
+        }
+        for list in blocks { for p in list { p.deallocate() } }
     }
 
-    static func sizeClass(_ bytes: Int) -> Int {
-        if bytes <= 256 { return max(64, (bytes + 63) & ~63) }
-        let high = Int.bitWidth - 1 - (bytes - 1).leadingZeroBitCount  // floor(log2(bytes - 1))
-        let quarter = 1 << (high - 2)
-        return (bytes + quarter - 1) / quarter * quarter
+    static let classCount = 8 + 4 * 56
+
+    /// The size class of a request: its index and its size in bytes. Up to 256 bytes, multiples
+    /// of 64; above, powers of two split in quarters.
+    @inline(__always)
+    static func sizeClass(_ bytes: Int) -> (index: Int, size: Int) {
+        if bytes <= 256 {
+            let k = Swift.max(1, (bytes + 63) >> 6)
+            return (k, k << 6)
+        }
+        let high = Int.bitWidth - 1 - (bytes - 1).leadingZeroBitCount  // 2^high < bytes <= 2^(high+1)
+        let quarterShift = high - 2
+        let k = (bytes + (1 << quarterShift) - 1) >> quarterShift       // 5 ... 8 quarters
+        return (8 + (high - 8) * 4 + (k - 5), k << quarterShift)
     }
 
     func allocate(bytes: Int) -> (UnsafeMutableRawPointer, Int) {
-        let size = BufferPool.sizeClass(bytes)
-        lock.lock()
+        let (index, size) = BufferPool.sizeClass(bytes)
+        pthread_mutex_lock(mutex)
         liveBytes += size
         if liveBytes > maximumLiveBytes { maximumLiveBytes = liveBytes }
-        if var list = free[size], let p = list.popLast() {
-            free[size] = list
+        if let p = free[index].popLast() {
             pooledBytes -= size
-            lock.unlock()
+            pthread_mutex_unlock(mutex)
             return (p, size)
         }
-        lock.unlock()
+        pthread_mutex_unlock(mutex)
         return (UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64), size)
     }
 
     func release(_ p: UnsafeMutableRawPointer, size: Int) {
-        lock.lock()
+        let index = BufferPool.sizeClass(size).index
+        pthread_mutex_lock(mutex)
         liveBytes -= size
         if pooledBytes + size <= byteLimit {
-            free[size, default: []].append(p)
+            free[index].append(p)
             pooledBytes += size
-            lock.unlock()
+            pthread_mutex_unlock(mutex)
         } else {
-            lock.unlock()
+            pthread_mutex_unlock(mutex)
             p.deallocate()
         }
     }

@@ -70,6 +70,13 @@ public final class Tensor<Scalar: TensorScalar> {
     /// The gradient accumulated by ``backward(seed:)`` (leaves that require a gradient only).
     public var grad: Tensor?
 
+    // Scratch space for a backward pass: which pass last visited this tensor, its position in
+    // that pass's order, and whether (and as which) it was a requested tensor.
+    var autogradVisit: UInt64 = 0
+    var autogradSlot = 0
+    var autogradTargetVisit: UInt64 = 0
+    var autogradTargetIndex = 0
+
     /// Whether this tensor is a leaf: created directly rather than by a recorded operation.
     public var isLeaf: Bool { backward == nil }
 
@@ -87,7 +94,22 @@ public final class Tensor<Scalar: TensorScalar> {
     deinit {
         // A long chain of results would otherwise be released recursively, one stack frame per
         // link; unlink uniquely held inputs iteratively instead.
-        guard !inputs.isEmpty else { return }
+        if !inputs.isEmpty { Tensor.unlink(&inputs) }
+    }
+
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    static func unlink(_ inputs: inout [Tensor]) {
+        // Usually every input outlives this tensor (or has no history); then nothing to do.
+        var chained = false
+        for i in inputs.indices where !inputs[i].inputs.isEmpty && isKnownUniquelyReferenced(&inputs[i]) {
+            chained = true
+            break
+        }
+        guard chained else { return }
+        // `pending` becomes the only owner of the inputs, so an input held by nobody else is
+        // seen as uniquely referenced when popped, and its own inputs are moved here instead
+        // of being released by a nested deinit.
         var pending = inputs
         inputs = []
         while var t = pending.popLast() {
@@ -129,8 +151,12 @@ public final class Tensor<Scalar: TensorScalar> {
     }
 
     /// A tensor of zeros.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func zeros(_ shape: [Int]) -> Tensor { Tensor(repeating: 0, shape: shape) }
     /// A tensor of ones.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func ones(_ shape: [Int]) -> Tensor { Tensor(repeating: 1, shape: shape) }
 
     /// A tensor converted from another precision (no gradient history).
@@ -194,6 +220,8 @@ public final class Tensor<Scalar: TensorScalar> {
     }
 
     /// Overwrites the elements in place (same count), e.g. to load weights.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func assign(_ values: [Scalar]) throws {
         guard values.count == count else { throw TensorError("assign: \(values.count) values for shape \(shape)") }
         values.withUnsafeBufferPointer { src in
@@ -202,23 +230,31 @@ public final class Tensor<Scalar: TensorScalar> {
     }
 
     /// Overwrites the elements in place with another tensor's (same count).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func assign(_ other: Tensor) throws {
         guard other.count == count else { throw TensorError("assign: shape \(other.shape) into \(shape)") }
         if other.storage !== storage { storage.base.update(from: other.storage.base, count: count) }
     }
 
     /// Turns gradient tracking on or off for a leaf.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func setRequiresGrad(_ on: Bool) throws {
         guard isLeaf else { throw TensorError("setRequiresGrad: \(operation) result is not a leaf") }
         requiresGrad = on
     }
 
     /// The same values with no history (shares memory).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func detached() -> Tensor {
         Tensor(shape: shape, storage: storage)
     }
 
     /// An independent copy of the values, with no history.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func copy() -> Tensor {
         let s = Storage<Scalar>(count: count)
         s.base.update(from: storage.base, count: count)
@@ -229,6 +265,8 @@ public final class Tensor<Scalar: TensorScalar> {
 
     /// Wraps a freshly computed storage as the result of an operation, recording the graph when
     /// recording is on and an input needs a gradient.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     static func result(_ shape: [Int], _ storage: Storage<Scalar>, _ operation: String,
                        _ inputs: [Tensor], _ backward: @escaping Backward) -> Tensor {
         if GradMode.recording {
@@ -240,6 +278,8 @@ public final class Tensor<Scalar: TensorScalar> {
         return Tensor(shape: shape, storage: storage, operation: operation)
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     static func result(_ shape: [Int], _ storage: Storage<Scalar>, _ operation: String,
                        _ input: Tensor, _ backward: @escaping Backward) -> Tensor {
         if GradMode.recording && input.requiresGrad {
@@ -250,6 +290,8 @@ public final class Tensor<Scalar: TensorScalar> {
     }
 
     /// Whether an operation on these inputs would be recorded.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     @inline(__always) static func recorded(_ a: Tensor, _ b: Tensor? = nil) -> Bool {
         GradMode.recording && (a.requiresGrad || (b?.requiresGrad ?? false))
     }
@@ -266,6 +308,8 @@ extension Tensor: CustomStringConvertible {
 /// `backward` returns input gradients written in terms of tensor operations (so that it can be
 /// differentiated again).
 extension Tensor {
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func custom(
         _ name: String, inputs: [Tensor], shape: [Int], values: [Scalar], backward: @escaping Backward
     ) throws -> Tensor {
