@@ -71,6 +71,12 @@ extension Tensor {
 
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
+    /// A constant (no history) from a binary kernel, e.g. a fused first-order backward.
+    static func fused(_ kernel: BinaryKernel, _ a: Tensor, _ b: Tensor) throws -> Tensor {
+        let (p, s) = try binaryStorage(kernel, a, b, "fused")
+        return Tensor(shape: p.outputShape, storage: s)
+    }
+
     static func binary(_ kernel: BinaryKernel, _ a: Tensor, _ b: Tensor, _ name: String,
                        _ backward: @escaping Backward) throws -> Tensor {
         let (p, s) = try binaryStorage(kernel, a, b, name)
@@ -233,7 +239,7 @@ extension Tensor {
     public func sigmoid() -> Tensor {
         unary(.sigmoid, "sigmoid") { g, y, _ in
             if GradMode.recording { return [try g * (y * (1 - y))] }
-            return [try g * y.inputs[0].constant(.sigmoidDerivative)]
+            return [try Tensor.fused(.sigmoidBackward, y.inputs[0], g)]
         }
     }
 
@@ -247,7 +253,7 @@ extension Tensor {
                 let s = x.sigmoid()
                 return [try g * (s * (try x * (1 - s) + 1))]
             }
-            return [try g * x.constant(.siluDerivative)]
+            return [try Tensor.fused(.siluBackward, x, g)]
         }
     }
 

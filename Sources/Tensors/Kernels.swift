@@ -9,10 +9,11 @@ enum UnaryKernel {
 
 @inline(__always)
 func sigmoidScalar<T: TensorScalar>(_ x: T) -> T {
-    // Evaluated on the side where exp cannot overflow.
-    if x >= 0 { return 1 / (1 + T.tensorExp(-x)) }
-    let e = T.tensorExp(x)
-    return e / (1 + e)
+    // Evaluated on the side where exp cannot overflow; written without a branch so that loops
+    // over it vectorise.
+    let e = T.tensorExp(-Swift.abs(x))
+    let inverse = 1 / (1 + e)
+    return x >= 0 ? inverse : e * inverse
 }
 
 @inline(__always)
@@ -182,7 +183,11 @@ func broadcastLoop<T: TensorScalar>(
     }}}
 }
 
-enum BinaryKernel { case add, sub, mul, div, divOrZero, maximum, minimum, greater, equal }
+enum BinaryKernel {
+    case add, sub, mul, div, divOrZero, maximum, minimum, greater, equal
+    // Fused first-order backwards: a = x, b = incoming gradient.
+    case siluBackward, sigmoidBackward
+}
 
 @_specialize(where T == Float)
 @_specialize(where T == Double)
@@ -198,6 +203,14 @@ func binaryKernel<T: TensorScalar>(_ op: BinaryKernel, _ plan: BroadcastPlan,
     case .minimum: broadcastLoop(plan, a, b, y) { Swift.min($0, $1) }
     case .greater: broadcastLoop(plan, a, b, y) { $0 > $1 ? 1 : 0 }
     case .equal: broadcastLoop(plan, a, b, y) { $0 == $1 ? 1 : 0 }
+    case .siluBackward: broadcastLoop(plan, a, b, y) { x, g in
+        let s = sigmoidScalar(x)
+        return g * s * (1 + x * (1 - s))
+    }
+    case .sigmoidBackward: broadcastLoop(plan, a, b, y) { x, g in
+        let s = sigmoidScalar(x)
+        return g * s * (1 - s)
+    }
     }
 }
 

@@ -57,13 +57,7 @@ public func linear<T: TensorScalar>(_ x: Tensor<T>, weight: Tensor<T>, bias: Ten
     let rows = x.count / Swift.max(inFeatures, 1)
     var outShape = x.shape
     outShape[x.rank - 1] = outFeatures
-    if Tensor<T>.recorded(x, weight) || (bias.map { Tensor<T>.recorded($0) } ?? false) {
-        let x2 = try x.reshaped([rows, inFeatures])
-        var y = try matmul(x2, weight, transposeB: true)
-        if let bias { y = try y + bias }
-        return try y.reshaped(outShape)
-    }
-    // Inference: one GEMM with the bias preloaded into the output (beta = 1).
+    // One GEMM with the bias preloaded into the output (beta = 1).
     let s = Storage<T>(count: rows * outFeatures)
     var beta: T = 0
     if let bias {
@@ -72,7 +66,15 @@ public func linear<T: TensorScalar>(_ x: Tensor<T>, weight: Tensor<T>, bias: Ten
     }
     let x2 = Tensor<T>(shape: [rows, inFeatures], storage: x.storage)
     gemm(x2, weight, false, true, rows, outFeatures, inFeatures, into: s.base, beta: beta)
-    return Tensor<T>(shape: outShape, storage: s, operation: "linear")
+    let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
+    return Tensor<T>.result(outShape, s, "linear", inputs) { g, y, needs in
+        let x = y.inputs[0], w = y.inputs[1]
+        let g2 = try g.reshaped([rows, outFeatures])
+        let gx: Tensor<T>? = needs[0] ? try matmul(g2, w).reshaped(x.shape) : nil
+        let gw: Tensor<T>? = needs[1] ? try matmul(g2, x.reshaped([rows, inFeatures]), transposeA: true) : nil
+        let gb: Tensor<T>? = y.inputs.count > 2 && needs[2] ? try g2.sum(axis: 0) : nil
+        return [gx, gw, gb]
+    }
 }
 
 extension Tensor {

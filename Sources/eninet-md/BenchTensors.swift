@@ -28,6 +28,7 @@ struct BenchTensors: ParsableCommand {
             let (forward, backward, inference) = try chainOverhead()
             print(String(format: "chain of 1,000 tiny ops: forward %.3f us/op, backward %.3f us/op, no-grad forward %.3f us/op",
                          forward, backward, inference))
+            try layerTimings()
             if !skipMemory { try memoryLoop() }
             return
         }
@@ -58,6 +59,8 @@ struct BenchTensors: ParsableCommand {
         print(String(format: "\nchain of 1,000 tiny ops: forward %.3f us/op, backward %.3f us/op, no-grad forward %.3f us/op",
                      forward, backward, inference))
 
+        try layerTimings()
+
         if !skipMemory { try memoryLoop() }
 
         print(String(format: "RESULT gemm_large_gflops %.1f GFLOP/s", large))
@@ -67,7 +70,7 @@ struct BenchTensors: ParsableCommand {
 
     /// Best GFLOP/s of `[rows, inner] · B` (B `[outer, inner]` transposed, or `[inner, outer]`).
     func gemmRate(rows: Int, inner: Int, outer: Int, transposeB: Bool) throws -> Double {
-        var rng = SystemRandomNumberGenerator()
+        var rng = BenchRandom(state: UInt64(rows * 131 + inner * 7 + outer))
         let a = Tensor<Float>.randomUniform([rows, inner], in: -1...1, using: &rng)
         let b = Tensor<Float>.randomUniform(transposeB ? [outer, inner] : [inner, outer], in: -1...1, using: &rng)
         let flops = 2.0 * Double(rows) * Double(inner) * Double(outer)
@@ -139,5 +142,88 @@ struct BenchTensors: ParsableCommand {
         let fields = text.split(separator: " ")
         guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
         return pages * Int(sysconf(Int32(_SC_PAGESIZE))) / 1024
+    }
+
+    /// One ENINet-like interaction (three-body block on 8,000 triplets, two-body block on 400
+    /// edges, 21 atoms, 64 channels) built from Tensors operations: the op mix of the
+    /// differentiable model. Times the energy, the forces, and a training step on a force loss.
+    func layerTimings() throws {
+        var rng = BenchRandom(state: 2024)
+        let atoms = 21, edges = 420, triplets = 8000, f = 64
+        func indices(_ n: Int, below: Int) -> [Int32] { (0..<n).map { _ in Int32.random(in: 0..<Int32(below), using: &rng) } }
+        let src = indices(edges, below: atoms), dst = indices(edges, below: atoms)
+        let tin = indices(triplets, below: edges), tout = indices(triplets, below: edges)
+        let params = ParameterSet<Float>()
+        func weight(_ name: String, _ out: Int, _ inF: Int) throws -> Tensor<Float> {
+            try params.add(name, Tensor<Float>.randomNormal([out, inF], standardDeviation: 1 / Float(inF).squareRoot(), using: &rng))
+        }
+        let wIn = try weight("in", f, f), vIn = try weight("vin", f, f), wEn = try weight("en", f, 2 * f)
+        let wTp = try weight("tp", f, f), g1 = try weight("g1", f, f), g2 = try weight("g2", f, f)
+        let wTv = try weight("tv", 3 * f, f), wOut = try weight("out", f, 2 * f), vOut = try weight("vout", f, f)
+        let wNn = try weight("nn", f, 2 * f), wEv = try weight("ev", 3 * f, f), wReadout = try weight("readout", 1, 2 * f)
+        let bias = try params.add("bias", Tensor<Float>.zeros([f]))
+        let positions = Tensor<Float>.randomUniform([atoms, 3], in: 0...4, using: &rng, requiresGrad: true)
+        let ts0 = Tensor<Float>.randomUniform([triplets, f], in: -1...1, using: &rng)
+        let tv0 = Tensor<Float>.randomUniform([triplets, 3, f], in: -1...1, using: &rng)
+        let ns = Tensor<Float>.randomUniform([atoms, f], in: -1...1, using: &rng)
+
+        func energy() throws -> Tensor<Float> {
+            let d = try positions.gather(rows: dst) - positions.gather(rows: src) + 0.5    // [E, 3]
+            let r = try d.norm(axis: 1, keepingDimensions: true)
+            let u = try d / r
+            let cut = try ((r * 0.5).cos() + 1) * 0.5
+            let es = try (r - Tensor<Float>.ones([f])).square().exp() * cut                // [E, F]
+            let ev = try (u * cut).unsqueezed(2).expanded(to: [edges, 3, f])               // [E, 3, F]
+            let hs = try linear(es, weight: wIn, bias: bias).silu()
+            let hv = try linear(ev, weight: vIn)
+            let pair = try concat([hs.gather(rows: tin), hs.gather(rows: tout)], axis: 1)
+            let m = try linear(pair, weight: wEn, bias: bias) * linear(ts0, weight: wTp, bias: bias)
+            let dts = try linear(linear(m, weight: g1, bias: bias).silu(), weight: g2, bias: bias) * m.silu()
+            let abc = try linear(dts, weight: wTv).split(axis: 1, parts: 3).map { try $0.unsqueezed(1) }
+            let dtv = try tv0 * abc[0] + hv.gather(rows: tin) * abc[1] + abc[2]
+            let sumS = try dts.scatterAdd(rows: tout, count: edges)
+            let sumV = try dtv.scatterAdd(rows: tout, count: edges)
+            let es2 = try (linear(concat([sumS, hv.norm(axis: 1)], axis: 1), weight: wOut) + es).layerNorm(weight: nil, bias: nil)
+            let ev2 = try linear(sumV, weight: vOut) + ev
+            let m2 = try linear(concat([ns.gather(rows: src), ns.gather(rows: dst)], axis: 1), weight: wNn) * es2
+            let abc2 = try linear(m2.silu(), weight: wEv).split(axis: 1, parts: 3).map { try $0.unsqueezed(1) }
+            let dev = try ev2 * abc2[0] + u.unsqueezed(2) * abc2[1]
+            let aggS = try m2.scatterAdd(rows: dst, count: atoms)
+            let aggV = try dev.scatterAdd(rows: dst, count: atoms)
+            let features = try concat([aggS, aggV.norm(axis: 1)], axis: 1)
+            return try linear(features, weight: wReadout).sum()
+        }
+        let reference = Tensor<Float>.zeros([atoms, 3])
+        func best(_ body: () throws -> Void) rethrows -> Double {
+            var b = Double.infinity
+            for _ in 0..<8 {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                try body()
+                b = min(b, Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-6)
+            }
+            return b
+        }
+        let inference = try best { _ = try GradMode.withoutGradients { try energy() } }
+        let forces = try best { _ = try grad(of: energy(), wrt: [positions]) }
+        let training = try best {
+            let f = try grad(of: energy(), wrt: [positions], createGraph: true)[0]
+            let loss = try (f - reference).square().sum()
+            _ = try grad(of: loss, wrt: params.tensors)
+        }
+        print(String(format: "\nENINet-like interaction (21 atoms, 420 edges, 8,000 triplets, 64 channels, Float):"))
+        print(String(format: "  energy (no graph) %.2f ms, energy + forces %.2f ms, force-loss training step %.2f ms",
+                     inference, forces, training))
+    }
+}
+
+/// A small seeded generator (SplitMix64) so that the benchmark inputs are the same every run.
+struct BenchRandom: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
