@@ -237,23 +237,76 @@ extension Tensor {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     public func sigmoid() -> Tensor {
-        unary(.sigmoid, "sigmoid") { g, y, _ in
-            if GradMode.recording { return [try g * (y * (1 - y))] }
-            return [try Tensor.fused(.sigmoidBackward, y.inputs[0], g)]
-        }
+        unary(.sigmoid, "sigmoid") { g, y, _ in [try Tensor.sigmoidGradient(y.inputs[0], g)] }
     }
 
     /// `x * sigmoid(x)`.
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     public func silu() -> Tensor {
-        unary(.silu, "silu") { g, y, _ in
-            let x = y.inputs[0]
-            if GradMode.recording {
-                let s = x.sigmoid()
-                return [try g * (s * (try x * (1 - s) + 1))]
+        unary(.silu, "silu") { g, y, _ in [try Tensor.siluGradient(y.inputs[0], g)] }
+    }
+
+    /// `g · silu′(x)` in one pass: the backward of ``silu()``, itself differentiable in `x` and `g`
+    /// (its own backward needs `silu″`, composed from operations when a graph is recorded).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    public static func siluGradient(_ x: Tensor, _ g: Tensor) throws -> Tensor {
+        let (shape, s): ([Int], Storage<Scalar>)
+        if x.shape == g.shape {
+            s = Storage<Scalar>(count: x.count)
+            gradientKernel(.silu, x.storage.base, g.storage.base, s.base, x.count)
+            shape = x.shape
+        } else {
+            let (p, b) = try binaryStorage(.siluBackward, x, g, "siluGradient")
+            (shape, s) = (p.outputShape, b)
+        }
+        return result(shape, s, "siluGradient", [x, g]) { gOut, y, needs in
+            let x = y.inputs[0], g = y.inputs[1]
+            var gx: Tensor? = nil
+            if needs[0] {
+                let second: Tensor
+                if GradMode.recording {
+                    let s = x.sigmoid()
+                    second = try s * (1 - s) * (try x * (1 - 2 * s) + 2)   // silu″ = s(1−s)(2 + x(1−2s))
+                } else {
+                    second = x.constant(.siluSecondDerivative)
+                }
+                gx = try (gOut * g * second).sum(toShape: x.shape)
             }
-            return [try Tensor.fused(.siluBackward, x, g)]
+            let gg: Tensor? = needs[1] ? try siluGradient(x, gOut).sum(toShape: g.shape) : nil
+            return [gx, gg]
+        }
+    }
+
+    /// `g · sigmoid′(x)` in one pass: the backward of ``sigmoid()``, itself differentiable.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    public static func sigmoidGradient(_ x: Tensor, _ g: Tensor) throws -> Tensor {
+        let (shape, s): ([Int], Storage<Scalar>)
+        if x.shape == g.shape {
+            s = Storage<Scalar>(count: x.count)
+            gradientKernel(.sigmoid, x.storage.base, g.storage.base, s.base, x.count)
+            shape = x.shape
+        } else {
+            let (p, b) = try binaryStorage(.sigmoidBackward, x, g, "sigmoidGradient")
+            (shape, s) = (p.outputShape, b)
+        }
+        return result(shape, s, "sigmoidGradient", [x, g]) { gOut, y, needs in
+            let x = y.inputs[0], g = y.inputs[1]
+            var gx: Tensor? = nil
+            if needs[0] {
+                let second: Tensor
+                if GradMode.recording {
+                    let s = x.sigmoid()
+                    second = try s * (1 - s) * (1 - 2 * s)                  // sigmoid″ = s(1−s)(1−2s)
+                } else {
+                    second = x.constant(.sigmoidSecondDerivative)
+                }
+                gx = try (gOut * g * second).sum(toShape: x.shape)
+            }
+            let gg: Tensor? = needs[1] ? try sigmoidGradient(x, gOut).sum(toShape: g.shape) : nil
+            return [gx, gg]
         }
     }
 

@@ -4,7 +4,7 @@
 enum UnaryKernel {
     case neg, exp, log, sqrt, sin, cos, sigmoid, silu, softplus, relu, square, reciprocal, tanh, abs
     // Fused derivatives used by first-order backward passes (no graph to build).
-    case siluDerivative, sigmoidDerivative, reluMask, signum
+    case siluDerivative, sigmoidDerivative, siluSecondDerivative, sigmoidSecondDerivative, reluMask, signum
 }
 
 @inline(__always)
@@ -51,6 +51,14 @@ func unaryKernel<T: TensorScalar>(_ op: UnaryKernel, _ x: UnsafePointer<T>, _ y:
     case .sigmoidDerivative: mapLoop(x, y, n) { v in
         let s = sigmoidScalar(v)
         return s * (1 - s)
+    }
+    case .siluSecondDerivative: mapLoop(x, y, n) { v in
+        let s = sigmoidScalar(v)
+        return s * (1 - s) * (2 + v * (1 - 2 * s))
+    }
+    case .sigmoidSecondDerivative: mapLoop(x, y, n) { v in
+        let s = sigmoidScalar(v)
+        return s * (1 - s) * (1 - 2 * s)
     }
     case .reluMask: mapLoop(x, y, n) { $0 > 0 ? 1 : 0 }
     case .signum: mapLoop(x, y, n) { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) }
@@ -364,4 +372,29 @@ func axpyKernel<T: TensorScalar>(_ alpha: T, _ x: UnsafePointer<T>, _ y: UnsafeM
 @_specialize(where T == Double)
 func broadcastCopyKernel<T: TensorScalar>(_ plan: BroadcastPlan, _ a: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>) {
     broadcastLoop(plan, a, a, y) { x, _ in x }
+}
+
+enum GradientKernel { case silu, sigmoid }
+
+/// `y = g · f′(x)` for same-shape `x` and `g`, written as plain loops so that they vectorise
+/// (a closure this large would not be inlined into the broadcasting loop).
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func gradientKernel<T: TensorScalar>(_ op: GradientKernel, _ x: UnsafePointer<T>, _ g: UnsafePointer<T>,
+                                     _ y: UnsafeMutablePointer<T>, _ n: Int) {
+    ParallelLoop.forChunks(n, work: n * 8) { r in
+        switch op {
+        case .silu:
+            for i in r {
+                let v = x[i]
+                let s = sigmoidScalar(v)
+                y[i] = g[i] * s * (1 + v * (1 - s))
+            }
+        case .sigmoid:
+            for i in r {
+                let s = sigmoidScalar(x[i])
+                y[i] = g[i] * s * (1 - s)
+            }
+        }
+    }
 }

@@ -40,6 +40,10 @@ final class OperationGradientTests: XCTestCase {
         try GradientCheck.check([a]) { $0[0].sigmoid() }
         try GradientCheck.check([a]) { $0[0].silu() }
         try GradientCheck.check([a]) { $0[0].softplus() }
+        // The fused backwards of silu and sigmoid, differentiated twice (third order of silu).
+        let g = r([3, 7], seed: 9)
+        try GradientCheck.check([a, g]) { try T.siluGradient($0[0], $0[1]) }
+        try GradientCheck.check([a, g]) { try T.sigmoidGradient($0[0], $0[1]) }
         try GradientCheck.check([a]) { $0[0].square() }
         try GradientCheck.check([p]) { $0[0].reciprocal() }
         // Kinked functions: the inputs keep clear of the kinks.
