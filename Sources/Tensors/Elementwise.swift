@@ -18,7 +18,7 @@ extension Tensor {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     func mapped(_ kernel: UnaryKernel) -> Storage<Scalar> {
-        let s = Storage<Scalar>(count: count)
+        let s = Storage<Scalar>.make(count: count)
         unaryKernel(kernel, storage.base, s.base, count)
         return s
     }
@@ -39,7 +39,7 @@ extension Tensor {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     func scalarOp(_ kernel: ScalarKernel, _ c: Scalar, _ name: String, _ backward: @escaping Backward) -> Tensor {
-        let s = Storage<Scalar>(count: count)
+        let s = Storage<Scalar>.make(count: count)
         scalarKernel(kernel, storage.base, c, s.base, count)
         return Tensor.result(shape, s, name, self, backward)
     }
@@ -47,7 +47,7 @@ extension Tensor {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     func constant(_ kernel: ScalarKernel, _ c: Scalar) -> Tensor {
-        let s = Storage<Scalar>(count: count)
+        let s = Storage<Scalar>.make(count: count)
         scalarKernel(kernel, storage.base, c, s.base, count)
         return Tensor(shape: shape, storage: s)
     }
@@ -64,7 +64,7 @@ extension Tensor {
     @_specialize(where Scalar == Double)
     static func binaryStorage(_ kernel: BinaryKernel, _ a: Tensor, _ b: Tensor, _ name: String) throws -> (BroadcastPlan, Storage<Scalar>) {
         let p = try plan(a, b, name)
-        let s = Storage<Scalar>(count: p.count)
+        let s = Storage<Scalar>.make(count: p.count)
         binaryKernel(kernel, p, a.storage.base, b.storage.base, s.base)
         return (p, s)
     }
@@ -254,7 +254,7 @@ extension Tensor {
     public static func siluGradient(_ x: Tensor, _ g: Tensor) throws -> Tensor {
         let (shape, s): ([Int], Storage<Scalar>)
         if x.shape == g.shape {
-            s = Storage<Scalar>(count: x.count)
+            s = Storage<Scalar>.make(count: x.count)
             gradientKernel(.silu, x.storage.base, g.storage.base, s.base, x.count)
             shape = x.shape
         } else {
@@ -285,7 +285,7 @@ extension Tensor {
     public static func sigmoidGradient(_ x: Tensor, _ g: Tensor) throws -> Tensor {
         let (shape, s): ([Int], Storage<Scalar>)
         if x.shape == g.shape {
-            s = Storage<Scalar>(count: x.count)
+            s = Storage<Scalar>.make(count: x.count)
             gradientKernel(.sigmoid, x.storage.base, g.storage.base, s.base, x.count)
             shape = x.shape
         } else {
@@ -327,7 +327,7 @@ extension Tensor {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     public func clamped(min lower: Scalar = -.infinity, max upper: Scalar = .infinity) -> Tensor {
-        let s = Storage<Scalar>(count: count)
+        let s = Storage<Scalar>.make(count: count)
         scalarKernel(.clampMin, storage.base, lower, s.base, count)
         scalarKernel(.clampMax, s.base, upper, s.base, count)
         return Tensor.result(shape, s, "clamp", self) { g, y, _ in
@@ -405,7 +405,7 @@ extension Tensor {
         let c = condition.shape == shape ? condition : try condition.detached().expanded(to: shape)
         let ae = a.shape == shape ? a.detached() : try a.detached().expanded(to: shape)
         let be = b.shape == shape ? b.detached() : try b.detached().expanded(to: shape)
-        let s = Storage<Scalar>(count: p.count)
+        let s = Storage<Scalar>.make(count: p.count)
         selectKernel(c.storage.base, ae.storage.base, be.storage.base, s.base, p.count)
         let cond = condition.detached()
         return result(shape, s, "select", [a, b]) { g, y, needs in

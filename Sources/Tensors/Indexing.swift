@@ -22,7 +22,7 @@ extension Tensor {
         let width = n == 0 ? 0 : count / n
         var outShape = shape
         outShape[0] = index.count
-        let s = Storage<Scalar>(count: index.count * width)
+        let s = Storage<Scalar>.make(count: index.count * width)
         index.withUnsafeBufferPointer { ip in
             if let ib = ip.baseAddress { gatherKernel(storage.base, ib, s.base, rows: index.count, width: width) }
         }
@@ -43,7 +43,7 @@ extension Tensor {
         let width = index.isEmpty ? shape[1...].reduce(1, *) : count / index.count
         var outShape = shape
         outShape[0] = n
-        let s = Storage<Scalar>(zeros: n * width)
+        let s = Storage<Scalar>.make(zeros: n * width)
         index.withUnsafeBufferPointer { ip in
             if let ib = ip.baseAddress { scatterAddKernel(storage.base, ib, s.base, rows: index.count, width: width) }
         }

@@ -11,7 +11,7 @@ public func matmul<T: TensorScalar>(_ a: Tensor<T>, _ b: Tensor<T>,
     let kb = transposeB ? b.shape[1] : b.shape[0]
     let n = transposeB ? b.shape[0] : b.shape[1]
     guard k == kb else { throw TensorError.shape("matmul", a.shape, b.shape) }
-    let s = Storage<T>(count: m * n)
+    let s = Storage<T>.make(count: m * n)
     gemm(a, b, transposeA, transposeB, m, n, k, into: s.base, beta: 0)
     return Tensor<T>.result([m, n], s, "matmul", [a, b]) { g, y, needs in
         let a = y.inputs[0], b = y.inputs[1]
@@ -58,7 +58,7 @@ public func linear<T: TensorScalar>(_ x: Tensor<T>, weight: Tensor<T>, bias: Ten
     var outShape = x.shape
     outShape[x.rank - 1] = outFeatures
     // One GEMM with the bias preloaded into the output (beta = 1).
-    let s = Storage<T>(count: rows * outFeatures)
+    let s = Storage<T>.make(count: rows * outFeatures)
     var beta: T = 0
     if let bias {
         for r in 0..<rows { (s.base + r * outFeatures).update(from: bias.storage.base, count: outFeatures) }

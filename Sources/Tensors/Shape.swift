@@ -61,7 +61,7 @@ extension Tensor {
             throw TensorError.shape("expand", shape, target)
         }
         p.stridesB = [Int](repeating: 0, count: p.stridesB.count)
-        let s = Storage<Scalar>(count: p.count)
+        let s = Storage<Scalar>.make(count: p.count)
         broadcastCopyKernel(p, storage.base, s.base)
         return Tensor.result(target, s, "expand", self) { g, y, _ in
             [try g.sum(toShape: y.inputs[0].shape)]
@@ -86,7 +86,7 @@ extension Tensor {
             let outer = cs[..<lo].reduce(1, *)
             let length = cs[lo...hi].reduce(1, *)
             let inner = cs[(hi + 1)...].reduce(1, *)
-            let out = Storage<Scalar>(count: outer * inner)
+            let out = Storage<Scalar>.make(count: outer * inner)
             reduceKernel(kernel, current.base, out.base, outer: outer, length: length, inner: inner)
             current = out
             for k in lo...hi { cs[k] = 1 }
@@ -119,7 +119,7 @@ extension Tensor {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     public func sum() -> Tensor {
-        let s = Storage<Scalar>(count: 1)
+        let s = Storage<Scalar>.make(count: 1)
         reduceKernel(.sum, storage.base, s.base, outer: 1, length: count, inner: 1)
         return Tensor.result([], s, "sumAll", self) { g, y, _ in
             [try g.expanded(to: y.inputs[0].shape)]
@@ -209,7 +209,7 @@ extension Tensor {
             throw TensorError("permute: \(permutation) for shape \(shape)")
         }
         if permutation == Array(0..<rank) { return self }
-        let s = Storage<Scalar>(count: count)
+        let s = Storage<Scalar>.make(count: count)
         permuteKernel(storage.base, s.base, shape: shape, permutation: permutation)
         var inverse = permutation
         for (i, p) in permutation.enumerated() { inverse[p] = i }
@@ -248,7 +248,7 @@ extension Tensor {
         let (outer, full, inner) = axisGeometry(a)
         var outShape = shape
         outShape[a] = length
-        let s = Storage<Scalar>(count: outer * length * inner)
+        let s = Storage<Scalar>.make(count: outer * length * inner)
         blockCopyKernel(storage.base, xLength: full, xStart: start, s.base, yLength: length, yStart: 0,
                         outer: outer, length: length, inner: inner)
         return Tensor.result(outShape, s, "slice", self) { g, _, _ in
@@ -263,7 +263,7 @@ extension Tensor {
         let (outer, part, inner) = axisGeometry(a)
         var outShape = shape
         outShape[a] = full
-        let s = Storage<Scalar>(zeros: outer * full * inner)
+        let s = Storage<Scalar>.make(zeros: outer * full * inner)
         blockCopyKernel(storage.base, xLength: part, xStart: 0, s.base, yLength: full, yStart: start,
                         outer: outer, length: part, inner: inner)
         return Tensor.result(outShape, s, "embed", self) { g, _, _ in
@@ -318,7 +318,7 @@ public func concat<T: TensorScalar>(_ tensors: [Tensor<T>], axis: Int) throws ->
     var outShape = first.shape
     outShape[a] = total
     let (outer, _, inner) = first.axisGeometry(a)
-    let s = Storage<T>(count: outer * total * inner)
+    let s = Storage<T>.make(count: outer * total * inner)
     var start = 0
     var starts: [Int] = []
     for t in tensors {

@@ -95,26 +95,49 @@ public final class BufferPool: @unchecked Sendable {
     }
 }
 
-/// The memory behind one or more tensors (a reshape shares it).
-final class Storage<Scalar: TensorScalar> {
-    let base: UnsafeMutablePointer<Scalar>
-    let count: Int
-    private let byteSize: Int
+/// Where a storage's elements live.
+struct StorageHeader<Scalar> {
+    var base: UnsafeMutablePointer<Scalar>
+    var count: Int
+    /// Bytes taken from the pool; 0 when the elements are allocated inline with the object.
+    var pooledSize: Int
+}
 
-    init(count: Int) {
-        self.count = count
-        let (raw, size) = BufferPool.shared.allocate(bytes: max(1, count) * MemoryLayout<Scalar>.stride)
-        byteSize = size
-        base = raw.bindMemory(to: Scalar.self, capacity: max(1, count))
+/// The memory behind one or more tensors (a reshape shares it). Small tensors keep their
+/// elements in the same allocation as this object; large ones take a block from the pool.
+final class Storage<Scalar: TensorScalar>: ManagedBuffer<StorageHeader<Scalar>, Scalar> {
+    /// Up to this many bytes the elements are allocated inline (malloc is quick at that size and
+    /// needs no lock; the pool is for the large intermediates).
+    static var inlineByteLimit: Int { 1024 }
+
+    static func make(count: Int) -> Storage<Scalar> {
+        let n = Swift.max(count, 1)
+        if n * MemoryLayout<Scalar>.stride <= inlineByteLimit {
+            let buffer = Storage<Scalar>.create(minimumCapacity: n) { b in
+                StorageHeader(base: b.withUnsafeMutablePointerToElements { $0 }, count: count, pooledSize: 0)
+            }
+            return unsafeDowncast(buffer, to: Storage<Scalar>.self)
+        }
+        let (raw, size) = BufferPool.shared.allocate(bytes: n * MemoryLayout<Scalar>.stride)
+        let base = raw.bindMemory(to: Scalar.self, capacity: n)
+        let buffer = Storage<Scalar>.create(minimumCapacity: 0) { _ in
+            StorageHeader(base: base, count: count, pooledSize: size)
+        }
+        return unsafeDowncast(buffer, to: Storage<Scalar>.self)
     }
 
-    convenience init(zeros count: Int) {
-        self.init(count: count)
-        base.initialize(repeating: 0, count: count)
+    static func make(zeros count: Int) -> Storage<Scalar> {
+        let s = make(count: count)
+        s.base.initialize(repeating: 0, count: count)
+        return s
     }
+
+    @inline(__always) var base: UnsafeMutablePointer<Scalar> { header.base }
+    @inline(__always) var count: Int { header.count }
 
     deinit {
-        BufferPool.shared.release(UnsafeMutableRawPointer(base), size: byteSize)
+        let h = header
+        if h.pooledSize > 0 { BufferPool.shared.release(UnsafeMutableRawPointer(h.base), size: h.pooledSize) }
     }
 }
 

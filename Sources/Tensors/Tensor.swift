@@ -128,7 +128,7 @@ public final class Tensor<Scalar: TensorScalar> {
         guard n == scalars.count, shape.allSatisfy({ $0 >= 0 }) else {
             throw TensorError("Tensor(shape: \(shape)): \(scalars.count) scalars given, \(n) needed")
         }
-        let s = Storage<Scalar>(count: n)
+        let s = Storage<Scalar>.make(count: n)
         scalars.withUnsafeBufferPointer { src in
             if n > 0, let b = src.baseAddress { s.base.update(from: b, count: n) }
         }
@@ -137,7 +137,7 @@ public final class Tensor<Scalar: TensorScalar> {
 
     /// A one-element tensor of shape `[]`.
     public convenience init(_ value: Scalar, requiresGrad: Bool = false) {
-        let s = Storage<Scalar>(count: 1)
+        let s = Storage<Scalar>.make(count: 1)
         s.base[0] = value
         self.init(shape: [], storage: s, requiresGrad: requiresGrad)
     }
@@ -145,7 +145,7 @@ public final class Tensor<Scalar: TensorScalar> {
     /// A tensor of the given shape filled with `value`.
     public convenience init(repeating value: Scalar, shape: [Int], requiresGrad: Bool = false) {
         let n = shape.reduce(1, *)
-        let s = Storage<Scalar>(count: Swift.max(0, n))
+        let s = Storage<Scalar>.make(count: Swift.max(0, n))
         s.base.initialize(repeating: value, count: Swift.max(0, n))
         self.init(shape: shape, storage: s, requiresGrad: requiresGrad)
     }
@@ -161,7 +161,7 @@ public final class Tensor<Scalar: TensorScalar> {
 
     /// A tensor converted from another precision (no gradient history).
     public convenience init<Other: TensorScalar>(converting other: Tensor<Other>, requiresGrad: Bool = false) {
-        let s = Storage<Scalar>(count: other.count)
+        let s = Storage<Scalar>.make(count: other.count)
         let src = other.storage.base
         for i in 0..<other.count { s.base[i] = Scalar(tensorDouble: src[i].tensorDouble) }
         self.init(shape: other.shape, storage: s, requiresGrad: requiresGrad)
@@ -256,7 +256,7 @@ public final class Tensor<Scalar: TensorScalar> {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     public func copy() -> Tensor {
-        let s = Storage<Scalar>(count: count)
+        let s = Storage<Scalar>.make(count: count)
         s.base.update(from: storage.base, count: count)
         return Tensor(shape: shape, storage: s)
     }
@@ -315,7 +315,7 @@ extension Tensor {
     ) throws -> Tensor {
         let n = shape.reduce(1, *)
         guard values.count == n else { throw TensorError("\(name): \(values.count) values for shape \(shape)") }
-        let s = Storage<Scalar>(count: n)
+        let s = Storage<Scalar>.make(count: n)
         values.withUnsafeBufferPointer { if n > 0, let b = $0.baseAddress { s.base.update(from: b, count: n) } }
         return result(shape, s, name, inputs, backward)
     }
