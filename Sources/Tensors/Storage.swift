@@ -24,7 +24,7 @@ public final class BufferPool: @unchecked Sendable {
     }
 
     /// The most bytes of free blocks kept for reuse.
-    public var byteLimit = 1 << 30
+    public var byteLimit = 256 << 20
 
     /// Bytes currently handed out to live tensors.
     public var bytesInUse: Int { locked { liveBytes } }
