@@ -80,6 +80,12 @@ public enum TensorThreads {
         ParallelLoop.threadCount = n
     }
 
+    /// Sets the OpenBLAS threads and the element-loop threads separately.
+    public static func set(blas: Int, loops: Int) {
+        openblas_set_num_threads(Int32(max(1, blas)))
+        ParallelLoop.threadCount = max(1, loops)
+    }
+
     /// The number of threads the element loops split large loops over.
     public static var count: Int { ParallelLoop.threadCount }
 

@@ -157,9 +157,12 @@ enum ParallelLoop {
             body(0 ..< count)
             return
         }
-        DispatchQueue.concurrentPerform(iterations: threads) { t in
-            let lo = count * t / threads
-            let hi = count * (t + 1) / threads
+        // Several chunks per thread, handed out as threads free up, so that a thread the system
+        // deschedules (a shared machine) does not hold the whole loop back.
+        let chunks = min(count, threads * 4, max(threads, work / grain))
+        DispatchQueue.concurrentPerform(iterations: chunks) { t in
+            let lo = count * t / chunks
+            let hi = count * (t + 1) / chunks
             if lo < hi { body(lo ..< hi) }
         }
     }

@@ -175,8 +175,8 @@ public final class Tensor<Scalar: TensorScalar> {
         var i = 0
         while i < t.count {
             // Box–Muller: two independent normals per pair of uniforms.
-            let u1 = Double.random(in: Double.ulpOfOne ..< 1, using: &generator)
-            let u2 = Double.random(in: 0 ..< 1, using: &generator)
+            let u1 = (Double(generator.next() >> 11) + 1) * 0x1p-53   // (0, 1]
+            let u2 = Double(generator.next() >> 11) * 0x1p-53
             let r = (-2 * Foundation.log(u1)).squareRoot() * standardDeviation.tensorDouble
             t.storage.base[i] = Scalar(tensorDouble: r * Foundation.cos(2 * Double.pi * u2))
             if i + 1 < t.count { t.storage.base[i + 1] = Scalar(tensorDouble: r * Foundation.sin(2 * Double.pi * u2)) }
@@ -190,7 +190,12 @@ public final class Tensor<Scalar: TensorScalar> {
         _ shape: [Int], in range: ClosedRange<Double>, using generator: inout G, requiresGrad: Bool = false
     ) -> Tensor {
         let t = Tensor(repeating: 0, shape: shape, requiresGrad: requiresGrad)
-        for i in 0..<t.count { t.storage.base[i] = Scalar(tensorDouble: Double.random(in: range, using: &generator)) }
+        let low = range.lowerBound, width = range.upperBound - range.lowerBound
+        for i in 0..<t.count {
+            // 53 random bits as a fraction in [0, 1).
+            let unit = Double(generator.next() >> 11) * 0x1p-53
+            t.storage.base[i] = Scalar(tensorDouble: low + width * unit)
+        }
         return t
     }
 

@@ -10,6 +10,9 @@ struct BenchTensors: ParsableCommand {
     @Option(help: "Threads for OpenBLAS and the element loops. One by default: on a shared machine a second thread mostly measures the neighbours.")
     var threads: Int = 1
 
+    @Option(help: "OpenBLAS threads, if different from --threads.")
+    var blasThreads: Int?
+
     @Option(help: "Seconds spent timing each GEMM shape.")
     var seconds: Double = 0.15
 
@@ -27,11 +30,11 @@ struct BenchTensors: ParsableCommand {
 
     /// With one thread, times are the calling thread's CPU time (immune to being descheduled on a
     /// shared machine); with more, wall-clock time.
-    var useThreadClock: Bool { threads == 1 }
+    var useThreadClock: Bool { threads == 1 && (blasThreads ?? 1) == 1 }
 
     func run() throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        TensorThreads.set(threads)
+        TensorThreads.set(blas: blasThreads ?? threads, loops: threads)
         print("cores \(cores), BLAS threads \(TensorThreads.blasCount), loop threads \(TensorThreads.count); clock: \(useThreadClock ? "thread CPU time" : "wall")")
 
         var large = 0.0, worst = Double.infinity

@@ -110,3 +110,30 @@ final class TrainingToolsTests: XCTestCase {
         XCTAssertEqual(g[2].scalars, [0, 0, 0])
     }
 }
+
+final class CustomOperationTests: XCTestCase {
+    typealias T = Tensor<Double>
+
+    /// A user-defined op (a cube, with its backward written in tensor operations) passes the
+    /// first- and second-order checks like the built-in ones.
+    func testCustomOperationIsDifferentiableTwice() throws {
+        func cube(_ x: T) throws -> T {
+            try T.custom("cube", inputs: [x], shape: x.shape, values: x.scalars.map { $0 * $0 * $0 }) { g, y, _ in
+                let x = y.inputs[0]
+                return [try g * x * x * 3]
+            }
+        }
+        let x = GradientCheck.random([5], -2...2, seed: 3)
+        try GradientCheck.check([x]) { try cube($0[0]) }
+        XCTAssertThrowsError(try T.custom("bad", inputs: [x], shape: [2], values: [1]) { _, _, _ in [nil] })
+    }
+
+    /// Precision conversion keeps values and drops history.
+    func testConvertingBetweenPrecisions() throws {
+        let d = try T(shape: [3], scalars: [0.1, -2.5, 1e-3], requiresGrad: true)
+        let f = Tensor<Float>(converting: d)
+        XCTAssertEqual(f.scalars, [0.1, -2.5, 1e-3])
+        XCTAssertFalse(f.requiresGrad)
+        XCTAssertEqual(Tensor<Double>(converting: f).scalars.map { Float($0) }, f.scalars)
+    }
+}
