@@ -96,6 +96,7 @@ enum Autograd {
         }
 
         var grads = [Tensor<T>?](repeating: nil, count: order.count)
+        var owned = [Bool](repeating: false, count: order.count)
         grads[order.count - 1] = start
         try GradMode.with(enabled: createGraph) {
             for k in stride(from: order.count - 1, through: 0, by: -1) {
@@ -124,7 +125,17 @@ enum Autograd {
                     guard gi.shape == input.shape else {
                         throw TensorError("backward of \(node.operation): gradient shape \(gi.shape) for input \(input.shape)")
                     }
-                    grads[j] = try grads[j].map { try $0 + gi } ?? gi
+                    if let existing = grads[j] {
+                        if !createGraph && owned[j] {
+                            // A sum this pass made itself: nobody else sees it, add in place.
+                            axpyKernel(1, gi.storage.base, existing.storage.base, existing.count)
+                        } else {
+                            grads[j] = try existing + gi
+                            owned[j] = !createGraph
+                        }
+                    } else {
+                        grads[j] = gi
+                    }
                 }
             }
         }

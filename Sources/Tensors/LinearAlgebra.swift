@@ -11,6 +11,9 @@ public func matmul<T: TensorScalar>(_ a: Tensor<T>, _ b: Tensor<T>,
     let kb = transposeB ? b.shape[1] : b.shape[0]
     let n = transposeB ? b.shape[0] : b.shape[1]
     guard k == kb else { throw TensorError.shape("matmul", a.shape, b.shape) }
+    guard max(m, n, k, a.shape[1], b.shape[1]) <= Int(Int32.max) else {
+        throw TensorError("matmul: shapes \(a.shape) and \(b.shape) exceed the 32-bit BLAS interface")
+    }
     let s = Storage<T>.make(count: m * n)
     gemm(a, b, transposeA, transposeB, m, n, k, into: s.base, beta: 0)
     return Tensor<T>.result([m, n], s, "matmul", [a, b]) { g, y, needs in
@@ -55,6 +58,9 @@ public func linear<T: TensorScalar>(_ x: Tensor<T>, weight: Tensor<T>, bias: Ten
     if let bias, bias.shape != [weight.shape[0]] { throw TensorError.shape("linear bias", bias.shape, weight.shape) }
     let inFeatures = weight.shape[1], outFeatures = weight.shape[0]
     let rows = x.count / Swift.max(inFeatures, 1)
+    guard max(rows, inFeatures, outFeatures) <= Int(Int32.max) else {
+        throw TensorError("linear: shapes \(x.shape) and \(weight.shape) exceed the 32-bit BLAS interface")
+    }
     var outShape = x.shape
     outShape[x.rank - 1] = outFeatures
     // One GEMM with the bias preloaded into the output (beta = 1).

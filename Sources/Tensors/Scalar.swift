@@ -76,13 +76,13 @@ public enum TensorThreads {
     /// Sets the number of OpenBLAS threads and of threads the element loops split over.
     public static func set(_ count: Int) {
         let n = max(1, count)
-        openblas_set_num_threads(Int32(n))
+        openblas_set_num_threads(Int32(clamping: n))
         ParallelLoop.threadCount = n
     }
 
     /// Sets the OpenBLAS threads and the element-loop threads separately.
     public static func set(blas: Int, loops: Int) {
-        openblas_set_num_threads(Int32(max(1, blas)))
+        openblas_set_num_threads(Int32(clamping: max(1, blas)))
         ParallelLoop.threadCount = max(1, loops)
     }
 
