@@ -110,8 +110,38 @@ extension Tensor {
     public static func * (a: Tensor, b: Tensor) throws -> Tensor {
         try binary(.mul, a, b, "mul") { g, y, needs in
             let a = y.inputs[0], b = y.inputs[1]
-            return [needs[0] ? try (g * b).sum(toShape: a.shape) : nil,
-                    needs[1] ? try (g * a).sum(toShape: b.shape) : nil]
+            return [needs[0] ? try productSum(g, b, toShape: a.shape) : nil,
+                    needs[1] ? try productSum(g, a, toShape: b.shape) : nil]
+        }
+    }
+
+    /// `(a * b).sum(toShape: target)` as one operation when `a` and `b` have the same shape and
+    /// the summed axes are adjacent (the backward of a broadcast product), without writing the
+    /// full product.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    static func productSum(_ a: Tensor, _ b: Tensor, toShape target: [Int]) throws -> Tensor {
+        if target == a.shape || a.shape != b.shape || target.count > a.rank { return try (a * b).sum(toShape: target) }
+        let lead = a.rank - target.count
+        var axes = Array(0..<lead)
+        for (k, t) in target.enumerated() where t != a.shape[lead + k] {
+            guard t == 1 else { throw TensorError.shape("sumToShape", a.shape, target) }
+            axes.append(lead + k)
+        }
+        guard let lo = axes.first, let hi = axes.last, hi - lo + 1 == axes.count else {
+            return try (a * b).sum(toShape: target)
+        }
+        let outer = a.shape[..<lo].reduce(1, *)
+        let length = a.shape[lo...hi].reduce(1, *)
+        let inner = a.shape[(hi + 1)...].reduce(1, *)
+        let s = Storage<Scalar>.make(count: outer * inner)
+        productSumKernel(a.storage.base, b.storage.base, s.base, outer: outer, length: length, inner: inner)
+        var kept = a.shape
+        for k in axes { kept[k] = 1 }
+        return result(target, s, "productSum", [a, b]) { g, y, needs in
+            let a = y.inputs[0], b = y.inputs[1]
+            let spread = try g.reshaped(kept)
+            return [needs[0] ? try spread * b : nil, needs[1] ? try spread * a : nil]
         }
     }
 

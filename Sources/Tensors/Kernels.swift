@@ -398,3 +398,28 @@ func gradientKernel<T: TensorScalar>(_ op: GradientKernel, _ x: UnsafePointer<T>
         }
     }
 }
+
+/// `y[o, i] = Σ_l a[o, l, i] · b[o, l, i]`: a product summed over the middle axis of
+/// `[outer, length, inner]`, without writing the product.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func productSumKernel<T: TensorScalar>(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>,
+                                       outer: Int, length: Int, inner: Int) {
+    ParallelLoop.forChunks(outer, work: outer * length * inner) { r in
+        for o in r {
+            let yo = y + o * inner
+            if inner == 1 {
+                var s: T = 0
+                let ao = a + o * length, bo = b + o * length
+                for l in 0..<length { s += ao[l] * bo[l] }
+                yo[0] = s
+                continue
+            }
+            for i in 0..<inner { yo[i] = 0 }
+            for l in 0..<length {
+                let al = a + (o * length + l) * inner, bl = b + (o * length + l) * inner
+                for i in 0..<inner { yo[i] += al[i] * bl[i] }
+            }
+        }
+    }
+}

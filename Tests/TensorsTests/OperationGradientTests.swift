@@ -17,6 +17,13 @@ final class OperationGradientTests: XCTestCase {
         try GradientCheck.check([a, c]) { try $0[0] * $0[1] }
         try GradientCheck.check([a, d]) { try $0[0] / $0[1] }
         try GradientCheck.check([d, a]) { try $0[0] * $0[1] * $0[1] }
+        // The fused product-then-sum of broadcast backwards, directly.
+        let e = r([4, 3, 5], seed: 8)
+        try GradientCheck.check([a, e]) { try T.productSum($0[0], $0[1], toShape: [4, 1, 5]) }
+        try GradientCheck.check([a, e]) { try T.productSum($0[0], $0[1], toShape: [3, 5]) }
+        try GradientCheck.check([a, e]) { try T.productSum($0[0], $0[1], toShape: [4, 1, 1]) }
+        XCTAssertEqual(try T.productSum(a, e, toShape: [1, 3, 1]).scalars.map { ($0 * 1e12).rounded() },
+                       try (a * e).sum(toShape: [1, 3, 1]).scalars.map { ($0 * 1e12).rounded() })
     }
 
     func testScalarOperations() throws {
