@@ -44,12 +44,12 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "ENINetTests", dependencies: ["ENINet", "Tensors", "Geometry"]),
         .testTarget(name: "PotentialsTests", dependencies: ["Potentials", "Geometry"]),
-        .testTarget(name: "DynamicsTests", dependencies: ["Dynamics", "Potentials", "Geometry"]),
+        .testTarget(name: "DynamicsTests", dependencies: ["Dynamics", "Potentials", "Geometry"], exclude: ["Scripts", "Fixtures"]),
         .testTarget(name: "TrajectoryTests", dependencies: ["Trajectory", "Geometry", "CNetCDF"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Trajectory", "Geometry"]),
+        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Trajectory", "Geometry"], exclude: ["Scripts"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "ENINet", "Tensors", "Geometry"]),
         .testTarget(name: "DeckTests", dependencies: ["Deck"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CLITests", dependencies: ["eninet-md"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CLITests", dependencies: ["eninet-md", "Trajectory", "Geometry"], resources: [.copy("Fixtures")]),
     ]
 )

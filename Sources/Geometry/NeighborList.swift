@@ -25,6 +25,17 @@ public final class NeighborList {
     public private(set) var shifts: [SIMD3<Int32>] = [.zero]
     /// `shifts` as Cartesian vectors of the cell of the last build.
     public private(set) var shiftVectors: [Vec3] = [.zero]
+    /// The integer image subtracted from each atom at the last build, so that
+    /// `positions[i] − wrapVectors[i]` lay inside the cell (along periodic axes; zero without a cell).
+    public private(set) var wrapShifts: [SIMD3<Int32>] = []
+    /// `wrapShifts` as Cartesian vectors.
+    public private(set) var wrapVectors: [Vec3] = []
+    /// Row `i` is ordered so that entries `start[i] ..< sameImageEnd[i]` join atom i to an atom
+    /// of the same image once both are wrapped: their separation is simply
+    /// `(r_j − wrapVectors[j]) − (r_i − wrapVectors[i])`, with no image shift to add. The
+    /// remaining entries of the row cross a cell face. Pair loops use this to skip the shift
+    /// lookup for most pairs.
+    public private(set) var sameImageEnd: [Int32] = []
     /// How many times the list has been built; for tests and logs.
     public private(set) var buildCount = 0
 
@@ -84,14 +95,12 @@ public final class NeighborList {
             for r in positions { lo = pointwiseMin(lo, r); hi = pointwiseMax(hi, r) }
             origin = lo
             let edge = pointwiseMax(hi - lo, Vec3(repeating: cut)) + 1.0
-            // A positive box always makes a valid cell.
             // Non-finite positions give a non-finite box; fall back to a unit box so that the
             // build finishes (the caller reports the non-finite positions).
             frame = (try? Cell.orthorhombic(edge, pbc: .none)) ?? Cell.unitBox
         }
         let pbc = frame.pbc
-        let widths = frame.perpendicularWidths
-        let delta = Vec3(repeating: cut) / widths  // padding in fractional units
+        let delta = Vec3(repeating: cut) / frame.perpendicularWidths  // the cutoff's reach in fractional units
 
         // Wrap along periodic axes; remember the integer shift of every atom.
         var frac = [Vec3](repeating: .zero, count: n)
@@ -102,174 +111,316 @@ public final class NeighborList {
             var s = SIMD3<Int32>.zero
             for k in 0..<3 where pbc[k] {
                 let fl = f[k].rounded(.down)
-                s[k] = Int32(fl)
+                s[k] = fl.isFinite ? Int32(max(-1e9, min(1e9, fl))) : 0
                 f[k] -= fl
-                if f[k] >= 1 { f[k] = 0; s[k] += 1 }  // -tiny + 1 rounds to 1
+                if !(f[k] < 1) { f[k] = 0; s[k] &+= 1 }  // -tiny + 1 rounds to 1; NaN lands at 0
             }
             frac[i] = f
             wrapShift[i] = s
-            fracLo = pointwiseMin(fracLo, f)
-            fracHi = pointwiseMax(fracHi, f)
+            if f.x.isFinite && f.y.isFinite && f.z.isFinite {
+                fracLo = pointwiseMin(fracLo, f)
+                fracHi = pointwiseMax(fracHi, f)
+            }
         }
+        if !(fracLo.x <= fracHi.x && fracLo.y <= fracHi.y && fracLo.z <= fracHi.z) { fracLo = .zero; fracHi = .zero }
 
-        // Bins: at least `delta` wide in fractional units, so neighbours lie in the 27 adjacent bins.
+        // Bins at least half the cutoff wide; a neighbour is at most `reach` bins away (more
+        // than two when the cutoff exceeds the cell). Periodic axes tile the cell exactly with
+        // `nb` bins, so an image's bin is its atom's bin plus image·nb, computed in integers:
+        // the pair (i, j + S) is then exactly `offset` bins from i when (j, i − S) is
+        // `−offset` from j, which is what lets the half list use half the stencil.
         var binLo = Vec3.zero, binWidth = Vec3.zero
-        var nb = SIMD3<Int>(1, 1, 1), pad = SIMD3<Int>(0, 0, 0)
+        var nb = SIMD3<Int>(1, 1, 1)
         for k in 0..<3 {
             if pbc[k] {
-                nb[k] = max(1, Int((1 / delta[k]).rounded(.down)))
+                nb[k] = max(1, min(4096, Int((2 / delta[k]).rounded(.down))))
                 binWidth[k] = 1 / Double(nb[k])
-                pad[k] = Int((delta[k] / binWidth[k]).rounded(.up))
-                binLo[k] = 0
             } else {
-                let span = n > 0 ? max(0, fracHi[k] - fracLo[k]) : 0
-                binWidth[k] = max(delta[k], span / 1_000_000)
+                let span = max(0, fracHi[k] - fracLo[k])
+                binWidth[k] = max(delta[k] / 2, span / 1_000_000)
                 nb[k] = Int((span / binWidth[k]).rounded(.down)) + 1
-                binLo[k] = n > 0 ? fracLo[k] : 0
+                binLo[k] = fracLo[k]
             }
         }
         // Keep the bin count proportional to the atom count for sparse non-periodic systems.
-        while totalBins(nb, pad) > 8 * n + 4096 {
+        func reachOf(_ k: Int) -> Int { max(1, Int((delta[k] / binWidth[k]).rounded(.up))) }
+        func binTotal() -> Int {
+            var t = 1
+            for k in 0..<3 { t *= nb[k] + 2 * reachOf(k) }
+            return t
+        }
+        while binTotal() > 8 * n + 4096 {
+            var changed = false
             for k in 0..<3 where !pbc[k] && nb[k] > 1 {
                 binWidth[k] *= 2
                 nb[k] = (nb[k] + 1) / 2
+                changed = true
             }
-            if (0..<3).allSatisfy({ pbc[$0] || nb[$0] == 1 }) { break }
+            if !changed { break }
         }
+        let reach = SIMD3<Int>(reachOf(0), reachOf(1), reachOf(2))
+        let pad = reach  // empty or ghost bins around the cell, so the stencil never leaves the grid
         let dims = nb &+ 2 &* pad
-        // Bins narrower than the cutoff (a cell thinner than the cutoff) need a wider stencil.
-        var reach = SIMD3<Int>(1, 1, 1)
-        for k in 0..<3 { reach[k] = max(1, Int((delta[k] / binWidth[k] - 1e-12).rounded(.up))) }
+        let strideY = dims.z, strideX = dims.y * dims.z
+        let nbins = dims.x * strideX
 
-        // Extended atoms: every local atom, then ghosts (images within the padded region).
-        var extFrac: [Vec3] = frac
-        var extOwner: [Int32] = (0..<n).map { Int32($0) }
-        var extImage: [SIMD3<Int32>] = [SIMD3<Int32>](repeating: .zero, count: n)
-        var imageRange = SIMD3<Int32>(0, 0, 0)
-        for k in 0..<3 where pbc[k] { imageRange[k] = Int32(delta[k].rounded(.up)) }
-        let lo3 = Vec3(-Double(pad.x) * binWidth.x, -Double(pad.y) * binWidth.y, -Double(pad.z) * binWidth.z)
-        let hi3 = Vec3(1, 1, 1) - lo3
+        // Bin of each local atom.
+        var localBin = [SIMD3<Int>](repeating: .zero, count: n)
+        for i in 0..<n {
+            var b = SIMD3<Int>(0, 0, 0)
+            for k in 0..<3 {
+                let x = ((frac[i][k] - binLo[k]) / binWidth[k]).rounded(.down)
+                b[k] = x.isFinite ? max(0, min(nb[k] - 1, Int(max(-1e9, min(1e9, x))))) : 0
+            }
+            localBin[i] = b &+ pad
+        }
+
+        // Extended atoms: locals, then periodic images whose bin lies on the padded grid.
+        var extOwner = [Int32](), extImage = [SIMD3<Int32>](), extBin = [Int32]()
+        extOwner.reserveCapacity(2 * n)
+        extImage.reserveCapacity(2 * n)
+        extBin.reserveCapacity(2 * n)
+        for i in 0..<n {
+            let b = localBin[i]
+            extOwner.append(Int32(i))
+            extImage.append(.zero)
+            extBin.append(Int32(b.x * strideX + b.y * strideY + b.z))
+        }
+        var imageRange = SIMD3<Int>(0, 0, 0)
+        for k in 0..<3 where pbc[k] { imageRange[k] = (pad[k] + nb[k] - 1) / nb[k] }
         for ix in -imageRange.x...imageRange.x {
             for iy in -imageRange.y...imageRange.y {
                 for iz in -imageRange.z...imageRange.z {
                     if ix == 0 && iy == 0 && iz == 0 { continue }
-                    let img = SIMD3<Int32>(ix, iy, iz)
-                    let off = Vec3(Double(ix), Double(iy), Double(iz))
-                    for i in 0..<n {
-                        let f = frac[i] + off
-                        // Keep images that fall inside the padded bins along the periodic axes.
-                        var inside = true
-                        for k in 0..<3 where pbc[k] {
-                            if f[k] < lo3[k] - delta[k] * 1e-9 || f[k] >= hi3[k] { inside = false; break }
-                        }
-                        if inside {
-                            extFrac.append(f)
+                    let img = SIMD3<Int>(ix, iy, iz)
+                    let offset = img &* nb
+                    localBin.withUnsafeBufferPointer { lb in
+                        for i in 0..<n {
+                            let b = lb[i] &+ offset
+                            if b.x < 0 || b.y < 0 || b.z < 0 || b.x >= dims.x || b.y >= dims.y || b.z >= dims.z { continue }
                             extOwner.append(Int32(i))
-                            extImage.append(img)
+                            extImage.append(SIMD3<Int32>(truncatingIfNeeded: img))
+                            extBin.append(Int32(b.x * strideX + b.y * strideY + b.z))
                         }
                     }
                 }
             }
         }
-        let next = extFrac.count
+        let next = extOwner.count
 
-        // Counting sort of extended atoms into bins.
-        func binCoordinates(_ f: Vec3) -> SIMD3<Int> {
-            var b = SIMD3<Int>(0, 0, 0)
-            for k in 0..<3 {
-                let x = ((f[k] - binLo[k]) / binWidth[k]).rounded(.down) + Double(pad[k])
-                b[k] = max(0, min(dims[k] - 1, x.isFinite ? Int(x) : 0))
-            }
-            return b
-        }
-        let nbins = dims.x * dims.y * dims.z
-        var binOf = [Int32](repeating: 0, count: next)
+        // Counting sort into bins; what the inner loop reads is stored in bin order, so a
+        // bin's atoms are contiguous: packed x, y, z, the owner and the image relative to the
+        // owner's wrap (the pair shift is that plus the row atom's wrap).
         var binStart = [Int32](repeating: 0, count: nbins + 1)
-        for e in 0..<next {
-            let b = binCoordinates(extFrac[e])
-            let id = (b.x * dims.y + b.y) * dims.z + b.z
-            binOf[e] = Int32(id)
-            binStart[id + 1] += 1
-        }
+        for e in 0..<next { binStart[Int(extBin[e]) + 1] += 1 }
         for b in 0..<nbins { binStart[b + 1] += binStart[b] }
         var fill = binStart
-        var binAtoms = [Int32](repeating: 0, count: next)
+        var sortedXYZ = [Double](repeating: 0, count: 3 * next)
+        var sortedOwner = [Int32](repeating: 0, count: next)
+        var sortedShift = [SIMD3<Int32>](repeating: .zero, count: next)
+        var sortedIsImage = [Bool](repeating: false, count: next)
+        var slotOfLocal = [Int32](repeating: 0, count: n)
         for e in 0..<next {
-            let b = Int(binOf[e])
-            binAtoms[Int(fill[b])] = Int32(e)
+            let b = Int(extBin[e])
+            let slot = Int(fill[b])
             fill[b] += 1
+            let owner = Int(extOwner[e])
+            let img = extImage[e]
+            let r = frame.cartesian(frac[owner] + Vec3(Double(img.x), Double(img.y), Double(img.z)))
+            sortedXYZ[3 * slot] = r.x
+            sortedXYZ[3 * slot + 1] = r.y
+            sortedXYZ[3 * slot + 2] = r.z
+            sortedOwner[slot] = Int32(owner)
+            sortedShift[slot] = img &- wrapShift[owner]
+            sortedIsImage[slot] = e >= n
+            if e < n { slotOfLocal[e] = Int32(slot) }
         }
 
-        // Cartesian positions of extended atoms in the wrapped frame.
-        var extPos = [Vec3](repeating: .zero, count: next)
-        for e in 0..<next { extPos[e] = frame.cartesian(extFrac[e]) }
-
-        var newStart = [Int32](repeating: 0, count: n + 1)
-        var newNeighbor: [Int32] = []
-        var newShiftIndex: [UInt16] = []
-        newNeighbor.reserveCapacity(n * 40)
-        newShiftIndex.reserveCapacity(n * 40)
+        // Distinct shifts get an index through a dense table when their range is small (the
+        // usual case), a dictionary otherwise.
+        var shiftLo = SIMD3<Int32>(repeating: 0), shiftHi = SIMD3<Int32>(repeating: 0)
+        if next > 0 {
+            var gLo = sortedShift[0], gHi = gLo
+            for g in sortedShift { gLo = pointwiseMin(gLo, g); gHi = pointwiseMax(gHi, g) }
+            var wLo = wrapShift[0], wHi = wLo
+            for w in wrapShift { wLo = pointwiseMin(wLo, w); wHi = pointwiseMax(wHi, w) }
+            shiftLo = gLo &+ wLo
+            shiftHi = gHi &+ wHi
+        }
+        let extent = SIMD3<Int>(Int(shiftHi.x) - Int(shiftLo.x) + 1, Int(shiftHi.y) - Int(shiftLo.y) + 1,
+                                Int(shiftHi.z) - Int(shiftLo.z) + 1)
+        let useDense = extent.x <= 1024 && extent.y <= 1024 && extent.z <= 1024 && extent.x * extent.y * extent.z <= 1 << 20
+        var denseIndex = [UInt16](repeating: .max, count: useDense ? extent.x * extent.y * extent.z : 0)
         var shiftTable: [SIMD3<Int32>: UInt16] = [.zero: 0]
         var shiftList: [SIMD3<Int32>] = [.zero]
-        let half = kind == .half
-
-        extPos.withUnsafeBufferPointer { ep in
-        extOwner.withUnsafeBufferPointer { owner in
-        binAtoms.withUnsafeBufferPointer { ba in
-        binStart.withUnsafeBufferPointer { bs in
-            for i in 0..<n {
-                let bi = binCoordinates(frac[i])
-                let ri = ep[i]
-                let si = wrapShift[i]
-                for dx in -reach.x...reach.x {
-                    let x = bi.x + dx
-                    if x < 0 || x >= dims.x { continue }
-                    for dy in -reach.y...reach.y {
-                        let y = bi.y + dy
-                        if y < 0 || y >= dims.y { continue }
-                        for dz in -reach.z...reach.z {
-                            let z = bi.z + dz
-                            if z < 0 || z >= dims.z { continue }
-                            let b = (x * dims.y + y) * dims.z + z
-                            for slot in Int(bs[b])..<Int(bs[b + 1]) {
-                                let e = Int(ba[slot])
-                                if e == i { continue }
-                                let d = ep[e] - ri
-                                if (d * d).sum() >= cut2 { continue }
-                                let j = Int(owner[e])
-                                let shift = extImage[e] &- wrapShift[j] &+ si
-                                if half {
-                                    if j < i { continue }
-                                    if j == i && !isPositive(shift) { continue }
-                                }
-                                let idx: UInt16
-                                if let known = shiftTable[shift] {
-                                    idx = known
-                                } else {
-                                    idx = UInt16(truncatingIfNeeded: shiftList.count)
-                                    shiftTable[shift] = idx
-                                    shiftList.append(shift)
-                                }
-                                newNeighbor.append(Int32(j))
-                                newShiftIndex.append(idx)
-                            }
-                        }
-                    }
+        func denseKey(_ s: SIMD3<Int32>) -> Int {
+            let o = s &- shiftLo
+            return (Int(o.x) * extent.y + Int(o.y)) * extent.z + Int(o.z)
+        }
+        if useDense { denseIndex[denseKey(.zero)] = 0 }
+        func slowIndex(_ shift: SIMD3<Int32>) -> UInt16 {
+            if useDense {
+                let key = denseKey(shift)
+                if denseIndex[key] == .max {
+                    denseIndex[key] = UInt16(truncatingIfNeeded: shiftList.count)
+                    shiftList.append(shift)
                 }
-                newStart[i + 1] = Int32(newNeighbor.count)
+                return denseIndex[key]
             }
-        }}}}
+            if let known = shiftTable[shift] { return known }
+            let idx = UInt16(truncatingIfNeeded: shiftList.count)
+            shiftTable[shift] = idx
+            shiftList.append(shift)
+            return idx
+        }
 
+        // Stencil: bins within ±reach. Bins adjacent along z are adjacent in memory, so each
+        // (dx, dy) column of 2·reach.z + 1 bins is one contiguous range of slots. The half list
+        // keeps the lexicographically positive offsets: whole columns with (dx, dy) > 0, and in
+        // the atom's own column the atoms sorted after it (own bin, then the bins above).
+        let half = kind == .half
+        var columns: [Int] = []  // linear offset of each column's lowest bin
+        for dx in -reach.x...reach.x { for dy in -reach.y...reach.y {
+            if dx == 0 && dy == 0 { continue }
+            if half && !(dx > 0 || (dx == 0 && dy > 0)) { continue }
+            columns.append(dx * strideX + dy * strideY - reach.z)
+        }}
+        let columnLength = 2 * reach.z + 1
+        let stencilBins = columns.count * columnLength + columnLength
+
+        // Upper bound of one row's length: the fullest bin times the bins the stencil visits.
+        var fullestBin = 0
+        for b in 0..<nbins { fullestBin = max(fullestBin, Int(binStart[b + 1] - binStart[b])) }
+        let rowBound = fullestBin * stencilBins
+        var capacity = max(1024, rowBound, n * max(8, neighbor.count / max(1, n) + 8))
+        var outNeighbor = [Int32](repeating: 0, count: capacity)
+        var outShift = [SIMD3<Int32>](repeating: .zero, count: capacity)
+        var count = 0
+        var newStart = [Int32](repeating: 0, count: n + 1)
+        var newSameImageEnd = [Int32](repeating: 0, count: n)
+        var i = 0
+        // Fill rows until the buffers might overflow, grow them, continue.
+        while i < n {
+            if count + rowBound > capacity {
+                capacity = 2 * capacity + rowBound
+                outNeighbor += [Int32](repeating: 0, count: capacity - outNeighbor.count)
+                outShift += [SIMD3<Int32>](repeating: .zero, count: capacity - outShift.count)
+            }
+            (i, count) = fillRows(from: i, count: count, half: half, cut2: cut2, rowBound: rowBound, capacity: capacity,
+                                  xyz: sortedXYZ, owner: sortedOwner, relShift: sortedShift, isImage: sortedIsImage,
+                                  binStart: binStart,
+                                  columns: columns, columnReach: reach.z, slotOfLocal: slotOfLocal, localBinIndex: extBin, wrapShift: wrapShift,
+                                  outNeighbor: &outNeighbor, outShift: &outShift, start: &newStart,
+                                  sameImageEnd: &newSameImageEnd)
+        }
+
+        // Shift vectors to indices: almost every pair has one of a handful of shifts, so the
+        // last one looked up is remembered.
+        var newShiftIndex = [UInt16](repeating: 0, count: count)
+        var lastShift = SIMD3<Int32>.zero, lastIndex: UInt16 = 0
+        for k in 0..<count {
+            let s = outShift[k]
+            if s != lastShift {
+                lastShift = s
+                lastIndex = slowIndex(s)
+            }
+            newShiftIndex[k] = lastIndex
+        }
         start = newStart
-        neighbor = newNeighbor
+        sameImageEnd = newSameImageEnd
+        wrapShifts = wrapShift
+        wrapVectors = wrapShift.map { frame.shiftVector($0) }
+        outNeighbor.removeLast(outNeighbor.count - count)
+        neighbor = outNeighbor
         shiftIndex = newShiftIndex
         shifts = shiftList
         shiftVectors = shiftList.map { frame.shiftVector($0) }
     }
 
-    private func totalBins(_ nb: SIMD3<Int>, _ pad: SIMD3<Int>) -> Int {
-        let d = nb &+ 2 &* pad
-        return d.x * d.y * d.z
+    /// Fills rows `first...` of the list until the output may not hold another full row.
+    /// Returns the next row to fill and the number of pairs written.
+    private func fillRows(from first: Int, count initialCount: Int, half: Bool, cut2: Double, rowBound: Int, capacity: Int,
+                          xyz: [Double], owner: [Int32], relShift: [SIMD3<Int32>], isImage: [Bool], binStart: [Int32],
+                          columns: [Int], columnReach: Int,
+                          slotOfLocal: [Int32], localBinIndex: [Int32], wrapShift: [SIMD3<Int32>],
+                          outNeighbor: inout [Int32], outShift: inout [SIMD3<Int32>], start: inout [Int32],
+                          sameImageEnd: inout [Int32]) -> (Int, Int) {
+        let n = slotOfLocal.count
+        var count = initialCount
+        var i = first
+        let columnLength = 2 * columnReach + 1
+        var crossing = [Int32](repeating: 0, count: rowBound)
+        isImage.withUnsafeBufferPointer { isImage in
+        crossing.withUnsafeMutableBufferPointer { crossing in
+        sameImageEnd.withUnsafeMutableBufferPointer { sameImageEnd in
+        xyz.withUnsafeBufferPointer { xyz in
+        owner.withUnsafeBufferPointer { owner in
+        relShift.withUnsafeBufferPointer { relShift in
+        binStart.withUnsafeBufferPointer { bs in
+        columns.withUnsafeBufferPointer { columns in
+        slotOfLocal.withUnsafeBufferPointer { slotOfLocal in
+        localBinIndex.withUnsafeBufferPointer { localBin in
+        wrapShift.withUnsafeBufferPointer { wrapShift in
+        outNeighbor.withUnsafeMutableBufferPointer { outNeighbor in
+        outShift.withUnsafeMutableBufferPointer { outShift in
+        start.withUnsafeMutableBufferPointer { start in
+            // Candidates inside the cut-off are compacted without branches: every slot is
+            // written, the count advances only for those inside (about a quarter, in no order
+            // a branch predictor could learn). `rowBound` leaves room for every candidate.
+            // Slots are stored first (in `outNeighbor`) and turned into owners and shifts per row.
+            @inline(__always) func scan(_ from: Int, _ to: Int, _ xi: Double, _ yi: Double, _ zi: Double) {
+                var slot = from
+                var c = count
+                while slot < to {
+                    let dx = xyz[3 * slot] - xi, dy = xyz[3 * slot + 1] - yi, dz = xyz[3 * slot + 2] - zi
+                    outNeighbor[c] = Int32(truncatingIfNeeded: slot)
+                    c &+= dx * dx + dy * dy + dz * dz < cut2 ? 1 : 0
+                    slot += 1
+                }
+                count = c
+            }
+            while i < n && count + rowBound <= capacity {
+                let rowStart = count
+                let slotI = Int(slotOfLocal[i])
+                let xi = xyz[3 * slotI], yi = xyz[3 * slotI + 1], zi = xyz[3 * slotI + 2]
+                let centre = Int(localBin[i])
+                if half {
+                    scan(slotI + 1, Int(bs[centre + columnReach + 1]), xi, yi, zi)
+                } else {
+                    scan(Int(bs[centre - columnReach]), slotI, xi, yi, zi)
+                    scan(slotI + 1, Int(bs[centre + columnReach + 1]), xi, yi, zi)
+                }
+                for c in 0..<columns.count {
+                    let b = centre + columns[c]
+                    scan(Int(bs[b]), Int(bs[b + columnLength]), xi, yi, zi)
+                }
+                // Slots to (owner, shift), same-image partners first (stable partition; writes
+                // never overtake reads since w ≤ k).
+                let wi = wrapShift[i]
+                var w = rowStart, crossingCount = 0
+                for k in rowStart..<count {
+                    let slot = Int(outNeighbor[k])
+                    if isImage[slot] {
+                        crossing[crossingCount] = Int32(truncatingIfNeeded: slot)
+                        crossingCount += 1
+                    } else {
+                        outNeighbor[w] = owner[slot]
+                        outShift[w] = relShift[slot] &+ wi
+                        w += 1
+                    }
+                }
+                sameImageEnd[i] = Int32(w)
+                for c in 0..<crossingCount {
+                    let slot = Int(crossing[c])
+                    outNeighbor[w] = owner[slot]
+                    outShift[w] = relShift[slot] &+ wi
+                    w += 1
+                }
+                start[i + 1] = Int32(count)
+                i += 1
+            }
+        }}}}}}}}}}}}}}
+        return (i, count)
     }
 }
 

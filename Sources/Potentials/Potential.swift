@@ -39,4 +39,15 @@ public protocol Potential: AnyObject {
     var name: String { get }
     /// Energy, forces and virial of `configuration`.
     func compute(_ configuration: Configuration) throws -> ForceResult
+    /// Drops every cache (neighbour lists) so that the next `compute` starts afresh.
+    ///
+    /// The order in which a pair sum adds its terms depends on when its neighbour list was
+    /// last built. A run that restarts from a file rebuilds its lists at the restart step; the
+    /// uninterrupted run calls this at the same step (``Simulation/checkpoint()`` does) so that
+    /// both continue with identical bits. The default does nothing (for cache-free potentials).
+    func invalidateCaches()
+}
+
+extension Potential {
+    public func invalidateCaches() {}
 }

@@ -15,12 +15,15 @@ public struct Structure: Sendable {
     public var masses: [Double]?
     /// Per-frame scalar and vector properties from the file (`energy`, `dipole`, `stress`, ...).
     public var info: [String: [Double]]
-    /// Per-frame properties that are not numbers.
+    /// Per-frame properties that are not numbers. Booleans are kept as "T" / "F".
     public var textInfo: [String: String]
+    /// Other numeric per-atom columns of an extended XYZ file (`charges`, `tags`, ...), by name.
+    public var atomArrays: [String: AtomArray]
 
     public init(symbols: [String], atomicNumbers: [Int], positions: [Vec3], cell: Cell? = nil,
                 velocities: [Vec3]? = nil, forces: [Vec3]? = nil, masses: [Double]? = nil,
-                info: [String: [Double]] = [:], textInfo: [String: String] = [:]) {
+                info: [String: [Double]] = [:], textInfo: [String: String] = [:],
+                atomArrays: [String: AtomArray] = [:]) {
         self.symbols = symbols
         self.atomicNumbers = atomicNumbers
         self.positions = positions
@@ -30,10 +33,28 @@ public struct Structure: Sendable {
         self.masses = masses
         self.info = info
         self.textInfo = textInfo
+        self.atomArrays = atomArrays
     }
 
     public var count: Int { positions.count }
     public var configuration: Configuration { Configuration(atomicNumbers: atomicNumbers, positions: positions, cell: cell) }
+}
+
+/// A numeric per-atom column: `width` values per atom, atom-major (`values[atom * width + k]`).
+public struct AtomArray: Sendable, Equatable {
+    /// How the column is typed in an extended XYZ `Properties` entry.
+    public enum Kind: String, Sendable {
+        case real = "R", integer = "I", logical = "L"
+    }
+    public var kind: Kind
+    public var width: Int
+    public var values: [Double]
+
+    public init(kind: Kind, width: Int, values: [Double]) {
+        self.kind = kind
+        self.width = width
+        self.values = values
+    }
 }
 
 /// One frame of a trajectory, in internal units.
@@ -68,4 +89,11 @@ public struct Frame: Sendable {
 public struct TrajectoryError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+
+    /// An error located in a text file: `file:line: message`, with the frame index when the
+    /// file holds several frames.
+    static func at(_ file: String, line: Int, frame: Int? = nil, _ message: String) -> TrajectoryError {
+        let frameText = frame.map { " (frame \($0))" } ?? ""
+        return TrajectoryError("\(file):\(line)\(frameText): \(message)")
+    }
 }

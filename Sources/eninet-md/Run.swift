@@ -1,6 +1,191 @@
 import ArgumentParser
+import Foundation
+import Geometry
+import Potentials
+import Dynamics
+import Trajectory
+import Deck
+
+/// Options shared by commands that read a deck.
+struct DeckOptions: ParsableArguments {
+    @Argument(help: "Input deck: TOML (see Docs/deck.md) or an AMBER-style mdin file with &cntrl.")
+    var deck: String
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a deck key, e.g. --set dynamics.seed=7 (repeatable).", valueName: "key=value"))
+    var assignments: [String] = []
+
+    func load(extra: [DeckOverride] = []) throws -> DeckSettings {
+        var overrides = extra
+        for a in assignments { overrides.append(try DeckOverride(assignment: a, source: "--set \(a)")) }
+        let settings = try DeckLoader.load(path: deck, overrides: overrides)
+        for warning in settings.warnings { printError(warning) }
+        return settings
+    }
+}
+
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+/// A run ended early on request; the files needed to continue it are written.
+struct RunStopped: Error, CustomStringConvertible {
+    let signal: String, step: Int, restartPath: String?
+    var description: String {
+        "stopped by \(signal) after step \(step)" + (restartPath.map { "; continue with --restart \($0)" } ?? "; no restart file was configured (output.restart)")
+    }
+}
 
 struct Run: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run molecular dynamics from an input deck.")
-    func run() throws { throw NotImplemented(what: "run") }
+    static let configuration = CommandConfiguration(
+        abstract: "Run molecular dynamics from an input deck.",
+        discussion: """
+        Writes the thermodynamic log, an AMBER NetCDF trajectory and restart files as the deck's
+        [output] table asks. SIGINT or SIGTERM stop the run at the end of the current step,
+        write the last frame and a restart, and exit non-zero. With --restart the run continues
+        bit for bit from a restart file up to the deck's total number of steps.
+        """)
+
+    @OptionGroup var deckOptions: DeckOptions
+
+    @Option(help: "Continue from this restart file (written by eninet-md) instead of the deck's structure.")
+    var restart: String?
+
+    @Option(help: "Total number of steps (overrides dynamics.steps).")
+    var steps: Int?
+
+    @Flag(help: "Print no thermodynamic lines on standard output.")
+    var quiet = false
+
+    func run() throws {
+        var extra: [DeckOverride] = []
+        if let steps { extra.append(DeckOverride(key: "dynamics.steps", value: String(steps), source: "--steps")) }
+        let settings = try deckOptions.load(extra: extra)
+        guard settings.task == .dynamics else {
+            throw InputError("\(settings.deckPath): this deck asks for a minimisation; use `eninet-md minimize`")
+        }
+        try settings.output.createParentDirectories()
+
+        let structure = try RunSetup.structure(settings)
+        let potential = try RunSetup.potential(settings.potential)
+        let integrator = try RunSetup.integrator(settings.dynamics, atomCount: structure.count)
+        let simulation: Simulation
+        if let restart {
+            let saved = try AmberRestart.read(path: restart, expectedAtomCount: structure.count)
+            let checkpoint = try RunSetup.restoredCheckpoint(saved, structure: structure, path: restart)
+            simulation = try Simulation(restoring: checkpoint, integrator: integrator, potential: potential)
+        } else {
+            simulation = try Simulation(state: try RunSetup.initialState(structure, settings.dynamics),
+                                        integrator: integrator, potential: potential)
+        }
+        let startStep = simulation.state.step
+        let output = settings.output
+
+        if !quiet {
+            for line in settings.summaryLines { print("# " + line) }
+            if settings.dynamics.seedFromClock { print("# seed drawn from the clock: \(settings.dynamics.seed)") }
+            if let restart { print("# continuing from \(restart) at step \(startStep)") }
+        }
+
+        var trajectory: TrajectoryReporter? = nil
+        if let path = output.trajectoryPath, output.trajectoryEvery > 0 {
+            let writer: AmberTrajectoryWriter
+            if restart != nil, FileManager.default.fileExists(atPath: path) {
+                // Frames after the restart point belong to the abandoned continuation.
+                writer = try AmberTrajectoryWriter(appendingTo: path, keepingFrames: startStep / output.trajectoryEvery + 1)
+            } else {
+                writer = try AmberTrajectoryWriter(
+                    path: path, atomCount: structure.count, velocities: output.velocitiesEvery > 0, forces: output.forcesEvery > 0,
+                    periodic: structure.cell?.pbc.any ?? false,
+                    extras: [.potentialEnergy, .kineticEnergy, .temperature], title: settings.title)
+            }
+            let reporter = TrajectoryReporter(writer: writer, stride: output.trajectoryEvery)
+            trajectory = reporter
+            simulation.addReporter(reporter)
+        }
+        var restartWriter: RestartReporter? = nil
+        if let path = output.restartPath {
+            let reporter = RestartReporter(path: path, stride: output.restartEvery, title: settings.title)
+            restartWriter = reporter
+            simulation.addReporter(reporter)
+        }
+        var logFile: LogFile? = nil
+        if let path = output.logPath, output.logEvery > 0 {
+            let file = try LogFile(path: path, append: restart != nil)
+            logFile = file
+            simulation.addReporter(ThermoLogReporter(stride: output.logEvery, format: .csv, write: { try file.write($0) }))
+        }
+        if !quiet && output.logEvery > 0 {
+            simulation.addReporter(ThermoLogReporter(stride: output.logEvery, format: .columns, write: { print($0.hasSuffix("\n") ? String($0.dropLast()) : $0) }))
+        }
+        simulation.addReporter(ProgressReporter())
+
+        StopSignal.shared.install()
+        simulation.stopRequested = { StopSignal.shared.requested }
+
+        let remaining = max(0, settings.dynamics.steps - startStep)
+        let outcome: RunOutcome
+        do {
+            outcome = try simulation.run(steps: remaining)
+        } catch let error as DynamicsError {
+            // The simulation still holds the last good step: keep it for the user.
+            try? trajectory?.write(simulation)
+            try? trajectory?.close()
+            throw InputError("\(error)" + (trajectory != nil ? "; the last good frame (step \(simulation.state.step)) is in the trajectory" : ""))
+        }
+        try trajectory?.write(simulation)
+        try trajectory?.close()
+        try restartWriter?.write(simulation)
+        _ = logFile
+        if let path = output.finalStructurePath {
+            let s = simulation.state
+            var final = structure
+            final.positions = s.positions
+            final.velocities = s.velocities
+            final.cell = s.cell
+            final.forces = simulation.forces.forces
+            final.info = ["energy": [simulation.forces.energy]]
+            try StructureFile.write([final], to: path)
+        }
+        if case .stopped(let step) = outcome {
+            throw RunStopped(signal: StopSignal.shared.signal.map(StopSignal.name) ?? "request", step: step,
+                             restartPath: output.restartPath)
+        }
+    }
+}
+
+struct Minimize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Minimise the energy of the deck's structure with FIRE.",
+        discussion: "Stops when the largest force is below minimize.fmax_eV_per_A or after minimize.max_steps; writes output.final_structure.")
+
+    @OptionGroup var deckOptions: DeckOptions
+
+    func run() throws {
+        let settings = try deckOptions.load()
+        try settings.output.createParentDirectories()
+        let structure = try RunSetup.structure(settings)
+        let potential = try RunSetup.potential(settings.potential)
+        var state = try MDState(positions: structure.positions, velocities: nil, masses: try RunSetup.masses(structure),
+                                cell: structure.cell, atomicNumbers: structure.atomicNumbers)
+        let every = max(1, settings.output.logEvery)
+        let result = try FIRE().minimize(&state, potential: potential, forceTolerance: settings.minimize.fmaxEVPerA,
+                                         maxSteps: settings.minimize.maxSteps) { step, forces in
+            if step % every == 0 {
+                let fmax = forces.forces.map(norm).max() ?? 0
+                print(String(format: "%8d  E = %.10f eV  fmax = %.3e eV/Å", step, forces.energy, fmax))
+            }
+        }
+        print(String(format: "%@ after %d steps: E = %.10f eV, fmax = %.3e eV/Å",
+                     result.converged ? "converged" : "not converged", result.steps, result.energy, result.maxForce))
+        if let path = settings.output.finalStructurePath {
+            var final = structure
+            final.positions = state.positions
+            final.velocities = nil
+            final.info = ["energy": [result.energy]]
+            try StructureFile.write([final], to: path)
+        }
+        if !result.converged {
+            throw InputError("minimisation did not reach fmax ≤ \(settings.minimize.fmaxEVPerA) eV/Å within \(settings.minimize.maxSteps) steps (fmax = \(result.maxForce) eV/Å)")
+        }
+    }
 }

@@ -1,1 +1,0 @@
-// Module Analysis: see ../shared/docs/design.md.

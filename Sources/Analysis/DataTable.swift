@@ -1,0 +1,80 @@
+import Foundation
+
+/// Named columns of numbers with units: what every analysis writes as CSV and plots as SVG.
+public struct DataTable: Sendable {
+    public struct Column: Sendable {
+        public var name: String
+        /// Unit as written in the header (`cm-1`, `A`, `fs`, `per_cm-1`, `1` for dimensionless).
+        public var unit: String
+        public var values: [Double]
+        public init(name: String, unit: String, values: [Double]) {
+            self.name = name
+            self.unit = unit
+            self.values = values
+        }
+        /// The header cell: `name_unit`, e.g. `frequency_cm-1`.
+        public var header: String { unit.isEmpty ? name : "\(name)_\(unit)" }
+    }
+
+    public var columns: [Column]
+    public init(columns: [Column]) { self.columns = columns }
+
+    /// CSV text: one header row of `name_unit` cells, then one row per point, numbers with 12
+    /// significant digits (enough for 1e-9 relative comparisons after a round trip).
+    public func csv() -> String {
+        var out = columns.map(\.header).joined(separator: ",") + "\n"
+        let rows = columns.map(\.values.count).max() ?? 0
+        for r in 0..<rows {
+            var cells: [String] = []
+            cells.reserveCapacity(columns.count)
+            for c in columns {
+                cells.append(r < c.values.count ? DataTable.format(c.values[r]) : "")
+            }
+            out += cells.joined(separator: ",") + "\n"
+        }
+        return out
+    }
+
+    static func format(_ v: Double) -> String {
+        if v == 0 { return "0" }
+        if !v.isFinite { return v.isNaN ? "nan" : (v > 0 ? "inf" : "-inf") }
+        return String(format: "%.12g", v)
+    }
+}
+
+/// Writes a file completely or not at all: the text goes to a temporary name in the same
+/// directory, which is then renamed over the target.
+public enum AtomicFile {
+    /// Throws unless `path`'s directory exists and is writable, so that a long analysis does
+    /// not fail only at the end.
+    public static func checkWritable(_ path: String) throws {
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw AnalysisError("cannot write \(path): directory \(dir) does not exist")
+        }
+        guard FileManager.default.isWritableFile(atPath: dir) else {
+            throw AnalysisError("cannot write \(path): directory \(dir) is not writable")
+        }
+    }
+
+    public static func write(_ text: String, to path: String) throws {
+        try checkWritable(path)
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent()
+        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+        do {
+            try text.write(to: tmp, atomically: false, encoding: .utf8)
+            // rename(2) replaces an existing target atomically.
+            guard rename(tmp.path, url.path) == 0 else {
+                throw AnalysisError("cannot rename \(tmp.path) to \(path): \(String(cString: strerror(errno)))")
+            }
+        } catch let e as AnalysisError {
+            try? FileManager.default.removeItem(at: tmp)
+            throw e
+        } catch {
+            try? FileManager.default.removeItem(at: tmp)
+            throw AnalysisError("cannot write \(path): \(error.localizedDescription)")
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// Module Deck: see ../shared/docs/design.md.

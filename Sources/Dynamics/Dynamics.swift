@@ -1,1 +1,0 @@
-// Module Dynamics: see ../shared/docs/design.md.

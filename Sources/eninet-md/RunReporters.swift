@@ -1,0 +1,98 @@
+import Foundation
+import Geometry
+import Dynamics
+import Trajectory
+
+/// Writes frames of a running simulation to an AMBER NetCDF trajectory.
+final class TrajectoryReporter: Reporter {
+    let stride: Int
+    let writer: AmberTrajectoryWriter
+    private(set) var lastWrittenStep: Int?
+
+    init(writer: AmberTrajectoryWriter, stride: Int) {
+        self.writer = writer
+        self.stride = stride
+    }
+
+    func report(_ simulation: Simulation) throws {
+        try write(simulation)
+    }
+
+    /// Writes the current state unless it is already the last frame (a run stopped on a
+    /// reporting step).
+    func write(_ simulation: Simulation) throws {
+        let state = simulation.state
+        guard lastWrittenStep != state.step else { return }
+        let thermo = simulation.thermo
+        let frame = Frame(time: state.time, positions: state.positions,
+                          velocities: writer.hasVelocities ? state.velocities : nil,
+                          forces: writer.hasForces ? simulation.forces.forces : nil,
+                          cell: writer.isPeriodic ? state.cell : nil,
+                          extras: ["potential_energy": [thermo.potentialEnergy], "kinetic_energy": [thermo.kineticEnergy],
+                                   "temperature": [thermo.temperature]])
+        try writer.write(frame)
+        lastWrittenStep = state.step
+    }
+
+    func close() throws { try writer.close() }
+}
+
+/// Writes restart files that continue the run bit for bit.
+final class RestartReporter: Reporter {
+    let stride: Int
+    let path: String
+    let title: String
+    private(set) var lastWrittenStep: Int?
+
+    init(path: String, stride: Int, title: String) {
+        self.path = path
+        self.stride = stride
+        self.title = title
+    }
+
+    func report(_ simulation: Simulation) throws {
+        // Step 0 needs no restart: the deck itself restarts it.
+        if simulation.state.step > 0 { try write(simulation) }
+    }
+
+    func write(_ simulation: Simulation) throws {
+        guard lastWrittenStep != simulation.state.step else { return }
+        let checkpoint = try simulation.checkpoint()
+        let s = checkpoint.state
+        try AmberRestart(time: s.time, positions: s.positions, velocities: s.velocities, cell: s.cell,
+                         step: s.step, state: RestartStateKeys.encode(checkpoint.integrator), title: title).write(to: path)
+        lastWrittenStep = s.step
+    }
+}
+
+/// Appends lines to a text file, flushing each so that a killed run keeps its log.
+final class LogFile {
+    private let handle: FileHandle
+
+    init(path: String, append: Bool) throws {
+        let fm = FileManager.default
+        if !append || !fm.fileExists(atPath: path) {
+            guard fm.createFile(atPath: path, contents: nil) else { throw InputError("\(path): cannot create the log file") }
+        }
+        guard let h = FileHandle(forWritingAtPath: path) else { throw InputError("\(path): cannot open the log file") }
+        handle = h
+        if append { handle.seekToEndOfFile() }
+    }
+
+    func write(_ line: String) throws {
+        try handle.write(contentsOf: Data((line.hasSuffix("\n") ? line : line + "\n").utf8))
+    }
+
+    deinit { try? handle.close() }
+}
+
+/// Integrator state keys (`rng.s0`) as restart attribute names, which allow only letters,
+/// digits and '_': '.' becomes "__", and back.
+enum RestartStateKeys {
+    static func encode(_ state: [String: String]) -> [String: String] {
+        Dictionary(uniqueKeysWithValues: state.map { ($0.key.replacingOccurrences(of: ".", with: "__"), $0.value) })
+    }
+    static func decode(_ state: [String: String]) -> [String: String] {
+        Dictionary(uniqueKeysWithValues: state.map { ($0.key.replacingOccurrences(of: "__", with: "."), $0.value) })
+    }
+}

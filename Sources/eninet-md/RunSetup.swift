@@ -1,0 +1,153 @@
+import Foundation
+import Geometry
+import Potentials
+import Dynamics
+import Trajectory
+import Deck
+
+/// An error the CLI reports about a user's input files, in one line.
+struct InputError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Turns validated deck settings into the objects a run needs: the structure, the
+/// potential, the integrator and the initial state. The deck describes; this builds.
+enum RunSetup {
+    /// Reads the deck's structure (first frame) and builds the requested supercell.
+    static func structure(_ settings: DeckSettings) throws -> Structure {
+        var structure = try StructureFile.readFirst(path: settings.system.structurePath)
+        let r = settings.system.replicate
+        if r != SIMD3(1, 1, 1) {
+            structure = try replicate(structure, r, path: settings.system.structurePath)
+        }
+        if let maxIndex = settings.potential.maxAtomIndex, maxIndex >= structure.count {
+            throw InputError("\(settings.deckPath): potential refers to atom \(maxIndex) (0-based) but \(settings.system.structurePath) has \(structure.count) atoms")
+        }
+        return structure
+    }
+
+    /// The supercell of `structure` repeated `counts` times along the cell vectors.
+    static func replicate(_ structure: Structure, _ counts: SIMD3<Int>, path: String) throws -> Structure {
+        guard let cell = structure.cell else {
+            throw InputError("\(path): system.replicate needs a cell, and this structure has none")
+        }
+        var out = structure
+        out.positions = []
+        out.symbols = []
+        out.atomicNumbers = []
+        out.velocities = structure.velocities.map { _ in [] }
+        out.masses = structure.masses.map { _ in [] }
+        out.forces = nil
+        out.info = [:]
+        for a in 0..<counts.x { for b in 0..<counts.y { for c in 0..<counts.z {
+            let shift = cell.shiftVector(SIMD3<Int32>(Int32(a), Int32(b), Int32(c)))
+            out.positions += structure.positions.map { $0 + shift }
+            out.symbols += structure.symbols
+            out.atomicNumbers += structure.atomicNumbers
+            if let v = structure.velocities { out.velocities? += v }
+            if let m = structure.masses { out.masses? += m }
+        } } }
+        let m = cell.matrix
+        out.cell = try Cell(matrix: Mat3(Double(counts.x) * m.rows.0, Double(counts.y) * m.rows.1, Double(counts.z) * m.rows.2),
+                            pbc: cell.pbc)
+        return out
+    }
+
+    static func pairCutoff(_ truncation: Truncation) -> PairCutoff {
+        switch truncation {
+        case .shift: return .shifted
+        case .none: return .truncated
+        case .switched(let start): return .switched(onset: start)
+        }
+    }
+
+    /// The potential the deck asks for. Harmonic indices were checked against the atom count
+    /// by `structure(_:)`.
+    static func potential(_ settings: PotentialSettings) throws -> any Potential {
+        switch settings {
+        case .lennardJones(let lj):
+            return try LennardJones(sigma: lj.sigmaA, epsilon: lj.epsilonEV, cutoff: lj.cutoffA,
+                                    scheme: pairCutoff(lj.truncation), skin: lj.skinA)
+        case .morse(let m):
+            return try Morse(depth: m.depthEV, alpha: m.alphaPerA, equilibriumDistance: m.r0A, cutoff: m.cutoffA,
+                             scheme: pairCutoff(m.truncation), skin: m.skinA)
+        case .harmonic(let h):
+            var terms: [any Potential] = []
+            if !h.bonds.isEmpty {
+                terms.append(try HarmonicBonds(bonds: h.bonds.map {
+                    HarmonicBonds.Bond($0.i, $0.j, springConstant: $0.kEVPerA2, restLength: $0.r0A)
+                }))
+            }
+            if !h.restraints.isEmpty {
+                terms.append(try HarmonicRestraint(tethers: h.restraints.map {
+                    HarmonicRestraint.Tether(atom: $0.atom, anchor: $0.anchorA, springConstant: $0.kEVPerA2)
+                }))
+            }
+            return terms.count == 1 ? terms[0] : PotentialSum(terms)
+        case .eninet(let e):
+            return try eninetPotential(e)
+        case .sum(let terms):
+            return PotentialSum(try terms.map(potential))
+        }
+    }
+
+    static func integrator(_ d: DynamicsSettings, atomCount: Int) throws -> any Integrator {
+        switch d.integrator {
+        case .verlet:
+            return try VelocityVerlet(timestep: d.timestepFs)
+        case .langevin:
+            return try LangevinBAOAB(timestep: d.timestepFs, temperature: d.temperatureK ?? 0,
+                                     friction: d.integrator.frictionPerFs ?? 0, seed: d.seed)
+        case .bussi(let tau):
+            return try BussiThermostat(timestep: d.timestepFs, temperature: d.temperatureK ?? 0,
+                                       relaxationTime: tau, seed: d.seed)
+        }
+    }
+
+    /// Masses from the structure file when it has them, otherwise the standard masses.
+    static func masses(_ structure: Structure) throws -> [Double] {
+        if let m = structure.masses { return m }
+        return try structure.atomicNumbers.enumerated().map { i, z in
+            guard let m = Elements.mass(of: z), m > 0 else {
+                throw InputError("atom \(i) (\(structure.symbols[i])) has no standard mass")
+            }
+            return m
+        }
+    }
+
+    /// The starting state of a fresh run: Maxwell–Boltzmann velocities from the seed when the
+    /// deck sets an initial temperature, else velocities from the structure file, else zero.
+    static func initialState(_ structure: Structure, _ d: DynamicsSettings) throws -> MDState {
+        let masses = try masses(structure)
+        var velocities = structure.velocities
+        if let t0 = d.initialTemperatureK {
+            // A stream of its own, so that the thermostat's stream starts from the bare seed.
+            var random = RandomStream(seed: d.seed ^ 0x5EED_0F_7E10C171)
+            velocities = InitialVelocities.maxwellBoltzmann(masses: masses, temperature: t0, random: &random,
+                                                            removeDrift: d.removeCenterOfMassMotion)
+        } else if d.removeCenterOfMassMotion, var v = velocities {
+            let totalMass = masses.reduce(0, +)
+            var momentum = Vec3.zero
+            for i in v.indices { momentum += masses[i] * v[i] }
+            let drift = momentum / totalMass
+            for i in v.indices { v[i] -= drift }
+            velocities = v
+        }
+        return try MDState(positions: structure.positions, velocities: velocities, masses: masses,
+                           cell: structure.cell, atomicNumbers: structure.atomicNumbers)
+    }
+
+    /// The state saved in a restart file, with masses and elements from the deck's structure.
+    static func restoredCheckpoint(_ restart: AmberRestart, structure: Structure, path: String) throws -> Checkpoint {
+        guard restart.positions.count == structure.count else {
+            throw InputError("\(path): restart has \(restart.positions.count) atoms but the deck's structure has \(structure.count)")
+        }
+        guard let step = restart.step else {
+            throw InputError("\(path): restart has no step counter (not written by eninet-md); an exact continuation needs one")
+        }
+        let state = try MDState(positions: restart.positions, velocities: restart.velocities, masses: try masses(structure),
+                                cell: restart.cell, atomicNumbers: structure.atomicNumbers, time: restart.time, step: step)
+        return Checkpoint(state: state, integrator: RestartStateKeys.decode(restart.state))
+    }
+}

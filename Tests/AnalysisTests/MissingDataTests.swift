@@ -1,0 +1,123 @@
+import XCTest
+import Geometry
+import Trajectory
+@testable import Analysis
+
+/// Asking for what a trajectory cannot give fails with a message naming what is missing.
+final class MissingDataTests: XCTestCase {
+    var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("analysis-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// A diatomic vibrating at 2000 cm⁻¹, written as an AMBER NetCDF trajectory with positions
+    /// only (no velocities, no dipole), frames 2 fs apart (Nyquist 8339 cm⁻¹).
+    func writePositionsOnlyTrajectory() throws -> String {
+        let path = directory.appendingPathComponent("positions-only.nc").path
+        let writer = try AmberTrajectoryWriter(path: path, atomCount: 2)
+        let w = 2 * Double.pi * SpectralUnits.speedOfLight * 2000
+        for t in 0..<600 {
+            let x = 0.05 * cos(w * Double(t) * 2)
+            try writer.write(time: Double(t) * 2, positions: [Vec3(-0.6 - x, 0, 0), Vec3(0.6 + x, 0, 0)])
+        }
+        try writer.close()
+        return path
+    }
+
+    func testVDOSWithoutVelocitiesSaysSoAndFiniteDifferencesWork() throws {
+        let path = try writePositionsOnlyTrajectory()
+        let data = try TrajectoryFile.load(path: path, request: LoadRequest(positions: true, velocities: true, dipoles: true))
+        XCTAssertNil(data.velocities)
+        let dt = try data.frameSpacing()
+        XCTAssertEqual(dt, 2, accuracy: 1e-4)
+        XCTAssertThrowsError(try data.velocitySeries(fromPositions: false, frameSpacing: dt)) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("no velocities"), message)
+            XCTAssertTrue(message.contains("--from-positions"), message)
+            XCTAssertTrue(message.contains(path), message)
+        }
+        // With --from-positions the VDOS peaks at the vibration (central differences lower a
+        // frequency ν to sin(2πνΔt)/(2πΔt) in amplitude, not in position).
+        let (v, frames) = try data.velocitySeries(fromPositions: true, frameSpacing: dt)
+        XCTAssertEqual(frames, 598)
+        let s = try VibrationalDensityOfStates.compute(velocities: v, atomCount: 2, frameSpacing: dt, masses: [12, 12],
+                                                       symbols: ["C", "C"], options: .init(spectral: SpectralOptions(maxLag: 200)))
+            .spectrum
+        XCTAssertEqual(s.peak(of: "vdos_total", in: 100...8000) ?? 0, 2000, accuracy: s.resolution)
+    }
+
+    func testIRWithoutDipolesSaysSo() throws {
+        let path = try writePositionsOnlyTrajectory()
+        let data = try TrajectoryFile.load(path: path, request: LoadRequest(dipoles: true))
+        XCTAssertThrowsError(try data.dipoleSeries()) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("no dipole"), message)
+            XCTAssertTrue(message.contains("eninet-md dipoles"), message)
+        }
+        // A quantum correction without a temperature is refused too.
+        let dipoles: [Double] = (0..<300).flatMap { t -> [Double] in [cos(Double(t) * 0.3), 0, 0] }
+        XCTAssertThrowsError(try InfraredSpectrum.compute(dipoles: dipoles, frameSpacing: 1,
+                                                          options: .init(spectral: SpectralOptions(maxLag: 50), correction: .schofield))) {
+            XCTAssertTrue("\($0)".contains("--temperature-K"), "\($0)")
+        }
+    }
+
+    func testFrequencyAboveNyquistSaysWhatSpacingIsNeeded() throws {
+        let v = (0..<300).map { sin(Double($0) * 0.1) }   // 100 frames × 1 atom × 3
+        let options = VibrationalDensityOfStates.Options(spectral: SpectralOptions(maxLag: 40, maxFrequency: 5000))
+        // Frames 5 fs apart resolve up to 3336 cm⁻¹.
+        XCTAssertThrowsError(try VibrationalDensityOfStates.compute(velocities: v, atomCount: 1, frameSpacing: 5, masses: [1],
+                                                                    symbols: ["H"], options: options)) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("Nyquist"), message)
+            XCTAssertTrue(message.contains("3335.6"), message)
+            XCTAssertTrue(message.contains("3.34 fs apart"), message)
+        }
+        // 2 fs frames resolve 8339 cm⁻¹: accepted, and the output stops at 5000.
+        let s = try VibrationalDensityOfStates.compute(velocities: v, atomCount: 1, frameSpacing: 2, masses: [1],
+                                                       symbols: ["H"], options: options).spectrum
+        XCTAssertLessThanOrEqual(s.frequencies.last ?? 0, 5000)
+        XCTAssertGreaterThan(s.frequencies.last ?? 0, 5000 - s.spacing)
+    }
+
+    func testMaxLagAndBlocksBeyondTheTrajectoryAreRefused() throws {
+        let v = (0..<300).map { sin(Double($0) * 0.1) }
+        for (lag, blocks, fragment) in [(100, 0, "not shorter than the series"), (30, 4, "blocks of 25 frames")] {
+            let options = VibrationalDensityOfStates.Options(spectral: SpectralOptions(maxLag: lag, blocks: blocks))
+            XCTAssertThrowsError(try VibrationalDensityOfStates.compute(velocities: v, atomCount: 1, frameSpacing: 1, masses: [1],
+                                                                        symbols: ["H"], options: options)) {
+                XCTAssertTrue("\($0)".contains(fragment), "\($0)")
+            }
+        }
+    }
+
+    func testElementsAreRequiredForNetCDFAndChecked() throws {
+        let path = try writePositionsOnlyTrajectory()
+        let data = try TrajectoryFile.load(path: path, request: LoadRequest(positions: true))
+        XCTAssertThrowsError(try data.resolveSymbols(elements: nil, topology: nil)) {
+            XCTAssertTrue("\($0)".contains("--topology"), "\($0)")
+            XCTAssertTrue("\($0)".contains("--elements"), "\($0)")
+        }
+        XCTAssertThrowsError(try data.resolveSymbols(elements: ["C"], topology: nil)) {
+            XCTAssertTrue("\($0)".contains("lists 1 atoms"), "\($0)")
+        }
+        XCTAssertEqual(try data.resolveSymbols(elements: try parseElementList("C*2"), topology: nil), ["C", "C"])
+        XCTAssertEqual(try parseElementList("O*2,H, Cu*3"), ["O", "O", "H", "Cu", "Cu", "Cu"])
+        XCTAssertThrowsError(try parseElementList("C,Xx"))
+        XCTAssertThrowsError(try data.masses(symbols: ["C", "Q"])) { XCTAssertTrue("\($0)".contains("atom 1"), "\($0)") }
+    }
+
+    func testUnevenFrameTimesAreNamed() throws {
+        var data = TrajectoryData(path: "t.nc", atomCount: 1, frameCount: 4, times: [0, 1, 2, 4])
+        XCTAssertThrowsError(try data.frameSpacing()) { XCTAssertTrue("\($0)".contains("frame 3"), "\($0)") }
+        data.times = nil
+        XCTAssertThrowsError(try data.frameSpacing()) { XCTAssertTrue("\($0)".contains("--frame-dt-fs"), "\($0)") }
+        XCTAssertEqual(try data.frameSpacing(override: 0.5), 0.5)
+    }
+}

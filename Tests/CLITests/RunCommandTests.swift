@@ -1,0 +1,261 @@
+import Foundation
+import XCTest
+import Geometry
+import Trajectory
+
+/// A scratch directory holding the argon structure and a deck written by the test.
+struct RunDirectory {
+    let url: URL
+
+    init(deck: String) throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: CLI.repositoryRoot.appendingPathComponent("Examples/argon/argon108.extxyz"),
+                                         to: url.appendingPathComponent("argon108.extxyz"))
+        try deck.write(to: url.appendingPathComponent("deck.toml"), atomically: true, encoding: .utf8)
+    }
+
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+    func remove() { try? FileManager.default.removeItem(at: url) }
+}
+
+/// A deck for 108 Ar atoms with the given dynamics table.
+func argonDeck(dynamics: String, output: String) -> String {
+    """
+    title = "argon test"
+    [system]
+    structure = "argon108.extxyz"
+    [potential]
+    type = "lj"
+    epsilon_eV = 0.0104
+    sigma_A = 3.4
+    cutoff_A = 8.5
+    skin_A = 0.5
+    [dynamics]
+    \(dynamics)
+    [output]
+    \(output)
+    """
+}
+
+final class ExactRestartTests: XCTestCase {
+    /// Issue 3, point 3: N steps in one go, and N/2 steps then a continuation from the
+    /// restart, end in bitwise-identical positions and velocities (and trajectories).
+    func checkExactContinuation(dynamics: String) throws {
+        let output = """
+        log_every = 0
+        trajectory = "out/t.nc"
+        trajectory_every = 25
+        velocities_every = 25
+        restart = "out/r.ncrst"
+        restart_every = 200
+        """
+        let dir = try RunDirectory(deck: argonDeck(dynamics: dynamics, output: output))
+        defer { dir.remove() }
+        let deck = dir.path("deck.toml")
+
+        var result = try CLI.run(["run", deck, "--quiet"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let full = try AmberRestart.read(path: dir.path("out/r.ncrst"))
+        let fullTrajectory = try Data(contentsOf: URL(fileURLWithPath: dir.path("out/t.nc")))
+
+        try FileManager.default.removeItem(atPath: dir.path("out"))
+        result = try CLI.run(["run", deck, "--quiet", "--steps", "200"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        try FileManager.default.copyItem(atPath: dir.path("out/r.ncrst"), toPath: dir.path("half.ncrst"))
+        XCTAssertEqual(try AmberRestart.read(path: dir.path("half.ncrst")).step, 200)
+        result = try CLI.run(["run", deck, "--quiet", "--restart", dir.path("half.ncrst")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let continued = try AmberRestart.read(path: dir.path("out/r.ncrst"))
+
+        XCTAssertEqual(full.step, 400)
+        XCTAssertEqual(continued.step, 400)
+        XCTAssertEqual(full.time, continued.time)
+        XCTAssertEqual(full.positions, continued.positions, "positions differ after the continuation")
+        XCTAssertEqual(full.velocities, continued.velocities, "velocities differ after the continuation")
+        XCTAssertEqual(full.state, continued.state, "random generator or thermostat state differ")
+        // The continuation kept frames up to step 200 and appended the rest.
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("out/t.nc"))), fullTrajectory)
+        // The run really moved: a trivially identical pair of runs would prove nothing.
+        let start = try StructureFile.readFirst(path: dir.path("argon108.extxyz"))
+        XCTAssertGreaterThan(zip(full.positions, start.positions).map { norm($0 - $1) }.max() ?? 0, 0.05)
+    }
+
+    func testLangevinContinuesBitForBit() throws {
+        try checkExactContinuation(dynamics: """
+        integrator = "langevin"
+        timestep_fs = 2.0
+        steps = 400
+        temperature_K = 150.0
+        friction_per_ps = 5.0
+        initial_temperature_K = 120
+        seed = 11
+        """)
+    }
+
+    func testBussiContinuesBitForBit() throws {
+        try checkExactContinuation(dynamics: """
+        integrator = "bussi"
+        timestep_fs = 2.0
+        steps = 400
+        temperature_K = 150.0
+        tau_fs = 100
+        initial_temperature_K = 120
+        seed = 12
+        """)
+    }
+}
+
+final class InterruptedRunTests: XCTestCase {
+    let longRun = """
+    integrator = "langevin"
+    timestep_fs = 2.0
+    steps = 100000000
+    temperature_K = 120.0
+    friction_per_ps = 1.0
+    initial_temperature_K = 120
+    seed = 5
+    """
+    let output = """
+    log_every = 0
+    trajectory = "out/t.nc"
+    trajectory_every = 20
+    velocities_every = 20
+    restart = "out/r.ncrst"
+    restart_every = 100000
+    """
+
+    func waitForFrames(_ path: String, atLeast frames: Int, process: Process) throws {
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && process.isRunning {
+            if let reader = try? AmberTrajectoryReader(path: path), reader.frameCount >= frames { return }
+            usleep(20_000)
+        }
+        XCTFail("the run wrote fewer than \(frames) frames within 60 s")
+    }
+
+    /// Issue 3, point 4: SIGKILL leaves a trajectory that opens with every frame written so
+    /// far, equal to the same frames of an uninterrupted run.
+    func testSigkillLeavesReadableTrajectory() throws {
+        let dir = try RunDirectory(deck: argonDeck(dynamics: longRun, output: output))
+        defer { dir.remove() }
+        let process = try CLI.start(["run", dir.path("deck.toml"), "--quiet"])
+        try waitForFrames(dir.path("out/t.nc"), atLeast: 5, process: process)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationReason, .uncaughtSignal)
+
+        let killed = try AmberTrajectoryReader(path: dir.path("out/t.nc"))
+        let frames = killed.frameCount
+        XCTAssertGreaterThanOrEqual(frames, 5)
+        // The same run, stopped cleanly after those frames, must agree frame by frame.
+        try FileManager.default.moveItem(atPath: dir.path("out/t.nc"), toPath: dir.path("killed.nc"))
+        let result = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--steps", String((frames - 1) * 20)])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let reference = try AmberTrajectoryReader(path: dir.path("out/t.nc"))
+        let reread = try AmberTrajectoryReader(path: dir.path("killed.nc"))
+        XCTAssertEqual(reference.frameCount, frames)
+        for i in 0..<frames {
+            let a = try reread.frame(i), b = try reference.frame(i)
+            XCTAssertEqual(a.positions, b.positions, "frame \(i)")
+            XCTAssertEqual(a.velocities, b.velocities, "frame \(i)")
+        }
+    }
+
+    /// SIGTERM stops at the end of a step with a non-zero exit and a restart that continues.
+    func testSigtermWritesRestartThatContinues() throws {
+        let dir = try RunDirectory(deck: argonDeck(dynamics: longRun, output: output))
+        defer { dir.remove() }
+        let errURL = dir.url.appendingPathComponent("stderr")
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let err = try FileHandle(forWritingTo: errURL)
+        let process = try CLI.start(["run", dir.path("deck.toml"), "--quiet"], stderr: err)
+        try waitForFrames(dir.path("out/t.nc"), atLeast: 3, process: process)
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        try err.close()
+        XCTAssertEqual(process.terminationReason, .exit, "the run must exit, not die of the signal")
+        XCTAssertNotEqual(process.terminationStatus, 0)
+        let message = try String(contentsOf: errURL, encoding: .utf8)
+        XCTAssertTrue(message.contains("SIGTERM"), message)
+
+        let restart = try AmberRestart.read(path: dir.path("out/r.ncrst"))
+        let stoppedAt = try XCTUnwrap(restart.step)
+        XCTAssertGreaterThan(stoppedAt, 0)
+        let trajectory = try AmberTrajectoryReader(path: dir.path("out/t.nc"))
+        let last = try trajectory.frame(trajectory.frameCount - 1)
+        XCTAssertEqual(last.positions, restart.positions.map { Vec3(Double(Float($0.x)), Double(Float($0.y)), Double(Float($0.z))) },
+                       "the trajectory's last frame is the stopped state")
+
+        let result = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--restart", dir.path("out/r.ncrst"),
+                                  "--steps", String(stoppedAt + 50)])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(try AmberRestart.read(path: dir.path("out/r.ncrst")).step, stoppedAt + 50)
+    }
+}
+
+final class DeckErrorTests: XCTestCase {
+    /// Issue 2, point 6: every broken deck of the corpus gives a one-line error naming the
+    /// problem and a non-zero exit through the real binary; never a crash.
+    func testBadDeckCorpusThroughTheCLI() throws {
+        let corpus = CLI.repositoryRoot.appendingPathComponent("Tests/DeckTests/Fixtures/bad")
+        let manifest = try String(contentsOf: corpus.appendingPathComponent("expected.tsv"), encoding: .utf8)
+        var checked = 0
+        for line in manifest.split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: "\t", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { continue }
+            let result = try CLI.run(["run", corpus.appendingPathComponent(parts[0]).path, "--quiet"], timeout: 30)
+            XCTAssertFalse(result.terminatedBySignal, "\(parts[0]) crashed")
+            XCTAssertNotEqual(result.status, 0, "\(parts[0]) was accepted")
+            let lines = result.stderr.split(separator: "\n").filter { !$0.contains("warning:") }
+            XCTAssertEqual(lines.count, 1, "\(parts[0]): expected a one-line error, got:\n\(result.stderr)")
+            XCTAssertTrue(result.stderr.contains(parts[1]), "\(parts[0]): error does not contain '\(parts[1])':\n\(result.stderr)")
+            checked += 1
+        }
+        XCTAssertGreaterThanOrEqual(checked, 30)
+    }
+
+    func testMissingDeckAndBadRestartAreOneLineErrors() throws {
+        var result = try CLI.run(["run", "/nonexistent/deck.toml"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("/nonexistent/deck.toml"), result.stderr)
+
+        let dir = try RunDirectory(deck: argonDeck(dynamics: "integrator = \"verlet\"\ntimestep_fs = 1.0\nsteps = 10", output: "log_every = 0"))
+        defer { dir.remove() }
+        try "not a netcdf file".write(toFile: dir.path("bad.ncrst"), atomically: true, encoding: .utf8)
+        result = try CLI.run(["run", dir.path("deck.toml"), "--restart", dir.path("bad.ncrst")])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertFalse(result.terminatedBySignal)
+        XCTAssertTrue(result.stderr.contains("bad.ncrst"), result.stderr)
+    }
+}
+
+final class ExampleDeckTests: XCTestCase {
+    /// Issue 2, point 7: the README's example deck runs and conserves energy.
+    func testArgonExampleRunsAndConservesEnergy() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("example-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let deck = CLI.repositoryRoot.appendingPathComponent("Examples/argon/argon-lj.toml").path
+        let result = try CLI.run(["run", deck, "--steps", "1000",
+                                  "--set", "output.log=\"\(dir.path)/log.csv\"",
+                                  "--set", "output.trajectory=\"\(dir.path)/t.nc\"",
+                                  "--set", "output.restart=\"\(dir.path)/r.ncrst\"",
+                                  "--set", "output.final_structure=\"\(dir.path)/final.extxyz\""])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let trajectory = try AmberTrajectoryReader(path: dir.appendingPathComponent("t.nc").path)
+        XCTAssertEqual(trajectory.frameCount, 21)
+        XCTAssertTrue(trajectory.hasVelocities && trajectory.hasCell)
+        // NVE: total energy from the log's first and last rows agrees to 1e-4 eV (108 atoms, 2 ps).
+        let log = try String(contentsOf: dir.appendingPathComponent("log.csv"), encoding: .utf8)
+        let rows = log.split(separator: "\n").filter { $0.first?.isNumber ?? false }
+        let header = log.split(separator: "\n").first { !($0.first?.isNumber ?? true) } ?? ""
+        let column = header.split(separator: ",").firstIndex { $0.hasPrefix("total") }
+        let totals = rows.compactMap { row -> Double? in column.flatMap { Double(row.split(separator: ",")[$0]) } }
+        XCTAssertEqual(totals.count, 5, log)
+        XCTAssertLessThan(abs((totals.last ?? 0) - (totals.first ?? 1)), 1e-4)
+        let final = try StructureFile.readFirst(path: dir.appendingPathComponent("final.extxyz").path)
+        XCTAssertEqual(final.count, 108)
+        XCTAssertNotNil(final.velocities)
+    }
+}

@@ -1,0 +1,140 @@
+import XCTest
+@testable import Deck
+
+/// The AMBER mdin mapping: units (dt in ps → fs, tautp in ps → fs), ntt codes,
+/// AMBER defaults, -1 conventions and warnings for keys without meaning here.
+final class MdinTests: XCTestCase {
+    private let structure = Fixtures.path("argon108.extxyz")
+    private let good = Fixtures.path("good")
+
+    private func mdin(_ text: String, overrides: [DeckOverride] = []) throws -> DeckSettings {
+        try DeckLoader.parse(text: text, file: "test.in", baseDirectory: good, format: .mdin, overrides: overrides)
+    }
+
+    private let eninetmd = "&eninetmd structure='../argon108.extxyz', potential='lj', epsilon_eV=0.0104, sigma_A=3.4, cutoff_A=8.5 /\n"
+
+    func testLangevinDeckMapsEveryKey() throws {
+        let s = try DeckLoader.load(path: Fixtures.path("good/argon-langevin.in"))
+        XCTAssertEqual(s.format, .mdin)
+        XCTAssertEqual(s.title, "Argon 120 K Langevin, AMBER-style input")
+        XCTAssertEqual(s.task, .dynamics)
+        XCTAssertEqual(s.system, SystemSettings(structurePath: structure, replicate: SIMD3(2, 2, 2)))
+        XCTAssertEqual(s.potential, .lennardJones(LennardJonesSettings(epsilonEV: 0.0104, sigmaA: 3.4, cutoffA: 8.5, truncation: .shift, skinA: 1.0)))
+        XCTAssertEqual(s.dynamics.steps, 10000)
+        XCTAssertEqual(s.dynamics.timestepFs, 2.0, accuracy: 1e-12)   // dt = 0.002 ps
+        XCTAssertEqual(s.dynamics.integrator, .langevin(frictionPerPs: 1.0))
+        XCTAssertEqual(s.dynamics.temperatureK, 120)
+        XCTAssertEqual(s.dynamics.initialTemperatureK, 120)
+        XCTAssertEqual(s.dynamics.seed, 7)
+        XCTAssertFalse(s.dynamics.seedFromClock)
+        XCTAssertEqual(s.output.logEvery, 200)
+        XCTAssertEqual(s.output.trajectoryEvery, 50)
+        XCTAssertEqual(s.output.velocitiesEvery, 50)        // ntwv = -1 → at the ntwx stride
+        XCTAssertEqual(s.output.restartEvery, 1000)
+        XCTAssertEqual(s.output.trajectoryPath, good + "/out/argon.nc")
+        XCTAssertEqual(s.output.restartPath, good + "/out/argon.ncrst")
+        XCTAssertEqual(s.output.logPath, good + "/out/argon.log")
+        // ntb, ntc, ntf: accepted, each with a warning naming its line.
+        XCTAssertEqual(s.warnings.count, 3, "\(s.warnings)")
+        XCTAssertTrue(s.warnings.allSatisfy { $0.hasPrefix(Fixtures.path("good/argon-langevin.in") + ":6: warning:") }, "\(s.warnings)")
+    }
+
+    func testMinimisationDeckWithFortranExponentAndCaseInsensitiveKeys() throws {
+        let s = try DeckLoader.load(path: Fixtures.path("good/minimize.mdin"))
+        XCTAssertEqual(s.task, .minimize)
+        XCTAssertEqual(s.title, "")
+        XCTAssertEqual(s.minimize, MinimizeSettings(maxSteps: 250, fmaxEVPerA: 0.01))
+        XCTAssertEqual(s.potential, .morse(MorseSettings(depthEV: 0.0104, alphaPerA: 1.6, r0A: 3.8, cutoffA: 9.0, truncation: .shift, skinA: 1.0)))
+        XCTAssertEqual(s.output.logEvery, 10)
+        XCTAssertEqual(s.warnings.count, 1)
+        XCTAssertTrue(s.warnings[0].contains(":3: warning: 'TEMP0' ignored"), s.warnings[0])
+    }
+
+    func testTimestepConversionAndAmberDefaults() throws {
+        let s = try mdin("title\n&cntrl dt=0.0005 /\n" + eninetmd)
+        XCTAssertEqual(s.dynamics.timestepFs, 0.5, accuracy: 1e-12)
+        XCTAssertEqual(s.dynamics.steps, 1)                   // nstlim default
+        XCTAssertEqual(s.dynamics.integrator, .verlet)        // ntt default 0
+        XCTAssertEqual(s.output.logEvery, 50)                 // ntpr default
+        XCTAssertEqual(s.output.trajectoryEvery, 0)           // ntwx default
+        let d = try mdin("title\n&cntrl nstlim=3 /\n" + eninetmd)
+        XCTAssertEqual(d.dynamics.timestepFs, 1.0, accuracy: 1e-12)  // dt default 0.001 ps
+    }
+
+    func testBussiUsesTautpInPicoseconds() throws {
+        let s = try mdin("t\n&cntrl ntt=11, temp0=250, tautp=0.5, nstlim=10 /\n" + eninetmd)
+        XCTAssertEqual(s.dynamics.integrator, .bussi(tauFs: 500))
+        XCTAssertEqual(s.dynamics.temperatureK, 250)
+        let d = try mdin("t\n&cntrl ntt=11 /\n" + eninetmd)
+        XCTAssertEqual(d.dynamics.integrator, .bussi(tauFs: 1000))  // AMBER default tautp = 1 ps
+        XCTAssertEqual(d.dynamics.temperatureK, 300)                 // AMBER default temp0
+    }
+
+    func testSeedFromClockAndForcesAtTrajectoryStride() throws {
+        let s = try mdin("t\n&cntrl ig=-1, ntwx=10, ntwf=-1 /\n&eninetmd structure='../argon108.extxyz', potential='lj', epsilon_eV=1, sigma_A=1, cutoff_A=2.5, trajectory='t.nc' /\n")
+        XCTAssertTrue(s.dynamics.seedFromClock)
+        XCTAssertEqual(s.output.forcesEvery, 10)
+        XCTAssertEqual(s.output.velocitiesEvery, 0)
+    }
+
+    func testCommandLineSuppliesStructureAndPotential() throws {
+        let s = try mdin("t\n&cntrl nstlim=5, cut=7.0 /\n", overrides: [
+            DeckOverride(key: "system.structure", value: structure, source: "--structure"),
+            try DeckOverride(assignment: "potential.type=lj"),
+            try DeckOverride(assignment: "potential.epsilon_eV=0.01"),
+            try DeckOverride(assignment: "potential.sigma_A=3.4"),
+        ])
+        XCTAssertEqual(s.system.structurePath, structure)
+        XCTAssertEqual(s.potential, .lennardJones(LennardJonesSettings(epsilonEV: 0.01, sigmaA: 3.4, cutoffA: 7.0)))
+        XCTAssertEqual(s.dynamics.steps, 5)
+    }
+
+    func testEveryNttCodeOutsideTheSupportedSetIsRejected() {
+        for code in [1, 2, 4, 9, 10] {
+            XCTAssertThrowsError(try mdin("t\n&cntrl\n ntt=\(code) /\n" + eninetmd)) { e in
+                XCTAssertTrue("\(e)".hasPrefix("test.in:3: key 'ntt' = \(code) is not supported (supported: 0 = NVE velocity Verlet, 3 = Langevin, 11 = Bussi)"), "\(e)")
+            }
+        }
+    }
+
+    func testErrorsCiteTheAmberKeyAndItsText() {
+        XCTAssertThrowsError(try mdin("t\n&cntrl\n  nstlim=10,\n  dt=-0.002 /\n" + eninetmd)) { e in
+            XCTAssertEqual("\(e)", "test.in:4: key 'dt' (dynamics.timestep_fs) must be positive (got -0.002)")
+        }
+        XCTAssertThrowsError(try mdin("t\n&cntrl ntt=3, temp0=300 /\n" + eninetmd)) { e in
+            XCTAssertEqual("\(e)", "test.in: missing dynamics.friction_per_ps: ntt = 3 (Langevin) needs gamma_ln > 0 (ps^-1) in &cntrl")
+        }
+        XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=1,\n ntwx=100 /\n" + eninetmd)) { e in
+            XCTAssertEqual("\(e)", "test.in:3: key 'ntwx' (output.trajectory_every) = 100 needs a trajectory file (give trajectory='file.nc' in &eninetmd)")
+        }
+        XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=1 /\n")) { e in
+            XCTAssertTrue("\(e)".contains("missing system.structure"), "\(e)")
+        }
+    }
+}
+
+final class MdinCutoffAndOutputTests: XCTestCase {
+    func testCutIsDroppedWithAWarningForAnENINetModel() throws {
+        let text = "t\n&cntrl nstlim=2, cut=9.0 /\n&eninetmd structure='../argon108.extxyz', potential='eninet', model='../model.safetensors' /\n"
+        let s = try DeckLoader.parse(text: text, file: "e.in", baseDirectory: Fixtures.path("good"), format: .mdin)
+        XCTAssertEqual(s.potential, .eninet(ENINetSettings(modelPath: Fixtures.path("model.safetensors"))))
+        XCTAssertEqual(s.warnings, ["e.in:2: warning: 'cut' ignored (an ENINet model sets its own cutoff)"])
+    }
+
+    func testCutAndCutoffTogetherAreAConflict() {
+        let text = "t\n&cntrl cut=9.0 /\n&eninetmd structure='../argon108.extxyz', potential='lj',\n epsilon_eV=1, sigma_A=1, cutoff_A=2.5 /\n"
+        XCTAssertThrowsError(try DeckLoader.parse(text: text, file: "c.in", baseDirectory: Fixtures.path("good"), format: .mdin)) { e in
+            XCTAssertEqual("\(e)", "c.in:4: key 'cutoff_A' sets potential.cutoff_A, which 'cut' on line 2 already sets")
+        }
+    }
+
+    func testOutputDirectoriesAreCreatedOnRequest() throws {
+        let root = NSTemporaryDirectory() + "deck-out-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let out = OutputSettings(logPath: root + "/a/b/run.log", trajectoryPath: root + "/c/t.nc")
+        try out.createParentDirectories()
+        var isDirectory: ObjCBool = false
+        XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/a/b", isDirectory: &isDirectory) && isDirectory.boolValue)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/c", isDirectory: &isDirectory) && isDirectory.boolValue)
+    }
+}

@@ -1,0 +1,125 @@
+import XCTest
+@testable import Deck
+
+/// Validation rules that the corpus does not pin down on its own: inline
+/// sum terms, format detection, output-path checks, defaults.
+final class ValidationTests: XCTestCase {
+    private let base = Fixtures.path("good")
+    private let head = """
+    [system]
+    structure = "../argon108.extxyz"
+
+    """
+
+    private func load(_ text: String) throws -> DeckSettings {
+        try DeckLoader.parse(text: text, file: "v.toml", baseDirectory: base, format: .toml)
+    }
+
+    private func assertError(_ text: String, _ expected: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try load(text), file: file, line: line) { e in
+            XCTAssertEqual("\(e)", expected, file: file, line: line)
+        }
+    }
+
+    func testInlineSumTermsAndDefaults() throws {
+        let s = try load(head + """
+        [potential]
+        type = "sum"
+        terms = [{ type = "lj", epsilon_eV = 1, sigma_A = 1, cutoff_A = 2.5 },
+                 { type = "morse", D_eV = 1, alpha_per_A = 2, r0_A = 1.1, cutoff_A = 3, truncation = "switch", switch_start_A = 2.5 }]
+        [dynamics]
+        timestep_fs = 1
+        steps = 3
+        seed = 0
+        """)
+        XCTAssertEqual(s.potential, .sum([
+            .lennardJones(LennardJonesSettings(epsilonEV: 1, sigmaA: 1, cutoffA: 2.5, truncation: .shift, skinA: 1)),
+            .morse(MorseSettings(depthEV: 1, alphaPerA: 2, r0A: 1.1, cutoffA: 3, truncation: .switched(startA: 2.5), skinA: 1)),
+        ]))
+        XCTAssertEqual(s.dynamics, DynamicsSettings(integrator: .verlet, timestepFs: 1, steps: 3, seed: 0, seedFromClock: false))
+        XCTAssertEqual(s.output, OutputSettings())
+        XCTAssertEqual(s.title, "")
+    }
+
+    func testErrorsInsideSumTermsNameTheTerm() {
+        assertError(head + """
+        [potential]
+        type = "sum"
+        [[potential.terms]]
+        type = "lj"
+        epsilon_eV = 1
+        sigma_A = 0
+        cutoff_A = 2.5
+        """, "v.toml:8: key 'potential.terms[0].sigma_A' must be positive (got 0)")
+    }
+
+    func testMissingKeyCitesItsTableHeader() {
+        assertError(head + """
+
+        [potential]
+        type = "morse"
+        D_eV = 1
+        r0_A = 1
+        cutoff_A = 3
+        """, "v.toml:4: [potential] is missing required key 'alpha_per_A'")
+    }
+
+    func testOutputParentThatIsAFileIsRejected() {
+        assertError(head + """
+        [potential]
+        type = "lj"
+        epsilon_eV = 1
+        sigma_A = 1
+        cutoff_A = 2.5
+        [dynamics]
+        timestep_fs = 1
+        steps = 1
+        [output]
+        trajectory = "argon-nve.toml/t.nc"
+        """, "v.toml:12: key 'output.trajectory': cannot create \(base)/argon-nve.toml/t.nc: \(base)/argon-nve.toml is a file, not a directory")
+    }
+
+    func testTwoOutputsWithOneNameAreRejected() {
+        assertError(head + """
+        [potential]
+        type = "lj"
+        epsilon_eV = 1
+        sigma_A = 1
+        cutoff_A = 2.5
+        [dynamics]
+        timestep_fs = 1
+        steps = 1
+        [output]
+        log = "out/a"
+        restart = "out/../out/a"
+        """, "v.toml:13: key 'output.restart' names the same file as 'output.log': \(base)/out/a")
+    }
+
+    func testCaseSlipsGetASuggestion() {
+        assertError(head + """
+        [potential]
+        type = "lj"
+        epsilon_eV = 1
+        Sigma_A = 1
+        """, "v.toml:6: unknown key 'potential.Sigma_A' for potential type \"lj\"; did you mean 'sigma_A'?")
+    }
+
+    func testFormatDetection() {
+        XCTAssertEqual(DeckLoader.detectFormat(path: "a.toml", text: "&cntrl /"), .toml)
+        XCTAssertEqual(DeckLoader.detectFormat(path: "a.in", text: ""), .mdin)
+        XCTAssertEqual(DeckLoader.detectFormat(path: "a.MDIN", text: ""), .mdin)
+        XCTAssertEqual(DeckLoader.detectFormat(path: "deck", text: "title\n  &CNTRL nstlim=1 /\n"), .mdin)
+        XCTAssertEqual(DeckLoader.detectFormat(path: "deck", text: "title = 'x'\n"), .toml)
+    }
+
+    func testTaskMinimizeNeedsNoDynamics() throws {
+        let s = try load("task = \"minimize\"\n" + head + """
+        [potential]
+        type = "harmonic"
+        restraints = [[0, 2, 0, 0, 0]]
+        """)
+        XCTAssertEqual(s.task, .minimize)
+        XCTAssertEqual(s.dynamics, DynamicsSettings())
+        XCTAssertEqual(s.potential.maxAtomIndex, 0)
+    }
+}

@@ -1,0 +1,165 @@
+import Foundation
+import XCTest
+import Geometry
+import Potentials
+import Dynamics
+
+final class SimulationTests: XCTestCase {
+    private func lj() throws -> LennardJones {
+        try LennardJones(sigma: 3.4, epsilon: 0.0104, cutoff: 8.5, scheme: .switched(onset: 7.0), skin: 1.0)
+    }
+
+    /// A run restored from a checkpoint (through JSON, as a restart file would hold it)
+    /// continues with exactly the same bits as the uninterrupted run, for each integrator.
+    func testRestartIsBitwiseIdentical() throws {
+        let makers: [() throws -> any Integrator] = [
+            { try VelocityVerlet(timestep: 2) },
+            { try LangevinBAOAB(timestep: 2, temperature: 200, friction: 5, seed: 99) },
+            { try BussiThermostat(timestep: 2, temperature: 200, relaxationTime: 50, seed: 98) },
+        ]
+        for make in makers {
+            let start = try argonCrystal(cells: 2, temperature: 150, seed: 7)
+            let whole = try Simulation(state: start, integrator: try make(), potential: try lj())
+            try whole.run(steps: 150)
+            let saved = try whole.checkpoint()
+            try whole.run(steps: 250)
+
+            let json = try JSONEncoder().encode(saved)
+            let decoded = try JSONDecoder().decode(Checkpoint.self, from: json)
+            XCTAssertEqual(decoded, saved)
+            // Restart files take keys of letters, digits and '_' only.
+            for key in saved.integrator.keys {
+                XCTAssertTrue(key.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }, key)
+            }
+            let resumed = try Simulation(restoring: decoded, integrator: try make(), potential: try lj())
+            try resumed.run(steps: 250)
+            let name = whole.integrator.name
+            XCTAssertEqual(resumed.state, whole.state, name)
+            XCTAssertEqual(resumed.forces.forces, whole.forces.forces, name)
+            XCTAssertEqual(resumed.integrator.exportState(), whole.integrator.exportState(), name)
+            XCTAssertEqual(resumed.thermo.conservedEnergy.bitPattern, whole.thermo.conservedEnergy.bitPattern, name)
+            XCTAssertEqual(resumed.state.step, 400)
+        }
+    }
+
+    func testRandomStreamStateRoundTrip() throws {
+        var a = RandomStream(seed: 2024)
+        _ = a.normal()  // leaves a spare normal in the state
+        var b = try RandomStream(restoring: a.exported())
+        for _ in 0..<1000 { XCTAssertEqual(a.normal().bitPattern, b.normal().bitPattern) }
+        XCTAssertEqual(a.gamma(shape: 3.5), b.gamma(shape: 3.5))
+        XCTAssertThrowsError(try RandomStream(restoring: ["rng_s0": "zz"]))
+    }
+
+    /// Gamma and normal samplers have the right first two moments (χ² with ν dof: mean ν, variance 2ν).
+    func testSamplerMoments() {
+        var r = RandomStream(seed: 1)
+        let n = 200_000
+        for nu in [1, 2, 7, 320] {
+            var s = 0.0, s2 = 0.0
+            for _ in 0..<n { let x = r.chiSquared(degrees: nu); s += x; s2 += x * x }
+            let mean = s / Double(n), variance = s2 / Double(n) - mean * mean
+            XCTAssertEqual(mean / Double(nu), 1, accuracy: 4 * (2 / Double(nu) / Double(n)).squareRoot() + 1e-9)
+            XCTAssertEqual(variance / Double(2 * nu), 1, accuracy: 0.03)
+        }
+    }
+
+    /// Maxwell–Boltzmann draw: zero total momentum, exact temperature with 3N − 3 dof when asked;
+    /// without rescaling, the draw's temperature scatters around the target; same seed, same bits.
+    func testMaxwellBoltzmann() throws {
+        let masses = (0..<3000).map { 1 + Double($0 % 7) * 10 }
+        var r1 = RandomStream(seed: 5), r2 = RandomStream(seed: 5)
+        let v = InitialVelocities.maxwellBoltzmann(masses: masses, temperature: 250, random: &r1)
+        let w = InitialVelocities.maxwellBoltzmann(masses: masses, temperature: 250, random: &r2)
+        XCTAssertEqual(v, w)
+        let state = try MDState(positions: Array(repeating: .zero, count: masses.count), velocities: v, masses: masses,
+                                cell: nil, atomicNumbers: Array(repeating: 1, count: masses.count))
+        XCTAssertLessThan(norm(state.totalMomentum), 1e-12)
+        XCTAssertEqual(state.temperature(degreesOfFreedom: 3 * masses.count - 3), 250, accuracy: 1e-9)
+        var r3 = RandomStream(seed: 6)
+        let raw = InitialVelocities.maxwellBoltzmann(masses: masses, temperature: 250, random: &r3,
+                                                     removeDrift: false, exactTemperature: false)
+        let rawState = try MDState(positions: state.positions, velocities: raw, masses: masses, cell: nil, atomicNumbers: state.atomicNumbers)
+        let t = rawState.temperature(degreesOfFreedom: 3 * masses.count)
+        XCTAssertNotEqual(t, 250)
+        XCTAssertEqual(t, 250, accuracy: 250 * 4 * (2.0 / 9000).squareRoot())
+    }
+
+    /// A step that produces NaN stops the run with an error naming the step and the atom, and
+    /// the simulation keeps the last good state.
+    func testNonFiniteForcesStopTheRun() throws {
+        final class Poisoned: Potential {
+            let inner: any Potential
+            var calls = 0
+            init(_ inner: any Potential) { self.inner = inner }
+            var name: String { "poisoned" }
+            func compute(_ c: Configuration) throws -> ForceResult {
+                calls += 1
+                var r = try inner.compute(c)
+                if calls > 11 { r.forces[17].y = .nan }
+                return r
+            }
+        }
+        let start = try argonCrystal(cells: 2, temperature: 100, seed: 8)
+        let simulation = try Simulation(state: start, integrator: try VelocityVerlet(timestep: 2), potential: Poisoned(try lj()))
+        XCTAssertThrowsError(try simulation.run(steps: 100)) { error in
+            XCTAssertEqual(error as? DynamicsError, .nonFinite(step: 11, atom: 17, quantity: "force"))
+            XCTAssertTrue("\(error)".contains("atom 17") && "\(error)".contains("step 11"))
+        }
+        XCTAssertEqual(simulation.state.step, 10)
+        XCTAssertTrue(simulation.forces.forces.allSatisfy { $0.y.isFinite })
+    }
+
+    /// Reporters see step 0 and every stride; the stop hook ends the run between steps; the
+    /// CSV log has the documented columns and a pressure equal to (2K + tr W)/(3V).
+    func testReportersStopHookAndLog() throws {
+        final class Recorder: Reporter {
+            let stride: Int
+            var steps: [Int] = []
+            var finished = 0
+            init(stride: Int) { self.stride = stride }
+            func report(_ simulation: Simulation) throws { steps.append(simulation.state.step) }
+            func runFinished(_ simulation: Simulation) throws { finished += 1 }
+        }
+        let simulation = try Simulation(state: try argonCrystal(cells: 2, temperature: 100, seed: 9),
+                                        integrator: try VelocityVerlet(timestep: 2), potential: try lj())
+        let recorder = Recorder(stride: 4)
+        var log = ""
+        simulation.addReporter(recorder)
+        simulation.addReporter(ThermoLogReporter(stride: 5) { log += $0 })
+        XCTAssertEqual(try simulation.run(steps: 10), .completed)
+        XCTAssertEqual(recorder.steps, [0, 4, 8])
+        simulation.stopRequested = { simulation.state.step >= 13 }
+        XCTAssertEqual(try simulation.run(steps: 10), .stopped(atStep: 13))
+        XCTAssertEqual(recorder.steps, [0, 4, 8, 12])
+        XCTAssertEqual(recorder.finished, 2)
+        let lines = log.split(separator: "\n")
+        XCTAssertEqual(lines.first.map(String.init), ThermoLogReporter.columns.joined(separator: ","))
+        XCTAssertEqual(lines.count, 4)  // header, steps 0, 5, 10
+        let t = simulation.thermo
+        let cell = try XCTUnwrap(simulation.state.cell)
+        let expected = (2 * t.kineticEnergy + simulation.forces.virial.trace) / (3 * cell.volume) * 1.602176634e6
+        XCTAssertEqual(try XCTUnwrap(t.pressure), expected, accuracy: 1e-9 * abs(expected))
+        XCTAssertEqual(t.temperature, 2 * t.kineticEnergy / (93 * Units.boltzmann), accuracy: 1e-9)
+    }
+
+    /// FIRE finds the Lennard-Jones 13-atom icosahedron's energy, −44.326801 ε.
+    func testFIREFindsLJ13Minimum() throws {
+        let sigma = 3.4, epsilon = 0.0104
+        let phi = (1 + 5.0.squareRoot()) / 2
+        var vertices: [Vec3] = [.zero]
+        for (a, b) in [(1.0, phi), (-1.0, phi), (1.0, -phi), (-1.0, -phi)] {
+            vertices += [Vec3(0, a, b), Vec3(a, b, 0), Vec3(b, 0, a)]
+        }
+        var noise = RandomStream(seed: 3)
+        let radius = 1.09 * sigma / (1 + phi * phi).squareRoot()
+        let positions = vertices.map { $0 * radius + 0.1 * Vec3(noise.normal(), noise.normal(), noise.normal()) }
+        var state = try MDState(positions: positions, masses: Array(repeating: 39.948, count: 13), cell: nil,
+                                atomicNumbers: Array(repeating: 18, count: 13))
+        let lj = try LennardJones(sigma: sigma, epsilon: epsilon, cutoff: 100, scheme: .truncated, skin: 1)
+        let result = try FIRE().minimize(&state, potential: lj, forceTolerance: 1e-5, maxSteps: 5000)
+        print("FIRE LJ13: \(result.steps) steps, E = \(result.energy / epsilon) ε")
+        XCTAssertTrue(result.converged)
+        XCTAssertEqual(result.energy / epsilon, -44.326801, accuracy: 1e-5)
+    }
+}
