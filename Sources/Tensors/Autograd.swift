@@ -39,7 +39,7 @@ enum Autograd {
         pthread_mutex_init(m, nil)
         return m
     }()
-    nonisolated(unsafe) static var passCounter: UInt64 = 0
+    @exclusivity(unchecked) nonisolated(unsafe) static var passCounter: UInt64 = 0
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)

@@ -19,7 +19,7 @@ public struct InputMask {
 
 /// Whether operations record a graph. Gradients need it; pure inference runs faster without.
 public enum GradMode {
-    nonisolated(unsafe) static var recording = true
+    @exclusivity(unchecked) nonisolated(unsafe) static var recording = true
 
     /// Whether operations currently record the graph for differentiation.
     public static var isEnabled: Bool { recording }
@@ -61,21 +61,23 @@ public final class Tensor<Scalar: TensorScalar> {
     public let count: Int
     let storage: Storage<Scalar>
     /// The tensors this one was computed from (empty for leaves and untracked results).
-    public private(set) var inputs: [Tensor]
+    @exclusivity(unchecked) public private(set) var inputs: [Tensor]
     let backward: Backward?
     /// The name of the operation that made this tensor, for diagnostics.
     public let operation: String
     /// Whether gradients flow into this tensor.
-    public private(set) var requiresGrad: Bool
+    @exclusivity(unchecked) public private(set) var requiresGrad: Bool
     /// The gradient accumulated by ``backward(seed:)`` (leaves that require a gradient only).
-    public var grad: Tensor?
+    @exclusivity(unchecked) public var grad: Tensor?
 
     // Scratch space for a backward pass: which pass last visited this tensor, its position in
     // that pass's order, and whether (and as which) it was a requested tensor.
-    var autogradVisit: UInt64 = 0
-    var autogradSlot = 0
-    var autogradTargetVisit: UInt64 = 0
-    var autogradTargetIndex = 0
+    // The mutable fields skip the runtime exclusivity checks (a measurable share of the cost of
+    // a tiny op); no access to them overlaps another.
+    @exclusivity(unchecked) var autogradVisit: UInt64 = 0
+    @exclusivity(unchecked) var autogradSlot = 0
+    @exclusivity(unchecked) var autogradTargetVisit: UInt64 = 0
+    @exclusivity(unchecked) var autogradTargetIndex = 0
 
     /// Whether this tensor is a leaf: created directly rather than by a recorded operation.
     public var isLeaf: Bool { backward == nil }
