@@ -1,3 +1,5 @@
+import Foundation
+
 // Reverse-mode differentiation over the recorded graph.
 
 /// Gradients of `y` with respect to each tensor of `wrt`, in the spirit of PyTorch's
@@ -11,11 +13,11 @@
 ///     differentiated again (forces inside a training loss). Without it the backward builds
 ///     no graph and the gradients carry no history.
 /// - Returns: one gradient per `wrt` tensor, of its shape; zeros where `y` does not depend on it.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func grad<T: TensorScalar>(of y: Tensor<T>, wrt: [Tensor<T>], seed: Tensor<T>? = nil,
                                   createGraph: Bool = false) throws -> [Tensor<T>] {
-    let targets = Dictionary(wrt.enumerated().map { (ObjectIdentifier($0.element), $0.offset) },
-                             uniquingKeysWith: { a, _ in a })
-    let collected = try Autograd.run(y, seed: seed, createGraph: createGraph, targets: targets,
+    let collected = try Autograd.run(y, seed: seed, createGraph: createGraph, targets: wrt,
                                      accumulateIntoLeaves: false)
     return wrt.enumerated().map { i, x in collected[i] ?? Tensor<T>.zeros(x.shape) }
 }
@@ -23,14 +25,27 @@ public func grad<T: TensorScalar>(of y: Tensor<T>, wrt: [Tensor<T>], seed: Tenso
 extension Tensor {
     /// Accumulates `∂self/∂leaf` (times `seed`) into the ``grad`` of every leaf that requires a
     /// gradient, like PyTorch's `backward()`. No graph is recorded for the gradients.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func backward(seed: Tensor? = nil) throws {
-        _ = try Autograd.run(self, seed: seed, createGraph: false, targets: [:], accumulateIntoLeaves: true)
+        _ = try Autograd.run(self, seed: seed, createGraph: false, targets: [], accumulateIntoLeaves: true)
     }
 }
 
 enum Autograd {
+    // One backward pass at a time: the passes mark the tensors they visit.
+    nonisolated(unsafe) static var mutex: UnsafeMutablePointer<pthread_mutex_t> = {
+        let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        pthread_mutex_init(m, nil)
+        return m
+    }()
+    @exclusivity(unchecked) nonisolated(unsafe) static var passCounter: UInt64 = 0
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     static func run<T: TensorScalar>(_ y: Tensor<T>, seed: Tensor<T>?, createGraph: Bool,
-                                     targets: [ObjectIdentifier: Int], accumulateIntoLeaves: Bool) throws -> [Int: Tensor<T>] {
+                                     targets: [Tensor<T>], accumulateIntoLeaves: Bool) throws -> [Tensor<T>?] {
+        var collected = [Tensor<T>?](repeating: nil, count: targets.count)
         let start: Tensor<T>
         if let seed {
             guard seed.shape == y.shape else { throw TensorError.shape("grad seed", seed.shape, y.shape) }
@@ -39,24 +54,31 @@ enum Autograd {
             guard y.count == 1 else { throw TensorError("grad: \(y.operation) result of shape \(y.shape) needs a seed") }
             start = Tensor<T>(repeating: 1, shape: y.shape)
         }
-        guard y.requiresGrad else { return [:] }
+        guard y.requiresGrad else { return collected }
+
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        passCounter += 1
+        let pass = passCounter
+        for (i, x) in targets.enumerated() where x.autogradTargetVisit != pass {
+            x.autogradTargetVisit = pass
+            x.autogradTargetIndex = i
+        }
 
         // Post-order (inputs before results) over the nodes that require a gradient.
         var order: [Tensor<T>] = []
-        var slot: [ObjectIdentifier: Int] = [:]
         var stack: [(Tensor<T>, Int)] = [(y, 0)]
-        var visiting = Set<ObjectIdentifier>([ObjectIdentifier(y)])
+        y.autogradVisit = pass
         while let (node, next) = stack.popLast() {
             if next < node.inputs.count {
                 stack.append((node, next + 1))
                 let child = node.inputs[next]
-                let id = ObjectIdentifier(child)
-                if child.requiresGrad && slot[id] == nil && !visiting.contains(id) {
-                    visiting.insert(id)
+                if child.requiresGrad && child.autogradVisit != pass {
+                    child.autogradVisit = pass
                     stack.append((child, 0))
                 }
             } else {
-                slot[ObjectIdentifier(node)] = order.count
+                node.autogradSlot = order.count
                 order.append(node)
             }
         }
@@ -64,48 +86,56 @@ enum Autograd {
         // A node is relevant when a target (or, for backward(), a leaf) lies at or below it.
         var relevant = [Bool](repeating: false, count: order.count)
         for (k, node) in order.enumerated() {
-            var r = targets[ObjectIdentifier(node)] != nil || (accumulateIntoLeaves && node.isLeaf)
+            var r = node.autogradTargetVisit == pass || (accumulateIntoLeaves && node.isLeaf)
             if !r {
-                for input in node.inputs where input.requiresGrad {
-                    if let j = slot[ObjectIdentifier(input)], relevant[j] { r = true; break }
+                for input in node.inputs where input.requiresGrad && input.autogradVisit == pass {
+                    if relevant[input.autogradSlot] { r = true; break }
                 }
             }
             relevant[k] = r
         }
 
         var grads = [Tensor<T>?](repeating: nil, count: order.count)
+        var owned = [Bool](repeating: false, count: order.count)
         grads[order.count - 1] = start
-        var collected: [Int: Tensor<T>] = [:]
         try GradMode.with(enabled: createGraph) {
             for k in stride(from: order.count - 1, through: 0, by: -1) {
                 guard relevant[k], let g = grads[k] else { continue }
                 grads[k] = nil
                 let node = order[k]
-                if let t = targets[ObjectIdentifier(node)] { collected[t] = g }
+                if node.autogradTargetVisit == pass { collected[node.autogradTargetIndex] = g }
                 if accumulateIntoLeaves && node.isLeaf {
                     let d = g.detached()
                     node.grad = try node.grad.map { try $0 + d } ?? d.copy()
                 }
                 guard let backward = node.backward else { continue }
                 var bits: UInt64 = 0
-                var slots: [Int?] = []
-                slots.reserveCapacity(node.inputs.count)
-                for (i, input) in node.inputs.enumerated() {
-                    var j: Int? = nil
-                    if input.requiresGrad, let s = slot[ObjectIdentifier(input)], relevant[s] {
-                        j = s
-                        if i < 64 { bits |= 1 << UInt64(i) }
+                let inputs = node.inputs
+                for (i, input) in inputs.enumerated() where i < 64 {
+                    if input.requiresGrad && input.autogradVisit == pass && relevant[input.autogradSlot] {
+                        bits |= 1 << UInt64(i)
                     }
-                    slots.append(j)
                 }
-                if bits == 0 && node.inputs.count <= 64 { continue }
+                if bits == 0 && inputs.count <= 64 { continue }
                 let inputGrads = try backward(g, node, InputMask(bits: bits))
-                for (i, j) in slots.enumerated() {
-                    guard let j, i < inputGrads.count, let gi = inputGrads[i] else { continue }
-                    guard gi.shape == node.inputs[i].shape else {
-                        throw TensorError("backward of \(node.operation): gradient shape \(gi.shape) for input \(node.inputs[i].shape)")
+                for (i, input) in inputs.enumerated() where i < inputGrads.count {
+                    guard input.requiresGrad && input.autogradVisit == pass else { continue }
+                    let j = input.autogradSlot
+                    guard relevant[j], let gi = inputGrads[i] else { continue }
+                    guard gi.shape == input.shape else {
+                        throw TensorError("backward of \(node.operation): gradient shape \(gi.shape) for input \(input.shape)")
                     }
-                    grads[j] = try grads[j].map { try $0 + gi } ?? gi
+                    if let existing = grads[j] {
+                        if !createGraph && owned[j] {
+                            // A sum this pass made itself: nobody else sees it, add in place.
+                            axpyKernel(1, gi.storage.base, existing.storage.base, existing.count)
+                        } else {
+                            grads[j] = try existing + gi
+                            owned[j] = !createGraph
+                        }
+                    } else {
+                        grads[j] = gi
+                    }
                 }
             }
         }

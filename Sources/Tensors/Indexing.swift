@@ -1,6 +1,8 @@
 // Row gathers and scatter-adds: moving features between atoms, edges and triplets.
 
 extension Tensor {
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     func checkIndices(_ index: [Int32], below n: Int, _ name: String) throws {
         let ok = index.withUnsafeBufferPointer { p -> Bool in
             var bad = false
@@ -11,6 +13,8 @@ extension Tensor {
     }
 
     /// Rows `index[e]` of this tensor (axis 0), stacked: shape `[index.count] + shape[1...]`.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func gather(rows index: [Int32]) throws -> Tensor {
         guard rank >= 1 else { throw TensorError("gather: shape \(shape) has no rows") }
         let n = shape[0]
@@ -18,7 +22,7 @@ extension Tensor {
         let width = n == 0 ? 0 : count / n
         var outShape = shape
         outShape[0] = index.count
-        let s = Storage<Scalar>(count: index.count * width)
+        let s = Storage<Scalar>.make(count: index.count * width)
         index.withUnsafeBufferPointer { ip in
             if let ib = ip.baseAddress { gatherKernel(storage.base, ib, s.base, rows: index.count, width: width) }
         }
@@ -29,6 +33,8 @@ extension Tensor {
 
     /// Sums row `e` into row `index[e]` of a zero tensor with `count` rows:
     /// shape `[count] + shape[1...]`.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func scatterAdd(rows index: [Int32], count n: Int) throws -> Tensor {
         guard rank >= 1, shape[0] == index.count else {
             throw TensorError("scatterAdd: \(index.count) indices for shape \(shape)")
@@ -37,7 +43,7 @@ extension Tensor {
         let width = index.isEmpty ? shape[1...].reduce(1, *) : count / index.count
         var outShape = shape
         outShape[0] = n
-        let s = Storage<Scalar>(zeros: n * width)
+        let s = Storage<Scalar>.make(zeros: n * width)
         index.withUnsafeBufferPointer { ip in
             if let ib = ip.baseAddress { scatterAddKernel(storage.base, ib, s.base, rows: index.count, width: width) }
         }

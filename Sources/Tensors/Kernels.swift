@@ -4,15 +4,16 @@
 enum UnaryKernel {
     case neg, exp, log, sqrt, sin, cos, sigmoid, silu, softplus, relu, square, reciprocal, tanh, abs
     // Fused derivatives used by first-order backward passes (no graph to build).
-    case siluDerivative, sigmoidDerivative, reluMask, signum
+    case siluDerivative, sigmoidDerivative, siluSecondDerivative, sigmoidSecondDerivative, reluMask, signum
 }
 
 @inline(__always)
 func sigmoidScalar<T: TensorScalar>(_ x: T) -> T {
-    // Evaluated on the side where exp cannot overflow.
-    if x >= 0 { return 1 / (1 + T.tensorExp(-x)) }
-    let e = T.tensorExp(x)
-    return e / (1 + e)
+    // Evaluated on the side where exp cannot overflow; written without a branch so that loops
+    // over it vectorise.
+    let e = T.tensorExp(-Swift.abs(x))
+    let inverse = 1 / (1 + e)
+    return x >= 0 ? inverse : e * inverse
 }
 
 @inline(__always)
@@ -50,6 +51,14 @@ func unaryKernel<T: TensorScalar>(_ op: UnaryKernel, _ x: UnsafePointer<T>, _ y:
     case .sigmoidDerivative: mapLoop(x, y, n) { v in
         let s = sigmoidScalar(v)
         return s * (1 - s)
+    }
+    case .siluSecondDerivative: mapLoop(x, y, n) { v in
+        let s = sigmoidScalar(v)
+        return s * (1 - s) * (2 + v * (1 - 2 * s))
+    }
+    case .sigmoidSecondDerivative: mapLoop(x, y, n) { v in
+        let s = sigmoidScalar(v)
+        return s * (1 - s) * (1 - 2 * s)
     }
     case .reluMask: mapLoop(x, y, n) { $0 > 0 ? 1 : 0 }
     case .signum: mapLoop(x, y, n) { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) }
@@ -182,7 +191,11 @@ func broadcastLoop<T: TensorScalar>(
     }}}
 }
 
-enum BinaryKernel { case add, sub, mul, div, divOrZero, maximum, minimum, greater, equal }
+enum BinaryKernel {
+    case add, sub, mul, div, divOrZero, maximum, minimum, greater, equal
+    // Fused first-order backwards: a = x, b = incoming gradient.
+    case siluBackward, sigmoidBackward
+}
 
 @_specialize(where T == Float)
 @_specialize(where T == Double)
@@ -198,6 +211,14 @@ func binaryKernel<T: TensorScalar>(_ op: BinaryKernel, _ plan: BroadcastPlan,
     case .minimum: broadcastLoop(plan, a, b, y) { Swift.min($0, $1) }
     case .greater: broadcastLoop(plan, a, b, y) { $0 > $1 ? 1 : 0 }
     case .equal: broadcastLoop(plan, a, b, y) { $0 == $1 ? 1 : 0 }
+    case .siluBackward: broadcastLoop(plan, a, b, y) { x, g in
+        let s = sigmoidScalar(x)
+        return g * s * (1 + x * (1 - s))
+    }
+    case .sigmoidBackward: broadcastLoop(plan, a, b, y) { x, g in
+        let s = sigmoidScalar(x)
+        return g * s * (1 - s)
+    }
     }
 }
 
@@ -351,4 +372,54 @@ func axpyKernel<T: TensorScalar>(_ alpha: T, _ x: UnsafePointer<T>, _ y: UnsafeM
 @_specialize(where T == Double)
 func broadcastCopyKernel<T: TensorScalar>(_ plan: BroadcastPlan, _ a: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>) {
     broadcastLoop(plan, a, a, y) { x, _ in x }
+}
+
+enum GradientKernel { case silu, sigmoid }
+
+/// `y = g · f′(x)` for same-shape `x` and `g`, written as plain loops so that they vectorise
+/// (a closure this large would not be inlined into the broadcasting loop).
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func gradientKernel<T: TensorScalar>(_ op: GradientKernel, _ x: UnsafePointer<T>, _ g: UnsafePointer<T>,
+                                     _ y: UnsafeMutablePointer<T>, _ n: Int) {
+    ParallelLoop.forChunks(n, work: n * 8) { r in
+        switch op {
+        case .silu:
+            for i in r {
+                let v = x[i]
+                let s = sigmoidScalar(v)
+                y[i] = g[i] * s * (1 + v * (1 - s))
+            }
+        case .sigmoid:
+            for i in r {
+                let s = sigmoidScalar(x[i])
+                y[i] = g[i] * s * (1 - s)
+            }
+        }
+    }
+}
+
+/// `y[o, i] = Σ_l a[o, l, i] · b[o, l, i]`: a product summed over the middle axis of
+/// `[outer, length, inner]`, without writing the product.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func productSumKernel<T: TensorScalar>(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>,
+                                       outer: Int, length: Int, inner: Int) {
+    ParallelLoop.forChunks(outer, work: outer * length * inner) { r in
+        for o in r {
+            let yo = y + o * inner
+            if inner == 1 {
+                var s: T = 0
+                let ao = a + o * length, bo = b + o * length
+                for l in 0..<length { s += ao[l] * bo[l] }
+                yo[0] = s
+                continue
+            }
+            for i in 0..<inner { yo[i] = 0 }
+            for l in 0..<length {
+                let al = a + (o * length + l) * inner, bl = b + (o * length + l) * inner
+                for i in 0..<inner { yo[i] += al[i] * bl[i] }
+            }
+        }
+    }
 }

@@ -74,6 +74,8 @@ public final class ParameterSet<Scalar: TensorScalar> {
 
 /// The global Euclidean norm of `gradients` and, if it exceeds `maxNorm`, the gradients
 /// scaled down to that norm (new tensors; the inputs are not changed).
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func clipGradientNorm<T: TensorScalar>(_ gradients: [Tensor<T>], maxNorm: Double) -> (gradients: [Tensor<T>], norm: Double) {
     var total = 0.0
     for g in gradients {

@@ -28,7 +28,7 @@ public protocol TensorScalar: BinaryFloatingPoint, Sendable, CustomStringConvert
 }
 
 extension Float: TensorScalar {
-    @inline(__always) public static func tensorExp(_ x: Float) -> Float { expf(x) }
+    @inline(__always) public static func tensorExp(_ x: Float) -> Float { vectorizableExp(x) }
     @inline(__always) public static func tensorLog(_ x: Float) -> Float { logf(x) }
     @inline(__always) public static func tensorLog1p(_ x: Float) -> Float { log1pf(x) }
     @inline(__always) public static func tensorSin(_ x: Float) -> Float { sinf(x) }
@@ -76,8 +76,14 @@ public enum TensorThreads {
     /// Sets the number of OpenBLAS threads and of threads the element loops split over.
     public static func set(_ count: Int) {
         let n = max(1, count)
-        openblas_set_num_threads(Int32(n))
+        openblas_set_num_threads(Int32(clamping: n))
         ParallelLoop.threadCount = n
+    }
+
+    /// Sets the OpenBLAS threads and the element-loop threads separately.
+    public static func set(blas: Int, loops: Int) {
+        openblas_set_num_threads(Int32(clamping: max(1, blas)))
+        ParallelLoop.threadCount = max(1, loops)
     }
 
     /// The number of threads the element loops split large loops over.
@@ -85,4 +91,35 @@ public enum TensorThreads {
 
     /// The number of threads OpenBLAS uses.
     public static var blasCount: Int { Int(openblas_get_num_threads()) }
+}
+
+/// `exp` for Float in a form the loop vectoriser can widen (libm's `expf` is a call per element,
+/// and its overflow path is slow): relative error about 1e-7 (within 2 ulp) over the normal
+/// range, gradual underflow below −87.3, 0 below −104, +∞ above 88.72, NaN for NaN.
+///
+/// exp(x) = 2^k · exp(r) with k = round(x / ln 2) and |r| ≤ ln 2 / 2; exp(r) = 1 + r + r² q(r)
+/// where q is a degree-4 least-squares fit of (eʳ − 1 − r) / r² on that interval (made for this
+/// project with numpy; maximum relative error 1.03e-8).
+@inline(__always)
+func vectorizableExp(_ x: Float) -> Float {
+    let clamped = Swift.min(Swift.max(x, -104.0), 88.75)
+    // Adding 1.5·2^23 rounds to an integer in the low mantissa bits without a rounding instruction.
+    let shifter: Float = 12_582_912
+    let t = clamped * 1.442_695_04 + shifter
+    let k = t - shifter
+    // ln 2 split in two so that k · ln2High is exact.
+    let r = (clamped - k * 0.693_359_375) - k * -2.121_944_4e-4
+    var q: Float = 0.001_393_364_4
+    q = q * r + 0.008_363_175_6
+    q = q * r + 0.041_666_465
+    q = q * r + 0.166_665_77
+    q = q * r + 0.500_000_001
+    let expR = 1 + r + r * r * q
+    // 2^k as two normal factors, so that k from −150 to 128 needs no special case.
+    let exponent = Int32(bitPattern: t.bitPattern) &- Int32(bitPattern: shifter.bitPattern)
+    let half = exponent >> 1
+    let scaleA = Float(bitPattern: UInt32(bitPattern: (half &+ 127) << 23))
+    let scaleB = Float(bitPattern: UInt32(bitPattern: (exponent &- half &+ 127) << 23))
+    let value = expR * scaleA * scaleB
+    return x != x ? x : (x < -104 ? 0 : (x > 88.72 ? Float.infinity : value))
 }

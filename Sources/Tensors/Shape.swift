@@ -1,6 +1,8 @@
 // Reshaping, broadcasting, reductions, slicing and joining.
 
 extension Tensor {
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     func normalizedAxis(_ axis: Int, _ name: String) throws -> Int {
         let a = axis < 0 ? axis + rank : axis
         guard a >= 0 && a < rank else { throw TensorError("\(name): axis \(axis) out of range for shape \(shape)") }
@@ -10,6 +12,8 @@ extension Tensor {
     // MARK: Reshape
 
     /// The same elements with another shape (one axis may be -1, inferred). Shares memory.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func reshaped(_ newShape: [Int]) throws -> Tensor {
         var target = newShape
         if let hole = newShape.firstIndex(of: -1) {
@@ -27,6 +31,8 @@ extension Tensor {
     }
 
     /// Inserts an axis of size 1 at `axis`.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func unsqueezed(_ axis: Int) throws -> Tensor {
         let a = axis < 0 ? axis + rank + 1 : axis
         guard a >= 0 && a <= rank else { throw TensorError("unsqueeze: axis \(axis) for shape \(shape)") }
@@ -36,6 +42,8 @@ extension Tensor {
     }
 
     /// Removes an axis of size 1.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func squeezed(_ axis: Int) throws -> Tensor {
         let a = try normalizedAxis(axis, "squeeze")
         guard shape[a] == 1 else { throw TensorError("squeeze: axis \(axis) of shape \(shape) is not 1") }
@@ -45,13 +53,15 @@ extension Tensor {
     }
 
     /// The values broadcast (copied) to `target`, which must be a broadcast of this shape.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func expanded(to target: [Int]) throws -> Tensor {
         if target == shape { return self }
         guard var p = BroadcastPlan(shape, target), p.outputShape == target else {
             throw TensorError.shape("expand", shape, target)
         }
         p.stridesB = [Int](repeating: 0, count: p.stridesB.count)
-        let s = Storage<Scalar>(count: p.count)
+        let s = Storage<Scalar>.make(count: p.count)
         broadcastCopyKernel(p, storage.base, s.base)
         return Tensor.result(target, s, "expand", self) { g, y, _ in
             [try g.sum(toShape: y.inputs[0].shape)]
@@ -60,6 +70,8 @@ extension Tensor {
 
     // MARK: Reductions
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     func reduced(_ kernel: ReduceKernel, axes: [Int], _ name: String) throws -> (Storage<Scalar>, [Int]) {
         var normalized = Set<Int>()
         for a in axes { normalized.insert(try normalizedAxis(a, name)) }
@@ -74,7 +86,7 @@ extension Tensor {
             let outer = cs[..<lo].reduce(1, *)
             let length = cs[lo...hi].reduce(1, *)
             let inner = cs[(hi + 1)...].reduce(1, *)
-            let out = Storage<Scalar>(count: outer * inner)
+            let out = Storage<Scalar>.make(count: outer * inner)
             reduceKernel(kernel, current.base, out.base, outer: outer, length: length, inner: inner)
             current = out
             for k in lo...hi { cs[k] = 1 }
@@ -84,6 +96,8 @@ extension Tensor {
     }
 
     /// Sum over `axes`; the reduced axes are removed unless `keepingDimensions`.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func sum(axes: [Int], keepingDimensions: Bool = false) throws -> Tensor {
         let (s, kept) = try reduced(.sum, axes: axes, "sum")
         let reducedSet = Set(try axes.map { try normalizedAxis($0, "sum") })
@@ -95,13 +109,17 @@ extension Tensor {
     }
 
     /// Sum over one axis.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func sum(axis: Int, keepingDimensions: Bool = false) throws -> Tensor {
         try sum(axes: [axis], keepingDimensions: keepingDimensions)
     }
 
     /// Sum of all elements, shape `[]`.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func sum() -> Tensor {
-        let s = Storage<Scalar>(count: 1)
+        let s = Storage<Scalar>.make(count: 1)
         reduceKernel(.sum, storage.base, s.base, outer: 1, length: count, inner: 1)
         return Tensor.result([], s, "sumAll", self) { g, y, _ in
             [try g.expanded(to: y.inputs[0].shape)]
@@ -109,6 +127,8 @@ extension Tensor {
     }
 
     /// Mean over `axes`.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func mean(axes: [Int], keepingDimensions: Bool = false) throws -> Tensor {
         var n = 1
         for a in Set(try axes.map { try normalizedAxis($0, "mean") }) { n *= shape[a] }
@@ -116,14 +136,20 @@ extension Tensor {
     }
 
     /// Mean over one axis.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func mean(axis: Int, keepingDimensions: Bool = false) throws -> Tensor {
         try mean(axes: [axis], keepingDimensions: keepingDimensions)
     }
 
     /// Mean of all elements, shape `[]`.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func mean() -> Tensor { sum() * (1 / Scalar(Swift.max(count, 1))) }
 
     /// Sums the broadcast axes away to get back `target` (the reverse of ``expanded(to:)``).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func sum(toShape target: [Int]) throws -> Tensor {
         if target == shape { return self }
         guard target.count <= rank else { throw TensorError.shape("sumToShape", shape, target) }
@@ -141,6 +167,8 @@ extension Tensor {
         }
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     func extremum(_ kernel: ReduceKernel, axis: Int, keepingDimensions: Bool, _ name: String) throws -> Tensor {
         let a = try normalizedAxis(axis, name)
         let (s, kept) = try reduced(kernel, axes: [a], name)
@@ -158,11 +186,15 @@ extension Tensor {
     }
 
     /// Maximum over one axis.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func max(axis: Int, keepingDimensions: Bool = false) throws -> Tensor {
         try extremum(.max, axis: axis, keepingDimensions: keepingDimensions, "max")
     }
 
     /// Minimum over one axis.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func min(axis: Int, keepingDimensions: Bool = false) throws -> Tensor {
         try extremum(.min, axis: axis, keepingDimensions: keepingDimensions, "min")
     }
@@ -170,12 +202,14 @@ extension Tensor {
     // MARK: Permutations
 
     /// Axes reordered: result axis `i` is input axis `permutation[i]`.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func permuted(_ permutation: [Int]) throws -> Tensor {
         guard permutation.sorted() == Array(0..<rank) else {
             throw TensorError("permute: \(permutation) for shape \(shape)")
         }
         if permutation == Array(0..<rank) { return self }
-        let s = Storage<Scalar>(count: count)
+        let s = Storage<Scalar>.make(count: count)
         permuteKernel(storage.base, s.base, shape: shape, permutation: permutation)
         var inverse = permutation
         for (i, p) in permutation.enumerated() { inverse[p] = i }
@@ -185,6 +219,8 @@ extension Tensor {
     }
 
     /// A matrix transposed (the last two axes swapped).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func transposed() throws -> Tensor {
         guard rank >= 2 else { throw TensorError("transpose: shape \(shape)") }
         var p = Array(0..<rank)
@@ -194,11 +230,15 @@ extension Tensor {
 
     // MARK: Slicing and joining
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     func axisGeometry(_ a: Int) -> (outer: Int, length: Int, inner: Int) {
         (shape[..<a].reduce(1, *), shape[a], shape[(a + 1)...].reduce(1, *))
     }
 
     /// Elements `start ..< start + length` along `axis`.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func slice(axis: Int, start: Int, length: Int) throws -> Tensor {
         let a = try normalizedAxis(axis, "slice")
         guard start >= 0, length >= 0, start + length <= shape[a] else {
@@ -208,7 +248,7 @@ extension Tensor {
         let (outer, full, inner) = axisGeometry(a)
         var outShape = shape
         outShape[a] = length
-        let s = Storage<Scalar>(count: outer * length * inner)
+        let s = Storage<Scalar>.make(count: outer * length * inner)
         blockCopyKernel(storage.base, xLength: full, xStart: start, s.base, yLength: length, yStart: 0,
                         outer: outer, length: length, inner: inner)
         return Tensor.result(outShape, s, "slice", self) { g, _, _ in
@@ -217,11 +257,13 @@ extension Tensor {
     }
 
     /// Places this tensor at `start` along `axis` of a zero tensor whose axis has `length` elements.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     func embedded(axis a: Int, start: Int, length full: Int) throws -> Tensor {
         let (outer, part, inner) = axisGeometry(a)
         var outShape = shape
         outShape[a] = full
-        let s = Storage<Scalar>(zeros: outer * full * inner)
+        let s = Storage<Scalar>.make(zeros: outer * full * inner)
         blockCopyKernel(storage.base, xLength: part, xStart: 0, s.base, yLength: full, yStart: start,
                         outer: outer, length: part, inner: inner)
         return Tensor.result(outShape, s, "embed", self) { g, _, _ in
@@ -230,6 +272,8 @@ extension Tensor {
     }
 
     /// Cuts `axis` into consecutive pieces of the given sizes.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func split(axis: Int, sizes: [Int]) throws -> [Tensor] {
         let a = try normalizedAxis(axis, "split")
         guard sizes.reduce(0, +) == shape[a], sizes.allSatisfy({ $0 >= 0 }) else {
@@ -245,6 +289,8 @@ extension Tensor {
     }
 
     /// Cuts `axis` into `parts` equal pieces.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func split(axis: Int, parts: Int) throws -> [Tensor] {
         let a = try normalizedAxis(axis, "split")
         guard parts > 0, shape[a] % parts == 0 else {
@@ -255,6 +301,8 @@ extension Tensor {
 }
 
 /// Joins tensors along `axis`; the other axes must agree.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func concat<T: TensorScalar>(_ tensors: [Tensor<T>], axis: Int) throws -> Tensor<T> {
     guard let first = tensors.first else { throw TensorError("concat: no tensors") }
     let a = try first.normalizedAxis(axis, "concat")
@@ -270,7 +318,7 @@ public func concat<T: TensorScalar>(_ tensors: [Tensor<T>], axis: Int) throws ->
     var outShape = first.shape
     outShape[a] = total
     let (outer, _, inner) = first.axisGeometry(a)
-    let s = Storage<T>(count: outer * total * inner)
+    let s = Storage<T>.make(count: outer * total * inner)
     var start = 0
     var starts: [Int] = []
     for t in tensors {

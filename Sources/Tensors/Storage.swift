@@ -11,88 +11,133 @@ public final class BufferPool: @unchecked Sendable {
     /// The pool used by every tensor.
     public static let shared = BufferPool()
 
-    private let lock = NSLock()
-    private var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private var free: [[UnsafeMutableRawPointer]]
     private var pooledBytes = 0
     private var liveBytes = 0
     private var maximumLiveBytes = 0
 
+    init() {
+        mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+        free = [[UnsafeMutableRawPointer]](repeating: [], count: BufferPool.classCount)
+    }
+
     /// The most bytes of free blocks kept for reuse.
-    public var byteLimit = 1 << 30
+    public var byteLimit = 256 << 20
 
     /// Bytes currently handed out to live tensors.
-    public var bytesInUse: Int { lock.lock(); defer { lock.unlock() }; return liveBytes }
+    public var bytesInUse: Int { locked { liveBytes } }
     /// Bytes of free blocks waiting for reuse.
-    public var bytesPooled: Int { lock.lock(); defer { lock.unlock() }; return pooledBytes }
+    public var bytesPooled: Int { locked { pooledBytes } }
     /// The high-water mark of `bytesInUse`.
-    public var peakBytesInUse: Int { lock.lock(); defer { lock.unlock() }; return maximumLiveBytes }
+    public var peakBytesInUse: Int { locked { maximumLiveBytes } }
+
+    @inline(__always) private func locked<R>(_ body: () -> R) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return body()
+    }
 
     /// Releases every pooled block to the system.
     public func drain() {
-        lock.lock()
-        let blocks = free
-        free = [:]
-        pooledBytes = 0
-        lock.unlock()
-        for (_, list) in blocks { for p in list { p.deallocate() } }
+        let blocks: [[UnsafeMutableRawPointer]] = locked {
+            let b = free
+            free = [[UnsafeMutableRawPointer]](repeating: [], count: BufferPool.classCount)
+            pooledBytes = 0
+            return b
+        }
+        for list in blocks { for p in list { p.deallocate() } }
     }
 
-    static func sizeClass(_ bytes: Int) -> Int {
-        if bytes <= 256 { return max(64, (bytes + 63) & ~63) }
-        let high = Int.bitWidth - 1 - (bytes - 1).leadingZeroBitCount  // floor(log2(bytes - 1))
-        let quarter = 1 << (high - 2)
-        return (bytes + quarter - 1) / quarter * quarter
+    static let classCount = 8 + 4 * 56
+
+    /// The size class of a request: its index and its size in bytes. Up to 256 bytes, multiples
+    /// of 64; above, powers of two split in quarters.
+    @inline(__always)
+    static func sizeClass(_ bytes: Int) -> (index: Int, size: Int) {
+        if bytes <= 256 {
+            let k = Swift.max(1, (bytes + 63) >> 6)
+            return (k, k << 6)
+        }
+        let high = Int.bitWidth - 1 - (bytes - 1).leadingZeroBitCount  // 2^high < bytes <= 2^(high+1)
+        let quarterShift = high - 2
+        let k = (bytes + (1 << quarterShift) - 1) >> quarterShift       // 5 ... 8 quarters
+        return (8 + (high - 8) * 4 + (k - 5), k << quarterShift)
     }
 
     func allocate(bytes: Int) -> (UnsafeMutableRawPointer, Int) {
-        let size = BufferPool.sizeClass(bytes)
-        lock.lock()
+        let (index, size) = BufferPool.sizeClass(bytes)
+        pthread_mutex_lock(mutex)
         liveBytes += size
         if liveBytes > maximumLiveBytes { maximumLiveBytes = liveBytes }
-        if var list = free[size], let p = list.popLast() {
-            free[size] = list
+        if let p = free[index].popLast() {
             pooledBytes -= size
-            lock.unlock()
+            pthread_mutex_unlock(mutex)
             return (p, size)
         }
-        lock.unlock()
+        pthread_mutex_unlock(mutex)
         return (UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64), size)
     }
 
     func release(_ p: UnsafeMutableRawPointer, size: Int) {
-        lock.lock()
+        let index = BufferPool.sizeClass(size).index
+        pthread_mutex_lock(mutex)
         liveBytes -= size
         if pooledBytes + size <= byteLimit {
-            free[size, default: []].append(p)
+            free[index].append(p)
             pooledBytes += size
-            lock.unlock()
+            pthread_mutex_unlock(mutex)
         } else {
-            lock.unlock()
+            pthread_mutex_unlock(mutex)
             p.deallocate()
         }
     }
 }
 
-/// The memory behind one or more tensors (a reshape shares it).
-final class Storage<Scalar: TensorScalar> {
-    let base: UnsafeMutablePointer<Scalar>
-    let count: Int
-    private let byteSize: Int
+/// Where a storage's elements live.
+struct StorageHeader<Scalar> {
+    var base: UnsafeMutablePointer<Scalar>
+    var count: Int
+    /// Bytes taken from the pool; 0 when the elements are allocated inline with the object.
+    var pooledSize: Int
+}
 
-    init(count: Int) {
-        self.count = count
-        let (raw, size) = BufferPool.shared.allocate(bytes: max(1, count) * MemoryLayout<Scalar>.stride)
-        byteSize = size
-        base = raw.bindMemory(to: Scalar.self, capacity: max(1, count))
+/// The memory behind one or more tensors (a reshape shares it). Small tensors keep their
+/// elements in the same allocation as this object; large ones take a block from the pool.
+final class Storage<Scalar: TensorScalar>: ManagedBuffer<StorageHeader<Scalar>, Scalar> {
+    /// Up to this many bytes the elements are allocated inline (malloc is quick at that size and
+    /// needs no lock; the pool is for the large intermediates).
+    static var inlineByteLimit: Int { 1024 }
+
+    static func make(count: Int) -> Storage<Scalar> {
+        let n = Swift.max(count, 1)
+        if n * MemoryLayout<Scalar>.stride <= inlineByteLimit {
+            let buffer = Storage<Scalar>.create(minimumCapacity: n) { b in
+                StorageHeader(base: b.withUnsafeMutablePointerToElements { $0 }, count: count, pooledSize: 0)
+            }
+            return unsafeDowncast(buffer, to: Storage<Scalar>.self)
+        }
+        let (raw, size) = BufferPool.shared.allocate(bytes: n * MemoryLayout<Scalar>.stride)
+        let base = raw.bindMemory(to: Scalar.self, capacity: n)
+        let buffer = Storage<Scalar>.create(minimumCapacity: 0) { _ in
+            StorageHeader(base: base, count: count, pooledSize: size)
+        }
+        return unsafeDowncast(buffer, to: Storage<Scalar>.self)
     }
 
-    convenience init(zeros count: Int) {
-        self.init(count: count)
-        base.initialize(repeating: 0, count: count)
+    static func make(zeros count: Int) -> Storage<Scalar> {
+        let s = make(count: count)
+        s.base.initialize(repeating: 0, count: count)
+        return s
     }
+
+    @inline(__always) var base: UnsafeMutablePointer<Scalar> { header.base }
+    @inline(__always) var count: Int { header.count }
 
     deinit {
-        BufferPool.shared.release(UnsafeMutableRawPointer(base), size: byteSize)
+        let h = header
+        if h.pooledSize > 0 { BufferPool.shared.release(UnsafeMutableRawPointer(h.base), size: h.pooledSize) }
     }
 }
 
@@ -112,9 +157,12 @@ enum ParallelLoop {
             body(0 ..< count)
             return
         }
-        DispatchQueue.concurrentPerform(iterations: threads) { t in
-            let lo = count * t / threads
-            let hi = count * (t + 1) / threads
+        // Several chunks per thread, handed out as threads free up, so that a thread the system
+        // deschedules (a shared machine) does not hold the whole loop back.
+        let chunks = min(count, threads * 4, max(threads, work / grain))
+        DispatchQueue.concurrentPerform(iterations: chunks) { t in
+            let lo = count * t / chunks
+            let hi = count * (t + 1) / chunks
             if lo < hi { body(lo ..< hi) }
         }
     }

@@ -19,7 +19,7 @@ public struct InputMask {
 
 /// Whether operations record a graph. Gradients need it; pure inference runs faster without.
 public enum GradMode {
-    nonisolated(unsafe) static var recording = true
+    @exclusivity(unchecked) nonisolated(unsafe) static var recording = true
 
     /// Whether operations currently record the graph for differentiation.
     public static var isEnabled: Bool { recording }
@@ -61,14 +61,23 @@ public final class Tensor<Scalar: TensorScalar> {
     public let count: Int
     let storage: Storage<Scalar>
     /// The tensors this one was computed from (empty for leaves and untracked results).
-    public private(set) var inputs: [Tensor]
+    @exclusivity(unchecked) public private(set) var inputs: [Tensor]
     let backward: Backward?
     /// The name of the operation that made this tensor, for diagnostics.
     public let operation: String
     /// Whether gradients flow into this tensor.
-    public private(set) var requiresGrad: Bool
+    @exclusivity(unchecked) public private(set) var requiresGrad: Bool
     /// The gradient accumulated by ``backward(seed:)`` (leaves that require a gradient only).
-    public var grad: Tensor?
+    @exclusivity(unchecked) public var grad: Tensor?
+
+    // Scratch space for a backward pass: which pass last visited this tensor, its position in
+    // that pass's order, and whether (and as which) it was a requested tensor.
+    // The mutable fields skip the runtime exclusivity checks (a measurable share of the cost of
+    // a tiny op); no access to them overlaps another.
+    @exclusivity(unchecked) var autogradVisit: UInt64 = 0
+    @exclusivity(unchecked) var autogradSlot = 0
+    @exclusivity(unchecked) var autogradTargetVisit: UInt64 = 0
+    @exclusivity(unchecked) var autogradTargetIndex = 0
 
     /// Whether this tensor is a leaf: created directly rather than by a recorded operation.
     public var isLeaf: Bool { backward == nil }
@@ -87,7 +96,22 @@ public final class Tensor<Scalar: TensorScalar> {
     deinit {
         // A long chain of results would otherwise be released recursively, one stack frame per
         // link; unlink uniquely held inputs iteratively instead.
-        guard !inputs.isEmpty else { return }
+        if !inputs.isEmpty { Tensor.unlink(&inputs) }
+    }
+
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    static func unlink(_ inputs: inout [Tensor]) {
+        // Usually every input outlives this tensor (or has no history); then nothing to do.
+        var chained = false
+        for i in inputs.indices where !inputs[i].inputs.isEmpty && isKnownUniquelyReferenced(&inputs[i]) {
+            chained = true
+            break
+        }
+        guard chained else { return }
+        // `pending` becomes the only owner of the inputs, so an input held by nobody else is
+        // seen as uniquely referenced when popped, and its own inputs are moved here instead
+        // of being released by a nested deinit.
         var pending = inputs
         inputs = []
         while var t = pending.popLast() {
@@ -106,7 +130,7 @@ public final class Tensor<Scalar: TensorScalar> {
         guard n == scalars.count, shape.allSatisfy({ $0 >= 0 }) else {
             throw TensorError("Tensor(shape: \(shape)): \(scalars.count) scalars given, \(n) needed")
         }
-        let s = Storage<Scalar>(count: n)
+        let s = Storage<Scalar>.make(count: n)
         scalars.withUnsafeBufferPointer { src in
             if n > 0, let b = src.baseAddress { s.base.update(from: b, count: n) }
         }
@@ -115,7 +139,7 @@ public final class Tensor<Scalar: TensorScalar> {
 
     /// A one-element tensor of shape `[]`.
     public convenience init(_ value: Scalar, requiresGrad: Bool = false) {
-        let s = Storage<Scalar>(count: 1)
+        let s = Storage<Scalar>.make(count: 1)
         s.base[0] = value
         self.init(shape: [], storage: s, requiresGrad: requiresGrad)
     }
@@ -123,19 +147,23 @@ public final class Tensor<Scalar: TensorScalar> {
     /// A tensor of the given shape filled with `value`.
     public convenience init(repeating value: Scalar, shape: [Int], requiresGrad: Bool = false) {
         let n = shape.reduce(1, *)
-        let s = Storage<Scalar>(count: Swift.max(0, n))
+        let s = Storage<Scalar>.make(count: Swift.max(0, n))
         s.base.initialize(repeating: value, count: Swift.max(0, n))
         self.init(shape: shape, storage: s, requiresGrad: requiresGrad)
     }
 
     /// A tensor of zeros.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func zeros(_ shape: [Int]) -> Tensor { Tensor(repeating: 0, shape: shape) }
     /// A tensor of ones.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func ones(_ shape: [Int]) -> Tensor { Tensor(repeating: 1, shape: shape) }
 
     /// A tensor converted from another precision (no gradient history).
     public convenience init<Other: TensorScalar>(converting other: Tensor<Other>, requiresGrad: Bool = false) {
-        let s = Storage<Scalar>(count: other.count)
+        let s = Storage<Scalar>.make(count: other.count)
         let src = other.storage.base
         for i in 0..<other.count { s.base[i] = Scalar(tensorDouble: src[i].tensorDouble) }
         self.init(shape: other.shape, storage: s, requiresGrad: requiresGrad)
@@ -149,8 +177,8 @@ public final class Tensor<Scalar: TensorScalar> {
         var i = 0
         while i < t.count {
             // Box–Muller: two independent normals per pair of uniforms.
-            let u1 = Double.random(in: Double.ulpOfOne ..< 1, using: &generator)
-            let u2 = Double.random(in: 0 ..< 1, using: &generator)
+            let u1 = (Double(generator.next() >> 11) + 1) * 0x1p-53   // (0, 1]
+            let u2 = Double(generator.next() >> 11) * 0x1p-53
             let r = (-2 * Foundation.log(u1)).squareRoot() * standardDeviation.tensorDouble
             t.storage.base[i] = Scalar(tensorDouble: r * Foundation.cos(2 * Double.pi * u2))
             if i + 1 < t.count { t.storage.base[i + 1] = Scalar(tensorDouble: r * Foundation.sin(2 * Double.pi * u2)) }
@@ -164,7 +192,12 @@ public final class Tensor<Scalar: TensorScalar> {
         _ shape: [Int], in range: ClosedRange<Double>, using generator: inout G, requiresGrad: Bool = false
     ) -> Tensor {
         let t = Tensor(repeating: 0, shape: shape, requiresGrad: requiresGrad)
-        for i in 0..<t.count { t.storage.base[i] = Scalar(tensorDouble: Double.random(in: range, using: &generator)) }
+        let low = range.lowerBound, width = range.upperBound - range.lowerBound
+        for i in 0..<t.count {
+            // 53 random bits as a fraction in [0, 1).
+            let unit = Double(generator.next() >> 11) * 0x1p-53
+            t.storage.base[i] = Scalar(tensorDouble: low + width * unit)
+        }
         return t
     }
 
@@ -194,6 +227,8 @@ public final class Tensor<Scalar: TensorScalar> {
     }
 
     /// Overwrites the elements in place (same count), e.g. to load weights.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func assign(_ values: [Scalar]) throws {
         guard values.count == count else { throw TensorError("assign: \(values.count) values for shape \(shape)") }
         values.withUnsafeBufferPointer { src in
@@ -202,25 +237,33 @@ public final class Tensor<Scalar: TensorScalar> {
     }
 
     /// Overwrites the elements in place with another tensor's (same count).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func assign(_ other: Tensor) throws {
         guard other.count == count else { throw TensorError("assign: shape \(other.shape) into \(shape)") }
         if other.storage !== storage { storage.base.update(from: other.storage.base, count: count) }
     }
 
     /// Turns gradient tracking on or off for a leaf.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func setRequiresGrad(_ on: Bool) throws {
         guard isLeaf else { throw TensorError("setRequiresGrad: \(operation) result is not a leaf") }
         requiresGrad = on
     }
 
     /// The same values with no history (shares memory).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func detached() -> Tensor {
         Tensor(shape: shape, storage: storage)
     }
 
     /// An independent copy of the values, with no history.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func copy() -> Tensor {
-        let s = Storage<Scalar>(count: count)
+        let s = Storage<Scalar>.make(count: count)
         s.base.update(from: storage.base, count: count)
         return Tensor(shape: shape, storage: s)
     }
@@ -229,6 +272,8 @@ public final class Tensor<Scalar: TensorScalar> {
 
     /// Wraps a freshly computed storage as the result of an operation, recording the graph when
     /// recording is on and an input needs a gradient.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     static func result(_ shape: [Int], _ storage: Storage<Scalar>, _ operation: String,
                        _ inputs: [Tensor], _ backward: @escaping Backward) -> Tensor {
         if GradMode.recording {
@@ -240,6 +285,8 @@ public final class Tensor<Scalar: TensorScalar> {
         return Tensor(shape: shape, storage: storage, operation: operation)
     }
 
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     static func result(_ shape: [Int], _ storage: Storage<Scalar>, _ operation: String,
                        _ input: Tensor, _ backward: @escaping Backward) -> Tensor {
         if GradMode.recording && input.requiresGrad {
@@ -250,6 +297,8 @@ public final class Tensor<Scalar: TensorScalar> {
     }
 
     /// Whether an operation on these inputs would be recorded.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     @inline(__always) static func recorded(_ a: Tensor, _ b: Tensor? = nil) -> Bool {
         GradMode.recording && (a.requiresGrad || (b?.requiresGrad ?? false))
     }
@@ -266,12 +315,14 @@ extension Tensor: CustomStringConvertible {
 /// `backward` returns input gradients written in terms of tensor operations (so that it can be
 /// differentiated again).
 extension Tensor {
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public static func custom(
         _ name: String, inputs: [Tensor], shape: [Int], values: [Scalar], backward: @escaping Backward
     ) throws -> Tensor {
         let n = shape.reduce(1, *)
         guard values.count == n else { throw TensorError("\(name): \(values.count) values for shape \(shape)") }
-        let s = Storage<Scalar>(count: n)
+        let s = Storage<Scalar>.make(count: n)
         values.withUnsafeBufferPointer { if n > 0, let b = $0.baseAddress { s.base.update(from: b, count: n) } }
         return result(shape, s, name, inputs, backward)
     }

@@ -17,6 +17,13 @@ final class OperationGradientTests: XCTestCase {
         try GradientCheck.check([a, c]) { try $0[0] * $0[1] }
         try GradientCheck.check([a, d]) { try $0[0] / $0[1] }
         try GradientCheck.check([d, a]) { try $0[0] * $0[1] * $0[1] }
+        // The fused product-then-sum of broadcast backwards, directly.
+        let e = r([4, 3, 5], seed: 8)
+        try GradientCheck.check([a, e]) { try T.productSum($0[0], $0[1], toShape: [4, 1, 5]) }
+        try GradientCheck.check([a, e]) { try T.productSum($0[0], $0[1], toShape: [3, 5]) }
+        try GradientCheck.check([a, e]) { try T.productSum($0[0], $0[1], toShape: [4, 1, 1]) }
+        XCTAssertEqual(try T.productSum(a, e, toShape: [1, 3, 1]).scalars.map { ($0 * 1e12).rounded() },
+                       try (a * e).sum(toShape: [1, 3, 1]).scalars.map { ($0 * 1e12).rounded() })
     }
 
     func testScalarOperations() throws {
@@ -40,6 +47,10 @@ final class OperationGradientTests: XCTestCase {
         try GradientCheck.check([a]) { $0[0].sigmoid() }
         try GradientCheck.check([a]) { $0[0].silu() }
         try GradientCheck.check([a]) { $0[0].softplus() }
+        // The fused backwards of silu and sigmoid, differentiated twice (third order of silu).
+        let g = r([3, 7], seed: 9)
+        try GradientCheck.check([a, g]) { try T.siluGradient($0[0], $0[1]) }
+        try GradientCheck.check([a, g]) { try T.sigmoidGradient($0[0], $0[1]) }
         try GradientCheck.check([a]) { $0[0].square() }
         try GradientCheck.check([p]) { $0[0].reciprocal() }
         // Kinked functions: the inputs keep clear of the kinks.
