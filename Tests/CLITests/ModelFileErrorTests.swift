@@ -1,0 +1,54 @@
+import Foundation
+import XCTest
+
+/// Issue 5, point 7: a model file with a missing tensor, a corrupt or truncated header, or a
+/// structure with an element the model has no row for gives a one-line error and exit 1.
+final class ModelFileErrorTests: XCTestCase {
+    func testBadModelsAndUnknownElementsAreClearErrors() throws {
+        let model = CLI.sharedDirectory.appendingPathComponent("eninet-reference/eninet-small.safetensors")
+        guard FileManager.default.fileExists(atPath: model.path) else { throw XCTSkip("../shared is absent") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("model-errors-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let water = dir.appendingPathComponent("water.xyz")
+        try "3\nProperties=species:S:1:pos:R:3 pbc=\"F F F\"\nO 0 0 0\nH 0.76 0.59 0\nH -0.76 0.59 0\n".write(to: water, atomically: true, encoding: .utf8)
+        let og = dir.appendingPathComponent("og.xyz")
+        try "2\nProperties=species:S:1:pos:R:3 pbc=\"F F F\"\nOg 0 0 0\nH 0 0 0.8\n".write(to: og, atomically: true, encoding: .utf8)
+
+        let bytes = try Data(contentsOf: model)
+        let json = URL(fileURLWithPath: model.path.replacingOccurrences(of: ".safetensors", with: ".json"))
+        func variant(_ name: String, _ data: Data) throws -> String {
+            let url = dir.appendingPathComponent(name + ".safetensors")
+            try data.write(to: url)
+            try FileManager.default.copyItem(at: json, to: dir.appendingPathComponent(name + ".json"))
+            return url.path
+        }
+        // A tensor renamed in the header (same length, offsets intact) is missing under its real name.
+        let tensor = "readout.out.1.mix.net.2.bias"
+        var renamed = bytes
+        let range = try XCTUnwrap(renamed.range(of: Data(tensor.utf8)))
+        renamed.replaceSubrange(range, with: Data(tensor.replacingOccurrences(of: "bias", with: "zzzz").utf8))
+        var garbled = bytes
+        garbled.replaceSubrange(8..<40, with: Data(repeating: 0x7B, count: 32))
+
+        let cases: [(model: String, structure: URL, fragment: String)] = [
+            (model.path, og, "atomic number 118"),
+            (try variant("missing", renamed), water, tensor),
+            (try variant("truncated", bytes.prefix(100)), water, "truncated.safetensors"),
+            (try variant("corrupt", garbled), water, "corrupt.safetensors"),
+            (try variant("empty", Data()), water, "empty.safetensors"),
+        ]
+        // The untouched model evaluates the same water: the failures come from the damage.
+        let good = try CLI.run(["evaluate", "--model", model.path, "--structure", water.path, "--json"])
+        XCTAssertEqual(good.status, 0, good.stderr)
+        XCTAssertTrue(good.stdout.contains("\"energy\""), good.stdout)
+        for c in cases {
+            let result = try CLI.run(["evaluate", "--model", c.model, "--structure", c.structure.path, "--json"])
+            XCTAssertFalse(result.terminatedBySignal, "\(c.model) crashed")
+            XCTAssertEqual(result.status, 1, "\(c.model): \(result.stderr)")
+            XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, "\(c.model): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains(c.fragment), "\(c.model): expected '\(c.fragment)' in \(result.stderr)")
+            XCTAssertTrue(result.stdout.isEmpty, "\(c.model): printed results despite the error")
+        }
+    }
+}
