@@ -143,7 +143,7 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
             return try v * scale.unsqueezed(1)
         case .rms:
             let meanSquare = try (v * v).sum(axes: [1, 2], keepingDimensions: true) * T(1 / Double(configuration.featureCount))
-            let inv = try (meanSquare + T(configuration.vectorNormEpsilon)).sqrt().reciprocal()
+            let inv = (meanSquare + T(configuration.vectorNormEpsilon)).sqrt().reciprocal()
             return try v * inv * weight
         }
     }
@@ -258,7 +258,7 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
             scalars = block == 0 ? h[0].silu() : h[0]
             vectors = try uv[0] * h[1].unsqueezed(1)
         }
-        let energy = try (scalars * T(c.scaleStd) + T(c.scaleMean)).sum()
+        let energy = (scalars * T(c.scaleStd) + T(c.scaleMean)).sum()
         return Output(energy: energy, atomScalars: scalars, atomVectors: vectors)
     }
 }

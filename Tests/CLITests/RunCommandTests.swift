@@ -167,7 +167,7 @@ final class InterruptedRunTests: XCTestCase {
         let dir = try RunDirectory(deck: argonDeck(dynamics: longRun, output: output))
         defer { dir.remove() }
         let errURL = dir.url.appendingPathComponent("stderr")
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let err = try FileHandle(forWritingTo: errURL)
         let process = try CLI.start(["run", dir.path("deck.toml"), "--quiet"], stderr: err)
         try waitForFrames(dir.path("out/t.nc"), atLeast: 3, process: process)
