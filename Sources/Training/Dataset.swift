@@ -113,6 +113,7 @@ public enum ExtendedXYZDataset {
                 let lineNumber = l + 2 + a
                 guard lineNumber < lines.count else { throw bad("the file ends after \(a) of \(n) atom lines") }
                 let fields = lines[lineNumber].split(whereSeparator: { $0 == " " || $0 == "\t" })
+                guard !fields.isEmpty else { throw bad("only \(a) of \(n) atom lines (line \(lineNumber + 1) is blank)") }
                 guard fields.count >= columns else {
                     throw bad("atom \(a) (line \(lineNumber + 1)) has \(fields.count) columns, Properties needs \(columns)")
                 }

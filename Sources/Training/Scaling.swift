@@ -45,9 +45,14 @@ public struct TargetStatistics: Equatable, Sendable {
                 for b in 0..<m { ata[a * m + b] += counts[a] * counts[b] }
             }
         }
-        let ridge = 1e-8 * (ata.enumerated().filter { $0.offset % (m + 1) == 0 }.map { $0.element }.max() ?? 1)
-        for a in 0..<m { ata[a * m + a] += ridge }
-        let e = try solve(ata, atb, m)
+        // Elements that always appear in the same ratio make the system singular: then a tiny
+        // ridge picks the smallest-norm solution (their sum is all the data fixes).
+        let e: [Double]
+        if let exact = try? solve(ata, atb, m) { e = exact } else {
+            let ridge = 1e-8 * (ata.enumerated().filter { $0.offset % (m + 1) == 0 }.map { $0.element }.max() ?? 1)
+            for a in 0..<m { ata[a * m + a] += ridge }
+            e = try solve(ata, atb, m)
+        }
         let elementEnergies = Dictionary(uniqueKeysWithValues: zip(elements, e))
         let constant = compositions.count == 1
         var residualPerAtom: [Double] = []
@@ -74,7 +79,7 @@ public struct TargetStatistics: Equatable, Sendable {
             let mu = residualPerAtom.reduce(0, +) / Double(residualPerAtom.count)
             std = (residualPerAtom.reduce(0) { $0 + ($1 - mu) * ($1 - mu) } / Double(residualPerAtom.count)).squareRoot()
         }
-        if !(std > 1e-12) || !std.isFinite { std = 1 }
+        if !(std > 1e-9) || !std.isFinite { std = 1 }
         var degreeSum = 0, atoms = 0
         for f in frames {
             let list = NeighborList(cutoff: cutoff, skin: 0, kind: .full)
@@ -95,10 +100,11 @@ public struct TargetStatistics: Equatable, Sendable {
     /// Gaussian elimination with partial pivoting on a small dense system.
     static func solve(_ a: [Double], _ b: [Double], _ m: Int) throws -> [Double] {
         var a = a, b = b
+        let largest = a.map { abs($0) }.max() ?? 0
         for col in 0..<m {
             var pivot = col
             for r in col..<m where abs(a[r * m + col]) > abs(a[pivot * m + col]) { pivot = r }
-            guard abs(a[pivot * m + col]) > 0 else { throw TrainingError("element energy fit: singular system") }
+            guard abs(a[pivot * m + col]) > 1e-10 * largest else { throw TrainingError("element energy fit: singular system") }
             if pivot != col {
                 for c in 0..<m { a.swapAt(col * m + c, pivot * m + c) }
                 b.swapAt(col, pivot)

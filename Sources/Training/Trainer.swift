@@ -168,7 +168,7 @@ public final class Trainer<T: ENINetFloat> {
                 bestValidationLoss = validationLoss
                 epochsSinceBest = 0
                 try average.withAveragedWeights(model.parameters.tensors) {
-                    try model.modelFile(dtype: T.self == Double.self ? .float64 : .float32).write(to: settings.modelPath)
+                    try Self.replace(settings.modelPath) { try model.modelFile(dtype: T.self == Double.self ? .float64 : .float32).write(to: $0) }
                 }
             } else {
                 epochsSinceBest += 1
@@ -195,6 +195,20 @@ public final class Trainer<T: ENINetFloat> {
 
     // MARK: Checkpoints
 
+    /// Writes through `write` to a fresh name beside `path`, then renames it over `path` with
+    /// rename(2), which replaces atomically (Foundation's `replaceItemAt` fails on Linux when the
+    /// target exists, and would leave no file at all).
+    static func replace(_ path: String, _ write: (String) throws -> Void) throws {
+        let url = URL(fileURLWithPath: path)
+        let fresh = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).new").path
+        try? FileManager.default.removeItem(atPath: fresh)
+        try write(fresh)
+        guard rename(fresh, path) == 0 else {
+            try? FileManager.default.removeItem(atPath: fresh)
+            throw TrainingError("\(path): cannot replace the file (errno \(errno))")
+        }
+    }
+
     /// Writes weights, optimiser moments, the moving average, the schedule, counters and the
     /// shuffling generator's state to one safetensors file (float64, written atomically).
     public func writeCheckpoint(to path: String) throws {
@@ -217,7 +231,7 @@ public final class Trainer<T: ENINetFloat> {
         let data = try JSONSerialization.data(withJSONObject: state, options: [.sortedKeys])
         weights.metadata["training_state"] = String(decoding: data, as: UTF8.self)
         file.weights = weights
-        try file.write(to: path)
+        try Self.replace(path) { try file.write(to: $0) }
     }
 
     /// Restores everything `writeCheckpoint` stored; the network's configuration must match.
