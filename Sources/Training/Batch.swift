@@ -114,7 +114,7 @@ extension ENINetDifferentiableModel {
     /// kept (validation).
     public func loss(on batch: TrainingBatch, weights: LossWeights, differentiable: Bool = true) throws -> BatchLoss<T> {
         let n = batch.positions.count, b = batch.structureCount
-        let needForces = weights.forces != 0 || !differentiable
+        let needForces = weights.forces != 0 || (!differentiable && configuration.target == .energy)
         let positions = try Tensor<T>(shape: [n, 3], scalars: batch.positions.flatMap { [T($0.x), T($0.y), T($0.z)] },
                                       requiresGrad: needForces)
         let out = try forward(atomicNumbers: batch.atomicNumbers, positions: positions, graph: batch.graph)

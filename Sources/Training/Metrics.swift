@@ -4,7 +4,7 @@ import Geometry
 
 /// Mean absolute and root-mean-square errors of energies, forces and dipoles, overall and per element.
 public struct ErrorMetrics: Sendable {
-    private(set) var energyAbs = 0.0, energySquare = 0.0, frames = 0
+    private(set) var energyAbs = 0.0, energySquare = 0.0, frames = 0, energyFrames = 0
     private(set) var forceAbs = 0.0, forceSquare = 0.0, forceComponents = 0
     private(set) var dipoleAbs = 0.0, dipoleSquare = 0.0, dipoleComponents = 0
     private(set) var elementForce: [Int: (abs: Double, square: Double, count: Int)] = [:]
@@ -16,16 +16,19 @@ public struct ErrorMetrics: Sendable {
     public init() {}
 
     /// Adds one frame: energies in eV (total), forces in eV/Å, dipoles in e·Å.
-    public mutating func add(atomicNumbers: [Int], energy: Double, reference: Double, forces: [Vec3]?, referenceForces: [Vec3],
+    public mutating func add(atomicNumbers: [Int], energy: Double?, reference: Double, forces: [Vec3]?, referenceForces: [Vec3],
                              dipole: Vec3?, referenceDipole: Vec3?) {
         let n = Double(atomicNumbers.count)
-        let e = (energy - reference) / n
-        energyAbs += abs(e); energySquare += e * e; frames += 1
-        energyPairs.append((reference / n, energy / n))
-        for z in Set(atomicNumbers) {
-            var s = elementEnergy[z] ?? (0, 0, 0)
-            s.abs += abs(e); s.square += e * e; s.count += 1
-            elementEnergy[z] = s
+        frames += 1
+        if let energy {
+            let e = (energy - reference) / n
+            energyAbs += abs(e); energySquare += e * e; energyFrames += 1
+            energyPairs.append((reference / n, energy / n))
+            for z in Set(atomicNumbers) {
+                var s = elementEnergy[z] ?? (0, 0, 0)
+                s.abs += abs(e); s.square += e * e; s.count += 1
+                elementEnergy[z] = s
+            }
         }
         if let forces, forces.count == referenceForces.count {
             for (i, (f, r)) in zip(forces, referenceForces).enumerated() {
@@ -48,8 +51,9 @@ public struct ErrorMetrics: Sendable {
     }
 
     public var frameCount: Int { frames }
-    public var energyMAEmeVPerAtom: Double { 1000 * energyAbs / Double(max(frames, 1)) }
-    public var energyRMSEmeVPerAtom: Double { 1000 * (energySquare / Double(max(frames, 1))).squareRoot() }
+    /// Energy errors per atom (nil for dipole models, which predict no energy).
+    public var energyMAEmeVPerAtom: Double? { energyFrames > 0 ? 1000 * energyAbs / Double(energyFrames) : nil }
+    public var energyRMSEmeVPerAtom: Double? { energyFrames > 0 ? 1000 * (energySquare / Double(energyFrames)).squareRoot() : nil }
     public var forceMAEmeVPerA: Double? { forceComponents > 0 ? 1000 * forceAbs / Double(forceComponents) : nil }
     public var forceRMSEmeVPerA: Double? { forceComponents > 0 ? 1000 * (forceSquare / Double(forceComponents)).squareRoot() : nil }
     /// Mean absolute error per dipole component (e·Å).
@@ -68,8 +72,9 @@ public struct ErrorMetrics: Sendable {
 
     /// The overall figures as one JSON object (the keys `eninet-md evaluate --data --json` prints).
     public var jsonObject: [String: Any] {
-        var o: [String: Any] = ["energy_mae_meV_per_atom": energyMAEmeVPerAtom, "energy_rmse_meV_per_atom": energyRMSEmeVPerAtom,
-                                "frames": frames]
+        var o: [String: Any] = ["frames": frames]
+        if let x = energyMAEmeVPerAtom { o["energy_mae_meV_per_atom"] = x }
+        if let x = energyRMSEmeVPerAtom { o["energy_rmse_meV_per_atom"] = x }
         if let x = forceMAEmeVPerA { o["force_mae_meV_per_A"] = x }
         if let x = forceRMSEmeVPerA { o["force_rmse_meV_per_A"] = x }
         if let x = dipoleMAE { o["dipole_mae_eA"] = x }
@@ -115,7 +120,7 @@ public enum DatasetEvaluation {
             let out = try model.evaluate(atomicNumbers: f.atomicNumbers, positions: f.positions, graph: graph, forces: !dipoleModel)
             let masses = f.atomicNumbers.map { Elements.mass(of: $0) ?? 1 }
             let mu = out.dipole(positions: f.positions, masses: masses)
-            metrics.add(atomicNumbers: f.atomicNumbers, energy: out.energy, reference: f.energy,
+            metrics.add(atomicNumbers: f.atomicNumbers, energy: dipoleModel ? nil : out.energy, reference: f.energy,
                         forces: dipoleModel ? nil : out.forces, referenceForces: f.forces,
                         dipole: dipoleModel ? mu : nil, referenceDipole: f.dipole)
         }

@@ -17,8 +17,8 @@ public struct EpochReport: Sendable {
 
     /// The human-readable progress line.
     public var line: String {
-        var s = String(format: "epoch %4d  step %6d  loss %.4e  val %.4e  E MAE %.3f RMSE %.3f meV/atom", epoch, step, trainLoss,
-                       validationLoss, validation.energyMAEmeVPerAtom, validation.energyRMSEmeVPerAtom)
+        var s = String(format: "epoch %4d  step %6d  loss %.4e  val %.4e", epoch, step, trainLoss, validationLoss)
+        if let a = validation.energyMAEmeVPerAtom, let b = validation.energyRMSEmeVPerAtom { s += String(format: "  E MAE %.3f RMSE %.3f meV/atom", a, b) }
         if let a = validation.forceMAEmeVPerA, let b = validation.forceRMSEmeVPerA { s += String(format: "  F MAE %.2f RMSE %.2f meV/Å", a, b) }
         if let d = validation.dipoleMAE { s += String(format: "  μ MAE %.4f eÅ", d) }
         s += String(format: "  lr %.2e  %.1f samples/s  ETA %.0f s", learningRate, samplesPerSecond, etaSeconds)
@@ -126,7 +126,7 @@ public final class Trainer<T: ENINetFloat> {
                 for k in 0..<b.structureCount {
                     let n = b.atomCounts[k]
                     let f = loss.predictedForces.isEmpty ? nil : Array(loss.predictedForces[atom..<(atom + n)])
-                    metrics.add(atomicNumbers: Array(b.atomicNumbers[atom..<(atom + n)]), energy: loss.predictedEnergies[k],
+                    metrics.add(atomicNumbers: Array(b.atomicNumbers[atom..<(atom + n)]), energy: settings.target == .dipole ? nil : loss.predictedEnergies[k],
                                 reference: b.energies[k], forces: settings.target == .dipole ? nil : f,
                                 referenceForces: Array(b.forces[atom..<(atom + n)]),
                                 dipole: settings.weights.dipole > 0 ? loss.predictedDipoles[k] : nil, referenceDipole: b.dipoles[k])
