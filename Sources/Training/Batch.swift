@@ -102,6 +102,7 @@ public struct BatchLoss<T: ENINetFloat> {
     /// Predicted total energies per structure and forces per atom (for metrics).
     public var predictedEnergies: [Double]
     public var predictedForces: [Vec3]
+    /// Empty unless the loss weighs dipoles or the model is a dipole model.
     public var predictedDipoles: [Vec3]
 }
 
@@ -146,20 +147,23 @@ extension ENINetDifferentiableModel {
         }
 
         // μ_b = Σ_{i∈b} (mu_i + q_i (r_i − r_com)); lever arms are data, not differentiated.
-        let arms = try Tensor<T>(shape: [n, 3], scalars: batch.centredPositions.flatMap { [T($0.x), T($0.y), T($0.z)] })
-        let atomDipoles = try out.atomVectors.reshaped([n, 3]) + out.atomScalars * arms
-        let dipoles = try atomDipoles.scatterAdd(rows: batch.structureOfAtom, count: b)        // [B, 3]
-        let d = dipoles.scalars
-        let predictedDipoles = (0..<b).map { Vec3(d[3 * $0].tensorDouble, d[3 * $0 + 1].tensorDouble, d[3 * $0 + 2].tensorDouble) }
-        if weights.dipole != 0 {
-            guard batch.dipoles.allSatisfy({ $0 != nil }) else { throw TrainingError("loss.dipole_weight is set but a frame has no dipole") }
-            let referenceDipoles = try Tensor<T>(shape: [b, 3], scalars: batch.dipoles.flatMap { v -> [T] in
-                let x = v ?? .zero
-                return [T(x.x), T(x.y), T(x.z)]
-            })
-            let dipoleLoss = try (dipoles - referenceDipoles).square().mean()
-            dipoleMSE = dipoleLoss.item.tensorDouble
-            total = try total + dipoleLoss * T(weights.dipole)
+        var predictedDipoles: [Vec3] = []
+        if weights.dipole != 0 || c.target == .dipole {
+            let arms = try Tensor<T>(shape: [n, 3], scalars: batch.centredPositions.flatMap { [T($0.x), T($0.y), T($0.z)] })
+            let atomDipoles = try out.atomVectors.reshaped([n, 3]) + out.atomScalars * arms
+            let dipoles = try atomDipoles.scatterAdd(rows: batch.structureOfAtom, count: b)        // [B, 3]
+            let d = dipoles.scalars
+            predictedDipoles = (0..<b).map { Vec3(d[3 * $0].tensorDouble, d[3 * $0 + 1].tensorDouble, d[3 * $0 + 2].tensorDouble) }
+            if weights.dipole != 0 {
+                guard batch.dipoles.allSatisfy({ $0 != nil }) else { throw TrainingError("loss.dipole_weight is set but a frame has no dipole") }
+                let referenceDipoles = try Tensor<T>(shape: [b, 3], scalars: batch.dipoles.flatMap { v -> [T] in
+                    let x = v ?? .zero
+                    return [T(x.x), T(x.y), T(x.z)]
+                })
+                let dipoleLoss = try (dipoles - referenceDipoles).square().mean()
+                dipoleMSE = dipoleLoss.item.tensorDouble
+                total = try total + dipoleLoss * T(weights.dipole)
+            }
         }
         let e = energies.scalars.map { $0.tensorDouble }
         return BatchLoss(total: total, energyMSE: energyMSE, forceMSE: forceMSE, dipoleMSE: dipoleMSE,

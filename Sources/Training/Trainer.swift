@@ -129,7 +129,7 @@ public final class Trainer<T: ENINetFloat> {
                     metrics.add(atomicNumbers: Array(b.atomicNumbers[atom..<(atom + n)]), energy: settings.target == .dipole ? nil : loss.predictedEnergies[k],
                                 reference: b.energies[k], forces: settings.target == .dipole ? nil : f,
                                 referenceForces: Array(b.forces[atom..<(atom + n)]),
-                                dipole: settings.weights.dipole > 0 ? loss.predictedDipoles[k] : nil, referenceDipole: b.dipoles[k])
+                                dipole: loss.predictedDipoles.isEmpty ? nil : loss.predictedDipoles[k], referenceDipole: b.dipoles[k])
                     atom += n
                 }
             }

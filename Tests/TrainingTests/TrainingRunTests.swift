@@ -6,32 +6,37 @@ import Training
 import XCTest
 
 final class TrainingRunTests: XCTestCase {
-    /// A run stopped after 2 epochs and resumed to 4 ends with exactly the weights, moving average
+    /// A run stopped after 2 epochs and resumed to 4 (in Double and in Float) ends with exactly the weights, moving average
     /// and optimiser moments of an uninterrupted 4-epoch run.
     func testResumeReproducesUninterruptedRun() throws {
+        try checkResume(Double.self, tag: "d")
+        try checkResume(Float.self, tag: "f")
+    }
+
+    private func checkResume<T: ENINetFloat>(_: T.Type, tag: String) throws {
         let frames = try Fixture.ethanol()
-        let dirA = try Fixture.scratch("resume-a"), dirB = try Fixture.scratch("resume-b")
-        let full = try Trainer<Double>(settings: try Fixture.tinySettings(output: dirA, extra: ["optimizer.max_epochs": .integer(4)]), frames: frames)
+        let dirA = try Fixture.scratch("resume-a" + tag), dirB = try Fixture.scratch("resume-b" + tag)
+        let full = try Trainer<T>(settings: try Fixture.tinySettings(output: dirA, extra: ["optimizer.max_epochs": .integer(4)]), frames: frames)
         _ = try full.run(resume: false)
 
-        let first = try Trainer<Double>(settings: try Fixture.tinySettings(output: dirB, extra: ["optimizer.max_epochs": .integer(2)]), frames: frames)
+        let first = try Trainer<T>(settings: try Fixture.tinySettings(output: dirB, extra: ["optimizer.max_epochs": .integer(2)]), frames: frames)
         _ = try first.run(resume: false)
         XCTAssertEqual(first.epoch, 2)
-        let second = try Trainer<Double>(settings: try Fixture.tinySettings(output: dirB, extra: ["optimizer.max_epochs": .integer(4)]), frames: frames)
+        let second = try Trainer<T>(settings: try Fixture.tinySettings(output: dirB, extra: ["optimizer.max_epochs": .integer(4)]), frames: frames)
         _ = try second.run(resume: true)
         XCTAssertEqual(second.epoch, 4)
         XCTAssertEqual(second.step, full.step)
         XCTAssertEqual(second.optimizer.stepCount, full.optimizer.stepCount)
         var maxDifference = 0.0
         for (a, b) in zip(full.model.parameters.tensors, second.model.parameters.tensors) {
-            for (x, y) in zip(a.scalars, b.scalars) { maxDifference = max(maxDifference, abs(x - y)) }
+            for (x, y) in zip(a.scalars, b.scalars) { maxDifference = max(maxDifference, abs(x.tensorDouble - y.tensorDouble)) }
         }
         XCTAssertEqual(maxDifference, 0, "resumed weights differ by \(maxDifference)")
         XCTAssertEqual(full.average.shadow, second.average.shadow)
         XCTAssertEqual(full.optimizer.secondMoments, second.optimizer.secondMoments)
         XCTAssertEqual(full.schedule, second.schedule)
         // And training moved the weights at all (the comparison is not vacuous).
-        let initial = try Trainer<Double>(settings: try Fixture.tinySettings(output: dirB), frames: frames)
+        let initial = try Trainer<T>(settings: try Fixture.tinySettings(output: dirB), frames: frames)
         let moved = zip(initial.model.parameters.tensors, full.model.parameters.tensors).contains { $0.scalars != $1.scalars }
         XCTAssertTrue(moved)
         let logLines = try String(contentsOfFile: (dirB as NSString).appendingPathComponent("log.jsonl"), encoding: .utf8)
