@@ -23,7 +23,13 @@ struct Evaluate: ParsableCommand {
     var model: String
 
     @Option(help: "Structure file (.xyz, .extxyz, .pdb).")
-    var structure: String
+    var structure: String?
+
+    @Option(help: "Labelled dataset (extended XYZ with energies and forces): print MAE/RMSE per element and overall.")
+    var data: String?
+
+    @Option(help: "With --data: write a parity plot (SVG) of energies per atom and force components.")
+    var parity: String?
 
     @Flag(help: "Print one JSON object per frame and line.")
     var json = false
@@ -35,8 +41,14 @@ struct Evaluate: ParsableCommand {
         case float, double
     }
 
+    func validate() throws {
+        guard (structure == nil) != (data == nil) else { throw ValidationError("give exactly one of --structure and --data") }
+    }
+
     func run() throws {
         let network = try ENINetModel(contentsOf: model, precision: precision == .double ? .double : .float)
+        if let data { return try evaluateDataset(network, path: data) }
+        guard let structure else { throw ValidationError("give exactly one of --structure and --data") }
         let frames = try StructureFile.read(path: structure)
         guard !frames.isEmpty else { throw EvaluateError(description: "\(structure): no frames") }
         let target = network.configuration.target

@@ -1,0 +1,279 @@
+import Foundation
+import Geometry
+
+/// A failure a user can cause in training: a bad dataset frame, a bad setting, an unreadable
+/// checkpoint. The message names the file and the frame, line or key.
+public struct TrainingError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// One labelled structure: what a quantum-chemistry code computed for a geometry.
+public struct TrainingFrame: Sendable {
+    public var atomicNumbers: [Int]
+    public var positions: [Vec3]
+    public var cell: Cell?
+    /// Total energy (eV).
+    public var energy: Double
+    /// `−∂E/∂r_i` (eV/Å).
+    public var forces: [Vec3]
+    /// Dipole moment (e·Å), when the file has one.
+    public var dipole: Vec3?
+    /// The frame's index in its file (for messages).
+    public var index: Int
+
+    public init(atomicNumbers: [Int], positions: [Vec3], cell: Cell? = nil, energy: Double, forces: [Vec3],
+                dipole: Vec3? = nil, index: Int = 0) {
+        self.atomicNumbers = atomicNumbers
+        self.positions = positions
+        self.cell = cell
+        self.energy = energy
+        self.forces = forces
+        self.dipole = dipole
+        self.index = index
+    }
+
+    public var atomCount: Int { positions.count }
+
+    /// Throws, naming `source` and the frame, unless every number is finite, every element
+    /// known and the arrays agree in length.
+    public func validate(source: String) throws {
+        func bad(_ what: String) -> TrainingError { TrainingError("\(source): frame \(index): \(what)") }
+        guard atomCount > 0 else { throw bad("no atoms") }
+        guard atomicNumbers.count == atomCount else { throw bad("\(atomicNumbers.count) elements for \(atomCount) positions") }
+        guard forces.count == atomCount else { throw bad("\(forces.count) forces for \(atomCount) atoms") }
+        for (i, z) in atomicNumbers.enumerated() where z < 1 || Elements.symbol(of: z) == nil {
+            throw bad("atom \(i): unknown element Z = \(z)")
+        }
+        guard energy.isFinite else { throw bad("energy is \(energy)") }
+        for i in 0..<atomCount {
+            let r = positions[i], f = forces[i]
+            guard r.x.isFinite, r.y.isFinite, r.z.isFinite else { throw bad("atom \(i): non-finite position") }
+            guard f.x.isFinite, f.y.isFinite, f.z.isFinite else { throw bad("atom \(i): non-finite force") }
+        }
+        if let d = dipole, !(d.x.isFinite && d.y.isFinite && d.z.isFinite) { throw bad("non-finite dipole") }
+    }
+}
+
+/// Reads training data in the extended-XYZ layout ASE writes: a count line, a comment line of
+/// `key=value` pairs (`Properties=species:S:1:pos:R:3:forces:R:3 energy=... dipole="x y z"
+/// Lattice="..." pbc="T T T"`), then one line per atom.
+public enum ExtendedXYZDataset {
+    /// Every frame of the file at `path`, checked.
+    public static func read(path: String) throws -> [TrainingFrame] {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw TrainingError("\(path): cannot read (\(error.localizedDescription))")
+        }
+        return try parse(text, source: path)
+    }
+
+    /// Every frame of `text`; `source` names it in errors.
+    public static func parse(_ text: String, source: String) throws -> [TrainingFrame] {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? $0.dropLast() : $0 }
+        var frames: [TrainingFrame] = []
+        var l = 0
+        while l < lines.count {
+            if lines[l].allSatisfy({ $0 == " " || $0 == "\t" }) { l += 1; continue }
+            let index = frames.count
+            let countLine = l
+            func bad(_ what: String) -> TrainingError { TrainingError("\(source): frame \(index) (line \(countLine + 1)): \(what)") }
+            guard let n = Int(lines[l].trimmingCharacters(in: .whitespaces)), n > 0 else {
+                throw bad("expected an atom count, found '\(lines[l].prefix(40))'")
+            }
+            guard l + 1 < lines.count else { throw bad("the file ends before the comment line") }
+            let info = try keyValues(String(lines[l + 1]), bad: bad)
+            let properties = try propertyColumns(info["properties"] ?? "species:S:1:pos:R:3", bad: bad)
+            guard let species = properties["species"], let pos = properties["pos"] else { throw bad("Properties lacks species or pos") }
+            guard let forceColumn = properties["forces"] ?? properties["force"] else { throw bad("no forces (Properties has no 'forces' column)") }
+            guard let energyText = info["energy"] ?? info["free_energy"] else { throw bad("no energy in the comment line") }
+            guard let energy = Double(energyText) else { throw bad("energy '\(energyText)' is not a number") }
+            var dipole: Vec3? = nil
+            if let d = info["dipole"] {
+                let v = try vector(d, count: 3, key: "dipole", bad: bad)
+                dipole = Vec3(v[0], v[1], v[2])
+            }
+            var cell: Cell? = nil
+            if let lattice = info["lattice"] {
+                let v = try vector(lattice, count: 9, key: "Lattice", bad: bad)
+                var periodic = Periodicity.all
+                if let p = info["pbc"] {
+                    let flags = p.split(separator: " ").map { $0.uppercased().hasPrefix("T") }
+                    guard flags.count == 3 else { throw bad("pbc '\(p)' needs three flags") }
+                    periodic = Periodicity(flags[0], flags[1], flags[2])
+                }
+                do {
+                    cell = try Cell(matrix: Mat3(Vec3(v[0], v[1], v[2]), Vec3(v[3], v[4], v[5]), Vec3(v[6], v[7], v[8])), pbc: periodic)
+                } catch { throw bad("Lattice: \(error)") }
+            }
+            let columns = properties.values.map { $0.upperBound }.max() ?? 0
+            var z: [Int] = [], r: [Vec3] = [], f: [Vec3] = []
+            z.reserveCapacity(n); r.reserveCapacity(n); f.reserveCapacity(n)
+            for a in 0..<n {
+                let lineNumber = l + 2 + a
+                guard lineNumber < lines.count else { throw bad("the file ends after \(a) of \(n) atom lines") }
+                let fields = lines[lineNumber].split(whereSeparator: { $0 == " " || $0 == "\t" })
+                guard !fields.isEmpty else { throw bad("only \(a) of \(n) atom lines (line \(lineNumber + 1) is blank)") }
+                guard fields.count >= columns else {
+                    throw bad("atom \(a) (line \(lineNumber + 1)) has \(fields.count) columns, Properties needs \(columns)")
+                }
+                let symbol = String(fields[species.lowerBound])
+                guard let number = Elements.atomicNumber(of: symbol) else { throw bad("atom \(a): unknown element '\(symbol)'") }
+                func numbers(_ range: Range<Int>, _ what: String) throws -> Vec3 {
+                    var v = Vec3.zero
+                    for (c, k) in range.enumerated() {
+                        guard let x = Double(fields[k]) else { throw bad("atom \(a): \(what) '\(fields[k])' is not a number") }
+                        v[c] = x
+                    }
+                    return v
+                }
+                z.append(number)
+                r.append(try numbers(pos, "position"))
+                f.append(try numbers(forceColumn, "force"))
+            }
+            let frame = TrainingFrame(atomicNumbers: z, positions: r, cell: cell, energy: energy, forces: f, dipole: dipole, index: index)
+            try frame.validate(source: source)
+            frames.append(frame)
+            l += 2 + n
+        }
+        guard !frames.isEmpty else { throw TrainingError("\(source): no frames (empty file)") }
+        return frames
+    }
+
+    /// `key=value` pairs of a comment line (keys lower-cased; values may be double-quoted).
+    static func keyValues(_ line: String, bad: (String) -> TrainingError) throws -> [String: String] {
+        var out: [String: String] = [:]
+        var chars = Substring(line)
+        while true {
+            chars = chars.drop(while: { $0 == " " || $0 == "\t" })
+            guard !chars.isEmpty else { break }
+            let key = chars.prefix(while: { $0 != "=" && $0 != " " && $0 != "\t" })
+            chars = chars.dropFirst(key.count)
+            var value = ""
+            if chars.first == "=" {
+                chars = chars.dropFirst()
+                if chars.first == "\"" {
+                    chars = chars.dropFirst()
+                    guard let end = chars.firstIndex(of: "\"") else { throw bad("unterminated quote after '\(key)='") }
+                    value = String(chars[..<end])
+                    chars = chars[chars.index(after: end)...]
+                } else {
+                    let v = chars.prefix(while: { $0 != " " && $0 != "\t" })
+                    value = String(v)
+                    chars = chars.dropFirst(v.count)
+                }
+            }
+            out[key.lowercased()] = value
+        }
+        return out
+    }
+
+    /// Column ranges of each property of an ASE `Properties` string.
+    static func propertyColumns(_ spec: String, bad: (String) -> TrainingError) throws -> [String: Range<Int>] {
+        let parts = spec.split(separator: ":")
+        guard parts.count % 3 == 0, !parts.isEmpty else { throw bad("malformed Properties '\(spec)'") }
+        var out: [String: Range<Int>] = [:]
+        var column = 0
+        for k in stride(from: 0, to: parts.count, by: 3) {
+            guard let width = Int(parts[k + 2]), width > 0 else { throw bad("malformed Properties '\(spec)'") }
+            out[parts[k].lowercased()] = column..<(column + width)
+            column += width
+        }
+        if let p = out["pos"], p.count != 3 { throw bad("pos must have 3 columns") }
+        if let f = out["forces"], f.count != 3 { throw bad("forces must have 3 columns") }
+        return out
+    }
+
+    static func vector(_ text: String, count: Int, key: String, bad: (String) -> TrainingError) throws -> [Double] {
+        let v = text.split(whereSeparator: { $0 == " " || $0 == "," }).compactMap { Double($0) }
+        guard v.count == count, text.split(whereSeparator: { $0 == " " || $0 == "," }).count == count else {
+            throw bad("\(key) '\(text)' is not \(count) numbers")
+        }
+        return v
+    }
+}
+
+/// Which frames train, validate and test.
+public struct DatasetSplit: Equatable, Sendable {
+    public var train: [Int]
+    public var validation: [Int]
+    public var test: [Int]
+
+    public init(train: [Int], validation: [Int], test: [Int]) {
+        self.train = train
+        self.validation = validation
+        self.test = test
+    }
+
+    /// A seeded random split; each size is a count (≥ 1) or a fraction (< 1) of `frameCount`.
+    /// A nil test size takes the frames left over.
+    public static func random(frameCount: Int, train: Double, validation: Double, test: Double?, seed: UInt64) throws -> DatasetSplit {
+        func size(_ x: Double, _ key: String) throws -> Int {
+            guard x >= 0, x.isFinite, x < 1 || x == x.rounded() else {
+                throw TrainingError("data.\(key) = \(x) must be a whole count or a fraction in [0, 1)")
+            }
+            return x < 1 ? Int((x * Double(frameCount)).rounded()) : Int(x)
+        }
+        let nTrain = try size(train, "train"), nValid = try size(validation, "validation")
+        let nTest = try test.map { try size($0, "test") } ?? max(0, frameCount - nTrain - nValid)
+        guard nTrain >= 1 else { throw TrainingError("data.train: no training frames") }
+        guard nTrain + nValid + nTest <= frameCount else {
+            throw TrainingError("data: train + validation + test = \(nTrain + nValid + nTest) frames, but the file has \(frameCount)")
+        }
+        var generator = SplitMix64(seed: seed)
+        var order = Array(0..<frameCount)
+        generator.shuffle(&order)
+        return DatasetSplit(train: Array(order[0..<nTrain]).sorted(),
+                            validation: Array(order[nTrain..<(nTrain + nValid)]).sorted(),
+                            test: Array(order[(nTrain + nValid)..<(nTrain + nValid + nTest)]).sorted())
+    }
+
+    /// A split from a JSON file with arrays `train`, `valid` (or `validation`) and `test` of
+    /// 0-based frame indices, checked against `frameCount`.
+    public static func read(path: String, frameCount: Int) throws -> DatasetSplit {
+        let object: Any
+        do { object = try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
+            throw TrainingError("\(path): cannot read the split (\(error.localizedDescription))")
+        }
+        guard let dict = object as? [String: Any] else { throw TrainingError("\(path): the split is not a JSON object") }
+        func indices(_ keys: [String], required: Bool) throws -> [Int] {
+            guard let key = keys.first(where: { dict[$0] != nil }) else {
+                if required { throw TrainingError("\(path): missing key '\(keys[0])'") }
+                return []
+            }
+            guard let values = dict[key] as? [Any] else { throw TrainingError("\(path): key '\(key)' is not an array") }
+            return try values.enumerated().map { k, v in
+                guard let n = v as? NSNumber, let i = Int(exactly: n.doubleValue), i >= 0, i < frameCount else {
+                    throw TrainingError("\(path): \(key)[\(k)] = \(v) is not a frame index in 0..<\(frameCount)")
+                }
+                return i
+            }
+        }
+        return DatasetSplit(train: try indices(["train"], required: true), validation: try indices(["valid", "validation"], required: true),
+                            test: try indices(["test"], required: false))
+    }
+}
+
+/// SplitMix64 (Steele, Lea & Flood): a generator whose whole state is one integer, so that a
+/// checkpoint can store it and a resumed run draws the same numbers.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    public var state: UInt64
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Fisher–Yates with this generator (the standard library's shuffle may change between releases).
+    public mutating func shuffle<E>(_ array: inout [E]) {
+        guard array.count > 1 else { return }
+        for i in stride(from: array.count - 1, to: 0, by: -1) {
+            let j = Int(next() % UInt64(i + 1))
+            array.swapAt(i, j)
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import ENINet
+import Geometry
+
+/// Mean absolute and root-mean-square errors of energies, forces and dipoles, overall and per element.
+public struct ErrorMetrics: Sendable {
+    private(set) var energyAbs = 0.0, energySquare = 0.0, frames = 0, energyFrames = 0
+    private(set) var forceAbs = 0.0, forceSquare = 0.0, forceComponents = 0
+    private(set) var dipoleAbs = 0.0, dipoleSquare = 0.0, dipoleComponents = 0
+    private(set) var elementForce: [Int: (abs: Double, square: Double, count: Int)] = [:]
+    private(set) var elementEnergy: [Int: (abs: Double, square: Double, count: Int)] = [:]
+    /// (reference, predicted) energy per atom and force components, for parity plots.
+    public private(set) var energyPairs: [(Double, Double)] = []
+    public private(set) var forcePairs: [(Double, Double)] = []
+
+    public init() {}
+
+    /// Adds one frame: energies in eV (total), forces in eV/Å, dipoles in e·Å.
+    public mutating func add(atomicNumbers: [Int], energy: Double?, reference: Double, forces: [Vec3]?, referenceForces: [Vec3],
+                             dipole: Vec3?, referenceDipole: Vec3?) {
+        let n = Double(atomicNumbers.count)
+        frames += 1
+        if let energy {
+            let e = (energy - reference) / n
+            energyAbs += abs(e); energySquare += e * e; energyFrames += 1
+            energyPairs.append((reference / n, energy / n))
+            for z in Set(atomicNumbers) {
+                var s = elementEnergy[z] ?? (0, 0, 0)
+                s.abs += abs(e); s.square += e * e; s.count += 1
+                elementEnergy[z] = s
+            }
+        }
+        if let forces, forces.count == referenceForces.count {
+            for (i, (f, r)) in zip(forces, referenceForces).enumerated() {
+                var s = elementForce[atomicNumbers[i]] ?? (0, 0, 0)
+                for c in 0..<3 {
+                    let d = f[c] - r[c]
+                    forceAbs += abs(d); forceSquare += d * d; forceComponents += 1
+                    s.abs += abs(d); s.square += d * d; s.count += 1
+                    forcePairs.append((r[c], f[c]))
+                }
+                elementForce[atomicNumbers[i]] = s
+            }
+        }
+        if let dipole, let referenceDipole {
+            for c in 0..<3 {
+                let d = dipole[c] - referenceDipole[c]
+                dipoleAbs += abs(d); dipoleSquare += d * d; dipoleComponents += 1
+            }
+        }
+    }
+
+    public var frameCount: Int { frames }
+    /// Energy errors per atom (nil for dipole models, which predict no energy).
+    public var energyMAEmeVPerAtom: Double? { energyFrames > 0 ? 1000 * energyAbs / Double(energyFrames) : nil }
+    public var energyRMSEmeVPerAtom: Double? { energyFrames > 0 ? 1000 * (energySquare / Double(energyFrames)).squareRoot() : nil }
+    public var forceMAEmeVPerA: Double? { forceComponents > 0 ? 1000 * forceAbs / Double(forceComponents) : nil }
+    public var forceRMSEmeVPerA: Double? { forceComponents > 0 ? 1000 * (forceSquare / Double(forceComponents)).squareRoot() : nil }
+    /// Mean absolute error per dipole component (e·Å).
+    public var dipoleMAE: Double? { dipoleComponents > 0 ? dipoleAbs / Double(dipoleComponents) : nil }
+    public var dipoleRMSE: Double? { dipoleComponents > 0 ? (dipoleSquare / Double(dipoleComponents)).squareRoot() : nil }
+
+    /// Per element: force MAE/RMSE (meV/Å) over that element's atoms, and the energy MAE/RMSE
+    /// (meV/atom) over the frames that contain it.
+    public var perElement: [(atomicNumber: Int, forceMAE: Double, forceRMSE: Double, energyMAE: Double, energyRMSE: Double)] {
+        Set(elementEnergy.keys).union(elementForce.keys).sorted().map { z in
+            let f = elementForce[z] ?? (0, 0, 0), e = elementEnergy[z] ?? (0, 0, 0)
+            return (z, 1000 * f.abs / Double(max(f.count, 1)), 1000 * (f.square / Double(max(f.count, 1))).squareRoot(),
+                    1000 * e.abs / Double(max(e.count, 1)), 1000 * (e.square / Double(max(e.count, 1))).squareRoot())
+        }
+    }
+
+    /// The overall figures as one JSON object (the keys `eninet-md evaluate --data --json` prints).
+    public var jsonObject: [String: Any] {
+        var o: [String: Any] = ["frames": frames]
+        if let x = energyMAEmeVPerAtom { o["energy_mae_meV_per_atom"] = x }
+        if let x = energyRMSEmeVPerAtom { o["energy_rmse_meV_per_atom"] = x }
+        if let x = forceMAEmeVPerA { o["force_mae_meV_per_A"] = x }
+        if let x = forceRMSEmeVPerA { o["force_rmse_meV_per_A"] = x }
+        if let x = dipoleMAE { o["dipole_mae_eA"] = x }
+        return o
+    }
+
+    public func jsonString() -> String {
+        (try? JSONSerialization.data(withJSONObject: jsonObject, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    /// A parity plot (predicted against reference) of energies per atom and force components.
+    public func paritySVG() -> String {
+        func panel(_ pairs: [(Double, Double)], x0: Double, title: String) -> String {
+            guard let lo0 = pairs.map({ min($0.0, $0.1) }).min(), let hi0 = pairs.map({ max($0.0, $0.1) }).max() else { return "" }
+            let pad = max((hi0 - lo0) * 0.05, 1e-9)
+            let lo = lo0 - pad, hi = hi0 + pad, size = 360.0
+            func px(_ v: Double) -> Double { x0 + 40 + (v - lo) / (hi - lo) * size }
+            func py(_ v: Double) -> Double { 30 + size - (v - lo) / (hi - lo) * size }
+            var s = "<text x=\"\(x0 + 40)\" y=\"20\" font-size=\"13\">\(title)</text>\n"
+            s += "<rect x=\"\(x0 + 40)\" y=\"30\" width=\"\(size)\" height=\"\(size)\" fill=\"none\" stroke=\"black\"/>\n"
+            s += "<line x1=\"\(px(lo))\" y1=\"\(py(lo))\" x2=\"\(px(hi))\" y2=\"\(py(hi))\" stroke=\"gray\"/>\n"
+            let stride = max(1, pairs.count / 5000)
+            for k in Swift.stride(from: 0, to: pairs.count, by: stride) {
+                s += String(format: "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"1.5\" fill=\"steelblue\"/>\n", px(pairs[k].0), py(pairs[k].1))
+            }
+            s += String(format: "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">%.4g … %.4g (x: reference, y: model)</text>\n", x0 + 40, 30 + size + 20, lo, hi)
+            return s
+        }
+        return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"900\" height=\"440\">\n"
+            + panel(energyPairs, x0: 0, title: "energy per atom (eV)")
+            + panel(forcePairs, x0: 450, title: "force components (eV/Å)") + "</svg>\n"
+    }
+}
+
+/// Errors of a saved model on labelled frames (what `eninet-md evaluate --data` prints).
+public enum DatasetEvaluation {
+    public static func evaluate(model: ENINetModel, frames: [TrainingFrame]) throws -> ErrorMetrics {
+        var metrics = ErrorMetrics()
+        let list = model.makeNeighborList(skin: 1.0)
+        let dipoleModel = model.configuration.target == .dipole
+        for f in frames {
+            let graph = try model.graph(positions: f.positions, cell: f.cell, neighborList: list)
+            let out = try model.evaluate(atomicNumbers: f.atomicNumbers, positions: f.positions, graph: graph, forces: !dipoleModel)
+            let masses = f.atomicNumbers.map { Elements.mass(of: $0) ?? 1 }
+            let mu = out.dipole(positions: f.positions, masses: masses)
+            metrics.add(atomicNumbers: f.atomicNumbers, energy: dipoleModel ? nil : out.energy, reference: f.energy,
+                        forces: dipoleModel ? nil : out.forces, referenceForces: f.forces,
+                        dipole: dipoleModel ? mu : nil, referenceDipole: f.dipole)
+        }
+        return metrics
+    }
+}

@@ -1,0 +1,279 @@
+import Foundation
+import ENINet
+import Geometry
+import Tensors
+
+/// What one epoch did (also written as a JSON line to the log).
+public struct EpochReport: Sendable {
+    public var epoch: Int
+    public var step: Int
+    public var trainLoss: Double
+    public var validationLoss: Double
+    public var validation: ErrorMetrics
+    public var learningRate: Double
+    public var samplesPerSecond: Double
+    public var etaSeconds: Double
+    public var isBest: Bool
+
+    /// The human-readable progress line.
+    public var line: String {
+        var s = String(format: "epoch %4d  step %6d  loss %.4e  val %.4e", epoch, step, trainLoss, validationLoss)
+        if let a = validation.energyMAEmeVPerAtom, let b = validation.energyRMSEmeVPerAtom { s += String(format: "  E MAE %.3f RMSE %.3f meV/atom", a, b) }
+        if let a = validation.forceMAEmeVPerA, let b = validation.forceRMSEmeVPerA { s += String(format: "  F MAE %.2f RMSE %.2f meV/Å", a, b) }
+        if let d = validation.dipoleMAE { s += String(format: "  μ MAE %.4f eÅ", d) }
+        s += String(format: "  lr %.2e  %.1f samples/s  ETA %.0f s", learningRate, samplesPerSecond, etaSeconds)
+        return s + (isBest ? "  *" : "")
+    }
+
+    public var json: String {
+        var o: [String: Any] = ["epoch": epoch, "step": step, "train_loss": trainLoss, "validation_loss": validationLoss,
+                                "learning_rate": learningRate, "samples_per_s": samplesPerSecond, "eta_s": etaSeconds, "best": isBest]
+        for (k, v) in validation.jsonObject { o["validation_" + k] = v }
+        return (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+}
+
+/// Fits an ENINet model to labelled frames: AdamW with warm-up and reduce-on-plateau, gradient
+/// clipping, an exponential moving average of the weights (used for validation and saving),
+/// early stopping, and a checkpoint after every epoch from which `resume` continues exactly.
+///
+/// ```swift
+/// let trainer = try Trainer<Float>(settings: settings, frames: try ExtendedXYZDataset.read(path: settings.dataFile))
+/// let summary = try trainer.run(resume: false) { print($0.line) }
+/// ```
+public final class Trainer<T: ENINetFloat> {
+    public let settings: TrainingSettings
+    public let model: ENINetDifferentiableModel<T>
+    public let statistics: TargetStatistics
+    public let split: DatasetSplit
+    public let optimizer: Adam<T>
+    public private(set) var schedule: LearningRateSchedule
+    public private(set) var average: ExponentialMovingAverage
+    public private(set) var generator: SplitMix64
+    public private(set) var epoch = 0
+    public private(set) var step = 0
+    public private(set) var bestValidationLoss = Double.infinity
+    public private(set) var epochsSinceBest = 0
+    private let prepared: [Int: PreparedFrame]
+
+    /// Prepares the split, fits the target statistics on the training frames and creates the
+    /// network (freshly initialised from `settings.modelSeed`, or loaded from `settings.initialModel`).
+    public init(settings: TrainingSettings, frames: [TrainingFrame]) throws {
+        self.settings = settings
+        if let path = settings.splitFile {
+            split = try DatasetSplit.read(path: path, frameCount: frames.count)
+        } else {
+            split = try DatasetSplit.random(frameCount: frames.count, train: settings.trainSize, validation: settings.validationSize,
+                                            test: settings.testSize, seed: settings.splitSeed)
+        }
+        guard !split.train.isEmpty else { throw TrainingError("\(settings.dataFile): the split has no training frames") }
+        if settings.weights.dipole > 0 {
+            for i in split.train + split.validation where frames[i].dipole == nil {
+                throw TrainingError("\(settings.dataFile): frame \(i): no dipole, but loss.dipole_weight is \(settings.weights.dipole)")
+            }
+        }
+        statistics = try TargetStatistics.fit(frames: split.train.map { frames[$0] }, cutoff: settings.cutoff, scale: settings.scale)
+        if let initial = settings.initialModel {
+            model = try ENINetDifferentiableModel<T>(file: try ENINetModelFile(contentsOf: initial))
+        } else {
+            var g = SplitMix64(seed: settings.modelSeed)
+            model = try ENINetDifferentiableModel<T>(configuration: settings.modelConfiguration(statistics: statistics), using: &g)
+        }
+        var cache: [Int: PreparedFrame] = [:]
+        for i in split.train + split.validation where cache[i] == nil {
+            do { cache[i] = try PreparedFrame(frames[i], configuration: model.configuration) } catch {
+                throw TrainingError("\(settings.dataFile): frame \(i): \(error)")
+            }
+        }
+        prepared = cache
+        optimizer = Adam<T>.adamW(parameters: model.parameters.tensors, learningRate: settings.learningRate, weightDecay: settings.weightDecay)
+        schedule = LearningRateSchedule(base: settings.learningRate, warmupSteps: settings.warmupSteps, factor: settings.plateauFactor,
+                                        patience: settings.plateauPatience, minimum: settings.minimumLearningRate)
+        average = ExponentialMovingAverage(decay: settings.emaDecay, parameters: model.parameters.tensors)
+        generator = SplitMix64(seed: settings.shuffleSeed)
+    }
+
+    /// One optimiser step on `frames` (indices into the dataset): loss, double backward, clipping,
+    /// AdamW, moving average. Returns the batch loss.
+    @discardableResult
+    public func trainingStep(batch: TrainingBatch) throws -> BatchLoss<T> {
+        let loss = try model.loss(on: batch, weights: settings.weights)
+        let gradients = try grad(of: loss.total, wrt: model.parameters.tensors)
+        let clipped = settings.gradientClip > 0 ? clipGradientNorm(gradients, maxNorm: settings.gradientClip).gradients : gradients
+        optimizer.learningRate = schedule.rate(step: step)
+        try optimizer.step(gradients: clipped)
+        average.update(model.parameters.tensors)
+        step += 1
+        return loss
+    }
+
+    /// The batch of dataset frames `indices`.
+    public func batch(_ indices: [Int]) throws -> TrainingBatch {
+        try TrainingBatch(indices.compactMap { prepared[$0] })
+    }
+
+    /// Loss and errors over `indices` with the averaged weights.
+    public func validate(_ indices: [Int]) throws -> (loss: Double, metrics: ErrorMetrics) {
+        var metrics = ErrorMetrics()
+        var total = 0.0
+        try average.withAveragedWeights(model.parameters.tensors) {
+            for start in stride(from: 0, to: indices.count, by: settings.batchSize) {
+                let chunk = Array(indices[start..<min(start + settings.batchSize, indices.count)])
+                let b = try batch(chunk)
+                let loss = try model.loss(on: b, weights: settings.weights, differentiable: false)
+                total += loss.total.item.tensorDouble * Double(chunk.count)
+                var atom = 0
+                for k in 0..<b.structureCount {
+                    let n = b.atomCounts[k]
+                    let f = loss.predictedForces.isEmpty ? nil : Array(loss.predictedForces[atom..<(atom + n)])
+                    metrics.add(atomicNumbers: Array(b.atomicNumbers[atom..<(atom + n)]), energy: settings.target == .dipole ? nil : loss.predictedEnergies[k],
+                                reference: b.energies[k], forces: settings.target == .dipole ? nil : f,
+                                referenceForces: Array(b.forces[atom..<(atom + n)]),
+                                dipole: loss.predictedDipoles.isEmpty ? nil : loss.predictedDipoles[k], referenceDipole: b.dipoles[k])
+                    atom += n
+                }
+            }
+        }
+        return (total / Double(max(indices.count, 1)), metrics)
+    }
+
+    /// Trains until `maxEpochs`, early stopping or the time limit; after every epoch writes the
+    /// checkpoint, appends to the log and, when the validation loss is the best so far, saves the
+    /// averaged weights as the model file. With `resume`, first restores the checkpoint.
+    public func run(resume: Bool, progress: (EpochReport) -> Void = { _ in }) throws -> EpochReport? {
+        try FileManager.default.createDirectory(atPath: settings.outputDirectory, withIntermediateDirectories: true)
+        if resume { try restoreCheckpoint(from: settings.checkpointPath) }
+        else { FileManager.default.createFile(atPath: settings.logPath, contents: Data()) }
+        let started = Date()
+        var last: EpochReport? = nil
+        let monitored = split.validation.isEmpty ? split.train : split.validation
+        while epoch < settings.maxEpochs && epochsSinceBest < settings.earlyStoppingPatience {
+            let epochStart = Date()
+            var order = split.train
+            generator.shuffle(&order)
+            var trainLoss = 0.0
+            for start in stride(from: 0, to: order.count, by: settings.batchSize) {
+                let chunk = Array(order[start..<min(start + settings.batchSize, order.count)])
+                let loss = try trainingStep(batch: try batch(chunk))
+                let value = loss.total.item.tensorDouble
+                guard value.isFinite else { throw TrainingError("epoch \(epoch + 1), step \(step): the training loss is \(value) (lower optimizer.learning_rate)") }
+                trainLoss += value * Double(chunk.count)
+            }
+            trainLoss /= Double(order.count)
+            epoch += 1
+            let (validationLoss, metrics) = try validate(monitored)
+            schedule.record(validationLoss: validationLoss)
+            let isBest = validationLoss < bestValidationLoss
+            if isBest {
+                bestValidationLoss = validationLoss
+                epochsSinceBest = 0
+                try average.withAveragedWeights(model.parameters.tensors) {
+                    try Self.replace(settings.modelPath) { try model.modelFile(dtype: T.self == Double.self ? .float64 : .float32).write(to: $0) }
+                }
+            } else {
+                epochsSinceBest += 1
+            }
+            try writeCheckpoint(to: settings.checkpointPath)
+            let seconds = Date().timeIntervalSince(epochStart)
+            let report = EpochReport(epoch: epoch, step: step, trainLoss: trainLoss, validationLoss: validationLoss, validation: metrics,
+                                     learningRate: schedule.rate(step: step), samplesPerSecond: Double(order.count) / max(seconds, 1e-9),
+                                     etaSeconds: seconds * Double(settings.maxEpochs - epoch), isBest: isBest)
+            try appendLog(report.json)
+            progress(report)
+            last = report
+            if let limit = settings.timeLimitMinutes, Date().timeIntervalSince(started) > 60 * limit { break }
+        }
+        return last
+    }
+
+    private func appendLog(_ line: String) throws {
+        guard let handle = FileHandle(forWritingAtPath: settings.logPath) else { throw TrainingError("\(settings.logPath): cannot open the log") }
+        defer { try? handle.close() }
+        handle.seekToEndOfFile()
+        handle.write(Data((line + "\n").utf8))
+    }
+
+    // MARK: Checkpoints
+
+    /// Writes through `write` to a fresh name beside `path`, then renames it over `path` with
+    /// rename(2), which replaces atomically (Foundation's `replaceItemAt` fails on Linux when the
+    /// target exists, and would leave no file at all).
+    static func replace(_ path: String, _ write: (String) throws -> Void) throws {
+        let url = URL(fileURLWithPath: path)
+        let fresh = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).new").path
+        try? FileManager.default.removeItem(atPath: fresh)
+        try write(fresh)
+        guard rename(fresh, path) == 0 else {
+            try? FileManager.default.removeItem(atPath: fresh)
+            throw TrainingError("\(path): cannot replace the file (errno \(errno))")
+        }
+    }
+
+    /// Writes weights, optimiser moments, the moving average, the schedule, counters and the
+    /// shuffling generator's state to one safetensors file (float64, written atomically).
+    public func writeCheckpoint(to path: String) throws {
+        var file = try model.modelFile(dtype: .float64)
+        var weights = file.weights
+        for (k, name) in model.parameters.names.enumerated() {
+            let shape = model.parameters.tensors[k].shape
+            weights.add(SafeTensor(name: "adam_m." + name, shape: shape, float64: optimizer.firstMoments[k]))
+            weights.add(SafeTensor(name: "adam_v." + name, shape: shape, float64: optimizer.secondMoments[k]))
+            weights.add(SafeTensor(name: "ema." + name, shape: shape, float64: average.shadow[k]))
+        }
+        let state: [String: Any] = [
+            "epoch": epoch, "step": step, "adam_steps": optimizer.stepCount, "ema_updates": average.updates,
+            "generator_state": String(generator.state), "epochs_since_best": epochsSinceBest,
+            "plateau_bad_epochs": schedule.epochsWithoutImprovement,
+            // Bit patterns: a resumed run must compare against exactly the same numbers.
+            "best_validation_loss_bits": String(bestValidationLoss.bitPattern), "lr_reduction_bits": String(schedule.reduction.bitPattern),
+            "plateau_best_bits": String(schedule.bestLoss.bitPattern),
+        ]
+        let data = try JSONSerialization.data(withJSONObject: state, options: [.sortedKeys])
+        weights.metadata["training_state"] = String(decoding: data, as: UTF8.self)
+        file.weights = weights
+        try Self.replace(path) { try file.write(to: $0) }
+    }
+
+    /// Restores everything `writeCheckpoint` stored; the network's configuration must match.
+    public func restoreCheckpoint(from path: String) throws {
+        let file: ENINetModelFile
+        do { file = try ENINetModelFile(contentsOf: path) } catch {
+            throw TrainingError("\(path): cannot resume: \(error)")
+        }
+        guard file.configuration == model.configuration else {
+            throw TrainingError("\(path): cannot resume: the checkpoint's model configuration differs from the one these settings and data give")
+        }
+        guard let json = file.weights.metadata["training_state"],
+              let state = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+            throw TrainingError("\(path): cannot resume: no 'training_state' in the metadata")
+        }
+        func number(_ key: String) throws -> Double {
+            guard let n = state[key] as? NSNumber else { throw TrainingError("\(path): training_state.\(key) is missing") }
+            return n.doubleValue
+        }
+        for (k, name) in model.parameters.names.enumerated() {
+            let p = model.parameters.tensors[k]
+            do {
+                try p.assign(try file.weights.doubles(name, shape: p.shape).map { T(tensorDouble: $0) })
+                optimizer.firstMoments[k] = try file.weights.doubles("adam_m." + name, shape: p.shape)
+                optimizer.secondMoments[k] = try file.weights.doubles("adam_v." + name, shape: p.shape)
+                average.shadow[k] = try file.weights.doubles("ema." + name, shape: p.shape)
+            } catch { throw TrainingError("\(path): cannot resume: \(error)") }
+        }
+        guard let g = state["generator_state"] as? String, let gs = UInt64(g) else { throw TrainingError("\(path): training_state.generator_state is missing") }
+        generator = SplitMix64(seed: gs)
+        epoch = Int(try number("epoch"))
+        step = Int(try number("step"))
+        optimizer.stepCount = Int(try number("adam_steps"))
+        average.updates = Int(try number("ema_updates"))
+        func bits(_ key: String) throws -> Double {
+            guard let s = state[key] as? String, let b = UInt64(s) else { throw TrainingError("\(path): training_state.\(key) is missing") }
+            return Double(bitPattern: b)
+        }
+        bestValidationLoss = try bits("best_validation_loss_bits")
+        epochsSinceBest = Int(try number("epochs_since_best"))
+        schedule.reduction = try bits("lr_reduction_bits")
+        schedule.bestLoss = try bits("plateau_best_bits")
+        schedule.epochsWithoutImprovement = Int(try number("plateau_bad_epochs"))
+    }
+}

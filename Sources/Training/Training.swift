@@ -1,1 +1,0 @@
-// Module Training: see ../shared/docs/design.md.

@@ -1,0 +1,92 @@
+import Foundation
+import ENINet
+import Geometry
+import Tensors
+import Training
+import XCTest
+
+final class LossGradientTests: XCTestCase {
+    /// The full loss (energy per atom + forces through the double backward + dipole) on a batch of
+    /// three ethanol frames: its parameter gradient against central differences in Double.
+    func testFullLossGradientMatchesFiniteDifferences() throws {
+        let frames = Array(try Fixture.ethanol().prefix(3))
+        let configuration = ENINetConfiguration(featureCount: 4, tripletFeatureCount: 2, radialBasisCount: 4, cutoff: 3.0,
+                                                interactionCount: 1, scaleMean: -34.4, scaleStd: 0.7, averageNeighborCount: 6)
+        var g = SplitMix64(seed: 7)
+        let model = try ENINetDifferentiableModel<Double>(configuration: configuration, using: &g)
+        let batch = try TrainingBatch(frames.map { try PreparedFrame($0, configuration: configuration) })
+        XCTAssertEqual(batch.structureCount, 3)
+        XCTAssertGreaterThan(batch.graph.tripletCount, 0)
+        let weights = LossWeights(energy: 1, forces: 10, dipole: 3)
+        let loss = try model.loss(on: batch, weights: weights)
+        XCTAssertGreaterThan(loss.forceMSE, 0)
+        XCTAssertGreaterThan(loss.dipoleMSE, 0)
+        let gradients = try grad(of: loss.total, wrt: model.parameters.tensors)
+
+        func value() throws -> Double {
+            try GradMode.with(enabled: true) { try model.loss(on: batch, weights: weights).total.item }
+        }
+        var picks = SplitMix64(seed: 3)
+        var worst = 0.0, checked = 0
+        for (k, p) in model.parameters.tensors.enumerated() where k % 3 == 0 {
+            let i = Int(picks.next() % UInt64(p.count))
+            let h = 1e-5
+            var w = p.scalars
+            let original = w[i]
+            w[i] = original + h; try p.assign(w)
+            let plus = try value()
+            w[i] = original - h; try p.assign(w)
+            let minus = try value()
+            w[i] = original; try p.assign(w)
+            let numeric = (plus - minus) / (2 * h)
+            let analytic = gradients[k][flat: i]
+            let error = abs(numeric - analytic) / max(abs(numeric), 1e-3)
+            worst = max(worst, error)
+            checked += 1
+            XCTAssertEqual(analytic, numeric, accuracy: 1e-6 * max(abs(numeric), 1e-2), model.parameters.names[k])
+        }
+        XCTAssertGreaterThan(checked, 10)
+        print("full-loss gradient: \(checked) parameters, worst relative error \(worst)")
+    }
+
+    /// Packing structures into one graph changes nothing: batch energies and forces equal the
+    /// single-structure ones.
+    func testBatchEqualsSeparateStructures() throws {
+        let frames = Array(try Fixture.ethanol().prefix(3))
+        let configuration = ENINetConfiguration(featureCount: 4, tripletFeatureCount: 2, radialBasisCount: 4, cutoff: 3.0, interactionCount: 1)
+        var g = SplitMix64(seed: 9)
+        let model = try ENINetDifferentiableModel<Double>(configuration: configuration, using: &g)
+        let prepared = try frames.map { try PreparedFrame($0, configuration: configuration) }
+        let together = try model.loss(on: try TrainingBatch(prepared), weights: LossWeights(), differentiable: false)
+        var atom = 0
+        for (k, p) in prepared.enumerated() {
+            let alone = try model.loss(on: try TrainingBatch([p]), weights: LossWeights(), differentiable: false)
+            XCTAssertEqual(together.predictedEnergies[k], alone.predictedEnergies[0], accuracy: 1e-10)
+            for i in 0..<p.frame.atomCount {
+                XCTAssertEqual(together.predictedForces[atom + i].x, alone.predictedForces[i].x, accuracy: 1e-10)
+            }
+            atom += p.frame.atomCount
+        }
+    }
+
+    /// Element energies from least squares recover an exactly additive synthetic energy.
+    func testElementEnergiesRecoverAdditiveEnergies() throws {
+        let truth: [Int: Double] = [1: -13.6, 6: -1029.0, 8: -2041.0]
+        var frames: [TrainingFrame] = []
+        let compositions = [[6, 1, 1, 1, 1], [8, 1, 1], [6, 8], [6, 6, 1, 1, 8]]
+        for (k, z) in compositions.enumerated() {
+            let r = z.indices.map { Vec3(Double($0) * 1.1, 0, 0) }
+            frames.append(TrainingFrame(atomicNumbers: z, positions: r, energy: z.reduce(0) { $0 + truth[$1]! },
+                                        forces: r.map { _ in Vec3(0.1, 0, 0) }, index: k))
+        }
+        let s = try TargetStatistics.fit(frames: frames, cutoff: 2.0, scale: .energyStd)
+        for (z, e) in truth { XCTAssertEqual(s.elementEnergies[z]!, e, accuracy: 1e-5) }
+        XCTAssertFalse(s.constantComposition)
+        XCTAssertEqual(s.std, 1, "residuals are zero, so the scale falls back to 1")
+        let f = try TargetStatistics.fit(frames: frames, cutoff: 2.0, scale: .forceRMS)
+        XCTAssertEqual(f.std, (0.01 / 3).squareRoot(), accuracy: 1e-12)
+        // Chains with 1.1 Å spacing and a 2 Å cutoff: only nearest neighbours count.
+        let bonds = compositions.reduce(0) { $0 + 2 * ($1.count - 1) }
+        XCTAssertEqual(f.averageNeighborCount, Double(bonds) / Double(compositions.reduce(0) { $0 + $1.count }), accuracy: 1e-12)
+    }
+}
