@@ -48,7 +48,7 @@ let package = Package(
         .testTarget(name: "TrajectoryTests", dependencies: ["Trajectory", "Geometry", "CNetCDF"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Trajectory", "Geometry"], exclude: ["Scripts"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "ENINet", "Tensors", "Geometry"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "ENINet", "Tensors", "Geometry"], exclude: ["Fixtures"]),
         .testTarget(name: "DeckTests", dependencies: ["Deck"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["eninet-md", "Trajectory", "Geometry"], resources: [.copy("Fixtures")]),
     ]

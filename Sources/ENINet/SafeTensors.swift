@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The element types a safetensors file can hold.
 ///
@@ -307,11 +310,11 @@ public struct SafeTensorsFile: Sendable {
         let temporary = url.deletingLastPathComponent()
             .appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
         do {
-            try Data(image).write(to: temporary)
-            if FileManager.default.fileExists(atPath: path) {
-                _ = try FileManager.default.replaceItemAt(url, withItemAt: temporary)
-            } else {
-                try FileManager.default.moveItem(at: temporary, to: url)
+            try Data(image).write(to: temporary, options: .atomic)
+            // rename(2) replaces an existing file atomically; Foundation's replaceItemAt fails
+            // on Linux when the target exists and can leave no file at all.
+            guard rename(temporary.path, path) == 0 else {
+                throw ModelFileError("\(path): cannot rename the temporary file into place (errno \(errno))")
             }
         } catch {
             try? FileManager.default.removeItem(at: temporary)

@@ -147,3 +147,17 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertThrowsError(try c.validate(source: "x")) { XCTAssertTrue("\($0)".contains("g_feat_dim")) }
     }
 }
+
+final class SafeTensorsOverwriteTests: XCTestCase {
+    /// Writing over an existing model file replaces it (it once failed on Linux and left none).
+    func testWriteReplacesAnExistingFile() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("overwrite-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try SafeTensorsFile(tensors: [SafeTensor(name: "w", shape: [1], float64: [1])]).write(to: path)
+        try SafeTensorsFile(tensors: [SafeTensor(name: "w", shape: [2], float64: [2, 3])]).write(to: path)
+        XCTAssertEqual(try SafeTensorsFile(contentsOf: path).doubles("w"), [2, 3])
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: FileManager.default.temporaryDirectory.path)
+            .filter { $0.contains((path as NSString).lastPathComponent) && $0.hasSuffix(".tmp") }
+        XCTAssertEqual(leftovers, [])
+    }
+}
