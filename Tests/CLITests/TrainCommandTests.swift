@@ -1,0 +1,81 @@
+import Foundation
+import XCTest
+import Trajectory
+
+/// Issue 6 end to end through the binary: `train` turns an extended-XYZ dataset into a model
+/// file, `evaluate --data --json` reports its errors with the documented keys, and `run`
+/// integrates with it.
+final class TrainCommandTests: XCTestCase {
+    func testTrainEvaluateAndRunWithTheTrainedModel() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("train-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = CLI.repositoryRoot.appendingPathComponent("Tests/TrainingTests/Fixtures/ethanol-20.extxyz").path
+        let config = """
+        [data]
+        file = "\(data)"
+        train = 12
+        validation = 4
+        test = 4
+        batch_size = 4
+        [model]
+        features = 8
+        triplet_features = 4
+        rbf = 8
+        cutoff = 4.0
+        interactions = 1
+        precision = "double"
+        [optimizer]
+        learning_rate = 5e-3
+        warmup_steps = 0
+        max_epochs = 40
+        [output]
+        directory = "\(dir.path)/out"
+        """
+        try config.write(to: dir.appendingPathComponent("train.toml"), atomically: true, encoding: .utf8)
+        let trained = try CLI.run(["train", dir.appendingPathComponent("train.toml").path, "--quiet"], timeout: 300)
+        XCTAssertEqual(trained.status, 0, trained.stderr)
+        let model = dir.appendingPathComponent("out/model.safetensors").path
+        XCTAssertTrue(FileManager.default.fileExists(atPath: model))
+        let log = try String(contentsOf: dir.appendingPathComponent("out/log.jsonl"), encoding: .utf8)
+        let losses = log.split(separator: "\n").compactMap { line -> Double? in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+            return object["train_loss"] as? Double
+        }
+        XCTAssertEqual(losses.count, 40, log)
+        XCTAssertLessThan(losses.last ?? .infinity, 0.5 * (losses.first ?? 0), "training did not lower the loss: \(losses)")
+        print("train_loss by epoch:", losses.map { String(format: "%.3g", $0) }.joined(separator: " "))
+
+        let evaluated = try CLI.run(["evaluate", "--model", model, "--data", data, "--json"])
+        XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
+        let line = try XCTUnwrap(evaluated.stdout.split(separator: "\n").last)
+        let metrics = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        for key in ["energy_mae_meV_per_atom", "energy_rmse_meV_per_atom", "force_mae_meV_per_A", "force_rmse_meV_per_A"] {
+            let value = try XCTUnwrap(metrics[key] as? Double, "missing \(key) in \(line)")
+            XCTAssertTrue(value.isFinite && value >= 0, "\(key) = \(value)")
+        }
+        XCTAssertEqual(metrics["frames"] as? Int, 20)
+        XCTAssertLessThanOrEqual(try XCTUnwrap(metrics["force_mae_meV_per_A"] as? Double),
+                                 try XCTUnwrap(metrics["force_rmse_meV_per_A"] as? Double))
+
+        let deck = """
+        [system]
+        structure = "\(data)"
+        [potential]
+        type = "eninet"
+        model = "\(model)"
+        [dynamics]
+        integrator = "verlet"
+        timestep_fs = 0.25
+        steps = 20
+        [output]
+        log_every = 0
+        trajectory = "\(dir.path)/md.nc"
+        trajectory_every = 10
+        """
+        try deck.write(to: dir.appendingPathComponent("md.toml"), atomically: true, encoding: .utf8)
+        let md = try CLI.run(["run", dir.appendingPathComponent("md.toml").path, "--quiet"])
+        XCTAssertEqual(md.status, 0, md.stderr)
+        XCTAssertEqual(try AmberTrajectoryReader(path: dir.appendingPathComponent("md.nc").path).frameCount, 3)
+    }
+}
