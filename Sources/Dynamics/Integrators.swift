@@ -142,18 +142,11 @@ public struct LangevinBAOAB: Integrator {
     }
 
     public func exportState() -> [String: String] {
-        var out = random.exported()
-        out["integrator"] = name
-        out["heat"] = ExactText.encode(thermostatHeat)
-        return out
+        ThermostatState.export(integrator: name, random: random, heat: thermostatHeat)
     }
 
     public mutating func restoreState(_ saved: [String: String]) throws {
-        guard saved["integrator"] == name else {
-            throw DynamicsError.badCheckpoint("saved integrator is \(saved["integrator"] ?? "missing"), this run uses \(name)")
-        }
-        random = try RandomStream(restoring: saved)
-        thermostatHeat = try ExactText.decode(saved, "heat")
+        (random, thermostatHeat) = try ThermostatState.restore(saved, integrator: name)
     }
 }
 
@@ -235,17 +228,28 @@ public struct BussiThermostat: Integrator {
     }
 
     public func exportState() -> [String: String] {
-        var out = random.exported()
-        out["integrator"] = name
-        out["heat"] = ExactText.encode(thermostatHeat)
-        return out
+        ThermostatState.export(integrator: name, random: random, heat: thermostatHeat)
     }
 
     public mutating func restoreState(_ saved: [String: String]) throws {
-        guard saved["integrator"] == name else {
-            throw DynamicsError.badCheckpoint("saved integrator is \(saved["integrator"] ?? "missing"), this run uses \(name)")
+        (random, thermostatHeat) = try ThermostatState.restore(saved, integrator: name)
+    }
+}
+
+/// What a stochastic thermostat carries from step to step, as exact text for restart files:
+/// its random stream and the heat it has removed.
+enum ThermostatState {
+    static func export(integrator: String, random: RandomStream, heat: Double) -> [String: String] {
+        var out = random.exported()
+        out["integrator"] = integrator
+        out["heat"] = ExactText.encode(heat)
+        return out
+    }
+
+    static func restore(_ saved: [String: String], integrator: String) throws -> (RandomStream, Double) {
+        guard saved["integrator"] == integrator else {
+            throw DynamicsError.badCheckpoint("saved integrator is \(saved["integrator"] ?? "missing"), this run uses \(integrator)")
         }
-        random = try RandomStream(restoring: saved)
-        thermostatHeat = try ExactText.decode(saved, "heat")
+        return (try RandomStream(restoring: saved), try ExactText.decode(saved, "heat"))
     }
 }

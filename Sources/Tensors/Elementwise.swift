@@ -277,20 +277,25 @@ extension Tensor {
         unary(.silu, "silu") { g, y, _ in [try Tensor.siluGradient(y.inputs[0], g)] }
     }
 
+    /// The values of a fused `g · f′(x)`: one pass when the shapes agree, the broadcasting
+    /// binary kernel otherwise.
+    private static func fusedGradientStorage(_ kernel: GradientKernel, _ broadcastOp: BinaryKernel, _ x: Tensor, _ g: Tensor,
+                                             _ name: String) throws -> ([Int], Storage<Scalar>) {
+        if x.shape == g.shape {
+            let s = Storage<Scalar>.make(count: x.count)
+            gradientKernel(kernel, x.storage.base, g.storage.base, s.base, x.count)
+            return (x.shape, s)
+        }
+        let (p, b) = try binaryStorage(broadcastOp, x, g, name)
+        return (p.outputShape, b)
+    }
+
     /// `g · silu′(x)` in one pass: the backward of ``silu()``, itself differentiable in `x` and `g`
     /// (its own backward needs `silu″`, composed from operations when a graph is recorded).
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     public static func siluGradient(_ x: Tensor, _ g: Tensor) throws -> Tensor {
-        let (shape, s): ([Int], Storage<Scalar>)
-        if x.shape == g.shape {
-            s = Storage<Scalar>.make(count: x.count)
-            gradientKernel(.silu, x.storage.base, g.storage.base, s.base, x.count)
-            shape = x.shape
-        } else {
-            let (p, b) = try binaryStorage(.siluBackward, x, g, "siluGradient")
-            (shape, s) = (p.outputShape, b)
-        }
+        let (shape, s) = try fusedGradientStorage(.silu, .siluBackward, x, g, "siluGradient")
         return result(shape, s, "siluGradient", [x, g]) { gOut, y, needs in
             let x = y.inputs[0], g = y.inputs[1]
             var gx: Tensor? = nil
@@ -313,15 +318,7 @@ extension Tensor {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     public static func sigmoidGradient(_ x: Tensor, _ g: Tensor) throws -> Tensor {
-        let (shape, s): ([Int], Storage<Scalar>)
-        if x.shape == g.shape {
-            s = Storage<Scalar>.make(count: x.count)
-            gradientKernel(.sigmoid, x.storage.base, g.storage.base, s.base, x.count)
-            shape = x.shape
-        } else {
-            let (p, b) = try binaryStorage(.sigmoidBackward, x, g, "sigmoidGradient")
-            (shape, s) = (p.outputShape, b)
-        }
+        let (shape, s) = try fusedGradientStorage(.sigmoid, .sigmoidBackward, x, g, "sigmoidGradient")
         return result(shape, s, "sigmoidGradient", [x, g]) { gOut, y, needs in
             let x = y.inputs[0], g = y.inputs[1]
             var gx: Tensor? = nil
