@@ -41,11 +41,14 @@ struct Evaluate: ParsableCommand {
         case float, double
     }
 
+    @OptionGroup var threadOptions: ThreadOptions
+
     func validate() throws {
         guard (structure == nil) != (data == nil) else { throw ValidationError("give exactly one of --structure and --data") }
     }
 
     func run() throws {
+        threadOptions.apply()
         let network = try ENINetModel(contentsOf: model, precision: precision == .double ? .double : .float)
         if let data { return try evaluateDataset(network, path: data) }
         guard let structure else { throw ValidationError("give exactly one of --structure and --data") }

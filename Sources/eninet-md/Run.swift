@@ -46,6 +46,7 @@ struct Run: ParsableCommand {
         """)
 
     @OptionGroup var deckOptions: DeckOptions
+    @OptionGroup var threadOptions: ThreadOptions
 
     @Option(help: "Continue from this restart file (written by eninet-md) instead of the deck's structure.")
     var restart: String?
@@ -57,6 +58,7 @@ struct Run: ParsableCommand {
     var quiet = false
 
     func run() throws {
+        threadOptions.apply()
         var extra: [DeckOverride] = []
         if let steps { extra.append(DeckOverride(key: "dynamics.steps", value: String(steps), source: "--steps")) }
         let settings = try deckOptions.load(extra: extra)
@@ -159,8 +161,10 @@ struct Minimize: ParsableCommand {
         discussion: "Stops when the largest force is below minimize.fmax_eV_per_A or after minimize.max_steps; writes output.final_structure.")
 
     @OptionGroup var deckOptions: DeckOptions
+    @OptionGroup var threadOptions: ThreadOptions
 
     func run() throws {
+        threadOptions.apply()
         let settings = try deckOptions.load()
         try settings.output.createParentDirectories()
         let structure = try RunSetup.structure(settings)

@@ -25,7 +25,10 @@ struct Train: ParsableCommand {
     @Flag(help: "Print only the final summary.")
     var quiet = false
 
+    @OptionGroup var threadOptions: ThreadOptions
+
     func run() throws {
+        threadOptions.apply()
         do {
             let settings = try Self.settings(path: config)
             let frames = try ExtendedXYZDataset.read(path: settings.dataFile)
