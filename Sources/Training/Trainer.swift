@@ -13,6 +13,8 @@ public struct EpochReport: Sendable {
     public var learningRate: Double
     public var samplesPerSecond: Double
     public var etaSeconds: Double
+    /// Wall time since the training began, summed over resumed runs.
+    public var elapsedSeconds: Double
     public var isBest: Bool
 
     /// The human-readable progress line.
@@ -21,13 +23,13 @@ public struct EpochReport: Sendable {
         if let a = validation.energyMAEmeVPerAtom, let b = validation.energyRMSEmeVPerAtom { s += String(format: "  E MAE %.3f RMSE %.3f meV/atom", a, b) }
         if let a = validation.forceMAEmeVPerA, let b = validation.forceRMSEmeVPerA { s += String(format: "  F MAE %.2f RMSE %.2f meV/Å", a, b) }
         if let d = validation.dipoleMAE { s += String(format: "  μ MAE %.4f eÅ", d) }
-        s += String(format: "  lr %.2e  %.1f samples/s  ETA %.0f s", learningRate, samplesPerSecond, etaSeconds)
+        s += String(format: "  lr %.2e  %.1f samples/s  %.0f s  ETA %.0f s", learningRate, samplesPerSecond, elapsedSeconds, etaSeconds)
         return s + (isBest ? "  *" : "")
     }
 
     public var json: String {
         var o: [String: Any] = ["epoch": epoch, "step": step, "train_loss": trainLoss, "validation_loss": validationLoss,
-                                "learning_rate": learningRate, "samples_per_s": samplesPerSecond, "eta_s": etaSeconds, "best": isBest]
+                                "learning_rate": learningRate, "samples_per_s": samplesPerSecond, "eta_s": etaSeconds, "elapsed_s": elapsedSeconds, "best": isBest]
         for (k, v) in validation.jsonObject { o["validation_" + k] = v }
         return (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
@@ -54,6 +56,9 @@ public final class Trainer<T: ENINetFloat> {
     public private(set) var step = 0
     public private(set) var bestValidationLoss = Double.infinity
     public private(set) var epochsSinceBest = 0
+    /// Training wall time of the runs before this one (restored from the checkpoint).
+    public private(set) var elapsedBeforeRun = 0.0
+    private var runStarted = Date()
     private let prepared: [Int: PreparedFrame]
 
     /// Prepares the split, fits the target statistics on the training frames and creates the
@@ -145,6 +150,7 @@ public final class Trainer<T: ENINetFloat> {
         if resume { try restoreCheckpoint(from: settings.checkpointPath) }
         else { FileManager.default.createFile(atPath: settings.logPath, contents: Data()) }
         let started = Date()
+        runStarted = started
         var last: EpochReport? = nil
         let monitored = split.validation.isEmpty ? split.train : split.validation
         while epoch < settings.maxEpochs && epochsSinceBest < settings.earlyStoppingPatience {
@@ -177,11 +183,13 @@ public final class Trainer<T: ENINetFloat> {
             let seconds = Date().timeIntervalSince(epochStart)
             let report = EpochReport(epoch: epoch, step: step, trainLoss: trainLoss, validationLoss: validationLoss, validation: metrics,
                                      learningRate: schedule.rate(step: step), samplesPerSecond: Double(order.count) / max(seconds, 1e-9),
-                                     etaSeconds: seconds * Double(settings.maxEpochs - epoch), isBest: isBest)
+                                     etaSeconds: seconds * Double(settings.maxEpochs - epoch),
+                                     elapsedSeconds: elapsedBeforeRun + Date().timeIntervalSince(started), isBest: isBest)
             try appendLog(report.json)
             progress(report)
             last = report
-            if let limit = settings.timeLimitMinutes, Date().timeIntervalSince(started) > 60 * limit { break }
+            // The limit covers the whole training, so a resumed run stops where an uninterrupted one would have.
+            if let limit = settings.timeLimitMinutes, report.elapsedSeconds > 60 * limit { break }
         }
         return last
     }
@@ -227,6 +235,7 @@ public final class Trainer<T: ENINetFloat> {
             // Bit patterns: a resumed run must compare against exactly the same numbers.
             "best_validation_loss_bits": String(bestValidationLoss.bitPattern), "lr_reduction_bits": String(schedule.reduction.bitPattern),
             "plateau_best_bits": String(schedule.bestLoss.bitPattern),
+            "elapsed_s": elapsedBeforeRun + Date().timeIntervalSince(runStarted),
         ]
         let data = try JSONSerialization.data(withJSONObject: state, options: [.sortedKeys])
         weights.metadata["training_state"] = String(decoding: data, as: UTF8.self)
@@ -275,5 +284,7 @@ public final class Trainer<T: ENINetFloat> {
         schedule.reduction = try bits("lr_reduction_bits")
         schedule.bestLoss = try bits("plateau_best_bits")
         schedule.epochsWithoutImprovement = Int(try number("plateau_bad_epochs"))
+        // Absent from checkpoints written before the time was recorded.
+        elapsedBeforeRun = (state["elapsed_s"] as? NSNumber)?.doubleValue ?? 0
     }
 }

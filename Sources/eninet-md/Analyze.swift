@@ -13,7 +13,7 @@ struct Analyze: ParsableCommand {
         abscissa, every header cell `name_unit`) and, with --svg, a plot. AMBER NetCDF stores no \
         element symbols: give --topology FILE or --elements for analyses that need them.
         """,
-        subcommands: [AnalyzeVDOS.self, AnalyzeIR.self, AnalyzeRDF.self, AnalyzeMSD.self, AnalyzeThermo.self])
+        subcommands: [AnalyzeVDOS.self, AnalyzeIR.self, AnalyzeRDF.self, AnalyzeMSD.self, AnalyzeThermo.self, AnalyzeTraining.self])
 }
 
 /// Options every analysis shares: the trajectory, its atoms and the output files.
