@@ -45,6 +45,9 @@ struct TrajectoryInputOptions: ParsableArguments {
     @Option(name: .customLong("svg"), help: ArgumentHelp("Output plot (SVG).", valueName: "out.svg"))
     var svg: String?
 
+    @Option(name: .customLong("overlay"), help: ArgumentHelp("With --svg: also draw the second column of this CSV (e.g. the same analysis of a reference trajectory) against its first, labelled with its file name (repeatable).", valueName: "other.csv"))
+    var overlays: [String] = []
+
     func validate() throws {
         guard stride >= 1 else { throw ValidationError("--stride must be at least 1") }
         guard firstFrame >= 0 else { throw ValidationError("--first-frame must be at least 0") }
@@ -74,8 +77,37 @@ struct TrajectoryInputOptions: ParsableArguments {
     }
 
     func write(_ table: DataTable, plot: SVGPlot) throws {
+        var plot = plot
+        if !overlays.isEmpty {
+            guard svg != nil else { throw ValidationError("--overlay needs --svg") }
+            plot.series = plot.series.map { series in
+                var s = series
+                s.label = URL(fileURLWithPath: trajectory).lastPathComponent + (series.label.isEmpty ? "" : " " + series.label)
+                return s
+            }
+            plot.series += try overlays.map(Self.overlaySeries)
+        }
         try AtomicFile.write(table.csv(), to: csv)
         if let svg { try AtomicFile.write(plot.render(), to: svg) }
+    }
+
+    /// The first two columns of a CSV with a header line, as a plot series.
+    static func overlaySeries(path: String) throws -> SVGPlot.Series {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw ValidationError("\(path): cannot read (\(error.localizedDescription))")
+        }
+        var x: [Double] = [], y: [Double] = []
+        for (index, line) in text.split(separator: "\n").enumerated().dropFirst() {
+            let fields = line.split(separator: ",")
+            guard fields.count >= 2, let a = Double(fields[0].trimmingCharacters(in: .whitespaces)),
+                  let b = Double(fields[1].trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("\(path):\(index + 1): expected two numbers in the first two columns")
+            }
+            x.append(a); y.append(b)
+        }
+        guard !x.isEmpty else { throw ValidationError("\(path): no rows after the header") }
+        return SVGPlot.Series(label: URL(fileURLWithPath: path).lastPathComponent, x: x, y: y)
     }
 }
 
