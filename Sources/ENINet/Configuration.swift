@@ -55,9 +55,13 @@ public struct ENINetConfiguration: Equatable, Sendable {
     /// value of `(K − 1) / R`, which differs from the Double quotient by up to 8e-8.
     public var twoBodyGamma: Double
     public var threeBodyGamma: Double
-    /// Per-atom energy statistics: `E = Σ_i (std·q_i + mean)`.
+    /// Per-atom energy statistics: `E = Σ_i (std·q_i + mean + e_{Z_i})`.
     public var scaleMean: Double
     public var scaleStd: Double
+    /// Reference energy of each element (eV, by atomic number), fitted by least squares on the
+    /// training data; elements not listed add nothing. Empty for reference models and for data
+    /// of one composition, where `Σ_i e_{Z_i}` is a constant that `scaleMean` absorbs.
+    public var elementEnergies: [Int: Double]
 
     public var aggregation: Aggregation
     /// The divisor of `normalizedSum`.
@@ -74,7 +78,7 @@ public struct ENINetConfiguration: Equatable, Sendable {
 
     public init(elementCount: Int = 95, featureCount: Int, tripletFeatureCount: Int, radialBasisCount: Int,
                 cutoff: Double, interactionCount: Int, twoBodyGamma: Double? = nil, threeBodyGamma: Double? = nil,
-                scaleMean: Double = 0, scaleStd: Double = 1,
+                scaleMean: Double = 0, scaleStd: Double = 1, elementEnergies: [Int: Double] = [:],
                 aggregation: Aggregation = .normalizedSum, averageNeighborCount: Double = 1,
                 vectorNorm: VectorNorm = .rms, vectorNormEpsilon: Double = 1e-8,
                 maxNeighbors: Int? = nil, lineGraphRule: LineGraphRule = .geometric,
@@ -90,6 +94,7 @@ public struct ENINetConfiguration: Equatable, Sendable {
         self.threeBodyGamma = threeBodyGamma ?? Double(Float(Double(radialBasisCount - 1) / (2 * cutoff)))
         self.scaleMean = scaleMean
         self.scaleStd = scaleStd
+        self.elementEnergies = elementEnergies
         self.aggregation = aggregation
         self.averageNeighborCount = averageNeighborCount
         self.vectorNorm = vectorNorm
@@ -117,6 +122,9 @@ public struct ENINetConfiguration: Equatable, Sendable {
             "target": target.rawValue,
         ]
         o["max_neighbors"] = maxNeighbors.map { $0 as Any } ?? NSNull()
+        if !elementEnergies.isEmpty {
+            o["element_energies"] = Dictionary(uniqueKeysWithValues: elementEnergies.map { (String($0.key), $0.value) })
+        }
         return o
     }
 
@@ -151,12 +159,20 @@ public struct ENINetConfiguration: Equatable, Sendable {
         let gamma = try r.object("rbf_gamma")
         let scaler = try r.object("scaler")
         let maxNeighbors: Int? = r.has("max_neighbors") ? try r.int("max_neighbors") : nil
+        var elementEnergies: [Int: Double] = [:]
+        if r.has("element_energies") {
+            let table = try r.object("element_energies")
+            for key in table.keys {
+                guard let z = Int(key), z >= 0 else { throw ModelFileError("\(source): element_energies key '\(key)' is not an atomic number") }
+                elementEnergies[z] = try table.double(key)
+            }
+        }
         self.init(elementCount: try r.int("n_elements"), featureCount: try r.int("g_feat_dim"),
                   tripletFeatureCount: try r.int("lg_feat_dim"), radialBasisCount: try r.int("n_rbf"),
                   cutoff: try r.double("cutoff"), interactionCount: try r.int("n_interactions"),
                   twoBodyGamma: try gamma.double("twobody"), threeBodyGamma: try gamma.double("threebody"),
                   scaleMean: try scaler.double("mean"), scaleStd: try scaler.double("std"),
-                  aggregation: try r.enumeration("aggregation"),
+                  elementEnergies: elementEnergies, aggregation: try r.enumeration("aggregation"),
                   averageNeighborCount: try r.double("average_neighbor_count"),
                   vectorNorm: try r.enumeration("vector_norm"),
                   vectorNormEpsilon: try r.double("vector_norm_epsilon"),
@@ -198,6 +214,9 @@ public struct ENINetConfiguration: Equatable, Sendable {
         try validate(source: source)
     }
 
+    /// `e_Z` of one atom (0 for elements without a reference energy).
+    @inlinable public func elementEnergy(_ atomicNumber: Int) -> Double { elementEnergies[atomicNumber] ?? 0 }
+
     /// The reference network's options with the sizes of `self`.
     public var withReferenceOptions: ENINetConfiguration {
         var c = self
@@ -220,6 +239,9 @@ public struct ENINetConfiguration: Equatable, Sendable {
         guard interactionCount >= 0 else { throw bad("n_interactions = \(interactionCount)") }
         guard twoBodyGamma > 0, threeBodyGamma > 0 else { throw bad("rbf gamma must be positive") }
         guard scaleStd.isFinite, scaleMean.isFinite else { throw bad("scaler mean/std must be finite") }
+        for (z, e) in elementEnergies where !(z >= 0 && z < elementCount && e.isFinite) {
+            throw bad("element_energies[\(z)] = \(e) (atomic number below n_elements, finite energy)")
+        }
         guard averageNeighborCount > 0 else { throw bad("average_neighbor_count = \(averageNeighborCount)") }
         if let m = maxNeighbors, m < 1 { throw bad("max_neighbors = \(m)") }
     }
@@ -251,6 +273,8 @@ struct JSONReader {
         self.source = source
         self.path = path
     }
+
+    var keys: [String] { Array(object.keys) }
 
     func has(_ key: String) -> Bool {
         if case .null? = object[key] { return false }

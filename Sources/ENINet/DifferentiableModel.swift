@@ -258,7 +258,8 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
             scalars = block == 0 ? h[0].silu() : h[0]
             vectors = try uv[0] * h[1].unsqueezed(1)
         }
-        let energy = (scalars * T(c.scaleStd) + T(c.scaleMean)).sum()
+        let reference = atomicNumbers.reduce(0.0) { $0 + c.elementEnergy($1) }
+        let energy = (scalars * T(c.scaleStd) + T(c.scaleMean)).sum() + T(tensorDouble: reference)
         return Output(energy: energy, atomScalars: scalars, atomVectors: vectors)
     }
 }

@@ -396,7 +396,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         record?("readout.s_raw", s)
 
         let scalars = s.map { Double($0) }
-        let energies = scalars.map { c.scaleStd * $0 + c.scaleMean }
+        let energies = scalars.indices.map { c.scaleStd * scalars[$0] + c.scaleMean + c.elementEnergy(atomicNumbers[$0]) }
         var output = ENINetOutput(energy: energies.reduce(0, +), forces: [], virial: .zero, atomScalars: scalars,
                                   atomVectors: (0..<n).map { Vec3(Double(v[3 * $0]), Double(v[3 * $0 + 1]), Double(v[3 * $0 + 2])) },
                                   atomEnergies: energies, finalNodeScalars: ns.map { Double($0) },

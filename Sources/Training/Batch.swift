@@ -125,7 +125,11 @@ extension ENINetDifferentiableModel {
         var total = Tensor<T>(0)
         var energyMSE = 0.0, forceMSE = 0.0, dipoleMSE = 0.0
 
-        let reference = try Tensor<T>(shape: [b, 1], scalars: batch.energies.map { T($0) })
+        // The element reference energies move to the target side in Double: the network's sum then
+        // stays small, and Float loses nothing to a large constant.
+        var target = batch.energies
+        for (i, z) in batch.atomicNumbers.enumerated() { target[Int(batch.structureOfAtom[i])] -= c.elementEnergy(z) }
+        let reference = try Tensor<T>(shape: [b, 1], scalars: target.map { T(tensorDouble: $0) })
         var energyError = try energies - reference
         if weights.energyPerAtom {
             energyError = try energyError * Tensor<T>(shape: [b, 1], scalars: batch.atomCounts.map { T(1 / Double($0)) })
@@ -165,7 +169,8 @@ extension ENINetDifferentiableModel {
                 total = try total + dipoleLoss * T(weights.dipole)
             }
         }
-        let e = energies.scalars.map { $0.tensorDouble }
+        // Back to total energies: prediction + (E_ref − target) = prediction + Σ e_Z.
+        let e = energies.scalars.enumerated().map { $0.element.tensorDouble + batch.energies[$0.offset] - target[$0.offset] }
         return BatchLoss(total: total, energyMSE: energyMSE, forceMSE: forceMSE, dipoleMSE: dipoleMSE,
                          predictedEnergies: e, predictedForces: predictedForces, predictedDipoles: predictedDipoles)
     }

@@ -6,7 +6,8 @@ import Geometry
 public struct TargetStatistics: Equatable, Sendable {
     /// Least-squares reference energy of each element (eV), `E ≈ Σ_i e_{Z_i}`.
     public var elementEnergies: [Int: Double]
-    /// `mean` of the model's scaler: per-atom energy offset.
+    /// `mean` of the model's scaler: per-atom energy offset (after the element energies for data
+    /// of mixed composition; including them for data of one composition).
     public var mean: Double
     /// `std` of the model's scaler.
     public var std: Double
@@ -26,9 +27,10 @@ public struct TargetStatistics: Equatable, Sendable {
     /// Fits element energies by least squares (normal equations, a 1e-8 ridge for elements
     /// that always appear together), then the scaler.
     ///
-    /// The model file has one per-atom offset, not one per element: for a dataset of one
-    /// composition `Σ_i e_{Z_i}` is the same for every frame and folds exactly into `mean`; for
-    /// mixed compositions `mean` is the average energy per atom and the network learns the rest.
+    /// For data of mixed composition the model stores the element energies
+    /// (`ENINetConfiguration.elementEnergies`) and `mean` is the average per-atom residual. For a
+    /// dataset of one composition the element energies are not determined individually (only
+    /// their sum is) and `Σ_i e_{Z_i}` is the same for every frame, so it folds into `mean`.
     public static func fit(frames: [TrainingFrame], cutoff: Double, scale: Scale) throws -> TargetStatistics {
         guard !frames.isEmpty else { throw TrainingError("no training frames to fit the energy scale on") }
         let elements = Array(Set(frames.flatMap { $0.atomicNumbers })).sorted()
@@ -56,18 +58,16 @@ public struct TargetStatistics: Equatable, Sendable {
         let elementEnergies = Dictionary(uniqueKeysWithValues: zip(elements, e))
         let constant = compositions.count == 1
         var residualPerAtom: [Double] = []
-        var perAtom: [Double] = []
         for f in frames {
             let reference = f.atomicNumbers.reduce(0) { $0 + (elementEnergies[$1] ?? 0) }
             residualPerAtom.append((f.energy - reference) / Double(f.atomCount))
-            perAtom.append(f.energy / Double(f.atomCount))
         }
         let mean: Double
         if constant, let f = frames.first {
             let reference = f.atomicNumbers.reduce(0) { $0 + (elementEnergies[$1] ?? 0) } / Double(f.atomCount)
             mean = reference + residualPerAtom.reduce(0, +) / Double(frames.count)
         } else {
-            mean = perAtom.reduce(0, +) / Double(frames.count)
+            mean = residualPerAtom.reduce(0, +) / Double(frames.count)
         }
         var std: Double
         switch scale {

@@ -185,6 +185,7 @@ public struct TrainingSettings: Equatable, Sendable {
                                     radialBasisCount: radialBasisCount, cutoff: cutoff, interactionCount: interactionCount,
                                     scaleMean: target == .energy ? statistics.mean : 0,
                                     scaleStd: target == .energy ? statistics.std : 1,
+                                    elementEnergies: target == .energy && !statistics.constantComposition ? statistics.elementEnergies : [:],
                                     averageNeighborCount: statistics.averageNeighborCount, target: target)
         if !smooth { c = c.withReferenceOptions; c.aggregation = .sum }
         return c
