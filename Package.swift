@@ -44,7 +44,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "ENINetTests", dependencies: ["ENINet", "Tensors", "Geometry"], exclude: ["Fixtures"]),
         .testTarget(name: "PotentialsTests", dependencies: ["Potentials", "Geometry"]),
-        .testTarget(name: "DynamicsTests", dependencies: ["Dynamics", "Potentials", "Geometry"], exclude: ["Scripts", "Fixtures"]),
+        .testTarget(name: "DynamicsTests", dependencies: ["Dynamics", "Potentials", "ENINet", "Geometry"], exclude: ["Scripts", "Fixtures"]),
         .testTarget(name: "TrajectoryTests", dependencies: ["Trajectory", "Geometry", "CNetCDF"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Trajectory", "Geometry"], exclude: ["Scripts"], resources: [.copy("Fixtures")]),

@@ -362,6 +362,9 @@ struct DeckValidator {
             if out.dipoleEvery > 0 && out.dipoleModelPath == nil {
                 throw needs(f, "a dipole model", "output.dipole_model")
             }
+            if out.dipoleEvery > 0 && (out.trajectoryPath == nil || out.dipoleEvery != out.trajectoryEvery) {
+                throw f.error("key \(f.displayName) must be 0 or equal to trajectory_every = \(out.trajectoryEvery) (dipoles are stored in the trajectory frames) (got \(f.got))")
+            }
         } else if let f = t.field("dipole_model") {
             warnings.append(f.warning("warning: key \(f.displayName) is set but dipole_every = 0, so no dipoles are computed"))
         }

@@ -28,7 +28,8 @@ public protocol TensorScalar: BinaryFloatingPoint, Sendable, CustomStringConvert
 }
 
 extension Float: TensorScalar {
-    @inline(__always) public static func tensorExp(_ x: Float) -> Float { vectorizableExp(x) }
+    // Inlinable so that loops in other modules (ENINet's gated MLPs) inline and widen it.
+    @inlinable @inline(__always) public static func tensorExp(_ x: Float) -> Float { vectorizableExp(x) }
     @inline(__always) public static func tensorLog(_ x: Float) -> Float { logf(x) }
     @inline(__always) public static func tensorLog1p(_ x: Float) -> Float { log1pf(x) }
     @inline(__always) public static func tensorSin(_ x: Float) -> Float { sinf(x) }
@@ -100,7 +101,7 @@ public enum TensorThreads {
 /// exp(x) = 2^k · exp(r) with k = round(x / ln 2) and |r| ≤ ln 2 / 2; exp(r) = 1 + r + r² q(r)
 /// where q is a degree-4 least-squares fit of (eʳ − 1 − r) / r² on that interval (made for this
 /// project with numpy; maximum relative error 1.03e-8).
-@inline(__always)
+@inlinable @inline(__always)
 func vectorizableExp(_ x: Float) -> Float {
     let clamped = Swift.min(Swift.max(x, -104.0), 88.75)
     // Adding 1.5·2^23 rounds to an integer in the low mantissa bits without a rounding instruction.

@@ -7,7 +7,7 @@ struct EninetMD: ParsableCommand {
         commandName: "eninet-md",
         abstract: "Molecular dynamics with the ENINet learned force field and classic potentials.",
         version: "0.1.0",
-        subcommands: [Run.self, Minimize.self, Convert.self, Evaluate.self, Train.self, Analyze.self, Bench.self])
+        subcommands: [Run.self, Minimize.self, Convert.self, Evaluate.self, Train.self, Dipoles.self, Analyze.self, Bench.self])
 }
 
 /// Thrown by commands whose implementation has not landed yet.

@@ -88,19 +88,33 @@ struct Run: ParsableCommand {
             if let restart { print("# continuing from \(restart) at step \(startStep)") }
         }
 
+        var dipoles: DipoleEvaluator? = nil
+        if output.dipoleEvery > 0, let path = output.dipoleModelPath {
+            let evaluator = try DipoleEvaluator(path: path)
+            // Fail now, not at the first frame, when the structure has an element the model lacks.
+            _ = try evaluator.dipole(atomicNumbers: simulation.state.atomicNumbers, positions: simulation.state.positions,
+                                     cell: simulation.state.cell, masses: simulation.state.masses)
+            dipoles = evaluator
+        }
+
         var trajectory: TrajectoryReporter? = nil
         if let path = output.trajectoryPath, output.trajectoryEvery > 0 {
             let writer: AmberTrajectoryWriter
             if restart != nil, FileManager.default.fileExists(atPath: path) {
+                if dipoles != nil, try !AmberTrajectoryReader(path: path).hasDipole {
+                    throw InputError("\(path): this trajectory has no dipole variable, but the deck asks for dipoles (output.dipole_every); continue without them or start a new trajectory")
+                }
                 // Frames after the restart point belong to the abandoned continuation.
                 writer = try AmberTrajectoryWriter(appendingTo: path, keepingFrames: startStep / output.trajectoryEvery + 1)
             } else {
                 writer = try AmberTrajectoryWriter(
                     path: path, atomCount: structure.count, velocities: output.velocitiesEvery > 0, forces: output.forcesEvery > 0,
                     periodic: structure.cell?.pbc.any ?? false,
-                    extras: [.potentialEnergy, .kineticEnergy, .temperature], title: settings.title)
+                    extras: [.potentialEnergy, .kineticEnergy, .temperature] + (dipoles != nil ? [.dipole] : []), title: settings.title)
             }
-            let reporter = TrajectoryReporter(writer: writer, stride: output.trajectoryEvery)
+            let reporter = TrajectoryReporter(writer: writer, stride: output.trajectoryEvery, dipole: dipoles.map { evaluator in
+                { state in try evaluator.dipole(atomicNumbers: state.atomicNumbers, positions: state.positions, cell: state.cell, masses: state.masses) }
+            })
             trajectory = reporter
             simulation.addReporter(reporter)
         }

@@ -7,11 +7,14 @@ import Trajectory
 final class TrajectoryReporter: Reporter {
     let stride: Int
     let writer: AmberTrajectoryWriter
+    /// Fills the frames' `dipole` variable (a dipole model evaluated on the stored positions).
+    let dipole: ((MDState) throws -> Vec3)?
     private(set) var lastWrittenStep: Int?
 
-    init(writer: AmberTrajectoryWriter, stride: Int) {
+    init(writer: AmberTrajectoryWriter, stride: Int, dipole: ((MDState) throws -> Vec3)? = nil) {
         self.writer = writer
         self.stride = stride
+        self.dipole = dipole
     }
 
     func report(_ simulation: Simulation) throws {
@@ -24,12 +27,16 @@ final class TrajectoryReporter: Reporter {
         let state = simulation.state
         guard lastWrittenStep != state.step else { return }
         let thermo = simulation.thermo
+        var extras: [String: [Double]] = ["potential_energy": [thermo.potentialEnergy], "kinetic_energy": [thermo.kineticEnergy],
+                                          "temperature": [thermo.temperature]]
+        if let dipole {
+            let mu = try dipole(state)
+            extras[AmberExtraVariable.dipole.name] = [mu.x, mu.y, mu.z]
+        }
         let frame = Frame(time: state.time, positions: state.positions,
                           velocities: writer.hasVelocities ? state.velocities : nil,
                           forces: writer.hasForces ? simulation.forces.forces : nil,
-                          cell: writer.isPeriodic ? state.cell : nil,
-                          extras: ["potential_energy": [thermo.potentialEnergy], "kinetic_energy": [thermo.kineticEnergy],
-                                   "temperature": [thermo.temperature]])
+                          cell: writer.isPeriodic ? state.cell : nil, extras: extras)
         try writer.write(frame)
         lastWrittenStep = state.step
     }

@@ -1,0 +1,124 @@
+import Foundation
+import XCTest
+import Geometry
+import Trajectory
+
+/// Issue 7: dipoles of an ENINet dipole model stored in the trajectory, during MD
+/// (`output.dipole_model`, `output.dipole_every`) or afterwards (`eninet-md dipoles`), equal
+/// to what `evaluate` gives on the same frames. Uses the shipped ethanol models.
+final class DipoleTrajectoryTests: XCTestCase {
+    static let examples = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol")
+    static let energyModel = examples.appendingPathComponent("energy/ethanol-energy.safetensors")
+    static let dipoleModel = examples.appendingPathComponent("dipole/ethanol-dipole.safetensors")
+    static let structure = examples.appendingPathComponent("ethanol.xyz")
+
+    func scratch() throws -> URL {
+        for url in [Self.energyModel, Self.dipoleModel] where !FileManager.default.fileExists(atPath: url.path) {
+            throw XCTSkip("\(url.path) is absent")
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dipoles-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        return dir
+    }
+
+    /// 60 steps of NVE ethanol, a frame every 10 steps, with dipoles when asked.
+    func runMD(in dir: URL, dipoles: Bool, name: String) throws -> URL {
+        let deck = """
+        title = "ethanol dipoles"
+        [system]
+        structure = "\(Self.structure.path)"
+        [potential]
+        type = "eninet"
+        model = "\(Self.energyModel.path)"
+        [dynamics]
+        integrator = "verlet"
+        timestep_fs = 0.5
+        steps = 60
+        initial_temperature_K = 300
+        seed = 4
+        [output]
+        trajectory = "\(name).nc"
+        trajectory_every = 10
+        velocities_every = 10
+        \(dipoles ? "dipole_model = \"\(Self.dipoleModel.path)\"\ndipole_every = 10" : "")
+        """
+        let deckURL = dir.appendingPathComponent("\(name).toml")
+        try deck.write(to: deckURL, atomically: true, encoding: .utf8)
+        let result = try CLI.run(["run", deckURL.path, "--quiet"], in: dir, timeout: 300)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        return dir.appendingPathComponent("\(name).nc")
+    }
+
+    func dipoleSeries(_ url: URL) throws -> [[Double]] {
+        let reader = try AmberTrajectoryReader(path: url.path)
+        XCTAssertTrue(reader.hasDipole, "\(url.lastPathComponent) has a dipole variable")
+        XCTAssertEqual(try reader.units(of: "dipole"), "electron*angstrom")
+        return try (0..<reader.frameCount).map { try XCTUnwrap(reader.frame($0).extras["dipole"]) }
+    }
+
+    func testDipolesWrittenDuringMDEqualEvaluateOnTheStoredFrames() throws {
+        let dir = try scratch()
+        let trajectory = try runMD(in: dir, dipoles: true, name: "md")
+        let stored = try dipoleSeries(trajectory)
+        XCTAssertEqual(stored.count, 7)
+        let frames = dir.appendingPathComponent("frames.extxyz")
+        let converted = try CLI.run(["convert", trajectory.path, frames.path, "--symbols-from", Self.structure.path])
+        XCTAssertEqual(converted.status, 0, converted.stderr)
+        let evaluated = try CLI.run(["evaluate", "--model", Self.dipoleModel.path, "--structure", frames.path, "--json", "--float"])
+        XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
+        let lines = evaluated.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.count, stored.count)
+        for (index, line) in lines.enumerated() {
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let mu = try XCTUnwrap(object["dipole"] as? [Double])
+            // The run evaluated double positions; the file keeps them as float32 (1e-6 Å).
+            for k in 0..<3 { XCTAssertEqual(stored[index][k], mu[k], accuracy: 2e-5, "frame \(index), component \(k)") }
+        }
+        // The molecule vibrates: the dipole changes between frames.
+        XCTAssertGreaterThan(abs(stored[6][0] - stored[0][0]) + abs(stored[6][1] - stored[0][1]) + abs(stored[6][2] - stored[0][2]), 1e-3)
+    }
+
+    func testDipolesCommandAddsTheSameSeriesAndKeepsEverythingElse() throws {
+        let dir = try scratch()
+        let with = try dipoleSeries(try runMD(in: dir, dipoles: true, name: "with"))
+        let plain = try runMD(in: dir, dipoles: false, name: "plain")
+        let before = try AmberTrajectoryReader(path: plain.path)
+        XCTAssertFalse(before.hasDipole)
+        let originalFrames = try (0..<before.frameCount).map { try before.frame($0) }
+        try before.close()
+
+        let result = try CLI.run(["dipoles", "--model", Self.dipoleModel.path, plain.path, "--elements", "C,C,O,H*6"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let added = try dipoleSeries(plain)
+        XCTAssertEqual(added.count, with.count)
+        for (a, b) in zip(added, with) { for k in 0..<3 { XCTAssertEqual(a[k], b[k], accuracy: 2e-5) } }
+        let after = try AmberTrajectoryReader(path: plain.path)
+        for (index, frame) in originalFrames.enumerated() {
+            let copy = try after.frame(index)
+            XCTAssertEqual(copy.positions, frame.positions, "frame \(index) positions")
+            XCTAssertEqual(copy.velocities, frame.velocities, "frame \(index) velocities")
+            XCTAssertEqual(copy.time, frame.time)
+            XCTAssertEqual(copy.extras["potential_energy"], frame.extras["potential_energy"])
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: plain.path + ".tmp"))
+    }
+
+    func testDipolesCommandRefusesBadInputAndLeavesTheFileAlone() throws {
+        let dir = try scratch()
+        let plain = try runMD(in: dir, dipoles: false, name: "plain")
+        let original = try Data(contentsOf: plain)
+        let cases: [([String], String)] = [
+            (["--model", Self.energyModel.path, "--elements", "C,C,O,H*6"], "not a dipole"),
+            (["--model", Self.dipoleModel.path, "--elements", "C,C,O,H*5"], "names 8 atoms but"),
+            (["--model", Self.dipoleModel.path, "--elements", "C,C,O,H*5,Xx"], "Xx"),
+            (["--model", dir.appendingPathComponent("missing.safetensors").path, "--elements", "C,C,O,H*6"], "missing.safetensors"),
+        ]
+        for (arguments, fragment) in cases {
+            let result = try CLI.run(["dipoles", plain.path] + arguments)
+            XCTAssertNotEqual(result.status, 0, arguments.joined(separator: " "))
+            XCTAssertTrue(result.stderr.contains(fragment), "\(arguments): \(result.stderr)")
+            XCTAssertEqual(try Data(contentsOf: plain), original, "the trajectory is unchanged after \(arguments)")
+        }
+    }
+}
