@@ -96,9 +96,10 @@ enum RunSetup {
         switch d.integrator {
         case .verlet:
             return try VelocityVerlet(timestep: d.timestepFs)
-        case .langevin:
+        case .langevin(let frictionPerPs):
+            // LangevinBAOAB takes γ in 1/ps, as the deck gives it.
             return try LangevinBAOAB(timestep: d.timestepFs, temperature: d.temperatureK ?? 0,
-                                     friction: d.integrator.frictionPerFs ?? 0, seed: d.seed)
+                                     friction: frictionPerPs, seed: d.seed)
         case .bussi(let tau):
             return try BussiThermostat(timestep: d.timestepFs, temperature: d.temperatureK ?? 0,
                                        relaxationTime: tau, seed: d.seed)

@@ -259,3 +259,47 @@ final class ExampleDeckTests: XCTestCase {
         XCTAssertNotNil(final.velocities)
     }
 }
+
+/// The deck's thermostat constants reach the integrators in the right units: a cold crystal
+/// coupled with γ = 10 ps⁻¹ (or τ = 50 fs) reaches the target temperature within 0.5 ps, and
+/// one coupled 10× more weakly is still far from it. (A unit slip of 1000 in either would
+/// leave both cold or both hot.)
+final class ThermostatCouplingTests: XCTestCase {
+    /// Mean temperature over the last 0.2 ps of a 0.5 ps run from 1 K towards 120 K.
+    func finalTemperature(_ coupling: String) throws -> Double {
+        let dynamics = """
+        \(coupling)
+        timestep_fs = 2.0
+        steps = 250
+        temperature_K = 120.0
+        initial_temperature_K = 1
+        seed = 3
+        """
+        let dir = try RunDirectory(deck: argonDeck(dynamics: dynamics, output: "log = \"log.csv\"\nlog_every = 10"))
+        defer { dir.remove() }
+        let result = try CLI.run(["run", dir.path("deck.toml"), "--quiet"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let lines = try String(contentsOfFile: dir.path("log.csv"), encoding: .utf8).split(separator: "\n")
+        let column = try XCTUnwrap(lines.first?.split(separator: ",").firstIndex { $0.hasPrefix("temperature") })
+        let temperatures = lines.dropFirst().compactMap { Double($0.split(separator: ",")[column]) }
+        XCTAssertEqual(temperatures.count, 26)
+        let tail = temperatures.suffix(10)
+        return tail.reduce(0, +) / Double(tail.count)
+    }
+
+    func testLangevinFrictionIsPerPicosecond() throws {
+        let strong = try finalTemperature("integrator = \"langevin\"\nfriction_per_ps = 10")
+        let weak = try finalTemperature("integrator = \"langevin\"\nfriction_per_ps = 0.2")
+        print("Langevin, 0.5 ps from 1 K to 120 K: γ = 10/ps gives \(strong) K, γ = 0.2/ps gives \(weak) K")
+        XCTAssertGreaterThan(strong, 90)
+        XCTAssertLessThan(weak, 40)
+    }
+
+    func testBussiRelaxationTimeIsInFemtoseconds() throws {
+        let strong = try finalTemperature("integrator = \"bussi\"\ntau_fs = 50")
+        let weak = try finalTemperature("integrator = \"bussi\"\ntau_fs = 5000")
+        print("Bussi, 0.5 ps from 1 K to 120 K: τ = 50 fs gives \(strong) K, τ = 5000 fs gives \(weak) K")
+        XCTAssertGreaterThan(strong, 90)
+        XCTAssertLessThan(weak, 40)
+    }
+}
