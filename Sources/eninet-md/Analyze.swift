@@ -16,16 +16,21 @@ struct Analyze: ParsableCommand {
         subcommands: [AnalyzeVDOS.self, AnalyzeIR.self, AnalyzeRDF.self, AnalyzeMSD.self, AnalyzeThermo.self, AnalyzeTraining.self])
 }
 
-/// Options every analysis shares: the trajectory, its atoms and the output files.
-struct TrajectoryInputOptions: ParsableArguments {
-    @Argument(help: "Trajectory: AMBER NetCDF (.nc) or multi-frame .extxyz/.xyz/.pdb.")
-    var trajectory: String
-
+/// The elements of a trajectory's atoms, which AMBER NetCDF does not store.
+struct AtomElementOptions: ParsableArguments {
     @Option(name: .customLong("topology"), help: ArgumentHelp("Structure file (.extxyz/.xyz/.pdb) whose atoms, in order, name the elements of the trajectory's atoms.", valueName: "file"))
     var topology: String?
 
     @Option(name: .customLong("elements"), help: ArgumentHelp("Element of every atom, comma-separated; `Sym*n` repeats (e.g. C,C,O,H*6 or Cu*108).", valueName: "list"))
     var elements: String?
+}
+
+/// Options every analysis shares: the trajectory, its atoms and the output files.
+struct TrajectoryInputOptions: ParsableArguments {
+    @Argument(help: "Trajectory: AMBER NetCDF (.nc) or multi-frame .extxyz/.xyz/.pdb.")
+    var trajectory: String
+
+    @OptionGroup var atomElements: AtomElementOptions
 
     @Option(name: .customLong("frame-dt-fs"), help: ArgumentHelp("Time between stored frames (fs); default: from the file's time variable.", valueName: "fs"))
     var frameSpacing: Double?
@@ -65,9 +70,9 @@ struct TrajectoryInputOptions: ParsableArguments {
 
     /// Element symbols from --elements, --topology or the file.
     func symbols(for data: TrajectoryData) throws -> [String] {
-        let listed = try elements.map { try parseElementList($0) }
-        let fromTopology = try topology.map { try TrajectoryFile.topologySymbols(path: $0) }
-        return try data.resolveSymbols(elements: listed, topology: fromTopology, topologyPath: topology)
+        let listed = try atomElements.elements.map { try parseElementList($0) }
+        let fromTopology = try atomElements.topology.map { try TrajectoryFile.topologySymbols(path: $0) }
+        return try data.resolveSymbols(elements: listed, topology: fromTopology, topologyPath: atomElements.topology)
     }
 
     /// Frame spacing, times the stride when it comes from --frame-dt-fs (stored times already

@@ -25,11 +25,7 @@ struct Dipoles: ParsableCommand {
     @Argument(help: "AMBER NetCDF trajectory (.nc).")
     var trajectory: String
 
-    @Option(name: .customLong("topology"), help: ArgumentHelp("Structure file (.extxyz/.xyz/.pdb) whose atoms, in order, name the elements of the trajectory's atoms.", valueName: "file"))
-    var topology: String?
-
-    @Option(name: .customLong("elements"), help: ArgumentHelp("Element of every atom, comma-separated; `Sym*n` repeats (e.g. C,C,O,H*6).", valueName: "list"))
-    var elements: String?
+    @OptionGroup var atomElements: AtomElementOptions
 
     @Option(help: ArgumentHelp("Write the trajectory with dipoles here instead of replacing the input.", valueName: "out.nc"))
     var output: String?
@@ -40,7 +36,7 @@ struct Dipoles: ParsableCommand {
     @OptionGroup var threadOptions: ThreadOptions
 
     func validate() throws {
-        guard (topology == nil) != (elements == nil) else {
+        guard (atomElements.topology == nil) != (atomElements.elements == nil) else {
             throw ValidationError("give exactly one of --topology and --elements (AMBER NetCDF stores no elements)")
         }
     }
@@ -49,8 +45,8 @@ struct Dipoles: ParsableCommand {
         threadOptions.apply()
         let reader = try AmberTrajectoryReader(path: trajectory)
         guard !reader.isRestart else { throw InputError("\(trajectory): a restart holds one frame; give a trajectory") }
-        let symbols = try elements.map(parseElementList) ?? TrajectoryFile.topologySymbols(path: topology ?? "")
-        let source = elements != nil ? "--elements" : (topology ?? "")
+        let symbols = try atomElements.elements.map(parseElementList) ?? TrajectoryFile.topologySymbols(path: atomElements.topology ?? "")
+        let source = atomElements.elements != nil ? "--elements" : (atomElements.topology ?? "")
         guard symbols.count == reader.atomCount else {
             throw InputError("\(source) names \(symbols.count) atoms but \(trajectory) has \(reader.atomCount)")
         }

@@ -65,7 +65,7 @@ final class GoodDeckTests: XCTestCase {
         XCTAssertEqual(s.summaryLines.last, "dynamics: bussi, 0 steps of 1.0 fs, target 90.0 K, tau 100.0 fs, seed \(s.dynamics.seed) (from clock)")
         XCTAssertEqual(s.output.dipoleEvery, 10)
         XCTAssertEqual(s.output.dipoleModelPath, model)
-        XCTAssertEqual(s.output.trajectoryEvery, 0)
+        XCTAssertEqual(s.output.trajectoryEvery, 10, "dipoles are stored in trajectory frames")
     }
 
     func testInlineTablesAndDottedKeysForMinimisation() throws {
