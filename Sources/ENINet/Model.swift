@@ -22,7 +22,6 @@ public final class ENINetModel: @unchecked Sendable {
     private let double: HandScheduledNetwork<Double>?
 
     public init(file: ENINetModelFile, precision: ENINetPrecision = .float) throws {
-        Self.keepLargeBuffersInTheHeap()
         try file.configuration.validate(source: file.weights.path)
         try file.checkShapes()
         self.file = file
@@ -31,16 +30,6 @@ public final class ENINetModel: @unchecked Sendable {
         case .float: single = try HandScheduledNetwork<Float>(file: file); double = nil
         case .double: double = try HandScheduledNetwork<Double>(file: file); single = nil
         }
-    }
-
-    /// An evaluation allocates tens of megabytes of short-lived arrays; glibc would map and unmap
-    /// each from the kernel and pay a page fault per page on every call (11% of the time in a
-    /// profile). Raising the mmap and trim thresholds keeps them in the reusable heap.
-    private static func keepLargeBuffersInTheHeap() {
-        #if os(Linux)
-        _ = glibcMallopt(-3, 512 << 20)  // M_MMAP_THRESHOLD
-        _ = glibcMallopt(-1, 1 << 30)    // M_TRIM_THRESHOLD
-        #endif
     }
 
     public convenience init(contentsOf path: String, precision: ENINetPrecision = .float) throws {
@@ -117,9 +106,3 @@ extension ENINetOutput {
         return alpha
     }
 }
-
-#if os(Linux)
-// glibc's mallopt(3); <malloc.h> is not part of the Glibc module Foundation exposes.
-@_silgen_name("mallopt")
-private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
-#endif

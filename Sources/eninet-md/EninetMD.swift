@@ -8,6 +8,16 @@ struct EninetMD: ParsableCommand {
         abstract: "Molecular dynamics with the ENINet learned force field and classic potentials.",
         version: "0.1.0",
         subcommands: [Run.self, Minimize.self, Convert.self, Evaluate.self, Train.self, Dipoles.self, Analyze.self, Bench.self])
+
+    static func main() {
+        MemoryTuning.keepLargeBuffersInTheHeap()
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Thrown by commands whose implementation has not landed yet.
