@@ -340,14 +340,16 @@ struct DeckValidator {
         } else {
             out.trajectoryEvery = out.trajectoryPath == nil ? 0 : 100
         }
-        for key in ["velocities_every", "forces_every"] {
-            guard let f = t.field(key) else { continue }
+        // Velocities, forces and dipoles are stored in the trajectory frames.
+        func frameStride(_ f: DeckField) throws -> Int {
             let n = try f.nonNegativeInteger()
             if n > 0 && (out.trajectoryPath == nil || n != out.trajectoryEvery) {
                 throw f.error("key \(f.displayName) must be 0 or equal to trajectory_every = \(out.trajectoryEvery) (they are stored in the trajectory frames) (got \(f.got))")
             }
-            if key == "velocities_every" { out.velocitiesEvery = n } else { out.forcesEvery = n }
+            return n
         }
+        if let f = t.field("velocities_every") { out.velocitiesEvery = try frameStride(f) }
+        if let f = t.field("forces_every") { out.forcesEvery = try frameStride(f) }
         if let f = t.field("restart_every") {
             out.restartEvery = try f.nonNegativeInteger()
             if out.restartEvery > 0 && out.restartPath == nil {
@@ -362,9 +364,7 @@ struct DeckValidator {
             if out.dipoleEvery > 0 && out.dipoleModelPath == nil {
                 throw needs(f, "a dipole model", "output.dipole_model")
             }
-            if out.dipoleEvery > 0 && (out.trajectoryPath == nil || out.dipoleEvery != out.trajectoryEvery) {
-                throw f.error("key \(f.displayName) must be 0 or equal to trajectory_every = \(out.trajectoryEvery) (dipoles are stored in the trajectory frames) (got \(f.got))")
-            }
+            out.dipoleEvery = try frameStride(f)
         } else if let f = t.field("dipole_model") {
             warnings.append(f.warning("warning: key \(f.displayName) is set but dipole_every = 0, so no dipoles are computed"))
         }

@@ -1,3 +1,4 @@
+import Dynamics
 import ENINet
 import Geometry
 import Potentials
@@ -35,5 +36,9 @@ final class DipoleEvaluator {
             throw InputError("\(path): the dipole is not finite (\(mu))")
         }
         return mu
+    }
+
+    func dipole(of state: MDState) throws -> Vec3 {
+        try dipole(atomicNumbers: state.atomicNumbers, positions: state.positions, cell: state.cell, masses: state.masses)
     }
 }

@@ -92,8 +92,7 @@ struct Run: ParsableCommand {
         if output.dipoleEvery > 0, let path = output.dipoleModelPath {
             let evaluator = try DipoleEvaluator(path: path)
             // Fail now, not at the first frame, when the structure has an element the model lacks.
-            _ = try evaluator.dipole(atomicNumbers: simulation.state.atomicNumbers, positions: simulation.state.positions,
-                                     cell: simulation.state.cell, masses: simulation.state.masses)
+            _ = try evaluator.dipole(of: simulation.state)
             dipoles = evaluator
         }
 
@@ -112,9 +111,7 @@ struct Run: ParsableCommand {
                     periodic: structure.cell?.pbc.any ?? false,
                     extras: [.potentialEnergy, .kineticEnergy, .temperature] + (dipoles != nil ? [.dipole] : []), title: settings.title)
             }
-            let reporter = TrajectoryReporter(writer: writer, stride: output.trajectoryEvery, dipole: dipoles.map { evaluator in
-                { state in try evaluator.dipole(atomicNumbers: state.atomicNumbers, positions: state.positions, cell: state.cell, masses: state.masses) }
-            })
+            let reporter = TrajectoryReporter(writer: writer, stride: output.trajectoryEvery, dipole: dipoles.map { $0.dipole(of:) })
             trajectory = reporter
             simulation.addReporter(reporter)
         }

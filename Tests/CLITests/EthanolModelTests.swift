@@ -32,17 +32,6 @@ final class EthanolModelTests: XCTestCase {
         return dir
     }
 
-    /// The dataset's frames as text blocks, so a subset can be written back unchanged.
-    static func frameBlocks(of url: URL) throws -> [String] {
-        let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
-        var blocks: [String] = [], index = 0
-        while index < lines.count, let count = Int(lines[index].trimmingCharacters(in: .whitespaces)) {
-            blocks.append(lines[index..<(index + count + 2)].joined(separator: "\n"))
-            index += count + 2
-        }
-        return blocks
-    }
-
     static func splitIndices(_ key: String) throws -> [Int] {
         let object = try JSONSerialization.jsonObject(with: Data(contentsOf: split)) as? [String: Any]
         return (object?[key] as? [Int]) ?? []
@@ -52,12 +41,12 @@ final class EthanolModelTests: XCTestCase {
 
     func testEnergyModelMeetsTheTestSetTargets() throws {
         try requireFiles(Self.energyModel, Self.dataset, Self.split)
-        let blocks = try Self.frameBlocks(of: Self.dataset)
+        let frames = try StructureFile.read(path: Self.dataset.path)
         let test = try Self.splitIndices("test")
         XCTAssertEqual(test.count, 900)
         let dir = try scratchDirectory()
         let testFile = dir.appendingPathComponent("test.extxyz")
-        try (test.map { blocks[$0] }.joined(separator: "\n") + "\n").write(to: testFile, atomically: true, encoding: .utf8)
+        try StructureFile.write(test.map { frames[$0] }, to: testFile.path)
         let result = try CLI.run(["evaluate", "--model", Self.energyModel.path, "--data", testFile.path, "--json"], timeout: 300)
         XCTAssertEqual(result.status, 0, result.stderr)
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])

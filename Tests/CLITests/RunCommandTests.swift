@@ -287,19 +287,20 @@ final class ThermostatCouplingTests: XCTestCase {
         return tail.reduce(0, +) / Double(tail.count)
     }
 
+    /// The strongly coupled run ends near the target, the weakly coupled one far below it.
+    func checkCoupling(_ integrator: String, strong: String, weak: String) throws {
+        let hot = try finalTemperature("integrator = \"\(integrator)\"\n\(strong)")
+        let cold = try finalTemperature("integrator = \"\(integrator)\"\n\(weak)")
+        print("\(integrator), 0.5 ps from 1 K to 120 K: \(strong) gives \(hot) K, \(weak) gives \(cold) K")
+        XCTAssertGreaterThan(hot, 90)
+        XCTAssertLessThan(cold, 40)
+    }
+
     func testLangevinFrictionIsPerPicosecond() throws {
-        let strong = try finalTemperature("integrator = \"langevin\"\nfriction_per_ps = 10")
-        let weak = try finalTemperature("integrator = \"langevin\"\nfriction_per_ps = 0.2")
-        print("Langevin, 0.5 ps from 1 K to 120 K: γ = 10/ps gives \(strong) K, γ = 0.2/ps gives \(weak) K")
-        XCTAssertGreaterThan(strong, 90)
-        XCTAssertLessThan(weak, 40)
+        try checkCoupling("langevin", strong: "friction_per_ps = 10", weak: "friction_per_ps = 0.2")
     }
 
     func testBussiRelaxationTimeIsInFemtoseconds() throws {
-        let strong = try finalTemperature("integrator = \"bussi\"\ntau_fs = 50")
-        let weak = try finalTemperature("integrator = \"bussi\"\ntau_fs = 5000")
-        print("Bussi, 0.5 ps from 1 K to 120 K: τ = 50 fs gives \(strong) K, τ = 5000 fs gives \(weak) K")
-        XCTAssertGreaterThan(strong, 90)
-        XCTAssertLessThan(weak, 40)
+        try checkCoupling("bussi", strong: "tau_fs = 50", weak: "tau_fs = 5000")
     }
 }

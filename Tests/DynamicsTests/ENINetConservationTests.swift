@@ -90,10 +90,10 @@ final class ENINetConservationTests: XCTestCase {
         return Run(drift: slope, largestStepChange: largest, largestUnaccountedChange: unaccounted, neighbourChanges: crossings)
     }
 
-    /// Minimum-image pairs closer than `cutoff` (the box is wider than twice the cutoff).
+    /// Minimum-image pairs closer than `cutoff` (the cubic box is wider than twice the cutoff).
     static func bondedPairs(_ state: MDState, cutoff: Double) -> Set<Int> {
         var out = Set<Int>()
-        let box = 13.6
+        let box = state.cell?.matrix.rows.0.x ?? .infinity
         for i in 0..<state.count { for j in (i + 1)..<state.count {
             var d = state.positions[j] - state.positions[i]
             d = Vec3(d.x - box * (d.x / box).rounded(), d.y - box * (d.y / box).rounded(), d.z - box * (d.z / box).rounded())
