@@ -1,9 +1,17 @@
 // swift-tools-version:5.10
+import Foundation
 import PackageDescription
 
 // Module layout and dependency direction follow ../shared/docs/design.md:
 // a module imports only what its row in the design table names.
-let optimise: [SwiftSetting] = []
+// The numeric loops run about 10% faster with AVX2 and FMA (bench eninet). They are enabled only
+// when the machine that builds has them, because the binary is run where it is built; set
+// ENINETMD_PORTABLE=1 to build for any x86-64.
+let cpuFlags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+    .split(separator: "\n").first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ").map(String.init)) } ?? []
+let buildsForThisCPU = ProcessInfo.processInfo.environment["ENINETMD_PORTABLE"] == nil
+    && cpuFlags.isSuperset(of: ["avx2", "fma", "bmi2", "f16c"])
+let optimise: [SwiftSetting] = buildsForThisCPU ? [.unsafeFlags(["-target-cpu", "haswell"])] : []
 
 let package = Package(
     name: "ENINetMD",

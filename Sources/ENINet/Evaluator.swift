@@ -141,46 +141,130 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         let c = configuration
         let ne = graph.edgeCount, nt = graph.tripletCount, k = c.radialBasisCount
         let rc = T(c.cutoff)
-        var g = Geometry(edgeVector: [], edgeLength: [], unitEdge: [], edgeCut: [], edgeCutDerivative: [],
-                         tripletVector: [], tripletLength: [], unitTriplet: [], tripletDistanceCut: [],
-                         tripletDistanceCutDerivative: [], tripletCut: [], edgeRBF: [], tripletRBF: [],
-                         initialEdgeScalar: [], initialTripletScalar: [])
-        g.edgeVector = graph.edgeVectors(positions: positions)
-        g.edgeLength = [T](repeating: 0, count: ne)
-        g.unitEdge = [T](repeating: 0, count: 3 * ne)
-        g.edgeCut = [T](repeating: 0, count: ne)
-        g.edgeCutDerivative = [T](repeating: 0, count: ne)
-        for e in 0..<ne {
-            let d = g.edgeVector[e]
-            let r = norm(d)
-            g.edgeLength[e] = T(r)
-            for x in 0..<3 { g.unitEdge[3 * e + x] = T(d[x] / r) }
-            (g.edgeCut[e], g.edgeCutDerivative[e]) = cutoff(T(r), rc)
+        let edgeVector = graph.edgeVectors(positions: positions)
+        var edgeLength = [T](repeating: 0, count: ne), unitEdge = [T](repeating: 0, count: 3 * ne)
+        var edgeCut = [T](repeating: 0, count: ne), edgeCutDerivative = [T](repeating: 0, count: ne)
+        edgeVector.withUnsafeBufferPointer { d in edgeLength.withUnsafeMutableBufferPointer { length in
+        unitEdge.withUnsafeMutableBufferPointer { unit in edgeCut.withUnsafeMutableBufferPointer { cut in
+        edgeCutDerivative.withUnsafeMutableBufferPointer { cutDerivative in
+            for e in 0..<ne {
+                let r = norm(d[e])
+                length[e] = T(r)
+                for x in 0..<3 { unit[3 * e + x] = T(d[e][x] / r) }
+                (cut[e], cutDerivative[e]) = cutoff(T(r), rc)
+            }
+        } } } } }
+        var tripletVector = [Vec3](repeating: .zero, count: nt)
+        var tripletLength = [T](repeating: 0, count: nt), unitTriplet = [T](repeating: 0, count: 3 * nt)
+        var tripletDistanceCut = [T](repeating: 0, count: nt), tripletDistanceCutDerivative = [T](repeating: 0, count: nt)
+        var tripletCut = [T](repeating: 0, count: nt)
+        let bondCutoff = c.tripletBondCutoff
+        positions.withUnsafeBufferPointer { pos in
+        graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
+        graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
+        graph.edgeShift.withUnsafeBufferPointer { shift in edgeCut.withUnsafeBufferPointer { edgeCutP in
+        tripletVector.withUnsafeMutableBufferPointer { vector in tripletLength.withUnsafeMutableBufferPointer { length in
+        unitTriplet.withUnsafeMutableBufferPointer { unit in tripletDistanceCut.withUnsafeMutableBufferPointer { distanceCut in
+        tripletDistanceCutDerivative.withUnsafeMutableBufferPointer { distanceCutDerivative in tripletCut.withUnsafeMutableBufferPointer { cut in
+            for t in 0..<nt {
+                let e1 = Int(tin[t]), e2 = Int(tout[t])
+                // r_c + (S1 + S2) − r_a, formed from positions as the reference forms it.
+                let d = pos[Int(dst[e2])] + (shift[e1] + shift[e2]) - pos[Int(src[e1])]
+                vector[t] = d
+                let s = norm(d)
+                length[t] = T(s)
+                for x in 0..<3 { unit[3 * t + x] = T(d[x] / s) }
+                (distanceCut[t], distanceCutDerivative[t]) = cutoff(T(s), 2 * rc)
+                cut[t] = bondCutoff ? distanceCut[t] * edgeCutP[e1] * edgeCutP[e2] : distanceCut[t]
+            }
+        } } } } } } } } } } } } }
+        let edgeRBF = Self.gaussians(edgeLength, centres: twoBodyCentres, gamma: T(c.twoBodyGamma), count: k)
+        let tripletRBF = Self.gaussians(tripletLength, centres: threeBodyCentres, gamma: T(c.threeBodyGamma), count: k)
+        return Geometry(edgeVector: edgeVector, edgeLength: edgeLength, unitEdge: unitEdge, edgeCut: edgeCut,
+                        edgeCutDerivative: edgeCutDerivative, tripletVector: tripletVector, tripletLength: tripletLength,
+                        unitTriplet: unitTriplet, tripletDistanceCut: tripletDistanceCut,
+                        tripletDistanceCutDerivative: tripletDistanceCutDerivative, tripletCut: tripletCut,
+                        edgeRBF: edgeRBF, tripletRBF: tripletRBF, initialEdgeScalar: [], initialTripletScalar: [])
+    }
+
+    /// `exp(−γ (r − μ_q)²)` for every length and centre, `[lengths, count]`.
+    static func gaussians(_ lengths: [T], centres: [T], gamma: T, count k: Int) -> [T] {
+        [T](unsafeUninitializedCapacity: lengths.count * k) { out, initialized in
+            initialized = lengths.count * k
+            lengths.withUnsafeBufferPointer { r in centres.withUnsafeBufferPointer { mu in
+                for i in 0..<r.count { for q in 0..<k { let d = r[i] - mu[q]; out[i * k + q] = T.exponential(-gamma * d * d) } }
+            } }
         }
-        g.tripletVector = [Vec3](repeating: .zero, count: nt)
-        g.tripletLength = [T](repeating: 0, count: nt)
-        g.unitTriplet = [T](repeating: 0, count: 3 * nt)
-        g.tripletDistanceCut = [T](repeating: 0, count: nt)
-        g.tripletDistanceCutDerivative = [T](repeating: 0, count: nt)
-        g.tripletCut = [T](repeating: 0, count: nt)
-        for t in 0..<nt {
-            let e1 = Int(graph.tripletIn[t]), e2 = Int(graph.tripletOut[t])
-            // r_c + (S1 + S2) − r_a, formed from positions as the reference forms it.
-            let d = positions[Int(graph.edgeDestination[e2])] + (graph.edgeShift[e1] + graph.edgeShift[e2])
-                - positions[Int(graph.edgeSource[e1])]
-            g.tripletVector[t] = d
-            let s = norm(d)
-            g.tripletLength[t] = T(s)
-            for x in 0..<3 { g.unitTriplet[3 * t + x] = T(d[x] / s) }
-            (g.tripletDistanceCut[t], g.tripletDistanceCutDerivative[t]) = cutoff(T(s), 2 * rc)
-            g.tripletCut[t] = c.tripletBondCutoff ? g.tripletDistanceCut[t] * g.edgeCut[e1] * g.edgeCut[e2] : g.tripletDistanceCut[t]
+    }
+
+    /// `[rows, 3, channels]` with every channel of row `r`, axis `x` equal to `scale · unit[r, x] · cut[r]`.
+    static func broadcastDirections(_ unit: [T], cut: [T], scale: T, channels: Int, into out: inout [T]) {
+        out.withUnsafeMutableBufferPointer { o in unit.withUnsafeBufferPointer { u in cut.withUnsafeBufferPointer { c in
+            for r in 0..<c.count { for x in 0..<3 {
+                let v = scale * u[3 * r + x] * c[r]
+                for ch in 0..<channels { o[(r * 3 + x) * channels + ch] = v }
+            } }
+        } } }
+    }
+
+    /// Backward of `y = cut_r · gated` where `y` reaches the loss through two paths with gradients
+    /// `a` and `b`: returns the gradient on `gated` and adds the one on `cut` to `cutGradient`.
+    static func cutProductBackward(_ a: [T], _ b: [T], gated: [T], cut: [T], width: Int, cutGradient: inout [T]) -> [T] {
+        [T](unsafeUninitializedCapacity: a.count) { out, initialized in
+            initialized = a.count
+            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in gated.withUnsafeBufferPointer { gp in
+            cut.withUnsafeBufferPointer { cp in cutGradient.withUnsafeMutableBufferPointer { gc in
+                for r in 0..<cp.count {
+                    var sum: T = 0
+                    for ch in 0..<width {
+                        let q = r * width + ch
+                        let g = ap[q] + bp[q]
+                        out[q] = g * cp[r]
+                        sum += g * gp[q]
+                    }
+                    gc[r] += sum
+                }
+            } } } } }
         }
-        let g2 = T(c.twoBodyGamma), g3 = T(c.threeBodyGamma)
-        g.edgeRBF = [T](repeating: 0, count: ne * k)
-        for e in 0..<ne { for q in 0..<k { let d = g.edgeLength[e] - twoBodyCentres[q]; g.edgeRBF[e * k + q] = T.exponential(-g2 * d * d) } }
-        g.tripletRBF = [T](repeating: 0, count: nt * k)
-        for t in 0..<nt { for q in 0..<k { let d = g.tripletLength[t] - threeBodyCentres[q]; g.tripletRBF[t * k + q] = T.exponential(-g3 * d * d) } }
-        return g
+    }
+
+    /// Backward of the initial features `s = cut · s_pre` and `v[r, x, :] = scale · unit[r, x] · cut`:
+    /// returns the gradient on `s_pre` and adds those on `unit` and `cut`.
+    static func initialFeatureBackward(scalarGradient gs: [T], vectorGradient gv: [T], initialScalar: [T], unit: [T], cut: [T],
+                                       scale: T, channels f: Int, unitGradient: inout [T], cutGradient: inout [T]) -> [T] {
+        [T](unsafeUninitializedCapacity: gs.count) { out, initialized in
+            initialized = gs.count
+            gs.withUnsafeBufferPointer { g in gv.withUnsafeBufferPointer { v in initialScalar.withUnsafeBufferPointer { s0 in
+            unit.withUnsafeBufferPointer { u in cut.withUnsafeBufferPointer { c in
+            unitGradient.withUnsafeMutableBufferPointer { gu in cutGradient.withUnsafeMutableBufferPointer { gc in
+                for r in 0..<c.count {
+                    var gCut: T = 0
+                    for ch in 0..<f {
+                        gCut += g[r * f + ch] * s0[r * f + ch]
+                        out[r * f + ch] = g[r * f + ch] * c[r]
+                    }
+                    for x in 0..<3 {
+                        var sum: T = 0
+                        for ch in 0..<f { sum += v[(r * 3 + x) * f + ch] }
+                        gu[3 * r + x] += scale * c[r] * sum
+                        gCut += scale * u[3 * r + x] * sum
+                    }
+                    gc[r] += gCut
+                }
+            } } } } } } }
+        }
+    }
+
+    /// Adds the length gradient of `values = exp(−γ (r − μ_q)²)` given the gradient on `values`.
+    static func gaussianBackward(_ gValues: [T], lengths: [T], centres: [T], gamma: T, values: [T], count k: Int, into gLength: inout [T]) {
+        gValues.withUnsafeBufferPointer { g in lengths.withUnsafeBufferPointer { r in centres.withUnsafeBufferPointer { mu in
+        values.withUnsafeBufferPointer { v in gLength.withUnsafeMutableBufferPointer { gl in
+            for i in 0..<r.count {
+                var acc: T = 0
+                for q in 0..<k { acc += g[i * k + q] * (-2 * gamma * (r[i] - mu[q])) * v[i * k + q] }
+                gl[i] += acc
+            }
+        } } } } }
     }
 
     /// Energy, per-atom outputs and, when `forces` is set, the gradient of the energy with
@@ -213,12 +297,12 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         var es = geo.initialEdgeScalar
         Elementwise.scaleRows(&es, geo.edgeCut, width: f)
         var ev = [T](repeating: 0, count: ne * 3 * f)
-        for e in 0..<ne { for x in 0..<3 { let v = rc * geo.unitEdge[3 * e + x] * geo.edgeCut[e]; for ch in 0..<f { ev[(e * 3 + x) * f + ch] = v } } }
+        Self.broadcastDirections(geo.unitEdge, cut: geo.edgeCut, scale: rc, channels: f, into: &ev)
         geo.initialTripletScalar = tripletEmbedding.forward(geo.tripletRBF, rows: nt)
         var ts = geo.initialTripletScalar
         Elementwise.scaleRows(&ts, geo.tripletCut, width: ft)
         var tv = [T](repeating: 0, count: nt * 3 * ft)
-        for t in 0..<nt { for x in 0..<3 { let v = geo.unitTriplet[3 * t + x] * geo.tripletCut[t]; for ch in 0..<ft { tv[(t * 3 + x) * ft + ch] = v } } }
+        Self.broadcastDirections(geo.unitTriplet, cut: geo.tripletCut, scale: 1, channels: ft, into: &tv)
         record?("init.node_s", ns); record?("init.node_v", nv); record?("init.edge_s", es); record?("init.edge_v", ev)
         record?("init.triplet_s", ts); record?("init.triplet_v", tv)
 
@@ -239,10 +323,13 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             let hs = hiddenPre.map(silu)
             let hv = L.inputVector.forward(ev, rows: 3 * ne)
             var pair = [T](repeating: 0, count: nt * 2 * ft)
-            for t in 0..<nt {
-                let e1 = Int(graph.tripletIn[t]), e2 = Int(graph.tripletOut[t])
-                for ch in 0..<ft { pair[t * 2 * ft + ch] = hs[e1 * ft + ch]; pair[t * 2 * ft + ft + ch] = hs[e2 * ft + ch] }
-            }
+            pair.withUnsafeMutableBufferPointer { pp in hs.withUnsafeBufferPointer { hp in
+            graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
+                for t in 0..<nt {
+                    let e1 = Int(tin[t]), e2 = Int(tout[t])
+                    for ch in 0..<ft { pp[t * 2 * ft + ch] = hp[e1 * ft + ch]; pp[t * 2 * ft + ft + ch] = hp[e2 * ft + ch] }
+                }
+            } } } }
             let left = L.edgeNeighbors.forward(pair, rows: nt)
             let right = L.tripletProjection.forward(ts, rows: nt)
             var product = left
@@ -257,6 +344,23 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             geo.tripletCut.withUnsafeBufferPointer { cutp in geo.unitTriplet.withUnsafeBufferPointer { unit in
             abc.withUnsafeBufferPointer { abcp in tv.withUnsafeBufferPointer { tvp in hv.withUnsafeBufferPointer { hvp in dts.withUnsafeBufferPointer { dtsp in
             dtv.withUnsafeMutableBufferPointer { dtvp in sumV.withUnsafeMutableBufferPointer { sv in sumS.withUnsafeMutableBufferPointer { ss in
+                if ft == 4, let abcp = abcp.baseAddress, let tvp = tvp.baseAddress, let hvp = hvp.baseAddress, let dtsp = dtsp.baseAddress,
+                   let dtvp = dtvp.baseAddress, let sv = sv.baseAddress, let ss = ss.baseAddress {
+                    // The shipped width: one row of four channels is one SIMD4.
+                    for t in 0..<nt {
+                        let e1 = Int(tin[t]), e2 = Int(tout[t])
+                        let cut = cutp[t], ab = t * 12
+                        let a = abcp.quad(ab), b = abcp.quad(ab + 4), cc = abcp.quad(ab + 8)
+                        for x in 0..<3 {
+                            let to = (t * 3 + x) * 4, h1 = (e1 * 3 + x) * 4, o2 = (e2 * 3 + x) * 4
+                            let v = (tvp.quad(to) * a + hvp.quad(h1) * b + unit[3 * t + x] * cc) * cut
+                            dtvp.setQuad(to, v)
+                            sv.setQuad(o2, sv.quad(o2) + v)
+                        }
+                        ss.setQuad(e2 * 4, ss.quad(e2 * 4) + dtsp.quad(t * 4))
+                    }
+                    return
+                }
                 for t in 0..<nt {
                     let e1 = Int(tin[t]), e2 = Int(tout[t])
                     let cut = cutp[t], ab = t * 3 * ft
@@ -316,6 +420,9 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             abc2.withUnsafeBufferPointer { abc in nv.withUnsafeBufferPointer { nvp in ev.withUnsafeBufferPointer { evp in
             des.withUnsafeBufferPointer { desp in geo.unitEdge.withUnsafeBufferPointer { unit in geo.edgeCut.withUnsafeBufferPointer { cutp in
             dev.withUnsafeMutableBufferPointer { devp in aggV.withUnsafeMutableBufferPointer { av in aggS.withUnsafeMutableBufferPointer { asp in
+                guard let abc = abc.baseAddress, let nvp = nvp.baseAddress, let evp = evp.baseAddress, let desp = desp.baseAddress,
+                      let devp = devp.baseAddress, let av = av.baseAddress, let asp = asp.baseAddress else { return }
+                let wide = f - f % 8
                 for e in 0..<ne {
                     let s = Int(src[e]), d = Int(dst[e])
                     let cut = cutp[e]
@@ -323,7 +430,13 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                     for x in 0..<3 {
                         let u = rc * unit[3 * e + x]
                         let ns0 = (s * 3 + x) * f, eo = (e * 3 + x) * f, dO = (d * 3 + x) * f
-                        for ch in 0..<f {
+                        for ch in stride(from: 0, to: wide, by: 8) {
+                            let v = (nvp.lanes(ns0 + ch) * abc.lanes(ab + ch) + evp.lanes(eo + ch) * abc.lanes(ab + f + ch)
+                                     + u * abc.lanes(ab + 2 * f + ch)) * cut
+                            devp.setLanes(eo + ch, v)
+                            av.setLanes(dO + ch, av.lanes(dO + ch) + v)
+                        }
+                        for ch in wide..<f {
                             let v = (nvp[ns0 + ch] * abc[ab + ch] + evp[eo + ch] * abc[ab + f + ch] + u * abc[ab + 2 * f + ch]) * cut
                             devp[eo + ch] = v
                             av[dO + ch] += v
@@ -333,30 +446,43 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                     for ch in 0..<f { asp[dS + ch] += desp[eS + ch] }
                 }
             } } } } } } } } } } }
-            for i in 0..<n where divisor[i] != 1 {
-                for ch in 0..<f { aggS[i * f + ch] /= divisor[i] }
-                for q in 0..<(3 * f) { aggV[i * 3 * f + q] /= divisor[i] }
+            if c.aggregation != .sum {
+                aggS.withUnsafeMutableBufferPointer { sp in aggV.withUnsafeMutableBufferPointer { vp in divisor.withUnsafeBufferPointer { dp in
+                    for i in 0..<n {
+                        let inv = 1 / dp[i]
+                        for ch in 0..<f { sp[i * f + ch] *= inv }
+                        for q in 0..<(3 * f) { vp[i * 3 * f + q] *= inv }
+                    }
+                } } }
             }
-            let o = B.vectorOut.forward(aggV, rows: 3 * n)  // [N,3,3F]
-            var o1 = [T](repeating: 0, count: n * 3 * f), o2 = o1, o3 = o1
-            for r in 0..<(3 * n) { for ch in 0..<f {
-                o1[r * f + ch] = o[r * 3 * f + ch]; o2[r * f + ch] = o[r * 3 * f + f + ch]; o3[r * f + ch] = o[r * 3 * f + 2 * f + ch]
+            // o = [o1, o2, o3] along channels, [N, 3, 3F], read in place.
+            let o = B.vectorOut.forward(aggV, rows: 3 * n)
+            var o3Norm = [T](repeating: 0, count: n * f)
+            o.withUnsafeBufferPointer { op in o3Norm.withUnsafeMutableBufferPointer { np in
+                for i in 0..<n { for ch in 0..<f {
+                    var sum: T = 0
+                    for x in 0..<3 { let v = op[(i * 3 + x) * 3 * f + 2 * f + ch]; sum += v * v }
+                    np[i * f + ch] = sum.squareRoot()
+                } }
             } }
-            let o3Norm = VectorChannels.norms(o3, rows: n, channels: f)
             let gate = B.vectorChannel.forward(VectorChannels.concatenate(aggS, f, o3Norm, f, rows: n), rows: n)
             var nvu = [T](repeating: 0, count: n * 3 * f)
-            for i in 0..<n { for x in 0..<3 { for ch in 0..<f {
-                let q = (i * 3 + x) * f + ch
-                nvu[q] = o1[q] * gate[i * f + ch] + o2[q]
+            nvu.withUnsafeMutableBufferPointer { up in o.withUnsafeBufferPointer { op in gate.withUnsafeBufferPointer { gp in
+                for i in 0..<n { for x in 0..<3 {
+                    let r = (i * 3 + x) * 3 * f, q = (i * 3 + x) * f
+                    for ch in 0..<f { up[q + ch] = op[r + ch] * gp[i * f + ch] + op[r + f + ch] }
+                } }
             } } }
             let pp = B.vectorProjection.forward(nvu, rows: 3 * n)  // [N,3,2F]
             let qPre = B.scalarProjection.forward(aggS, rows: n)   // [N,2F]
             var nsu = [T](repeating: 0, count: n * f)
-            for i in 0..<n { for ch in 0..<f {
-                var s: T = 0
-                for x in 0..<3 { s += pp[(i * 3 + x) * 2 * f + ch] * pp[(i * 3 + x) * 2 * f + f + ch] }
-                nsu[i * f + ch] = s * silu(qPre[i * 2 * f + ch]) + silu(qPre[i * 2 * f + f + ch])
-            } }
+            nsu.withUnsafeMutableBufferPointer { sp in pp.withUnsafeBufferPointer { p in qPre.withUnsafeBufferPointer { qp in
+                for i in 0..<n { for ch in 0..<f {
+                    var sum: T = 0
+                    for x in 0..<3 { sum += p[(i * 3 + x) * 2 * f + ch] * p[(i * 3 + x) * 2 * f + f + ch] }
+                    sp[i * f + ch] = sum * silu(qp[i * 2 * f + ch]) + silu(qp[i * 2 * f + f + ch])
+                } }
+            } } }
             var scalarNormInput2 = nsu
             Elementwise.add(&scalarNormInput2, ns)
             var vectorNormInput2 = nvu
@@ -452,42 +578,54 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             // nsu = (Σ_x p1 p2) silu(q1) + silu(q2)
             var gpp = [T](repeating: 0, count: n * 3 * 2 * f)
             var gqPre = [T](repeating: 0, count: n * 2 * f)
-            for i in 0..<n { for ch in 0..<f {
-                let g = gz[i * f + ch]
-                let q1 = C2.qPre[i * 2 * f + ch], q2 = C2.qPre[i * 2 * f + f + ch]
-                var pSum: T = 0
-                for x in 0..<3 { pSum += C2.pp[(i * 3 + x) * 2 * f + ch] * C2.pp[(i * 3 + x) * 2 * f + f + ch] }
-                gqPre[i * 2 * f + ch] = g * pSum * siluDerivative(q1)
-                gqPre[i * 2 * f + f + ch] = g * siluDerivative(q2)
-                let gP = g * silu(q1)
-                for x in 0..<3 {
-                    let r = (i * 3 + x) * 2 * f
-                    gpp[r + ch] = gP * C2.pp[r + f + ch]
-                    gpp[r + f + ch] = gP * C2.pp[r + ch]
-                }
-            } }
+            gz.withUnsafeBufferPointer { gzp in C2.qPre.withUnsafeBufferPointer { qp in C2.pp.withUnsafeBufferPointer { p in
+            gqPre.withUnsafeMutableBufferPointer { gq in gpp.withUnsafeMutableBufferPointer { gp in
+                for i in 0..<n { for ch in 0..<f {
+                    let g = gzp[i * f + ch]
+                    let q1 = qp[i * 2 * f + ch], q2 = qp[i * 2 * f + f + ch]
+                    var pSum: T = 0
+                    for x in 0..<3 { pSum += p[(i * 3 + x) * 2 * f + ch] * p[(i * 3 + x) * 2 * f + f + ch] }
+                    let s1 = sigmoid(q1)
+                    gq[i * 2 * f + ch] = g * pSum * s1 * (1 + q1 * (1 - s1))
+                    gq[i * 2 * f + f + ch] = g * siluDerivative(q2)
+                    let gP = g * q1 * s1
+                    for x in 0..<3 {
+                        let r = (i * 3 + x) * 2 * f
+                        gp[r + ch] = gP * p[r + f + ch]
+                        gp[r + f + ch] = gP * p[r + ch]
+                    }
+                } }
+            } } } } }
             var gA = B.scalarProjection.backward(gqPre, rows: n)
             let gnvuP = B.vectorProjection.backward(gpp, rows: 3 * n)
             Elementwise.add(&gnvu, gnvuP)
             // nvu = o1 * gate + o2
             var go = [T](repeating: 0, count: n * 3 * 3 * f)
             var ggate = [T](repeating: 0, count: n * f)
-            for i in 0..<n { for ch in 0..<f {
-                var acc: T = 0
-                for x in 0..<3 {
-                    let q = (i * 3 + x) * f + ch, r = (i * 3 + x) * 3 * f
-                    acc += gnvu[q] * C2.o[r + ch]
-                    go[r + ch] = gnvu[q] * C2.gate[i * f + ch]
-                    go[r + f + ch] = gnvu[q]
-                }
-                ggate[i * f + ch] = acc
-            } }
+            gnvu.withUnsafeBufferPointer { gu in C2.o.withUnsafeBufferPointer { op in C2.gate.withUnsafeBufferPointer { gatep in
+            go.withUnsafeMutableBufferPointer { gop in ggate.withUnsafeMutableBufferPointer { gg in
+                for i in 0..<n { for ch in 0..<f {
+                    var acc: T = 0
+                    for x in 0..<3 {
+                        let q = (i * 3 + x) * f + ch, r = (i * 3 + x) * 3 * f
+                        acc += gu[q] * op[r + ch]
+                        gop[r + ch] = gu[q] * gatep[i * f + ch]
+                        gop[r + f + ch] = gu[q]
+                    }
+                    gg[i * f + ch] = acc
+                } }
+            } } } } }
             let gxc = B.vectorChannel.backward(ggate, rows: n)  // [N, 2F]
-            for i in 0..<n { for ch in 0..<f { gA[i * f + ch] += gxc[i * 2 * f + ch] } }
-            for i in 0..<n { for ch in 0..<f where C2.o3Norm[i * f + ch] > 0 {
-                let k = gxc[i * 2 * f + f + ch] / C2.o3Norm[i * f + ch]
-                for x in 0..<3 { let r = (i * 3 + x) * 3 * f; go[r + 2 * f + ch] += k * C2.o[r + 2 * f + ch] }
-            } }
+            gA.withUnsafeMutableBufferPointer { ga in gxc.withUnsafeBufferPointer { gx in C2.o3Norm.withUnsafeBufferPointer { np in
+            C2.o.withUnsafeBufferPointer { op in go.withUnsafeMutableBufferPointer { gop in
+                for i in 0..<n {
+                    for ch in 0..<f { ga[i * f + ch] += gx[i * 2 * f + ch] }
+                    for ch in 0..<f where np[i * f + ch] > 0 {
+                        let k = gx[i * 2 * f + f + ch] / np[i * f + ch]
+                        for x in 0..<3 { let r = (i * 3 + x) * 3 * f; gop[r + 2 * f + ch] += k * op[r + 2 * f + ch] }
+                    }
+                }
+            } } } } }
             let gB = B.vectorOut.backward(go, rows: 3 * n)  // [N,3,F]
             // Aggregation and messages.
             var gabc2 = [T](repeating: 0, count: ne * 3 * f)
@@ -497,6 +635,9 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             geo.unitEdge.withUnsafeBufferPointer { unit in geo.edgeCut.withUnsafeBufferPointer { cutp in
             gdes.withUnsafeMutableBufferPointer { gdesp in gnv.withUnsafeMutableBufferPointer { gnvp in gev.withUnsafeMutableBufferPointer { gevp in
             gabc2.withUnsafeMutableBufferPointer { gab in gUnitEdge.withUnsafeMutableBufferPointer { gUnit in gEdgeCut.withUnsafeMutableBufferPointer { gCutp in
+                guard let abc = abc.baseAddress, let nvp = nvp.baseAddress, let evp = evp.baseAddress, let gdevp = gdevp.baseAddress,
+                      let gBp = gBp.baseAddress, let gnvp = gnvp.baseAddress, let gevp = gevp.baseAddress, let gab = gab.baseAddress else { return }
+                let wide = f - f % 8
                 for e in 0..<ne {
                     let s = Int(src[e]), d = Int(dst[e])
                     let cut = cutp[e], inv = 1 / divisor[d]
@@ -508,7 +649,23 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                         let u = rc * unit[3 * e + x]
                         var gU: T = 0
                         let eo = (e * 3 + x) * f, so = (s * 3 + x) * f, dO = (d * 3 + x) * f
-                        for ch in 0..<f {
+                        var gU8 = Lanes<T>(), gCut8 = Lanes<T>()
+                        for ch in stride(from: 0, to: wide, by: 8) {
+                            let g = gdevp.lanes(eo + ch) + gBp.lanes(dO + ch) * inv
+                            let a = abc.lanes(ab + ch), b = abc.lanes(ab + f + ch), cc = abc.lanes(ab + 2 * f + ch)
+                            let nvs = nvp.lanes(so + ch), evq = evp.lanes(eo + ch)
+                            let gc = g * cut
+                            gnvp.setLanes(so + ch, gnvp.lanes(so + ch) + gc * a)
+                            gevp.setLanes(eo + ch, gevp.lanes(eo + ch) + gc * b)
+                            gab.setLanes(ab + ch, gab.lanes(ab + ch) + gc * nvs)
+                            gab.setLanes(ab + f + ch, gab.lanes(ab + f + ch) + gc * evq)
+                            gab.setLanes(ab + 2 * f + ch, gab.lanes(ab + 2 * f + ch) + gc * u)
+                            gU8 += gc * cc
+                            gCut8 += g * (nvs * a + evq * b + u * cc)
+                        }
+                        gU += gU8.sum()
+                        gCut += gCut8.sum()
+                        for ch in wide..<f {
                             let g = gdevp[eo + ch] + gBp[dO + ch] * inv
                             let a = abc[ab + ch], b = abc[ab + f + ch], cc = abc[ab + 2 * f + ch]
                             let nvs = nvp[so + ch], evq = evp[eo + ch]
@@ -527,17 +684,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                 }
             } } } } } } } } } } } } } } } }
             let gdesAbc = B.edgeVector.backward(gabc2, rows: ne)
-            var ggated2 = [T](repeating: 0, count: ne * f)
-            for e in 0..<ne {
-                var gCut: T = 0
-                for ch in 0..<f {
-                    let q = e * f + ch
-                    let g = gdes[q] + gdesAbc[q]
-                    ggated2[q] = g * geo.edgeCut[e]
-                    gCut += g * C2.gated[q]
-                }
-                gEdgeCut[e] += gCut
-            }
+            let ggated2 = Self.cutProductBackward(gdes, gdesAbc, gated: C2.gated, cut: geo.edgeCut, width: f, cutGradient: &gEdgeCut)
             let gProduct2 = B.gate.backward(ggated2, cache: C2.gateCache, rows: ne)
             var gRight2 = gProduct2
             var gFromSource = [T](repeating: 0, count: n * f), gFromDestination = gFromSource
@@ -580,6 +727,36 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             gdtv.withUnsafeBufferPointer { gdtvp in gSumV.withUnsafeBufferPointer { gsv in gxo.withUnsafeBufferPointer { gxop in
             gdts.withUnsafeMutableBufferPointer { gdtsp in gtv.withUnsafeMutableBufferPointer { gtvp in ghv.withUnsafeMutableBufferPointer { ghvp in
             gabc.withUnsafeMutableBufferPointer { gab in gUnitTriplet.withUnsafeMutableBufferPointer { gUnit in gTripletCut.withUnsafeMutableBufferPointer { gCutp in
+                if ft == 4, let abcp = abcp.baseAddress, let tvp = tvp.baseAddress, let hvp = hvp.baseAddress, let gdtvp = gdtvp.baseAddress,
+                   let gsv = gsv.baseAddress, let gxop = gxop.baseAddress, let gdtsp = gdtsp.baseAddress, let gtvp = gtvp.baseAddress,
+                   let ghvp = ghvp.baseAddress, let gab = gab.baseAddress {
+                    for t in 0..<nt {
+                        let e1 = Int(tin[t]), e2 = Int(tout[t])
+                        let cut = cutp[t], ab = t * 12
+                        gdtsp.setQuad(t * 4, gdtsp.quad(t * 4) + gxop.quad(e2 * 8))
+                        let a = abcp.quad(ab), b = abcp.quad(ab + 4), cc = abcp.quad(ab + 8)
+                        var ga = SIMD4<T>(), gb = SIMD4<T>(), gcc = SIMD4<T>(), gCut = SIMD4<T>()
+                        for x in 0..<3 {
+                            let w = unit[3 * t + x]
+                            let to = (t * 3 + x) * 4, h1 = (e1 * 3 + x) * 4, o2 = (e2 * 3 + x) * 4
+                            let g = gdtvp.quad(to) + gsv.quad(o2)
+                            let tvq = tvp.quad(to), hv1 = hvp.quad(h1)
+                            let gc = g * cut
+                            gtvp.setQuad(to, gtvp.quad(to) + gc * a)
+                            ghvp.setQuad(h1, ghvp.quad(h1) + gc * b)
+                            ga += gc * tvq
+                            gb += gc * hv1
+                            gcc += gc * w
+                            gUnit[3 * t + x] += (gc * cc).sum()
+                            gCut += g * (tvq * a + hv1 * b + w * cc)
+                        }
+                        gab.setQuad(ab, gab.quad(ab) + ga)
+                        gab.setQuad(ab + 4, gab.quad(ab + 4) + gb)
+                        gab.setQuad(ab + 8, gab.quad(ab + 8) + gcc)
+                        gCutp[t] += gCut.sum()
+                    }
+                    return
+                }
                 for t in 0..<nt {
                     let e1 = Int(tin[t]), e2 = Int(tout[t])
                     let cut = cutp[t], ab = t * 3 * ft
@@ -608,17 +785,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                 }
             } } } } } } } } } } } } } } } }
             let gdtsAbc = L.tripletVector.backward(gabc, rows: nt)
-            var ggated = [T](repeating: 0, count: nt * ft)
-            for t in 0..<nt {
-                var gCut: T = 0
-                for ch in 0..<ft {
-                    let q = t * ft + ch
-                    let g = gdts[q] + gdtsAbc[q]
-                    ggated[q] = g * geo.tripletCut[t]
-                    gCut += g * C3.gated[q]
-                }
-                gTripletCut[t] += gCut
-            }
+            let ggated = Self.cutProductBackward(gdts, gdtsAbc, gated: C3.gated, cut: geo.tripletCut, width: ft, cutGradient: &gTripletCut)
             let gProduct = L.gate.backward(ggated, cache: C3.gateCache, rows: nt)
             var gLeft = gProduct, gRight = gProduct
             Elementwise.multiply(&gLeft, C3.right)
@@ -627,10 +794,13 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             Elementwise.add(&gts, gtsP)
             let gPair = L.edgeNeighbors.backward(gLeft, rows: nt)
             var ghs = [T](repeating: 0, count: ne * ft)
-            for t in 0..<nt {
-                let e1 = Int(graph.tripletIn[t]), e2 = Int(graph.tripletOut[t])
-                for ch in 0..<ft { ghs[e1 * ft + ch] += gPair[t * 2 * ft + ch]; ghs[e2 * ft + ch] += gPair[t * 2 * ft + ft + ch] }
-            }
+            ghs.withUnsafeMutableBufferPointer { gh in gPair.withUnsafeBufferPointer { gp in
+            graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
+                for t in 0..<nt {
+                    let e1 = Int(tin[t]), e2 = Int(tout[t])
+                    for ch in 0..<ft { gh[e1 * ft + ch] += gp[t * 2 * ft + ch]; gh[e2 * ft + ch] += gp[t * 2 * ft + ft + ch] }
+                }
+            } } } }
             Elementwise.multiplySiluDerivative(&ghs, C3.hiddenPre)
             let gesIn = L.inputScalar.backward(ghs, rows: ne)
             Elementwise.add(&ges, gesIn)
@@ -640,69 +810,44 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
 
         // Initial features.
         let k = c.radialBasisCount
-        var gPre = ges
-        for e in 0..<ne {
-            var gCut: T = 0
-            for ch in 0..<f {
-                gCut += ges[e * f + ch] * geo.initialEdgeScalar[e * f + ch]
-                gPre[e * f + ch] *= geo.edgeCut[e]
-            }
-            for x in 0..<3 {
-                var sum: T = 0
-                for ch in 0..<f { sum += gev[(e * 3 + x) * f + ch] }
-                gUnitEdge[3 * e + x] += rc * geo.edgeCut[e] * sum
-                gCut += rc * geo.unitEdge[3 * e + x] * sum
-            }
-            gEdgeCut[e] += gCut
-        }
-        let gRBF = edgeEmbedding.backward(gPre, rows: ne)
-        let g2 = T(c.twoBodyGamma), g3 = T(c.threeBodyGamma)
-        for e in 0..<ne {
-            var acc: T = 0
-            for q in 0..<k { acc += gRBF[e * k + q] * (-2 * g2 * (geo.edgeLength[e] - twoBodyCentres[q])) * geo.edgeRBF[e * k + q] }
-            gEdgeLength[e] += acc
-        }
-        var gPreT = gts
-        for t in 0..<nt {
-            var gCut: T = 0
-            for ch in 0..<ft {
-                gCut += gts[t * ft + ch] * geo.initialTripletScalar[t * ft + ch]
-                gPreT[t * ft + ch] *= geo.tripletCut[t]
-            }
-            for x in 0..<3 {
-                var sum: T = 0
-                for ch in 0..<ft { sum += gtv[(t * 3 + x) * ft + ch] }
-                gUnitTriplet[3 * t + x] += geo.tripletCut[t] * sum
-                gCut += geo.unitTriplet[3 * t + x] * sum
-            }
-            gTripletCut[t] += gCut
-        }
-        let gRBF3 = tripletEmbedding.backward(gPreT, rows: nt)
-        for t in 0..<nt {
-            var acc: T = 0
-            for q in 0..<k { acc += gRBF3[t * k + q] * (-2 * g3 * (geo.tripletLength[t] - threeBodyCentres[q])) * geo.tripletRBF[t * k + q] }
-            gTripletLength[t] += acc
-        }
+        let gPre = Self.initialFeatureBackward(scalarGradient: ges, vectorGradient: gev, initialScalar: geo.initialEdgeScalar,
+                                               unit: geo.unitEdge, cut: geo.edgeCut, scale: rc, channels: f,
+                                               unitGradient: &gUnitEdge, cutGradient: &gEdgeCut)
+        Self.gaussianBackward(edgeEmbedding.backward(gPre, rows: ne), lengths: geo.edgeLength, centres: twoBodyCentres,
+                              gamma: T(c.twoBodyGamma), values: geo.edgeRBF, count: k, into: &gEdgeLength)
+        let gPreT = Self.initialFeatureBackward(scalarGradient: gts, vectorGradient: gtv, initialScalar: geo.initialTripletScalar,
+                                                unit: geo.unitTriplet, cut: geo.tripletCut, scale: 1, channels: ft,
+                                                unitGradient: &gUnitTriplet, cutGradient: &gTripletCut)
+        Self.gaussianBackward(tripletEmbedding.backward(gPreT, rows: nt), lengths: geo.tripletLength, centres: threeBodyCentres,
+                              gamma: T(c.threeBodyGamma), values: geo.tripletRBF, count: k, into: &gTripletLength)
 
         // Cutoffs, then lengths and directions, to edge vectors (Double from here on).
         var gEdge = [Vec3](repeating: .zero, count: ne)
-        for t in 0..<nt {
-            let e1 = Int(graph.tripletIn[t]), e2 = Int(graph.tripletOut[t])
-            var gDistanceCut = gTripletCut[t]
-            if c.tripletBondCutoff {
-                let dc = geo.tripletDistanceCut[t], c1 = geo.edgeCut[e1], c2 = geo.edgeCut[e2]
-                gDistanceCut = gTripletCut[t] * c1 * c2
-                gEdgeCut[e1] += gTripletCut[t] * dc * c2
-                gEdgeCut[e2] += gTripletCut[t] * dc * c1
+        let bondCutoff = c.tripletBondCutoff
+        graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
+        gTripletCut.withUnsafeBufferPointer { gCut in gTripletLength.withUnsafeBufferPointer { gLength in
+        gUnitTriplet.withUnsafeBufferPointer { gUnit in geo.tripletDistanceCut.withUnsafeBufferPointer { distanceCut in
+        geo.tripletDistanceCutDerivative.withUnsafeBufferPointer { distanceCutDerivative in geo.edgeCut.withUnsafeBufferPointer { edgeCut in
+        geo.tripletLength.withUnsafeBufferPointer { length in geo.tripletVector.withUnsafeBufferPointer { vector in
+        gEdgeCut.withUnsafeMutableBufferPointer { gEdgeCutP in gEdge.withUnsafeMutableBufferPointer { gE in
+            for t in 0..<nt {
+                let e1 = Int(tin[t]), e2 = Int(tout[t])
+                var gDistanceCut = gCut[t]
+                if bondCutoff {
+                    let dc = distanceCut[t], c1 = edgeCut[e1], c2 = edgeCut[e2]
+                    gDistanceCut = gCut[t] * c1 * c2
+                    gEdgeCutP[e1] += gCut[t] * dc * c2
+                    gEdgeCutP[e2] += gCut[t] * dc * c1
+                }
+                let gS = Double(gLength[t] + gDistanceCut * distanceCutDerivative[t])
+                let s = Double(length[t])
+                let w = vector[t] / s
+                let gw = Vec3(Double(gUnit[3 * t]), Double(gUnit[3 * t + 1]), Double(gUnit[3 * t + 2]))
+                let gd = gS * w + (gw - dot(gw, w) * w) / s
+                gE[e1] += gd
+                gE[e2] += gd
             }
-            let gS = Double(gTripletLength[t] + gDistanceCut * geo.tripletDistanceCutDerivative[t])
-            let s = Double(geo.tripletLength[t])
-            let w = geo.tripletVector[t] / s
-            let gw = Vec3(Double(gUnitTriplet[3 * t]), Double(gUnitTriplet[3 * t + 1]), Double(gUnitTriplet[3 * t + 2]))
-            let gd = gS * w + (gw - dot(gw, w) * w) / s
-            gEdge[e1] += gd
-            gEdge[e2] += gd
-        }
+        } } } } } } } } } } } }
         for e in 0..<ne {
             let gR = Double(gEdgeLength[e] + gEdgeCut[e] * geo.edgeCutDerivative[e])
             let r = Double(geo.edgeLength[e])
@@ -722,3 +867,4 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         return (output, gEdge)
     }
 }
+

@@ -7,18 +7,21 @@ import Tensors
 /// vectors, so a channel-mixing linear map on vectors is the same GEMM over `3 * rows` rows.
 enum Dense {
     /// `C = A · op(B) + beta · C` with `A` `[m, k]`, `op(B)` `[k, n]`; `transposeB` reads `B` as `[n, k]`.
+    /// `lda` and `ldc` (row strides, default `k` and `n`) address column blocks of wider matrices.
     @inline(__always)
     static func gemm<T: ENINetFloat>(m: Int, n: Int, k: Int, _ a: UnsafePointer<T>, _ b: UnsafePointer<T>,
-                                     transposeB: Bool, beta: T, _ c: UnsafeMutablePointer<T>) {
+                                     transposeB: Bool, beta: T, _ c: UnsafeMutablePointer<T>,
+                                     lda: Int? = nil, ldc: Int? = nil) {
         let started = ENINetProfile.isEnabled ? DispatchTime.now().uptimeNanoseconds : 0
         defer {
             if ENINetProfile.isEnabled {
                 ENINetProfile.gemmNanoseconds += DispatchTime.now().uptimeNanoseconds - started
                 ENINetProfile.gemmCalls += 1
+                ENINetProfile.gemmFlops += 2 * m * n * k
             }
         }
-        T.tensorGEMM(transposeA: false, transposeB: transposeB, m: m, n: n, k: k, alpha: 1, a: a, lda: k,
-                     b: b, ldb: transposeB ? k : n, beta: beta, c: c, ldc: n)
+        T.tensorGEMM(transposeA: false, transposeB: transposeB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda ?? k,
+                     b: b, ldb: transposeB ? k : n, beta: beta, c: c, ldc: ldc ?? n)
     }
 }
 
@@ -36,16 +39,19 @@ public enum ENINetProfile {
     nonisolated(unsafe) public static var isEnabled = false
     nonisolated(unsafe) public static var gemmNanoseconds: UInt64 = 0
     nonisolated(unsafe) public static var gemmCalls = 0
+    /// `2·m·n·k` summed over the calls: the multiply-adds the network needs.
+    nonisolated(unsafe) public static var gemmFlops = 0
 
     public static func reset() {
         gemmNanoseconds = 0
         gemmCalls = 0
+        gemmFlops = 0
     }
 }
 
 /// The floating-point types the network runs in: the tensor scalars (Float, Double), whose
 /// GEMM goes through BLAS.
-public protocol ENINetFloat: TensorScalar {}
+public protocol ENINetFloat: TensorScalar, SIMDScalar {}
 
 extension ENINetFloat {
     @inline(__always) static func exponential(_ x: Self) -> Self { tensorExp(x) }
@@ -89,5 +95,25 @@ enum Elementwise {
         a.withUnsafeMutableBufferPointer { ap in pre.withUnsafeBufferPointer { pp in
             for q in 0..<min(ap.count, pp.count) { ap[q] *= siluDerivative(pp[q]) }
         } }
+    }
+}
+
+/// Eight channels at a time: the message loops accumulate sums over channels, which LLVM does
+/// not vectorise on its own (it would have to reassociate floating-point additions).
+typealias Lanes<T: ENINetFloat> = SIMD8<T>
+
+extension UnsafePointer where Pointee: ENINetFloat {
+    @inline(__always) func lanes(_ offset: Int) -> SIMD8<Pointee> { UnsafeRawPointer(self + offset).loadUnaligned(as: SIMD8<Pointee>.self) }
+    @inline(__always) func quad(_ offset: Int) -> SIMD4<Pointee> { UnsafeRawPointer(self + offset).loadUnaligned(as: SIMD4<Pointee>.self) }
+}
+
+extension UnsafeMutablePointer where Pointee: ENINetFloat {
+    @inline(__always) func lanes(_ offset: Int) -> SIMD8<Pointee> { UnsafeRawPointer(self + offset).loadUnaligned(as: SIMD8<Pointee>.self) }
+    @inline(__always) func setLanes(_ offset: Int, _ value: SIMD8<Pointee>) {
+        UnsafeMutableRawPointer(self + offset).storeBytes(of: value, as: SIMD8<Pointee>.self)
+    }
+    @inline(__always) func quad(_ offset: Int) -> SIMD4<Pointee> { UnsafeRawPointer(self + offset).loadUnaligned(as: SIMD4<Pointee>.self) }
+    @inline(__always) func setQuad(_ offset: Int, _ value: SIMD4<Pointee>) {
+        UnsafeMutableRawPointer(self + offset).storeBytes(of: value, as: SIMD4<Pointee>.self)
     }
 }

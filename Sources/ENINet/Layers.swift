@@ -33,28 +33,42 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
 
     /// `x W^T + b` for `rows` rows.
     func forward(_ x: [T], rows: Int) -> [T] {
-        var y = [T](repeating: 0, count: rows * outputs)
-        guard rows > 0 else { return y }
-        if let b = bias { for r in 0..<rows { for o in 0..<outputs { y[r * outputs + o] = b[o] } } }
-        x.withUnsafeBufferPointer { xp in weight.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
-            // Empty layers (zero inputs) leave the bias.
-            if inputs > 0, let xa = xp.baseAddress, let wa = wp.baseAddress, let ya = yp.baseAddress {
-                Dense.gemm(m: rows, n: outputs, k: inputs, xa, wa, transposeB: true, beta: bias == nil ? 0 : 1, ya)
+        let outputs = outputs, inputs = inputs
+        // The GEMM writes every element (beta = 0) or adds to the preloaded bias (beta = 1), so
+        // the output is not zero-filled first.
+        return [T](unsafeUninitializedCapacity: rows * outputs) { y, count in
+            count = rows * outputs
+            guard let ya = y.baseAddress else { return }
+            if let bias {
+                bias.withUnsafeBufferPointer { b in
+                    guard let ba = b.baseAddress else { return }
+                    for r in 0..<rows { (ya + r * outputs).initialize(from: ba, count: outputs) }
+                }
+            } else if inputs == 0 {
+                ya.initialize(repeating: 0, count: rows * outputs)
             }
-        } } }
-        return y
+            // Empty layers (zero inputs) leave the bias.
+            guard inputs > 0 else { return }
+            x.withUnsafeBufferPointer { xp in weight.withUnsafeBufferPointer { wp in
+                if let xa = xp.baseAddress, let wa = wp.baseAddress {
+                    Dense.gemm(m: rows, n: outputs, k: inputs, xa, wa, transposeB: true, beta: bias == nil ? 0 : 1, ya)
+                }
+            } }
+        }
     }
 
     /// The input gradient `gy W` for output gradient `gy`.
     func backward(_ gy: [T], rows: Int) -> [T] {
-        var gx = [T](repeating: 0, count: rows * inputs)
-        guard rows > 0, inputs > 0, outputs > 0 else { return gx }
-        gy.withUnsafeBufferPointer { gp in weight.withUnsafeBufferPointer { wp in gx.withUnsafeMutableBufferPointer { xp in
-            if let ga = gp.baseAddress, let wa = wp.baseAddress, let xa = xp.baseAddress {
-                Dense.gemm(m: rows, n: inputs, k: outputs, ga, wa, transposeB: false, beta: 0, xa)
-            }
-        } } }
-        return gx
+        guard rows > 0, inputs > 0, outputs > 0 else { return [T](repeating: 0, count: rows * inputs) }
+        let outputs = outputs, inputs = inputs
+        return [T](unsafeUninitializedCapacity: rows * inputs) { gx, count in
+            count = rows * inputs
+            gy.withUnsafeBufferPointer { gp in weight.withUnsafeBufferPointer { wp in
+                if let ga = gp.baseAddress, let wa = wp.baseAddress, let xa = gx.baseAddress {
+                    Dense.gemm(m: rows, n: inputs, k: outputs, ga, wa, transposeB: false, beta: 0, xa)
+                }
+            } }
+        }
     }
 }
 
@@ -90,43 +104,103 @@ struct MLPLayer<T: ENINetFloat>: Sendable {
 }
 
 /// `MLP_net(x) ⊙ silu(MLP_gates(x))`.
+///
+/// Both MLPs read the same input, so their first layers run as one GEMM with the weights
+/// stacked (`[net.0; gates.0]`), forward and backward; the sigmoids of the forward pass are kept,
+/// so the backward pass evaluates no exponential.
 struct GateMLPLayer<T: ENINetFloat>: Sendable {
-    let net: MLPLayer<T>
-    let gates: MLPLayer<T>
+    /// `[net.0; gates.0]`: `2·hidden` outputs.
+    let first: LinearLayer<T>
+    let netSecond: LinearLayer<T>
+    let gatesSecond: LinearLayer<T>
+    let hidden: Int
 
     init(_ file: SafeTensorsFile, _ name: String) throws {
-        net = MLPLayer(first: try LinearLayer(file, name + ".net.0"), second: try LinearLayer(file, name + ".net.2"))
-        gates = MLPLayer(first: try LinearLayer(file, name + ".gates.0"), second: try LinearLayer(file, name + ".gates.2"))
+        let net0 = try LinearLayer<T>(file, name + ".net.0"), gates0 = try LinearLayer<T>(file, name + ".gates.0")
+        netSecond = try LinearLayer(file, name + ".net.2")
+        gatesSecond = try LinearLayer(file, name + ".gates.2")
+        guard net0.inputs == gates0.inputs, net0.outputs == gates0.outputs, netSecond.inputs == net0.outputs,
+              gatesSecond.inputs == gates0.outputs, netSecond.outputs == gatesSecond.outputs else {
+            throw ModelFileError("\(file.path): the layers of '\(name)' have inconsistent shapes")
+        }
+        hidden = net0.outputs
+        first = LinearLayer(weight: net0.weight + gates0.weight, bias: (net0.bias ?? [T](repeating: 0, count: hidden)) + (gates0.bias ?? [T](repeating: 0, count: hidden)),
+                            inputs: net0.inputs, outputs: 2 * hidden)
     }
 
-    struct Cache { var value: [T], valueHidden: [T], gate: [T], gateHidden: [T] }
+    /// Hidden pre-activations `[rows, 2H]` and their sigmoids; second-layer outputs `a` (net) and
+    /// `g` (gates) and `σ(g)`.
+    struct Cache { var hiddenPre: [T], hiddenSigmoid: [T], value: [T], gate: [T], gateSigmoid: [T] }
 
     func forward(_ x: [T], rows: Int) -> (y: [T], cache: Cache) {
-        let (a, ah) = net.forward(x, rows: rows)
-        let (g, gh) = gates.forward(x, rows: rows)
-        var y = a
-        y.withUnsafeMutableBufferPointer { yp in g.withUnsafeBufferPointer { gp in
-            for q in 0..<yp.count { yp[q] *= silu(gp[q]) }
-        } }
-        return (y, Cache(value: a, valueHidden: ah, gate: g, gateHidden: gh))
+        let h = hidden, width = 2 * hidden, outputs = netSecond.outputs
+        let pre = first.forward(x, rows: rows)
+        let count = rows * width
+        var sig = [T](repeating: 0, count: count), act = [T](repeating: 0, count: count)
+        pre.withUnsafeBufferPointer { p in sig.withUnsafeMutableBufferPointer { s in act.withUnsafeMutableBufferPointer { a in
+            for q in 0..<count { let v = sigmoid(p[q]); s[q] = v; a[q] = p[q] * v }
+        } } }
+        var value = Self.rowsOfBias(netSecond.bias, rows: rows, width: outputs)
+        var gate = Self.rowsOfBias(gatesSecond.bias, rows: rows, width: outputs)
+        if rows > 0, h > 0 {
+            act.withUnsafeBufferPointer { a in value.withUnsafeMutableBufferPointer { v in gate.withUnsafeMutableBufferPointer { g in
+                netSecond.weight.withUnsafeBufferPointer { wn in gatesSecond.weight.withUnsafeBufferPointer { wg in
+                    guard let aa = a.baseAddress, let va = v.baseAddress, let ga = g.baseAddress,
+                          let wna = wn.baseAddress, let wga = wg.baseAddress else { return }
+                    Dense.gemm(m: rows, n: outputs, k: h, aa, wna, transposeB: true, beta: 1, va, lda: width)
+                    Dense.gemm(m: rows, n: outputs, k: h, aa + h, wga, transposeB: true, beta: 1, ga, lda: width)
+                } }
+            } } }
+        }
+        var gateSigmoid = gate, y = value
+        gate.withUnsafeBufferPointer { g in value.withUnsafeBufferPointer { v in
+        gateSigmoid.withUnsafeMutableBufferPointer { s in y.withUnsafeMutableBufferPointer { yp in
+            for q in 0..<yp.count { let sg = sigmoid(g[q]); s[q] = sg; yp[q] = v[q] * g[q] * sg }
+        } } } }
+        return (y, Cache(hiddenPre: pre, hiddenSigmoid: sig, value: value, gate: gate, gateSigmoid: gateSigmoid))
+    }
+
+    /// `[rows, width]` with every row equal to `bias` (zeros without one): the GEMM's `C` for beta 1.
+    static func rowsOfBias(_ bias: [T]?, rows: Int, width: Int) -> [T] {
+        guard let bias else { return [T](repeating: 0, count: rows * width) }
+        return [T](unsafeUninitializedCapacity: rows * width) { out, count in
+            count = rows * width
+            bias.withUnsafeBufferPointer { b in
+                guard let ba = b.baseAddress, let oa = out.baseAddress else { return }
+                for r in 0..<rows { (oa + r * width).initialize(from: ba, count: width) }
+            }
+        }
     }
 
     func backward(_ gy: [T], cache: Cache, rows: Int) -> [T] {
-        var ga = gy, gg = gy
-        ga.withUnsafeMutableBufferPointer { gap in gg.withUnsafeMutableBufferPointer { ggp in
+        let h = hidden, width = 2 * hidden, outputs = netSecond.outputs
+        let count = rows * outputs
+        var ga = [T](repeating: 0, count: count), gg = ga
+        ga.withUnsafeMutableBufferPointer { gap in gg.withUnsafeMutableBufferPointer { ggp in gy.withUnsafeBufferPointer { gyp in
         cache.gate.withUnsafeBufferPointer { gate in cache.value.withUnsafeBufferPointer { value in
-            for q in 0..<gap.count {
-                let s = sigmoid(gate[q]), gq = gap[q]
-                gap[q] = gq * gate[q] * s
-                ggp[q] = gq * value[q] * s * (1 + gate[q] * (1 - s))
+        cache.gateSigmoid.withUnsafeBufferPointer { sig in
+            for q in 0..<count {
+                let s = sig[q], g = gate[q], d = gyp[q]
+                gap[q] = d * g * s
+                ggp[q] = d * value[q] * s * (1 + g * (1 - s))
             }
-        } } } }
-        var gx = net.backward(ga, hidden: cache.valueHidden, rows: rows)
-        let g2 = gates.backward(gg, hidden: cache.gateHidden, rows: rows)
-        gx.withUnsafeMutableBufferPointer { xp in g2.withUnsafeBufferPointer { gp in
-            for q in 0..<xp.count { xp[q] += gp[q] }
-        } }
-        return gx
+        } } } } } }
+        // Both second layers' input gradients side by side, as the stacked first layer reads them.
+        var gHidden = [T](repeating: 0, count: rows * width)
+        if rows > 0, h > 0, outputs > 0 {
+            ga.withUnsafeBufferPointer { a in gg.withUnsafeBufferPointer { g in gHidden.withUnsafeMutableBufferPointer { gh in
+                netSecond.weight.withUnsafeBufferPointer { wn in gatesSecond.weight.withUnsafeBufferPointer { wg in
+                    guard let aa = a.baseAddress, let gga = g.baseAddress, let gha = gh.baseAddress,
+                          let wna = wn.baseAddress, let wga = wg.baseAddress else { return }
+                    Dense.gemm(m: rows, n: h, k: outputs, aa, wna, transposeB: false, beta: 0, gha, ldc: width)
+                    Dense.gemm(m: rows, n: h, k: outputs, gga, wga, transposeB: false, beta: 0, gha + h, ldc: width)
+                } }
+            } } }
+        }
+        gHidden.withUnsafeMutableBufferPointer { g in cache.hiddenPre.withUnsafeBufferPointer { p in cache.hiddenSigmoid.withUnsafeBufferPointer { s in
+            for q in 0..<g.count { g[q] *= s[q] * (1 + p[q] * (1 - s[q])) }
+        } } }
+        return first.backward(gHidden, rows: rows)
     }
 }
 
@@ -142,48 +216,58 @@ struct LayerNormLayer<T: ENINetFloat>: Sendable {
         self.channels = channels
     }
 
+    /// Mean and `1/√(variance + 1e-5)` of the `c` values from `row`.
+    @inline(__always)
+    static func statistics(_ x: UnsafeBufferPointer<T>, row: Int, channels c: Int) -> (mean: T, inverseDeviation: T) {
+        var mean: T = 0
+        for ch in 0..<c { mean += x[row + ch] }
+        mean /= T(c)
+        var variance: T = 0
+        for ch in 0..<c { let d = x[row + ch] - mean; variance += d * d }
+        variance /= T(c)
+        return (mean, 1 / (variance + T(1e-5)).squareRoot())
+    }
+
     func forward(_ x: [T], rows: Int) -> [T] {
-        var out = x
         let c = channels
-        for r in 0..<rows {
-            var mean: T = 0
-            for ch in 0..<c { mean += x[r * c + ch] }
-            mean /= T(c)
-            var variance: T = 0
-            for ch in 0..<c { let d = x[r * c + ch] - mean; variance += d * d }
-            variance /= T(c)
-            let inv = 1 / (variance + T(1e-5)).squareRoot()
-            for ch in 0..<c { out[r * c + ch] = (x[r * c + ch] - mean) * inv * weight[ch] + bias[ch] }
+        return [T](unsafeUninitializedCapacity: x.count) { o, initialized in
+        initialized = x.count
+        x.withUnsafeBufferPointer { xp in
+        weight.withUnsafeBufferPointer { w in bias.withUnsafeBufferPointer { b in
+            for r in 0..<rows {
+                let row = r * c
+                let (mean, inv) = Self.statistics(xp, row: row, channels: c)
+                for ch in 0..<c { o[row + ch] = (xp[row + ch] - mean) * inv * w[ch] + b[ch] }
+            }
+        } } }
         }
-        return out
     }
 
     /// The input gradient, given the forward input `x`.
     func backward(_ gy: [T], input x: [T], rows: Int) -> [T] {
-        var gx = x
         let c = channels
         let cT = T(c)
-        for r in 0..<rows {
-            var mean: T = 0
-            for ch in 0..<c { mean += x[r * c + ch] }
-            mean /= cT
-            var variance: T = 0
-            for ch in 0..<c { let d = x[r * c + ch] - mean; variance += d * d }
-            variance /= cT
-            let inv = 1 / (variance + T(1e-5)).squareRoot()
-            var meanG: T = 0, meanGX: T = 0
-            for ch in 0..<c {
-                let g = gy[r * c + ch] * weight[ch]
-                meanG += g
-                meanGX += g * (x[r * c + ch] - mean) * inv
+        return [T](unsafeUninitializedCapacity: x.count) { o, initialized in
+        initialized = x.count
+        x.withUnsafeBufferPointer { xp in
+        gy.withUnsafeBufferPointer { g in weight.withUnsafeBufferPointer { w in
+            for r in 0..<rows {
+                let row = r * c
+                let (mean, inv) = Self.statistics(xp, row: row, channels: c)
+                var meanG: T = 0, meanGX: T = 0
+                for ch in 0..<c {
+                    let gw = g[row + ch] * w[ch]
+                    meanG += gw
+                    meanGX += gw * (xp[row + ch] - mean) * inv
+                }
+                meanG /= cT; meanGX /= cT
+                for ch in 0..<c {
+                    let xhat = (xp[row + ch] - mean) * inv
+                    o[row + ch] = inv * (g[row + ch] * w[ch] - meanG - xhat * meanGX)
+                }
             }
-            meanG /= cT; meanGX /= cT
-            for ch in 0..<c {
-                let xhat = (x[r * c + ch] - mean) * inv
-                gx[r * c + ch] = inv * (gy[r * c + ch] * weight[ch] - meanG - xhat * meanGX)
-            }
+        } } }
         }
-        return gx
     }
 }
 
@@ -216,6 +300,7 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
                     let x = op[base + ch], y = op[base + c + ch], z = op[base + 2 * c + ch]
                     np[ch] = (x * x + y * y + z * z).squareRoot()
                 }
+                // The norms become the scales in place.
                 switch kind {
                 case .maxMin:
                     var lo = T.infinity, hi = -T.infinity
@@ -224,17 +309,17 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
                     if spread < Self.spreadFloor { spread = 1 }
                     for ch in 0..<c {
                         let a = max(np[ch], Self.normFloor)
-                        let scale = max((a - lo) / spread, 0) / a * w[ch]
-                        op[base + ch] *= scale; op[base + c + ch] *= scale; op[base + 2 * c + ch] *= scale
+                        np[ch] = max((a - lo) / spread, 0) / a * w[ch]
                     }
                 case .rms:
                     var sum: T = 0
                     for ch in 0..<c { sum += np[ch] * np[ch] }
                     let inv = 1 / (sum / T(c) + epsilon).squareRoot()
-                    for ch in 0..<c {
-                        let scale = inv * w[ch]
-                        op[base + ch] *= scale; op[base + c + ch] *= scale; op[base + 2 * c + ch] *= scale
-                    }
+                    for ch in 0..<c { np[ch] = inv * w[ch] }
+                }
+                for x in 0..<3 {
+                    let o = base + x * c
+                    for ch in 0..<c { op[o + ch] *= np[ch] }
                 }
             }
         } } }
@@ -245,70 +330,75 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
     /// goes to the first channel, and the min channel (output exactly zero) passes none, as
     /// PyTorch's `relu` does at zero.
     func backward(_ gout: [T], input v: [T], rows: Int) -> [T] {
-        var gv = [T](repeating: 0, count: v.count)
         let c = channels
-        var scratch = [T](repeating: 0, count: 3 * c)
-        gv.withUnsafeMutableBufferPointer { gvp in v.withUnsafeBufferPointer { vp in gout.withUnsafeBufferPointer { gp in
-        scratch.withUnsafeMutableBufferPointer { sp in weight.withUnsafeBufferPointer { w in
-            guard let nrm = sp.baseAddress else { return }
-            let gs = nrm + c, gn = nrm + 2 * c  // norms, scale gradients, norm gradients
-            for r in 0..<rows {
-                let base = r * 3 * c
-                for ch in 0..<c {
-                    let x = vp[base + ch], y = vp[base + c + ch], z = vp[base + 2 * c + ch]
-                    nrm[ch] = (x * x + y * y + z * z).squareRoot()
-                    // Gradient with respect to the per-channel scale s_c in out = s_c v_c.
-                    gs[ch] = gp[base + ch] * x + gp[base + c + ch] * y + gp[base + 2 * c + ch] * z
-                    gn[ch] = 0
-                }
-                switch kind {
-                case .maxMin:
-                    var lo = T.infinity, hi = -T.infinity, argLo = 0, argHi = 0
+        // Per row: out = s_c v_c with a per-channel scale s_c that depends on the norms, so
+        // gv_c = s_c gout_c + k_c v_c. The channel loops compute s and k; the xyz loops then run
+        // over contiguous channels.
+        var scratch = [T](repeating: 0, count: 5 * c)
+        return [T](unsafeUninitializedCapacity: v.count) { gvp, initialized in
+            initialized = v.count
+            v.withUnsafeBufferPointer { vp in gout.withUnsafeBufferPointer { gp in
+            scratch.withUnsafeMutableBufferPointer { sp in weight.withUnsafeBufferPointer { w in
+                guard let nrm = sp.baseAddress else { return }
+                // norms, gradients on the scales, gradients on the norms, scales, norm coefficients
+                let gs = nrm + c, gn = nrm + 2 * c, scale = nrm + 3 * c, k = nrm + 4 * c
+                for r in 0..<rows {
+                    let base = r * 3 * c
                     for ch in 0..<c {
-                        let a = max(nrm[ch], Self.normFloor)
-                        if a < lo { lo = a; argLo = ch }
-                        if a > hi { hi = a; argHi = ch }
+                        let x = vp[base + ch], y = vp[base + c + ch], z = vp[base + 2 * c + ch]
+                        nrm[ch] = (x * x + y * y + z * z).squareRoot()
+                        gs[ch] = gp[base + ch] * x + gp[base + c + ch] * y + gp[base + 2 * c + ch] * z
                     }
-                    let clamped = hi - lo < Self.spreadFloor
-                    let spread = clamped ? 1 : hi - lo
-                    var gLo: T = 0, gHi: T = 0
-                    for ch in 0..<c {
-                        let a = max(nrm[ch], Self.normFloor)
-                        let ratio = (a - lo) / spread
-                        let scale = max(ratio, 0) / a * w[ch]
-                        for x in 0..<3 { gvp[base + x * c + ch] = scale * gp[base + x * c + ch] }
-                        // s = w relu(ratio) / a.
-                        let gRatio = ratio > 0 ? gs[ch] * w[ch] / a : 0
-                        gn[ch] += -gs[ch] * w[ch] * max(ratio, 0) / (a * a) + gRatio / spread
-                        gLo -= gRatio / spread
-                        if !clamped {
-                            // d ratio / d spread = −ratio / spread; spread = hi − lo.
-                            gHi -= gRatio * ratio / spread
-                            gLo += gRatio * ratio / spread
+                    switch kind {
+                    case .maxMin:
+                        var lo = T.infinity, hi = -T.infinity, argLo = 0, argHi = 0
+                        for ch in 0..<c {
+                            let a = max(nrm[ch], Self.normFloor)
+                            if a < lo { lo = a; argLo = ch }
+                            if a > hi { hi = a; argHi = ch }
                         }
-                    }
-                    gn[argLo] += gLo
-                    gn[argHi] += gHi
-                    for ch in 0..<c where nrm[ch] > Self.normFloor {
-                        let k = gn[ch] / nrm[ch]
-                        for x in 0..<3 { gvp[base + x * c + ch] += k * vp[base + x * c + ch] }
-                    }
-                case .rms:
-                    var sum: T = 0
-                    for ch in 0..<c { sum += nrm[ch] * nrm[ch] }
-                    let inv = 1 / (sum / T(c) + epsilon).squareRoot()
-                    var k: T = 0
-                    for ch in 0..<c { k += w[ch] * gs[ch] }
-                    let coefficient = -inv * inv * inv / T(c) * k
-                    for ch in 0..<c {
-                        for x in 0..<3 {
-                            gvp[base + x * c + ch] = inv * w[ch] * gp[base + x * c + ch] + coefficient * vp[base + x * c + ch]
+                        let clamped = hi - lo < Self.spreadFloor
+                        let inverseSpread = clamped ? 1 : 1 / (hi - lo)
+                        // Branch-free over channels, so that it vectorises. Afterwards k holds
+                        // gRatio / spread and gs the ratio, for the sums over the min and max channels.
+                        for ch in 0..<c {
+                            let a = max(nrm[ch], Self.normFloor)
+                            let inverseNorm = 1 / a
+                            let ratio = (a - lo) * inverseSpread
+                            let relu = max(ratio, 0)
+                            scale[ch] = relu * inverseNorm * w[ch]
+                            // s = w relu(ratio) / a.
+                            let gRatio = ratio > 0 ? gs[ch] * w[ch] * inverseNorm : 0
+                            gn[ch] = -gs[ch] * w[ch] * relu * inverseNorm * inverseNorm + gRatio * inverseSpread
+                            k[ch] = gRatio * inverseSpread
+                            gs[ch] = ratio
                         }
+                        var gLo: T = 0, gHi: T = 0
+                        if clamped {
+                            for ch in 0..<c { gLo -= k[ch] }
+                        } else {
+                            // d ratio / d lo = (ratio − 1) / spread, d ratio / d hi = −ratio / spread.
+                            for ch in 0..<c { gLo += k[ch] * (gs[ch] - 1); gHi -= k[ch] * gs[ch] }
+                        }
+                        gn[argLo] += gLo
+                        gn[argHi] += gHi
+                        for ch in 0..<c { k[ch] = nrm[ch] > Self.normFloor ? gn[ch] / nrm[ch] : 0 }
+                    case .rms:
+                        var sum: T = 0
+                        for ch in 0..<c { sum += nrm[ch] * nrm[ch] }
+                        let inv = 1 / (sum / T(c) + epsilon).squareRoot()
+                        var dot: T = 0
+                        for ch in 0..<c { dot += w[ch] * gs[ch] }
+                        let coefficient = -inv * inv * inv / T(c) * dot
+                        for ch in 0..<c { scale[ch] = inv * w[ch]; k[ch] = coefficient }
+                    }
+                    for x in 0..<3 {
+                        let o = base + x * c
+                        for ch in 0..<c { gvp[o + ch] = scale[ch] * gp[o + ch] + k[ch] * vp[o + ch] }
                     }
                 }
-            }
-        } } } } }
-        return gv
+            } } } }
+        }
     }
 }
 
@@ -316,41 +406,53 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
 /// (zero gradient at a zero vector, as PyTorch's norm gives).
 enum VectorChannels {
     static func norms<T: ENINetFloat>(_ v: [T], rows: Int, channels c: Int) -> [T] {
-        var out = [T](repeating: 0, count: rows * c)
-        for r in 0..<rows {
-            let base = r * 3 * c
-            for ch in 0..<c {
-                let x = v[base + ch], y = v[base + c + ch], z = v[base + 2 * c + ch]
-                out[r * c + ch] = (x * x + y * y + z * z).squareRoot()
+        [T](unsafeUninitializedCapacity: rows * c) { out, count in
+            count = rows * c
+            v.withUnsafeBufferPointer { vp in
+                for r in 0..<rows {
+                    let base = r * 3 * c
+                    for ch in 0..<c {
+                        let x = vp[base + ch], y = vp[base + c + ch], z = vp[base + 2 * c + ch]
+                        out[r * c + ch] = (x * x + y * y + z * z).squareRoot()
+                    }
+                }
             }
         }
-        return out
     }
 
     /// Adds the gradient of `gn` (on the norms `n`) to `gv` (on the vectors `v`).
     static func accumulateNormBackward<T: ENINetFloat>(_ gn: [T], norms n: [T], vectors v: [T], rows: Int, channels c: Int, into gv: inout [T]) {
-        for r in 0..<rows {
-            for ch in 0..<c where n[r * c + ch] > 0 {
-                let k = gn[r * c + ch] / n[r * c + ch]
-                for x in 0..<3 { gv[(r * 3 + x) * c + ch] += k * v[(r * 3 + x) * c + ch] }
+        gv.withUnsafeMutableBufferPointer { g in gn.withUnsafeBufferPointer { gnp in n.withUnsafeBufferPointer { np in v.withUnsafeBufferPointer { vp in
+            for r in 0..<rows {
+                for ch in 0..<c where np[r * c + ch] > 0 {
+                    let k = gnp[r * c + ch] / np[r * c + ch]
+                    for x in 0..<3 { g[(r * 3 + x) * c + ch] += k * vp[(r * 3 + x) * c + ch] }
+                }
             }
-        }
+        } } } }
     }
 
     /// Columns `from ..< from + count` of a `[rows, width]` matrix.
     static func columns<T: ENINetFloat>(_ m: [T], rows: Int, width: Int, from: Int, count: Int) -> [T] {
-        var out = [T](repeating: 0, count: rows * count)
-        for r in 0..<rows { for ch in 0..<count { out[r * count + ch] = m[r * width + from + ch] } }
-        return out
+        [T](unsafeUninitializedCapacity: rows * count) { out, initialized in
+            initialized = rows * count
+            m.withUnsafeBufferPointer { mp in
+                guard let source = mp.baseAddress, let target = out.baseAddress else { return }
+                for r in 0..<rows { (target + r * count).initialize(from: source + r * width + from, count: count) }
+            }
+        }
     }
 
     /// `[a, b]` along channels.
     static func concatenate<T: ENINetFloat>(_ a: [T], _ ca: Int, _ b: [T], _ cb: Int, rows: Int) -> [T] {
-        var out = [T](repeating: 0, count: rows * (ca + cb))
-        for r in 0..<rows {
-            for ch in 0..<ca { out[r * (ca + cb) + ch] = a[r * ca + ch] }
-            for ch in 0..<cb { out[r * (ca + cb) + ca + ch] = b[r * cb + ch] }
+        let width = ca + cb
+        return [T](unsafeUninitializedCapacity: rows * width) { out, initialized in
+            initialized = rows * width
+            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in
+                guard let target = out.baseAddress else { return }
+                if let pa = ap.baseAddress { for r in 0..<rows { (target + r * width).initialize(from: pa + r * ca, count: ca) } }
+                if let pb = bp.baseAddress { for r in 0..<rows { (target + r * width + ca).initialize(from: pb + r * cb, count: cb) } }
+            } }
         }
-        return out
     }
 }

@@ -17,6 +17,9 @@ public struct TrainingSettings: Equatable, Sendable {
     // [data]
     public var dataFile = ""
     public var splitFile: String? = nil
+    /// Frames appended to the training split only (for example configurations found by running
+    /// the model and labelled afterwards), never to validation or test.
+    public var extraTrainingFile: String? = nil
     public var trainSize: Double = 0.8
     public var validationSize: Double = 0.1
     public var testSize: Double? = nil
@@ -60,7 +63,7 @@ public struct TrainingSettings: Equatable, Sendable {
 
     /// Every key the reader accepts, with its default, for documentation and error messages.
     public static let keys: [String] = [
-        "data.file", "data.split_file", "data.train", "data.validation", "data.test", "data.seed", "data.batch_size",
+        "data.file", "data.split_file", "data.extra_training_file", "data.train", "data.validation", "data.test", "data.seed", "data.batch_size",
         "model.target", "model.features", "model.triplet_features", "model.rbf", "model.cutoff", "model.interactions",
         "model.variant", "model.precision", "model.seed", "model.initial",
         "targets.scale",
@@ -119,6 +122,7 @@ public struct TrainingSettings: Equatable, Sendable {
         guard let file = try string("data.file") else { throw TrainingError("\(source): missing key 'data.file' (the extended-XYZ dataset)") }
         dataFile = path(file)
         splitFile = try string("data.split_file").map(path)
+        extraTrainingFile = try string("data.extra_training_file").map(path)
         if let x = try number("data.train", 0...1e9) { trainSize = x }
         if let x = try number("data.validation", 0...1e9) { validationSize = x }
         testSize = try number("data.test", 0...1e9)

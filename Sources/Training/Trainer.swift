@@ -63,18 +63,31 @@ public final class Trainer<T: ENINetFloat> {
 
     /// Prepares the split, fits the target statistics on the training frames and creates the
     /// network (freshly initialised from `settings.modelSeed`, or loaded from `settings.initialModel`).
-    public init(settings: TrainingSettings, frames: [TrainingFrame]) throws {
+    ///
+    /// `frames` is the dataset the split indexes, followed by the `extraTrainingFrames` frames of
+    /// `settings.extraTrainingFile`, which join the training split only.
+    public init(settings: TrainingSettings, frames: [TrainingFrame], extraTrainingFrames: Int = 0) throws {
         self.settings = settings
+        guard extraTrainingFrames >= 0, extraTrainingFrames < frames.count else {
+            throw TrainingError("\(settings.dataFile): \(extraTrainingFrames) extra training frames of \(frames.count) in all")
+        }
+        let datasetCount = frames.count - extraTrainingFrames
+        var split: DatasetSplit
         if let path = settings.splitFile {
-            split = try DatasetSplit.read(path: path, frameCount: frames.count)
+            split = try DatasetSplit.read(path: path, frameCount: datasetCount)
         } else {
-            split = try DatasetSplit.random(frameCount: frames.count, train: settings.trainSize, validation: settings.validationSize,
+            split = try DatasetSplit.random(frameCount: datasetCount, train: settings.trainSize, validation: settings.validationSize,
                                             test: settings.testSize, seed: settings.splitSeed)
+        }
+        split.train += Array(datasetCount..<frames.count)
+        self.split = split
+        func frameName(_ i: Int) -> String {
+            i < datasetCount ? "\(settings.dataFile): frame \(i)" : "\(settings.extraTrainingFile ?? "extra training data"): frame \(i - datasetCount)"
         }
         guard !split.train.isEmpty else { throw TrainingError("\(settings.dataFile): the split has no training frames") }
         if settings.weights.dipole > 0 {
             for i in split.train + split.validation where frames[i].dipole == nil {
-                throw TrainingError("\(settings.dataFile): frame \(i): no dipole, but loss.dipole_weight is \(settings.weights.dipole)")
+                throw TrainingError("\(frameName(i)): no dipole, but loss.dipole_weight is \(settings.weights.dipole)")
             }
         }
         statistics = try TargetStatistics.fit(frames: split.train.map { frames[$0] }, cutoff: settings.cutoff, scale: settings.scale)
@@ -87,7 +100,7 @@ public final class Trainer<T: ENINetFloat> {
         var cache: [Int: PreparedFrame] = [:]
         for i in split.train + split.validation where cache[i] == nil {
             do { cache[i] = try PreparedFrame(frames[i], configuration: model.configuration) } catch {
-                throw TrainingError("\(settings.dataFile): frame \(i): \(error)")
+                throw TrainingError("\(frameName(i)): \(error)")
             }
         }
         prepared = cache

@@ -71,8 +71,20 @@ struct BenchEninet: ParsableCommand {
                     _ = try model.evaluate(atomicNumbers: system.numbers, positions: system.positions, graph: graph)
                     let total = DispatchTime.now().uptimeNanoseconds - start
                     ENINetProfile.isEnabled = false
-                    gemmFraction = Double(ENINetProfile.gemmNanoseconds) / Double(max(total, 1))
-                    print(String(format: "md17 aspirin, 1 thread: %.0f%% of the time in %d GEMM calls", 100 * gemmFraction, ENINetProfile.gemmCalls))
+                    let timeInGEMM = Double(ENINetProfile.gemmNanoseconds) / Double(max(total, 1))
+                    let flops = Double(ENINetProfile.gemmFlops)
+                    guard let median = results.last(where: { $0.0 == "md17_aspirin" })?.1 else {
+                        throw ValidationError("--threads must include 1 for the md17 GEMM figure")
+                    }
+                    // The figure: the model's GEMM FLOPs over the whole evaluation time,
+                    // against the large square GEMM of `bench tensors`, measured here and now.
+                    let tensorsBench = try BenchTensors.parse([])
+                    var large = 0.0
+                    for _ in 0..<3 { large = max(large, try tensorsBench.gemmRate(rows: 1024, inner: 1024, outer: 1024, duration: 1)) }
+                    let achieved = flops / (median * 1e-3) * 1e-9
+                    gemmFraction = achieved / large
+                    print(String(format: "md17 aspirin, 1 thread: %.2f GFLOP in %d GEMM calls (%.0f%% of the time), %.1f GFLOP/s over the whole evaluation against %.1f GFLOP/s for a large GEMM",
+                                 flops * 1e-9, ENINetProfile.gemmCalls, 100 * timeInGEMM, achieved, large))
                 }
             }
         }

@@ -31,10 +31,12 @@ struct Train: ParsableCommand {
         threadOptions.apply()
         do {
             let settings = try Self.settings(path: config)
-            let frames = try ExtendedXYZDataset.read(path: settings.dataFile)
+            let dataset = try ExtendedXYZDataset.read(path: settings.dataFile)
+            let extra = try settings.extraTrainingFile.map { try ExtendedXYZDataset.read(path: $0) } ?? []
+            let frames = dataset + extra
             switch settings.precision {
-            case .float: try train(Trainer<Float>(settings: settings, frames: frames), frames: frames)
-            case .double: try train(Trainer<Double>(settings: settings, frames: frames), frames: frames)
+            case .float: try train(Trainer<Float>(settings: settings, frames: frames, extraTrainingFrames: extra.count), frames: frames, extraCount: extra.count)
+            case .double: try train(Trainer<Double>(settings: settings, frames: frames, extraTrainingFrames: extra.count), frames: frames, extraCount: extra.count)
             }
         } catch let error as TrainingError {
             throw TrainFailure(message: error.description)
@@ -43,10 +45,10 @@ struct Train: ParsableCommand {
         }
     }
 
-    private func train<T: ENINetFloat>(_ trainer: Trainer<T>, frames: [TrainingFrame]) throws {
+    private func train<T: ENINetFloat>(_ trainer: Trainer<T>, frames: [TrainingFrame], extraCount: Int) throws {
         let s = trainer.settings, st = trainer.statistics
         if !quiet {
-            print("data: \(frames.count) frames; train \(trainer.split.train.count), validation \(trainer.split.validation.count), test \(trainer.split.test.count)")
+            print("data: \(frames.count) frames\(extraCount == 0 ? "" : ", \(extraCount) of them from the extra training file"); train \(trainer.split.train.count), validation \(trainer.split.validation.count), test \(trainer.split.test.count)")
             print(String(format: "scaler: mean %.6f eV/atom, std %.6f (%@); average neighbours %.3f; %d parameters",
                          st.mean, st.std, s.scale.rawValue, st.averageNeighborCount, trainer.model.parameters.scalarCount))
         }

@@ -101,4 +101,26 @@ final class TrainingRunTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("test[0]"), "\(error)")
         }
     }
+
+    /// Frames of `data.extra_training_file` join the training split only, shift neither the
+    /// validation nor the test frames, and change the fitted statistics (they are trained on);
+    /// a bad extra frame is named by its own file and index.
+    func testExtraTrainingFramesJoinTheTrainingSplitOnly() throws {
+        let frames = try Fixture.ethanol()
+        let dataset = Array(frames.prefix(20)), extra = Array(frames.suffix(4))
+        let dir = try Fixture.scratch("extra")
+        let settings = try Fixture.tinySettings(output: dir, extra: ["data.extra_training_file": .string("/data/extra.extxyz")])
+        XCTAssertEqual(settings.extraTrainingFile, "/data/extra.extxyz")
+        let plain = try Trainer<Double>(settings: try Fixture.tinySettings(output: dir), frames: dataset)
+        let augmented = try Trainer<Double>(settings: settings, frames: dataset + extra, extraTrainingFrames: extra.count)
+        XCTAssertEqual(augmented.split.train, plain.split.train + [20, 21, 22, 23])
+        XCTAssertEqual(augmented.split.validation, plain.split.validation)
+        XCTAssertEqual(augmented.split.test, plain.split.test)
+        XCTAssertNotEqual(augmented.statistics.mean, plain.statistics.mean)
+        var broken = extra
+        broken[2].positions[1] = broken[2].positions[0]  // coinciding atoms: no graph
+        XCTAssertThrowsError(try Trainer<Double>(settings: settings, frames: dataset + broken, extraTrainingFrames: broken.count)) { error in
+            XCTAssertTrue("\(error)".contains("/data/extra.extxyz: frame 2"), "\(error)")
+        }
+    }
 }
