@@ -189,10 +189,13 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
 
     /// `exp(−γ (r − μ_q)²)` for every length and centre, `[lengths, count]`.
     static func gaussians(_ lengths: [T], centres: [T], gamma: T, count k: Int) -> [T] {
-        [T](unsafeUninitializedCapacity: lengths.count * k) { out, initialized in
-            initialized = lengths.count * k
+        [T].filled(count: lengths.count * k) { out in
             lengths.withUnsafeBufferPointer { r in centres.withUnsafeBufferPointer { mu in
-                for i in 0..<r.count { for q in 0..<k { let d = r[i] - mu[q]; out[i * k + q] = T.exponential(-gamma * d * d) } }
+                guard let centre = mu.baseAddress else { return }
+                for i in 0..<r.count {
+                    let length = r[i], row = out + i * k
+                    for q in 0..<k { let d = length - centre[q]; row[q] = T.exponential(-gamma * d * d) }
+                }
             } }
         }
     }
@@ -210,8 +213,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
     /// Backward of `y = cut_r · gated` where `y` reaches the loss through two paths with gradients
     /// `a` and `b`: returns the gradient on `gated` and adds the one on `cut` to `cutGradient`.
     static func cutProductBackward(_ a: [T], _ b: [T], gated: [T], cut: [T], width: Int, cutGradient: inout [T]) -> [T] {
-        [T](unsafeUninitializedCapacity: a.count) { out, initialized in
-            initialized = a.count
+        [T].filled(count: a.count) { out in
             a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in gated.withUnsafeBufferPointer { gp in
             cut.withUnsafeBufferPointer { cp in cutGradient.withUnsafeMutableBufferPointer { gc in
                 for r in 0..<cp.count {
@@ -232,8 +234,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
     /// returns the gradient on `s_pre` and adds those on `unit` and `cut`.
     static func initialFeatureBackward(scalarGradient gs: [T], vectorGradient gv: [T], initialScalar: [T], unit: [T], cut: [T],
                                        scale: T, channels f: Int, unitGradient: inout [T], cutGradient: inout [T]) -> [T] {
-        [T](unsafeUninitializedCapacity: gs.count) { out, initialized in
-            initialized = gs.count
+        [T].filled(count: gs.count) { out in
             gs.withUnsafeBufferPointer { g in gv.withUnsafeBufferPointer { v in initialScalar.withUnsafeBufferPointer { s0 in
             unit.withUnsafeBufferPointer { u in cut.withUnsafeBufferPointer { c in
             unitGradient.withUnsafeMutableBufferPointer { gu in cutGradient.withUnsafeMutableBufferPointer { gc in
@@ -259,10 +260,15 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
     static func gaussianBackward(_ gValues: [T], lengths: [T], centres: [T], gamma: T, values: [T], count k: Int, into gLength: inout [T]) {
         gValues.withUnsafeBufferPointer { g in lengths.withUnsafeBufferPointer { r in centres.withUnsafeBufferPointer { mu in
         values.withUnsafeBufferPointer { v in gLength.withUnsafeMutableBufferPointer { gl in
+            guard let g = g.baseAddress, let mu = mu.baseAddress, let v = v.baseAddress else { return }
+            let wide = k - k % 8
             for i in 0..<r.count {
-                var acc: T = 0
-                for q in 0..<k { acc += g[i * k + q] * (-2 * gamma * (r[i] - mu[q])) * v[i * k + q] }
-                gl[i] += acc
+                let length = r[i], row = i * k
+                var acc8 = Lanes<T>()
+                for q in stride(from: 0, to: wide, by: 8) { acc8 += g.lanes(row + q) * (length - mu.lanes(q)) * v.lanes(row + q) }
+                var acc = acc8.sum()
+                for q in wide..<k { acc += g[row + q] * (length - mu[q]) * v[row + q] }
+                gl[i] += -2 * gamma * acc
             }
         } } } } }
     }
@@ -332,8 +338,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             } } } }
             let left = L.edgeNeighbors.forward(pair, rows: nt)
             let right = L.tripletProjection.forward(ts, rows: nt)
-            var product = left
-            Elementwise.multiply(&product, right)
+            let product = Elementwise.product(left, right)
             let (gated, gateCache) = L.gate.forward(product, rows: nt)
             var dts = gated
             Elementwise.scaleRows(&dts, geo.tripletCut, width: ft)
@@ -378,8 +383,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             } } } } } } } } } } }
             let hvNorm = VectorChannels.norms(hv, rows: ne, channels: ft)
             let (outS, outHidden) = L.outputScalar.forward(VectorChannels.concatenate(sumS, ft, hvNorm, ft, rows: ne), rows: ne)
-            var scalarNormInput = outS
-            Elementwise.add(&scalarNormInput, es)
+            let scalarNormInput = Elementwise.sum(outS, es)
             var vectorNormInput = L.outputVector.forward(sumV, rows: 3 * ne)
             Elementwise.add(&vectorNormInput, ev)
             if forces {
@@ -389,8 +393,8 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             }
             es = L.scalarNorm.forward(scalarNormInput, rows: ne)
             ev = L.vectorNorm.forward(vectorNormInput, rows: ne)
-            Elementwise.add(&ts, dts)
-            Elementwise.add(&tv, dtv)
+            ts = Elementwise.sum(ts, dts)
+            tv = Elementwise.sum(tv, dtv)
             record?("layer\(l).threebody.edge_s", es); record?("layer\(l).threebody.edge_v", ev)
             record?("layer\(l).threebody.triplet_s", ts); record?("layer\(l).threebody.triplet_v", tv)
 
@@ -483,10 +487,8 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                     sp[i * f + ch] = sum * silu(qp[i * 2 * f + ch]) + silu(qp[i * 2 * f + f + ch])
                 } }
             } } }
-            var scalarNormInput2 = nsu
-            Elementwise.add(&scalarNormInput2, ns)
-            var vectorNormInput2 = nvu
-            Elementwise.add(&vectorNormInput2, nv)
+            let scalarNormInput2 = Elementwise.sum(nsu, ns)
+            let vectorNormInput2 = Elementwise.sum(nvu, nv)
             if forces {
                 twoCaches.append(TwoBodyCache(ns: ns, nv: nv, ev: ev, left: left2, right: right2, gateCache: gateCache2, gated: gated2,
                                               abc: abc2, aggS: aggS, o: o, o3Norm: o3Norm, gate: gate, nvu: nvu, pp: pp, qPre: qPre,
@@ -494,8 +496,8 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             }
             ns = B.scalarNorm.forward(scalarNormInput2, rows: n)
             nv = B.vectorNorm.forward(vectorNormInput2, rows: n)
-            Elementwise.add(&es, des)
-            Elementwise.add(&ev, dev)
+            es = Elementwise.sum(es, des)
+            ev = Elementwise.sum(ev, dev)
             record?("layer\(l).twobody.node_s", ns); record?("layer\(l).twobody.node_v", nv)
             record?("layer\(l).twobody.edge_s", es); record?("layer\(l).twobody.edge_v", ev)
         }
@@ -787,9 +789,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             let gdtsAbc = L.tripletVector.backward(gabc, rows: nt)
             let ggated = Self.cutProductBackward(gdts, gdtsAbc, gated: C3.gated, cut: geo.tripletCut, width: ft, cutGradient: &gTripletCut)
             let gProduct = L.gate.backward(ggated, cache: C3.gateCache, rows: nt)
-            var gLeft = gProduct, gRight = gProduct
-            Elementwise.multiply(&gLeft, C3.right)
-            Elementwise.multiply(&gRight, C3.left)
+            let gLeft = Elementwise.product(gProduct, C3.right), gRight = Elementwise.product(gProduct, C3.left)
             let gtsP = L.tripletProjection.backward(gRight, rows: nt)
             Elementwise.add(&gts, gtsP)
             let gPair = L.edgeNeighbors.backward(gLeft, rows: nt)

@@ -73,6 +73,23 @@ enum Elementwise {
         } }
     }
 
+    /// `a + b` as a new array: one pass, where `var c = a; c += b` copies first whenever `a` is
+    /// still referenced (by a cache).
+    @inline(__always) static func sum<T: ENINetFloat>(_ a: [T], _ b: [T]) -> [T] {
+        let count = min(a.count, b.count)
+        return [T].filled(count: count) { out in a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in
+            for q in 0..<count { out[q] = ap[q] + bp[q] }
+        } } }
+    }
+
+    /// `a ⊙ b` as a new array.
+    @inline(__always) static func product<T: ENINetFloat>(_ a: [T], _ b: [T]) -> [T] {
+        let count = min(a.count, b.count)
+        return [T].filled(count: count) { out in a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in
+            for q in 0..<count { out[q] = ap[q] * bp[q] }
+        } } }
+    }
+
     /// `a *= b`.
     @inline(__always) static func multiply<T: ENINetFloat>(_ a: inout [T], _ b: [T]) {
         a.withUnsafeMutableBufferPointer { ap in b.withUnsafeBufferPointer { bp in
@@ -115,5 +132,18 @@ extension UnsafeMutablePointer where Pointee: ENINetFloat {
     @inline(__always) func quad(_ offset: Int) -> SIMD4<Pointee> { UnsafeRawPointer(self + offset).loadUnaligned(as: SIMD4<Pointee>.self) }
     @inline(__always) func setQuad(_ offset: Int, _ value: SIMD4<Pointee>) {
         UnsafeMutableRawPointer(self + offset).storeBytes(of: value, as: SIMD4<Pointee>.self)
+    }
+}
+
+extension Array where Element: ENINetFloat {
+    /// `count` elements, every one written by `fill` through a plain pointer. The pointer is a
+    /// constant, unlike the `inout` buffer of `init(unsafeUninitializedCapacity:)`, whose base
+    /// address the compiler reloads after every store, which keeps loops from vectorising.
+    @inline(__always)
+    static func filled(count: Int, _ fill: (UnsafeMutablePointer<Element>) -> Void) -> [Element] {
+        [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
+            if count > 0, let base = buffer.baseAddress { fill(base) }
+            initialized = count
+        }
     }
 }

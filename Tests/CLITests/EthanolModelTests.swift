@@ -13,7 +13,11 @@ import Trajectory
 final class EthanolModelTests: XCTestCase {
     static let fullValidation = ProcessInfo.processInfo.environment["ENINETMD_FULL_VALIDATION"] == "1"
     static let examples = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol")
-    static let energyModel = examples.appendingPathComponent("energy/ethanol-energy.safetensors")
+    /// Trained on the 1000 training frames alone, within 60 minutes (issue 6, point 3).
+    static let thousandFrameModel = examples.appendingPathComponent("energy/ethanol-energy.safetensors")
+    /// The model for MD: the one above trained further with frames beyond 500 K sampling
+    /// (`Examples/ethanol/data/README.md`); the example deck runs it.
+    static let energyModel = examples.appendingPathComponent("energy-stable/ethanol-energy-stable.safetensors")
     static let dipoleModel = examples.appendingPathComponent("dipole/ethanol-dipole.safetensors")
     static let dataset = CLI.sharedDirectory.appendingPathComponent("data/xtb/ethanol-gfn2-500K.extxyz")
     static let split = CLI.sharedDirectory.appendingPathComponent("data/xtb/ethanol-split-seed1.json")
@@ -39,23 +43,26 @@ final class EthanolModelTests: XCTestCase {
 
     // MARK: - Issue 6, point 3: accuracy on the 900 test frames of the published split
 
-    func testEnergyModelMeetsTheTestSetTargets() throws {
-        try requireFiles(Self.energyModel, Self.dataset, Self.split)
+    /// Both energy models: the 1000-frame one the issue's point is about, and the MD model.
+    func testEnergyModelsMeetTheTestSetTargets() throws {
+        try requireFiles(Self.thousandFrameModel, Self.energyModel, Self.dataset, Self.split)
         let frames = try StructureFile.read(path: Self.dataset.path)
         let test = try Self.splitIndices("test")
         XCTAssertEqual(test.count, 900)
         let dir = try scratchDirectory()
         let testFile = dir.appendingPathComponent("test.extxyz")
         try StructureFile.write(test.map { frames[$0] }, to: testFile.path)
-        let result = try CLI.run(["evaluate", "--model", Self.energyModel.path, "--data", testFile.path, "--json"], timeout: 300)
-        XCTAssertEqual(result.status, 0, result.stderr)
-        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
-        let forceMAE = try XCTUnwrap(json["force_mae_meV_per_A"] as? Double)
-        let energyMAE = try XCTUnwrap(json["energy_mae_meV_per_atom"] as? Double)
-        XCTAssertEqual(json["frames"] as? Int, 900)
-        print("ethanol test set: force MAE \(forceMAE) meV/Å, energy MAE \(energyMAE) meV/atom")
-        XCTAssertLessThanOrEqual(forceMAE, 15, "force MAE on the test frames")
-        XCTAssertLessThanOrEqual(energyMAE, 0.5, "energy MAE on the test frames")
+        for model in [Self.thousandFrameModel, Self.energyModel] {
+            let result = try CLI.run(["evaluate", "--model", model.path, "--data", testFile.path, "--json"], timeout: 300)
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            let forceMAE = try XCTUnwrap(json["force_mae_meV_per_A"] as? Double)
+            let energyMAE = try XCTUnwrap(json["energy_mae_meV_per_atom"] as? Double)
+            XCTAssertEqual(json["frames"] as? Int, 900)
+            print("ethanol test set, \(model.lastPathComponent): force MAE \(forceMAE) meV/Å, energy MAE \(energyMAE) meV/atom")
+            XCTAssertLessThanOrEqual(forceMAE, 15, "force MAE on the test frames, \(model.lastPathComponent)")
+            XCTAssertLessThanOrEqual(energyMAE, 0.5, "energy MAE on the test frames, \(model.lastPathComponent)")
+        }
     }
 
     // MARK: - Issue 6, point 5: stability at 500 K and energy conservation
@@ -190,9 +197,11 @@ final class EthanolModelTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
         let model = try infrared(dir.appendingPathComponent("md.nc"), in: dir, name: "model")
         let reference = try infrared(Self.referenceNVE, in: dir, name: "reference")
-        // The bands of the strongest peaks: C–O stretch, C–H stretches (two peaks of nearly
-        // equal height, so both are compared), O–H stretch.
-        for (name, band, count) in [("C–O stretch", 950.0...1200.0, 1), ("C–H stretch", 2750.0...3150.0, 2), ("O–H stretch", 3300.0...3900.0, 1)] {
+        // The bands of the strongest peaks: C–O stretch, C–H stretches, O–H stretch. The C–H band
+        // has three peaks (near 2860, 2965 and 3015 cm⁻¹ in GFN2-xTB) whose heights are within a
+        // factor of two of each other and come in a different order in the two spectra, so all
+        // three positions are compared (sorted), not the one or two tallest.
+        for (name, band, count) in [("C–O stretch", 950.0...1200.0, 1), ("C–H stretch", 2750.0...3150.0, 3), ("O–H stretch", 3300.0...3900.0, 1)] {
             let ours = Self.peaks(model, in: band, count: count).sorted(), theirs = Self.peaks(reference, in: band, count: count).sorted()
             print("IR \(name): ENINet \(ours) cm-1, GFN2-xTB \(theirs) cm-1")
             XCTAssertEqual(ours.count, theirs.count, name)
