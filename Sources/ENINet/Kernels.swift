@@ -147,3 +147,15 @@ extension Array where Element: ENINetFloat {
         }
     }
 }
+
+/// `Σ_{q < count} term(q)`, eight terms at a time in separate partial sums (`wide(q)` gives
+/// terms `q ..< q + 8`), then the remainder one by one.
+@inline(__always)
+func laneSum<T: ENINetFloat>(_ count: Int, wide: (Int) -> SIMD8<T>, single: (Int) -> T) -> T {
+    let end = count - count % 8
+    var partial = SIMD8<T>()
+    for q in stride(from: 0, to: end, by: 8) { partial += wide(q) }
+    var total = partial.sum()
+    for q in end..<count { total += single(q) }
+    return total
+}

@@ -218,13 +218,10 @@ struct LayerNormLayer<T: ENINetFloat>: Sendable {
 
     /// Mean and `1/√(variance + 1e-5)` of the `c` values from `row`.
     @inline(__always)
-    static func statistics(_ x: UnsafeBufferPointer<T>, row: Int, channels c: Int) -> (mean: T, inverseDeviation: T) {
-        var mean: T = 0
-        for ch in 0..<c { mean += x[row + ch] }
-        mean /= T(c)
-        var variance: T = 0
-        for ch in 0..<c { let d = x[row + ch] - mean; variance += d * d }
-        variance /= T(c)
+    static func statistics(_ x: UnsafePointer<T>, row: Int, channels c: Int) -> (mean: T, inverseDeviation: T) {
+        let mean = laneSum(c, wide: { x.lanes(row + $0) }, single: { x[row + $0] }) / T(c)
+        let variance = laneSum(c, wide: { let d = x.lanes(row + $0) - mean; return d * d },
+                               single: { let d = x[row + $0] - mean; return d * d }) / T(c)
         return (mean, 1 / (variance + T(1e-5)).squareRoot())
     }
 
@@ -233,6 +230,7 @@ struct LayerNormLayer<T: ENINetFloat>: Sendable {
         return [T].filled(count: x.count) { o in
         x.withUnsafeBufferPointer { xp in
         weight.withUnsafeBufferPointer { w in bias.withUnsafeBufferPointer { b in
+            guard let xp = xp.baseAddress else { return }
             for r in 0..<rows {
                 let row = r * c
                 let (mean, inv) = Self.statistics(xp, row: row, channels: c)
@@ -249,16 +247,13 @@ struct LayerNormLayer<T: ENINetFloat>: Sendable {
         return [T].filled(count: x.count) { o in
         x.withUnsafeBufferPointer { xp in
         gy.withUnsafeBufferPointer { g in weight.withUnsafeBufferPointer { w in
+            guard let xp = xp.baseAddress, let g = g.baseAddress, let w = w.baseAddress else { return }
             for r in 0..<rows {
                 let row = r * c
                 let (mean, inv) = Self.statistics(xp, row: row, channels: c)
-                var meanG: T = 0, meanGX: T = 0
-                for ch in 0..<c {
-                    let gw = g[row + ch] * w[ch]
-                    meanG += gw
-                    meanGX += gw * (xp[row + ch] - mean) * inv
-                }
-                meanG /= cT; meanGX /= cT
+                let meanG = laneSum(c, wide: { g.lanes(row + $0) * w.lanes($0) }, single: { g[row + $0] * w[$0] }) / cT
+                let meanGX = laneSum(c, wide: { g.lanes(row + $0) * w.lanes($0) * (xp.lanes(row + $0) - mean) },
+                                     single: { g[row + $0] * w[$0] * (xp[row + $0] - mean) }) * inv / cT
                 for ch in 0..<c {
                     let xhat = (xp[row + ch] - mean) * inv
                     o[row + ch] = inv * (g[row + ch] * w[ch] - meanG - xhat * meanGX)
@@ -292,9 +287,15 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
         let c = channels
         var nrm = [T](repeating: 0, count: c)
         out.withUnsafeMutableBufferPointer { op in nrm.withUnsafeMutableBufferPointer { np in weight.withUnsafeBufferPointer { w in
+            guard let op = op.baseAddress, let np = np.baseAddress, let w = w.baseAddress else { return }
+            let wide = c - c % 8
             for r in 0..<rows {
                 let base = r * 3 * c
-                for ch in 0..<c {
+                for ch in stride(from: 0, to: wide, by: 8) {
+                    let x = op.lanes(base + ch), y = op.lanes(base + c + ch), z = op.lanes(base + 2 * c + ch)
+                    np.setLanes(ch, (x * x + y * y + z * z).squareRoot())
+                }
+                for ch in wide..<c {
                     let x = op[base + ch], y = op[base + c + ch], z = op[base + 2 * c + ch]
                     np[ch] = (x * x + y * y + z * z).squareRoot()
                 }
@@ -317,7 +318,8 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
                 }
                 for x in 0..<3 {
                     let o = base + x * c
-                    for ch in 0..<c { op[o + ch] *= np[ch] }
+                    for ch in stride(from: 0, to: wide, by: 8) { op.setLanes(o + ch, op.lanes(o + ch) * np.lanes(ch)) }
+                    for ch in wide..<c { op[o + ch] *= np[ch] }
                 }
             }
         } } }
