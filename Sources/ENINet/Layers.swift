@@ -291,14 +291,7 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
             let wide = c - c % 8
             for r in 0..<rows {
                 let base = r * 3 * c
-                for ch in stride(from: 0, to: wide, by: 8) {
-                    let x = op.lanes(base + ch), y = op.lanes(base + c + ch), z = op.lanes(base + 2 * c + ch)
-                    np.setLanes(ch, (x * x + y * y + z * z).squareRoot())
-                }
-                for ch in wide..<c {
-                    let x = op[base + ch], y = op[base + c + ch], z = op[base + 2 * c + ch]
-                    np[ch] = (x * x + y * y + z * z).squareRoot()
-                }
+                VectorChannels.rowNorms(UnsafePointer(op) + base, channels: c, into: np)
                 // The norms become the scales in place.
                 switch kind {
                 case .maxMin:
@@ -427,16 +420,22 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
 /// Per-channel Euclidean norms over xyz of vectors `[rows, 3, C]`, and their backward
 /// (zero gradient at a zero vector, as PyTorch's norm gives).
 enum VectorChannels {
+    /// The `c` channel norms of one `[3, c]` row, eight channels at a time.
+    @inline(__always)
+    static func rowNorms<T: ENINetFloat>(_ v: UnsafePointer<T>, channels c: Int, into norms: UnsafeMutablePointer<T>) {
+        let wide = c - c % 8
+        for ch in stride(from: 0, to: wide, by: 8) {
+            let x = v.lanes(ch), y = v.lanes(c + ch), z = v.lanes(2 * c + ch)
+            norms.setLanes(ch, (x * x + y * y + z * z).squareRoot())
+        }
+        for ch in wide..<c { norms[ch] = (v[ch] * v[ch] + v[c + ch] * v[c + ch] + v[2 * c + ch] * v[2 * c + ch]).squareRoot() }
+    }
+
     static func norms<T: ENINetFloat>(_ v: [T], rows: Int, channels c: Int) -> [T] {
         [T].filled(count: rows * c) { out in
             v.withUnsafeBufferPointer { vp in
-                for r in 0..<rows {
-                    let base = r * 3 * c
-                    for ch in 0..<c {
-                        let x = vp[base + ch], y = vp[base + c + ch], z = vp[base + 2 * c + ch]
-                        out[r * c + ch] = (x * x + y * y + z * z).squareRoot()
-                    }
-                }
+                guard let vp = vp.baseAddress else { return }
+                for r in 0..<rows { rowNorms(vp + r * 3 * c, channels: c, into: out + r * c) }
             }
         }
     }
