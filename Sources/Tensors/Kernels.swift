@@ -135,6 +135,46 @@ struct BroadcastPlan {
     }
 }
 
+/// Calls `body(row, offsetA, offsetB)` for each row in `rows` of a row-major loop nest whose
+/// last axis is the row itself; the offsets are each operand's element offset at the row's start.
+/// One outer axis needs one multiply per row; deeper nests keep an odometer in a raw buffer,
+/// because an array there paid uniqueness checks on every (often short) row.
+@inline(__always)
+func walkRows(_ rows: Range<Int>, sizes: UnsafeBufferPointer<Int>,
+              stridesA: UnsafeBufferPointer<Int>, stridesB: UnsafeBufferPointer<Int>,
+              _ body: (_ row: Int, _ offsetA: Int, _ offsetB: Int) -> Void) {
+    let outerRank = sizes.count - 1
+    if outerRank <= 1 {
+        let sA = outerRank == 1 ? stridesA[0] : 0, sB = outerRank == 1 ? stridesB[0] : 0
+        for row in rows { body(row, row * sA, row * sB) }
+        return
+    }
+    let index = UnsafeMutablePointer<Int>.allocate(capacity: outerRank)
+    defer { index.deallocate() }
+    var offA = 0, offB = 0
+    var rem = rows.lowerBound
+    for d in stride(from: outerRank - 1, through: 0, by: -1) {
+        index[d] = rem % sizes[d]
+        rem /= sizes[d]
+        offA += index[d] * stridesA[d]
+        offB += index[d] * stridesB[d]
+    }
+    for row in rows {
+        body(row, offA, offB)
+        var d = outerRank - 1
+        while d >= 0 {
+            index[d] += 1
+            offA += stridesA[d]
+            offB += stridesB[d]
+            if index[d] < sizes[d] { break }
+            offA -= stridesA[d] * sizes[d]
+            offB -= stridesB[d] * sizes[d]
+            index[d] = 0
+            d -= 1
+        }
+    }
+}
+
 @inline(__always)
 func broadcastLoop<T: TensorScalar>(
     _ plan: BroadcastPlan, _ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>,
@@ -144,60 +184,27 @@ func broadcastLoop<T: TensorScalar>(
     let rank = plan.sizes.count
     let inner = plan.sizes[rank - 1]
     let ia = plan.stridesA[rank - 1], ib = plan.stridesB[rank - 1]
+    @inline(__always) func rowLoop(_ yr: UnsafeMutablePointer<T>, _ ar: UnsafePointer<T>, _ br: UnsafePointer<T>,
+                                   _ count: Int) {
+        if ia == 1 && ib == 1 { for i in 0..<count { yr[i] = f(ar[i], br[i]) } }
+        else if ia == 1 && ib == 0 { let bv = br[0]; for i in 0..<count { yr[i] = f(ar[i], bv) } }
+        else if ia == 0 && ib == 1 { let av = ar[0]; for i in 0..<count { yr[i] = f(av, br[i]) } }
+        else { for i in 0..<count { yr[i] = f(ar[i * ia], br[i * ib]) } }
+    }
     if rank == 1 {
+        // One long row: split it into chunks instead of splitting rows.
         ParallelLoop.forChunks(n, work: n) { r in
-            if ia == 1 && ib == 1 { for i in r { y[i] = f(a[i], b[i]) } }
-            else if ia == 1 && ib == 0 { let bv = b[0]; for i in r { y[i] = f(a[i], bv) } }
-            else if ia == 0 && ib == 1 { let av = a[0]; for i in r { y[i] = f(av, b[i]) } }
-            else { for i in r { y[i] = f(a[i * ia], b[i * ib]) } }
-        }
-        return
-    }
-    let rows = n / inner
-    @inline(__always) func rowLoop(_ yr: UnsafeMutablePointer<T>, _ ar: UnsafePointer<T>, _ br: UnsafePointer<T>) {
-        if ia == 1 && ib == 1 { for i in 0..<inner { yr[i] = f(ar[i], br[i]) } }
-        else if ia == 1 && ib == 0 { let bv = br[0]; for i in 0..<inner { yr[i] = f(ar[i], bv) } }
-        else if ia == 0 && ib == 1 { let av = ar[0]; for i in 0..<inner { yr[i] = f(av, br[i]) } }
-        else { for i in 0..<inner { yr[i] = f(ar[i * ia], br[i * ib]) } }
-    }
-    if rank == 2 {
-        // The common case ([rows, C] with [rows, 1] or [1, C]): row offsets are one multiply,
-        // so no odometer runs per row (short rows made its bookkeeping a fifth of the time).
-        let sA0 = plan.stridesA[0], sB0 = plan.stridesB[0]
-        ParallelLoop.forChunks(rows, work: n) { r in
-            for row in r { rowLoop(y + row * inner, a + row * sA0, b + row * sB0) }
+            let start = r.lowerBound
+            rowLoop(y + start, a + start * ia, b + start * ib, r.count)
         }
         return
     }
     plan.sizes.withUnsafeBufferPointer { sizes in
     plan.stridesA.withUnsafeBufferPointer { sA in
     plan.stridesB.withUnsafeBufferPointer { sB in
-        ParallelLoop.forChunks(rows, work: n) { r in
-            // Odometer over the outer axes, started at row r.lowerBound; a raw buffer, because
-            // an array here paid uniqueness checks on every row.
-            let index = UnsafeMutablePointer<Int>.allocate(capacity: rank - 1)
-            defer { index.deallocate() }
-            var offA = 0, offB = 0
-            var rem = r.lowerBound
-            for d in stride(from: rank - 2, through: 0, by: -1) {
-                index[d] = rem % sizes[d]
-                rem /= sizes[d]
-                offA += index[d] * sA[d]
-                offB += index[d] * sB[d]
-            }
-            for row in r {
-                rowLoop(y + row * inner, a + offA, b + offB)
-                var d = rank - 2
-                while d >= 0 {
-                    index[d] += 1
-                    offA += sA[d]
-                    offB += sB[d]
-                    if index[d] < sizes[d] { break }
-                    offA -= sA[d] * sizes[d]
-                    offB -= sB[d] * sizes[d]
-                    index[d] = 0
-                    d -= 1
-                }
+        ParallelLoop.forChunks(n / inner, work: n) { r in
+            walkRows(r, sizes: sizes, stridesA: sA, stridesB: sB) { row, offA, offB in
+                rowLoop(y + row * inner, a + offA, b + offB, inner)
             }
         }
     }}}
@@ -352,22 +359,13 @@ func permuteKernel<T: TensorScalar>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePoi
     let n = shape.reduce(1, *)
     guard n > 0 else { return }
     let inner = outShape[rank - 1], innerStride = strides[rank - 1]
-    let rows = n / inner
-    var index = [Int](repeating: 0, count: rank)
-    var off = 0
-    for row in 0..<rows {
-        let yr = y + row * inner
-        for i in 0..<inner { yr[i] = x[off + i * innerStride] }
-        var d = rank - 2
-        while d >= 0 {
-            index[d] += 1
-            off += strides[d]
-            if index[d] < outShape[d] { break }
-            off -= strides[d] * outShape[d]
-            index[d] = 0
-            d -= 1
+    outShape.withUnsafeBufferPointer { sizes in
+    strides.withUnsafeBufferPointer { sx in
+        walkRows(0..<(n / inner), sizes: sizes, stridesA: sx, stridesB: sx) { row, off, _ in
+            let yr = y + row * inner
+            for i in 0..<inner { yr[i] = x[off + i * innerStride] }
         }
-    }
+    }}
 }
 
 /// `y += alpha * x` elementwise.
