@@ -162,8 +162,8 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
     /// gradient when forces are wanted).
     public func forward(atomicNumbers: [Int], positions: Tensor<T>, graph: ENINetGraph) throws -> Output {
         let c = configuration
-        let n = graph.atomCount, ne = graph.edgeCount, nt = graph.tripletCount
-        let f = c.featureCount, ft = c.tripletFeatureCount
+        let n = graph.atomCount, ne = graph.edgeCount
+        let f = c.featureCount
         guard positions.shape == [n, 3], atomicNumbers.count == n else {
             throw ModelFileError("forward: positions of shape \(positions.shape) and \(atomicNumbers.count) atomic numbers for \(n) atoms")
         }
@@ -197,7 +197,8 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
         var es = try dense(try gaussians(r, centres: twoBodyCentres, gamma: c.twoBodyGamma), "conv_layers.e_embedding") * edgeCut
         var ev = try (u * edgeCut * T(rc)).unsqueezed(2).expanded(to: [ne, 3, f])
         var ts = try dense(try gaussians(s, centres: threeBodyCentres, gamma: c.threeBodyGamma), "conv_layers.t_embedding") * tripletCut
-        var tv = try (w * tripletCut).unsqueezed(2).expanded(to: [nt, 3, ft])
+        // One direction for every channel until the first update makes the channels differ.
+        var tv = try (w * tripletCut).unsqueezed(2)                                       // [T, 3, 1]
         let edgeCut3 = try edgeCut.unsqueezed(2), tripletCut3 = try tripletCut.unsqueezed(2)
         let scaledUnit = try (u * T(rc)).unsqueezed(2), unitTriplet = try w.unsqueezed(2)
 
@@ -221,7 +222,7 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
             let m = try dense(pair, tb + "edge_neighbors") * dense(ts, tb + "triplet_proj")
             let dts = try gateMLP(m, tb + "triplet_gate") * tripletCut
             let abc = try dense(dts, tb + "triplet_vec").split(axis: 1, parts: 3).map { try $0.unsqueezed(1) }
-            let dtv = try (tv * abc[0] + hv.gather(rows: tin) * abc[1] + unitTriplet * abc[2]) * tripletCut3
+            let dtv = try Tensor.weightedSum([tv, hv.gather(rows: tin), unitTriplet], weights: abc.map { try $0 * tripletCut3 })
             let sumS = try dts.scatterAdd(rows: tout, count: ne)
             let sumV = try dtv.scatterAdd(rows: tout, count: ne)
             let outS = try mlp(try concat([sumS, hv.norm(axis: 1)], axis: 1), tb + "out_ns")
@@ -235,7 +236,11 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
             let m2 = try dense(pairN, bb + "node_neighbors") * dense(es, bb + "edge_proj")
             let des = try gateMLP(m2, bb + "ns_mess") * edgeCut
             let abc2 = try dense(des, bb + "edge_vec").split(axis: 1, parts: 3).map { try $0.unsqueezed(1) }
-            let dev = try (nv.gather(rows: src) * abc2[0] + ev * abc2[1] + scaledUnit * abc2[2]) * edgeCut3
+            let edgeWeights = try abc2.map { try $0 * edgeCut3 }
+            // The node vectors start at zero, so their term is left out of the first layer.
+            let dev = l == 0
+                ? try Tensor.weightedSum([ev, scaledUnit], weights: Array(edgeWeights[1...]))
+                : try Tensor.weightedSum([nv.gather(rows: src), ev, scaledUnit], weights: edgeWeights)
             let aggS = try des.scatterAdd(rows: dst, count: n) * aggregationScale
             let aggV = try dev.scatterAdd(rows: dst, count: n) * aggregationScale3
             let o = try dense(aggV, bb + "nv_out", bias: false).split(axis: 2, parts: 3)
