@@ -195,9 +195,10 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
         var ns = try p("conv_layers.n_embedding.weight").gather(rows: atomicNumbers.map { Int32($0) })  // [N, F]
         var nv = Tensor<T>.zeros([n, 3, f])
         var es = try dense(try gaussians(r, centres: twoBodyCentres, gamma: c.twoBodyGamma), "conv_layers.e_embedding") * edgeCut
-        var ev = try (u * edgeCut * T(rc)).unsqueezed(2).expanded(to: [ne, 3, f])
+        var ev = try (u * edgeCut * T(rc)).unsqueezed(2)                                  // [E, 3, 1]
         var ts = try dense(try gaussians(s, centres: threeBodyCentres, gamma: c.threeBodyGamma), "conv_layers.t_embedding") * tripletCut
-        // One direction for every channel until the first update makes the channels differ.
+        // One direction for every channel until the first update makes the channels differ
+        // (edge and triplet vectors alike).
         var tv = try (w * tripletCut).unsqueezed(2)                                       // [T, 3, 1]
         let edgeCut3 = try edgeCut.unsqueezed(2), tripletCut3 = try tripletCut.unsqueezed(2)
         let scaledUnit = try (u * T(rc)).unsqueezed(2), unitTriplet = try w.unsqueezed(2)
@@ -217,7 +218,10 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
         for l in 0..<c.interactionCount {
             let tb = "conv_layers.threebody_conv.\(l)."
             let hs = try dense(es, tb + "ns_in.0").silu()
-            let hv = try dense(ev, tb + "nv_in", bias: false)
+            // A channel map of one shared direction is that direction times the weight's row sums.
+            let hv = l == 0
+                ? try ev * p(tb + "nv_in.weight").sum(axis: 1)
+                : try dense(ev, tb + "nv_in", bias: false)
             let pair = try concat([hs.gather(rows: tin), hs.gather(rows: tout)], axis: 1)
             let m = try dense(pair, tb + "edge_neighbors") * dense(ts, tb + "triplet_proj")
             let dts = try gateMLP(m, tb + "triplet_gate") * tripletCut
