@@ -3,6 +3,7 @@ import ENINet
 import Foundation
 import Geometry
 import Tensors
+import Trajectory
 
 /// `eninet-md bench eninet`: energy+forces time of the reference 'small' and 'md17' networks on
 /// aspirin and on ten aspirins 12 Å apart, with 1 and 2 threads, beside the reference code's
@@ -22,6 +23,12 @@ struct BenchEninet: ParsableCommand {
     @Option(help: "Measure only these configurations (comma-separated: small, md17).")
     var configs = "small,md17"
 
+    @Option(help: "Time this model file instead of the reference configurations (labelled by its file name).")
+    var model: String?
+
+    @Option(help: "Time this structure (first frame, with its cell) instead of aspirin and ten aspirins (labelled by its file name).")
+    var structure: String?
+
     @Option(help: "Thread counts to measure (comma-separated).")
     var threads = "1,2"
 
@@ -32,20 +39,16 @@ struct BenchEninet: ParsableCommand {
 
     func run() throws {
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
-        let aspirin = try Self.aspirin(jsonPath: reference + "/eninet-small.json")
-        var ten = (numbers: [Int](), positions: [Vec3]())
-        for k in 0..<10 {
-            ten.numbers += aspirin.numbers
-            ten.positions += aspirin.positions.map { $0 + Vec3(12 * Double(k), 0, 0) }
-        }
-        let systems = [("aspirin", aspirin), ("aspirin10", ten)]
+        let systems = try benchmarkSystems()
+        let models: [(label: String, path: String)] = model.map { [(Self.label($0), $0)] }
+            ?? configs.split(separator: ",").map { ("\($0)", "\(reference)/eninet-\($0).safetensors") }
         print("ENINet energy+forces, \(double ? "Double" : "Float"), median of \(repetitions); machine threads: \(ProcessInfo.processInfo.activeProcessorCount)")
         var results: [(String, Double)] = []
         var gemmFraction = 0.0
-        for config in configs.split(separator: ",").map(String.init) {
-            let model = try ENINetModel(contentsOf: "\(reference)/eninet-\(config).safetensors", precision: double ? .double : .float)
+        for (config, path) in models {
+            let model = try ENINetModel(contentsOf: path, precision: double ? .double : .float)
             for (name, system) in systems {
-                let graph = try model.graph(positions: system.positions, cell: nil, neighborList: model.makeNeighborList(skin: 0))
+                let graph = try model.graph(positions: system.positions, cell: system.cell, neighborList: model.makeNeighborList(skin: 0))
                 for threads in self.threads.split(separator: ",").compactMap({ Int($0) }) {
                     TensorThreads.set(threads)
                     _ = try model.evaluate(atomicNumbers: system.numbers, positions: system.positions, graph: graph)  // warm-up
@@ -63,7 +66,7 @@ struct BenchEninet: ParsableCommand {
                                  graph.tripletCount, median, ref))
                     if threads == 1 { results.append((key, median)) }
                 }
-                if config == "md17" && name == "aspirin" {
+                if config == "md17" && name == "aspirin" && self.model == nil && structure == nil {
                     TensorThreads.set(1)
                     ENINetProfile.reset()
                     ENINetProfile.isEnabled = true
@@ -89,7 +92,30 @@ struct BenchEninet: ParsableCommand {
             }
         }
         for (key, value) in results { print(String(format: "RESULT eninet_ef_ms_%@ %.3f ms", key, value)) }
-        print(String(format: "RESULT eninet_gemm_fraction_md17 %.3f ratio", gemmFraction))
+        if models.contains(where: { $0.label == "md17" }) && self.model == nil && structure == nil {
+            print(String(format: "RESULT eninet_gemm_fraction_md17 %.3f ratio", gemmFraction))
+        }
+    }
+
+    /// The structures to time: `--structure`, or aspirin and ten aspirins 12 Å apart.
+    private func benchmarkSystems() throws -> [(String, (numbers: [Int], positions: [Vec3], cell: Cell?))] {
+        if let structure {
+            let s = try StructureFile.readFirst(path: structure)
+            return [(Self.label(structure), (s.atomicNumbers, s.positions, s.cell))]
+        }
+        let aspirin = try Self.aspirin(jsonPath: reference + "/eninet-small.json")
+        var ten = (numbers: [Int](), positions: [Vec3](), cell: Cell?.none)
+        for k in 0..<10 {
+            ten.numbers += aspirin.numbers
+            ten.positions += aspirin.positions.map { $0 + Vec3(12 * Double(k), 0, 0) }
+        }
+        return [("aspirin", (aspirin.numbers, aspirin.positions, nil)), ("aspirin10", ten)]
+    }
+
+    /// A file's base name as a RESULT-line label (letters, digits and underscores).
+    static func label(_ path: String) -> String {
+        let base = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        return String(base.map { $0.isLetter || $0.isNumber ? $0 : "_" })
     }
 
     static func aspirin(jsonPath: String) throws -> (numbers: [Int], positions: [Vec3]) {
