@@ -232,8 +232,12 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
             let outS = try mlp(try concat([sumS, hv.norm(axis: 1)], axis: 1), tb + "out_ns")
             es = try (outS + es).layerNorm(weight: try p(tb + "norm_mess.weight"), bias: try p(tb + "norm_mess.bias"))
             ev = try vectorNorm(try dense(sumV, tb + "out_nv", bias: false) + ev, tb + "norm_nv")
-            ts = try dts + ts
-            tv = try dtv + tv
+            // The last layer's edge and triplet updates would feed nothing.
+            let isLast = l == c.interactionCount - 1
+            if !isLast {
+                ts = try dts + ts
+                tv = try dtv + tv
+            }
 
             let bb = "conv_layers.twobody_conv.\(l)."
             let pairN = try concat([ns.gather(rows: src), ns.gather(rows: dst)], axis: 1)
@@ -255,8 +259,10 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
             let nsu = try (pp[0] * pp[1]).sum(axis: 1) * q[0] + q[1]
             ns = try (nsu + ns).layerNorm(weight: try p(bb + "norm_mess.weight"), bias: try p(bb + "norm_mess.bias"))
             nv = try vectorNorm(nvu + nv, bb + "norm_nv")
-            es = try des + es
-            ev = try dev + ev
+            if !isLast {
+                es = try des + es
+                ev = try dev + ev
+            }
         }
 
         var scalars = ns, vectors = nv

@@ -103,6 +103,19 @@ func scalarRange<T: TensorScalar>(_ op: ScalarKernel, _ x: UnsafePointer<T>, _ c
     }
 }
 
+/// Calls `body` with `count`, passed as a literal for the channel counts ENINet's small
+/// configurations use, so that after inlining their loops have a fixed trip count and are
+/// unrolled and vectorised; LLVM's vector loops start at 8 or 16 elements and leave
+/// 4-channel rows (the triplet features of the reference 'small' network) to scalar code.
+@inline(__always)
+func withChannelCount<R>(_ count: Int, _ body: (Int) -> R) -> R {
+    switch count {
+    case 4: return body(4)
+    case 8: return body(8)
+    default: return body(count)
+    }
+}
+
 /// How two shapes broadcast: the output shape and, after merging axes that can be walked as
 /// one, the sizes and element strides of each input (stride 0 on a broadcast axis).
 struct BroadcastPlan {
@@ -215,9 +228,29 @@ func broadcastLoop<T: TensorScalar>(
     plan.sizes.withUnsafeBufferPointer { sizes in
     plan.stridesA.withUnsafeBufferPointer { sA in
     plan.stridesB.withUnsafeBufferPointer { sB in
+        if rank >= 3 && inner <= 8 {
+            // Short rows (4 channels): walk blocks of the last two axes instead, so that the
+            // per-row bookkeeping is paid once per block and the rows have a literal length.
+            let mid = sizes[rank - 2], ma = sA[rank - 2], mb = sB[rank - 2]
+            let block = mid * inner
+            let outer = rank - 1
+            ParallelLoop.forChunks(n / block, work: n) { r in
+                walkRows(r, sizes: UnsafeBufferPointer(rebasing: sizes[..<outer]),
+                         stridesA: UnsafeBufferPointer(rebasing: sA[..<outer]),
+                         stridesB: UnsafeBufferPointer(rebasing: sB[..<outer])) { blockIndex, offA, offB in
+                    let yb = y + blockIndex * block, ab = a + offA, bb = b + offB
+                    withChannelCount(inner) { inner in
+                        for j in 0..<mid { rowLoop(yb + j * inner, ab + j * ma, bb + j * mb, inner) }
+                    }
+                }
+            }
+            return
+        }
         ParallelLoop.forChunks(n / inner, work: n) { r in
-            walkRows(r, sizes: sizes, stridesA: sA, stridesB: sB) { row, offA, offB in
-                rowLoop(y + row * inner, a + offA, b + offB, inner)
+            withChannelCount(inner) { inner in
+                walkRows(r, sizes: sizes, stridesA: sA, stridesB: sB) { row, offA, offB in
+                    rowLoop(y + row * inner, a + offA, b + offB, inner)
+                }
             }
         }
     }}}
@@ -429,6 +462,7 @@ func gradientKernel<T: TensorScalar>(_ op: GradientKernel, _ x: UnsafePointer<T>
 func productSumKernel<T: TensorScalar>(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>,
                                        outer: Int, length: Int, inner: Int) {
     ParallelLoop.forChunks(outer, work: outer * length * inner) { r in
+        withChannelCount(inner) { inner in
         for o in r {
             let yo = y + o * inner
             if inner == 1 {
@@ -443,6 +477,7 @@ func productSumKernel<T: TensorScalar>(_ a: UnsafePointer<T>, _ b: UnsafePointer
                 let al = a + (o * length + l) * inner, bl = b + (o * length + l) * inner
                 for i in 0..<inner { yo[i] += al[i] * bl[i] }
             }
+        }
         }
     }
 }

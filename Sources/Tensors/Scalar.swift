@@ -92,6 +92,13 @@ public enum TensorThreads {
 
     /// The number of threads OpenBLAS uses.
     public static var blasCount: Int { Int(openblas_get_num_threads()) }
+
+    /// The CPU kernel set OpenBLAS runs (`Haswell`, `SkylakeX`, ...): detected at load time, or
+    /// what `OPENBLAS_CORETYPE` forces. Benchmarks print it, because it can double GEMM speed.
+    public static var blasCore: String {
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name)
+    }
 }
 
 /// `exp` for Float in a form the loop vectoriser can widen (libm's `expf` is a call per element,

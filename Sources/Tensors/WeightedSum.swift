@@ -97,8 +97,9 @@ func weightedSumKernel<T: TensorScalar>(_ vectors: UnsafeBufferPointer<UnsafePoi
                                         _ weights: UnsafeBufferPointer<UnsafePointer<T>>,
                                         _ shared: UnsafeBufferPointer<Bool>,
                                         _ y: UnsafeMutablePointer<T>, _ layout: WeightedSumLayout) {
-    let spatial = layout.spatial, channels = layout.channels, terms = vectors.count
-    ParallelLoop.forChunks(layout.rows, work: layout.rows * spatial * channels * terms) { range in
+    let spatial = layout.spatial, terms = vectors.count
+    ParallelLoop.forChunks(layout.rows, work: layout.rows * spatial * layout.channels * terms) { range in
+        withChannelCount(layout.channels) { channels in
         for r in range {
             for s in 0..<spatial {
                 let point = r * spatial + s
@@ -117,6 +118,7 @@ func weightedSumKernel<T: TensorScalar>(_ vectors: UnsafeBufferPointer<UnsafePoi
                 }
             }
         }
+        }
     }
 }
 
@@ -131,8 +133,9 @@ func weightedSumBackwardKernel<T: TensorScalar>(_ g: UnsafePointer<T>,
                                                 _ shared: UnsafeBufferPointer<Bool>,
                                                 _ out: UnsafeBufferPointer<UnsafeMutablePointer<T>?>,
                                                 _ layout: WeightedSumLayout) {
-    let spatial = layout.spatial, channels = layout.channels, terms = vectors.count
-    ParallelLoop.forChunks(layout.rows, work: layout.rows * spatial * channels * terms * 2) { range in
+    let spatial = layout.spatial, terms = vectors.count
+    ParallelLoop.forChunks(layout.rows, work: layout.rows * spatial * layout.channels * terms * 2) { range in
+        withChannelCount(layout.channels) { channels in
         for r in range {
             for k in 0..<terms {
                 let w = weights[k] + r * channels
@@ -158,6 +161,7 @@ func weightedSumBackwardKernel<T: TensorScalar>(_ g: UnsafePointer<T>,
                     }
                 }
             }
+        }
         }
     }
 }

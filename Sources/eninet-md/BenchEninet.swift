@@ -42,7 +42,7 @@ struct BenchEninet: ParsableCommand {
         let systems = try benchmarkSystems()
         let models: [(label: String, path: String)] = model.map { [(Self.label($0), $0)] }
             ?? configs.split(separator: ",").map { ("\($0)", "\(reference)/eninet-\($0).safetensors") }
-        print("ENINet energy+forces, \(double ? "Double" : "Float"), median of \(repetitions); machine threads: \(ProcessInfo.processInfo.activeProcessorCount)")
+        print("ENINet energy+forces, \(double ? "Double" : "Float"), median of \(repetitions); machine threads: \(ProcessInfo.processInfo.activeProcessorCount); OpenBLAS core \(TensorThreads.blasCore)")
         var results: [(String, Double)] = []
         var gemmFraction = 0.0
         for (config, path) in models {

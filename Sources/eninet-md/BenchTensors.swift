@@ -35,7 +35,7 @@ struct BenchTensors: ParsableCommand {
     func run() throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         TensorThreads.set(blas: blasThreads ?? threads, loops: threads)
-        print("cores \(cores), BLAS threads \(TensorThreads.blasCount), loop threads \(TensorThreads.count); clock: \(useThreadClock ? "thread CPU time" : "wall")")
+        print("cores \(cores), BLAS threads \(TensorThreads.blasCount), loop threads \(TensorThreads.count), OpenBLAS core \(TensorThreads.blasCore); clock: \(useThreadClock ? "thread CPU time" : "wall")")
 
         var large = 0.0, worst = Double.infinity
         if !skipGEMM { (large, worst) = try gemmTable() }

@@ -32,7 +32,7 @@ struct BenchTrain: ParsableCommand {
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
         TensorThreads.set(threads)
         let frames = try aspirinFrames(count: 8)
-        print("ENINet training step (E + F loss, double backward, AdamW), 'small' on aspirin, \(double ? "Double" : "Float"), median of \(repetitions); threads \(threads) (machine: \(ProcessInfo.processInfo.activeProcessorCount))")
+        print("ENINet training step (E + F loss, double backward, AdamW), 'small' on aspirin, \(double ? "Double" : "Float"), median of \(repetitions); threads \(threads) (machine: \(ProcessInfo.processInfo.activeProcessorCount)); OpenBLAS core \(TensorThreads.blasCore)")
         let results = double ? try measure(Double.self, frames) : try measure(Float.self, frames)
         for (b, ms) in results {
             print(String(format: "batch %d: %9.2f ms per step   (reference: %.0f ms; goal: %.1f ms)", b, ms,

@@ -53,4 +53,60 @@ final class KernelAccuracyTests: XCTestCase {
         for r in 0..<3000 { for j in 0..<48 { expected[Int(index[r]) * 48 + j] += av[r * 48 + j] } }
         for (u, v) in zip(scattered, expected) { XCTAssertEqual(u, v, accuracy: 1e-12) }
     }
+
+    /// Every broadcast pattern of two rank-3 and rank-4 operands, with rows of 1 to 9 elements
+    /// (4 and 8 take literal-length loops, rank 3 and up with short rows walks blocks), against
+    /// an index-by-index loop; and the channel sums of `productSum` and `weightedSum` at 4 and 8
+    /// channels against their compositions.
+    func testShortRowBroadcastsMatchIndexLoops() throws {
+        var rng = SplitMix64(seed: 21)
+        for rank in [3, 4] {
+            for inner in 1...9 {
+                let full = Array([5, 3, 2].prefix(rank - 1)) + [inner]
+                // Each axis of each operand either full or broadcast (size 1).
+                for mask in 0..<(1 << (2 * rank)) {
+                    let shapeA = full.enumerated().map { mask >> $0.offset & 1 == 1 ? 1 : $0.element }
+                    let shapeB = full.enumerated().map { mask >> (rank + $0.offset) & 1 == 1 ? 1 : $0.element }
+                    let a = Tensor<Float>.randomUniform(shapeA, in: -1...1, using: &rng)
+                    let b = Tensor<Float>.randomUniform(shapeB, in: -1...1, using: &rng)
+                    let y = try a * b, z = try a - b
+                    let out = zip(shapeA, shapeB).map { max($0, $1) }
+                    XCTAssertEqual(y.shape, out)
+                    let av = a.scalars, bv = b.scalars, yv = y.scalars, zv = z.scalars
+                    func flat(_ index: [Int], _ shape: [Int]) -> Int {
+                        zip(index, shape).reduce(0) { $0 * $1.1 + ($1.1 == 1 ? 0 : $1.0) }
+                    }
+                    var index = [Int](repeating: 0, count: rank)
+                    for q in 0..<out.reduce(1, *) {
+                        var rem = q
+                        for d in stride(from: rank - 1, through: 0, by: -1) { index[d] = rem % out[d]; rem /= out[d] }
+                        let x = av[flat(index, shapeA)], w = bv[flat(index, shapeB)]
+                        XCTAssertEqual(yv[q], x * w, "\(shapeA) * \(shapeB) at \(index)")
+                        XCTAssertEqual(zv[q], x - w, "\(shapeA) - \(shapeB) at \(index)")
+                    }
+                }
+            }
+        }
+        for channels in [3, 4, 8] {
+            let v = Tensor<Double>.randomUniform([7, 3, channels], in: -1...1, using: &rng, requiresGrad: true)
+            let u = Tensor<Double>.randomUniform([7, 3, channels], in: -1...1, using: &rng, requiresGrad: true)
+            let shared = Tensor<Double>.randomUniform([7, 3, 1], in: -1...1, using: &rng, requiresGrad: true)
+            let w = (0..<3).map { _ in Tensor<Double>.randomUniform([7, 1, channels], in: -1...1, using: &rng, requiresGrad: true) }
+            let summed = try Tensor.productSum(v, u, toShape: [7, 1, channels]).scalars
+            let expected = try (v * u).sum(axis: 1, keepingDimensions: true).scalars
+            for (p, q) in zip(summed, expected) { XCTAssertEqual(p, q, accuracy: 1e-14) }
+            let fused = try Tensor.weightedSum([v, u, shared], weights: w).scalars
+            let composed = try (v * w[0] + u * w[1] + shared * w[2]).scalars
+            for (p, q) in zip(fused, composed) { XCTAssertEqual(p, q, accuracy: 1e-14) }
+            // The first-order backward (one fused pass) against the composition's.
+            let seed = Tensor<Double>.randomUniform([7, 3, channels], in: -1...1, using: &rng)
+            let inputs = [v, u, shared] + w
+            let g1 = try grad(of: (try Tensor.weightedSum([v, u, shared], weights: w) * seed).sum(), wrt: inputs)
+            let g2 = try grad(of: (try (v * w[0] + u * w[1] + shared * w[2]) * seed).sum(), wrt: inputs)
+            for (x, y) in zip(g1, g2) {
+                XCTAssertEqual(x.shape, y.shape)
+                for (p, q) in zip(x.scalars, y.scalars) { XCTAssertEqual(p, q, accuracy: 1e-13) }
+            }
+        }
+    }
 }
