@@ -117,6 +117,10 @@ enum Autograd {
                     }
                 }
                 if bits == 0 && inputs.count <= 64 { continue }
+                if !createGraph, let region = node.sliceRegion, inputs.count == 1 {
+                    try addSlice(g, region, into: inputs[0].autogradSlot, of: inputs[0], &grads, &owned)
+                    continue
+                }
                 let inputGrads = try backward(g, node, InputMask(bits: bits))
                 for (i, input) in inputs.enumerated() where i < inputGrads.count {
                     guard input.requiresGrad && input.autogradVisit == pass else { continue }
@@ -140,5 +144,22 @@ enum Autograd {
             }
         }
         return collected
+    }
+
+    /// A slice's gradient added into its region of the input's gradient, which this pass then
+    /// owns (a fresh embedding, or a copy of a gradient someone else may hold).
+    private static func addSlice<T: TensorScalar>(_ g: Tensor<T>, _ region: SliceRegion, into j: Int, of input: Tensor<T>,
+                                    _ grads: inout [Tensor<T>?], _ owned: inout [Bool]) throws {
+        guard let existing = grads[j] else {
+            grads[j] = try g.embedded(axis: region.axis, start: region.start, length: region.inputLength)
+            owned[j] = true
+            return
+        }
+        let target = owned[j] ? existing : existing.copy()
+        let (outer, _, inner) = input.axisGeometry(region.axis)
+        blockAddKernel(g.storage.base, target.storage.base, yLength: region.inputLength, yStart: region.start,
+                       outer: outer, length: g.shape[region.axis], inner: inner)
+        grads[j] = target
+        owned[j] = true
     }
 }

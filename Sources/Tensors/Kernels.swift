@@ -393,6 +393,20 @@ func blockCopyKernel<T: TensorScalar>(_ x: UnsafePointer<T>, xLength: Int, xStar
     }
 }
 
+/// `y[o, yStart + l, i] += x[o, l, i]` over `[outer, length, inner]` blocks of `x`.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func blockAddKernel<T: TensorScalar>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, yLength: Int, yStart: Int,
+                                     outer: Int, length: Int, inner: Int) {
+    let width = length * inner
+    ParallelLoop.forChunks(outer, work: outer * width) { r in
+        for o in r {
+            let xo = x + o * width, yo = y + (o * yLength + yStart) * inner
+            for q in 0..<width { yo[q] += xo[q] }
+        }
+    }
+}
+
 /// General axis permutation: `y` has shape `shape[perm[i]]`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)

@@ -251,9 +251,11 @@ extension Tensor {
         let s = Storage<Scalar>.make(count: outer * length * inner)
         blockCopyKernel(storage.base, xLength: full, xStart: start, s.base, yLength: length, yStart: 0,
                         outer: outer, length: length, inner: inner)
-        return Tensor.result(outShape, s, "slice", self) { g, _, _ in
+        let y = Tensor.result(outShape, s, "slice", self) { g, _, _ in
             [try g.embedded(axis: a, start: start, length: full)]
         }
+        if y.requiresGrad { y.sliceRegion = SliceRegion(axis: a, start: start, inputLength: full) }
+        return y
     }
 
     /// Places this tensor at `start` along `axis` of a zero tensor whose axis has `length` elements.
@@ -332,4 +334,9 @@ public func concat<T: TensorScalar>(_ tensors: [Tensor<T>], axis: Int) throws ->
             needs[i] ? try g.slice(axis: a, start: starts[i], length: t.shape[a]) : nil
         }
     }
+}
+
+/// Where a slice lies along `axis` of its input.
+struct SliceRegion {
+    let axis: Int, start: Int, inputLength: Int
 }

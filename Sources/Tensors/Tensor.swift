@@ -78,6 +78,11 @@ public final class Tensor<Scalar: TensorScalar> {
     @exclusivity(unchecked) var autogradSlot = 0
     @exclusivity(unchecked) var autogradTargetVisit: UInt64 = 0
     @exclusivity(unchecked) var autogradTargetIndex = 0
+    /// For a recorded slice: where it lies in its input, so that a backward pass that builds no
+    /// graph adds its gradient into that region of the input's gradient in place, instead of
+    /// embedding it in zeros and adding whole tensors (a split's pieces would each pay for the
+    /// full input).
+    @exclusivity(unchecked) var sliceRegion: SliceRegion?
 
     /// Whether this tensor is a leaf: created directly rather than by a recorded operation.
     public var isLeaf: Bool { backward == nil }

@@ -109,6 +109,17 @@ final class OperationGradientTests: XCTestCase {
             let p = try $0[0].split(axis: 0, sizes: [1, 3])
             return try p[0] * p[1]
         }
+        // The pieces' gradients added in place into one their input already has from a direct
+        // use (which the backward pass must copy first, not overwrite).
+        try GradientCheck.check([a]) {
+            let t = try $0[0].tanh()
+            let p = try t.split(axis: 1, parts: 3)
+            return try concat([p[0] * p[1], p[2], p[2]], axis: 1) * t
+        }
+        try GradientCheck.check([r([3, 4, 5], seed: 3)]) {
+            let p = try $0[0].split(axis: 1, sizes: [1, 3])
+            return try (p[1] * p[0]).sin() + $0[0].slice(axis: 1, start: 1, length: 3)
+        }
         try GradientCheck.check([a]) { try $0[0].unsqueezed(1).expanded(to: [4, 3, 6]).square() }
     }
 
