@@ -1,6 +1,7 @@
-// A sum of vector features scaled per channel, `Σ_k v_k ⊙ w_k`, as one operation. Equivariant
-// message passing builds its vector messages this way; composed from broadcast `*` and `+`,
-// every term and partial sum would be written out in full and read back by the backward.
+// A sum of vector features scaled per channel, `Σ_k v_k ⊙ w_k`, as one operation, with the two
+// contractions its gradients need. Equivariant message passing builds its vector messages this
+// way; composed from broadcast `*` and `+`, every term and partial sum would be written out in
+// full and read back by the backward.
 
 extension Tensor {
     /// `y[r, s, c] = Σ_k vectors[k][r, s, c] · weights[k][r, 0, c]`.
@@ -43,18 +44,60 @@ extension Tensor {
     }
 
     /// The backward as differentiable operations, for a graph that will be differentiated again.
+    /// `weightedSum`, `spatialDot` and `channelDot` are closed under differentiation: each one's
+    /// gradients are the others, so a second backward runs the same fused kernels.
     private static func weightedSumBackward(_ g: Tensor, _ vectors: [Tensor], _ weights: [Tensor],
                                             _ needs: InputMask) throws -> [Tensor?] {
         let k = vectors.count
         var grads = [Tensor?](repeating: nil, count: 2 * k)
         for i in 0..<k {
             let v = vectors[i], w = weights[i]
-            if needs[i] { grads[i] = v.shape == g.shape ? try g * w : try (g * w).sum(toShape: v.shape) }
-            if needs[k + i] {
-                grads[k + i] = v.shape == g.shape ? try productSum(g, v, toShape: w.shape) : try (g * v).sum(toShape: w.shape)
-            }
+            if needs[i] { grads[i] = v.shape == g.shape ? try weightedSum([g], weights: [w]) : try channelDot(g, w) }
+            if needs[k + i] { grads[k + i] = try spatialDot(g, v) }
         }
         return grads
+    }
+
+    /// `y[r, 0, c] = Σ_s a[r, s, c] · v[r, s, c]`: the per-channel dot product of vectors.
+    ///
+    /// `a` is `[rows, spatial, channels]`; `v` the same, or `[rows, spatial, 1]` for one vector
+    /// shared by every channel. The result is `[rows, 1, channels]`.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    public static func spatialDot(_ a: Tensor, _ v: Tensor) throws -> Tensor {
+        guard a.rank == 3, v.rank == 3, v.shape[0] == a.shape[0], v.shape[1] == a.shape[1],
+              v.shape[2] == a.shape[2] || v.shape[2] == 1 else {
+            throw TensorError.shape("spatialDot", a.shape, v.shape)
+        }
+        let rows = a.shape[0], spatial = a.shape[1], channels = a.shape[2]
+        let shared = v.shape[2] == 1 && channels != 1
+        let s = Storage<Scalar>.make(count: rows * channels)
+        spatialDotKernel(a.storage.base, v.storage.base, shared: shared, s.base, rows: rows, spatial: spatial, channels: channels)
+        return result([rows, 1, channels], s, "spatialDot", [a, v]) { g, y, needs in
+            let a = y.inputs[0], v = y.inputs[1]
+            let ga: Tensor? = needs[0] ? try weightedSum([v], weights: [g]) : nil
+            let gv: Tensor? = needs[1] ? (shared ? try channelDot(a, g) : try weightedSum([a], weights: [g])) : nil
+            return [ga, gv]
+        }
+    }
+
+    /// `y[r, s, 0] = Σ_c a[r, s, c] · w[r, 0, c]`: each vector's channels summed with weights.
+    ///
+    /// `a` is `[rows, spatial, channels]` and `w` `[rows, 1, channels]`; the result is
+    /// `[rows, spatial, 1]`.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    public static func channelDot(_ a: Tensor, _ w: Tensor) throws -> Tensor {
+        guard a.rank == 3, w.shape == [a.shape[0], 1, a.shape[2]] else {
+            throw TensorError.shape("channelDot", a.shape, w.shape)
+        }
+        let rows = a.shape[0], spatial = a.shape[1], channels = a.shape[2]
+        let s = Storage<Scalar>.make(count: rows * spatial)
+        channelDotKernel(a.storage.base, w.storage.base, s.base, rows: rows, spatial: spatial, channels: channels)
+        return result([rows, spatial, 1], s, "channelDot", [a, w]) { g, y, needs in
+            let a = y.inputs[0], w = y.inputs[1]
+            return [needs[0] ? try weightedSum([g], weights: [w]) : nil, needs[1] ? try spatialDot(a, g) : nil]
+        }
     }
 
     /// The first-order backward in one pass over `g`, when no graph is being recorded.
@@ -162,6 +205,51 @@ func weightedSumBackwardKernel<T: TensorScalar>(_ g: UnsafePointer<T>,
                 }
             }
         }
+        }
+    }
+}
+
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func spatialDotKernel<T: TensorScalar>(_ a: UnsafePointer<T>, _ v: UnsafePointer<T>, shared: Bool,
+                                       _ y: UnsafeMutablePointer<T>, rows: Int, spatial: Int, channels: Int) {
+    ParallelLoop.forChunks(rows, work: rows * spatial * channels) { range in
+        withChannelCount(channels) { channels in
+            for r in range {
+                let yr = y + r * channels
+                for c in 0..<channels { yr[c] = 0 }
+                for s in 0..<spatial {
+                    let point = r * spatial + s
+                    let ap = a + point * channels
+                    if shared {
+                        let x = v[point]
+                        for c in 0..<channels { yr[c] += ap[c] * x }
+                    } else {
+                        let vp = v + point * channels
+                        for c in 0..<channels { yr[c] += ap[c] * vp[c] }
+                    }
+                }
+            }
+        }
+    }
+}
+
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func channelDotKernel<T: TensorScalar>(_ a: UnsafePointer<T>, _ w: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>,
+                                       rows: Int, spatial: Int, channels: Int) {
+    ParallelLoop.forChunks(rows, work: rows * spatial * channels) { range in
+        withChannelCount(channels) { channels in
+            for r in range {
+                let wr = w + r * channels
+                for s in 0..<spatial {
+                    let point = r * spatial + s
+                    let ap = a + point * channels
+                    var sum: T = 0
+                    for c in 0..<channels { sum += ap[c] * wr[c] }
+                    y[point] = sum
+                }
+            }
         }
     }
 }

@@ -50,6 +50,26 @@ final class OperationGradientTests: XCTestCase {
         XCTAssertThrowsError(try T.weightedSum([r([4, 3, 2], seed: 19)], weights: [w0]))
     }
 
+    func testVectorChannelContractions() throws {
+        let a = r([4, 3, 5], seed: 21), v = r([4, 3, 5], seed: 22), unit = r([4, 3, 1], seed: 23), w = r([4, 1, 5], seed: 24)
+        let dot = try T.spatialDot(a, v), sharedDot = try T.spatialDot(a, unit), channels = try T.channelDot(a, w)
+        XCTAssertEqual(dot.shape, [4, 1, 5])
+        XCTAssertEqual(channels.shape, [4, 3, 1])
+        for (p, q) in zip(dot.scalars, try (a * v).sum(axis: 1, keepingDimensions: true).scalars) { XCTAssertEqual(p, q, accuracy: 1e-14) }
+        for (p, q) in zip(sharedDot.scalars, try (a * unit).sum(axis: 1, keepingDimensions: true).scalars) { XCTAssertEqual(p, q, accuracy: 1e-14) }
+        for (p, q) in zip(channels.scalars, try (a * w).sum(axis: 2, keepingDimensions: true).scalars) { XCTAssertEqual(p, q, accuracy: 1e-14) }
+        // First and second order, also through a nonlinearity so that the second order is not zero.
+        try GradientCheck.check([a, v]) { try T.spatialDot($0[0], $0[1]).tanh() }
+        try GradientCheck.check([a, unit]) { try T.spatialDot($0[0], $0[1]).sin() }
+        try GradientCheck.check([a, w]) { try T.channelDot($0[0], $0[1]).tanh() }
+        // The second backward of weightedSum runs through both contractions.
+        try GradientCheck.check([unit, w]) { try T.weightedSum([$0[0]], weights: [$0[1]]).square().sum(axis: 2) }
+        XCTAssertThrowsError(try T.spatialDot(a, r([4, 2, 5], seed: 25)))
+        XCTAssertThrowsError(try T.spatialDot(a, r([4, 3, 2], seed: 26)))
+        XCTAssertThrowsError(try T.channelDot(a, r([4, 3, 5], seed: 27)))
+        XCTAssertThrowsError(try T.channelDot(r([4, 5], seed: 28), w))
+    }
+
     func testScalarOperations() throws {
         let a = r([3, 4], 0.5...2)
         try GradientCheck.check([a]) { (($0[0] + 2) * 3 - 1) / 2 }
