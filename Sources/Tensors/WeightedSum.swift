@@ -72,7 +72,11 @@ extension Tensor {
         let rows = a.shape[0], spatial = a.shape[1], channels = a.shape[2]
         let shared = v.shape[2] == 1 && channels != 1
         let s = Storage<Scalar>.make(count: rows * channels)
-        spatialDotKernel(a.storage.base, v.storage.base, shared: shared, s.base, rows: rows, spatial: spatial, channels: channels)
+        if shared {
+            sharedSpatialDotKernel(a.storage.base, v.storage.base, s.base, rows: rows, spatial: spatial, channels: channels)
+        } else {
+            productSumKernel(a.storage.base, v.storage.base, s.base, outer: rows, length: spatial, inner: channels)
+        }
         return result([rows, 1, channels], s, "spatialDot", [a, v]) { g, y, needs in
             let a = y.inputs[0], v = y.inputs[1]
             let ga: Tensor? = needs[0] ? try weightedSum([v], weights: [g]) : nil
@@ -209,10 +213,11 @@ func weightedSumBackwardKernel<T: TensorScalar>(_ g: UnsafePointer<T>,
     }
 }
 
+/// `y[r, c] = Σ_s a[r, s, c] · v[r, s]`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
-func spatialDotKernel<T: TensorScalar>(_ a: UnsafePointer<T>, _ v: UnsafePointer<T>, shared: Bool,
-                                       _ y: UnsafeMutablePointer<T>, rows: Int, spatial: Int, channels: Int) {
+func sharedSpatialDotKernel<T: TensorScalar>(_ a: UnsafePointer<T>, _ v: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>,
+                                             rows: Int, spatial: Int, channels: Int) {
     ParallelLoop.forChunks(rows, work: rows * spatial * channels) { range in
         withChannelCount(channels) { channels in
             for r in range {
@@ -220,20 +225,15 @@ func spatialDotKernel<T: TensorScalar>(_ a: UnsafePointer<T>, _ v: UnsafePointer
                 for c in 0..<channels { yr[c] = 0 }
                 for s in 0..<spatial {
                     let point = r * spatial + s
-                    let ap = a + point * channels
-                    if shared {
-                        let x = v[point]
-                        for c in 0..<channels { yr[c] += ap[c] * x }
-                    } else {
-                        let vp = v + point * channels
-                        for c in 0..<channels { yr[c] += ap[c] * vp[c] }
-                    }
+                    let ap = a + point * channels, x = v[point]
+                    for c in 0..<channels { yr[c] += ap[c] * x }
                 }
             }
         }
     }
 }
 
+/// `y[r, s] = Σ_c a[r, s, c] · w[r, c]`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 func channelDotKernel<T: TensorScalar>(_ a: UnsafePointer<T>, _ w: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>,
