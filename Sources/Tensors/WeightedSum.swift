@@ -138,6 +138,9 @@ struct WeightedSumLayout {
     let shared: [Bool]
 }
 
+// The kernels loop over terms outside rows: with 4 channels and 3 spatial components a row of
+// a term is 12 multiply-adds, too few to pay for looking up the term's pointers and kind.
+
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 func weightedSumKernel<T: TensorScalar>(_ vectors: UnsafeBufferPointer<UnsafePointer<T>>,
@@ -147,31 +150,36 @@ func weightedSumKernel<T: TensorScalar>(_ vectors: UnsafeBufferPointer<UnsafePoi
     let spatial = layout.spatial, terms = vectors.count
     ParallelLoop.forChunks(layout.rows, work: layout.rows * spatial * layout.channels * terms) { range in
         withChannelCount(layout.channels) { channels in
-        for r in range {
-            for s in 0..<spatial {
-                let point = r * spatial + s
-                let out = y + point * channels
-                for k in 0..<terms {
-                    let w = weights[k] + r * channels
-                    if shared[k] {
-                        let v = vectors[k][point]
-                        if k == 0 { for c in 0..<channels { out[c] = v * w[c] } }
-                        else { for c in 0..<channels { out[c] += v * w[c] } }
-                    } else {
-                        let v = vectors[k] + point * channels
-                        if k == 0 { for c in 0..<channels { out[c] = v[c] * w[c] } }
-                        else { for c in 0..<channels { out[c] += v[c] * w[c] } }
+            for k in 0..<terms {
+                let vk = vectors[k], wk = weights[k], first = k == 0
+                if shared[k] {
+                    for r in range {
+                        let w = wk + r * channels
+                        for s in 0..<spatial {
+                            let point = r * spatial + s
+                            let out = y + point * channels, v = vk[point]
+                            if first { for c in 0..<channels { out[c] = v * w[c] } }
+                            else { for c in 0..<channels { out[c] += v * w[c] } }
+                        }
+                    }
+                } else {
+                    for r in range {
+                        let w = wk + r * channels
+                        for s in 0..<spatial {
+                            let point = r * spatial + s
+                            let out = y + point * channels, v = vk + point * channels
+                            if first { for c in 0..<channels { out[c] = v[c] * w[c] } }
+                            else { for c in 0..<channels { out[c] += v[c] * w[c] } }
+                        }
                     }
                 }
             }
-        }
         }
     }
 }
 
 /// For every term `k`: `out[k] = g ⊙ w_k` (summed over channels for a shared vector) and
-/// `out[terms + k] = Σ_s g ⊙ v_k`; a nil output is skipped. Each row of `g` is read while it
-/// is in cache for all the terms.
+/// `out[terms + k] = Σ_s g ⊙ v_k`; a nil output is skipped.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 func weightedSumBackwardKernel<T: TensorScalar>(_ g: UnsafePointer<T>,
@@ -183,32 +191,48 @@ func weightedSumBackwardKernel<T: TensorScalar>(_ g: UnsafePointer<T>,
     let spatial = layout.spatial, terms = vectors.count
     ParallelLoop.forChunks(layout.rows, work: layout.rows * spatial * layout.channels * terms * 2) { range in
         withChannelCount(layout.channels) { channels in
-        for r in range {
             for k in 0..<terms {
-                let w = weights[k] + r * channels
-                let dw = out[terms + k].map { $0 + r * channels }
-                if let dw { for c in 0..<channels { dw[c] = 0 } }
-                for s in 0..<spatial {
-                    let point = r * spatial + s
-                    let gs = g + point * channels
-                    if shared[k] {
-                        if let dv = out[k] {
+                let vk = vectors[k], wk = weights[k]
+                if let dw = out[terms + k] {
+                    for r in range {
+                        let dwr = dw + r * channels
+                        for c in 0..<channels { dwr[c] = 0 }
+                        for s in 0..<spatial {
+                            let point = r * spatial + s
+                            let gs = g + point * channels
+                            if shared[k] {
+                                let v = vk[point]
+                                for c in 0..<channels { dwr[c] += gs[c] * v }
+                            } else {
+                                let v = vk + point * channels
+                                for c in 0..<channels { dwr[c] += gs[c] * v[c] }
+                            }
+                        }
+                    }
+                }
+                guard let dv = out[k] else { continue }
+                if shared[k] {
+                    for r in range {
+                        let w = wk + r * channels
+                        for s in 0..<spatial {
+                            let point = r * spatial + s
+                            let gs = g + point * channels
                             var sum: T = 0
                             for c in 0..<channels { sum += gs[c] * w[c] }
                             dv[point] = sum
                         }
-                        if let dw {
-                            let v = vectors[k][point]
-                            for c in 0..<channels { dw[c] += gs[c] * v }
+                    }
+                } else {
+                    for r in range {
+                        let w = wk + r * channels
+                        for s in 0..<spatial {
+                            let point = r * spatial + s
+                            let gs = g + point * channels, dvp = dv + point * channels
+                            for c in 0..<channels { dvp[c] = gs[c] * w[c] }
                         }
-                    } else {
-                        let v = vectors[k] + point * channels
-                        if let dv = out[k].map({ $0 + point * channels }) { for c in 0..<channels { dv[c] = gs[c] * w[c] } }
-                        if let dw { for c in 0..<channels { dw[c] += gs[c] * v[c] } }
                     }
                 }
             }
-        }
         }
     }
 }
