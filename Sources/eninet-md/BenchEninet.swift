@@ -39,6 +39,10 @@ struct BenchEninet: ParsableCommand {
 
     func run() throws {
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
+        let threadCounts = try threads.split(separator: ",").map { entry in
+            guard let n = Int(entry), n >= 1 else { throw ValidationError("--threads: '\(entry)' is not a thread count") }
+            return n
+        }
         let systems = try benchmarkSystems()
         let models: [(label: String, path: String)] = model.map { [(Self.label($0), $0)] }
             ?? configs.split(separator: ",").map { ("\($0)", "\(reference)/eninet-\($0).safetensors") }
@@ -49,7 +53,7 @@ struct BenchEninet: ParsableCommand {
             let model = try ENINetModel(contentsOf: path, precision: double ? .double : .float)
             for (name, system) in systems {
                 let graph = try model.graph(positions: system.positions, cell: system.cell, neighborList: model.makeNeighborList(skin: 0))
-                for threads in self.threads.split(separator: ",").compactMap({ Int($0) }) {
+                for threads in threadCounts {
                     TensorThreads.set(threads)
                     _ = try model.evaluate(atomicNumbers: system.numbers, positions: system.positions, graph: graph)  // warm-up
                     var times: [Double] = []

@@ -22,6 +22,13 @@ final class BenchCommandTests: XCTestCase {
         XCTAssertTrue(result.stdout.contains("9 atoms    72 edges"), result.stdout)
     }
 
+    func testABadThreadCountIsAnErrorNamingIt() throws {
+        let result = try CLI.run(["bench", "eninet", "--model", model, "--structure", ethanol, "--threads", "1,two"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("'two'"), result.stderr)
+        XCTAssertFalse(result.stdout.contains("RESULT"))
+    }
+
     func testAMissingStructureIsAnErrorNamingIt() throws {
         let missing = FileManager.default.temporaryDirectory.appendingPathComponent("no-such-\(UUID().uuidString).xyz").path
         let result = try CLI.run(["bench", "eninet", "--model", model, "--structure", missing])
