@@ -108,6 +108,16 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
         try linear(x, weight: try p(name + ".weight"), bias: bias ? try p(name + ".bias") : nil)
     }
 
+    /// `dense(concat([x.gather(rows: first), x.gather(rows: second)], axis: 1), name)` computed as
+    /// the gathered maps of `x`'s rows: the GEMMs run on the rows of `x` (edges, atoms) instead
+    /// of on the pairs (triplets, edges), and no pair tensor is written.
+    private func pairDense(_ x: Tensor<T>, first: [Int32], second: [Int32], _ name: String) throws -> Tensor<T> {
+        let weight = try p(name + ".weight"), width = x.shape[1]
+        let mapFirst = try linear(x, weight: weight.slice(axis: 1, start: 0, length: width), bias: try p(name + ".bias"))
+        let mapSecond = try linear(x, weight: weight.slice(axis: 1, start: width, length: width))
+        return try mapFirst.gather(rows: first) + mapSecond.gather(rows: second)
+    }
+
     private func mlp(_ x: Tensor<T>, _ name: String) throws -> Tensor<T> {
         try dense(try dense(x, name + ".net.0").silu(), name + ".net.2")
     }
@@ -222,8 +232,7 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
             let hv = l == 0
                 ? try ev * p(tb + "nv_in.weight").sum(axis: 1)
                 : try dense(ev, tb + "nv_in", bias: false)
-            let pair = try concat([hs.gather(rows: tin), hs.gather(rows: tout)], axis: 1)
-            let m = try dense(pair, tb + "edge_neighbors") * dense(ts, tb + "triplet_proj")
+            let m = try pairDense(hs, first: tin, second: tout, tb + "edge_neighbors") * dense(ts, tb + "triplet_proj")
             let dts = try gateMLP(m, tb + "triplet_gate") * tripletCut
             let abc = try dense(dts, tb + "triplet_vec").split(axis: 1, parts: 3).map { try $0.unsqueezed(1) }
             let dtv = try Tensor.weightedSum([tv, hv.gather(rows: tin), unitTriplet], weights: abc.map { try $0 * tripletCut3 })
@@ -240,8 +249,7 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
             }
 
             let bb = "conv_layers.twobody_conv.\(l)."
-            let pairN = try concat([ns.gather(rows: src), ns.gather(rows: dst)], axis: 1)
-            let m2 = try dense(pairN, bb + "node_neighbors") * dense(es, bb + "edge_proj")
+            let m2 = try pairDense(ns, first: src, second: dst, bb + "node_neighbors") * dense(es, bb + "edge_proj")
             let des = try gateMLP(m2, bb + "ns_mess") * edgeCut
             let abc2 = try dense(des, bb + "edge_vec").split(axis: 1, parts: 3).map { try $0.unsqueezed(1) }
             let edgeWeights = try abc2.map { try $0 * edgeCut3 }
