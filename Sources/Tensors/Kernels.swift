@@ -327,21 +327,41 @@ func reduceKernel<T: TensorScalar>(_ op: ReduceKernel, _ x: UnsafePointer<T>, _ 
         }
         return
     }
-    ParallelLoop.forChunks(outer, work: work) { r in
-        for o in r {
-            let yo = y + o * inner
-            let xo = x + o * length * inner
-            switch op {
-            case .sum: for i in 0..<inner { yo[i] = 0 }
-            case .max: for i in 0..<inner { yo[i] = -T.infinity }
-            case .min: for i in 0..<inner { yo[i] = T.infinity }
-            }
-            for l in 0..<length {
-                let xl = xo + l * inner
-                switch op {
-                case .sum: for i in 0..<inner { yo[i] += xl[i] }
-                case .max: for i in 0..<inner { yo[i] = Swift.max(yo[i], xl[i]) }
-                case .min: for i in 0..<inner { yo[i] = Swift.min(yo[i], xl[i]) }
+    switch op {
+    case .sum: reduceRows(x, y, outer: outer, length: length, inner: inner, identity: 0) { $0 + $1 }
+    case .max: reduceRows(x, y, outer: outer, length: length, inner: inner, identity: -T.infinity) { Swift.max($0, $1) }
+    case .min: reduceRows(x, y, outer: outer, length: length, inner: inner, identity: T.infinity) { Swift.min($0, $1) }
+    }
+}
+
+/// The middle-axis reduction for `inner > 1`. Short rows (a bias gradient over 4 channels)
+/// are combined 32 elements at a time into independent partial results in a stack buffer, so
+/// that the loop is neither a chain of dependent adds nor a store to `y` per row.
+@inline(__always)
+func reduceRows<T: TensorScalar>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, outer: Int, length: Int, inner: Int,
+                                 identity: T, _ combine: (T, T) -> T) {
+    ParallelLoop.forChunks(outer, work: outer * length * inner) { r in
+        withChannelCount(inner) { inner in
+            let rowsPerBlock = inner < 32 ? 32 / inner : 1
+            let block = rowsPerBlock * inner
+            withUnsafeTemporaryAllocation(of: T.self, capacity: block) { buffer in
+                guard let acc = buffer.baseAddress else { return }
+                for o in r {
+                    let xo = x + o * length * inner
+                    for q in 0..<block { acc[q] = identity }
+                    var l = 0
+                    while l + rowsPerBlock <= length {
+                        let xl = xo + l * inner
+                        for q in 0..<block { acc[q] = combine(acc[q], xl[q]) }
+                        l += rowsPerBlock
+                    }
+                    for b in 1..<rowsPerBlock { for i in 0..<inner { acc[i] = combine(acc[i], acc[b * inner + i]) } }
+                    while l < length {
+                        let xl = xo + l * inner
+                        for i in 0..<inner { acc[i] = combine(acc[i], xl[i]) }
+                        l += 1
+                    }
+                    (y + o * inner).update(from: acc, count: inner)
                 }
             }
         }

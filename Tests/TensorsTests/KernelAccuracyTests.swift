@@ -87,6 +87,23 @@ final class KernelAccuracyTests: XCTestCase {
                 }
             }
         }
+        // Reductions over the middle axis, with row lengths around the 32-element blocks and
+        // lengths that leave a partial block.
+        for inner in [2, 3, 4, 5, 8, 12, 16, 31, 33] {
+            for length in [1, 7, 8, 9, 63] {
+                let x = Tensor<Double>.randomUniform([3, length, inner], in: -1...1, using: &rng)
+                let xv = x.scalars
+                let sum = try x.sum(axis: 1).scalars, hi = try x.max(axis: 1).scalars, lo = try x.min(axis: 1).scalars
+                for o in 0..<3 {
+                    for i in 0..<inner {
+                        let column = (0..<length).map { xv[(o * length + $0) * inner + i] }
+                        XCTAssertEqual(sum[o * inner + i], column.reduce(0, +), accuracy: 1e-13, "sum inner \(inner) length \(length)")
+                        XCTAssertEqual(hi[o * inner + i], column.max() ?? .nan, "max inner \(inner) length \(length)")
+                        XCTAssertEqual(lo[o * inner + i], column.min() ?? .nan, "min inner \(inner) length \(length)")
+                    }
+                }
+            }
+        }
         for channels in [3, 4, 8] {
             let v = Tensor<Double>.randomUniform([7, 3, channels], in: -1...1, using: &rng, requiresGrad: true)
             let u = Tensor<Double>.randomUniform([7, 3, channels], in: -1...1, using: &rng, requiresGrad: true)
