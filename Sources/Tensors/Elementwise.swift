@@ -290,6 +290,18 @@ extension Tensor {
         return (p.outputShape, b)
     }
 
+    /// The backward of `g · f′(x)` in one pass over same-shape tensors, when no graph is
+    /// recorded: `[gOut · g · f″(x), gOut · f′(x)]` (nil where not needed), or nil to fall back
+    /// to the composed form for broadcast shapes.
+    private static func fusedSecondOrder(_ kernel: GradientKernel, _ x: Tensor, _ g: Tensor, _ gOut: Tensor,
+                                         _ needs: InputMask) -> [Tensor?]? {
+        guard x.shape == g.shape, gOut.shape == x.shape else { return nil }
+        let gx = needs[0] ? Storage<Scalar>.make(count: x.count) : nil
+        let gg = needs[1] ? Storage<Scalar>.make(count: x.count) : nil
+        secondOrderGradientKernel(kernel, x.storage.base, g.storage.base, gOut.storage.base, gx?.base, gg?.base, x.count)
+        return [gx.map { Tensor(shape: x.shape, storage: $0) }, gg.map { Tensor(shape: x.shape, storage: $0) }]
+    }
+
     /// `g · silu′(x)` in one pass: the backward of ``silu()``, itself differentiable in `x` and `g`
     /// (its own backward needs `silu″`, composed from operations when a graph is recorded).
     @_specialize(where Scalar == Float)
@@ -298,6 +310,7 @@ extension Tensor {
         let (shape, s) = try fusedGradientStorage(.silu, .siluBackward, x, g, "siluGradient")
         return result(shape, s, "siluGradient", [x, g]) { gOut, y, needs in
             let x = y.inputs[0], g = y.inputs[1]
+            if !GradMode.recording, let fused = fusedSecondOrder(.silu, x, g, gOut, needs) { return fused }
             var gx: Tensor? = nil
             if needs[0] {
                 let second: Tensor
@@ -321,6 +334,7 @@ extension Tensor {
         let (shape, s) = try fusedGradientStorage(.sigmoid, .sigmoidBackward, x, g, "sigmoidGradient")
         return result(shape, s, "sigmoidGradient", [x, g]) { gOut, y, needs in
             let x = y.inputs[0], g = y.inputs[1]
+            if !GradMode.recording, let fused = fusedSecondOrder(.sigmoid, x, g, gOut, needs) { return fused }
             var gx: Tensor? = nil
             if needs[0] {
                 let second: Tensor

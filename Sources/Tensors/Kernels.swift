@@ -489,6 +489,53 @@ func gradientKernel<T: TensorScalar>(_ op: GradientKernel, _ x: UnsafePointer<T>
     }
 }
 
+/// The backward of `y = g · f′(x)` for same-shape tensors: `gx = gOut · g · f″(x)` and
+/// `gg = gOut · f′(x)`, sharing one sigmoid per element; a nil output is skipped.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func secondOrderGradientKernel<T: TensorScalar>(_ op: GradientKernel, _ x: UnsafePointer<T>, _ g: UnsafePointer<T>,
+                                                _ gOut: UnsafePointer<T>, _ gx: UnsafeMutablePointer<T>?,
+                                                _ gg: UnsafeMutablePointer<T>?, _ n: Int) {
+    ParallelLoop.forChunks(n, work: n * 16) { r in
+        switch (op, gx, gg) {
+        case (.silu, let gx?, let gg?):
+            for i in r {
+                let v = x[i], s = sigmoidScalar(v), d = gOut[i]
+                gg[i] = d * s * (1 + v * (1 - s))
+                gx[i] = d * g[i] * s * (1 - s) * (2 + v * (1 - 2 * s))
+            }
+        case (.silu, let gx?, nil):
+            for i in r {
+                let v = x[i], s = sigmoidScalar(v)
+                gx[i] = gOut[i] * g[i] * s * (1 - s) * (2 + v * (1 - 2 * s))
+            }
+        case (.silu, nil, let gg?):
+            for i in r {
+                let v = x[i], s = sigmoidScalar(v)
+                gg[i] = gOut[i] * s * (1 + v * (1 - s))
+            }
+        case (.sigmoid, let gx?, let gg?):
+            for i in r {
+                let s = sigmoidScalar(x[i]), d = gOut[i]
+                gg[i] = d * s * (1 - s)
+                gx[i] = d * g[i] * s * (1 - s) * (1 - 2 * s)
+            }
+        case (.sigmoid, let gx?, nil):
+            for i in r {
+                let s = sigmoidScalar(x[i])
+                gx[i] = gOut[i] * g[i] * s * (1 - s) * (1 - 2 * s)
+            }
+        case (.sigmoid, nil, let gg?):
+            for i in r {
+                let s = sigmoidScalar(x[i])
+                gg[i] = gOut[i] * s * (1 - s)
+            }
+        case (_, nil, nil):
+            break
+        }
+    }
+}
+
 /// `y[o, i] = Σ_l a[o, l, i] · b[o, l, i]`: a product summed over the middle axis of
 /// `[outer, length, inner]`, without writing the product.
 @_specialize(where T == Float)

@@ -95,6 +95,15 @@ final class OperationGradientTests: XCTestCase {
         let g = r([3, 7], seed: 9)
         try GradientCheck.check([a, g]) { try T.siluGradient($0[0], $0[1]) }
         try GradientCheck.check([a, g]) { try T.sigmoidGradient($0[0], $0[1]) }
+        // One input asked for at a time (the fused second-order pass writes one output), and a
+        // broadcast incoming gradient (the composed fallback).
+        try GradientCheck.check([a]) { try T.siluGradient($0[0], g) }
+        try GradientCheck.check([g]) { try T.siluGradient(a, $0[0]) }
+        try GradientCheck.check([a]) { try T.sigmoidGradient($0[0], g) }
+        try GradientCheck.check([g]) { try T.sigmoidGradient(a, $0[0]) }
+        let row = r([1, 7], seed: 10)
+        try GradientCheck.check([a, row]) { try T.siluGradient($0[0], $0[1]) }
+        try GradientCheck.check([a, row]) { try T.sigmoidGradient($0[0], $0[1]) }
         try GradientCheck.check([a]) { $0[0].square() }
         try GradientCheck.check([p]) { $0[0].reciprocal() }
         // Kinked functions: the inputs keep clear of the kinks.
