@@ -26,7 +26,10 @@ public struct ENINetOutput: Sendable {
 final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
     struct ThreeBody {
         let inputScalar: LinearLayer<T>, inputVector: LinearLayer<T>
-        let edgeNeighbors: LinearLayer<T>, tripletProjection: LinearLayer<T>
+        /// `edge_neighbors` split by input halves, as the two-body `node_neighbors` is: the GEMMs
+        /// run over edges instead of triplets, and no pair rows are written.
+        let inNeighbors: LinearLayer<T>, outNeighbors: LinearLayer<T>
+        let tripletProjection: LinearLayer<T>
         let gate: GateMLPLayer<T>, tripletVector: LinearLayer<T>
         let outputScalar: MLPLayer<T>, outputVector: LinearLayer<T>
         let scalarNorm: LayerNormLayer<T>, vectorNorm: VectorNormLayer<T>
@@ -70,9 +73,13 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         var three: [ThreeBody] = [], two: [TwoBody] = []
         for l in 0..<c.interactionCount {
             let t = p + "threebody_conv.\(l)."
+            let edgeNeighbors = try LinearLayer<T>(w, t + "edge_neighbors")
+            let pairWidth = edgeNeighbors.inputs / 2
             three.append(ThreeBody(
                 inputScalar: try LinearLayer(w, t + "ns_in.0"), inputVector: try LinearLayer(w, t + "nv_in", bias: false),
-                edgeNeighbors: try LinearLayer(w, t + "edge_neighbors"), tripletProjection: try LinearLayer(w, t + "triplet_proj"),
+                inNeighbors: edgeNeighbors.inputColumns(from: 0, count: pairWidth, keepBias: true),
+                outNeighbors: edgeNeighbors.inputColumns(from: pairWidth, count: pairWidth, keepBias: false),
+                tripletProjection: try LinearLayer(w, t + "triplet_proj"),
                 gate: try GateMLPLayer(w, t + "triplet_gate"), tripletVector: try LinearLayer(w, t + "triplet_vec"),
                 outputScalar: try MLPLayer(w, t + "out_ns"), outputVector: try LinearLayer(w, t + "out_nv", bias: false),
                 scalarNorm: try LayerNormLayer(w, t + "norm_mess", channels: f),
@@ -328,15 +335,16 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             let hiddenPre = L.inputScalar.forward(es, rows: ne)
             let hs = hiddenPre.map(silu)
             let hv = L.inputVector.forward(ev, rows: 3 * ne)
-            var pair = [T](repeating: 0, count: nt * 2 * ft)
-            pair.withUnsafeMutableBufferPointer { pp in hs.withUnsafeBufferPointer { hp in
+            let fromIn = L.inNeighbors.forward(hs, rows: ne), fromOut = L.outNeighbors.forward(hs, rows: ne)
+            let mapped = L.inNeighbors.outputs
+            var left = [T](repeating: 0, count: nt * mapped)
+            left.withUnsafeMutableBufferPointer { lp in fromIn.withUnsafeBufferPointer { ip in fromOut.withUnsafeBufferPointer { op in
             graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
                 for t in 0..<nt {
                     let e1 = Int(tin[t]), e2 = Int(tout[t])
-                    for ch in 0..<ft { pp[t * 2 * ft + ch] = hp[e1 * ft + ch]; pp[t * 2 * ft + ft + ch] = hp[e2 * ft + ch] }
+                    for ch in 0..<mapped { lp[t * mapped + ch] = ip[e1 * mapped + ch] + op[e2 * mapped + ch] }
                 }
-            } } } }
-            let left = L.edgeNeighbors.forward(pair, rows: nt)
+            } } } } }
             let right = L.tripletProjection.forward(ts, rows: nt)
             let product = Elementwise.product(left, right)
             let (gated, gateCache) = L.gate.forward(product, rows: nt)
@@ -792,15 +800,17 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             let gLeft = Elementwise.product(gProduct, C3.right), gRight = Elementwise.product(gProduct, C3.left)
             let gtsP = L.tripletProjection.backward(gRight, rows: nt)
             Elementwise.add(&gts, gtsP)
-            let gPair = L.edgeNeighbors.backward(gLeft, rows: nt)
-            var ghs = [T](repeating: 0, count: ne * ft)
-            ghs.withUnsafeMutableBufferPointer { gh in gPair.withUnsafeBufferPointer { gp in
+            let mapped = L.inNeighbors.outputs
+            var gFromIn = [T](repeating: 0, count: ne * mapped), gFromOut = gFromIn
+            gFromIn.withUnsafeMutableBufferPointer { gi in gFromOut.withUnsafeMutableBufferPointer { go in gLeft.withUnsafeBufferPointer { gl in
             graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
                 for t in 0..<nt {
                     let e1 = Int(tin[t]), e2 = Int(tout[t])
-                    for ch in 0..<ft { gh[e1 * ft + ch] += gp[t * 2 * ft + ch]; gh[e2 * ft + ch] += gp[t * 2 * ft + ft + ch] }
+                    for ch in 0..<mapped { gi[e1 * mapped + ch] += gl[t * mapped + ch]; go[e2 * mapped + ch] += gl[t * mapped + ch] }
                 }
-            } } } }
+            } } } } }
+            var ghs = L.inNeighbors.backward(gFromIn, rows: ne)
+            Elementwise.add(&ghs, L.outNeighbors.backward(gFromOut, rows: ne))
             Elementwise.multiplySiluDerivative(&ghs, C3.hiddenPre)
             let gesIn = L.inputScalar.backward(ghs, rows: ne)
             Elementwise.add(&ges, gesIn)
