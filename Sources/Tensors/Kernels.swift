@@ -202,10 +202,10 @@ func walkRows(_ rows: Range<Int>, sizes: UnsafeBufferPointer<Int>,
 }
 
 @inline(__always)
-func broadcastLoop<T: TensorScalar>(
-    _ plan: BroadcastPlan, _ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>,
-    _ f: (T, T) -> T
+func broadcastLoop<T: TensorScalar, Op: ElementOperation>(
+    _: Op.Type, _ plan: BroadcastPlan, _ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>
 ) {
+    @inline(__always) func f(_ x: T, _ z: T) -> T { Op.apply(x, z) }
     let n = plan.count
     let rank = plan.sizes.count
     let inner = plan.sizes[rank - 1]
@@ -267,25 +267,50 @@ enum BinaryKernel {
 func binaryKernel<T: TensorScalar>(_ op: BinaryKernel, _ plan: BroadcastPlan,
                                    _ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>) {
     switch op {
-    case .add: broadcastLoop(plan, a, b, y) { $0 + $1 }
-    case .sub: broadcastLoop(plan, a, b, y) { $0 - $1 }
-    case .mul: broadcastLoop(plan, a, b, y) { $0 * $1 }
-    case .div: broadcastLoop(plan, a, b, y) { $0 / $1 }
-    case .divOrZero: broadcastLoop(plan, a, b, y) { $1 == 0 ? 0 : $0 / $1 }
-    case .maximum: broadcastLoop(plan, a, b, y) { Swift.max($0, $1) }
-    case .minimum: broadcastLoop(plan, a, b, y) { Swift.min($0, $1) }
-    case .greater: broadcastLoop(plan, a, b, y) { $0 > $1 ? 1 : 0 }
-    case .equal: broadcastLoop(plan, a, b, y) { $0 == $1 ? 1 : 0 }
-    case .siluBackward: broadcastLoop(plan, a, b, y) { x, g in
+    case .add: broadcastLoop(Add.self, plan, a, b, y)
+    case .sub: broadcastLoop(Subtract.self, plan, a, b, y)
+    case .mul: broadcastLoop(Multiply.self, plan, a, b, y)
+    case .div: broadcastLoop(Divide.self, plan, a, b, y)
+    case .divOrZero: broadcastLoop(DivideOrZero.self, plan, a, b, y)
+    case .maximum: broadcastLoop(Maximum.self, plan, a, b, y)
+    case .minimum: broadcastLoop(Minimum.self, plan, a, b, y)
+    case .greater: broadcastLoop(Greater.self, plan, a, b, y)
+    case .equal: broadcastLoop(Equal.self, plan, a, b, y)
+    case .siluBackward: broadcastLoop(SiLUBackward.self, plan, a, b, y)
+    case .sigmoidBackward: broadcastLoop(SigmoidBackward.self, plan, a, b, y)
+    }
+}
+
+/// An element function of two operands, as a type: a closure passed into the broadcasting loop
+/// stayed an indirect call per element in the chunks that run on other threads, where a type's
+/// static function is specialised and inlined into every chunk.
+protocol ElementOperation { static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T }
+enum Add: ElementOperation { @inline(__always) static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T { a + b } }
+enum Subtract: ElementOperation { @inline(__always) static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T { a - b } }
+enum Multiply: ElementOperation { @inline(__always) static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T { a * b } }
+enum Divide: ElementOperation { @inline(__always) static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T { a / b } }
+enum DivideOrZero: ElementOperation {
+    @inline(__always) static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T { b == 0 ? 0 : a / b }
+}
+enum Maximum: ElementOperation { @inline(__always) static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T { Swift.max(a, b) } }
+enum Minimum: ElementOperation { @inline(__always) static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T { Swift.min(a, b) } }
+enum Greater: ElementOperation { @inline(__always) static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T { a > b ? 1 : 0 } }
+enum Equal: ElementOperation { @inline(__always) static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T { a == b ? 1 : 0 } }
+/// `a` is x, `b` the incoming gradient.
+enum SiLUBackward: ElementOperation {
+    @inline(__always) static func apply<T: TensorScalar>(_ x: T, _ g: T) -> T {
         let s = sigmoidScalar(x)
         return g * s * (1 + x * (1 - s))
     }
-    case .sigmoidBackward: broadcastLoop(plan, a, b, y) { x, g in
+}
+enum SigmoidBackward: ElementOperation {
+    @inline(__always) static func apply<T: TensorScalar>(_ x: T, _ g: T) -> T {
         let s = sigmoidScalar(x)
         return g * s * (1 - s)
     }
-    }
 }
+/// The first operand (a broadcast copy).
+enum First: ElementOperation { @inline(__always) static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T { a } }
 
 /// `y = where(c != 0, a, b)` with c, a, b broadcast to the shape of y (broadcast beforehand).
 @_specialize(where T == Float)
@@ -328,9 +353,9 @@ func reduceKernel<T: TensorScalar>(_ op: ReduceKernel, _ x: UnsafePointer<T>, _ 
         return
     }
     switch op {
-    case .sum: reduceRows(x, y, outer: outer, length: length, inner: inner, identity: 0) { $0 + $1 }
-    case .max: reduceRows(x, y, outer: outer, length: length, inner: inner, identity: -T.infinity) { Swift.max($0, $1) }
-    case .min: reduceRows(x, y, outer: outer, length: length, inner: inner, identity: T.infinity) { Swift.min($0, $1) }
+    case .sum: reduceRows(Add.self, x, y, outer: outer, length: length, inner: inner, identity: 0)
+    case .max: reduceRows(Maximum.self, x, y, outer: outer, length: length, inner: inner, identity: -T.infinity)
+    case .min: reduceRows(Minimum.self, x, y, outer: outer, length: length, inner: inner, identity: T.infinity)
     }
 }
 
@@ -338,8 +363,9 @@ func reduceKernel<T: TensorScalar>(_ op: ReduceKernel, _ x: UnsafePointer<T>, _ 
 /// are combined 32 elements at a time into independent partial results in a stack buffer, so
 /// that the loop is neither a chain of dependent adds nor a store to `y` per row.
 @inline(__always)
-func reduceRows<T: TensorScalar>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, outer: Int, length: Int, inner: Int,
-                                 identity: T, _ combine: (T, T) -> T) {
+func reduceRows<T: TensorScalar, Op: ElementOperation>(_: Op.Type, _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>,
+                                                       outer: Int, length: Int, inner: Int, identity: T) {
+    @inline(__always) func combine(_ a: T, _ b: T) -> T { Op.apply(a, b) }
     ParallelLoop.forChunks(outer, work: outer * length * inner) { r in
         withChannelCount(inner) { inner in
             let rowsPerBlock = inner < 32 ? 32 / inner : 1
@@ -461,7 +487,7 @@ func axpyKernel<T: TensorScalar>(_ alpha: T, _ x: UnsafePointer<T>, _ y: UnsafeM
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 func broadcastCopyKernel<T: TensorScalar>(_ plan: BroadcastPlan, _ a: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>) {
-    broadcastLoop(plan, a, a, y) { x, _ in x }
+    broadcastLoop(First.self, plan, a, a, y)
 }
 
 enum GradientKernel { case silu, sigmoid }

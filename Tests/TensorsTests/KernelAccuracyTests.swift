@@ -104,6 +104,21 @@ final class KernelAccuracyTests: XCTestCase {
                 }
             }
         }
+        // Large enough to be split over threads (the machine's count; the grain is 2^15 operations).
+        let wide = Tensor<Float>.randomUniform([4, 9000, 4], in: -1...1, using: &rng)
+        let wideSums = try wide.sum(axis: 1).scalars, wv = wide.scalars
+        for o in 0..<4 { for i in 0..<4 {
+            var expected: Double = 0
+            for l in 0..<9000 { expected += Double(wv[(o * 9000 + l) * 4 + i]) }
+            XCTAssertEqual(Double(wideSums[o * 4 + i]), expected, accuracy: 1e-3)
+        } }
+        let rowsA = Tensor<Float>.randomUniform([6000, 3, 4], in: -1...1, using: &rng)
+        let rowsB = Tensor<Float>.randomUniform([6000, 1, 4], in: -1...1, using: &rng)
+        let product = try (rowsA * rowsB).scalars, pa = rowsA.scalars, pb = rowsB.scalars
+        for q in 0..<product.count {
+            let r = q / 12, c = q % 4
+            XCTAssertEqual(product[q], pa[q] * pb[r * 4 + c])
+        }
         for channels in [3, 4, 8] {
             let v = Tensor<Double>.randomUniform([7, 3, channels], in: -1...1, using: &rng, requiresGrad: true)
             let u = Tensor<Double>.randomUniform([7, 3, channels], in: -1...1, using: &rng, requiresGrad: true)
