@@ -210,7 +210,6 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
         // One direction for every channel until the first update makes the channels differ
         // (edge and triplet vectors alike).
         var tv = try (w * tripletCut).unsqueezed(2)                                       // [T, 3, 1]
-        let edgeCut3 = try edgeCut.unsqueezed(2), tripletCut3 = try tripletCut.unsqueezed(2)
         let scaledUnit = try (u * T(rc)).unsqueezed(2), unitTriplet = try w.unsqueezed(2)
 
         var inDegree = [Int](repeating: 0, count: n)
@@ -234,8 +233,9 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
                 : try dense(ev, tb + "nv_in", bias: false)
             let m = try pairDense(hs, first: tin, second: tout, tb + "edge_neighbors") * dense(ts, tb + "triplet_proj")
             let dts = try gateMLP(m, tb + "triplet_gate") * tripletCut
-            let abc = try dense(dts, tb + "triplet_vec").split(axis: 1, parts: 3).map { try $0.unsqueezed(1) }
-            let dtv = try Tensor.weightedSum([tv, hv.gather(rows: tin), unitTriplet], weights: abc.map { try $0 * tripletCut3 })
+            // The cutoff scales the three weights together, before they are split.
+            let abc = try (dense(dts, tb + "triplet_vec") * tripletCut).split(axis: 1, parts: 3).map { try $0.unsqueezed(1) }
+            let dtv = try Tensor.weightedSum([tv, hv.gather(rows: tin), unitTriplet], weights: abc)
             let sumS = try dts.scatterAdd(rows: tout, count: ne)
             let sumV = try dtv.scatterAdd(rows: tout, count: ne)
             let outS = try mlp(try concat([sumS, hv.norm(axis: 1)], axis: 1), tb + "out_ns")
@@ -251,8 +251,7 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
             let bb = "conv_layers.twobody_conv.\(l)."
             let m2 = try pairDense(ns, first: src, second: dst, bb + "node_neighbors") * dense(es, bb + "edge_proj")
             let des = try gateMLP(m2, bb + "ns_mess") * edgeCut
-            let abc2 = try dense(des, bb + "edge_vec").split(axis: 1, parts: 3).map { try $0.unsqueezed(1) }
-            let edgeWeights = try abc2.map { try $0 * edgeCut3 }
+            let edgeWeights = try (dense(des, bb + "edge_vec") * edgeCut).split(axis: 1, parts: 3).map { try $0.unsqueezed(1) }
             // The node vectors start at zero, so their term is left out of the first layer.
             let dev = l == 0
                 ? try Tensor.weightedSum([ev, scaledUnit], weights: Array(edgeWeights[1...]))
