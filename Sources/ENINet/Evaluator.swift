@@ -33,6 +33,8 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         let gate: GateMLPLayer<T>, tripletVector: LinearLayer<T>
         let outputScalar: MLPLayer<T>, outputVector: LinearLayer<T>
         let scalarNorm: LayerNormLayer<T>, vectorNorm: VectorNormLayer<T>
+        /// The triplet messages as one fused pass, when the triplet features have four channels.
+        let fourChannel: FourChannelTriplets<T>?
     }
     struct TwoBody {
         /// `node_neighbors` split by input halves: `[ns_i, ns_j] W^T + b = (ns W_src^T + b)_i + (ns W_dst^T)_j`,
@@ -59,7 +61,9 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
     let twoBody: [TwoBody]
     let readout: [ReadoutBlock]
 
-    init(file: ENINetModelFile) throws {
+    /// `fuseFourChannelTriplets: false` keeps the layer-by-layer triplet path even where the
+    /// fused kernel applies (tests compare the two).
+    init(file: ENINetModelFile, fuseFourChannelTriplets: Bool = true) throws {
         let c = file.configuration
         let w = file.weights
         configuration = c
@@ -75,15 +79,18 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             let t = p + "threebody_conv.\(l)."
             let edgeNeighbors = try LinearLayer<T>(w, t + "edge_neighbors")
             let pairWidth = edgeNeighbors.inputs / 2
+            let tripletProjection = try LinearLayer<T>(w, t + "triplet_proj")
+            let gate = try GateMLPLayer<T>(w, t + "triplet_gate"), tripletVector = try LinearLayer<T>(w, t + "triplet_vec")
             three.append(ThreeBody(
                 inputScalar: try LinearLayer(w, t + "ns_in.0"), inputVector: try LinearLayer(w, t + "nv_in", bias: false),
                 inNeighbors: edgeNeighbors.inputColumns(from: 0, count: pairWidth, keepBias: true),
                 outNeighbors: edgeNeighbors.inputColumns(from: pairWidth, count: pairWidth, keepBias: false),
-                tripletProjection: try LinearLayer(w, t + "triplet_proj"),
-                gate: try GateMLPLayer(w, t + "triplet_gate"), tripletVector: try LinearLayer(w, t + "triplet_vec"),
+                tripletProjection: tripletProjection, gate: gate, tripletVector: tripletVector,
                 outputScalar: try MLPLayer(w, t + "out_ns"), outputVector: try LinearLayer(w, t + "out_nv", bias: false),
                 scalarNorm: try LayerNormLayer(w, t + "norm_mess", channels: f),
-                vectorNorm: try VectorNormLayer(w, t + "norm_nv", channels: f, kind: c.vectorNorm, epsilon: c.vectorNormEpsilon)))
+                vectorNorm: try VectorNormLayer(w, t + "norm_nv", channels: f, kind: c.vectorNorm, epsilon: c.vectorNormEpsilon),
+                fourChannel: fuseFourChannelTriplets && edgeNeighbors.outputs == 4
+                    ? FourChannelTriplets(projection: tripletProjection, gate: gate, tripletVector: tripletVector) : nil))
             let b = p + "twobody_conv.\(l)."
             let nodeNeighbors = try LinearLayer<T>(w, b + "node_neighbors")
             two.append(TwoBody(
@@ -120,10 +127,18 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         var initialEdgeScalar: [T], initialTripletScalar: [T]  // before the cutoff factor
     }
 
+    /// What the backward pass of the triplet messages reads: the layer-by-layer intermediates,
+    /// or, for the fused four-channel kernel (which recomputes them), the pair map's halves.
+    enum TripletMessageCache {
+        case general(left: [T], right: [T], gateCache: GateMLPLayer<T>.Cache, gated: [T], abc: [T])
+        case fourChannel(fromIn: [T], fromOut: [T])
+    }
+
     struct ThreeBodyCache {
         var hiddenPre: [T], hs: [T], hv: [T]
-        var left: [T], right: [T], gateCache: GateMLPLayer<T>.Cache, gated: [T]
-        var abc: [T], tv: [T]
+        var messages: TripletMessageCache
+        /// The layer's input triplet features.
+        var ts: [T], tv: [T]
         var hvNorm: [T], outHidden: [T], scalarNormInput: [T], vectorNormInput: [T]
     }
 
@@ -336,73 +351,81 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             let hs = hiddenPre.map(silu)
             let hv = L.inputVector.forward(ev, rows: 3 * ne)
             let fromIn = L.inNeighbors.forward(hs, rows: ne), fromOut = L.outNeighbors.forward(hs, rows: ne)
-            let mapped = L.inNeighbors.outputs
-            var left = [T](repeating: 0, count: nt * mapped)
-            left.withUnsafeMutableBufferPointer { lp in fromIn.withUnsafeBufferPointer { ip in fromOut.withUnsafeBufferPointer { op in
-            graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
-                for t in 0..<nt {
-                    let e1 = Int(tin[t]), e2 = Int(tout[t])
-                    for ch in 0..<mapped { lp[t * mapped + ch] = ip[e1 * mapped + ch] + op[e2 * mapped + ch] }
-                }
-            } } } } }
-            let right = L.tripletProjection.forward(ts, rows: nt)
-            let product = Elementwise.product(left, right)
-            let (gated, gateCache) = L.gate.forward(product, rows: nt)
-            var dts = gated
-            Elementwise.scaleRows(&dts, geo.tripletCut, width: ft)
-            let abc = L.tripletVector.forward(dts, rows: nt)
-            var dtv = [T](repeating: 0, count: nt * 3 * ft)
             var sumS = [T](repeating: 0, count: ne * ft), sumV = [T](repeating: 0, count: ne * 3 * ft)
-            graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
-            geo.tripletCut.withUnsafeBufferPointer { cutp in geo.unitTriplet.withUnsafeBufferPointer { unit in
-            abc.withUnsafeBufferPointer { abcp in tv.withUnsafeBufferPointer { tvp in hv.withUnsafeBufferPointer { hvp in dts.withUnsafeBufferPointer { dtsp in
-            dtv.withUnsafeMutableBufferPointer { dtvp in sumV.withUnsafeMutableBufferPointer { sv in sumS.withUnsafeMutableBufferPointer { ss in
-                if ft == 4, let abcp = abcp.baseAddress, let tvp = tvp.baseAddress, let hvp = hvp.baseAddress, let dtsp = dtsp.baseAddress,
-                   let dtvp = dtvp.baseAddress, let sv = sv.baseAddress, let ss = ss.baseAddress {
-                    // The shipped width: one row of four channels is one SIMD4.
+            let messages: TripletMessageCache
+            let newTs: [T], newTv: [T]
+            if let fused = L.fourChannel {
+                var updatedS = [T](repeating: 0, count: nt * ft), updatedV = [T](repeating: 0, count: nt * 3 * ft)
+                graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
+                fromIn.withUnsafeBufferPointer { ip in fromOut.withUnsafeBufferPointer { op in hv.withUnsafeBufferPointer { hvp in
+                ts.withUnsafeBufferPointer { tsp in tv.withUnsafeBufferPointer { tvp in
+                geo.unitTriplet.withUnsafeBufferPointer { unit in geo.tripletCut.withUnsafeBufferPointer { cutp in
+                updatedS.withUnsafeMutableBufferPointer { us in updatedV.withUnsafeMutableBufferPointer { uv in
+                sumS.withUnsafeMutableBufferPointer { ss in sumV.withUnsafeMutableBufferPointer { sv in
+                    guard nt > 0, let tin = tin.baseAddress, let tout = tout.baseAddress, let ip = ip.baseAddress, let op = op.baseAddress,
+                          let hvp = hvp.baseAddress, let tsp = tsp.baseAddress, let tvp = tvp.baseAddress, let unit = unit.baseAddress,
+                          let cutp = cutp.baseAddress, let us = us.baseAddress, let uv = uv.baseAddress,
+                          let ss = ss.baseAddress, let sv = sv.baseAddress else { return }
+                    fused.forward(count: nt, tripletIn: tin, tripletOut: tout, fromIn: ip, fromOut: op, edgeVectors: hvp,
+                                  scalars: tsp, vectors: tvp, unit: unit, cut: cutp, newScalars: us, newVectors: uv, sumS: ss, sumV: sv)
+                } } } } } } } } } } } } }
+                messages = .fourChannel(fromIn: fromIn, fromOut: fromOut)
+                newTs = updatedS
+                newTv = updatedV
+            } else {
+                let mapped = L.inNeighbors.outputs
+                var left = [T](repeating: 0, count: nt * mapped)
+                left.withUnsafeMutableBufferPointer { lp in fromIn.withUnsafeBufferPointer { ip in fromOut.withUnsafeBufferPointer { op in
+                graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
                     for t in 0..<nt {
                         let e1 = Int(tin[t]), e2 = Int(tout[t])
-                        let cut = cutp[t], ab = t * 12
-                        let a = abcp.quad(ab), b = abcp.quad(ab + 4), cc = abcp.quad(ab + 8)
+                        for ch in 0..<mapped { lp[t * mapped + ch] = ip[e1 * mapped + ch] + op[e2 * mapped + ch] }
+                    }
+                } } } } }
+                let right = L.tripletProjection.forward(ts, rows: nt)
+                let product = Elementwise.product(left, right)
+                let (gated, gateCache) = L.gate.forward(product, rows: nt)
+                var dts = gated
+                Elementwise.scaleRows(&dts, geo.tripletCut, width: ft)
+                let abc = L.tripletVector.forward(dts, rows: nt)
+                var dtv = [T](repeating: 0, count: nt * 3 * ft)
+                graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
+                geo.tripletCut.withUnsafeBufferPointer { cutp in geo.unitTriplet.withUnsafeBufferPointer { unit in
+                abc.withUnsafeBufferPointer { abcp in tv.withUnsafeBufferPointer { tvp in hv.withUnsafeBufferPointer { hvp in dts.withUnsafeBufferPointer { dtsp in
+                dtv.withUnsafeMutableBufferPointer { dtvp in sumV.withUnsafeMutableBufferPointer { sv in sumS.withUnsafeMutableBufferPointer { ss in
+                    for t in 0..<nt {
+                        let e1 = Int(tin[t]), e2 = Int(tout[t])
+                        let cut = cutp[t], ab = t * 3 * ft
                         for x in 0..<3 {
-                            let to = (t * 3 + x) * 4, h1 = (e1 * 3 + x) * 4, o2 = (e2 * 3 + x) * 4
-                            let v = (tvp.quad(to) * a + hvp.quad(h1) * b + unit[3 * t + x] * cc) * cut
-                            dtvp.setQuad(to, v)
-                            sv.setQuad(o2, sv.quad(o2) + v)
+                            let w = unit[3 * t + x]
+                            let to = (t * 3 + x) * ft, h1 = (e1 * 3 + x) * ft, o2 = (e2 * 3 + x) * ft
+                            for ch in 0..<ft {
+                                let v = (tvp[to + ch] * abcp[ab + ch] + hvp[h1 + ch] * abcp[ab + ft + ch] + w * abcp[ab + 2 * ft + ch]) * cut
+                                dtvp[to + ch] = v
+                                sv[o2 + ch] += v
+                            }
                         }
-                        ss.setQuad(e2 * 4, ss.quad(e2 * 4) + dtsp.quad(t * 4))
+                        for ch in 0..<ft { ss[e2 * ft + ch] += dtsp[t * ft + ch] }
                     }
-                    return
-                }
-                for t in 0..<nt {
-                    let e1 = Int(tin[t]), e2 = Int(tout[t])
-                    let cut = cutp[t], ab = t * 3 * ft
-                    for x in 0..<3 {
-                        let w = unit[3 * t + x]
-                        let to = (t * 3 + x) * ft, h1 = (e1 * 3 + x) * ft, o2 = (e2 * 3 + x) * ft
-                        for ch in 0..<ft {
-                            let v = (tvp[to + ch] * abcp[ab + ch] + hvp[h1 + ch] * abcp[ab + ft + ch] + w * abcp[ab + 2 * ft + ch]) * cut
-                            dtvp[to + ch] = v
-                            sv[o2 + ch] += v
-                        }
-                    }
-                    for ch in 0..<ft { ss[e2 * ft + ch] += dtsp[t * ft + ch] }
-                }
-            } } } } } } } } } } }
+                } } } } } } } } } } }
+                messages = .general(left: left, right: right, gateCache: gateCache, gated: gated, abc: abc)
+                newTs = Elementwise.sum(ts, dts)
+                newTv = Elementwise.sum(tv, dtv)
+            }
             let hvNorm = VectorChannels.norms(hv, rows: ne, channels: ft)
             let (outS, outHidden) = L.outputScalar.forward(VectorChannels.concatenate(sumS, ft, hvNorm, ft, rows: ne), rows: ne)
             let scalarNormInput = Elementwise.sum(outS, es)
             var vectorNormInput = L.outputVector.forward(sumV, rows: 3 * ne)
             Elementwise.add(&vectorNormInput, ev)
             if forces {
-                threeCaches.append(ThreeBodyCache(hiddenPre: hiddenPre, hs: hs, hv: hv, left: left, right: right, gateCache: gateCache,
-                                                  gated: gated, abc: abc, tv: tv, hvNorm: hvNorm, outHidden: outHidden,
+                threeCaches.append(ThreeBodyCache(hiddenPre: hiddenPre, hs: hs, hv: hv, messages: messages, ts: ts, tv: tv,
+                                                  hvNorm: hvNorm, outHidden: outHidden,
                                                   scalarNormInput: scalarNormInput, vectorNormInput: vectorNormInput))
             }
             es = L.scalarNorm.forward(scalarNormInput, rows: ne)
             ev = L.vectorNorm.forward(vectorNormInput, rows: ne)
-            ts = Elementwise.sum(ts, dts)
-            tv = Elementwise.sum(tv, dtv)
+            ts = newTs
+            tv = newTv
             record?("layer\(l).threebody.edge_s", es); record?("layer\(l).threebody.edge_v", ev)
             record?("layer\(l).threebody.triplet_s", ts); record?("layer\(l).threebody.triplet_v", tv)
 
@@ -720,7 +743,6 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
 
             // Three-body block.
             let L = threeBody[l], C3 = threeCaches[l]
-            var gdts = gts, gdtv = gtv  // ts <- dts + ts; tv <- dtv + tv
             let gzE = L.scalarNorm.backward(ges, input: C3.scalarNormInput, rows: ne)
             let gyE = L.vectorNorm.backward(gev, input: C3.vectorNormInput, rows: ne)
             ges = gzE
@@ -730,85 +752,79 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             let gHvNorm = VectorChannels.columns(gxo, rows: ne, width: 2 * ft, from: ft, count: ft)
             VectorChannels.accumulateNormBackward(gHvNorm, norms: C3.hvNorm, vectors: C3.hv, rows: ne, channels: ft, into: &ghv)
             let gSumV = L.outputVector.backward(gyE, rows: 3 * ne)  // [E,3,Ft]
-            var gabc = [T](repeating: 0, count: nt * 3 * ft)
-            graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
-            geo.tripletCut.withUnsafeBufferPointer { cutp in geo.unitTriplet.withUnsafeBufferPointer { unit in
-            C3.abc.withUnsafeBufferPointer { abcp in C3.tv.withUnsafeBufferPointer { tvp in C3.hv.withUnsafeBufferPointer { hvp in
-            gdtv.withUnsafeBufferPointer { gdtvp in gSumV.withUnsafeBufferPointer { gsv in gxo.withUnsafeBufferPointer { gxop in
-            gdts.withUnsafeMutableBufferPointer { gdtsp in gtv.withUnsafeMutableBufferPointer { gtvp in ghv.withUnsafeMutableBufferPointer { ghvp in
-            gabc.withUnsafeMutableBufferPointer { gab in gUnitTriplet.withUnsafeMutableBufferPointer { gUnit in gTripletCut.withUnsafeMutableBufferPointer { gCutp in
-                if ft == 4, let abcp = abcp.baseAddress, let tvp = tvp.baseAddress, let hvp = hvp.baseAddress, let gdtvp = gdtvp.baseAddress,
-                   let gsv = gsv.baseAddress, let gxop = gxop.baseAddress, let gdtsp = gdtsp.baseAddress, let gtvp = gtvp.baseAddress,
-                   let ghvp = ghvp.baseAddress, let gab = gab.baseAddress {
-                    for t in 0..<nt {
-                        let e1 = Int(tin[t]), e2 = Int(tout[t])
-                        let cut = cutp[t], ab = t * 12
-                        gdtsp.setQuad(t * 4, gdtsp.quad(t * 4) + gxop.quad(e2 * 8))
-                        let a = abcp.quad(ab), b = abcp.quad(ab + 4), cc = abcp.quad(ab + 8)
-                        var ga = SIMD4<T>(), gb = SIMD4<T>(), gcc = SIMD4<T>(), gCut = SIMD4<T>()
-                        for x in 0..<3 {
-                            let w = unit[3 * t + x]
-                            let to = (t * 3 + x) * 4, h1 = (e1 * 3 + x) * 4, o2 = (e2 * 3 + x) * 4
-                            let g = gdtvp.quad(to) + gsv.quad(o2)
-                            let tvq = tvp.quad(to), hv1 = hvp.quad(h1)
-                            let gc = g * cut
-                            gtvp.setQuad(to, gtvp.quad(to) + gc * a)
-                            ghvp.setQuad(h1, ghvp.quad(h1) + gc * b)
-                            ga += gc * tvq
-                            gb += gc * hv1
-                            gcc += gc * w
-                            gUnit[3 * t + x] += (gc * cc).sum()
-                            gCut += g * (tvq * a + hv1 * b + w * cc)
-                        }
-                        gab.setQuad(ab, gab.quad(ab) + ga)
-                        gab.setQuad(ab + 4, gab.quad(ab + 4) + gb)
-                        gab.setQuad(ab + 8, gab.quad(ab + 8) + gcc)
-                        gCutp[t] += gCut.sum()
-                    }
-                    return
-                }
-                for t in 0..<nt {
-                    let e1 = Int(tin[t]), e2 = Int(tout[t])
-                    let cut = cutp[t], ab = t * 3 * ft
-                    for ch in 0..<ft { gdtsp[t * ft + ch] += gxop[e2 * 2 * ft + ch] }
-                    var gCut: T = 0
-                    for x in 0..<3 {
-                        let w = unit[3 * t + x]
-                        var gW: T = 0
-                        let to = (t * 3 + x) * ft, h1 = (e1 * 3 + x) * ft, o2 = (e2 * 3 + x) * ft
-                        for ch in 0..<ft {
-                            let g = gdtvp[to + ch] + gsv[o2 + ch]
-                            let a = abcp[ab + ch], b = abcp[ab + ft + ch], cc = abcp[ab + 2 * ft + ch]
-                            let tvq = tvp[to + ch], hv1 = hvp[h1 + ch]
-                            let gc = g * cut
-                            gtvp[to + ch] += gc * a
-                            ghvp[h1 + ch] += gc * b
-                            gab[ab + ch] += gc * tvq
-                            gab[ab + ft + ch] += gc * hv1
-                            gab[ab + 2 * ft + ch] += gc * w
-                            gW += gc * cc
-                            gCut += g * (tvq * a + hv1 * b + w * cc)
-                        }
-                        gUnit[3 * t + x] += gW
-                    }
-                    gCutp[t] += gCut
-                }
-            } } } } } } } } } } } } } } } }
-            let gdtsAbc = L.tripletVector.backward(gabc, rows: nt)
-            let ggated = Self.cutProductBackward(gdts, gdtsAbc, gated: C3.gated, cut: geo.tripletCut, width: ft, cutGradient: &gTripletCut)
-            let gProduct = L.gate.backward(ggated, cache: C3.gateCache, rows: nt)
-            let gLeft = Elementwise.product(gProduct, C3.right), gRight = Elementwise.product(gProduct, C3.left)
-            let gtsP = L.tripletProjection.backward(gRight, rows: nt)
-            Elementwise.add(&gts, gtsP)
             let mapped = L.inNeighbors.outputs
             var gFromIn = [T](repeating: 0, count: ne * mapped), gFromOut = gFromIn
-            gFromIn.withUnsafeMutableBufferPointer { gi in gFromOut.withUnsafeMutableBufferPointer { go in gLeft.withUnsafeBufferPointer { gl in
-            graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
-                for t in 0..<nt {
-                    let e1 = Int(tin[t]), e2 = Int(tout[t])
-                    for ch in 0..<mapped { gi[e1 * mapped + ch] += gl[t * mapped + ch]; go[e2 * mapped + ch] += gl[t * mapped + ch] }
-                }
-            } } } } }
+            switch C3.messages {
+            case let .fourChannel(fromIn, fromOut):
+                guard let fused = L.fourChannel else { break }
+                graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
+                fromIn.withUnsafeBufferPointer { ip in fromOut.withUnsafeBufferPointer { op in C3.hv.withUnsafeBufferPointer { hvp in
+                C3.ts.withUnsafeBufferPointer { tsp in C3.tv.withUnsafeBufferPointer { tvp in
+                geo.unitTriplet.withUnsafeBufferPointer { unit in geo.tripletCut.withUnsafeBufferPointer { cutp in
+                gts.withUnsafeMutableBufferPointer { gsp in gtv.withUnsafeMutableBufferPointer { gvp in
+                gxo.withUnsafeBufferPointer { gxop in gSumV.withUnsafeBufferPointer { gsv in
+                gFromIn.withUnsafeMutableBufferPointer { gi in gFromOut.withUnsafeMutableBufferPointer { go in ghv.withUnsafeMutableBufferPointer { ghvp in
+                gUnitTriplet.withUnsafeMutableBufferPointer { gUnit in gTripletCut.withUnsafeMutableBufferPointer { gCutp in
+                    guard nt > 0, let tin = tin.baseAddress, let tout = tout.baseAddress, let ip = ip.baseAddress, let op = op.baseAddress,
+                          let hvp = hvp.baseAddress, let tsp = tsp.baseAddress, let tvp = tvp.baseAddress, let unit = unit.baseAddress,
+                          let cutp = cutp.baseAddress, let gsp = gsp.baseAddress, let gvp = gvp.baseAddress, let gxop = gxop.baseAddress,
+                          let gsv = gsv.baseAddress, let gi = gi.baseAddress, let go = go.baseAddress, let ghvp = ghvp.baseAddress,
+                          let gUnit = gUnit.baseAddress, let gCutp = gCutp.baseAddress else { return }
+                    fused.backward(count: nt, tripletIn: tin, tripletOut: tout, fromIn: ip, fromOut: op, edgeVectors: hvp,
+                                   scalars: tsp, vectors: tvp, unit: unit, cut: cutp, gScalars: gsp, gVectors: gvp,
+                                   gSumS: gxop, sumStride: 2 * ft, gSumV: gsv, gFromIn: gi, gFromOut: go, gEdgeVectors: ghvp,
+                                   gUnit: gUnit, gCut: gCutp)
+                } } } } } } } } } } } } } } } } } }
+            case let .general(left, right, gateCache, gated, abc):
+                var gdts = gts, gdtv = gtv  // ts <- dts + ts; tv <- dtv + tv
+                var gabc = [T](repeating: 0, count: nt * 3 * ft)
+                graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
+                geo.tripletCut.withUnsafeBufferPointer { cutp in geo.unitTriplet.withUnsafeBufferPointer { unit in
+                abc.withUnsafeBufferPointer { abcp in C3.tv.withUnsafeBufferPointer { tvp in C3.hv.withUnsafeBufferPointer { hvp in
+                gdtv.withUnsafeBufferPointer { gdtvp in gSumV.withUnsafeBufferPointer { gsv in gxo.withUnsafeBufferPointer { gxop in
+                gdts.withUnsafeMutableBufferPointer { gdtsp in gtv.withUnsafeMutableBufferPointer { gtvp in ghv.withUnsafeMutableBufferPointer { ghvp in
+                gabc.withUnsafeMutableBufferPointer { gab in gUnitTriplet.withUnsafeMutableBufferPointer { gUnit in gTripletCut.withUnsafeMutableBufferPointer { gCutp in
+                    for t in 0..<nt {
+                        let e1 = Int(tin[t]), e2 = Int(tout[t])
+                        let cut = cutp[t], ab = t * 3 * ft
+                        for ch in 0..<ft { gdtsp[t * ft + ch] += gxop[e2 * 2 * ft + ch] }
+                        var gCut: T = 0
+                        for x in 0..<3 {
+                            let w = unit[3 * t + x]
+                            var gW: T = 0
+                            let to = (t * 3 + x) * ft, h1 = (e1 * 3 + x) * ft, o2 = (e2 * 3 + x) * ft
+                            for ch in 0..<ft {
+                                let g = gdtvp[to + ch] + gsv[o2 + ch]
+                                let a = abcp[ab + ch], b = abcp[ab + ft + ch], cc = abcp[ab + 2 * ft + ch]
+                                let tvq = tvp[to + ch], hv1 = hvp[h1 + ch]
+                                let gc = g * cut
+                                gtvp[to + ch] += gc * a
+                                ghvp[h1 + ch] += gc * b
+                                gab[ab + ch] += gc * tvq
+                                gab[ab + ft + ch] += gc * hv1
+                                gab[ab + 2 * ft + ch] += gc * w
+                                gW += gc * cc
+                                gCut += g * (tvq * a + hv1 * b + w * cc)
+                            }
+                            gUnit[3 * t + x] += gW
+                        }
+                        gCutp[t] += gCut
+                    }
+                } } } } } } } } } } } } } } } }
+                let gdtsAbc = L.tripletVector.backward(gabc, rows: nt)
+                let ggated = Self.cutProductBackward(gdts, gdtsAbc, gated: gated, cut: geo.tripletCut, width: ft, cutGradient: &gTripletCut)
+                let gProduct = L.gate.backward(ggated, cache: gateCache, rows: nt)
+                let gLeft = Elementwise.product(gProduct, right), gRight = Elementwise.product(gProduct, left)
+                let gtsP = L.tripletProjection.backward(gRight, rows: nt)
+                Elementwise.add(&gts, gtsP)
+                gFromIn.withUnsafeMutableBufferPointer { gi in gFromOut.withUnsafeMutableBufferPointer { go in gLeft.withUnsafeBufferPointer { gl in
+                graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
+                    for t in 0..<nt {
+                        let e1 = Int(tin[t]), e2 = Int(tout[t])
+                        for ch in 0..<mapped { gi[e1 * mapped + ch] += gl[t * mapped + ch]; go[e2 * mapped + ch] += gl[t * mapped + ch] }
+                    }
+                } } } } }
+            }
             var ghs = L.inNeighbors.backward(gFromIn, rows: ne)
             Elementwise.add(&ghs, L.outNeighbors.backward(gFromOut, rows: ne))
             Elementwise.multiplySiluDerivative(&ghs, C3.hiddenPre)

@@ -51,7 +51,11 @@ public enum ENINetProfile {
 
 /// The floating-point types the network runs in: the tensor scalars (Float, Double), whose
 /// GEMM goes through BLAS.
-public protocol ENINetFloat: TensorScalar, SIMDScalar {}
+public protocol ENINetFloat: TensorScalar, SIMDScalar {
+    /// `1 / (1 + exp(−x))` on eight lanes. A requirement, so that each precision's body is
+    /// compiled with its concrete SIMD operations: the generic ones run lane by lane.
+    static func sigmoid(_ x: SIMD8<Self>) -> SIMD8<Self>
+}
 
 extension ENINetFloat {
     @inline(__always) static func exponential(_ x: Self) -> Self { tensorExp(x) }
@@ -59,8 +63,12 @@ extension ENINetFloat {
     @inline(__always) static func sine(_ x: Self) -> Self { tensorSin(x) }
 }
 
-extension Float: ENINetFloat {}
-extension Double: ENINetFloat {}
+extension Float: ENINetFloat {
+    @inline(__always) public static func sigmoid(_ x: SIMD8<Float>) -> SIMD8<Float> { 1 / (1 + tensorExp(-x)) }
+}
+extension Double: ENINetFloat {
+    @inline(__always) public static func sigmoid(_ x: SIMD8<Double>) -> SIMD8<Double> { 1 / (1 + tensorExp(-x)) }
+}
 
 
 /// In-place elementwise updates on flat arrays, through buffer pointers so that the loops

@@ -6,8 +6,10 @@ import Foundation
 ///
 /// The requirements are the few scalar functions and BLAS entry points whose names differ
 /// between the two precisions; everything else comes from `BinaryFloatingPoint`.
-public protocol TensorScalar: BinaryFloatingPoint, Sendable, CustomStringConvertible {
+public protocol TensorScalar: BinaryFloatingPoint, SIMDScalar, Sendable, CustomStringConvertible {
     static func tensorExp(_ x: Self) -> Self
+    /// `exp` of eight lanes at once, for fused kernels that hold their values in registers.
+    static func tensorExp(_ x: SIMD8<Self>) -> SIMD8<Self>
     static func tensorLog(_ x: Self) -> Self
     static func tensorLog1p(_ x: Self) -> Self
     static func tensorSin(_ x: Self) -> Self
@@ -30,6 +32,7 @@ public protocol TensorScalar: BinaryFloatingPoint, Sendable, CustomStringConvert
 extension Float: TensorScalar {
     // Inlinable so that loops in other modules (ENINet's gated MLPs) inline and widen it.
     @inlinable @inline(__always) public static func tensorExp(_ x: Float) -> Float { vectorizableExp(x) }
+    @inlinable @inline(__always) public static func tensorExp(_ x: SIMD8<Float>) -> SIMD8<Float> { vectorizableExp(x) }
     @inline(__always) public static func tensorLog(_ x: Float) -> Float { logf(x) }
     @inline(__always) public static func tensorLog1p(_ x: Float) -> Float { log1pf(x) }
     @inline(__always) public static func tensorSin(_ x: Float) -> Float { sinf(x) }
@@ -52,6 +55,11 @@ extension Float: TensorScalar {
 
 extension Double: TensorScalar {
     @inline(__always) public static func tensorExp(_ x: Double) -> Double { Foundation.exp(x) }
+    @inline(__always) public static func tensorExp(_ x: SIMD8<Double>) -> SIMD8<Double> {
+        var y = x
+        for i in 0..<8 { y[i] = Foundation.exp(x[i]) }
+        return y
+    }
     @inline(__always) public static func tensorLog(_ x: Double) -> Double { Foundation.log(x) }
     @inline(__always) public static func tensorLog1p(_ x: Double) -> Double { Foundation.log1p(x) }
     @inline(__always) public static func tensorSin(_ x: Double) -> Double { Foundation.sin(x) }
@@ -130,4 +138,33 @@ func vectorizableExp(_ x: Float) -> Float {
     let scaleB = Float(bitPattern: UInt32(bitPattern: (exponent &- half &+ 127) << 23))
     let value = expR * scaleA * scaleB
     return x != x ? x : (x < -104 ? 0 : (x > 88.72 ? Float.infinity : value))
+}
+
+/// ``vectorizableExp(_:)-(Float)`` on eight lanes, step for step (same reduction, polynomial
+/// and special cases), for kernels that keep their values in SIMD registers.
+@inlinable @inline(__always)
+func vectorizableExp(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    // Masked replacement, not `clamped(lowerBound:upperBound:)`, which is not inlined.
+    var clamped = x
+    clamped.replace(with: -104, where: x .< -104)
+    clamped.replace(with: 88.75, where: x .> 88.75)
+    let shifter = SIMD8<Float>(repeating: 12_582_912)
+    let t = clamped * 1.442_695_04 + shifter
+    let k = t - shifter
+    let r = (clamped - k * 0.693_359_375) - k * -2.121_944_4e-4
+    var q = SIMD8<Float>(repeating: 0.001_393_364_4)
+    q = q * r + 0.008_363_175_6
+    q = q * r + 0.041_666_465
+    q = q * r + 0.166_665_77
+    q = q * r + 0.500_000_001
+    let expR = 1 + r + r * r * q
+    let exponent = unsafeBitCast(t, to: SIMD8<Int32>.self) &- Int32(bitPattern: shifter[0].bitPattern)
+    let half = exponent &>> 1
+    let scaleA = unsafeBitCast((half &+ 127) &<< 23, to: SIMD8<Float>.self)
+    let scaleB = unsafeBitCast((exponent &- half &+ 127) &<< 23, to: SIMD8<Float>.self)
+    var value = expR * scaleA * scaleB
+    value.replace(with: 0, where: x .< -104)
+    value.replace(with: .infinity, where: x .> 88.72)
+    value.replace(with: x, where: x .!= x)
+    return value
 }

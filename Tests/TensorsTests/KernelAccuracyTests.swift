@@ -24,6 +24,23 @@ final class KernelAccuracyTests: XCTestCase {
         XCTAssertTrue(vectorizableExp(.nan).isNaN)
     }
 
+    /// The eight-lane exp gives the scalar one's results bit for bit, special cases included.
+    func testEightLaneExpEqualsTheScalarOne() {
+        var inputs: [Float] = stride(from: Float(-110), to: 90, by: 0.0371).map { $0 }
+        inputs += [0, -0.0, -104, -104.01, 88.72, 88.73, 88.75, 200, -200, .infinity, -.infinity, .nan, 1e-30, -1e-30]
+        while inputs.count % 8 != 0 { inputs.append(1) }
+        for start in stride(from: 0, to: inputs.count, by: 8) {
+            let lanes = SIMD8<Float>(inputs[start..<start + 8])
+            let wide = vectorizableExp(lanes)
+            for i in 0..<8 {
+                let scalar = vectorizableExp(lanes[i])
+                XCTAssertTrue(wide[i] == scalar || (wide[i].isNaN && scalar.isNaN), "exp(\(lanes[i])): \(wide[i]) vs \(scalar)")
+            }
+        }
+        let d = Double.tensorExp(SIMD8<Double>(-3, -1, 0, 0.5, 1, 2, 700, -800))
+        for (i, x) in [-3.0, -1, 0, 0.5, 1, 2, 700, -800].enumerated() { XCTAssertEqual(d[i], Foundation.exp(x)) }
+    }
+
     func testSigmoidAndSiluInFloatMatchDouble() throws {
         let values: [Float] = stride(from: -30, through: 30, by: 0.25).map { Float($0) }
         let x = try Tensor<Float>(shape: [values.count], scalars: values)

@@ -1,0 +1,50 @@
+import XCTest
+@testable import ENINet
+import Geometry
+
+/// The fused four-channel triplet kernel against the layer-by-layer path it replaces: the same
+/// energy, forces, virial and edge gradients, in both precisions and both sets of options.
+final class FourChannelTripletTests: XCTestCase {
+    private func compare<T: ENINetFloat>(_: T.Type, tolerance: Double) throws {
+        let m = try PhysicsTests.ethanol(), p = try PhysicsTests.periodic()
+        let cases: [(String, [Int], [Vec3], Cell?)] = [("ethanol", m.numbers, m.positions, nil),
+                                                       ("periodic", p.numbers, p.positions, p.cell)]
+        for smooth in [false, true] {
+            let model = try PhysicsTests.model(smooth: smooth)
+            let fused = try HandScheduledNetwork<T>(file: model.file)
+            let layered = try HandScheduledNetwork<T>(file: model.file, fuseFourChannelTriplets: false)
+            XCTAssertTrue(fused.threeBody.allSatisfy { $0.fourChannel != nil }, "the reference layout takes the fused kernel")
+            XCTAssertTrue(layered.threeBody.allSatisfy { $0.fourChannel == nil })
+            for (name, z, r, cell) in cases {
+                let graph = try model.graph(positions: r, cell: cell, neighborList: model.makeNeighborList(skin: 0))
+                XCTAssertGreaterThan(graph.tripletCount, 0)
+                let a = try fused.evaluate(atomicNumbers: z, positions: r, graph: graph, forces: true)
+                let b = try layered.evaluate(atomicNumbers: z, positions: r, graph: graph, forces: true)
+                let label = "\(name) smooth \(smooth) \(T.self)"
+                XCTAssertEqual(a.output.energy, b.output.energy, accuracy: tolerance * abs(b.output.energy), label)
+                let fa = a.output.forces.flatMap { [$0.x, $0.y, $0.z] }, fb = b.output.forces.flatMap { [$0.x, $0.y, $0.z] }
+                let scale = fb.map(abs).max() ?? 1
+                XCTAssertGreaterThan(scale, 0)
+                XCTAssertLessThan(zip(fa, fb).map { abs($0 - $1) }.max() ?? .infinity, tolerance * scale, label)
+                let ga = a.edgeGradient.flatMap { [$0.x, $0.y, $0.z] }, gb = b.edgeGradient.flatMap { [$0.x, $0.y, $0.z] }
+                XCTAssertEqual(ga.count, gb.count)
+                XCTAssertLessThan(zip(ga, gb).map { abs($0 - $1) }.max() ?? .infinity, tolerance * (gb.map(abs).max() ?? 1), label)
+                for i in 0..<3 { for j in 0..<3 {
+                    XCTAssertEqual(a.output.virial[i][j], b.output.virial[i][j], accuracy: tolerance * scale * 10, label)
+                } }
+            }
+        }
+    }
+
+    func testFusedKernelAgreesWithTheLayeredPathInDouble() throws { try compare(Double.self, tolerance: 1e-12) }
+    func testFusedKernelAgreesWithTheLayeredPathInFloat() throws { try compare(Float.self, tolerance: 2e-5) }
+
+    /// A layer whose shapes are not the four-channel ones keeps the layered path.
+    func testOtherWidthsAreNotFused() throws {
+        let model = try PhysicsTests.model(smooth: false)
+        let layer = try XCTUnwrap(try HandScheduledNetwork<Double>(file: model.file).threeBody.first)
+        let wide = LinearLayer<Double>(weight: [Double](repeating: 0.1, count: 64), bias: nil, inputs: 8, outputs: 8)
+        XCTAssertNil(FourChannelTriplets(projection: wide, gate: layer.gate, tripletVector: layer.tripletVector))
+        XCTAssertNotNil(FourChannelTriplets(projection: layer.tripletProjection, gate: layer.gate, tripletVector: layer.tripletVector))
+    }
+}
