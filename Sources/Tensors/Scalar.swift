@@ -6,7 +6,7 @@ import Foundation
 ///
 /// The requirements are the few scalar functions and BLAS entry points whose names differ
 /// between the two precisions; everything else comes from `BinaryFloatingPoint`.
-public protocol TensorScalar: BinaryFloatingPoint, SIMDScalar, Sendable, CustomStringConvertible {
+public protocol TensorScalar: BinaryFloatingPoint, SIMDScalar, Codable, Sendable, CustomStringConvertible {
     static func tensorExp(_ x: Self) -> Self
     /// `exp` of eight lanes at once, for fused kernels that hold their values in registers.
     static func tensorExp(_ x: SIMD8<Self>) -> SIMD8<Self>
