@@ -15,6 +15,20 @@ struct QuadMap<T: ENINetFloat> {
         if let b = layer.bias { bias = SIMD4(b[from], b[from + 1], b[from + 2], b[from + 3]) } else { bias = .zero }
     }
 
+    @inline(__always) func callAsFunction(_ x: EightTriplets<T>) -> EightTriplets<T> {
+        @inline(__always) func output(_ row: SIMD4<T>, _ b: T) -> SIMD8<T> {
+            b + x.c0 * row[0] + x.c1 * row[1] + x.c2 * row[2] + x.c3 * row[3]
+        }
+        return EightTriplets(c0: output(rows.0, bias[0]), c1: output(rows.1, bias[1]), c2: output(rows.2, bias[2]), c3: output(rows.3, bias[3]))
+    }
+
+    @inline(__always) func transposed(_ g: EightTriplets<T>) -> EightTriplets<T> {
+        @inline(__always) func input(_ column: SIMD4<T>) -> SIMD8<T> {
+            g.c0 * column[0] + g.c1 * column[1] + g.c2 * column[2] + g.c3 * column[3]
+        }
+        return EightTriplets(c0: input(columns.0), c1: input(columns.1), c2: input(columns.2), c3: input(columns.3))
+    }
+
     @inline(__always) func callAsFunction(_ x: SIMD4<T>) -> SIMD4<T> {
         bias + x[0] * columns.0 + x[1] * columns.1 + x[2] * columns.2 + x[3] * columns.3
     }
@@ -25,13 +39,43 @@ struct QuadMap<T: ENINetFloat> {
     }
 }
 
+/// Four channels of eight triplets, one vector per channel: the layout in which the backward
+/// pass runs the gated MLP, so that a 4 × 4 map is sixteen multiply-adds without shuffles.
+struct EightTriplets<T: ENINetFloat> {
+    var c0 = SIMD8<T>(), c1 = SIMD8<T>(), c2 = SIMD8<T>(), c3 = SIMD8<T>()
+
+    /// Lane `i`'s four channels.
+    @inline(__always) func quad(_ i: Int) -> SIMD4<T> { SIMD4(c0[i], c1[i], c2[i], c3[i]) }
+    @inline(__always) mutating func setQuad(_ i: Int, _ q: SIMD4<T>) { c0[i] = q[0]; c1[i] = q[1]; c2[i] = q[2]; c3[i] = q[3] }
+    /// Σ over channels of `self ⊙ other`.
+    @inline(__always) func channelDot(_ other: EightTriplets) -> SIMD8<T> { c0 * other.c0 + c1 * other.c1 + c2 * other.c2 + c3 * other.c3 }
+    /// silu'(x) = σ(x) (1 + x (1 − σ(x))), given σ(x).
+    @inline(__always) static func siluSlope(_ x: EightTriplets, sigmoid s: EightTriplets) -> EightTriplets {
+        @inline(__always) func slope(_ x: SIMD8<T>, _ s: SIMD8<T>) -> SIMD8<T> { s * (1 + x * (1 - s)) }
+        return EightTriplets(c0: slope(x.c0, s.c0), c1: slope(x.c1, s.c1), c2: slope(x.c2, s.c2), c3: slope(x.c3, s.c3))
+    }
+    @inline(__always) func map(_ f: (SIMD8<T>) -> SIMD8<T>) -> EightTriplets {
+        EightTriplets(c0: f(c0), c1: f(c1), c2: f(c2), c3: f(c3))
+    }
+    @inline(__always) static func + (a: EightTriplets, b: EightTriplets) -> EightTriplets {
+        EightTriplets(c0: a.c0 + b.c0, c1: a.c1 + b.c1, c2: a.c2 + b.c2, c3: a.c3 + b.c3)
+    }
+    @inline(__always) static func * (a: EightTriplets, b: EightTriplets) -> EightTriplets {
+        EightTriplets(c0: a.c0 * b.c0, c1: a.c1 * b.c1, c2: a.c2 * b.c2, c3: a.c3 * b.c3)
+    }
+    @inline(__always) static func * (a: EightTriplets, b: SIMD8<T>) -> EightTriplets {
+        EightTriplets(c0: a.c0 * b, c1: a.c1 * b, c2: a.c2 * b, c3: a.c3 * b)
+    }
+}
+
 /// The three-body block's triplet work when the triplet features have four channels (both
 /// shipped configurations): the pair sum, the projection product, the gated MLP, the cutoff,
-/// the vector message and the sums at each out-edge, fused into one pass per triplet with a
-/// triplet's channels in one `SIMD4`. Run layer by layer, the same work writes and re-reads a
+/// the vector message and the sums at each out-edge, fused into one pass: the MLP on blocks of
+/// eight triplets (``EightTriplets``), the vector messages and their scatter to shared edges
+/// triplet by triplet in `SIMD4`s. Run layer by layer, the same work writes and re-reads a
 /// dozen `[T, ·]` arrays and calls GEMMs of width 4, where OpenBLAS spends its time packing.
 ///
-/// The backward pass recomputes its triplet's forward values instead of caching them, so a
+/// The backward pass recomputes a block's forward values instead of caching them, so a
 /// layer keeps only its input features and the pair map's halves for the backward pass.
 struct FourChannelTriplets<T: ENINetFloat> {
     let projection: QuadMap<T>
@@ -54,56 +98,42 @@ struct FourChannelTriplets<T: ENINetFloat> {
         directionCoefficient = QuadMap(tripletVector, outputsFrom: 8)
     }
 
-    /// The forward values of one triplet up to the cut message scalar and the vector coefficients.
-    struct Values {
-        var left: SIMD4<T>, right: SIMD4<T>
-        var hidden: SIMD8<T>, hiddenSigmoid: SIMD8<T>
-        var value: SIMD4<T>, gate: SIMD4<T>, gateSigmoid: SIMD4<T>
-        var gated: SIMD4<T>, message: SIMD4<T>
-        var a: SIMD4<T>, b: SIMD4<T>, c: SIMD4<T>
+    /// The forward values of eight triplets from `base` (the last one repeated when fewer remain).
+    struct Block {
+        var left = EightTriplets<T>(), right = EightTriplets<T>(), cuts = SIMD8<T>()
+        var netHidden = EightTriplets<T>(), netSigmoid = EightTriplets<T>()
+        var gateHidden = EightTriplets<T>(), gateHiddenSigmoid = EightTriplets<T>()
+        var value = EightTriplets<T>(), gate = EightTriplets<T>(), gateSigmoid = EightTriplets<T>()
+        var gated = EightTriplets<T>(), message = EightTriplets<T>()
+        var a = EightTriplets<T>(), b = EightTriplets<T>(), c = EightTriplets<T>()
     }
 
-    /// The forward values of triplets `t` and `u`, computed side by side so that both sigmoids
-    /// fill eight lanes (a half-empty vector made LLVM split the exponential into scalar branches).
     @inline(__always)
-    func values(_ t: Int, _ u: Int, tripletIn: UnsafePointer<Int32>, tripletOut: UnsafePointer<Int32>,
-                fromIn: UnsafePointer<T>, fromOut: UnsafePointer<T>, scalars: UnsafePointer<T>,
-                cut: UnsafePointer<T>) -> (Values, Values) {
-        let leftT = fromIn.quad(4 * Int(tripletIn[t])) + fromOut.quad(4 * Int(tripletOut[t]))
-        let leftU = fromIn.quad(4 * Int(tripletIn[u])) + fromOut.quad(4 * Int(tripletOut[u]))
-        let rightT = projection(scalars.quad(4 * t)), rightU = projection(scalars.quad(4 * u))
-        let productT = leftT * rightT, productU = leftU * rightU
-        let hiddenT = SIMD8(lowHalf: netFirst(productT), highHalf: gatesFirst(productT))
-        let hiddenU = SIMD8(lowHalf: netFirst(productU), highHalf: gatesFirst(productU))
-        let sigmoidT = T.sigmoid(hiddenT), sigmoidU = T.sigmoid(hiddenU)
-        let activeT = hiddenT * sigmoidT, activeU = hiddenU * sigmoidU
-        let valueT = netSecond(activeT.lowHalf), valueU = netSecond(activeU.lowHalf)
-        let gates = SIMD8(lowHalf: gatesSecond(activeT.highHalf), highHalf: gatesSecond(activeU.highHalf))
-        let gateSigmoids = T.sigmoid(gates)
-        func finish(_ left: SIMD4<T>, _ right: SIMD4<T>, _ hidden: SIMD8<T>, _ hiddenSigmoid: SIMD8<T>, _ value: SIMD4<T>,
-                    _ gate: SIMD4<T>, _ gateSigmoid: SIMD4<T>, _ cut: T) -> Values {
-            let gated = value * gate * gateSigmoid
-            let message = gated * cut
-            return Values(left: left, right: right, hidden: hidden, hiddenSigmoid: hiddenSigmoid, value: value, gate: gate,
-                          gateSigmoid: gateSigmoid, gated: gated, message: message,
-                          a: tripletCoefficient(message), b: edgeCoefficient(message), c: directionCoefficient(message))
+    func block(_ base: Int, lanes: Int, tripletIn: UnsafePointer<Int32>, tripletOut: UnsafePointer<Int32>,
+               fromIn: UnsafePointer<T>, fromOut: UnsafePointer<T>, scalars: UnsafePointer<T>, cut: UnsafePointer<T>) -> Block {
+        var v = Block()
+        var scalar = EightTriplets<T>()
+        for i in 0..<8 {
+            let t = base + min(i, lanes - 1)
+            v.left.setQuad(i, fromIn.quad(4 * Int(tripletIn[t])) + fromOut.quad(4 * Int(tripletOut[t])))
+            scalar.setQuad(i, scalars.quad(4 * t))
+            v.cuts[i] = cut[t]
         }
-        return (finish(leftT, rightT, hiddenT, sigmoidT, valueT, gates.lowHalf, gateSigmoids.lowHalf, cut[t]),
-                finish(leftU, rightU, hiddenU, sigmoidU, valueU, gates.highHalf, gateSigmoids.highHalf, cut[u]))
-    }
-
-    /// `body(t, values of t)` for every triplet, two per step (the last one twice when the count is odd).
-    @inline(__always)
-    func forEachTriplet(count nt: Int, tripletIn: UnsafePointer<Int32>, tripletOut: UnsafePointer<Int32>,
-                        fromIn: UnsafePointer<T>, fromOut: UnsafePointer<T>, scalars: UnsafePointer<T>, cut: UnsafePointer<T>,
-                        _ body: (Int, Values) -> Void) {
-        for first in stride(from: 0, to: nt, by: 2) {
-            let second = min(first + 1, nt - 1)
-            let pair = values(first, second, tripletIn: tripletIn, tripletOut: tripletOut, fromIn: fromIn, fromOut: fromOut,
-                              scalars: scalars, cut: cut)
-            body(first, pair.0)
-            if second != first { body(second, pair.1) }
-        }
+        v.right = projection(scalar)
+        let product = v.left * v.right
+        v.netHidden = netFirst(product)
+        v.gateHidden = gatesFirst(product)
+        v.netSigmoid = v.netHidden.map(T.sigmoid)
+        v.gateHiddenSigmoid = v.gateHidden.map(T.sigmoid)
+        v.value = netSecond(v.netHidden * v.netSigmoid)
+        v.gate = gatesSecond(v.gateHidden * v.gateHiddenSigmoid)
+        v.gateSigmoid = v.gate.map(T.sigmoid)
+        v.gated = v.value * v.gate * v.gateSigmoid
+        v.message = v.gated * v.cuts
+        v.a = tripletCoefficient(v.message)
+        v.b = edgeCoefficient(v.message)
+        v.c = directionCoefficient(v.message)
+        return v
     }
 
     /// One layer's triplet messages. Reads `fromIn`/`fromOut` `[E,4]` (the pair map's halves),
@@ -115,18 +145,25 @@ struct FourChannelTriplets<T: ENINetFloat> {
                  scalars: UnsafePointer<T>, vectors: UnsafePointer<T>, unit: UnsafePointer<T>, cut: UnsafePointer<T>,
                  newScalars: UnsafeMutablePointer<T>, newVectors: UnsafeMutablePointer<T>,
                  sumS: UnsafeMutablePointer<T>, sumV: UnsafeMutablePointer<T>) {
-        forEachTriplet(count: nt, tripletIn: tripletIn, tripletOut: tripletOut, fromIn: fromIn, fromOut: fromOut,
-                       scalars: scalars, cut: cut) { t, v in
-            let e1 = Int(tripletIn[t]), e2 = Int(tripletOut[t])
-            let ct = cut[t]
-            newScalars.setQuad(4 * t, scalars.quad(4 * t) + v.message)
-            sumS.setQuad(4 * e2, sumS.quad(4 * e2) + v.message)
-            for x in 0..<3 {
-                let to = 12 * t + 4 * x, h1 = 12 * e1 + 4 * x, o2 = 12 * e2 + 4 * x
-                let tv = vectors.quad(to)
-                let m = (tv * v.a + edgeVectors.quad(h1) * v.b + unit[3 * t + x] * v.c) * ct
-                newVectors.setQuad(to, tv + m)
-                sumV.setQuad(o2, sumV.quad(o2) + m)
+        for base in stride(from: 0, to: nt, by: 8) {
+            let lanes = min(8, nt - base)
+            let v = block(base, lanes: lanes, tripletIn: tripletIn, tripletOut: tripletOut, fromIn: fromIn, fromOut: fromOut,
+                          scalars: scalars, cut: cut)
+            // The vector messages, triplet by triplet (their sums scatter to shared edges).
+            for i in 0..<lanes {
+                let t = base + i
+                let e1 = Int(tripletIn[t]), e2 = Int(tripletOut[t])
+                let ct = v.cuts[i], message = v.message.quad(i)
+                let va = v.a.quad(i), vb = v.b.quad(i), vc = v.c.quad(i)
+                newScalars.setQuad(4 * t, scalars.quad(4 * t) + message)
+                sumS.setQuad(4 * e2, sumS.quad(4 * e2) + message)
+                for x in 0..<3 {
+                    let to = 12 * t + 4 * x, h1 = 12 * e1 + 4 * x, o2 = 12 * e2 + 4 * x
+                    let tv = vectors.quad(to)
+                    let m = (tv * va + edgeVectors.quad(h1) * vb + unit[3 * t + x] * vc) * ct
+                    newVectors.setQuad(to, tv + m)
+                    sumV.setQuad(o2, sumV.quad(o2) + m)
+                }
             }
         }
     }
@@ -143,42 +180,65 @@ struct FourChannelTriplets<T: ENINetFloat> {
                   gSumS: UnsafePointer<T>, sumStride: Int, gSumV: UnsafePointer<T>,
                   gFromIn: UnsafeMutablePointer<T>, gFromOut: UnsafeMutablePointer<T>, gEdgeVectors: UnsafeMutablePointer<T>,
                   gUnit: UnsafeMutablePointer<T>, gCut: UnsafeMutablePointer<T>) {
-        forEachTriplet(count: nt, tripletIn: tripletIn, tripletOut: tripletOut, fromIn: fromIn, fromOut: fromOut,
-                       scalars: scalars, cut: cut) { t, v in
-            let e1 = Int(tripletIn[t]), e2 = Int(tripletOut[t])
-            let ct = cut[t]
-            let gScalarOut = gScalars.quad(4 * t)
-            var gMessage = gScalarOut + gSumS.quad(sumStride * e2)
-            var ga = SIMD4<T>(), gb = SIMD4<T>(), gc = SIMD4<T>(), gCutLanes = SIMD4<T>()
-            for x in 0..<3 {
-                let to = 12 * t + 4 * x, h1 = 12 * e1 + 4 * x, o2 = 12 * e2 + 4 * x
-                let w = unit[3 * t + x]
-                let gOut = gVectors.quad(to)
-                let g = gOut + gSumV.quad(o2)
-                let tv = vectors.quad(to), hv = edgeVectors.quad(h1)
-                let gm = g * ct
-                gVectors.setQuad(to, gOut + gm * v.a)
-                gEdgeVectors.setQuad(h1, gEdgeVectors.quad(h1) + gm * v.b)
-                ga += gm * tv
-                gb += gm * hv
-                gc += gm * w
-                gUnit[3 * t + x] += (gm * v.c).sum()
-                gCutLanes += g * (tv * v.a + hv * v.b + w * v.c)
+        for base in stride(from: 0, to: nt, by: 8) {
+            let lanes = min(8, nt - base)
+            let v = block(base, lanes: lanes, tripletIn: tripletIn, tripletOut: tripletOut, fromIn: fromIn, fromOut: fromOut,
+                          scalars: scalars, cut: cut)
+            // The vector messages, triplet by triplet (their sums scatter to shared edges).
+            var gScalarOut = EightTriplets<T>(), gMessage = EightTriplets<T>()
+            var ga = EightTriplets<T>(), gb = EightTriplets<T>(), gc = EightTriplets<T>(), gCutSum = SIMD8<T>()
+            for i in 0..<lanes {
+                let t = base + i
+                let e1 = Int(tripletIn[t]), e2 = Int(tripletOut[t])
+                let ct = cut[t]
+                let va = v.a.quad(i), vb = v.b.quad(i), vc = v.c.quad(i)
+                let gOutS = gScalars.quad(4 * t)
+                gScalarOut.setQuad(i, gOutS)
+                gMessage.setQuad(i, gOutS + gSumS.quad(sumStride * e2))
+                var gaT = SIMD4<T>(), gbT = SIMD4<T>(), gcT = SIMD4<T>(), gCutLanes = SIMD4<T>()
+                for x in 0..<3 {
+                    let to = 12 * t + 4 * x, h1 = 12 * e1 + 4 * x, o2 = 12 * e2 + 4 * x
+                    let w = unit[3 * t + x]
+                    let gOut = gVectors.quad(to)
+                    let g = gOut + gSumV.quad(o2)
+                    let tv = vectors.quad(to), hv = edgeVectors.quad(h1)
+                    let gm = g * ct
+                    gVectors.setQuad(to, gOut + gm * va)
+                    gEdgeVectors.setQuad(h1, gEdgeVectors.quad(h1) + gm * vb)
+                    gaT += gm * tv
+                    gbT += gm * hv
+                    gcT += gm * w
+                    gUnit[3 * t + x] += (gm * vc).sum()
+                    gCutLanes += g * (tv * va + hv * vb + w * vc)
+                }
+                ga.setQuad(i, gaT)
+                gb.setQuad(i, gbT)
+                gc.setQuad(i, gcT)
+                gCutSum[i] = gCutLanes.sum()
             }
-            gMessage += tripletCoefficient.transposed(ga) + edgeCoefficient.transposed(gb) + directionCoefficient.transposed(gc)
-            gCutLanes += gMessage * v.gated
-            gCut[t] += gCutLanes.sum()
+
+            // The gated MLP's backward, eight triplets at once.
+            gMessage = gMessage + tripletCoefficient.transposed(ga) + edgeCoefficient.transposed(gb) + directionCoefficient.transposed(gc)
+            gCutSum += gMessage.channelDot(v.gated)
             // gated = value · silu(gate)
-            let gGated = gMessage * ct
+            let gGated = gMessage * v.cuts
             let gValue = gGated * v.gate * v.gateSigmoid
-            let gGate = gGated * v.value * v.gateSigmoid * (1 + v.gate * (1 - v.gateSigmoid))
-            let gActive = SIMD8(lowHalf: netSecond.transposed(gValue), highHalf: gatesSecond.transposed(gGate))
-            let gHidden = gActive * v.hiddenSigmoid * (1 + v.hidden * (1 - v.hiddenSigmoid))
-            let gProduct = netFirst.transposed(gHidden.lowHalf) + gatesFirst.transposed(gHidden.highHalf)
+            let gGate = gGated * v.value * EightTriplets.siluSlope(v.gate, sigmoid: v.gateSigmoid)
+            let netSlope = EightTriplets.siluSlope(v.netHidden, sigmoid: v.netSigmoid)
+            let gateSlope = EightTriplets.siluSlope(v.gateHidden, sigmoid: v.gateHiddenSigmoid)
+            let gProduct = netFirst.transposed(netSecond.transposed(gValue) * netSlope)
+                + gatesFirst.transposed(gatesSecond.transposed(gGate) * gateSlope)
             let gLeft = gProduct * v.right
-            gScalars.setQuad(4 * t, gScalarOut + projection.transposed(gProduct * v.left))
-            gFromIn.setQuad(4 * e1, gFromIn.quad(4 * e1) + gLeft)
-            gFromOut.setQuad(4 * e2, gFromOut.quad(4 * e2) + gLeft)
+            let gScalarIn = gScalarOut + projection.transposed(gProduct * v.left)
+            for i in 0..<lanes {
+                let t = base + i
+                let e1 = Int(tripletIn[t]), e2 = Int(tripletOut[t])
+                gScalars.setQuad(4 * t, gScalarIn.quad(i))
+                gCut[t] += gCutSum[i]
+                let gl = gLeft.quad(i)
+                gFromIn.setQuad(4 * e1, gFromIn.quad(4 * e1) + gl)
+                gFromOut.setQuad(4 * e2, gFromOut.quad(4 * e2) + gl)
+            }
         }
     }
 }
