@@ -1,5 +1,5 @@
-/// An affine map of four inputs to four outputs, `y = W x + b`, held as registers' worth of
-/// columns (for `W x`) and rows (for `Wᵀ g`).
+/// An affine map of four inputs to four outputs, `y = W x + b`, applied to eight triplets at
+/// once: output `o` reads row `o` of `W`, and input gradient `k` of `Wᵀ g` reads column `k`.
 struct QuadMap<T: ENINetFloat> {
     let columns: (SIMD4<T>, SIMD4<T>, SIMD4<T>, SIMD4<T>)
     let rows: (SIMD4<T>, SIMD4<T>, SIMD4<T>, SIMD4<T>)
@@ -28,19 +28,10 @@ struct QuadMap<T: ENINetFloat> {
         }
         return EightTriplets(c0: input(columns.0), c1: input(columns.1), c2: input(columns.2), c3: input(columns.3))
     }
-
-    @inline(__always) func callAsFunction(_ x: SIMD4<T>) -> SIMD4<T> {
-        bias + x[0] * columns.0 + x[1] * columns.1 + x[2] * columns.2 + x[3] * columns.3
-    }
-
-    /// `Wᵀ g`: the input gradient.
-    @inline(__always) func transposed(_ g: SIMD4<T>) -> SIMD4<T> {
-        g[0] * rows.0 + g[1] * rows.1 + g[2] * rows.2 + g[3] * rows.3
-    }
 }
 
-/// Four channels of eight triplets, one vector per channel: the layout in which the backward
-/// pass runs the gated MLP, so that a 4 × 4 map is sixteen multiply-adds without shuffles.
+/// Four channels of eight triplets, one vector per channel: the layout in which both passes
+/// run the gated MLP, so that a 4 × 4 map is sixteen multiply-adds without shuffles.
 struct EightTriplets<T: ENINetFloat> {
     var c0 = SIMD8<T>(), c1 = SIMD8<T>(), c2 = SIMD8<T>(), c3 = SIMD8<T>()
 
