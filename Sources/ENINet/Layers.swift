@@ -2,18 +2,20 @@ import Foundation
 
 /// A linear layer `y = x W^T + b` with `W` stored `[out, in]` as PyTorch stores it.
 struct LinearLayer<T: ENINetFloat>: Sendable {
-    var weight: [T]
-    var bias: [T]?
+    let weight: [T]
+    /// `weightᵀ`, `[in, out]`: the forward pass is then `x · B` rather than `x · Wᵀ`, the form
+    /// OpenBLAS's small-matrix kernels take (see `Docs/tensors.md`).
+    let transposedWeight: [T]
+    let bias: [T]?
     let inputs: Int
     let outputs: Int
 
     init(_ file: SafeTensorsFile, _ name: String, bias hasBias: Bool = true) throws {
         let t = try file.tensor(name + ".weight")
         guard t.shape.count == 2 else { throw ModelFileError("\(file.path): tensor '\(name).weight' is not a matrix") }
-        outputs = t.shape[0]
-        inputs = t.shape[1]
-        weight = t.doubles().map { T($0) }
-        bias = hasBias ? try file.doubles(name + ".bias", shape: [outputs]).map { T($0) } : nil
+        self.init(weight: t.doubles().map { T($0) },
+                  bias: hasBias ? try file.doubles(name + ".bias", shape: [t.shape[0]]).map { T($0) } : nil,
+                  inputs: t.shape[1], outputs: t.shape[0])
     }
 
     init(weight: [T], bias: [T]?, inputs: Int, outputs: Int) {
@@ -21,6 +23,15 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
         self.bias = bias
         self.inputs = inputs
         self.outputs = outputs
+        transposedWeight = Self.transposed(weight, rows: outputs, columns: inputs)
+    }
+
+    /// `[columns, rows]` from `[rows, columns]`.
+    static func transposed(_ w: [T], rows: Int, columns: Int) -> [T] {
+        [T](unsafeUninitializedCapacity: rows * columns) { out, count in
+            for r in 0..<rows { for q in 0..<columns { out[q * rows + r] = w[r * columns + q] } }
+            count = rows * columns
+        }
     }
 
     /// The layer restricted to input columns `from ..< from + count` (with the bias only if `keepBias`):
@@ -49,9 +60,9 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
             }
             // Empty layers (zero inputs) leave the bias.
             guard inputs > 0 else { return }
-            x.withUnsafeBufferPointer { xp in weight.withUnsafeBufferPointer { wp in
+            x.withUnsafeBufferPointer { xp in transposedWeight.withUnsafeBufferPointer { wp in
                 if let xa = xp.baseAddress, let wa = wp.baseAddress {
-                    Dense.gemm(m: rows, n: outputs, k: inputs, xa, wa, transposeB: true, beta: bias == nil ? 0 : 1, ya)
+                    Dense.gemm(m: rows, n: outputs, k: inputs, xa, wa, transposeB: false, beta: bias == nil ? 0 : 1, ya)
                 }
             } }
         }
@@ -144,11 +155,11 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
         var gate = Self.rowsOfBias(gatesSecond.bias, rows: rows, width: outputs)
         if rows > 0, h > 0 {
             act.withUnsafeBufferPointer { a in value.withUnsafeMutableBufferPointer { v in gate.withUnsafeMutableBufferPointer { g in
-                netSecond.weight.withUnsafeBufferPointer { wn in gatesSecond.weight.withUnsafeBufferPointer { wg in
+                netSecond.transposedWeight.withUnsafeBufferPointer { wn in gatesSecond.transposedWeight.withUnsafeBufferPointer { wg in
                     guard let aa = a.baseAddress, let va = v.baseAddress, let ga = g.baseAddress,
                           let wna = wn.baseAddress, let wga = wg.baseAddress else { return }
-                    Dense.gemm(m: rows, n: outputs, k: h, aa, wna, transposeB: true, beta: 1, va, lda: width)
-                    Dense.gemm(m: rows, n: outputs, k: h, aa + h, wga, transposeB: true, beta: 1, ga, lda: width)
+                    Dense.gemm(m: rows, n: outputs, k: h, aa, wna, transposeB: false, beta: 1, va, lda: width)
+                    Dense.gemm(m: rows, n: outputs, k: h, aa + h, wga, transposeB: false, beta: 1, ga, lda: width)
                 } }
             } } }
         }

@@ -1,0 +1,125 @@
+import CBLAS
+import Dispatch
+
+/// Single-precision GEMM cut into the calls that OpenBLAS's small-matrix kernels take.
+///
+/// OpenBLAS's AVX-512 kernel sets (SkylakeX, Cooperlake, SapphireRapids) run a product whose
+/// `m·n·k` is at most 10⁶ through a kernel that reads the operands where they lie, instead of
+/// packing both into panels first. ENINet's products have 32 to 256 channels, so their inner
+/// dimension is short and packing costs as much as the arithmetic: on this machine a whole
+/// `[8000, 32] · [32, 32]` runs at 85 GFLOP/s, the same product as 9 calls of ≤ 976 rows at
+/// 111 (the large square GEMM: 102). The small kernel does not take row-major `A · Bᵀ` (it
+/// declines the column-major `Aᵀ · B` it turns into), so that form is run on a transposed copy
+/// of `B` when the rows repay the copy.
+enum SmallKernelGEMM {
+    /// The largest `m·n·k` OpenBLAS sends to its small-matrix kernel.
+    static let productLimit = 1_000_000
+    /// Rows per call come in multiples of this: the kernel covers rows four at a time, and
+    /// other counts run a slow tail (`[306, 256] · [256, 256]` in 3-row calls: 60 GFLOP/s; in
+    /// 4-row calls: 116; whole: 104).
+    static let rowTile = 4
+    /// `A · Bᵀ` is run on a transposed copy of `B` from this many rows on: the copy costs about
+    /// as much as 15 rows of the product, and the small kernel saves about a quarter.
+    static let transposeRows = 96
+
+    /// Whether the products are cut: when the OpenBLAS kernel set in use has the small-matrix
+    /// kernels (read once: OpenBLAS picks its kernel set when it loads). Tests set it to run the
+    /// cut paths on any kernel set.
+    nonisolated(unsafe) static var isEnabled: Bool = {
+        guard let name = openblas_get_corename() else { return false }
+        return ["skylakex", "cooperlake", "sapphirerapids"].contains(String(cString: name).lowercased())
+    }()
+
+    /// Rows per call for `m` rows of `perRow` multiply-adds, or nil when one call is best.
+    static func rowsPerCall(rows m: Int, perRow: Int) -> Int? {
+        guard perRow > 0, m * perRow > productLimit else { return nil }
+        let most = productLimit / perRow / rowTile * rowTile
+        guard most >= rowTile else { return nil }
+        // As even as the tile allows, so that the last call is not a sliver.
+        let pieces = (m + most - 1) / most
+        return ((m + pieces - 1) / pieces + rowTile - 1) / rowTile * rowTile
+    }
+
+    /// `C = alpha · op(A) · op(B) + beta · C`, row-major, as `cblas_sgemm` defines it.
+    static func run(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+                    alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        guard isEnabled, m > 0, n > 0, k > 0 else {
+            whole(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
+        switch (transposeA, transposeB) {
+        case (false, false):
+            byRows(m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        case (false, true) where m >= transposeRows && (m * n * k <= productLimit || rowsPerCall(rows: m, perRow: n * k) != nil):
+            // B is [n, k]; its transpose [k, n] is small next to the product.
+            let bt = UnsafeMutablePointer<Float>.allocate(capacity: k * n)
+            defer { bt.deallocate() }
+            transpose(b, rows: n, columns: k, stride: ldb, into: bt)
+            byRows(m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: bt, ldb: n, beta: beta, c: c, ldc: ldc)
+        case (true, false) where TensorThreads.blasCount == 1:
+            // Aᵀ B with A [k, m] and B [k, n] (a weight gradient: k is the rows of a batch): the
+            // sum over k is cut into pieces that accumulate into C.
+            guard let step = rowsPerCall(rows: k, perRow: m * n) else {
+                whole(true, false, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+                return
+            }
+            var start = 0
+            while start < k {
+                let count = Swift.min(step, k - start)
+                whole(true, false, m, n, count, alpha, a + start * lda, lda, b + start * ldb, ldb,
+                      start == 0 ? beta : 1, c, ldc)
+                start += count
+            }
+        default:
+            whole(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        }
+    }
+
+    /// `A · B` in row blocks, shared among the OpenBLAS threads asked for (each small call runs
+    /// on one thread, so OpenBLAS would not split them itself).
+    private static func byRows(m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                               b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        guard let step = rowsPerCall(rows: m, perRow: n * k) else {
+            whole(false, false, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
+        let pieces = (m + step - 1) / step
+        func piece(_ p: Int) {
+            let start = p * step, count = Swift.min(step, m - start)
+            whole(false, false, count, n, k, alpha, a + start * lda, lda, b, ldb, beta, c + start * ldc, ldc)
+        }
+        let threads = Swift.min(TensorThreads.blasCount, pieces)
+        if threads <= 1 {
+            for p in 0..<pieces { piece(p) }
+        } else {
+            DispatchQueue.concurrentPerform(iterations: threads) { t in
+                for p in stride(from: t, to: pieces, by: threads) { piece(p) }
+            }
+        }
+    }
+
+    /// `out[c, r] = source[r, c]` in 8 × 8 tiles, so that both sides touch whole cache lines
+    /// (element by element, one side strides a row per element: 0.75 ns per element here).
+    static func transpose(_ source: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
+                          into out: UnsafeMutablePointer<Float>) {
+        let tile = 8
+        for r0 in Swift.stride(from: 0, to: rows, by: tile) {
+            let r1 = Swift.min(r0 + tile, rows)
+            for c0 in Swift.stride(from: 0, to: columns, by: tile) {
+                let c1 = Swift.min(c0 + tile, columns)
+                for c in c0..<c1 {
+                    for r in r0..<r1 { out[c * rows + r] = source[r * stride + c] }
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    private static func whole(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                              _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                              _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
+}

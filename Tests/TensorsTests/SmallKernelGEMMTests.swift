@@ -1,0 +1,88 @@
+import XCTest
+@testable import Tensors
+
+/// The Float GEMM cut into small-kernel calls gives the product a plain loop gives, in every
+/// form ENINet calls it: `A·B` in row blocks with a remainder, `A·Bᵀ` through a transposed copy,
+/// `Aᵀ·B` summed over pieces of k, with strides and with beta 0 and 1.
+final class SmallKernelGEMMTests: XCTestCase {
+    struct Case { let ta: Bool, tb: Bool, m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int, beta: Float }
+
+    func testBlockedProductsEqualTheDirectSum() {
+        let wasEnabled = SmallKernelGEMM.isEnabled
+        SmallKernelGEMM.isEnabled = true
+        defer { SmallKernelGEMM.isEnabled = wasEnabled }
+        var cases: [Case] = []
+        for beta: Float in [0, 1] {
+            // A·B: 1e6 / (256·256) = 15 rows per call at most, so 12-row calls and a 6-row remainder.
+            cases.append(Case(ta: false, tb: false, m: 42, n: 256, k: 256, lda: 256, ldb: 256, ldc: 256, beta: beta))
+            // Row strides wider than the rows (a column block of a wider matrix).
+            cases.append(Case(ta: false, tb: false, m: 301, n: 96, k: 64, lda: 80, ldb: 100, ldc: 110, beta: beta))
+            // A·Bᵀ at enough rows to be transposed, and at too few.
+            cases.append(Case(ta: false, tb: true, m: 1001, n: 32, k: 48, lda: 48, ldb: 48, ldc: 32, beta: beta))
+            cases.append(Case(ta: false, tb: true, m: 21, n: 64, k: 32, lda: 32, ldb: 40, ldc: 64, beta: beta))
+            // Aᵀ·B over 3001 rows of A and B: pieces of k accumulate into C.
+            cases.append(Case(ta: true, tb: false, m: 32, n: 96, k: 3001, lda: 32, ldb: 96, ldc: 96, beta: beta))
+            // Too small to be cut, and the one form never cut.
+            cases.append(Case(ta: false, tb: false, m: 5, n: 7, k: 3, lda: 3, ldb: 7, ldc: 7, beta: beta))
+            cases.append(Case(ta: true, tb: true, m: 33, n: 17, k: 65, lda: 33, ldb: 65, ldc: 17, beta: beta))
+        }
+        var rng = SplitMix64(seed: 7)
+        for c in cases {
+            let aRows = c.ta ? c.k : c.m, bRows = c.tb ? c.n : c.k
+            let a = (0..<aRows * c.lda).map { _ in Float.random(in: -1...1, using: &rng) }
+            let b = (0..<bRows * c.ldb).map { _ in Float.random(in: -1...1, using: &rng) }
+            let c0 = (0..<c.m * c.ldc).map { _ in Float.random(in: -1...1, using: &rng) }
+            var got = c0
+            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in got.withUnsafeMutableBufferPointer { cp in
+                Float.tensorGEMM(transposeA: c.ta, transposeB: c.tb, m: c.m, n: c.n, k: c.k, alpha: 1,
+                                 a: ap.baseAddress!, lda: c.lda, b: bp.baseAddress!, ldb: c.ldb,
+                                 beta: c.beta, c: cp.baseAddress!, ldc: c.ldc)
+            } } }
+            var worst = 0.0
+            for i in 0..<c.m {
+                for j in 0..<c.n {
+                    // Float round-off grows with the sum of the terms' sizes, not with the result.
+                    var sum = 0.0, scale = 0.0
+                    for q in 0..<c.k {
+                        let x = c.ta ? a[q * c.lda + i] : a[i * c.lda + q]
+                        let y = c.tb ? b[j * c.ldb + q] : b[q * c.ldb + j]
+                        sum += Double(x) * Double(y)
+                        scale += abs(Double(x) * Double(y))
+                    }
+                    sum += Double(c.beta) * Double(c0[i * c.ldc + j])
+                    scale += abs(Double(c.beta) * Double(c0[i * c.ldc + j]))
+                    worst = max(worst, abs(Double(got[i * c.ldc + j]) - sum) / scale)
+                }
+                // Elements between ldc rows are not the product's and must be left alone.
+                for j in c.n..<c.ldc { XCTAssertEqual(got[i * c.ldc + j], c0[i * c.ldc + j]) }
+            }
+            XCTAssertLessThan(worst, 2e-6, "\(c)")
+        }
+    }
+
+    func testRowsPerCallStaysWithinTheSmallKernelAndItsTile() {
+        let limit = SmallKernelGEMM.productLimit
+        for (rows, perRow) in [(8000, 32 * 32), (306, 256 * 256), (306, 256 * 768), (21, 256 * 512), (1260, 128 * 128)] {
+            guard let step = SmallKernelGEMM.rowsPerCall(rows: rows, perRow: perRow) else {
+                XCTFail("\(rows) × \(perRow) should be cut"); continue
+            }
+            XCTAssertLessThanOrEqual(step * perRow, limit)
+            XCTAssertEqual(step % SmallKernelGEMM.rowTile, 0)
+            XCTAssertLessThan(step, rows)
+        }
+        // Whole: small enough already, or too wide for even one tile of rows.
+        XCTAssertNil(SmallKernelGEMM.rowsPerCall(rows: 420, perRow: 32 * 32))
+        XCTAssertNil(SmallKernelGEMM.rowsPerCall(rows: 63, perRow: 512 * 768))
+    }
+
+    func testTransposeInTiles() {
+        for (rows, columns, stride) in [(1, 1, 1), (8, 8, 8), (13, 29, 31), (64, 5, 5)] {
+            let source = (0..<rows * stride).map { Float($0) }
+            var out = [Float](repeating: -1, count: rows * columns)
+            source.withUnsafeBufferPointer { s in out.withUnsafeMutableBufferPointer { o in
+                SmallKernelGEMM.transpose(s.baseAddress!, rows: rows, columns: columns, stride: stride, into: o.baseAddress!)
+            } }
+            for r in 0..<rows { for c in 0..<columns { XCTAssertEqual(out[c * rows + r], source[r * stride + c]) } }
+        }
+    }
+}
