@@ -432,22 +432,25 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             let B = twoBody[l]
             let fromSource = B.sourceNeighbors.forward(ns, rows: n), fromDestination = B.destinationNeighbors.forward(ns, rows: n)
             let right2 = B.edgeProjection.forward(es, rows: ne)
-            var left2 = [T](repeating: 0, count: ne * f), product2 = left2
-            graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
-            fromSource.withUnsafeBufferPointer { ps in fromDestination.withUnsafeBufferPointer { pd in right2.withUnsafeBufferPointer { rp in
-            left2.withUnsafeMutableBufferPointer { lp in product2.withUnsafeMutableBufferPointer { pp in
-                for e in 0..<ne {
-                    let so = Int(src[e]) * f, dof = Int(dst[e]) * f, eo = e * f
-                    for ch in 0..<f {
-                        let v = ps[so + ch] + pd[dof + ch]
-                        lp[eo + ch] = v
-                        pp[eo + ch] = v * rp[eo + ch]
-                    }
+            // Both written once (no zero fill, and no copy-on-write of a shared empty array).
+            var product2 = [T]()
+            let left2 = [T].filled(count: ne * f) { lp in
+                product2 = [T].filled(count: ne * f) { pp in
+                    graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
+                    fromSource.withUnsafeBufferPointer { ps in fromDestination.withUnsafeBufferPointer { pd in right2.withUnsafeBufferPointer { rp in
+                        for e in 0..<ne {
+                            let so = Int(src[e]) * f, dof = Int(dst[e]) * f, eo = e * f
+                            for ch in 0..<f {
+                                let v = ps[so + ch] + pd[dof + ch]
+                                lp[eo + ch] = v
+                                pp[eo + ch] = v * rp[eo + ch]
+                            }
+                        }
+                    } } } } }
                 }
-            } } } } } } }
+            }
             let (gated2, gateCache2) = B.gate.forward(product2, rows: ne)
-            var des = gated2
-            Elementwise.scaleRows(&des, geo.edgeCut, width: f)
+            let des = Elementwise.scaledRows(gated2, geo.edgeCut, width: f)
             let abc2 = B.edgeVector.forward(des, rows: ne)
             var dev = [T](repeating: 0, count: ne * 3 * f)
             var aggS = [T](repeating: 0, count: n * f), aggV = [T](repeating: 0, count: n * 3 * f)

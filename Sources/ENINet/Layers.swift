@@ -147,10 +147,15 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
         let h = hidden, width = 2 * hidden, outputs = netSecond.outputs
         let pre = first.forward(x, rows: rows)
         let count = rows * width
-        var sig = [T](repeating: 0, count: count), act = [T](repeating: 0, count: count)
-        pre.withUnsafeBufferPointer { p in sig.withUnsafeMutableBufferPointer { s in act.withUnsafeMutableBufferPointer { a in
-            for q in 0..<count { let v = sigmoid(p[q]); s[q] = v; a[q] = p[q] * v }
-        } } }
+        // Written once each, without a zero fill first.
+        var act = [T]()
+        let sig = [T].filled(count: count) { s in
+            act = [T].filled(count: count) { a in
+                pre.withUnsafeBufferPointer { p in
+                    for q in 0..<count { let v = sigmoid(p[q]); s[q] = v; a[q] = p[q] * v }
+                }
+            }
+        }
         var value = Self.rowsOfBias(netSecond.bias, rows: rows, width: outputs)
         var gate = Self.rowsOfBias(gatesSecond.bias, rows: rows, width: outputs)
         if rows > 0, h > 0 {
@@ -163,11 +168,16 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
                 } }
             } } }
         }
-        var gateSigmoid = gate, y = value
-        gate.withUnsafeBufferPointer { g in value.withUnsafeBufferPointer { v in
-        gateSigmoid.withUnsafeMutableBufferPointer { s in y.withUnsafeMutableBufferPointer { yp in
-            for q in 0..<yp.count { let sg = sigmoid(g[q]); s[q] = sg; yp[q] = v[q] * g[q] * sg }
-        } } } }
+        // New arrays rather than copies of `gate` and `value` (both stay in the cache), which
+        // the loop would overwrite anyway.
+        var y = [T]()
+        let gateSigmoid = [T].filled(count: gate.count) { s in
+            y = [T].filled(count: gate.count) { yp in
+                gate.withUnsafeBufferPointer { g in value.withUnsafeBufferPointer { v in
+                    for q in 0..<g.count { let sg = sigmoid(g[q]); s[q] = sg; yp[q] = v[q] * g[q] * sg }
+                } }
+            }
+        }
         return (y, Cache(hiddenPre: pre, hiddenSigmoid: sig, value: value, gate: gate, gateSigmoid: gateSigmoid))
     }
 
@@ -379,7 +389,7 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
                             let relu = pointwiseMax(ratio, Lanes<T>())
                             let wgs = w.lanes(ch) * gs.lanes(ch)
                             scale.setLanes(ch, relu * inverseNorm * w.lanes(ch))
-                            let gRatio = Lanes<T>().replacing(with: wgs * inverseNorm, where: ratio .> 0)
+                            let gRatio = T.keepingPositive(wgs * inverseNorm, where: ratio)
                             gn.setLanes(ch, -wgs * relu * inverseNorm * inverseNorm + gRatio * inverseSpread)
                             k.setLanes(ch, gRatio * inverseSpread)
                             gs.setLanes(ch, ratio)
@@ -396,16 +406,29 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
                             k[ch] = gRatio * inverseSpread
                             gs[ch] = ratio
                         }
+                        // Eight partial sums: a single running sum is a chain of dependent adds.
+                        var gLo8 = Lanes<T>(), gHi8 = Lanes<T>()
                         var gLo: T = 0, gHi: T = 0
                         if clamped {
-                            for ch in 0..<c { gLo -= k[ch] }
+                            for ch in stride(from: 0, to: wide, by: 8) { gLo8 -= k.lanes(ch) }
+                            for ch in wide..<c { gLo -= k[ch] }
                         } else {
                             // d ratio / d lo = (ratio − 1) / spread, d ratio / d hi = −ratio / spread.
-                            for ch in 0..<c { gLo += k[ch] * (gs[ch] - 1); gHi -= k[ch] * gs[ch] }
+                            for ch in stride(from: 0, to: wide, by: 8) {
+                                let kk = k.lanes(ch), ratio = gs.lanes(ch)
+                                gLo8 += kk * (ratio - 1)
+                                gHi8 -= kk * ratio
+                            }
+                            for ch in wide..<c { gLo += k[ch] * (gs[ch] - 1); gHi -= k[ch] * gs[ch] }
                         }
-                        gn[argLo] += gLo
-                        gn[argHi] += gHi
-                        for ch in 0..<c { k[ch] = nrm[ch] > Self.normFloor ? gn[ch] / nrm[ch] : 0 }
+                        gn[argLo] += gLo + gLo8.sum()
+                        gn[argHi] += gHi + gHi8.sum()
+                        let floor = Lanes<T>(repeating: Self.normFloor)
+                        for ch in stride(from: 0, to: wide, by: 8) {
+                            let norms = nrm.lanes(ch)
+                            k.setLanes(ch, T.keepingPositive(gn.lanes(ch) / norms, where: norms - floor))
+                        }
+                        for ch in wide..<c { k[ch] = nrm[ch] > Self.normFloor ? gn[ch] / nrm[ch] : 0 }
                     case .rms:
                         var sum: T = 0
                         for ch in 0..<c { sum += nrm[ch] * nrm[ch] }
