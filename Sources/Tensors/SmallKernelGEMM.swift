@@ -19,12 +19,13 @@ enum SmallKernelGEMM {
     /// 4-row calls: 116; whole: 104).
     static let rowTile = 4
     /// Every call reads the whole of B (`k·n` elements) again. Up to this size (256 KB) it stays
-    /// in the core's cache between calls; larger ones are cut only for short products, where the
-    /// packed path is slow too (`[21, 256] · [256, 512]`: 67 GFLOP/s whole, 104 in 4-row calls),
-    /// because on a busy machine 4-row calls that stream a 768 KB B from the shared cache fell
-    /// to 0.73 of the large GEMM (`[1260, 256] · [256, 768]`) where one call holds about 1.0.
+    /// in the core's cache between calls, whatever the rows.
     static let cachedOperandElements = 65_536
-    static let shortProductRows = 64
+    /// A larger B is re-read from the shared cache by every call, so it is cut only up to this
+    /// many rows (ENINet's edges and edge vectors of one molecule): `[306, 768] · [768, 256]` ran
+    /// at 114 GFLOP/s in 4-row calls against 104 whole (the 1024³ GEMM: 102), but on the busy
+    /// host 4-row calls of `[1260, 256] · [256, 768]` fell to 0.73 of the large GEMM.
+    static let rereadRowLimit = 1024
     /// `A · Bᵀ` is run on a transposed copy of `B` from this many rows on: the copy costs about
     /// as much as 15 rows of the product, and the small kernel saves about a quarter.
     static let transposeRows = 96
@@ -40,7 +41,7 @@ enum SmallKernelGEMM {
     /// Rows per call for `m` rows of `perRow` multiply-adds (the size of the operand every call
     /// reads whole), or nil when one call is best.
     static func rowsPerCall(rows m: Int, perRow: Int) -> Int? {
-        guard perRow > 0, m * perRow > productLimit, perRow <= cachedOperandElements || m <= shortProductRows else { return nil }
+        guard perRow > 0, m * perRow > productLimit, perRow <= cachedOperandElements || m <= rereadRowLimit else { return nil }
         let most = productLimit / perRow / rowTile * rowTile
         guard most >= rowTile else { return nil }
         // As even as the tile allows, so that the last call is not a sliver.
