@@ -57,15 +57,17 @@ enum SmallKernelGEMM {
             whole(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
+        // The row blocks of `A·B`, or of `A·Bᵀ` once B is transposed (nil: one call).
+        let step = transposeA ? nil : rowsPerCall(rows: m, perRow: n * k)
         switch (transposeA, transposeB) {
         case (false, false):
-            byRows(m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-        case (false, true) where m >= transposeRows && (m * n * k <= productLimit || rowsPerCall(rows: m, perRow: n * k) != nil):
+            byRows(step: step, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        case (false, true) where m >= transposeRows && (m * n * k <= productLimit || step != nil):
             // B is [n, k]; its transpose [k, n] is small next to the product.
             let bt = UnsafeMutablePointer<Float>.allocate(capacity: k * n)
             defer { bt.deallocate() }
             transpose(b, rows: n, columns: k, stride: ldb, into: bt)
-            byRows(m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: bt, ldb: n, beta: beta, c: c, ldc: ldc)
+            byRows(step: step, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: bt, ldb: n, beta: beta, c: c, ldc: ldc)
         case (true, false) where TensorThreads.blasCount == 1:
             // Aᵀ B with A [k, m] and B [k, n] (a weight gradient: k is the rows of a batch): the
             // sum over k is cut into pieces that accumulate into C.
@@ -85,11 +87,11 @@ enum SmallKernelGEMM {
         }
     }
 
-    /// `A · B` in row blocks, shared among the OpenBLAS threads asked for (each small call runs
-    /// on one thread, so OpenBLAS would not split them itself).
-    private static func byRows(m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+    /// `A · B` in row blocks of `step` rows (one call when nil), shared among the OpenBLAS
+    /// threads asked for (each small call runs on one thread, so OpenBLAS would not split them).
+    private static func byRows(step: Int?, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
                                b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        guard let step = rowsPerCall(rows: m, perRow: n * k) else {
+        guard let step else {
             whole(false, false, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
