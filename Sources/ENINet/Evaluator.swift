@@ -415,8 +415,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             let hvNorm = VectorChannels.norms(hv, rows: ne, channels: ft)
             let (outS, outHidden) = L.outputScalar.forward(VectorChannels.concatenate(sumS, ft, hvNorm, ft, rows: ne), rows: ne)
             let scalarNormInput = Elementwise.sum(outS, es)
-            var vectorNormInput = L.outputVector.forward(sumV, rows: 3 * ne)
-            Elementwise.add(&vectorNormInput, ev)
+            let vectorNormInput = L.outputVector.forward(sumV, rows: 3 * ne, adding: ev)
             if forces {
                 threeCaches.append(ThreeBodyCache(hiddenPre: hiddenPre, hs: hs, hv: hv, messages: messages, ts: ts, tv: tv,
                                                   hvNorm: hvNorm, outHidden: outHidden,
@@ -452,14 +451,15 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             let (gated2, gateCache2) = B.gate.forward(product2, rows: ne)
             let des = Elementwise.scaledRows(gated2, geo.edgeCut, width: f)
             let abc2 = B.edgeVector.forward(des, rows: ne)
-            var dev = [T](repeating: 0, count: ne * 3 * f)
+            // The updated edge vectors `ev + dev` are written directly (dev itself is not kept).
             var aggS = [T](repeating: 0, count: n * f), aggV = [T](repeating: 0, count: n * 3 * f)
+            let evNext = [T].filled(count: ne * 3 * f) { nextp in
             graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
             abc2.withUnsafeBufferPointer { abc in nv.withUnsafeBufferPointer { nvp in ev.withUnsafeBufferPointer { evp in
             des.withUnsafeBufferPointer { desp in geo.unitEdge.withUnsafeBufferPointer { unit in geo.edgeCut.withUnsafeBufferPointer { cutp in
-            dev.withUnsafeMutableBufferPointer { devp in aggV.withUnsafeMutableBufferPointer { av in aggS.withUnsafeMutableBufferPointer { asp in
+            aggV.withUnsafeMutableBufferPointer { av in aggS.withUnsafeMutableBufferPointer { asp in
                 guard let abc = abc.baseAddress, let nvp = nvp.baseAddress, let evp = evp.baseAddress, let desp = desp.baseAddress,
-                      let devp = devp.baseAddress, let av = av.baseAddress, let asp = asp.baseAddress else { return }
+                      let av = av.baseAddress, let asp = asp.baseAddress else { return }
                 let wide = f - f % 8
                 for e in 0..<ne {
                     let s = Int(src[e]), d = Int(dst[e])
@@ -469,21 +469,23 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                         let u = rc * unit[3 * e + x]
                         let ns0 = (s * 3 + x) * f, eo = (e * 3 + x) * f, dO = (d * 3 + x) * f
                         for ch in stride(from: 0, to: wide, by: 8) {
-                            let v = (nvp.lanes(ns0 + ch) * abc.lanes(ab + ch) + evp.lanes(eo + ch) * abc.lanes(ab + f + ch)
+                            let old = evp.lanes(eo + ch)
+                            let v = (nvp.lanes(ns0 + ch) * abc.lanes(ab + ch) + old * abc.lanes(ab + f + ch)
                                      + u * abc.lanes(ab + 2 * f + ch)) * cut
-                            devp.setLanes(eo + ch, v)
+                            nextp.setLanes(eo + ch, old + v)
                             av.setLanes(dO + ch, av.lanes(dO + ch) + v)
                         }
                         for ch in wide..<f {
                             let v = (nvp[ns0 + ch] * abc[ab + ch] + evp[eo + ch] * abc[ab + f + ch] + u * abc[ab + 2 * f + ch]) * cut
-                            devp[eo + ch] = v
+                            nextp[eo + ch] = evp[eo + ch] + v
                             av[dO + ch] += v
                         }
                     }
                     let dS = d * f, eS = e * f
                     for ch in 0..<f { asp[dS + ch] += desp[eS + ch] }
                 }
-            } } } } } } } } } } }
+            } } } } } } } } } }
+            }
             if c.aggregation != .sum {
                 aggS.withUnsafeMutableBufferPointer { sp in aggV.withUnsafeMutableBufferPointer { vp in divisor.withUnsafeBufferPointer { dp in
                     for i in 0..<n {
@@ -531,7 +533,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             ns = B.scalarNorm.forward(scalarNormInput2, rows: n)
             nv = B.vectorNorm.forward(vectorNormInput2, rows: n)
             es = Elementwise.sum(es, des)
-            ev = Elementwise.sum(ev, dev)
+            ev = evNext
             record?("layer\(l).twobody.node_s", ns); record?("layer\(l).twobody.node_v", nv)
             record?("layer\(l).twobody.edge_s", es); record?("layer\(l).twobody.edge_v", ev)
         }
@@ -605,7 +607,9 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         for l in stride(from: c.interactionCount - 1, through: 0, by: -1) {
             // Two-body block.
             let B = twoBody[l], C2 = twoCaches[l]
-            var gdes = ges, gdev = gev  // es <- des + es; ev <- dev + ev
+            // es <- des + es, so des's gradient starts as es's; likewise ev <- dev + ev, whose
+            // gradient the message loop below reads from gev in place before adding to it.
+            var gdes = ges
             let gz = B.scalarNorm.backward(gns, input: C2.scalarNormInput, rows: n)
             let gy = B.vectorNorm.backward(gnv, input: C2.vectorNormInput, rows: n)
             gns = gz
@@ -633,8 +637,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                 } }
             } } } } }
             var gA = B.scalarProjection.backward(gqPre, rows: n)
-            let gnvuP = B.vectorProjection.backward(gpp, rows: 3 * n)
-            Elementwise.add(&gnvu, gnvuP)
+            B.vectorProjection.backward(gpp, rows: 3 * n, addingInto: &gnvu)
             // nvu = o1 * gate + o2
             var go = [T](repeating: 0, count: n * 3 * 3 * f)
             var ggate = [T](repeating: 0, count: n * f)
@@ -664,15 +667,16 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             } } } } }
             let gB = B.vectorOut.backward(go, rows: 3 * n)  // [N,3,F]
             // Aggregation and messages.
-            var gabc2 = [T](repeating: 0, count: ne * 3 * f)
+            // gabc2 sums over x: the first component writes it, so it is not zero-filled first.
+            let gabc2 = [T].filled(count: ne * 3 * f) { gab in
             graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
             C2.abc.withUnsafeBufferPointer { abc in C2.nv.withUnsafeBufferPointer { nvp in C2.ev.withUnsafeBufferPointer { evp in
-            gdev.withUnsafeBufferPointer { gdevp in gB.withUnsafeBufferPointer { gBp in gA.withUnsafeBufferPointer { gAp in
+            gB.withUnsafeBufferPointer { gBp in gA.withUnsafeBufferPointer { gAp in
             geo.unitEdge.withUnsafeBufferPointer { unit in geo.edgeCut.withUnsafeBufferPointer { cutp in
             gdes.withUnsafeMutableBufferPointer { gdesp in gnv.withUnsafeMutableBufferPointer { gnvp in gev.withUnsafeMutableBufferPointer { gevp in
-            gabc2.withUnsafeMutableBufferPointer { gab in gUnitEdge.withUnsafeMutableBufferPointer { gUnit in gEdgeCut.withUnsafeMutableBufferPointer { gCutp in
-                guard let abc = abc.baseAddress, let nvp = nvp.baseAddress, let evp = evp.baseAddress, let gdevp = gdevp.baseAddress,
-                      let gBp = gBp.baseAddress, let gnvp = gnvp.baseAddress, let gevp = gevp.baseAddress, let gab = gab.baseAddress else { return }
+            gUnitEdge.withUnsafeMutableBufferPointer { gUnit in gEdgeCut.withUnsafeMutableBufferPointer { gCutp in
+                guard let abc = abc.baseAddress, let nvp = nvp.baseAddress, let evp = evp.baseAddress,
+                      let gBp = gBp.baseAddress, let gnvp = gnvp.baseAddress, let gevp = gevp.baseAddress else { return }
                 let wide = f - f % 8
                 for e in 0..<ne {
                     let s = Int(src[e]), d = Int(dst[e])
@@ -687,30 +691,44 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                         let eo = (e * 3 + x) * f, so = (s * 3 + x) * f, dO = (d * 3 + x) * f
                         var gU8 = Lanes<T>(), gCut8 = Lanes<T>()
                         for ch in stride(from: 0, to: wide, by: 8) {
-                            let g = gdevp.lanes(eo + ch) + gBp.lanes(dO + ch) * inv
+                            let gNext = gevp.lanes(eo + ch)
+                            let g = gNext + gBp.lanes(dO + ch) * inv
                             let a = abc.lanes(ab + ch), b = abc.lanes(ab + f + ch), cc = abc.lanes(ab + 2 * f + ch)
                             let nvs = nvp.lanes(so + ch), evq = evp.lanes(eo + ch)
                             let gc = g * cut
                             gnvp.setLanes(so + ch, gnvp.lanes(so + ch) + gc * a)
-                            gevp.setLanes(eo + ch, gevp.lanes(eo + ch) + gc * b)
-                            gab.setLanes(ab + ch, gab.lanes(ab + ch) + gc * nvs)
-                            gab.setLanes(ab + f + ch, gab.lanes(ab + f + ch) + gc * evq)
-                            gab.setLanes(ab + 2 * f + ch, gab.lanes(ab + 2 * f + ch) + gc * u)
+                            gevp.setLanes(eo + ch, gNext + gc * b)
+                            if x == 0 {
+                                gab.setLanes(ab + ch, gc * nvs)
+                                gab.setLanes(ab + f + ch, gc * evq)
+                                gab.setLanes(ab + 2 * f + ch, gc * u)
+                            } else {
+                                gab.setLanes(ab + ch, gab.lanes(ab + ch) + gc * nvs)
+                                gab.setLanes(ab + f + ch, gab.lanes(ab + f + ch) + gc * evq)
+                                gab.setLanes(ab + 2 * f + ch, gab.lanes(ab + 2 * f + ch) + gc * u)
+                            }
                             gU8 += gc * cc
                             gCut8 += g * (nvs * a + evq * b + u * cc)
                         }
                         gU += gU8.sum()
                         gCut += gCut8.sum()
                         for ch in wide..<f {
-                            let g = gdevp[eo + ch] + gBp[dO + ch] * inv
+                            let gNext = gevp[eo + ch]
+                            let g = gNext + gBp[dO + ch] * inv
                             let a = abc[ab + ch], b = abc[ab + f + ch], cc = abc[ab + 2 * f + ch]
                             let nvs = nvp[so + ch], evq = evp[eo + ch]
                             let gc = g * cut
                             gnvp[so + ch] += gc * a
-                            gevp[eo + ch] += gc * b
-                            gab[ab + ch] += gc * nvs
-                            gab[ab + f + ch] += gc * evq
-                            gab[ab + 2 * f + ch] += gc * u
+                            gevp[eo + ch] = gNext + gc * b
+                            if x == 0 {
+                                gab[ab + ch] = gc * nvs
+                                gab[ab + f + ch] = gc * evq
+                                gab[ab + 2 * f + ch] = gc * u
+                            } else {
+                                gab[ab + ch] += gc * nvs
+                                gab[ab + f + ch] += gc * evq
+                                gab[ab + 2 * f + ch] += gc * u
+                            }
                             gU += gc * cc
                             gCut += g * (nvs * a + evq * b + u * cc)
                         }
@@ -718,43 +736,41 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                     }
                     gCutp[e] += gCut
                 }
-            } } } } } } } } } } } } } } } }
+            } } } } } } } } } } } } } }
+            }
             let gdesAbc = B.edgeVector.backward(gabc2, rows: ne)
             let ggated2 = Self.cutProductBackward(gdes, gdesAbc, gated: C2.gated, cut: geo.edgeCut, width: f, cutGradient: &gEdgeCut)
-            let gProduct2 = B.gate.backward(ggated2, cache: C2.gateCache, rows: ne)
-            var gRight2 = gProduct2
+            // The product's gradient becomes the right factor's in place (read before written).
+            var gRight2 = B.gate.backward(ggated2, cache: C2.gateCache, rows: ne)
             var gFromSource = [T](repeating: 0, count: n * f), gFromDestination = gFromSource
             graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
-            gProduct2.withUnsafeBufferPointer { gp in C2.right.withUnsafeBufferPointer { rp in C2.left.withUnsafeBufferPointer { lp in
-            gRight2.withUnsafeMutableBufferPointer { grp in gFromSource.withUnsafeMutableBufferPointer { gs in gFromDestination.withUnsafeMutableBufferPointer { gd in
+            C2.right.withUnsafeBufferPointer { rp in C2.left.withUnsafeBufferPointer { lp in
+            gRight2.withUnsafeMutableBufferPointer { gp in gFromSource.withUnsafeMutableBufferPointer { gs in gFromDestination.withUnsafeMutableBufferPointer { gd in
                 for e in 0..<ne {
                     let eo = e * f, so = Int(src[e]) * f, dof = Int(dst[e]) * f
                     for ch in 0..<f {
-                        let gl = gp[eo + ch] * rp[eo + ch]
-                        grp[eo + ch] = gp[eo + ch] * lp[eo + ch]
+                        let gProduct = gp[eo + ch]
+                        let gl = gProduct * rp[eo + ch]
+                        gp[eo + ch] = gProduct * lp[eo + ch]
                         gs[so + ch] += gl
                         gd[dof + ch] += gl
                     }
                 }
-            } } } } } } } }
-            let gesP = B.edgeProjection.backward(gRight2, rows: ne)
-            Elementwise.add(&ges, gesP)
-            let gnsSource = B.sourceNeighbors.backward(gFromSource, rows: n)
-            let gnsDestination = B.destinationNeighbors.backward(gFromDestination, rows: n)
-            Elementwise.add(&gns, gnsSource)
-            Elementwise.add(&gns, gnsDestination)
+            } } } } } } }
+            B.edgeProjection.backward(gRight2, rows: ne, addingInto: &ges)
+            B.sourceNeighbors.backward(gFromSource, rows: n, addingInto: &gns)
+            B.destinationNeighbors.backward(gFromDestination, rows: n, addingInto: &gns)
 
             // Three-body block.
             let L = threeBody[l], C3 = threeCaches[l]
-            let gzE = L.scalarNorm.backward(ges, input: C3.scalarNormInput, rows: ne)
-            let gyE = L.vectorNorm.backward(gev, input: C3.vectorNormInput, rows: ne)
-            ges = gzE
-            gev = gyE
-            let gxo = L.outputScalar.backward(gzE, hidden: C3.outHidden, rows: ne)  // [E, 2Ft]
+            // Reassigned, not bound to new names, so that the GEMMs below add into unshared buffers.
+            ges = L.scalarNorm.backward(ges, input: C3.scalarNormInput, rows: ne)
+            gev = L.vectorNorm.backward(gev, input: C3.vectorNormInput, rows: ne)
+            let gxo = L.outputScalar.backward(ges, hidden: C3.outHidden, rows: ne)  // [E, 2Ft]
             var ghv = [T](repeating: 0, count: ne * 3 * ft)
             let gHvNorm = VectorChannels.columns(gxo, rows: ne, width: 2 * ft, from: ft, count: ft)
             VectorChannels.accumulateNormBackward(gHvNorm, norms: C3.hvNorm, vectors: C3.hv, rows: ne, channels: ft, into: &ghv)
-            let gSumV = L.outputVector.backward(gyE, rows: 3 * ne)  // [E,3,Ft]
+            let gSumV = L.outputVector.backward(gev, rows: 3 * ne)  // [E,3,Ft]
             let mapped = L.inNeighbors.outputs
             var gFromIn = [T](repeating: 0, count: ne * mapped), gFromOut = gFromIn
             switch C3.messages {
@@ -829,12 +845,10 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                 } } } } }
             }
             var ghs = L.inNeighbors.backward(gFromIn, rows: ne)
-            Elementwise.add(&ghs, L.outNeighbors.backward(gFromOut, rows: ne))
+            L.outNeighbors.backward(gFromOut, rows: ne, addingInto: &ghs)
             Elementwise.multiplySiluDerivative(&ghs, C3.hiddenPre)
-            let gesIn = L.inputScalar.backward(ghs, rows: ne)
-            Elementwise.add(&ges, gesIn)
-            let gevIn = L.inputVector.backward(ghv, rows: 3 * ne)
-            Elementwise.add(&gev, gevIn)
+            L.inputScalar.backward(ghs, rows: ne, addingInto: &ges)
+            L.inputVector.backward(ghv, rows: 3 * ne, addingInto: &gev)
         }
 
         // Initial features.

@@ -83,6 +83,38 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
     }
 }
 
+extension LinearLayer {
+    /// `x Wᵀ + b + addend`: the GEMM accumulates onto a copy of `addend` (no separate sum pass).
+    func forward(_ x: [T], rows: Int, adding addend: [T]) -> [T] {
+        var y = addend
+        let outputs = outputs, inputs = inputs
+        y.withUnsafeMutableBufferPointer { yp in
+            guard rows > 0, outputs > 0, let ya = yp.baseAddress else { return }
+            if let bias {
+                for r in 0..<rows { for o in 0..<outputs { ya[r * outputs + o] += bias[o] } }
+            }
+            guard inputs > 0 else { return }
+            x.withUnsafeBufferPointer { xp in transposedWeight.withUnsafeBufferPointer { wp in
+                if let xa = xp.baseAddress, let wa = wp.baseAddress {
+                    Dense.gemm(m: rows, n: outputs, k: inputs, xa, wa, transposeB: false, beta: 1, ya)
+                }
+            } }
+        }
+        return y
+    }
+
+    /// Adds the input gradient `gy W` to `gx` (the GEMM accumulates: no separate sum pass).
+    func backward(_ gy: [T], rows: Int, addingInto gx: inout [T]) {
+        guard rows > 0, inputs > 0, outputs > 0 else { return }
+        let outputs = outputs, inputs = inputs
+        gy.withUnsafeBufferPointer { gp in weight.withUnsafeBufferPointer { wp in gx.withUnsafeMutableBufferPointer { xp in
+            if let ga = gp.baseAddress, let wa = wp.baseAddress, let xa = xp.baseAddress {
+                Dense.gemm(m: rows, n: inputs, k: outputs, ga, wa, transposeB: false, beta: 1, xa)
+            }
+        } } }
+    }
+}
+
 /// `net.2(silu(net.0 x))`.
 struct MLPLayer<T: ENINetFloat>: Sendable {
     let first: LinearLayer<T>
@@ -304,15 +336,17 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
     static var spreadFloor: T { T(1e-7) }
 
     func forward(_ v: [T], rows: Int) -> [T] {
-        var out = v
         let c = channels
         var nrm = [T](repeating: 0, count: c)
-        out.withUnsafeMutableBufferPointer { op in nrm.withUnsafeMutableBufferPointer { np in weight.withUnsafeBufferPointer { w in
-            guard let op = op.baseAddress, let np = np.baseAddress, let w = w.baseAddress else { return }
+        // Written from `v` directly: the input stays in the backward cache, so scaling a copy in
+        // place would copy it first.
+        return [T].filled(count: v.count) { op in
+        v.withUnsafeBufferPointer { vp in nrm.withUnsafeMutableBufferPointer { np in weight.withUnsafeBufferPointer { w in
+            guard let vp = vp.baseAddress, let np = np.baseAddress, let w = w.baseAddress else { return }
             let wide = c - c % 8
             for r in 0..<rows {
                 let base = r * 3 * c
-                VectorChannels.rowNorms(UnsafePointer(op) + base, channels: c, into: np)
+                VectorChannels.rowNorms(vp + base, channels: c, into: np)
                 // The norms become the scales in place.
                 switch kind {
                 case .maxMin:
@@ -332,12 +366,12 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
                 }
                 for x in 0..<3 {
                     let o = base + x * c
-                    for ch in stride(from: 0, to: wide, by: 8) { op.setLanes(o + ch, op.lanes(o + ch) * np.lanes(ch)) }
-                    for ch in wide..<c { op[o + ch] *= np[ch] }
+                    for ch in stride(from: 0, to: wide, by: 8) { op.setLanes(o + ch, vp.lanes(o + ch) * np.lanes(ch)) }
+                    for ch in wide..<c { op[o + ch] = vp[o + ch] * np[ch] }
                 }
             }
         } } }
-        return out
+        }
     }
 
     /// The input gradient, given the forward input `v`. At ties of the max or min the gradient
@@ -383,10 +417,10 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
                         // Branch-free over channels, so that it vectorises. Afterwards k holds
                         // gRatio / spread and gs the ratio, for the sums over the min and max channels.
                         for ch in stride(from: 0, to: wide, by: 8) {
-                            let a = pointwiseMax(nrm.lanes(ch), Lanes<T>(repeating: Self.normFloor))
+                            let a = T.laneMaximum(nrm.lanes(ch), Lanes<T>(repeating: Self.normFloor))
                             let inverseNorm = 1 / a
                             let ratio = (a - lo) * inverseSpread
-                            let relu = pointwiseMax(ratio, Lanes<T>())
+                            let relu = T.laneMaximum(ratio, Lanes<T>())
                             let wgs = w.lanes(ch) * gs.lanes(ch)
                             scale.setLanes(ch, relu * inverseNorm * w.lanes(ch))
                             let gRatio = T.keepingPositive(wgs * inverseNorm, where: ratio)
