@@ -56,16 +56,25 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
                     for r in 0..<rows { (ya + r * outputs).initialize(from: ba, count: outputs) }
                 }
             } else if inputs == 0 {
+                // Empty layers (zero inputs) leave the bias, or zeros.
                 ya.initialize(repeating: 0, count: rows * outputs)
             }
-            // Empty layers (zero inputs) leave the bias.
-            guard inputs > 0 else { return }
-            x.withUnsafeBufferPointer { xp in transposedWeight.withUnsafeBufferPointer { wp in
-                if let xa = xp.baseAddress, let wa = wp.baseAddress {
-                    Dense.gemm(m: rows, n: outputs, k: inputs, xa, wa, transposeB: false, beta: bias == nil ? 0 : 1, ya)
-                }
-            } }
+            Self.multiply(x, rows: rows, by: transposedWeight, inner: inputs, outer: outputs, beta: bias == nil ? 0 : 1, into: ya)
         }
+    }
+
+    /// `x Wᵀ + b + addend`: the GEMM accumulates onto a copy of `addend` (no separate sum pass).
+    func forward(_ x: [T], rows: Int, adding addend: [T]) -> [T] {
+        var y = addend
+        let outputs = outputs, inputs = inputs
+        y.withUnsafeMutableBufferPointer { yp in
+            guard let ya = yp.baseAddress else { return }
+            if let bias {
+                for r in 0..<rows { for o in 0..<outputs { ya[r * outputs + o] += bias[o] } }
+            }
+            Self.multiply(x, rows: rows, by: transposedWeight, inner: inputs, outer: outputs, beta: 1, into: ya)
+        }
+        return y
     }
 
     /// The input gradient `gy W` for output gradient `gy`.
@@ -74,44 +83,29 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
         let outputs = outputs, inputs = inputs
         return [T](unsafeUninitializedCapacity: rows * inputs) { gx, count in
             count = rows * inputs
-            gy.withUnsafeBufferPointer { gp in weight.withUnsafeBufferPointer { wp in
-                if let ga = gp.baseAddress, let wa = wp.baseAddress, let xa = gx.baseAddress {
-                    Dense.gemm(m: rows, n: inputs, k: outputs, ga, wa, transposeB: false, beta: 0, xa)
-                }
-            } }
+            guard let xa = gx.baseAddress else { return }
+            Self.multiply(gy, rows: rows, by: weight, inner: outputs, outer: inputs, beta: 0, into: xa)
         }
-    }
-}
-
-extension LinearLayer {
-    /// `x Wᵀ + b + addend`: the GEMM accumulates onto a copy of `addend` (no separate sum pass).
-    func forward(_ x: [T], rows: Int, adding addend: [T]) -> [T] {
-        var y = addend
-        let outputs = outputs, inputs = inputs
-        y.withUnsafeMutableBufferPointer { yp in
-            guard rows > 0, outputs > 0, let ya = yp.baseAddress else { return }
-            if let bias {
-                for r in 0..<rows { for o in 0..<outputs { ya[r * outputs + o] += bias[o] } }
-            }
-            guard inputs > 0 else { return }
-            x.withUnsafeBufferPointer { xp in transposedWeight.withUnsafeBufferPointer { wp in
-                if let xa = xp.baseAddress, let wa = wp.baseAddress {
-                    Dense.gemm(m: rows, n: outputs, k: inputs, xa, wa, transposeB: false, beta: 1, ya)
-                }
-            } }
-        }
-        return y
     }
 
     /// Adds the input gradient `gy W` to `gx` (the GEMM accumulates: no separate sum pass).
     func backward(_ gy: [T], rows: Int, addingInto gx: inout [T]) {
-        guard rows > 0, inputs > 0, outputs > 0 else { return }
         let outputs = outputs, inputs = inputs
-        gy.withUnsafeBufferPointer { gp in weight.withUnsafeBufferPointer { wp in gx.withUnsafeMutableBufferPointer { xp in
-            if let ga = gp.baseAddress, let wa = wp.baseAddress, let xa = xp.baseAddress {
-                Dense.gemm(m: rows, n: inputs, k: outputs, ga, wa, transposeB: false, beta: 1, xa)
+        gx.withUnsafeMutableBufferPointer { xp in
+            guard let xa = xp.baseAddress else { return }
+            Self.multiply(gy, rows: rows, by: weight, inner: outputs, outer: inputs, beta: 1, into: xa)
+        }
+    }
+
+    /// `y = x · b + beta · y` with `x` `[rows, inner]` and `b` `[inner, outer]` (`transposedWeight`
+    /// forward, `weight` backward); nothing when a dimension is empty.
+    private static func multiply(_ x: [T], rows: Int, by b: [T], inner: Int, outer: Int, beta: T, into y: UnsafeMutablePointer<T>) {
+        guard rows > 0, inner > 0, outer > 0 else { return }
+        x.withUnsafeBufferPointer { xp in b.withUnsafeBufferPointer { bp in
+            if let xa = xp.baseAddress, let ba = bp.baseAddress {
+                Dense.gemm(m: rows, n: outer, k: inner, xa, ba, transposeB: false, beta: beta, y)
             }
-        } } }
+        } }
     }
 }
 
