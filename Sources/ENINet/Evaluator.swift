@@ -322,13 +322,11 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         }
         var nv = [T](repeating: 0, count: n * 3 * f)
         geo.initialEdgeScalar = edgeEmbedding.forward(geo.edgeRBF, rows: ne)
-        var es = geo.initialEdgeScalar
-        Elementwise.scaleRows(&es, geo.edgeCut, width: f)
+        var es = Elementwise.scaledRows(geo.initialEdgeScalar, geo.edgeCut, width: f)
         var ev = [T](repeating: 0, count: ne * 3 * f)
         Self.broadcastDirections(geo.unitEdge, cut: geo.edgeCut, scale: rc, channels: f, into: &ev)
         geo.initialTripletScalar = tripletEmbedding.forward(geo.tripletRBF, rows: nt)
-        var ts = geo.initialTripletScalar
-        Elementwise.scaleRows(&ts, geo.tripletCut, width: ft)
+        var ts = Elementwise.scaledRows(geo.initialTripletScalar, geo.tripletCut, width: ft)
         var tv = [T](repeating: 0, count: nt * 3 * ft)
         Self.broadcastDirections(geo.unitTriplet, cut: geo.tripletCut, scale: 1, channels: ft, into: &tv)
         record?("init.node_s", ns); record?("init.node_v", nv); record?("init.edge_s", es); record?("init.edge_v", ev)
@@ -415,7 +413,8 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             let hvNorm = VectorChannels.norms(hv, rows: ne, channels: ft)
             let (outS, outHidden) = L.outputScalar.forward(VectorChannels.concatenate(sumS, ft, hvNorm, ft, rows: ne), rows: ne)
             let scalarNormInput = Elementwise.sum(outS, es)
-            let vectorNormInput = L.outputVector.forward(sumV, rows: 3 * ne, adding: ev)
+            // ev is replaced below; handing it over lets the GEMM accumulate in its buffer.
+            let vectorNormInput = L.outputVector.forward(sumV, rows: 3 * ne, adding: consume ev)
             if forces {
                 threeCaches.append(ThreeBodyCache(hiddenPre: hiddenPre, hs: hs, hv: hv, messages: messages, ts: ts, tv: tv,
                                                   hvNorm: hvNorm, outHidden: outHidden,
@@ -609,12 +608,13 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             let B = twoBody[l], C2 = twoCaches[l]
             // es <- des + es, so des's gradient starts as es's; likewise ev <- dev + ev, whose
             // gradient the message loop below reads from gev in place before adding to it.
-            var gdes = ges
+            var gdes = [T]()  // written by the message loop from ges (no copy, then update)
             let gz = B.scalarNorm.backward(gns, input: C2.scalarNormInput, rows: n)
             let gy = B.vectorNorm.backward(gnv, input: C2.vectorNormInput, rows: n)
             gns = gz
-            gnv = gy
             var gnvu = gy
+            // gnvu's first update copies gy; consuming gy leaves gnv the sole owner of its buffer.
+            gnv = consume gy
             // nsu = (Σ_x p1 p2) silu(q1) + silu(q2)
             var gpp = [T](repeating: 0, count: n * 3 * 2 * f)
             var gqPre = [T](repeating: 0, count: n * 2 * f)
@@ -673,7 +673,8 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             C2.abc.withUnsafeBufferPointer { abc in C2.nv.withUnsafeBufferPointer { nvp in C2.ev.withUnsafeBufferPointer { evp in
             gB.withUnsafeBufferPointer { gBp in gA.withUnsafeBufferPointer { gAp in
             geo.unitEdge.withUnsafeBufferPointer { unit in geo.edgeCut.withUnsafeBufferPointer { cutp in
-            gdes.withUnsafeMutableBufferPointer { gdesp in gnv.withUnsafeMutableBufferPointer { gnvp in gev.withUnsafeMutableBufferPointer { gevp in
+            gdes = [T].filled(count: ne * f) { gdesp in ges.withUnsafeBufferPointer { gesp in
+            gnv.withUnsafeMutableBufferPointer { gnvp in gev.withUnsafeMutableBufferPointer { gevp in
             gUnitEdge.withUnsafeMutableBufferPointer { gUnit in gEdgeCut.withUnsafeMutableBufferPointer { gCutp in
                 guard let abc = abc.baseAddress, let nvp = nvp.baseAddress, let evp = evp.baseAddress,
                       let gBp = gBp.baseAddress, let gnvp = gnvp.baseAddress, let gevp = gevp.baseAddress else { return }
@@ -682,7 +683,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                     let s = Int(src[e]), d = Int(dst[e])
                     let cut = cutp[e], inv = 1 / divisor[d]
                     let eS = e * f, dS = d * f
-                    for ch in 0..<f { gdesp[eS + ch] += gAp[dS + ch] * inv }
+                    for ch in 0..<f { gdesp[eS + ch] = gesp[eS + ch] + gAp[dS + ch] * inv }
                     var gCut: T = 0
                     let ab = e * 3 * f
                     for x in 0..<3 {
@@ -736,13 +737,13 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                     }
                     gCutp[e] += gCut
                 }
-            } } } } } } } } } } } } } }
+            } } } } } } } } } } } } } } }
             }
             let gdesAbc = B.edgeVector.backward(gabc2, rows: ne)
             let ggated2 = Self.cutProductBackward(gdes, gdesAbc, gated: C2.gated, cut: geo.edgeCut, width: f, cutGradient: &gEdgeCut)
             // The product's gradient becomes the right factor's in place (read before written).
             var gRight2 = B.gate.backward(ggated2, cache: C2.gateCache, rows: ne)
-            var gFromSource = [T](repeating: 0, count: n * f), gFromDestination = gFromSource
+            var gFromSource = [T](repeating: 0, count: n * f), gFromDestination = [T](repeating: 0, count: n * f)
             graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
             C2.right.withUnsafeBufferPointer { rp in C2.left.withUnsafeBufferPointer { lp in
             gRight2.withUnsafeMutableBufferPointer { gp in gFromSource.withUnsafeMutableBufferPointer { gs in gFromDestination.withUnsafeMutableBufferPointer { gd in
@@ -772,7 +773,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             VectorChannels.accumulateNormBackward(gHvNorm, norms: C3.hvNorm, vectors: C3.hv, rows: ne, channels: ft, into: &ghv)
             let gSumV = L.outputVector.backward(gev, rows: 3 * ne)  // [E,3,Ft]
             let mapped = L.inNeighbors.outputs
-            var gFromIn = [T](repeating: 0, count: ne * mapped), gFromOut = gFromIn
+            var gFromIn = [T](repeating: 0, count: ne * mapped), gFromOut = [T](repeating: 0, count: ne * mapped)
             switch C3.messages {
             case let .fourChannel(fromIn, fromOut):
                 guard let fused = L.fourChannel else { break }

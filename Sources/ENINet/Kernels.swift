@@ -35,16 +35,26 @@ enum Dense {
     static func narrowProduct<T: ENINetFloat>(m: Int, n: Int, _ a: UnsafePointer<T>, lda: Int, _ b: UnsafePointer<T>,
                                               accumulate: Bool, _ c: UnsafeMutablePointer<T>, ldc: Int) {
         let wide = n - n % 8
-        for r in 0..<m {
-            let x = a + r * lda, y = c + r * ldc
-            let x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3]
-            for ch in stride(from: 0, to: wide, by: 8) {
-                let sum = x0 * b.lanes(ch) + x1 * b.lanes(n + ch) + x2 * b.lanes(2 * n + ch) + x3 * b.lanes(3 * n + ch)
-                y.setLanes(ch, accumulate ? y.lanes(ch) + sum : sum)
+        // One loop per case: a select inside the channel loop cost shuffles and a branch per block.
+        if accumulate {
+            for r in 0..<m {
+                let x = a + r * lda, y = c + r * ldc
+                let x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3]
+                let v0 = Lanes<T>(repeating: x0), v1 = Lanes<T>(repeating: x1), v2 = Lanes<T>(repeating: x2), v3 = Lanes<T>(repeating: x3)
+                for ch in stride(from: 0, to: wide, by: 8) {
+                    y.setLanes(ch, y.lanes(ch) + v0 * b.lanes(ch) + v1 * b.lanes(n + ch) + v2 * b.lanes(2 * n + ch) + v3 * b.lanes(3 * n + ch))
+                }
+                for ch in wide..<n { y[ch] += x0 * b[ch] + x1 * b[n + ch] + x2 * b[2 * n + ch] + x3 * b[3 * n + ch] }
             }
-            for ch in wide..<n {
-                let sum = x0 * b[ch] + x1 * b[n + ch] + x2 * b[2 * n + ch] + x3 * b[3 * n + ch]
-                y[ch] = accumulate ? y[ch] + sum : sum
+        } else {
+            for r in 0..<m {
+                let x = a + r * lda, y = c + r * ldc
+                let x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3]
+                let v0 = Lanes<T>(repeating: x0), v1 = Lanes<T>(repeating: x1), v2 = Lanes<T>(repeating: x2), v3 = Lanes<T>(repeating: x3)
+                for ch in stride(from: 0, to: wide, by: 8) {
+                    y.setLanes(ch, v0 * b.lanes(ch) + v1 * b.lanes(n + ch) + v2 * b.lanes(2 * n + ch) + v3 * b.lanes(3 * n + ch))
+                }
+                for ch in wide..<n { y[ch] = x0 * b[ch] + x1 * b[n + ch] + x2 * b[2 * n + ch] + x3 * b[3 * n + ch] }
             }
         }
     }

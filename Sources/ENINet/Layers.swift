@@ -63,9 +63,10 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
         }
     }
 
-    /// `x Wᵀ + b + addend`: the GEMM accumulates onto a copy of `addend` (no separate sum pass).
-    func forward(_ x: [T], rows: Int, adding addend: [T]) -> [T] {
-        var y = addend
+    /// `x Wᵀ + b + addend`: the GEMM accumulates onto `addend` (no separate sum pass), in its
+    /// own buffer when the caller hands it over with `consume`, else on a copy.
+    func forward(_ x: [T], rows: Int, adding addend: consuming [T]) -> [T] {
+        var y = consume addend
         let outputs = outputs, inputs = inputs
         y.withUnsafeMutableBufferPointer { yp in
             guard let ya = yp.baseAddress else { return }
@@ -126,8 +127,10 @@ struct MLPLayer<T: ENINetFloat>: Sendable {
     /// Output and the hidden pre-activation (kept for the backward pass).
     func forward(_ x: [T], rows: Int) -> (y: [T], hidden: [T]) {
         let h = first.forward(x, rows: rows)
-        var a = h
-        a.withUnsafeMutableBufferPointer { ap in for q in 0..<ap.count { ap[q] = silu(ap[q]) } }
+        // Written from h, which the backward pass keeps: activating a copy in place copies it first.
+        let a = [T].filled(count: h.count) { ap in h.withUnsafeBufferPointer { hp in
+            for q in 0..<hp.count { ap[q] = silu(hp[q]) }
+        } }
         return (second.forward(a, rows: rows), h)
     }
 
@@ -222,16 +225,20 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
     func backward(_ gy: [T], cache: Cache, rows: Int) -> [T] {
         let h = hidden, width = 2 * hidden, outputs = netSecond.outputs
         let count = rows * outputs
-        var ga = [T](repeating: 0, count: count), gg = ga
-        ga.withUnsafeMutableBufferPointer { gap in gg.withUnsafeMutableBufferPointer { ggp in gy.withUnsafeBufferPointer { gyp in
-        cache.gate.withUnsafeBufferPointer { gate in cache.value.withUnsafeBufferPointer { value in
-        cache.gateSigmoid.withUnsafeBufferPointer { sig in
-            for q in 0..<count {
-                let s = sig[q], g = gate[q], d = gyp[q]
-                gap[q] = d * g * s
-                ggp[q] = d * value[q] * s * (1 + g * (1 - s))
+        // Both written once by the loop (no zero fill, and no copy of a shared zero array).
+        var gg = [T]()
+        let ga = [T].filled(count: count) { gap in
+            gg = [T].filled(count: count) { ggp in
+                gy.withUnsafeBufferPointer { gyp in cache.gate.withUnsafeBufferPointer { gate in
+                cache.value.withUnsafeBufferPointer { value in cache.gateSigmoid.withUnsafeBufferPointer { sig in
+                    for q in 0..<count {
+                        let s = sig[q], g = gate[q], d = gyp[q]
+                        gap[q] = d * g * s
+                        ggp[q] = d * value[q] * s * (1 + g * (1 - s))
+                    }
+                } } } }
             }
-        } } } } } }
+        }
         // Both second layers' input gradients side by side, as the stacked first layer reads them.
         var gHidden = [T](repeating: 0, count: rows * width)
         if rows > 0, h > 0, outputs > 0 {
