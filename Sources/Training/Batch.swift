@@ -120,7 +120,7 @@ extension ENINetDifferentiableModel {
                                       requiresGrad: needForces)
         let out = try forward(atomicNumbers: batch.atomicNumbers, positions: positions, graph: batch.graph)
         let c = configuration
-        let atomEnergy = try out.atomScalars * T(c.scaleStd) + T(c.scaleMean)                    // [N, 1]
+        let atomEnergy = out.atomScalars * T(c.scaleStd) + T(c.scaleMean)                    // [N, 1]
         let energies = try atomEnergy.scatterAdd(rows: batch.structureOfAtom, count: b)         // [B, 1]
         var total = Tensor<T>(0)
         var energyMSE = 0.0, forceMSE = 0.0, dipoleMSE = 0.0
@@ -134,7 +134,7 @@ extension ENINetDifferentiableModel {
         if weights.energyPerAtom {
             energyError = try energyError * Tensor<T>(shape: [b, 1], scalars: batch.atomCounts.map { T(1 / Double($0)) })
         }
-        let energyLoss = try energyError.square().mean()
+        let energyLoss = energyError.square().mean()
         energyMSE = energyLoss.item.tensorDouble
         if weights.energy != 0 { total = try total + energyLoss * T(weights.energy) }
 

@@ -161,7 +161,9 @@ public final class Trainer<T: ENINetFloat> {
     public func run(resume: Bool, progress: (EpochReport) -> Void = { _ in }) throws -> EpochReport? {
         try FileManager.default.createDirectory(atPath: settings.outputDirectory, withIntermediateDirectories: true)
         if resume { try restoreCheckpoint(from: settings.checkpointPath) }
-        else { FileManager.default.createFile(atPath: settings.logPath, contents: Data()) }
+        else if !FileManager.default.createFile(atPath: settings.logPath, contents: Data()) {
+            throw TrainingError("\(settings.logPath): cannot create the log")
+        }
         let started = Date()
         runStarted = started
         var last: EpochReport? = nil

@@ -208,7 +208,7 @@ struct BenchTensors: ParsableCommand {
             let d = try positions.gather(rows: dst) - positions.gather(rows: src) + 0.5    // [E, 3]
             let r = try d.norm(axis: 1, keepingDimensions: true)
             let u = try d / r
-            let cut = try ((r * 0.5).cos() + 1) * 0.5
+            let cut = ((r * 0.5).cos() + 1) * 0.5
             let es = try (r - Tensor<Float>.ones([f])).square().exp() * cut                // [E, F]
             let ev = try (u * cut).unsqueezed(2).expanded(to: [edges, 3, f])               // [E, 3, F]
             let hs = try linear(es, weight: wIn, bias: bias).silu()

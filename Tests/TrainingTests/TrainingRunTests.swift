@@ -44,6 +44,20 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertEqual(logLines.count, 4)
     }
 
+    /// When the log cannot be created (here a directory stands where the log file goes), the run
+    /// stops with an error naming the log, before any epoch, instead of training without one.
+    func testUncreatableLogIsAnErrorNamingIt() throws {
+        let dir = try Fixture.scratch("bad-log")
+        let log = (dir as NSString).appendingPathComponent("log.jsonl")
+        try FileManager.default.createDirectory(atPath: log, withIntermediateDirectories: true)
+        let trainer = try Trainer<Double>(settings: try Fixture.tinySettings(output: dir), frames: try Fixture.ethanol())
+        XCTAssertThrowsError(try trainer.run(resume: false)) { error in
+            XCTAssertTrue(error is TrainingError, "\(error)")
+            XCTAssertTrue("\(error)".contains(log), "'\(error)' does not name \(log)")
+        }
+        XCTAssertEqual(trainer.epoch, 0)
+    }
+
     /// A tiny smooth model trained for 60 epochs (180 steps) on 12 ethanol frames: the training
     /// loss falls by more than 5×; the saved best model file loads with `ENINetModel` and gives
     /// the energy and forces of the averaged weights it was saved from.
