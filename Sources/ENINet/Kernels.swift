@@ -96,6 +96,8 @@ public protocol ENINetFloat: TensorScalar, SIMDScalar {
     static func keepingPositive(_ values: SIMD8<Self>, where test: SIMD8<Self>) -> SIMD8<Self>
     /// The lane-wise maximum (a requirement: `pointwiseMax` on `SIMD8` stayed a call per block).
     static func laneMaximum(_ a: SIMD8<Self>, _ b: SIMD8<Self>) -> SIMD8<Self>
+    /// The lane-wise minimum (a requirement like ``laneMaximum(_:_:)``).
+    static func laneMinimum(_ a: SIMD8<Self>, _ b: SIMD8<Self>) -> SIMD8<Self>
 }
 
 extension ENINetFloat {
@@ -110,6 +112,7 @@ extension Float: ENINetFloat {
         SIMD8<Float>().replacing(with: values, where: test .> 0)
     }
     @inline(__always) public static func laneMaximum(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: a .< b) }
+    @inline(__always) public static func laneMinimum(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: b .< a) }
 }
 extension Double: ENINetFloat {
     @inline(__always) public static func sigmoid(_ x: SIMD8<Double>) -> SIMD8<Double> { 1 / (1 + tensorExp(-x)) }
@@ -117,6 +120,7 @@ extension Double: ENINetFloat {
         SIMD8<Double>().replacing(with: values, where: test .> 0)
     }
     @inline(__always) public static func laneMaximum(_ a: SIMD8<Double>, _ b: SIMD8<Double>) -> SIMD8<Double> { a.replacing(with: b, where: a .< b) }
+    @inline(__always) public static func laneMinimum(_ a: SIMD8<Double>, _ b: SIMD8<Double>) -> SIMD8<Double> { a.replacing(with: b, where: b .< a) }
 }
 
 

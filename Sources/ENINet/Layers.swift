@@ -336,6 +336,26 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
     static var normFloor: T { T(1e-12) }
     static var spreadFloor: T { T(1e-7) }
 
+    /// The minimum and maximum of a row's norms floored at ``normFloor``: eight running
+    /// minima and maxima, since one is a chain of dependent comparisons across the channels.
+    @inline(__always)
+    static func flooredRange(_ norms: UnsafeMutablePointer<T>, channels c: Int) -> (lo: T, hi: T) {
+        let wide = c - c % 8
+        var lo = T.infinity, hi = -T.infinity
+        if wide > 0 {
+            let floor = Lanes<T>(repeating: normFloor)
+            var lo8 = Lanes<T>(repeating: .infinity), hi8 = Lanes<T>(repeating: -.infinity)
+            for ch in stride(from: 0, to: wide, by: 8) {
+                let a = T.laneMaximum(norms.lanes(ch), floor)
+                lo8 = T.laneMinimum(lo8, a)
+                hi8 = T.laneMaximum(hi8, a)
+            }
+            for i in 0..<8 { lo = min(lo, lo8[i]); hi = max(hi, hi8[i]) }
+        }
+        for ch in wide..<c { let a = max(norms[ch], normFloor); lo = min(lo, a); hi = max(hi, a) }
+        return (lo, hi)
+    }
+
     func forward(_ v: [T], rows: Int) -> [T] {
         let c = channels
         var nrm = [T](repeating: 0, count: c)
@@ -351,8 +371,7 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
                 // The norms become the scales in place.
                 switch kind {
                 case .maxMin:
-                    var lo = T.infinity, hi = -T.infinity
-                    for ch in 0..<c { let a = max(np[ch], Self.normFloor); lo = min(lo, a); hi = max(hi, a) }
+                    let (lo, hi) = Self.flooredRange(np, channels: c)
                     var spread = hi - lo
                     if spread < Self.spreadFloor { spread = 1 }
                     for ch in 0..<c {
@@ -407,12 +426,12 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
                     }
                     switch kind {
                     case .maxMin:
-                        var lo = T.infinity, hi = -T.infinity, argLo = 0, argHi = 0
-                        for ch in 0..<c {
-                            let a = max(nrm[ch], Self.normFloor)
-                            if a < lo { lo = a; argLo = ch }
-                            if a > hi { hi = a; argHi = ch }
-                        }
+                        let (lo, hi) = Self.flooredRange(nrm, channels: c)
+                        // The first channels at the minimum and the maximum, as a running
+                        // comparison with strict < and > finds them.
+                        var argLo = 0, argHi = 0
+                        for ch in 0..<c where max(nrm[ch], Self.normFloor) == lo { argLo = ch; break }
+                        for ch in 0..<c where max(nrm[ch], Self.normFloor) == hi { argHi = ch; break }
                         let clamped = hi - lo < Self.spreadFloor
                         let inverseSpread = clamped ? 1 : 1 / (hi - lo)
                         // Branch-free over channels, so that it vectorises. Afterwards k holds
