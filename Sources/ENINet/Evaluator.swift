@@ -238,15 +238,19 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         [T].filled(count: a.count) { out in
             a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in gated.withUnsafeBufferPointer { gp in
             cut.withUnsafeBufferPointer { cp in cutGradient.withUnsafeMutableBufferPointer { gc in
+                guard let ap = ap.baseAddress, let bp = bp.baseAddress, let gp = gp.baseAddress else { return }
                 for r in 0..<cp.count {
-                    var sum: T = 0
-                    for ch in 0..<width {
-                        let q = r * width + ch
-                        let g = ap[q] + bp[q]
-                        out[q] = g * cp[r]
-                        sum += g * gp[q]
-                    }
-                    gc[r] += sum
+                    let row = r * width, scale = cp[r]
+                    // Eight partial sums: one running sum is a chain of dependent adds.
+                    gc[r] += laneSum(width, wide: { ch in
+                        let g = ap.lanes(row + ch) + bp.lanes(row + ch)
+                        out.setLanes(row + ch, g * scale)
+                        return g * gp.lanes(row + ch)
+                    }, single: { ch in
+                        let g = ap[row + ch] + bp[row + ch]
+                        out[row + ch] = g * scale
+                        return g * gp[row + ch]
+                    })
                 }
             } } } } }
         }
