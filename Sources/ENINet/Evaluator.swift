@@ -387,8 +387,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                 let right = L.tripletProjection.forward(ts, rows: nt)
                 let product = Elementwise.product(left, right)
                 let (gated, gateCache) = L.gate.forward(product, rows: nt)
-                var dts = gated
-                Elementwise.scaleRows(&dts, geo.tripletCut, width: ft)
+                let dts = Elementwise.scaledRows(gated, geo.tripletCut, width: ft)
                 let abc = L.tripletVector.forward(dts, rows: nt)
                 var dtv = [T](repeating: 0, count: nt * 3 * ft)
                 graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
@@ -703,15 +702,10 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                             let gc = g * cut
                             gnvp.setLanes(so + ch, gnvp.lanes(so + ch) + gc * a)
                             gevp.setLanes(eo + ch, gNext + gc * b)
-                            if x == 0 {
-                                gab.setLanes(ab + ch, gc * nvs)
-                                gab.setLanes(ab + f + ch, gc * evq)
-                                gab.setLanes(ab + 2 * f + ch, gc * u)
-                            } else {
-                                gab.setLanes(ab + ch, gab.lanes(ab + ch) + gc * nvs)
-                                gab.setLanes(ab + f + ch, gab.lanes(ab + f + ch) + gc * evq)
-                                gab.setLanes(ab + 2 * f + ch, gab.lanes(ab + 2 * f + ch) + gc * u)
-                            }
+                            // x = 0 writes, the others add (gab is not zero-filled).
+                            gab.setLanes(ab + ch, x == 0 ? gc * nvs : gab.lanes(ab + ch) + gc * nvs)
+                            gab.setLanes(ab + f + ch, x == 0 ? gc * evq : gab.lanes(ab + f + ch) + gc * evq)
+                            gab.setLanes(ab + 2 * f + ch, x == 0 ? gc * u : gab.lanes(ab + 2 * f + ch) + gc * u)
                             gU8 += gc * cc
                             gCut8 += g * (nvs * a + evq * b + u * cc)
                         }
@@ -725,15 +719,9 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                             let gc = g * cut
                             gnvp[so + ch] += gc * a
                             gevp[eo + ch] = gNext + gc * b
-                            if x == 0 {
-                                gab[ab + ch] = gc * nvs
-                                gab[ab + f + ch] = gc * evq
-                                gab[ab + 2 * f + ch] = gc * u
-                            } else {
-                                gab[ab + ch] += gc * nvs
-                                gab[ab + f + ch] += gc * evq
-                                gab[ab + 2 * f + ch] += gc * u
-                            }
+                            gab[ab + ch] = x == 0 ? gc * nvs : gab[ab + ch] + gc * nvs
+                            gab[ab + f + ch] = x == 0 ? gc * evq : gab[ab + f + ch] + gc * evq
+                            gab[ab + 2 * f + ch] = x == 0 ? gc * u : gab[ab + 2 * f + ch] + gc * u
                             gU += gc * cc
                             gCut += g * (nvs * a + evq * b + u * cc)
                         }

@@ -35,28 +35,24 @@ enum Dense {
     static func narrowProduct<T: ENINetFloat>(m: Int, n: Int, _ a: UnsafePointer<T>, lda: Int, _ b: UnsafePointer<T>,
                                               accumulate: Bool, _ c: UnsafeMutablePointer<T>, ldc: Int) {
         let wide = n - n % 8
-        // One loop per case: a select inside the channel loop cost shuffles and a branch per block.
-        if accumulate {
+        // The body is inlined once per case with `adding` a literal, so that neither copy keeps a
+        // select in the channel loop (it cost shuffles and a branch per block).
+        @inline(__always) func pass(adding: Bool) {
             for r in 0..<m {
                 let x = a + r * lda, y = c + r * ldc
                 let x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3]
                 let v0 = Lanes<T>(repeating: x0), v1 = Lanes<T>(repeating: x1), v2 = Lanes<T>(repeating: x2), v3 = Lanes<T>(repeating: x3)
                 for ch in stride(from: 0, to: wide, by: 8) {
-                    y.setLanes(ch, y.lanes(ch) + v0 * b.lanes(ch) + v1 * b.lanes(n + ch) + v2 * b.lanes(2 * n + ch) + v3 * b.lanes(3 * n + ch))
+                    let product = v0 * b.lanes(ch) + v1 * b.lanes(n + ch) + v2 * b.lanes(2 * n + ch) + v3 * b.lanes(3 * n + ch)
+                    y.setLanes(ch, adding ? y.lanes(ch) + product : product)
                 }
-                for ch in wide..<n { y[ch] += x0 * b[ch] + x1 * b[n + ch] + x2 * b[2 * n + ch] + x3 * b[3 * n + ch] }
-            }
-        } else {
-            for r in 0..<m {
-                let x = a + r * lda, y = c + r * ldc
-                let x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3]
-                let v0 = Lanes<T>(repeating: x0), v1 = Lanes<T>(repeating: x1), v2 = Lanes<T>(repeating: x2), v3 = Lanes<T>(repeating: x3)
-                for ch in stride(from: 0, to: wide, by: 8) {
-                    y.setLanes(ch, v0 * b.lanes(ch) + v1 * b.lanes(n + ch) + v2 * b.lanes(2 * n + ch) + v3 * b.lanes(3 * n + ch))
+                for ch in wide..<n {
+                    let product = x0 * b[ch] + x1 * b[n + ch] + x2 * b[2 * n + ch] + x3 * b[3 * n + ch]
+                    y[ch] = adding ? y[ch] + product : product
                 }
-                for ch in wide..<n { y[ch] = x0 * b[ch] + x1 * b[n + ch] + x2 * b[2 * n + ch] + x3 * b[3 * n + ch] }
             }
         }
+        if accumulate { pass(adding: true) } else { pass(adding: false) }
     }
 }
 
@@ -151,25 +147,8 @@ enum Elementwise {
         } } }
     }
 
-    /// `a *= b`.
-    @inline(__always) static func multiply<T: ENINetFloat>(_ a: inout [T], _ b: [T]) {
-        a.withUnsafeMutableBufferPointer { ap in b.withUnsafeBufferPointer { bp in
-            for q in 0..<min(ap.count, bp.count) { ap[q] *= bp[q] }
-        } }
-    }
-
-    /// Row `r` of `a` (`width` wide) times `scale[r]`.
-    @inline(__always) static func scaleRows<T: ENINetFloat>(_ a: inout [T], _ scale: [T], width: Int) {
-        a.withUnsafeMutableBufferPointer { ap in scale.withUnsafeBufferPointer { sp in
-            for r in 0..<sp.count {
-                let s = sp[r], base = r * width
-                for ch in 0..<width { ap[base + ch] *= s }
-            }
-        } }
-    }
-
-    /// Row `r` of `a` times `scale[r]`, as a new array: one pass where a copy of `a` (still
-    /// held by a cache) and `scaleRows` would be two.
+    /// Row `r` of `a` times `scale[r]`, as a new array: one pass where copying `a` (still held
+    /// by a cache) and scaling the copy in place would be two.
     @inline(__always) static func scaledRows<T: ENINetFloat>(_ a: [T], _ scale: [T], width: Int) -> [T] {
         [T].filled(count: a.count) { out in a.withUnsafeBufferPointer { ap in scale.withUnsafeBufferPointer { sp in
             for r in 0..<sp.count {
