@@ -349,8 +349,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         var threeCaches: [ThreeBodyCache] = [], twoCaches: [TwoBodyCache] = []
         for l in 0..<c.interactionCount {
             let L = threeBody[l]
-            let hiddenPre = L.inputScalar.forward(es, rows: ne)
-            let hs = hiddenPre.map(silu)
+            let (hiddenPre, hs, _) = L.inputScalar.forwardSiLU(es, rows: ne)
             let hv = L.inputVector.forward(ev, rows: 3 * ne)
             let fromIn = L.inNeighbors.forward(hs, rows: ne), fromOut = L.outNeighbors.forward(hs, rows: ne)
             var sumS = [T](repeating: 0, count: ne * ft), sumV = [T](repeating: 0, count: ne * 3 * ft)
@@ -432,41 +431,57 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
 
             let B = twoBody[l]
             let fromSource = B.sourceNeighbors.forward(ns, rows: n), fromDestination = B.destinationNeighbors.forward(ns, rows: n)
-            let right2 = B.edgeProjection.forward(es, rows: ne)
+            // Its bias is added by the loop below (no preloaded bias rows for the GEMM).
+            var right2 = B.edgeProjection.product(es, rows: ne)
+            let projectionBias = B.edgeProjection.bias ?? [T](repeating: 0, count: f)
             // Both written once (no zero fill, and no copy-on-write of a shared empty array).
             var product2 = [T]()
             let left2 = [T].filled(count: ne * f) { lp in
                 product2 = [T].filled(count: ne * f) { pp in
                     graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
-                    fromSource.withUnsafeBufferPointer { ps in fromDestination.withUnsafeBufferPointer { pd in right2.withUnsafeBufferPointer { rp in
+                    fromSource.withUnsafeBufferPointer { ps in fromDestination.withUnsafeBufferPointer { pd in
+                    right2.withUnsafeMutableBufferPointer { rp in projectionBias.withUnsafeBufferPointer { bp in
+                        guard let ps = ps.baseAddress, let pd = pd.baseAddress, let rp = rp.baseAddress, let bp = bp.baseAddress else { return }
+                        let wide = f - f % 8
                         for e in 0..<ne {
                             let so = Int(src[e]) * f, dof = Int(dst[e]) * f, eo = e * f
-                            for ch in 0..<f {
-                                let v = ps[so + ch] + pd[dof + ch]
+                            for ch in stride(from: 0, to: wide, by: 8) {
+                                let v = ps.lanes(so + ch) + pd.lanes(dof + ch), r = rp.lanes(eo + ch) + bp.lanes(ch)
+                                rp.setLanes(eo + ch, r)
+                                lp.setLanes(eo + ch, v)
+                                pp.setLanes(eo + ch, v * r)
+                            }
+                            for ch in wide..<f {
+                                let v = ps[so + ch] + pd[dof + ch], r = rp[eo + ch] + bp[ch]
+                                rp[eo + ch] = r
                                 lp[eo + ch] = v
-                                pp[eo + ch] = v * rp[eo + ch]
+                                pp[eo + ch] = v * r
                             }
                         }
-                    } } } } }
+                    } } } } } }
                 }
             }
             let (gated2, gateCache2) = B.gate.forward(product2, rows: ne)
             let des = Elementwise.scaledRows(gated2, geo.edgeCut, width: f)
-            let abc2 = B.edgeVector.forward(des, rows: ne)
+            // Its bias is added row by row in the message loop, where the row is read next.
+            var abc2 = B.edgeVector.product(des, rows: ne)
+            let edgeVectorBias = B.edgeVector.bias ?? [T](repeating: 0, count: 3 * f)
             // The updated edge vectors `ev + dev` are written directly (dev itself is not kept).
             var aggS = [T](repeating: 0, count: n * f), aggV = [T](repeating: 0, count: n * 3 * f)
             let evNext = [T].filled(count: ne * 3 * f) { nextp in
             graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
-            abc2.withUnsafeBufferPointer { abc in nv.withUnsafeBufferPointer { nvp in ev.withUnsafeBufferPointer { evp in
+            abc2.withUnsafeMutableBufferPointer { abc in nv.withUnsafeBufferPointer { nvp in ev.withUnsafeBufferPointer { evp in
             des.withUnsafeBufferPointer { desp in geo.unitEdge.withUnsafeBufferPointer { unit in geo.edgeCut.withUnsafeBufferPointer { cutp in
-            aggV.withUnsafeMutableBufferPointer { av in aggS.withUnsafeMutableBufferPointer { asp in
+            aggV.withUnsafeMutableBufferPointer { av in aggS.withUnsafeMutableBufferPointer { asp in edgeVectorBias.withUnsafeBufferPointer { bp in
                 guard let abc = abc.baseAddress, let nvp = nvp.baseAddress, let evp = evp.baseAddress, let desp = desp.baseAddress,
-                      let av = av.baseAddress, let asp = asp.baseAddress else { return }
-                let wide = f - f % 8
+                      let av = av.baseAddress, let asp = asp.baseAddress, let bp = bp.baseAddress else { return }
+                let wide = f - f % 8, rowWidth = 3 * f, rowWide = rowWidth - rowWidth % 8
                 for e in 0..<ne {
                     let s = Int(src[e]), d = Int(dst[e])
                     let cut = cutp[e]
                     let ab = e * 3 * f
+                    for q in stride(from: 0, to: rowWide, by: 8) { abc.setLanes(ab + q, abc.lanes(ab + q) + bp.lanes(q)) }
+                    for q in rowWide..<rowWidth { abc[ab + q] += bp[q] }
                     for x in 0..<3 {
                         let u = rc * unit[3 * e + x]
                         let ns0 = (s * 3 + x) * f, eo = (e * 3 + x) * f, dO = (d * 3 + x) * f
@@ -486,7 +501,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                     let dS = d * f, eS = e * f
                     for ch in 0..<f { asp[dS + ch] += desp[eS + ch] }
                 }
-            } } } } } } } } } }
+            } } } } } } } } } } }
             }
             if c.aggregation != .sum {
                 aggS.withUnsafeMutableBufferPointer { sp in aggV.withUnsafeMutableBufferPointer { vp in divisor.withUnsafeBufferPointer { dp in

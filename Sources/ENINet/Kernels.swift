@@ -15,9 +15,12 @@ enum Dense {
         let started = ENINetProfile.isEnabled ? DispatchTime.now().uptimeNanoseconds : 0
         defer {
             if ENINetProfile.isEnabled {
-                ENINetProfile.gemmNanoseconds += DispatchTime.now().uptimeNanoseconds - started
+                let elapsed = DispatchTime.now().uptimeNanoseconds - started
+                ENINetProfile.gemmNanoseconds += elapsed
                 ENINetProfile.gemmCalls += 1
                 ENINetProfile.gemmFlops += 2 * m * n * k
+                ENINetProfile.shapes[ENINetProfile.Shape(m: m, n: n, k: k, transposeB: transposeB, accumulates: beta != 0), default: .init()]
+                    .add(nanoseconds: elapsed, flops: 2 * m * n * k)
             }
         }
         if k == 4 && !transposeB && (beta == 0 || beta == 1) {
@@ -73,10 +76,23 @@ public enum ENINetProfile {
     /// `2·m·n·k` summed over the calls: the multiply-adds the network needs.
     nonisolated(unsafe) public static var gemmFlops = 0
 
+    /// The time per GEMM shape, to tell which shapes run far below the large-GEMM rate.
+    nonisolated(unsafe) public static var shapes: [Shape: Tally] = [:]
+
+    public struct Shape: Hashable, Sendable {
+        public let m: Int, n: Int, k: Int
+        public let transposeB: Bool, accumulates: Bool
+    }
+    public struct Tally: Sendable {
+        public private(set) var calls = 0, nanoseconds: UInt64 = 0, flops = 0
+        mutating func add(nanoseconds elapsed: UInt64, flops f: Int) { calls += 1; nanoseconds += elapsed; flops += f }
+    }
+
     public static func reset() {
         gemmNanoseconds = 0
         gemmCalls = 0
         gemmFlops = 0
+        shapes = [:]
     }
 }
 

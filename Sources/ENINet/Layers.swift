@@ -63,6 +63,44 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
         }
     }
 
+    /// `x Wᵀ` without the bias, for callers that add it in the loop that next reads the output.
+    func product(_ x: [T], rows: Int) -> [T] {
+        let outputs = outputs, inputs = inputs
+        return [T].filled(count: rows * outputs) { y in
+            if inputs == 0 { y.initialize(repeating: 0, count: rows * outputs) }
+            Self.multiply(x, rows: rows, by: transposedWeight, inner: inputs, outer: outputs, beta: 0, into: y)
+        }
+    }
+
+    /// `z = x Wᵀ + b`, `silu(z)` and, with `keepingSigmoids`, `σ(z)` (else empty): the bias is
+    /// added by the activation loop rather than preloaded for the GEMM (one pass over the
+    /// output fewer). Explicit lanes: with four pointers written and read, LLVM does not
+    /// vectorise the loop itself.
+    func forwardSiLU(_ x: [T], rows: Int, keepingSigmoids: Bool = false) -> (pre: [T], activated: [T], sigmoids: [T]) {
+        var pre = product(x, rows: rows)
+        let width = outputs, bias = bias ?? [T](repeating: 0, count: outputs)
+        @inline(__always) func activate(into a: UnsafeMutablePointer<T>, sigmoids s: UnsafeMutablePointer<T>?) {
+            pre.withUnsafeMutableBufferPointer { p in bias.withUnsafeBufferPointer { b in
+                guard let p = p.baseAddress, let b = b.baseAddress else { return }
+                let wide = width - width % 8
+                for r in 0..<rows {
+                    let row = r * width
+                    for q in stride(from: 0, to: wide, by: 8) {
+                        let z = p.lanes(row + q) + b.lanes(q), v = T.sigmoid(z)
+                        p.setLanes(row + q, z); a.setLanes(row + q, z * v); s?.setLanes(row + q, v)
+                    }
+                    for q in wide..<width { let z = p[row + q] + b[q], v = sigmoid(z); p[row + q] = z; a[row + q] = z * v; s?[row + q] = v }
+                }
+            } }
+        }
+        var activated = [T]()
+        let sigmoids = keepingSigmoids
+            ? [T].filled(count: rows * width) { s in activated = [T].filled(count: rows * width) { a in activate(into: a, sigmoids: s) } }
+            : []
+        if !keepingSigmoids { activated = [T].filled(count: rows * width) { a in activate(into: a, sigmoids: nil) } }
+        return (pre, activated, sigmoids)
+    }
+
     /// `x Wᵀ + b + addend`: the GEMM accumulates onto `addend` (no separate sum pass), in its
     /// own buffer when the caller hands it over with `consume`, else on a copy.
     func forward(_ x: [T], rows: Int, adding addend: consuming [T]) -> [T] {
@@ -126,11 +164,7 @@ struct MLPLayer<T: ENINetFloat>: Sendable {
 
     /// Output and the hidden pre-activation (kept for the backward pass).
     func forward(_ x: [T], rows: Int) -> (y: [T], hidden: [T]) {
-        let h = first.forward(x, rows: rows)
-        // Written from h, which the backward pass keeps: activating a copy in place copies it first.
-        let a = [T].filled(count: h.count) { ap in h.withUnsafeBufferPointer { hp in
-            for q in 0..<hp.count { ap[q] = silu(hp[q]) }
-        } }
+        let (h, a, _) = first.forwardSiLU(x, rows: rows)
         return (second.forward(a, rows: rows), h)
     }
 
@@ -174,52 +208,55 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
 
     func forward(_ x: [T], rows: Int) -> (y: [T], cache: Cache) {
         let h = hidden, width = 2 * hidden, outputs = netSecond.outputs
-        let pre = first.forward(x, rows: rows)
-        let count = rows * width
-        // Written once each, without a zero fill first.
-        var act = [T]()
-        let sig = [T].filled(count: count) { s in
-            act = [T].filled(count: count) { a in
-                pre.withUnsafeBufferPointer { p in
-                    for q in 0..<count { let v = sigmoid(p[q]); s[q] = v; a[q] = p[q] * v }
-                }
-            }
-        }
-        var value = Self.rowsOfBias(netSecond.bias, rows: rows, width: outputs)
-        var gate = Self.rowsOfBias(gatesSecond.bias, rows: rows, width: outputs)
-        if rows > 0, h > 0 {
+        // Every GEMM here writes its output (beta 0) and the bias is added by the loop that reads
+        // it next: a bias prefill is one more pass over the output and makes the GEMM read it.
+        let (pre, act, sig) = first.forwardSiLU(x, rows: rows, keepingSigmoids: true)
+        var value = [T].filled(count: rows * outputs) { _ in }
+        var gate = [T].filled(count: rows * outputs) { _ in }
+        if rows > 0, outputs > 0 {
             act.withUnsafeBufferPointer { a in value.withUnsafeMutableBufferPointer { v in gate.withUnsafeMutableBufferPointer { g in
                 netSecond.transposedWeight.withUnsafeBufferPointer { wn in gatesSecond.transposedWeight.withUnsafeBufferPointer { wg in
-                    guard let aa = a.baseAddress, let va = v.baseAddress, let ga = g.baseAddress,
-                          let wna = wn.baseAddress, let wga = wg.baseAddress else { return }
-                    Dense.gemm(m: rows, n: outputs, k: h, aa, wna, transposeB: false, beta: 1, va, lda: width)
-                    Dense.gemm(m: rows, n: outputs, k: h, aa + h, wga, transposeB: false, beta: 1, ga, lda: width)
+                    guard let va = v.baseAddress, let ga = g.baseAddress else { return }
+                    guard h > 0, let aa = a.baseAddress, let wna = wn.baseAddress, let wga = wg.baseAddress else {
+                        va.initialize(repeating: 0, count: rows * outputs)
+                        ga.initialize(repeating: 0, count: rows * outputs)
+                        return
+                    }
+                    Dense.gemm(m: rows, n: outputs, k: h, aa, wna, transposeB: false, beta: 0, va, lda: width)
+                    Dense.gemm(m: rows, n: outputs, k: h, aa + h, wga, transposeB: false, beta: 0, ga, lda: width)
                 } }
             } } }
         }
+        let valueBias = netSecond.bias ?? [T](repeating: 0, count: outputs)
+        let gateBias = gatesSecond.bias ?? [T](repeating: 0, count: outputs)
         // New arrays rather than copies of `gate` and `value` (both stay in the cache), which
         // the loop would overwrite anyway.
         var y = [T]()
         let gateSigmoid = [T].filled(count: gate.count) { s in
             y = [T].filled(count: gate.count) { yp in
-                gate.withUnsafeBufferPointer { g in value.withUnsafeBufferPointer { v in
-                    for q in 0..<g.count { let sg = sigmoid(g[q]); s[q] = sg; yp[q] = v[q] * g[q] * sg }
-                } }
+                gate.withUnsafeMutableBufferPointer { g in value.withUnsafeMutableBufferPointer { v in
+                valueBias.withUnsafeBufferPointer { vb in gateBias.withUnsafeBufferPointer { gb in
+                    guard let g = g.baseAddress, let v = v.baseAddress, let vb = vb.baseAddress, let gb = gb.baseAddress else { return }
+                    let wide = outputs - outputs % 8
+                    for r in 0..<rows {
+                        let row = r * outputs
+                        for q in stride(from: 0, to: wide, by: 8) {
+                            let gq = g.lanes(row + q) + gb.lanes(q), vq = v.lanes(row + q) + vb.lanes(q), sg = T.sigmoid(gq)
+                            g.setLanes(row + q, gq); v.setLanes(row + q, vq); s.setLanes(row + q, sg); yp.setLanes(row + q, vq * gq * sg)
+                        }
+                        for q in wide..<outputs {
+                            let gq = g[row + q] + gb[q], vq = v[row + q] + vb[q]
+                            g[row + q] = gq
+                            v[row + q] = vq
+                            let sg = sigmoid(gq)
+                            s[row + q] = sg
+                            yp[row + q] = vq * gq * sg
+                        }
+                    }
+                } } } }
             }
         }
         return (y, Cache(hiddenPre: pre, hiddenSigmoid: sig, value: value, gate: gate, gateSigmoid: gateSigmoid))
-    }
-
-    /// `[rows, width]` with every row equal to `bias` (zeros without one): the GEMM's `C` for beta 1.
-    static func rowsOfBias(_ bias: [T]?, rows: Int, width: Int) -> [T] {
-        guard let bias else { return [T](repeating: 0, count: rows * width) }
-        return [T](unsafeUninitializedCapacity: rows * width) { out, count in
-            count = rows * width
-            bias.withUnsafeBufferPointer { b in
-                guard let ba = b.baseAddress, let oa = out.baseAddress else { return }
-                for r in 0..<rows { (oa + r * width).initialize(from: ba, count: width) }
-            }
-        }
     }
 
     func backward(_ gy: [T], cache: Cache, rows: Int) -> [T] {

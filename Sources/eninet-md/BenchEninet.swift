@@ -94,6 +94,12 @@ struct BenchEninet: ParsableCommand {
                     gemmFraction = achieved / large
                     print(String(format: "md17 aspirin, 1 thread: %.2f GFLOP in %d GEMM calls (%.0f%% of the time), %.1f GFLOP/s over the whole evaluation against %.1f GFLOP/s for a large GEMM",
                                  flops * 1e-9, ENINetProfile.gemmCalls, 100 * timeInGEMM, achieved, large))
+                    print("  GEMM shapes taking the most time (m × n × k, op(B), C):")
+                    for (shape, tally) in ENINetProfile.shapes.sorted(by: { $0.value.nanoseconds > $1.value.nanoseconds }).prefix(12) {
+                        print(String(format: "  %5d × %4d × %4d  %@ %@  %3d calls  %6.2f ms  %6.1f GFLOP/s", shape.m, shape.n, shape.k,
+                                     shape.transposeB ? "Bᵀ" : "B ", shape.accumulates ? "C+=" : "C= ", tally.calls,
+                                     Double(tally.nanoseconds) * 1e-6, Double(tally.flops) / Double(max(tally.nanoseconds, 1))))
+                    }
                 }
             }
         }

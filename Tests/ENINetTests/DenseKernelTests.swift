@@ -1,0 +1,39 @@
+import XCTest
+@testable import ENINet
+
+/// The hand-written product that replaces OpenBLAS for an inner dimension of 4 (the triplet
+/// features' width) against a plain triple loop, with widths that leave remainders, strided
+/// rows, and both `C = A·B` and `C += A·B`; columns of `C` beyond `n` stay untouched.
+final class DenseKernelTests: XCTestCase {
+    private func check<T: ENINetFloat>(_: T.Type, m: Int, n: Int, k: Int, lda: Int, ldc: Int, beta: T, tolerance: Double) {
+        var generator = SystemRandomNumberGenerator()
+        let a = (0..<(m * lda)).map { _ in T(Double.random(in: -1...1, using: &generator)) }
+        let b = (0..<(k * n)).map { _ in T(Double.random(in: -1...1, using: &generator)) }
+        let c0 = (0..<(m * ldc)).map { _ in T(Double.random(in: -1...1, using: &generator)) }
+        var c = c0
+        a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+            Dense.gemm(m: m, n: n, k: k, ap.baseAddress!, bp.baseAddress!, transposeB: false, beta: beta, cp.baseAddress!, lda: lda, ldc: ldc)
+        } } }
+        var worst = 0.0
+        for r in 0..<m {
+            for o in 0..<ldc {
+                var expected = Double(c0[r * ldc + o])
+                if o < n {
+                    expected *= Double(beta)
+                    for q in 0..<k { expected += Double(a[r * lda + q]) * Double(b[q * n + o]) }
+                }
+                worst = max(worst, abs(Double(c[r * ldc + o]) - expected))
+            }
+        }
+        XCTAssertLessThan(worst, tolerance, "\(T.self) m \(m) n \(n) k \(k) lda \(lda) ldc \(ldc) beta \(beta)")
+    }
+
+    func testNarrowProductMatchesAPlainLoop() {
+        for (m, n) in [(1, 8), (9, 256), (306, 37)] {
+            for beta in [0.0, 1.0] {
+                check(Double.self, m: m, n: n, k: 4, lda: 6, ldc: n + 3, beta: beta, tolerance: 1e-12)
+                check(Float.self, m: m, n: n, k: 4, lda: 4, ldc: n, beta: Float(beta), tolerance: 1e-5)
+            }
+        }
+    }
+}
