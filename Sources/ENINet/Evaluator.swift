@@ -176,30 +176,35 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                 (cut[e], cutDerivative[e]) = cutoff(T(r), rc)
             }
         } } } } }
-        var tripletVector = [Vec3](repeating: .zero, count: nt)
-        var tripletLength = [T](repeating: 0, count: nt), unitTriplet = [T](repeating: 0, count: 3 * nt)
-        var tripletDistanceCut = [T](repeating: 0, count: nt), tripletDistanceCutDerivative = [T](repeating: 0, count: nt)
-        var tripletCut = [T](repeating: 0, count: nt)
+        // Every element of the triplet arrays is written by the loop: no zero fill first.
+        var tripletVector = [Vec3](), tripletLength = [T](), unitTriplet = [T](), tripletDistanceCut = [T]()
+        var tripletDistanceCutDerivative = [T]()
         let bondCutoff = c.tripletBondCutoff
+        let tripletCut = [T].filled(count: nt) { cut in
+        tripletDistanceCutDerivative = [T].filled(count: nt) { distanceCutDerivative in
+        tripletDistanceCut = [T].filled(count: nt) { distanceCut in
+        unitTriplet = [T].filled(count: 3 * nt) { unit in
+        tripletLength = [T].filled(count: nt) { length in
+        tripletVector = [Vec3](unsafeUninitializedCapacity: nt) { vectors, initialized in
         positions.withUnsafeBufferPointer { pos in
         graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
         graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
         graph.edgeShift.withUnsafeBufferPointer { shift in edgeCut.withUnsafeBufferPointer { edgeCutP in
-        tripletVector.withUnsafeMutableBufferPointer { vector in tripletLength.withUnsafeMutableBufferPointer { length in
-        unitTriplet.withUnsafeMutableBufferPointer { unit in tripletDistanceCut.withUnsafeMutableBufferPointer { distanceCut in
-        tripletDistanceCutDerivative.withUnsafeMutableBufferPointer { distanceCutDerivative in tripletCut.withUnsafeMutableBufferPointer { cut in
+            guard let vector = vectors.baseAddress else { return }
             for t in 0..<nt {
                 let e1 = Int(tin[t]), e2 = Int(tout[t])
                 // r_c + (S1 + S2) − r_a, formed from positions as the reference forms it.
                 let d = pos[Int(dst[e2])] + (shift[e1] + shift[e2]) - pos[Int(src[e1])]
-                vector[t] = d
+                (vector + t).initialize(to: d)
                 let s = norm(d)
                 length[t] = T(s)
                 for x in 0..<3 { unit[3 * t + x] = T(d[x] / s) }
                 (distanceCut[t], distanceCutDerivative[t]) = cutoff(T(s), 2 * rc)
                 cut[t] = bondCutoff ? distanceCut[t] * edgeCutP[e1] * edgeCutP[e2] : distanceCut[t]
             }
-        } } } } } } } } } } } } }
+        } } } } } } }
+            initialized = nt
+        } } } } } }
         let edgeRBF = Self.gaussians(edgeLength, centres: twoBodyCentres, gamma: T(c.twoBodyGamma), count: k)
         let tripletRBF = Self.gaussians(tripletLength, centres: threeBodyCentres, gamma: T(c.threeBodyGamma), count: k)
         return Geometry(edgeVector: edgeVector, edgeLength: edgeLength, unitEdge: unitEdge, edgeCut: edgeCut,
@@ -356,17 +361,17 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             let messages: TripletMessageCache
             let newTs: [T], newTv: [T]
             if let fused = L.fourChannel {
-                var updatedS = [T](repeating: 0, count: nt * ft), updatedV = [T](repeating: 0, count: nt * 3 * ft)
+                // Every triplet's updated features are written by the pass: no zero fill first.
+                var updatedS = [T]()
+                let updatedV = [T].filled(count: nt * 3 * ft) { uv in updatedS = [T].filled(count: nt * ft) { us in
                 graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
                 fromIn.withUnsafeBufferPointer { ip in fromOut.withUnsafeBufferPointer { op in hv.withUnsafeBufferPointer { hvp in
                 ts.withUnsafeBufferPointer { tsp in tv.withUnsafeBufferPointer { tvp in
                 geo.unitTriplet.withUnsafeBufferPointer { unit in geo.tripletCut.withUnsafeBufferPointer { cutp in
-                updatedS.withUnsafeMutableBufferPointer { us in updatedV.withUnsafeMutableBufferPointer { uv in
                 sumS.withUnsafeMutableBufferPointer { ss in sumV.withUnsafeMutableBufferPointer { sv in
                     guard nt > 0, let tin = tin.baseAddress, let tout = tout.baseAddress, let ip = ip.baseAddress, let op = op.baseAddress,
                           let hvp = hvp.baseAddress, let tsp = tsp.baseAddress, let tvp = tvp.baseAddress, let unit = unit.baseAddress,
-                          let cutp = cutp.baseAddress, let us = us.baseAddress, let uv = uv.baseAddress,
-                          let ss = ss.baseAddress, let sv = sv.baseAddress else { return }
+                          let cutp = cutp.baseAddress, let ss = ss.baseAddress, let sv = sv.baseAddress else { return }
                     fused.forward(count: nt, tripletIn: tin, tripletOut: tout, fromIn: ip, fromOut: op, edgeVectors: hvp,
                                   scalars: tsp, vectors: tvp, unit: unit, cut: cutp, newScalars: us, newVectors: uv, sumS: ss, sumV: sv)
                 } } } } } } } } } } } } }

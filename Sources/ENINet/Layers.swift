@@ -211,12 +211,10 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
         // Every GEMM here writes its output (beta 0) and the bias is added by the loop that reads
         // it next: a bias prefill is one more pass over the output and makes the GEMM read it.
         let (pre, act, sig) = first.forwardSiLU(x, rows: rows, keepingSigmoids: true)
-        var value = [T].filled(count: rows * outputs) { _ in }
-        var gate = [T].filled(count: rows * outputs) { _ in }
-        if rows > 0, outputs > 0 {
-            act.withUnsafeBufferPointer { a in value.withUnsafeMutableBufferPointer { v in gate.withUnsafeMutableBufferPointer { g in
+        var gate = [T]()
+        var value = [T].filled(count: rows * outputs) { va in gate = [T].filled(count: rows * outputs) { ga in
+            act.withUnsafeBufferPointer { a in
                 netSecond.transposedWeight.withUnsafeBufferPointer { wn in gatesSecond.transposedWeight.withUnsafeBufferPointer { wg in
-                    guard let va = v.baseAddress, let ga = g.baseAddress else { return }
                     guard h > 0, let aa = a.baseAddress, let wna = wn.baseAddress, let wga = wg.baseAddress else {
                         va.initialize(repeating: 0, count: rows * outputs)
                         ga.initialize(repeating: 0, count: rows * outputs)
@@ -225,8 +223,8 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
                     Dense.gemm(m: rows, n: outputs, k: h, aa, wna, transposeB: false, beta: 0, va, lda: width)
                     Dense.gemm(m: rows, n: outputs, k: h, aa + h, wga, transposeB: false, beta: 0, ga, lda: width)
                 } }
-            } } }
-        }
+            }
+        } }
         let valueBias = netSecond.bias ?? [T](repeating: 0, count: outputs)
         let gateBias = gatesSecond.bias ?? [T](repeating: 0, count: outputs)
         // New arrays rather than copies of `gate` and `value` (both stay in the cache), which
