@@ -87,10 +87,40 @@ enum SmallKernelGEMM {
         }
     }
 
+    /// The widest column block of a `B` with `k` rows that stays cached between calls, when
+    /// cutting `B` into such blocks pays: for a `B` too large to stay cached with a short inner
+    /// dimension, every row block would otherwise re-read all of it (md17's `[306, 256] ·
+    /// [256, 768]` ran at 79–94 GFLOP/s in 4-row calls, its 256-column thirds at 90–100). Nil
+    /// when `B` is cached whole, or when a block would be narrower than 256 columns.
+    static func columnsPerBlock(columns n: Int, inner k: Int) -> Int? {
+        guard k > 0, n * k > cachedOperandElements else { return nil }
+        let widest = cachedOperandElements / k / 16 * 16
+        guard widest >= 256, widest < n else { return nil }
+        // As even as 16-column steps allow.
+        let blocks = (n + widest - 1) / widest
+        return ((n + blocks - 1) / blocks + 15) / 16 * 16
+    }
+
     /// `A · B` in row blocks of `step` rows (one call when nil), shared among the OpenBLAS
-    /// threads asked for (each small call runs on one thread, so OpenBLAS would not split them).
+    /// threads asked for (each small call runs on one thread, so OpenBLAS would not split them);
+    /// a large `B` in cached column blocks first (``columnsPerBlock(columns:inner:)``).
     private static func byRows(step: Int?, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
                                b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if step != nil, let width = columnsPerBlock(columns: n, inner: k) {
+            var first = 0
+            while first < n {
+                let count = Swift.min(width, n - first)
+                byRowBlocks(step: rowsPerCall(rows: m, perRow: count * k), m: m, n: count, k: k, alpha: alpha, a: a, lda: lda,
+                            b: b + first, ldb: ldb, beta: beta, c: c + first, ldc: ldc)
+                first += count
+            }
+            return
+        }
+        byRowBlocks(step: step, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+
+    private static func byRowBlocks(step: Int?, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                                    b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         guard let step else {
             whole(false, false, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return

@@ -15,6 +15,10 @@ final class SmallKernelGEMMTests: XCTestCase {
         for beta: Float in [0, 1] {
             // A·B: 1e6 / (256·256) = 15 rows per call at most, so 12-row calls and a 6-row remainder.
             cases.append(Case(ta: false, tb: false, m: 42, n: 256, k: 256, lda: 256, ldb: 256, ldc: 256, beta: beta))
+            // A B too large to stay cached, in column blocks: three of 256, and two uneven ones
+            // (304 and 296) with strides.
+            cases.append(Case(ta: false, tb: false, m: 20, n: 768, k: 256, lda: 256, ldb: 768, ldc: 768, beta: beta))
+            cases.append(Case(ta: false, tb: false, m: 50, n: 600, k: 200, lda: 203, ldb: 610, ldc: 620, beta: beta))
             // Row strides wider than the rows (a column block of a wider matrix).
             cases.append(Case(ta: false, tb: false, m: 301, n: 96, k: 64, lda: 80, ldb: 100, ldc: 110, beta: beta))
             // A·Bᵀ at enough rows to be transposed, and at too few.
@@ -76,6 +80,21 @@ final class SmallKernelGEMMTests: XCTestCase {
         XCTAssertNil(SmallKernelGEMM.rowsPerCall(rows: 63, perRow: 512 * 768))
         XCTAssertNil(SmallKernelGEMM.rowsPerCall(rows: 1260, perRow: 256 * 768))
         XCTAssertNil(SmallKernelGEMM.rowsPerCall(rows: 8000, perRow: 256 * 512))
+    }
+
+    func testColumnBlocksStayCachedAndAreWideEnough() {
+        XCTAssertEqual(SmallKernelGEMM.columnsPerBlock(columns: 768, inner: 256), 256)
+        XCTAssertEqual(SmallKernelGEMM.columnsPerBlock(columns: 512, inner: 256), 256)
+        XCTAssertEqual(SmallKernelGEMM.columnsPerBlock(columns: 600, inner: 200), 304)
+        for (n, k) in [(768, 256), (600, 200), (1200, 64)] {
+            guard let width = SmallKernelGEMM.columnsPerBlock(columns: n, inner: k) else { XCTFail("\(n) × \(k)"); continue }
+            XCTAssertLessThanOrEqual(width * k, SmallKernelGEMM.cachedOperandElements)
+            XCTAssertLessThan(width, n)
+        }
+        // Cached whole already, or blocks narrower than 256 columns.
+        XCTAssertNil(SmallKernelGEMM.columnsPerBlock(columns: 256, inner: 256))
+        XCTAssertNil(SmallKernelGEMM.columnsPerBlock(columns: 256, inner: 768))
+        XCTAssertNil(SmallKernelGEMM.columnsPerBlock(columns: 256, inner: 512))
     }
 
     func testTransposeInTiles() {
