@@ -438,14 +438,13 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             let fromSource = B.sourceNeighbors.forward(ns, rows: n), fromDestination = B.destinationNeighbors.forward(ns, rows: n)
             // Its bias is added by the loop below (no preloaded bias rows for the GEMM).
             var right2 = B.edgeProjection.product(es, rows: ne)
-            let projectionBias = B.edgeProjection.bias ?? [T](repeating: 0, count: f)
             // Both written once (no zero fill, and no copy-on-write of a shared empty array).
             var product2 = [T]()
             let left2 = [T].filled(count: ne * f) { lp in
                 product2 = [T].filled(count: ne * f) { pp in
                     graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
                     fromSource.withUnsafeBufferPointer { ps in fromDestination.withUnsafeBufferPointer { pd in
-                    right2.withUnsafeMutableBufferPointer { rp in projectionBias.withUnsafeBufferPointer { bp in
+                    right2.withUnsafeMutableBufferPointer { rp in B.edgeProjection.biasOrZeros.withUnsafeBufferPointer { bp in
                         guard let ps = ps.baseAddress, let pd = pd.baseAddress, let rp = rp.baseAddress, let bp = bp.baseAddress else { return }
                         let wide = f - f % 8
                         for e in 0..<ne {
@@ -470,14 +469,13 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             let des = Elementwise.scaledRows(gated2, geo.edgeCut, width: f)
             // Its bias is added row by row in the message loop, where the row is read next.
             var abc2 = B.edgeVector.product(des, rows: ne)
-            let edgeVectorBias = B.edgeVector.bias ?? [T](repeating: 0, count: 3 * f)
             // The updated edge vectors `ev + dev` are written directly (dev itself is not kept).
             var aggS = [T](repeating: 0, count: n * f), aggV = [T](repeating: 0, count: n * 3 * f)
             let evNext = [T].filled(count: ne * 3 * f) { nextp in
             graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
             abc2.withUnsafeMutableBufferPointer { abc in nv.withUnsafeBufferPointer { nvp in ev.withUnsafeBufferPointer { evp in
             des.withUnsafeBufferPointer { desp in geo.unitEdge.withUnsafeBufferPointer { unit in geo.edgeCut.withUnsafeBufferPointer { cutp in
-            aggV.withUnsafeMutableBufferPointer { av in aggS.withUnsafeMutableBufferPointer { asp in edgeVectorBias.withUnsafeBufferPointer { bp in
+            aggV.withUnsafeMutableBufferPointer { av in aggS.withUnsafeMutableBufferPointer { asp in B.edgeVector.biasOrZeros.withUnsafeBufferPointer { bp in
                 guard let abc = abc.baseAddress, let nvp = nvp.baseAddress, let evp = evp.baseAddress, let desp = desp.baseAddress,
                       let av = av.baseAddress, let asp = asp.baseAddress, let bp = bp.baseAddress else { return }
                 let wide = f - f % 8, rowWidth = 3 * f, rowWide = rowWidth - rowWidth % 8

@@ -7,6 +7,8 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
     /// OpenBLAS's small-matrix kernels take (see `Docs/tensors.md`).
     let transposedWeight: [T]
     let bias: [T]?
+    /// `bias`, or zeros without one: what loops that add the bias themselves read.
+    let biasOrZeros: [T]
     let inputs: Int
     let outputs: Int
 
@@ -21,6 +23,7 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
     init(weight: [T], bias: [T]?, inputs: Int, outputs: Int) {
         self.weight = weight
         self.bias = bias
+        biasOrZeros = bias ?? [T](repeating: 0, count: outputs)
         self.inputs = inputs
         self.outputs = outputs
         transposedWeight = Self.transposed(weight, rows: outputs, columns: inputs)
@@ -78,9 +81,9 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
     /// vectorise the loop itself.
     func forwardSiLU(_ x: [T], rows: Int, keepingSigmoids: Bool = false) -> (pre: [T], activated: [T], sigmoids: [T]) {
         var pre = product(x, rows: rows)
-        let width = outputs, bias = bias ?? [T](repeating: 0, count: outputs)
+        let width = outputs
         @inline(__always) func activate(into a: UnsafeMutablePointer<T>, sigmoids s: UnsafeMutablePointer<T>?) {
-            pre.withUnsafeMutableBufferPointer { p in bias.withUnsafeBufferPointer { b in
+            pre.withUnsafeMutableBufferPointer { p in biasOrZeros.withUnsafeBufferPointer { b in
                 guard let p = p.baseAddress, let b = b.baseAddress else { return }
                 let wide = width - width % 8
                 for r in 0..<rows {
@@ -93,11 +96,14 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
                 }
             } }
         }
-        var activated = [T]()
-        let sigmoids = keepingSigmoids
-            ? [T].filled(count: rows * width) { s in activated = [T].filled(count: rows * width) { a in activate(into: a, sigmoids: s) } }
-            : []
-        if !keepingSigmoids { activated = [T].filled(count: rows * width) { a in activate(into: a, sigmoids: nil) } }
+        var sigmoids = [T]()
+        let activated = [T].filled(count: rows * width) { a in
+            if keepingSigmoids {
+                sigmoids = [T].filled(count: rows * width) { s in activate(into: a, sigmoids: s) }
+            } else {
+                activate(into: a, sigmoids: nil)
+            }
+        }
         return (pre, activated, sigmoids)
     }
 
@@ -198,7 +204,7 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
             throw ModelFileError("\(file.path): the layers of '\(name)' have inconsistent shapes")
         }
         hidden = net0.outputs
-        first = LinearLayer(weight: net0.weight + gates0.weight, bias: (net0.bias ?? [T](repeating: 0, count: hidden)) + (gates0.bias ?? [T](repeating: 0, count: hidden)),
+        first = LinearLayer(weight: net0.weight + gates0.weight, bias: net0.biasOrZeros + gates0.biasOrZeros,
                             inputs: net0.inputs, outputs: 2 * hidden)
     }
 
@@ -225,15 +231,13 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
                 } }
             }
         } }
-        let valueBias = netSecond.bias ?? [T](repeating: 0, count: outputs)
-        let gateBias = gatesSecond.bias ?? [T](repeating: 0, count: outputs)
         // New arrays rather than copies of `gate` and `value` (both stay in the cache), which
         // the loop would overwrite anyway.
         var y = [T]()
         let gateSigmoid = [T].filled(count: gate.count) { s in
             y = [T].filled(count: gate.count) { yp in
                 gate.withUnsafeMutableBufferPointer { g in value.withUnsafeMutableBufferPointer { v in
-                valueBias.withUnsafeBufferPointer { vb in gateBias.withUnsafeBufferPointer { gb in
+                netSecond.biasOrZeros.withUnsafeBufferPointer { vb in gatesSecond.biasOrZeros.withUnsafeBufferPointer { gb in
                     guard let g = g.baseAddress, let v = v.baseAddress, let vb = vb.baseAddress, let gb = gb.baseAddress else { return }
                     let wide = outputs - outputs % 8
                     for r in 0..<rows {

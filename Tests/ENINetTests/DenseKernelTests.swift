@@ -1,4 +1,5 @@
 import XCTest
+import Foundation
 @testable import ENINet
 
 /// The hand-written product that replaces OpenBLAS for an inner dimension of 4 (the triplet
@@ -6,10 +7,9 @@ import XCTest
 /// rows, and both `C = A·B` and `C += A·B`; columns of `C` beyond `n` stay untouched.
 final class DenseKernelTests: XCTestCase {
     private func check<T: ENINetFloat>(_: T.Type, m: Int, n: Int, k: Int, lda: Int, ldc: Int, beta: T, tolerance: Double) {
-        var generator = SystemRandomNumberGenerator()
-        let a = (0..<(m * lda)).map { _ in T(Double.random(in: -1...1, using: &generator)) }
-        let b = (0..<(k * n)).map { _ in T(Double.random(in: -1...1, using: &generator)) }
-        let c0 = (0..<(m * ldc)).map { _ in T(Double.random(in: -1...1, using: &generator)) }
+        // Fixed, irregular values in [-1, 1], so that a failure reproduces.
+        func values(_ count: Int, _ phase: Double) -> [T] { (0..<count).map { T(sin(Double($0) * 0.731 + phase)) } }
+        let a = values(m * lda, 0.1), b = values(k * n, 1.3), c0 = values(m * ldc, 2.7)
         var c = c0
         a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
             Dense.gemm(m: m, n: n, k: k, ap.baseAddress!, bp.baseAddress!, transposeB: false, beta: beta, cp.baseAddress!, lda: lda, ldc: ldc)
