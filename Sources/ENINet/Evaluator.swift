@@ -128,10 +128,11 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
     }
 
     /// What the backward pass of the triplet messages reads: the layer-by-layer intermediates,
-    /// or, for the fused four-channel kernel (which recomputes them), the pair map's halves.
+    /// or, for the fused four-channel kernel (which recomputes the cheap ones), what its forward
+    /// pass saved (``FourChannelTriplets/savedCount(triplets:)``).
     enum TripletMessageCache {
         case general(left: [T], right: [T], gateCache: GateMLPLayer<T>.Cache, gated: [T], abc: [T])
-        case fourChannel(fromIn: [T], fromOut: [T])
+        case fourChannel(saved: [T])
     }
 
     struct ThreeBodyCache {
@@ -363,7 +364,11 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             if let fused = L.fourChannel {
                 // Every triplet's updated features are written by the pass: no zero fill first.
                 var updatedS = [T]()
+                // Written by the pass, for the backward pass only (an empty array's base address
+                // need not be nil, hence the test of `forces` where it is handed over).
+                var saved = [T].filled(count: forces ? FourChannelTriplets<T>.savedCount(triplets: nt) : 0) { _ in }
                 let updatedV = [T].filled(count: nt * 3 * ft) { uv in updatedS = [T].filled(count: nt * ft) { us in
+                saved.withUnsafeMutableBufferPointer { savedp in
                 graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
                 fromIn.withUnsafeBufferPointer { ip in fromOut.withUnsafeBufferPointer { op in hv.withUnsafeBufferPointer { hvp in
                 ts.withUnsafeBufferPointer { tsp in tv.withUnsafeBufferPointer { tvp in
@@ -373,9 +378,10 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                           let hvp = hvp.baseAddress, let tsp = tsp.baseAddress, let tvp = tvp.baseAddress, let unit = unit.baseAddress,
                           let cutp = cutp.baseAddress, let ss = ss.baseAddress, let sv = sv.baseAddress else { return }
                     fused.forward(count: nt, tripletIn: tin, tripletOut: tout, fromIn: ip, fromOut: op, edgeVectors: hvp,
-                                  scalars: tsp, vectors: tvp, unit: unit, cut: cutp, newScalars: us, newVectors: uv, sumS: ss, sumV: sv)
-                } } } } } } } } } } } } }
-                messages = .fourChannel(fromIn: fromIn, fromOut: fromOut)
+                                  scalars: tsp, vectors: tvp, unit: unit, cut: cutp, newScalars: us, newVectors: uv, sumS: ss, sumV: sv,
+                                  saving: forces ? savedp.baseAddress : nil)
+                } } } } } } } } } } } } } }
+                messages = .fourChannel(saved: saved)
                 newTs = updatedS
                 newTv = updatedV
             } else {
@@ -785,26 +791,26 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             let mapped = L.inNeighbors.outputs
             var gFromIn = [T](repeating: 0, count: ne * mapped), gFromOut = [T](repeating: 0, count: ne * mapped)
             switch C3.messages {
-            case let .fourChannel(fromIn, fromOut):
+            case let .fourChannel(saved):
                 guard let fused = L.fourChannel else { break }
                 graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
-                fromIn.withUnsafeBufferPointer { ip in fromOut.withUnsafeBufferPointer { op in C3.hv.withUnsafeBufferPointer { hvp in
+                saved.withUnsafeBufferPointer { savedp in C3.hv.withUnsafeBufferPointer { hvp in
                 C3.ts.withUnsafeBufferPointer { tsp in C3.tv.withUnsafeBufferPointer { tvp in
                 geo.unitTriplet.withUnsafeBufferPointer { unit in geo.tripletCut.withUnsafeBufferPointer { cutp in
                 gts.withUnsafeMutableBufferPointer { gsp in gtv.withUnsafeMutableBufferPointer { gvp in
                 gxo.withUnsafeBufferPointer { gxop in gSumV.withUnsafeBufferPointer { gsv in
                 gFromIn.withUnsafeMutableBufferPointer { gi in gFromOut.withUnsafeMutableBufferPointer { go in ghv.withUnsafeMutableBufferPointer { ghvp in
                 gUnitTriplet.withUnsafeMutableBufferPointer { gUnit in gTripletCut.withUnsafeMutableBufferPointer { gCutp in
-                    guard nt > 0, let tin = tin.baseAddress, let tout = tout.baseAddress, let ip = ip.baseAddress, let op = op.baseAddress,
+                    guard nt > 0, let tin = tin.baseAddress, let tout = tout.baseAddress, let savedp = savedp.baseAddress,
                           let hvp = hvp.baseAddress, let tsp = tsp.baseAddress, let tvp = tvp.baseAddress, let unit = unit.baseAddress,
                           let cutp = cutp.baseAddress, let gsp = gsp.baseAddress, let gvp = gvp.baseAddress, let gxop = gxop.baseAddress,
                           let gsv = gsv.baseAddress, let gi = gi.baseAddress, let go = go.baseAddress, let ghvp = ghvp.baseAddress,
                           let gUnit = gUnit.baseAddress, let gCutp = gCutp.baseAddress else { return }
-                    fused.backward(count: nt, tripletIn: tin, tripletOut: tout, fromIn: ip, fromOut: op, edgeVectors: hvp,
+                    fused.backward(count: nt, tripletIn: tin, tripletOut: tout, saved: savedp, edgeVectors: hvp,
                                    scalars: tsp, vectors: tvp, unit: unit, cut: cutp, gScalars: gsp, gVectors: gvp,
                                    gSumS: gxop, sumStride: 2 * ft, gSumV: gsv, gFromIn: gi, gFromOut: go, gEdgeVectors: ghvp,
                                    gUnit: gUnit, gCut: gCutp)
-                } } } } } } } } } } } } } } } } } }
+                } } } } } } } } } } } } } } } } }
             case let .general(left, right, gateCache, gated, abc):
                 var gdts = gts, gdtv = gtv  // ts <- dts + ts; tv <- dtv + tv
                 var gabc = [T](repeating: 0, count: nt * 3 * ft)
