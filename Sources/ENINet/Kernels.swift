@@ -119,7 +119,16 @@ extension ENINetFloat {
 }
 
 extension Float: ENINetFloat {
-    @inline(__always) public static func sigmoid(_ x: SIMD8<Float>) -> SIMD8<Float> { 1 / (1 + tensorExp(-x)) }
+    /// `1 / (1 + exp(−x))` with `exp` as `tensorExp` computes it, on `|x| ≤ 87`; beyond, `x`
+    /// is clamped to ±87, where the sigmoid is 1, or 1.6e-38 in place of a smaller number. The
+    /// fused triplet pass runs twelve of these per eight triplets, so it takes the `exp`
+    /// without special cases.
+    @inline(__always) public static func sigmoid(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        var y = -x
+        y.replace(with: -87, where: y .< -87)
+        y.replace(with: 87, where: y .> 87)
+        return 1 / (1 + tensorExpInNormalRange(y))
+    }
     @inline(__always) public static func keepingPositive(_ values: SIMD8<Float>, where test: SIMD8<Float>) -> SIMD8<Float> {
         SIMD8<Float>().replacing(with: values, where: test .> 0)
     }

@@ -41,6 +41,18 @@ final class KernelAccuracyTests: XCTestCase {
         for (i, x) in [-3.0, -1, 0, 0.5, 1, 2, 700, -800].enumerated() { XCTAssertEqual(d[i], Foundation.exp(x)) }
     }
 
+    /// Within [−87, 87] the exp without special cases gives the general one's results bit for bit.
+    func testNormalRangeExpEqualsTheGeneralOne() {
+        var inputs: [Float] = stride(from: Float(-87), through: 87, by: 0.0293).map { $0 }
+        inputs += [-87, 87, 0, -0.0, 1e-30, -1e-30, 86.99, -86.99]
+        while inputs.count % 8 != 0 { inputs.append(1) }
+        for start in stride(from: 0, to: inputs.count, by: 8) {
+            let lanes = SIMD8<Float>(inputs[start..<start + 8])
+            let bounded = Float.tensorExpInNormalRange(lanes), general = Float.tensorExp(lanes)
+            for i in 0..<8 { XCTAssertEqual(bounded[i].bitPattern, general[i].bitPattern, "exp(\(lanes[i]))") }
+        }
+    }
+
     func testSigmoidAndSiluInFloatMatchDouble() throws {
         let values: [Float] = stride(from: -30, through: 30, by: 0.25).map { Float($0) }
         let x = try Tensor<Float>(shape: [values.count], scalars: values)
