@@ -107,4 +107,30 @@ final class SmallKernelGEMMTests: XCTestCase {
             for r in 0..<rows { for c in 0..<columns { XCTAssertEqual(out[c * rows + r], source[r * stride + c]) } }
         }
     }
+
+    /// Warming must read every cache line that holds an element of the block (whatever the
+    /// alignment and the row stride), and nothing outside the block's rows.
+    func testWarmingReadsEveryCacheLineOfTheBlock() {
+        for (rows, columns, stride, offset) in [(3, 100, 100, 0), (4, 37, 53, 5), (2, 16, 16, 3), (5, 70, 129, 11), (1, 1, 1, 7)] {
+            let count = offset + (rows - 1) * stride + columns
+            var storage = [Float](repeating: 0, count: count + 32)
+            storage.withUnsafeMutableBufferPointer { buffer in
+                guard let base = buffer.baseAddress else { return XCTFail("no storage") }
+                let first = base + offset
+                // The 64-byte lines the block touches, each tried alone: only its elements are 1.
+                let lineOf = { (p: UnsafeMutablePointer<Float>) in UInt(bitPattern: p) / 64 }
+                var lines = Set<UInt>()
+                for r in 0..<rows { for q in 0..<columns { lines.insert(lineOf(first + r * stride + q)) } }
+                for line in lines {
+                    for i in 0..<buffer.count { buffer[i] = lineOf(base + i) == line ? 1 : 0 }
+                    SmallKernelGEMM.warm(UnsafePointer(first), rows: rows, columns: columns, stride: stride)
+                    XCTAssertGreaterThan(SmallKernelGEMM.warmingSink, 0, "\(rows)×\(columns) stride \(stride) offset \(offset): line \(line) not read")
+                }
+                // Elements after the last row are never read.
+                for i in 0..<buffer.count { buffer[i] = base + i >= first + (rows - 1) * stride + columns ? 1 : 0 }
+                SmallKernelGEMM.warm(UnsafePointer(first), rows: rows, columns: columns, stride: stride)
+                XCTAssertEqual(SmallKernelGEMM.warmingSink, 0)
+            }
+        }
+    }
 }
