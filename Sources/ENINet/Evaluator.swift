@@ -231,6 +231,12 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
     /// `[rows, 3, channels]` with every channel of row `r`, axis `x` equal to `scale · unit[r, x] · cut[r]`.
     static func broadcastDirections(_ unit: [T], cut: [T], scale: T, channels: Int, into out: inout [T]) {
         out.withUnsafeMutableBufferPointer { o in unit.withUnsafeBufferPointer { u in cut.withUnsafeBufferPointer { c in
+            guard let o = o.baseAddress else { return }
+            // Four channels (the triplets of both shipped configurations) as one store per axis.
+            if channels == 4 {
+                for r in 0..<c.count { for x in 0..<3 { o.setQuad((r * 3 + x) * 4, SIMD4(repeating: scale * u[3 * r + x] * c[r])) } }
+                return
+            }
             for r in 0..<c.count { for x in 0..<3 {
                 let v = scale * u[3 * r + x] * c[r]
                 for ch in 0..<channels { o[(r * 3 + x) * channels + ch] = v }
@@ -270,6 +276,22 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             gs.withUnsafeBufferPointer { g in gv.withUnsafeBufferPointer { v in initialScalar.withUnsafeBufferPointer { s0 in
             unit.withUnsafeBufferPointer { u in cut.withUnsafeBufferPointer { c in
             unitGradient.withUnsafeMutableBufferPointer { gu in cutGradient.withUnsafeMutableBufferPointer { gc in
+                guard let g = g.baseAddress, let v = v.baseAddress, let s0 = s0.baseAddress else { return }
+                // Four channels (the triplets of both shipped configurations) as `SIMD4`s.
+                if f == 4 {
+                    for r in 0..<c.count {
+                        let gRow = g.quad(4 * r)
+                        out.setQuad(4 * r, gRow * c[r])
+                        var gCut = (gRow * s0.quad(4 * r)).sum()
+                        for x in 0..<3 {
+                            let sum = v.quad((r * 3 + x) * 4).sum()
+                            gu[3 * r + x] += scale * c[r] * sum
+                            gCut += scale * u[3 * r + x] * sum
+                        }
+                        gc[r] += gCut
+                    }
+                    return
+                }
                 for r in 0..<c.count {
                     var gCut: T = 0
                     for ch in 0..<f {
