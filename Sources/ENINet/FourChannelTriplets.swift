@@ -105,61 +105,66 @@ struct FourChannelTriplets<T: ENINetFloat> {
     func block(_ base: Int, lanes: Int, tripletIn: UnsafePointer<Int32>, tripletOut: UnsafePointer<Int32>,
                fromIn: UnsafePointer<T>, fromOut: UnsafePointer<T>, scalars: UnsafePointer<T>, cut: UnsafePointer<T>) -> Block {
         var v = Block()
-        var scalar = EightTriplets<T>()
         for i in 0..<8 {
             let t = base + min(i, lanes - 1)
             v.left.setQuad(i, fromIn.quad(4 * Int(tripletIn[t])) + fromOut.quad(4 * Int(tripletOut[t])))
-            scalar.setQuad(i, scalars.quad(4 * t))
-            v.cuts[i] = cut[t]
         }
-        v.right = projection(scalar)
-        let product = v.left * v.right
-        v.netHidden = netFirst(product)
-        v.gateHidden = gatesFirst(product)
-        v.netSigmoid = v.netHidden.map(T.sigmoid)
-        v.gateHiddenSigmoid = v.gateHidden.map(T.sigmoid)
-        v.value = netSecond(v.netHidden * v.netSigmoid)
-        v.gate = gatesSecond(v.gateHidden * v.gateHiddenSigmoid)
-        v.gateSigmoid = v.gate.map(T.sigmoid)
-        finish(&v)
+        complete(&v, base, lanes: lanes, scalars: scalars, cut: cut, saved: nil)
         return v
     }
 
     /// Elements of the forward values saved for the backward pass: 16 vectors of eight per block.
     static func savedCount(triplets nt: Int) -> Int { (nt + 7) / 8 * savedPerBlock }
     static var savedPerBlock: Int { 16 * 8 }
+    /// Where a block's saved values lie, in elements from the block's start.
+    private static var leftOffset: Int { 0 }
+    private static var netSigmoidOffset: Int { 32 }
+    private static var gateHiddenSigmoidOffset: Int { 64 }
+    private static var gateSigmoidOffset: Int { 96 }
 
     /// The block's values from those ``block(_:lanes:tripletIn:tripletOut:fromIn:fromOut:scalars:cut:)``
     /// saved at `saved`: the same operations on the same inputs, so the same values.
     @inline(__always)
     func restoredBlock(_ base: Int, lanes: Int, saved: UnsafePointer<T>, scalars: UnsafePointer<T>, cut: UnsafePointer<T>) -> Block {
         var v = Block()
+        v.left = Self.load(saved, Self.leftOffset)
+        complete(&v, base, lanes: lanes, scalars: scalars, cut: cut, saved: saved)
+        return v
+    }
+
+    /// Everything after the pair sums `v.left`: the sigmoids are computed, or read from `saved`.
+    @inline(__always)
+    private func complete(_ v: inout Block, _ base: Int, lanes: Int, scalars: UnsafePointer<T>, cut: UnsafePointer<T>,
+                          saved: UnsafePointer<T>?) {
         var scalar = EightTriplets<T>()
         for i in 0..<8 {
             let t = base + min(i, lanes - 1)
             scalar.setQuad(i, scalars.quad(4 * t))
             v.cuts[i] = cut[t]
         }
-        v.left = EightTriplets(c0: saved.lanes(0), c1: saved.lanes(8), c2: saved.lanes(16), c3: saved.lanes(24))
-        v.netSigmoid = EightTriplets(c0: saved.lanes(32), c1: saved.lanes(40), c2: saved.lanes(48), c3: saved.lanes(56))
-        v.gateHiddenSigmoid = EightTriplets(c0: saved.lanes(64), c1: saved.lanes(72), c2: saved.lanes(80), c3: saved.lanes(88))
-        v.gateSigmoid = EightTriplets(c0: saved.lanes(96), c1: saved.lanes(104), c2: saved.lanes(112), c3: saved.lanes(120))
         v.right = projection(scalar)
         let product = v.left * v.right
         v.netHidden = netFirst(product)
         v.gateHidden = gatesFirst(product)
+        if let saved {
+            v.netSigmoid = Self.load(saved, Self.netSigmoidOffset)
+            v.gateHiddenSigmoid = Self.load(saved, Self.gateHiddenSigmoidOffset)
+        } else {
+            v.netSigmoid = v.netHidden.map(T.sigmoid)
+            v.gateHiddenSigmoid = v.gateHidden.map(T.sigmoid)
+        }
         v.value = netSecond(v.netHidden * v.netSigmoid)
         v.gate = gatesSecond(v.gateHidden * v.gateHiddenSigmoid)
-        finish(&v)
-        return v
-    }
-
-    @inline(__always) private func finish(_ v: inout Block) {
+        v.gateSigmoid = saved.map { Self.load($0, Self.gateSigmoidOffset) } ?? v.gate.map(T.sigmoid)
         v.gated = v.value * v.gate * v.gateSigmoid
         v.message = v.gated * v.cuts
         v.a = tripletCoefficient(v.message)
         v.b = edgeCoefficient(v.message)
         v.c = directionCoefficient(v.message)
+    }
+
+    @inline(__always) private static func load(_ saved: UnsafePointer<T>, _ offset: Int) -> EightTriplets<T> {
+        EightTriplets(c0: saved.lanes(offset), c1: saved.lanes(offset + 8), c2: saved.lanes(offset + 16), c3: saved.lanes(offset + 24))
     }
 
     @inline(__always) private static func save(_ v: Block, at saved: UnsafeMutablePointer<T>) {
@@ -169,10 +174,10 @@ struct FourChannelTriplets<T: ENINetFloat> {
             saved.setLanes(offset + 16, part.c2)
             saved.setLanes(offset + 24, part.c3)
         }
-        store(v.left, 0)
-        store(v.netSigmoid, 32)
-        store(v.gateHiddenSigmoid, 64)
-        store(v.gateSigmoid, 96)
+        store(v.left, leftOffset)
+        store(v.netSigmoid, netSigmoidOffset)
+        store(v.gateHiddenSigmoid, gateHiddenSigmoidOffset)
+        store(v.gateSigmoid, gateSigmoidOffset)
     }
 
     /// One layer's triplet messages. Reads `fromIn`/`fromOut` `[E,4]` (the pair map's halves),

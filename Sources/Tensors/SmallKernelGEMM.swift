@@ -61,6 +61,8 @@ enum SmallKernelGEMM {
         let step = transposeA ? nil : rowsPerCall(rows: m, perRow: n * k)
         switch (transposeA, transposeB) {
         case (false, false):
+            // The small kernel reads B in place (in row blocks, or one call within the limit).
+            if n * k >= warmedOperandElements && (step != nil || m * n * k <= productLimit) { warm(b, rows: k, columns: n, stride: ldb) }
             byRows(step: step, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         case (false, true) where m >= transposeRows && (m * n * k <= productLimit || step != nil):
             // B is [n, k]; its transpose [k, n] is small next to the product.
@@ -121,7 +123,6 @@ enum SmallKernelGEMM {
 
     private static func byRowBlocks(step: Int?, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
                                     b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        if n * k >= warmedOperandElements { warm(b, rows: k, columns: n, stride: ldb) }
         guard let step else {
             whole(false, false, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
@@ -141,7 +142,9 @@ enum SmallKernelGEMM {
         }
     }
 
-    /// From this size (64 KB) on, B is read once, a cache line at a time, before the product.
+    /// From this size (64 KB) on, a B that the small kernel reads where it lies is read once, a
+    /// cache line at a time, before the product (not a transposed copy, which is cached, nor a
+    /// B that OpenBLAS packs).
     /// The small kernel reads B a few columns at a time down all its rows, a pattern the
     /// hardware prefetcher follows poorly: with B fresh from memory (md17's weights, 32 MB, do
     /// not stay cached between evaluations), `[63, 256] · [256, 768]` ran at 77 GFLOP/s and at
