@@ -125,6 +125,10 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         var tripletCut: [T]
         var edgeRBF: [T], tripletRBF: [T]
         var initialEdgeScalar: [T], initialTripletScalar: [T]  // before the cutoff factor
+        /// d(initialTripletScalar)/d(tripletLength), `[T, 4]`, when the triplets' radial
+        /// embedding has four outputs; `tripletRBF` is then not stored (see
+        /// ``fourChannelRadialEmbedding(_:centres:gamma:layer:)``).
+        var initialTripletSlope: [T] = []
     }
 
     /// What the backward pass of the triplet messages reads: the layer-by-layer intermediates,
@@ -207,7 +211,8 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             initialized = nt
         } } } } } }
         let edgeRBF = Self.gaussians(edgeLength, centres: twoBodyCentres, gamma: T(c.twoBodyGamma), count: k)
-        let tripletRBF = Self.gaussians(tripletLength, centres: threeBodyCentres, gamma: T(c.threeBodyGamma), count: k)
+        let tripletRBF = tripletEmbedding.outputs == 4
+            ? [] : Self.gaussians(tripletLength, centres: threeBodyCentres, gamma: T(c.threeBodyGamma), count: k)
         return Geometry(edgeVector: edgeVector, edgeLength: edgeLength, unitEdge: unitEdge, edgeCut: edgeCut,
                         edgeCutDerivative: edgeCutDerivative, tripletVector: tripletVector, tripletLength: tripletLength,
                         unitTriplet: unitTriplet, tripletDistanceCut: tripletDistanceCut,
@@ -220,12 +225,58 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         [T].filled(count: lengths.count * k) { out in
             lengths.withUnsafeBufferPointer { r in centres.withUnsafeBufferPointer { mu in
                 guard let centre = mu.baseAddress else { return }
+                let wide = k - k % 8
                 for i in 0..<r.count {
                     let length = r[i], row = out + i * k
-                    for q in 0..<k { let d = length - centre[q]; row[q] = T.exponential(-gamma * d * d) }
+                    for q in stride(from: 0, to: wide, by: 8) {
+                        let d = length - centre.lanes(q)
+                        row.setLanes(q, T.decayingExponential(-gamma * d * d))
+                    }
+                    for q in wide..<k { let d = length - centre[q]; row[q] = T.exponential(-gamma * d * d) }
                 }
             } }
         }
+    }
+
+    /// `W · rbf(r) + b` for every length `r` through a radial embedding `layer` of four outputs,
+    /// and its derivative with respect to `r`, `[lengths, 4]` each. Eight lengths at a time and
+    /// one centre after another, so each Gaussian serves all four outputs from a register: the
+    /// triplets' `[T, K]` basis is neither stored nor read back, and the backward pass is a
+    /// four-term dot product per triplet instead of a product with `Wᵀ` and a pass over `[T, K]`.
+    static func fourChannelRadialEmbedding(_ lengths: [T], centres: [T], gamma: T,
+                                           layer: LinearLayer<T>) -> (values: [T], slopes: [T]) {
+        let n = lengths.count, k = min(layer.inputs, centres.count)
+        var slopes = [T]()
+        let values = [T].filled(count: 4 * n) { vp in
+            slopes = [T].filled(count: 4 * n) { sp in
+                lengths.withUnsafeBufferPointer { r in centres.withUnsafeBufferPointer { mu in
+                layer.weight.withUnsafeBufferPointer { w in
+                    let b = layer.biasOrZeros, rowLength = layer.inputs
+                    for base in stride(from: 0, to: n, by: 8) {
+                        let lanes = min(8, n - base)
+                        var x = SIMD8<T>()
+                        for i in 0..<8 { x[i] = r[base + min(i, lanes - 1)] }
+                        var value = EightTriplets<T>(c0: SIMD8(repeating: b[0]), c1: SIMD8(repeating: b[1]),
+                                                     c2: SIMD8(repeating: b[2]), c3: SIMD8(repeating: b[3]))
+                        var slope = EightTriplets<T>()
+                        for q in 0..<k {
+                            let d = x - mu[q]
+                            let basis = T.decayingExponential(-gamma * d * d)
+                            let basisSlope = -2 * gamma * d * basis
+                            let w0 = w[q], w1 = w[rowLength + q], w2 = w[2 * rowLength + q], w3 = w[3 * rowLength + q]
+                            value.c0 += w0 * basis; value.c1 += w1 * basis; value.c2 += w2 * basis; value.c3 += w3 * basis
+                            slope.c0 += w0 * basisSlope; slope.c1 += w1 * basisSlope
+                            slope.c2 += w2 * basisSlope; slope.c3 += w3 * basisSlope
+                        }
+                        for i in 0..<lanes {
+                            vp.setQuad(4 * (base + i), value.quad(i))
+                            sp.setQuad(4 * (base + i), slope.quad(i))
+                        }
+                    }
+                } } }
+            }
+        }
+        return (values, slopes)
     }
 
     /// `[rows, 3, channels]` with every channel of row `r`, axis `x` equal to `scale · unit[r, x] · cut[r]`.
@@ -357,7 +408,12 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         var es = Elementwise.scaledRows(geo.initialEdgeScalar, geo.edgeCut, width: f)
         var ev = [T](repeating: 0, count: ne * 3 * f)
         Self.broadcastDirections(geo.unitEdge, cut: geo.edgeCut, scale: rc, channels: f, into: &ev)
-        geo.initialTripletScalar = tripletEmbedding.forward(geo.tripletRBF, rows: nt)
+        if tripletEmbedding.outputs == 4 {
+            (geo.initialTripletScalar, geo.initialTripletSlope) = Self.fourChannelRadialEmbedding(
+                geo.tripletLength, centres: threeBodyCentres, gamma: T(c.threeBodyGamma), layer: tripletEmbedding)
+        } else {
+            geo.initialTripletScalar = tripletEmbedding.forward(geo.tripletRBF, rows: nt)
+        }
         var ts = Elementwise.scaledRows(geo.initialTripletScalar, geo.tripletCut, width: ft)
         var tv = [T](repeating: 0, count: nt * 3 * ft)
         Self.broadcastDirections(geo.unitTriplet, cut: geo.tripletCut, scale: 1, channels: ft, into: &tv)
@@ -385,11 +441,13 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             let newTs: [T], newTv: [T]
             if let fused = L.fourChannel {
                 // Every triplet's updated features are written by the pass: no zero fill first.
-                var updatedS = [T]()
+                var updatedS = [T].filled(count: nt * ft) { _ in }
+                var updatedV = [T].filled(count: nt * 3 * ft) { _ in }
                 // Written by the pass, for the backward pass only (an empty array's base address
                 // need not be nil, hence the test of `forces` where it is handed over).
                 var saved = [T].filled(count: forces ? FourChannelTriplets<T>.savedCount(triplets: nt) : 0) { _ in }
-                let updatedV = [T].filled(count: nt * 3 * ft) { uv in updatedS = [T].filled(count: nt * ft) { us in
+                // Not nested in the closures of `filled`, which calls none for an empty array.
+                updatedS.withUnsafeMutableBufferPointer { us in updatedV.withUnsafeMutableBufferPointer { uv in
                 saved.withUnsafeMutableBufferPointer { savedp in
                 graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
                 fromIn.withUnsafeBufferPointer { ip in fromOut.withUnsafeBufferPointer { op in hv.withUnsafeBufferPointer { hvp in
@@ -398,9 +456,10 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                 sumS.withUnsafeMutableBufferPointer { ss in sumV.withUnsafeMutableBufferPointer { sv in
                     guard nt > 0, let tin = tin.baseAddress, let tout = tout.baseAddress, let ip = ip.baseAddress, let op = op.baseAddress,
                           let hvp = hvp.baseAddress, let tsp = tsp.baseAddress, let tvp = tvp.baseAddress, let unit = unit.baseAddress,
-                          let cutp = cutp.baseAddress, let ss = ss.baseAddress, let sv = sv.baseAddress else { return }
+                          let cutp = cutp.baseAddress, let ss = ss.baseAddress, let sv = sv.baseAddress,
+                          let usp = us.baseAddress, let uvp = uv.baseAddress else { return }
                     fused.forward(count: nt, tripletIn: tin, tripletOut: tout, fromIn: ip, fromOut: op, edgeVectors: hvp,
-                                  scalars: tsp, vectors: tvp, unit: unit, cut: cutp, newScalars: us, newVectors: uv, sumS: ss, sumV: sv,
+                                  scalars: tsp, vectors: tvp, unit: unit, cut: cutp, newScalars: usp, newVectors: uvp, sumS: ss, sumV: sv,
                                   saving: forces ? savedp.baseAddress : nil)
                 } } } } } } } } } } } } } }
                 messages = .fourChannel(saved: saved)
@@ -900,8 +959,16 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         let gPreT = Self.initialFeatureBackward(scalarGradient: gts, vectorGradient: gtv, initialScalar: geo.initialTripletScalar,
                                                 unit: geo.unitTriplet, cut: geo.tripletCut, scale: 1, channels: ft,
                                                 unitGradient: &gUnitTriplet, cutGradient: &gTripletCut)
-        Self.gaussianBackward(tripletEmbedding.backward(gPreT, rows: nt), lengths: geo.tripletLength, centres: threeBodyCentres,
-                              gamma: T(c.threeBodyGamma), values: geo.tripletRBF, count: k, into: &gTripletLength)
+        if tripletEmbedding.outputs == 4 {
+            gPreT.withUnsafeBufferPointer { g in geo.initialTripletSlope.withUnsafeBufferPointer { slope in
+            gTripletLength.withUnsafeMutableBufferPointer { gl in
+                guard let g = g.baseAddress, let slope = slope.baseAddress else { return }
+                for t in 0..<nt { gl[t] += (g.quad(4 * t) * slope.quad(4 * t)).sum() }
+            } } }
+        } else {
+            Self.gaussianBackward(tripletEmbedding.backward(gPreT, rows: nt), lengths: geo.tripletLength, centres: threeBodyCentres,
+                                  gamma: T(c.threeBodyGamma), values: geo.tripletRBF, count: k, into: &gTripletLength)
+        }
 
         // Cutoffs, then lengths and directions, to edge vectors (Double from here on).
         var gEdge = [Vec3](repeating: .zero, count: ne)

@@ -102,6 +102,9 @@ public protocol ENINetFloat: TensorScalar, SIMDScalar {
     /// `1 / (1 + exp(−x))` on eight lanes. A requirement, so that each precision's body is
     /// compiled with its concrete SIMD operations: the generic ones run lane by lane.
     static func sigmoid(_ x: SIMD8<Self>) -> SIMD8<Self>
+    /// `exp(x)` on eight lanes for `x ≤ 0` (Gaussian basis functions), where Float may return
+    /// 1.6e-38 in place of a smaller number: a requirement for the same reason as ``sigmoid(_:)``.
+    static func decayingExponential(_ x: SIMD8<Self>) -> SIMD8<Self>
     /// `values` where `test > 0`, else 0, on eight lanes (a requirement for the same reason:
     /// the generic comparison and blend went lane by lane through memory, 46 % of the max-min
     /// vector norm's backward pass).
@@ -129,6 +132,11 @@ extension Float: ENINetFloat {
         y.replace(with: 87, where: y .> 87)
         return 1 / (1 + tensorExpInNormalRange(y))
     }
+    /// `exp` without special cases, as in ``sigmoid(_:)``: the Gaussians of every triplet were
+    /// most of the geometry's time, spent in the general `exp`'s tests for NaN and overflow.
+    @inline(__always) public static func decayingExponential(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        tensorExpInNormalRange(x.replacing(with: -87, where: x .< -87))
+    }
     @inline(__always) public static func keepingPositive(_ values: SIMD8<Float>, where test: SIMD8<Float>) -> SIMD8<Float> {
         SIMD8<Float>().replacing(with: values, where: test .> 0)
     }
@@ -137,6 +145,7 @@ extension Float: ENINetFloat {
 }
 extension Double: ENINetFloat {
     @inline(__always) public static func sigmoid(_ x: SIMD8<Double>) -> SIMD8<Double> { 1 / (1 + tensorExp(-x)) }
+    @inline(__always) public static func decayingExponential(_ x: SIMD8<Double>) -> SIMD8<Double> { tensorExp(x) }
     @inline(__always) public static func keepingPositive(_ values: SIMD8<Double>, where test: SIMD8<Double>) -> SIMD8<Double> {
         SIMD8<Double>().replacing(with: values, where: test .> 0)
     }

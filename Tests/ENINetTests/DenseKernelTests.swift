@@ -60,4 +60,25 @@ final class DenseKernelTests: XCTestCase {
         XCTAssertLessThanOrEqual(extremes[7], 2e-38)
         XCTAssertTrue(Float.sigmoid(SIMD8<Float>(repeating: .nan))[0].isNaN)
     }
+
+    /// The Gaussians' `exp` equals the library's `exp` bit for bit on [−87, 0] and gives at most
+    /// 2e-38 below (Float); in Double it is the library's `exp` itself.
+    func testDecayingExponentialMatchesTheGeneralExponential() {
+        var values: [Float] = [-87, -86.99, -50, -10, -1, -0.5, -1e-6, 0]
+        for i in 0..<4000 { values.append(-87 * Float(i) / 3999) }
+        for start in stride(from: 0, to: values.count, by: 8) {
+            let x = SIMD8<Float>(values[start..<start + 8])
+            let fast = Float.decayingExponential(x), general = Float.tensorExp(x)
+            for lane in 0..<8 {
+                XCTAssertEqual(fast[lane].bitPattern, general[lane].bitPattern, "x = \(x[lane])")
+                let exact = Foundation.exp(Double(x[lane]))
+                XCTAssertEqual(Double(fast[lane]), exact, accuracy: 3e-7 * exact, "x = \(x[lane])")
+            }
+        }
+        let far = Float.decayingExponential(SIMD8<Float>(-87.5, -88, -100, -150, -1000, -1e30, -.infinity, -103))
+        for lane in 0..<8 { XCTAssertGreaterThanOrEqual(far[lane], 0); XCTAssertLessThanOrEqual(far[lane], 2e-38) }
+        let xd = SIMD8<Double>(-700, -100, -20, -1, -0.1, -1e-9, 0, -3)
+        let yd = Double.decayingExponential(xd)
+        for lane in 0..<8 { XCTAssertEqual(yd[lane], Foundation.exp(xd[lane])) }
+    }
 }
