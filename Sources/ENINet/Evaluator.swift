@@ -158,10 +158,24 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         var s: [T], v: [T], uv: [T], vNorm: [T], h: [T], hidden: [T]
     }
 
-    private func cutoff(_ x: T, _ r: T) -> (T, T) {
+    static func cutoff(_ x: T, _ r: T) -> (T, T) {
         guard x <= r else { return (0, 0) }
         let a = T.pi * x / r
         return (T(0.5) * (1 + T.cosine(a)), -T(0.5) * T.pi / r * T.sine(a))
+    }
+
+    /// ``cutoff(_:_:)`` of `count` lengths, eight at a time.
+    static func cutoffs(_ x: UnsafePointer<T>, count: Int, radius r: T,
+                                values: UnsafeMutablePointer<T>, derivatives: UnsafeMutablePointer<T>) {
+        let wide = count - count % 8, slope = -T(0.5) * T.pi / r
+        for i in stride(from: 0, to: wide, by: 8) {
+            let lengths = x.lanes(i)
+            let (cosine, sine) = T.cosineAndSine(halfTurn: T.pi * lengths / r)
+            let outside = lengths .> r
+            values.setLanes(i, (T(0.5) * (1 + cosine)).replacing(with: 0, where: outside))
+            derivatives.setLanes(i, (slope * sine).replacing(with: 0, where: outside))
+        }
+        for i in wide..<count { (values[i], derivatives[i]) = cutoff(x[i], r) }
     }
 
     func geometry(positions: [Vec3], graph: ENINetGraph) -> Geometry {
@@ -178,8 +192,9 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                 let r = norm(d[e])
                 length[e] = T(r)
                 for x in 0..<3 { unit[3 * e + x] = T(d[e][x] / r) }
-                (cut[e], cutDerivative[e]) = cutoff(T(r), rc)
             }
+            guard let lengths = length.baseAddress, let cuts = cut.baseAddress, let slopes = cutDerivative.baseAddress else { return }
+            Self.cutoffs(lengths, count: ne, radius: rc, values: cuts, derivatives: slopes)
         } } } } }
         // Every element of the triplet arrays is written by the loop: no zero fill first.
         var tripletVector = [Vec3](), tripletLength = [T](), unitTriplet = [T](), tripletDistanceCut = [T]()
@@ -204,8 +219,10 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                 let s = norm(d)
                 length[t] = T(s)
                 for x in 0..<3 { unit[3 * t + x] = T(d[x] / s) }
-                (distanceCut[t], distanceCutDerivative[t]) = cutoff(T(s), 2 * rc)
-                cut[t] = bondCutoff ? distanceCut[t] * edgeCutP[e1] * edgeCutP[e2] : distanceCut[t]
+            }
+            Self.cutoffs(length, count: nt, radius: 2 * rc, values: distanceCut, derivatives: distanceCutDerivative)
+            for t in 0..<nt {
+                cut[t] = bondCutoff ? distanceCut[t] * edgeCutP[Int(tin[t])] * edgeCutP[Int(tout[t])] : distanceCut[t]
             }
         } } } } } } }
             initialized = nt
@@ -288,9 +305,11 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                 for r in 0..<c.count { for x in 0..<3 { o.setQuad((r * 3 + x) * 4, SIMD4(repeating: scale * u[3 * r + x] * c[r])) } }
                 return
             }
+            let wide = channels - channels % 8
             for r in 0..<c.count { for x in 0..<3 {
-                let v = scale * u[3 * r + x] * c[r]
-                for ch in 0..<channels { o[(r * 3 + x) * channels + ch] = v }
+                let v = scale * u[3 * r + x] * c[r], row = o + (r * 3 + x) * channels
+                for ch in stride(from: 0, to: wide, by: 8) { row.setLanes(ch, SIMD8(repeating: v)) }
+                for ch in wide..<channels { row[ch] = v }
             } }
         } } }
     }
@@ -343,16 +362,28 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                     }
                     return
                 }
+                // Eight channels at a time: the sums over channels stayed scalar, in order.
+                let wide = f - f % 8
                 for r in 0..<c.count {
-                    var gCut: T = 0
-                    for ch in 0..<f {
-                        gCut += g[r * f + ch] * s0[r * f + ch]
-                        out[r * f + ch] = g[r * f + ch] * c[r]
+                    let row = r * f, cr = c[r]
+                    var gCut8 = SIMD8<T>()
+                    for ch in stride(from: 0, to: wide, by: 8) {
+                        let gl = g.lanes(row + ch)
+                        gCut8 += gl * s0.lanes(row + ch)
+                        out.setLanes(row + ch, gl * cr)
+                    }
+                    var gCut = gCut8.sum()
+                    for ch in wide..<f {
+                        gCut += g[row + ch] * s0[row + ch]
+                        out[row + ch] = g[row + ch] * cr
                     }
                     for x in 0..<3 {
-                        var sum: T = 0
-                        for ch in 0..<f { sum += v[(r * 3 + x) * f + ch] }
-                        gu[3 * r + x] += scale * c[r] * sum
+                        let vr = (r * 3 + x) * f
+                        var sum8 = SIMD8<T>()
+                        for ch in stride(from: 0, to: wide, by: 8) { sum8 += v.lanes(vr + ch) }
+                        var sum = sum8.sum()
+                        for ch in wide..<f { sum += v[vr + ch] }
+                        gu[3 * r + x] += scale * cr * sum
                         gCut += scale * u[3 * r + x] * sum
                     }
                     gc[r] += gCut
@@ -589,7 +620,8 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                         }
                     }
                     let dS = d * f, eS = e * f
-                    for ch in 0..<f { asp[dS + ch] += desp[eS + ch] }
+                    for ch in stride(from: 0, to: wide, by: 8) { asp.setLanes(dS + ch, asp.lanes(dS + ch) + desp.lanes(eS + ch)) }
+                    for ch in wide..<f { asp[dS + ch] += desp[eS + ch] }
                 }
             } } } } } } } } } } }
             }
@@ -785,13 +817,15 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             gnv.withUnsafeMutableBufferPointer { gnvp in gev.withUnsafeMutableBufferPointer { gevp in
             gUnitEdge.withUnsafeMutableBufferPointer { gUnit in gEdgeCut.withUnsafeMutableBufferPointer { gCutp in
                 guard let abc = abc.baseAddress, let nvp = nvp.baseAddress, let evp = evp.baseAddress,
-                      let gBp = gBp.baseAddress, let gnvp = gnvp.baseAddress, let gevp = gevp.baseAddress else { return }
+                      let gBp = gBp.baseAddress, let gnvp = gnvp.baseAddress, let gevp = gevp.baseAddress,
+                      let gesP = gesp.baseAddress, let gAP = gAp.baseAddress else { return }
                 let wide = f - f % 8
                 for e in 0..<ne {
                     let s = Int(src[e]), d = Int(dst[e])
                     let cut = cutp[e], inv = 1 / divisor[d]
                     let eS = e * f, dS = d * f
-                    for ch in 0..<f { gdesp[eS + ch] = gesp[eS + ch] + gAp[dS + ch] * inv }
+                    for ch in stride(from: 0, to: wide, by: 8) { gdesp.setLanes(eS + ch, gesP.lanes(eS + ch) + gAP.lanes(dS + ch) * inv) }
+                    for ch in wide..<f { gdesp[eS + ch] = gesP[eS + ch] + gAP[dS + ch] * inv }
                     var gCut: T = 0
                     let ab = e * 3 * f
                     for x in 0..<3 {
@@ -844,9 +878,19 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
             C2.right.withUnsafeBufferPointer { rp in C2.left.withUnsafeBufferPointer { lp in
             gRight2.withUnsafeMutableBufferPointer { gp in gFromSource.withUnsafeMutableBufferPointer { gs in gFromDestination.withUnsafeMutableBufferPointer { gd in
+                guard let gp = gp.baseAddress, let rp = rp.baseAddress, let lp = lp.baseAddress,
+                      let gs = gs.baseAddress, let gd = gd.baseAddress else { return }
+                let wide = f - f % 8
                 for e in 0..<ne {
                     let eo = e * f, so = Int(src[e]) * f, dof = Int(dst[e]) * f
-                    for ch in 0..<f {
+                    for ch in stride(from: 0, to: wide, by: 8) {
+                        let gProduct = gp.lanes(eo + ch)
+                        let gl = gProduct * rp.lanes(eo + ch)
+                        gp.setLanes(eo + ch, gProduct * lp.lanes(eo + ch))
+                        gs.setLanes(so + ch, gs.lanes(so + ch) + gl)
+                        gd.setLanes(dof + ch, gd.lanes(dof + ch) + gl)
+                    }
+                    for ch in wide..<f {
                         let gProduct = gp[eo + ch]
                         let gl = gProduct * rp[eo + ch]
                         gp[eo + ch] = gProduct * lp[eo + ch]

@@ -323,11 +323,15 @@ struct LayerNormLayer<T: ENINetFloat>: Sendable {
         return [T].filled(count: x.count) { o in
         x.withUnsafeBufferPointer { xp in
         weight.withUnsafeBufferPointer { w in bias.withUnsafeBufferPointer { b in
-            guard let xp = xp.baseAddress else { return }
+            guard let xp = xp.baseAddress, let w = w.baseAddress, let b = b.baseAddress else { return }
+            let wide = c - c % 8
             for r in 0..<rows {
                 let row = r * c
                 let (mean, inv) = Self.statistics(xp, row: row, channels: c)
-                for ch in 0..<c { o[row + ch] = (xp[row + ch] - mean) * inv * w[ch] + b[ch] }
+                for ch in stride(from: 0, to: wide, by: 8) {
+                    o.setLanes(row + ch, (xp.lanes(row + ch) - mean) * inv * w.lanes(ch) + b.lanes(ch))
+                }
+                for ch in wide..<c { o[row + ch] = (xp[row + ch] - mean) * inv * w[ch] + b[ch] }
             }
         } } }
         }
@@ -347,7 +351,12 @@ struct LayerNormLayer<T: ENINetFloat>: Sendable {
                 let meanG = laneSum(c, wide: { g.lanes(row + $0) * w.lanes($0) }, single: { g[row + $0] * w[$0] }) / cT
                 let meanGX = laneSum(c, wide: { g.lanes(row + $0) * w.lanes($0) * (xp.lanes(row + $0) - mean) },
                                      single: { g[row + $0] * w[$0] * (xp[row + $0] - mean) }) * inv / cT
-                for ch in 0..<c {
+                let wide = c - c % 8
+                for ch in stride(from: 0, to: wide, by: 8) {
+                    let xhat = (xp.lanes(row + ch) - mean) * inv
+                    o.setLanes(row + ch, inv * (g.lanes(row + ch) * w.lanes(ch) - meanG - xhat * meanGX))
+                }
+                for ch in wide..<c {
                     let xhat = (xp[row + ch] - mean) * inv
                     o[row + ch] = inv * (g[row + ch] * w[ch] - meanG - xhat * meanGX)
                 }
@@ -570,6 +579,15 @@ enum VectorChannels {
     /// Adds the gradient of `gn` (on the norms `n`) to `gv` (on the vectors `v`).
     static func accumulateNormBackward<T: ENINetFloat>(_ gn: [T], norms n: [T], vectors v: [T], rows: Int, channels c: Int, into gv: inout [T]) {
         gv.withUnsafeMutableBufferPointer { g in gn.withUnsafeBufferPointer { gnp in n.withUnsafeBufferPointer { np in v.withUnsafeBufferPointer { vp in
+            // Four channels (the bonds' hidden vectors in the three-body block) as `SIMD4` rows.
+            if c == 4, let gq = g.baseAddress, let gnq = gnp.baseAddress, let nq = np.baseAddress, let vq = vp.baseAddress {
+                for r in 0..<rows {
+                    let norms = nq.quad(4 * r)
+                    let k = (gnq.quad(4 * r) / norms).replacing(with: 0, where: .!(norms .> 0))
+                    for x in 0..<3 { let o = (r * 3 + x) * 4; gq.setQuad(o, gq.quad(o) + k * vq.quad(o)) }
+                }
+                return
+            }
             for r in 0..<rows {
                 for ch in 0..<c where np[r * c + ch] > 0 {
                     let k = gnp[r * c + ch] / np[r * c + ch]

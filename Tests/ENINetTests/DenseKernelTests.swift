@@ -81,4 +81,61 @@ final class DenseKernelTests: XCTestCase {
         let yd = Double.decayingExponential(xd)
         for lane in 0..<8 { XCTAssertEqual(yd[lane], Foundation.exp(xd[lane])) }
     }
+
+    /// The cutoff's cosine and sine on eight lanes agree with the library's on [0, π] to Float
+    /// round-off (Float) or exactly (Double), and the cutoffs built from them, with the value and
+    /// slope zero beyond the radius, agree with the scalar form lane for lane, tail included.
+    func testCutoffCosineAndSineMatchTheLibrary() {
+        for i in 0..<2001 {
+            let a = Float.pi * Float(i) / 2000
+            let (c, s) = Float.cosineAndSine(halfTurn: SIMD8<Float>(repeating: a))
+            let cosine = Foundation.cos(Double(a)), sine = Foundation.sin(Double(a))
+            XCTAssertEqual(Double(c[0]), cosine, accuracy: 2e-7, "a = \(a)")
+            // Relative for the sine, which is small at both ends (short bonds, the cutoff).
+            XCTAssertEqual(Double(s[0]), sine, accuracy: 1e-9 + 3e-7 * abs(sine), "a = \(a)")
+        }
+        let angles = SIMD8<Double>(0, 0.1, 0.5, 1, 1.5, 2, 3, Double.pi)
+        let (cd, sd) = Double.cosineAndSine(halfTurn: angles)
+        for lane in 0..<8 {
+            XCTAssertEqual(cd[lane], Foundation.cos(angles[lane]))
+            XCTAssertEqual(sd[lane], Foundation.sin(angles[lane]))
+        }
+        func check<T: ENINetFloat>(_: T.Type, tolerance: T) {
+            let lengths: [T] = (0..<21).map { T($0) * T(0.27) }  // 0 … 5.4 across a radius of 5, 8 + 8 + 5
+            var values = [T](repeating: -1, count: lengths.count), slopes = values
+            lengths.withUnsafeBufferPointer { x in values.withUnsafeMutableBufferPointer { v in slopes.withUnsafeMutableBufferPointer { d in
+                HandScheduledNetwork<T>.cutoffs(x.baseAddress!, count: x.count, radius: 5, values: v.baseAddress!, derivatives: d.baseAddress!)
+            } } }
+            for (i, x) in lengths.enumerated() {
+                let (value, slope) = HandScheduledNetwork<T>.cutoff(x, 5)
+                XCTAssertEqual(values[i], value, accuracy: tolerance, "r = \(x)")
+                XCTAssertEqual(slopes[i], slope, accuracy: tolerance, "r = \(x)")
+                if x > 5 { XCTAssertEqual(values[i], 0); XCTAssertEqual(slopes[i], 0) }
+            }
+        }
+        check(Float.self, tolerance: 2e-7)
+        check(Double.self, tolerance: 0)
+    }
+
+    /// Eight rows of four channels transposed by shuffles land where lane-by-lane stores put
+    /// them, in both precisions.
+    func testEightTripletRowsTransposeLikeLaneStores() {
+        func check<T: ENINetFloat>(_: T.Type) {
+            let rows: [SIMD4<T>] = (0..<8).map { (i: Int) -> SIMD4<T> in
+                let first = T(10 * i)
+                return SIMD4<T>(first, first + 1, first + 2, first + 3)
+            }
+            var bySetting = EightTriplets<T>()
+            for i in 0..<8 { bySetting.setQuad(i, rows[i]) }
+            let byShuffling = EightTriplets<T>(rows: { rows[$0] })
+            XCTAssertEqual(byShuffling.c0, bySetting.c0)
+            XCTAssertEqual(byShuffling.c1, bySetting.c1)
+            XCTAssertEqual(byShuffling.c2, bySetting.c2)
+            XCTAssertEqual(byShuffling.c3, bySetting.c3)
+            XCTAssertEqual(byShuffling.channelSum[5], T(4 * 50 + 6))
+            for i in 0..<8 { XCTAssertEqual(byShuffling.quad(i), rows[i]) }
+        }
+        check(Float.self)
+        check(Double.self)
+    }
 }
