@@ -123,12 +123,17 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         var tripletLength: [T], unitTriplet: [T], tripletDistanceCut: [T], tripletDistanceCutDerivative: [T]
         /// fc_2rc(s_t), times fc_rc of both bonds in the smooth variant.
         var tripletCut: [T]
-        var edgeRBF: [T], tripletRBF: [T]
+        var edgeRBF: [T], tripletRadial: TripletRadial
         var initialEdgeScalar: [T], initialTripletScalar: [T]  // before the cutoff factor
-        /// d(initialTripletScalar)/d(tripletLength), `[T, 4]`, when the triplets' radial
-        /// embedding has four outputs; `tripletRBF` is then not stored (see
-        /// ``fourChannelRadialEmbedding(_:centres:gamma:layer:)``).
-        var initialTripletSlope: [T] = []
+    }
+
+    /// What the triplets' radial embedding keeps for the backward pass: the Gaussian basis
+    /// `[T, K]`, or, for an embedding of four outputs (both shipped configurations), which
+    /// ``fourChannelRadialEmbedding(_:centres:gamma:layer:)`` computes in `geometry` without
+    /// storing the basis, the derivatives of the embedded values with respect to the lengths.
+    enum TripletRadial {
+        case basis([T])
+        case embedded(slopes: [T])
     }
 
     /// What the backward pass of the triplet messages reads: the layer-by-layer intermediates,
@@ -228,13 +233,22 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             initialized = nt
         } } } } } }
         let edgeRBF = Self.gaussians(edgeLength, centres: twoBodyCentres, gamma: T(c.twoBodyGamma), count: k)
-        let tripletRBF = tripletEmbedding.outputs == 4
-            ? [] : Self.gaussians(tripletLength, centres: threeBodyCentres, gamma: T(c.threeBodyGamma), count: k)
+        let tripletRadial: TripletRadial, initialTripletScalar: [T]
+        if tripletEmbedding.outputs == 4 {
+            let (values, slopes) = Self.fourChannelRadialEmbedding(tripletLength, centres: threeBodyCentres,
+                                                                   gamma: T(c.threeBodyGamma), layer: tripletEmbedding)
+            (tripletRadial, initialTripletScalar) = (.embedded(slopes: slopes), values)
+        } else {
+            // Embedded by the caller (a GEMM), which can fill its bias rows first.
+            tripletRadial = .basis(Self.gaussians(tripletLength, centres: threeBodyCentres, gamma: T(c.threeBodyGamma), count: k))
+            initialTripletScalar = []
+        }
         return Geometry(edgeVector: edgeVector, edgeLength: edgeLength, unitEdge: unitEdge, edgeCut: edgeCut,
                         edgeCutDerivative: edgeCutDerivative, tripletVector: tripletVector, tripletLength: tripletLength,
                         unitTriplet: unitTriplet, tripletDistanceCut: tripletDistanceCut,
                         tripletDistanceCutDerivative: tripletDistanceCutDerivative, tripletCut: tripletCut,
-                        edgeRBF: edgeRBF, tripletRBF: tripletRBF, initialEdgeScalar: [], initialTripletScalar: [])
+                        edgeRBF: edgeRBF, tripletRadial: tripletRadial, initialEdgeScalar: [],
+                        initialTripletScalar: initialTripletScalar)
     }
 
     /// `exp(−γ (r − μ_q)²)` for every length and centre, `[lengths, count]`.
@@ -263,36 +277,35 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
     static func fourChannelRadialEmbedding(_ lengths: [T], centres: [T], gamma: T,
                                            layer: LinearLayer<T>) -> (values: [T], slopes: [T]) {
         let n = lengths.count, k = min(layer.inputs, centres.count)
-        var slopes = [T]()
-        let values = [T].filled(count: 4 * n) { vp in
-            slopes = [T].filled(count: 4 * n) { sp in
-                lengths.withUnsafeBufferPointer { r in centres.withUnsafeBufferPointer { mu in
-                layer.weight.withUnsafeBufferPointer { w in
-                    let b = layer.biasOrZeros, rowLength = layer.inputs
-                    for base in stride(from: 0, to: n, by: 8) {
-                        let lanes = min(8, n - base)
-                        var x = SIMD8<T>()
-                        for i in 0..<8 { x[i] = r[base + min(i, lanes - 1)] }
-                        var value = EightTriplets<T>(c0: SIMD8(repeating: b[0]), c1: SIMD8(repeating: b[1]),
-                                                     c2: SIMD8(repeating: b[2]), c3: SIMD8(repeating: b[3]))
-                        var slope = EightTriplets<T>()
-                        for q in 0..<k {
-                            let d = x - mu[q]
-                            let basis = T.decayingExponential(-gamma * d * d)
-                            let basisSlope = -2 * gamma * d * basis
-                            let w0 = w[q], w1 = w[rowLength + q], w2 = w[2 * rowLength + q], w3 = w[3 * rowLength + q]
-                            value.c0 += w0 * basis; value.c1 += w1 * basis; value.c2 += w2 * basis; value.c3 += w3 * basis
-                            slope.c0 += w0 * basisSlope; slope.c1 += w1 * basisSlope
-                            slope.c2 += w2 * basisSlope; slope.c3 += w3 * basisSlope
-                        }
-                        for i in 0..<lanes {
-                            vp.setQuad(4 * (base + i), value.quad(i))
-                            sp.setQuad(4 * (base + i), slope.quad(i))
-                        }
+        // Every element is written below (no zero fill first).
+        var values = [T].filled(count: 4 * n) { _ in }, slopes = [T].filled(count: 4 * n) { _ in }
+        values.withUnsafeMutableBufferPointer { vb in slopes.withUnsafeMutableBufferPointer { sb in
+            lengths.withUnsafeBufferPointer { r in centres.withUnsafeBufferPointer { mu in
+            layer.weight.withUnsafeBufferPointer { w in
+                guard let vp = vb.baseAddress, let sp = sb.baseAddress, let r = r.baseAddress else { return }
+                let b = layer.biasOrZeros, rowLength = layer.inputs
+                for base in stride(from: 0, to: n, by: 8) {
+                    let lanes = min(8, n - base)
+                    let x = r.lanes(base, count: lanes)
+                    var value = EightTriplets<T>(c0: SIMD8(repeating: b[0]), c1: SIMD8(repeating: b[1]),
+                                                 c2: SIMD8(repeating: b[2]), c3: SIMD8(repeating: b[3]))
+                    var slope = EightTriplets<T>()
+                    for q in 0..<k {
+                        let d = x - mu[q]
+                        let basis = T.decayingExponential(-gamma * d * d)
+                        let basisSlope = -2 * gamma * d * basis
+                        let w0 = w[q], w1 = w[rowLength + q], w2 = w[2 * rowLength + q], w3 = w[3 * rowLength + q]
+                        value.c0 += w0 * basis; value.c1 += w1 * basis; value.c2 += w2 * basis; value.c3 += w3 * basis
+                        slope.c0 += w0 * basisSlope; slope.c1 += w1 * basisSlope
+                        slope.c2 += w2 * basisSlope; slope.c3 += w3 * basisSlope
                     }
-                } } }
-            }
-        }
+                    for i in 0..<lanes {
+                        vp.setQuad(4 * (base + i), value.quad(i))
+                        sp.setQuad(4 * (base + i), slope.quad(i))
+                    }
+                }
+            } } }
+        } }
         return (values, slopes)
     }
 
@@ -439,12 +452,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         var es = Elementwise.scaledRows(geo.initialEdgeScalar, geo.edgeCut, width: f)
         var ev = [T](repeating: 0, count: ne * 3 * f)
         Self.broadcastDirections(geo.unitEdge, cut: geo.edgeCut, scale: rc, channels: f, into: &ev)
-        if tripletEmbedding.outputs == 4 {
-            (geo.initialTripletScalar, geo.initialTripletSlope) = Self.fourChannelRadialEmbedding(
-                geo.tripletLength, centres: threeBodyCentres, gamma: T(c.threeBodyGamma), layer: tripletEmbedding)
-        } else {
-            geo.initialTripletScalar = tripletEmbedding.forward(geo.tripletRBF, rows: nt)
-        }
+        if case let .basis(rbf) = geo.tripletRadial { geo.initialTripletScalar = tripletEmbedding.forward(rbf, rows: nt) }
         var ts = Elementwise.scaledRows(geo.initialTripletScalar, geo.tripletCut, width: ft)
         var tv = [T](repeating: 0, count: nt * 3 * ft)
         Self.broadcastDirections(geo.unitTriplet, cut: geo.tripletCut, scale: 1, channels: ft, into: &tv)
@@ -1003,15 +1011,16 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         let gPreT = Self.initialFeatureBackward(scalarGradient: gts, vectorGradient: gtv, initialScalar: geo.initialTripletScalar,
                                                 unit: geo.unitTriplet, cut: geo.tripletCut, scale: 1, channels: ft,
                                                 unitGradient: &gUnitTriplet, cutGradient: &gTripletCut)
-        if tripletEmbedding.outputs == 4 {
-            gPreT.withUnsafeBufferPointer { g in geo.initialTripletSlope.withUnsafeBufferPointer { slope in
+        switch geo.tripletRadial {
+        case let .embedded(slopes):
+            gPreT.withUnsafeBufferPointer { g in slopes.withUnsafeBufferPointer { slope in
             gTripletLength.withUnsafeMutableBufferPointer { gl in
                 guard let g = g.baseAddress, let slope = slope.baseAddress else { return }
                 for t in 0..<nt { gl[t] += (g.quad(4 * t) * slope.quad(4 * t)).sum() }
             } } }
-        } else {
+        case let .basis(rbf):
             Self.gaussianBackward(tripletEmbedding.backward(gPreT, rows: nt), lengths: geo.tripletLength, centres: threeBodyCentres,
-                                  gamma: T(c.threeBodyGamma), values: geo.tripletRBF, count: k, into: &gTripletLength)
+                                  gamma: T(c.threeBodyGamma), values: rbf, count: k, into: &gTripletLength)
         }
 
         // Cutoffs, then lengths and directions, to edge vectors (Double from here on).

@@ -164,7 +164,7 @@ struct FourChannelTriplets<T: ENINetFloat> {
     private func complete(_ v: inout Block, _ base: Int, lanes: Int, scalars: UnsafePointer<T>, cut: UnsafePointer<T>,
                           saved: UnsafePointer<T>?) {
         let scalar = EightTriplets(rows: { i in scalars.quad(4 * (base + min(i, lanes - 1))) })
-        v.cuts = Self.eight(cut, base, lanes: lanes)
+        v.cuts = cut.lanes(base, count: lanes)
         v.right = projection(scalar)
         let product = v.left * v.right
         v.netHidden = netFirst(product)
@@ -184,14 +184,6 @@ struct FourChannelTriplets<T: ENINetFloat> {
         v.a = tripletCoefficient(v.message)
         v.b = edgeCoefficient(v.message)
         v.c = directionCoefficient(v.message)
-    }
-
-    /// `values[base ..< base + 8]`, the last of `lanes` repeated.
-    @inline(__always) private static func eight(_ values: UnsafePointer<T>, _ base: Int, lanes: Int) -> SIMD8<T> {
-        if lanes == 8 { return values.lanes(base) }
-        var x = SIMD8<T>()
-        for i in 0..<8 { x[i] = values[base + min(i, lanes - 1)] }
-        return x
     }
 
     @inline(__always) private static func load(_ saved: UnsafePointer<T>, _ offset: Int) -> EightTriplets<T> {
@@ -261,11 +253,14 @@ struct FourChannelTriplets<T: ENINetFloat> {
         // vector coefficients, and the cutoff's channel terms), stored whole and transposed
         // afterwards (see ``EightTriplets/init(rows:_:_:_:_:_:_:_:)``). Zeroed once, so that the
         // unused lanes of a last, partial block hold finite values.
-        let rowCount = 6 * 32
+        let rowCount = GradientRow.allCases.count * 32
         let rows = UnsafeMutablePointer<T>.allocate(capacity: rowCount)
         rows.initialize(repeating: 0, count: rowCount)
         defer { rows.deallocate() }
-        @inline(__always) func part(_ p: Int) -> EightTriplets<T> { EightTriplets(rows: { i in rows.quad(32 * p + 4 * i) }) }
+        @inline(__always) func setRow(_ slot: GradientRow, _ i: Int, _ row: SIMD4<T>) { rows.setQuad(32 * slot.rawValue + 4 * i, row) }
+        @inline(__always) func part(_ slot: GradientRow) -> EightTriplets<T> {
+            EightTriplets(rows: { i in rows.quad(32 * slot.rawValue + 4 * i) })
+        }
         for base in stride(from: 0, to: nt, by: 8) {
             let lanes = min(8, nt - base)
             let v = restoredBlock(base, lanes: lanes, saved: saved + base / 8 * Self.savedPerBlock, scalars: scalars, cut: cut)
@@ -276,8 +271,8 @@ struct FourChannelTriplets<T: ENINetFloat> {
                 let ct = cut[t]
                 let va = v.a.quad(i), vb = v.b.quad(i), vc = v.c.quad(i)
                 let gOutS = gScalars.quad(4 * t)
-                rows.setQuad(4 * i, gOutS)
-                rows.setQuad(32 + 4 * i, gOutS + gSumS.quad(sumStride * e2))
+                setRow(.scalarOut, i, gOutS)
+                setRow(.message, i, gOutS + gSumS.quad(sumStride * e2))
                 var gaT = SIMD4<T>(), gbT = SIMD4<T>(), gcT = SIMD4<T>(), gCutLanes = SIMD4<T>()
                 for x in 0..<3 {
                     let to = 12 * t + 4 * x, h1 = 12 * e1 + 4 * x, o2 = 12 * e2 + 4 * x
@@ -294,16 +289,16 @@ struct FourChannelTriplets<T: ENINetFloat> {
                     gUnit[3 * t + x] += (gm * vc).sum()
                     gCutLanes += g * (tv * va + hv * vb + w * vc)
                 }
-                rows.setQuad(64 + 4 * i, gaT)
-                rows.setQuad(96 + 4 * i, gbT)
-                rows.setQuad(128 + 4 * i, gcT)
-                rows.setQuad(160 + 4 * i, gCutLanes)
+                setRow(.a, i, gaT)
+                setRow(.b, i, gbT)
+                setRow(.c, i, gcT)
+                setRow(.cutTerms, i, gCutLanes)
             }
-            let gScalarOut = part(0), ga = part(2), gb = part(3), gc = part(4)
-            var gCutSum = part(5).channelSum
+            let gScalarOut = part(.scalarOut), ga = part(.a), gb = part(.b), gc = part(.c)
+            var gCutSum = part(.cutTerms).channelSum
 
             // The gated MLP's backward, eight triplets at once.
-            let gMessage = part(1) + tripletCoefficient.transposed(ga) + edgeCoefficient.transposed(gb) + directionCoefficient.transposed(gc)
+            let gMessage = part(.message) + tripletCoefficient.transposed(ga) + edgeCoefficient.transposed(gb) + directionCoefficient.transposed(gc)
             gCutSum += gMessage.channelDot(v.gated)
             // gated = value · silu(gate)
             let gGated = gMessage * v.cuts
@@ -328,3 +323,7 @@ struct FourChannelTriplets<T: ENINetFloat> {
         }
     }
 }
+
+/// The per-triplet gradient rows that the fused pass's backward gathers into eight-triplet
+/// vectors, in the order of their slots in its scratch block.
+private enum GradientRow: Int, CaseIterable { case scalarOut, message, a, b, c, cutTerms }

@@ -249,6 +249,14 @@ typealias Lanes<T: ENINetFloat> = SIMD8<T>
 extension UnsafePointer where Pointee: ENINetFloat {
     @inline(__always) func lanes(_ offset: Int) -> SIMD8<Pointee> { UnsafeRawPointer(self + offset).loadUnaligned(as: SIMD8<Pointee>.self) }
     @inline(__always) func quad(_ offset: Int) -> SIMD4<Pointee> { UnsafeRawPointer(self + offset).loadUnaligned(as: SIMD4<Pointee>.self) }
+    /// `self[base ..< base + count]` in eight lanes, the last of the `count` (1…8) repeated in
+    /// the rest: a last, partial block of eight.
+    @inline(__always) func lanes(_ base: Int, count: Int) -> SIMD8<Pointee> {
+        if count == 8 { return lanes(base) }
+        var x = SIMD8<Pointee>()
+        for i in 0..<8 { x[i] = self[base + Swift.min(i, count - 1)] }
+        return x
+    }
 }
 
 extension UnsafeMutablePointer where Pointee: ENINetFloat {
