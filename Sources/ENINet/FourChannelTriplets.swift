@@ -63,6 +63,21 @@ struct EightTriplets<T: ENINetFloat> {
         c2 = SIMD8(ab1[0], ab1[1], cd1[0], cd1[1], ab1[4], ab1[5], cd1[4], cd1[5])
         c3 = SIMD8(ab1[2], ab1[3], cd1[2], cd1[3], ab1[6], ab1[7], cd1[6], cd1[7])
     }
+    /// The four channel vectors written at `p`, `p + 8`, `p + 16`, `p + 24`, so that a loop
+    /// over the block's triplets reads lane `i`'s channels as four scalars
+    /// (``quad(_:of:)``). Reading them from the vectors themselves with an index that is not a
+    /// constant (``quad(_:)``) compiles to a copy of each whole vector to the stack and a load
+    /// per lane, in every iteration. Shuffling the block into per-triplet rows instead made LLVM
+    /// rebuild the surrounding arithmetic lane by lane (a whole evaluation ran 14 % slower); in
+    /// the forward pass even this store added more instructions to the block's arithmetic than
+    /// it saved in the loop (callgrind), so only the backward pass uses it.
+    @inline(__always) func store(_ p: UnsafeMutablePointer<T>) {
+        p.setLanes(0, c0); p.setLanes(8, c1); p.setLanes(16, c2); p.setLanes(24, c3)
+    }
+    /// Lane `i`'s four channels of a block written by ``store(_:)`` at `p`.
+    @inline(__always) static func quad(_ i: Int, of p: UnsafePointer<T>) -> SIMD4<T> {
+        SIMD4(p[i], p[8 + i], p[16 + i], p[24 + i])
+    }
     /// Rows `row(0) … row(7)` transposed (see ``init(rows:_:_:_:_:_:_:_:)``).
     @inline(__always) init(rows row: (Int) -> SIMD4<T>) {
         self.init(rows: row(0), row(1), row(2), row(3), row(4), row(5), row(6), row(7))
@@ -261,15 +276,22 @@ struct FourChannelTriplets<T: ENINetFloat> {
         @inline(__always) func part(_ slot: GradientRow) -> EightTriplets<T> {
             EightTriplets(rows: { i in rows.quad(32 * slot.rawValue + 4 * i) })
         }
+        // The block's vector coefficients and its input gradients, stored for the loops over its triplets.
+        let blockValues = UnsafeMutablePointer<T>.allocate(capacity: BlockValue.allCases.count * 32)
+        defer { blockValues.deallocate() }
+        @inline(__always) func blockValue(_ slot: BlockValue, _ i: Int) -> SIMD4<T> { EightTriplets.quad(i, of: blockValues + 32 * slot.rawValue) }
         for base in stride(from: 0, to: nt, by: 8) {
             let lanes = min(8, nt - base)
             let v = restoredBlock(base, lanes: lanes, saved: saved + base / 8 * Self.savedPerBlock, scalars: scalars, cut: cut)
+            v.a.store(blockValues + 32 * BlockValue.a.rawValue)
+            v.b.store(blockValues + 32 * BlockValue.b.rawValue)
+            v.c.store(blockValues + 32 * BlockValue.c.rawValue)
             // The vector messages, triplet by triplet (their sums scatter to shared edges).
             for i in 0..<lanes {
                 let t = base + i
                 let e1 = Int(tripletIn[t]), e2 = Int(tripletOut[t])
                 let ct = cut[t]
-                let va = v.a.quad(i), vb = v.b.quad(i), vc = v.c.quad(i)
+                let va = blockValue(.a, i), vb = blockValue(.b, i), vc = blockValue(.c, i)
                 let gOutS = gScalars.quad(4 * t)
                 setRow(.scalarOut, i, gOutS)
                 setRow(.message, i, gOutS + gSumS.quad(sumStride * e2))
@@ -311,12 +333,14 @@ struct FourChannelTriplets<T: ENINetFloat> {
             let gLeft = gProduct * v.right
             let gScalarIn = gScalarOut + projection.transposed(gProduct * v.left)
             if lanes == 8 { gCut.setLanes(base, gCut.lanes(base) + gCutSum) }
+            gScalarIn.store(blockValues + 32 * BlockValue.scalarInGradient.rawValue)
+            gLeft.store(blockValues + 32 * BlockValue.leftGradient.rawValue)
             for i in 0..<lanes {
                 let t = base + i
                 let e1 = Int(tripletIn[t]), e2 = Int(tripletOut[t])
-                gScalars.setQuad(4 * t, gScalarIn.quad(i))
+                gScalars.setQuad(4 * t, blockValue(.scalarInGradient, i))
                 if lanes < 8 { gCut[t] += gCutSum[i] }
-                let gl = gLeft.quad(i)
+                let gl = blockValue(.leftGradient, i)
                 gFromIn.setQuad(4 * e1, gFromIn.quad(4 * e1) + gl)
                 gFromOut.setQuad(4 * e2, gFromOut.quad(4 * e2) + gl)
             }
@@ -327,3 +351,8 @@ struct FourChannelTriplets<T: ENINetFloat> {
 /// The per-triplet gradient rows that the fused pass's backward gathers into eight-triplet
 /// vectors, in the order of their slots in its scratch block.
 private enum GradientRow: Int, CaseIterable { case scalarOut, message, a, b, c, cutTerms }
+
+/// A block's values that the fused pass's backward reads triplet by triplet (the vector
+/// coefficients, then the gradients on the triplet scalars and on the pair sums), in the order
+/// of their slots in its scratch block.
+private enum BlockValue: Int, CaseIterable { case a, b, c, scalarInGradient, leftGradient }

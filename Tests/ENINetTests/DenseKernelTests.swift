@@ -138,4 +138,23 @@ final class DenseKernelTests: XCTestCase {
         check(Float.self)
         check(Double.self)
     }
+
+    func testEightTripletsStoredAndReadBackByLane() {
+        func check<T: ENINetFloat>(_: T.Type) {
+            var block = EightTriplets<T>()
+            for i in 0..<8 { block.setQuad(i, SIMD4<T>(T(10 * i), T(10 * i + 1), T(10 * i + 2), T(10 * i + 3))) }
+            // Guard elements on both sides catch a store outside the block's 32.
+            let buffer = UnsafeMutablePointer<T>.allocate(capacity: 40)
+            defer { buffer.deallocate() }
+            buffer.initialize(repeating: -1, count: 40)
+            block.store(buffer + 4)
+            for k in 0..<4 { XCTAssertEqual(buffer[k], -1); XCTAssertEqual(buffer[36 + k], -1) }
+            for i in 0..<8 {
+                XCTAssertEqual(EightTriplets<T>.quad(i, of: buffer + 4), block.quad(i), "lane \(i)")
+                XCTAssertEqual(EightTriplets<T>.quad(i, of: buffer + 4)[2], T(10 * i + 2))
+            }
+        }
+        check(Float.self)
+        check(Double.self)
+    }
 }
