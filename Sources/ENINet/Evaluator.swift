@@ -1,5 +1,6 @@
 import Foundation
 import Geometry
+import Tensors
 
 /// What one evaluation returns, in Double whatever the network's precision.
 public struct ENINetOutput: Sendable {
@@ -60,6 +61,12 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
     let threeBody: [ThreeBody]
     let twoBody: [TwoBody]
     let readout: [ReadoutBlock]
+
+    /// Threads the fused triplet pass splits its triplets over (nil: ``TensorThreads/count``).
+    var tripletThreads: Int?
+    /// The fewest blocks of eight triplets worth a thread of their own; tests lower it to split
+    /// small systems.
+    var minimumTripletBlocksPerThread = 128
 
     /// `fuseFourChannelTriplets: false` keeps the layer-by-layer triplet path even where the
     /// fused kernel applies (tests compare the two).
@@ -129,7 +136,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
 
     /// What the triplets' radial embedding keeps for the backward pass: the Gaussian basis
     /// `[T, K]`, or, for an embedding of four outputs (both shipped configurations), which
-    /// ``fourChannelRadialEmbedding(_:centres:gamma:layer:)`` computes in `geometry` without
+    /// ``fourChannelRadialEmbedding(_:centres:gamma:layer:chunks:)`` computes in `geometry` without
     /// storing the basis, the derivatives of the embedded values with respect to the lengths.
     enum TripletRadial {
         case basis([T])
@@ -183,7 +190,9 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         for i in wide..<count { (values[i], derivatives[i]) = cutoff(x[i], r) }
     }
 
-    func geometry(positions: [Vec3], graph: ENINetGraph) -> Geometry {
+    /// `tripletChunks`: the triplet ranges that the radial embedding splits over threads
+    /// (``FourChannelTriplets/chunks(triplets:threads:minimumBlocks:)``).
+    func geometry(positions: [Vec3], graph: ENINetGraph, tripletChunks: [Range<Int>]) -> Geometry {
         let c = configuration
         let ne = graph.edgeCount, nt = graph.tripletCount, k = c.radialBasisCount
         let rc = T(c.cutoff)
@@ -236,7 +245,8 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         let tripletRadial: TripletRadial, initialTripletScalar: [T]
         if tripletEmbedding.outputs == 4 {
             let (values, slopes) = Self.fourChannelRadialEmbedding(tripletLength, centres: threeBodyCentres,
-                                                                   gamma: T(c.threeBodyGamma), layer: tripletEmbedding)
+                                                                   gamma: T(c.threeBodyGamma), layer: tripletEmbedding,
+                                                                   chunks: tripletChunks)
             (tripletRadial, initialTripletScalar) = (.embedded(slopes: slopes), values)
         } else {
             // Embedded by the caller (a GEMM), which can fill its bias rows first.
@@ -274,8 +284,10 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
     /// one centre after another, so each Gaussian serves all four outputs from a register: the
     /// triplets' `[T, K]` basis is neither stored nor read back, and the backward pass is a
     /// four-term dot product per triplet instead of a product with `Wᵀ` and a pass over `[T, K]`.
-    static func fourChannelRadialEmbedding(_ lengths: [T], centres: [T], gamma: T,
-                                           layer: LinearLayer<T>) -> (values: [T], slopes: [T]) {
+    /// The lengths run in `chunks` (block-aligned ranges covering them), concurrently when
+    /// there are several.
+    static func fourChannelRadialEmbedding(_ lengths: [T], centres: [T], gamma: T, layer: LinearLayer<T>,
+                                           chunks: [Range<Int>]) -> (values: [T], slopes: [T]) {
         let n = lengths.count, k = min(layer.inputs, centres.count)
         // Every element is written below (no zero fill first).
         var values = [T].filled(count: 4 * n) { _ in }, slopes = [T].filled(count: 4 * n) { _ in }
@@ -284,24 +296,31 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             layer.weight.withUnsafeBufferPointer { w in
                 guard let vp = vb.baseAddress, let sp = sb.baseAddress, let r = r.baseAddress else { return }
                 let b = layer.biasOrZeros, rowLength = layer.inputs
-                for base in stride(from: 0, to: n, by: 8) {
-                    let lanes = min(8, n - base)
-                    let x = r.lanes(base, count: lanes)
-                    var value = EightTriplets<T>(c0: SIMD8(repeating: b[0]), c1: SIMD8(repeating: b[1]),
-                                                 c2: SIMD8(repeating: b[2]), c3: SIMD8(repeating: b[3]))
-                    var slope = EightTriplets<T>()
-                    for q in 0..<k {
-                        let d = x - mu[q]
-                        let basis = T.decayingExponential(-gamma * d * d)
-                        let basisSlope = -2 * gamma * d * basis
-                        let w0 = w[q], w1 = w[rowLength + q], w2 = w[2 * rowLength + q], w3 = w[3 * rowLength + q]
-                        value.c0 += w0 * basis; value.c1 += w1 * basis; value.c2 += w2 * basis; value.c3 += w3 * basis
-                        slope.c0 += w0 * basisSlope; slope.c1 += w1 * basisSlope
-                        slope.c2 += w2 * basisSlope; slope.c3 += w3 * basisSlope
-                    }
-                    for i in 0..<lanes {
-                        vp.setQuad(4 * (base + i), value.quad(i))
-                        sp.setQuad(4 * (base + i), slope.quad(i))
+                FourChannelTriplets<T>.concurrently(chunks) { range, _ in
+                    // A block's values and slopes, read back lane by lane (``EightTriplets/store(_:)``).
+                    let block = UnsafeMutablePointer<T>.allocate(capacity: 64)
+                    defer { block.deallocate() }
+                    for base in stride(from: range.lowerBound, to: range.upperBound, by: 8) {
+                        let lanes = min(8, range.upperBound - base)
+                        let x = r.lanes(base, count: lanes)
+                        var value = EightTriplets<T>(c0: SIMD8(repeating: b[0]), c1: SIMD8(repeating: b[1]),
+                                                     c2: SIMD8(repeating: b[2]), c3: SIMD8(repeating: b[3]))
+                        var slope = EightTriplets<T>()
+                        for q in 0..<k {
+                            let d = x - mu[q]
+                            let basis = T.decayingExponential(-gamma * d * d)
+                            let basisSlope = -2 * gamma * d * basis
+                            let w0 = w[q], w1 = w[rowLength + q], w2 = w[2 * rowLength + q], w3 = w[3 * rowLength + q]
+                            value.c0 += w0 * basis; value.c1 += w1 * basis; value.c2 += w2 * basis; value.c3 += w3 * basis
+                            slope.c0 += w0 * basisSlope; slope.c1 += w1 * basisSlope
+                            slope.c2 += w2 * basisSlope; slope.c3 += w3 * basisSlope
+                        }
+                        value.store(block)
+                        slope.store(block + 32)
+                        for i in 0..<lanes {
+                            vp.setQuad(4 * (base + i), EightTriplets.quad(i, of: block))
+                            sp.setQuad(4 * (base + i), EightTriplets.quad(i, of: block + 32))
+                        }
                     }
                 }
             } } }
@@ -433,7 +452,9 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         guard atomicNumbers.count == n, positions.count == n else {
             throw ModelFileError("evaluate: \(atomicNumbers.count) atomic numbers and \(positions.count) positions for a graph of \(n) atoms")
         }
-        var geo = geometry(positions: positions, graph: graph)
+        let tripletChunks = FourChannelTriplets<T>.chunks(triplets: nt, threads: tripletThreads ?? TensorThreads.count,
+                                                          minimumBlocks: minimumTripletBlocksPerThread)
+        var geo = geometry(positions: positions, graph: graph, tripletChunks: tripletChunks)
         for e in 0..<ne where !geo.edgeLength[e].isFinite || geo.edgeLength[e] == 0 {
             throw ModelFileError("evaluate: edge \(e) between atoms \(graph.edgeSource[e]) and \(graph.edgeDestination[e]) has length \(geo.edgeLength[e])")
         }
@@ -497,9 +518,11 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                           let hvp = hvp.baseAddress, let tsp = tsp.baseAddress, let tvp = tvp.baseAddress, let unit = unit.baseAddress,
                           let cutp = cutp.baseAddress, let ss = ss.baseAddress, let sv = sv.baseAddress,
                           let usp = us.baseAddress, let uvp = uv.baseAddress else { return }
-                    fused.forward(count: nt, tripletIn: tin, tripletOut: tout, fromIn: ip, fromOut: op, edgeVectors: hvp,
-                                  scalars: tsp, vectors: tvp, unit: unit, cut: cutp, newScalars: usp, newVectors: uvp, sumS: ss, sumV: sv,
-                                  saving: forces ? savedp.baseAddress : nil)
+                    let buffers = FourChannelTriplets<T>.ForwardBuffers(
+                        tripletIn: tin, tripletOut: tout, fromIn: ip, fromOut: op, edgeVectors: hvp, scalars: tsp, vectors: tvp,
+                        unit: unit, cut: cutp, newScalars: usp, newVectors: uvp, sumS: ss, sumV: sv,
+                        saving: forces ? savedp.baseAddress : nil)
+                    fused.forward(buffers, edgeCount: ne, chunks: tripletChunks)
                 } } } } } } } } } } } } } }
                 messages = .fourChannel(saved: saved)
                 newTs = updatedS
@@ -939,10 +962,11 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                           let cutp = cutp.baseAddress, let gsp = gsp.baseAddress, let gvp = gvp.baseAddress, let gxop = gxop.baseAddress,
                           let gsv = gsv.baseAddress, let gi = gi.baseAddress, let go = go.baseAddress, let ghvp = ghvp.baseAddress,
                           let gUnit = gUnit.baseAddress, let gCutp = gCutp.baseAddress else { return }
-                    fused.backward(count: nt, tripletIn: tin, tripletOut: tout, saved: savedp, edgeVectors: hvp,
-                                   scalars: tsp, vectors: tvp, unit: unit, cut: cutp, gScalars: gsp, gVectors: gvp,
-                                   gSumS: gxop, sumStride: 2 * ft, gSumV: gsv, gFromIn: gi, gFromOut: go, gEdgeVectors: ghvp,
-                                   gUnit: gUnit, gCut: gCutp)
+                    let buffers = FourChannelTriplets<T>.BackwardBuffers(
+                        tripletIn: tin, tripletOut: tout, saved: savedp, edgeVectors: hvp, scalars: tsp, vectors: tvp, unit: unit,
+                        cut: cutp, gScalars: gsp, gVectors: gvp, gSumS: gxop, sumStride: 2 * ft, gSumV: gsv,
+                        gFromIn: gi, gFromOut: go, gEdgeVectors: ghvp, gUnit: gUnit, gCut: gCutp)
+                    fused.backward(buffers, edgeCount: ne, chunks: tripletChunks)
                 } } } } } } } } } } } } } } } } }
             case let .general(left, right, gateCache, gated, abc):
                 var gdts = gts, gdtv = gtv  // ts <- dts + ts; tv <- dtv + tv

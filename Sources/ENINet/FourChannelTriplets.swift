@@ -1,3 +1,5 @@
+import Dispatch
+
 /// An affine map of four inputs to four outputs, `y = W x + b`, applied to eight triplets at
 /// once: output `o` reads row `o` of `W`, and input gradient `k` of `Wᵀ g` reads column `k`.
 struct QuadMap<T: ENINetFloat> {
@@ -218,18 +220,85 @@ struct FourChannelTriplets<T: ENINetFloat> {
         store(v.gateSigmoid, gateSigmoidOffset)
     }
 
-    /// One layer's triplet messages. Reads `fromIn`/`fromOut` `[E,4]` (the pair map's halves),
-    /// `edgeVectors` `[E,3,4]`, the triplet features `scalars` `[T,4]` and `vectors` `[T,3,4]`;
-    /// writes the updated features to `newScalars`/`newVectors` and adds the messages summed at
-    /// each out-edge to `sumS` `[E,4]` and `sumV` `[E,3,4]`. When `saving` is given (of
-    /// ``savedCount(triplets:)`` elements), writes there what the backward pass reads.
-    func forward(count nt: Int, tripletIn: UnsafePointer<Int32>, tripletOut: UnsafePointer<Int32>,
-                 fromIn: UnsafePointer<T>, fromOut: UnsafePointer<T>, edgeVectors: UnsafePointer<T>,
-                 scalars: UnsafePointer<T>, vectors: UnsafePointer<T>, unit: UnsafePointer<T>, cut: UnsafePointer<T>,
-                 newScalars: UnsafeMutablePointer<T>, newVectors: UnsafeMutablePointer<T>,
-                 sumS: UnsafeMutablePointer<T>, sumV: UnsafeMutablePointer<T>, saving: UnsafeMutablePointer<T>?) {
-        for base in stride(from: 0, to: nt, by: 8) {
-            let lanes = min(8, nt - base)
+    /// Up to `threads` ranges of `0 ..< nt`, in order, each starting at a multiple of eight and
+    /// holding at least `minimumBlocks` blocks of eight (one range when the triplets are fewer):
+    /// a thread hand-off costs microseconds, a block of eight tens of nanoseconds.
+    static func chunks(triplets nt: Int, threads: Int, minimumBlocks: Int) -> [Range<Int>] {
+        let blocks = (nt + 7) / 8
+        let count = max(1, min(threads, blocks / max(1, minimumBlocks)))
+        return (0..<count).map { k in min(nt, blocks * k / count * 8) ..< min(nt, blocks * (k + 1) / count * 8) }
+    }
+
+    /// `body(range, k)` for every chunk, concurrently when there are several.
+    static func concurrently(_ chunks: [Range<Int>], _ body: (Range<Int>, Int) -> Void) {
+        guard chunks.count > 1 else {
+            if let only = chunks.first { body(only, 0) }
+            return
+        }
+        DispatchQueue.concurrentPerform(iterations: chunks.count) { k in body(chunks[k], k) }
+    }
+
+    /// `pass(range, own)` for every chunk, concurrently when there are several: `own` is nil for
+    /// the first chunk and a zeroed buffer of `width` elements for each later one, which
+    /// `merge` then adds to the shared arrays, in chunk order (the same sums every run).
+    private static func split(_ chunks: [Range<Int>], ownWidth width: Int,
+                              pass: (Range<Int>, UnsafeMutablePointer<T>?) -> Void, merge: (UnsafeMutablePointer<T>) -> Void) {
+        guard chunks.count > 1 else {
+            if let only = chunks.first { pass(only, nil) }
+            return
+        }
+        let own = UnsafeMutablePointer<T>.allocate(capacity: (chunks.count - 1) * width)
+        own.initialize(repeating: 0, count: (chunks.count - 1) * width)
+        defer { own.deallocate() }
+        concurrently(chunks) { range, k in pass(range, k == 0 ? nil : own + (k - 1) * width) }
+        for k in 1..<chunks.count { merge(own + (k - 1) * width) }
+    }
+
+    private static func add(_ source: UnsafePointer<T>, into target: UnsafeMutablePointer<T>, count: Int) {
+        for i in 0..<count { target[i] += source[i] }
+    }
+
+    /// What one layer's forward pass reads and writes: `fromIn`/`fromOut` `[E,4]` (the pair
+    /// map's halves), `edgeVectors` `[E,3,4]`, the triplet features `scalars` `[T,4]` and
+    /// `vectors` `[T,3,4]`, the triplets' unit directions and cutoffs; the updated features
+    /// `newScalars`/`newVectors`, the messages summed at each out-edge `sumS` `[E,4]` and `sumV`
+    /// `[E,3,4]` (added to), and, when given (of ``savedCount(triplets:)`` elements), `saving`
+    /// for what the backward pass reads.
+    struct ForwardBuffers {
+        var tripletIn: UnsafePointer<Int32>, tripletOut: UnsafePointer<Int32>
+        var fromIn: UnsafePointer<T>, fromOut: UnsafePointer<T>, edgeVectors: UnsafePointer<T>
+        var scalars: UnsafePointer<T>, vectors: UnsafePointer<T>, unit: UnsafePointer<T>, cut: UnsafePointer<T>
+        var newScalars: UnsafeMutablePointer<T>, newVectors: UnsafeMutablePointer<T>
+        var sumS: UnsafeMutablePointer<T>, sumV: UnsafeMutablePointer<T>
+        var saving: UnsafeMutablePointer<T>?
+    }
+
+    /// One layer's triplet messages (``ForwardBuffers``).
+    ///
+    /// The triplets run in `chunks` (``chunks(triplets:threads:minimumBlocks:)``), concurrently
+    /// when there are several. Triplets of different chunks share out-edges, so every chunk after
+    /// the first sums into buffers of its own (`edgeCount` rows), added to `sumS`/`sumV` at the end.
+    func forward(_ buffers: ForwardBuffers, edgeCount ne: Int, chunks: [Range<Int>]) {
+        // A later chunk's own buffer: its sums of scalars [E, 4], then of vectors [E, 3, 4].
+        Self.split(chunks, ownWidth: 16 * ne, pass: { range, own in
+            var chunk = buffers
+            if let own { chunk.sumS = own; chunk.sumV = own + 4 * ne }
+            forward(triplets: range, chunk)
+        }, merge: { own in
+            Self.add(own, into: buffers.sumS, count: 4 * ne)
+            Self.add(own + 4 * ne, into: buffers.sumV, count: 12 * ne)
+        })
+    }
+
+    /// The forward pass over the triplets of `range` (whose start is a multiple of eight).
+    private func forward(triplets range: Range<Int>, _ buffers: ForwardBuffers) {
+        let tripletIn = buffers.tripletIn, tripletOut = buffers.tripletOut
+        let fromIn = buffers.fromIn, fromOut = buffers.fromOut, edgeVectors = buffers.edgeVectors
+        let scalars = buffers.scalars, vectors = buffers.vectors, unit = buffers.unit, cut = buffers.cut
+        let newScalars = buffers.newScalars, newVectors = buffers.newVectors
+        let sumS = buffers.sumS, sumV = buffers.sumV, saving = buffers.saving
+        for base in stride(from: range.lowerBound, to: range.upperBound, by: 8) {
+            let lanes = min(8, range.upperBound - base)
             let v = block(base, lanes: lanes, tripletIn: tripletIn, tripletOut: tripletOut, fromIn: fromIn, fromOut: fromOut,
                           scalars: scalars, cut: cut)
             if let saving { Self.save(v, at: saving + base / 8 * Self.savedPerBlock) }
@@ -252,18 +321,46 @@ struct FourChannelTriplets<T: ENINetFloat> {
         }
     }
 
-    /// The backward of ``forward(count:tripletIn:tripletOut:fromIn:fromOut:edgeVectors:scalars:vectors:unit:cut:newScalars:newVectors:sumS:sumV:saving:)``
-    /// from the layer's inputs and what it saved. `gScalars`/`gVectors` hold the gradients on the updated features
-    /// and are turned in place into those on the inputs; `gSumS` (row stride `sumStride`) and
-    /// `gSumV` are the gradients on the sums. Adds to the gradients on `fromIn`, `fromOut`,
-    /// `edgeVectors`, the unit directions and the cutoffs.
-    func backward(count nt: Int, tripletIn: UnsafePointer<Int32>, tripletOut: UnsafePointer<Int32>,
-                  saved: UnsafePointer<T>, edgeVectors: UnsafePointer<T>,
-                  scalars: UnsafePointer<T>, vectors: UnsafePointer<T>, unit: UnsafePointer<T>, cut: UnsafePointer<T>,
-                  gScalars: UnsafeMutablePointer<T>, gVectors: UnsafeMutablePointer<T>,
-                  gSumS: UnsafePointer<T>, sumStride: Int, gSumV: UnsafePointer<T>,
-                  gFromIn: UnsafeMutablePointer<T>, gFromOut: UnsafeMutablePointer<T>, gEdgeVectors: UnsafeMutablePointer<T>,
-                  gUnit: UnsafeMutablePointer<T>, gCut: UnsafeMutablePointer<T>) {
+    /// What one layer's backward pass reads and writes: the forward pass's inputs and what it
+    /// saved; `gScalars`/`gVectors`, the gradients on the updated features, turned in place into
+    /// those on the input features; `gSumS` (row stride `sumStride`) and `gSumV`, the gradients
+    /// on the sums; and the gradients on `fromIn`, `fromOut`, `edgeVectors`, the unit directions
+    /// and the cutoffs, added to.
+    struct BackwardBuffers {
+        var tripletIn: UnsafePointer<Int32>, tripletOut: UnsafePointer<Int32>
+        var saved: UnsafePointer<T>, edgeVectors: UnsafePointer<T>
+        var scalars: UnsafePointer<T>, vectors: UnsafePointer<T>, unit: UnsafePointer<T>, cut: UnsafePointer<T>
+        var gScalars: UnsafeMutablePointer<T>, gVectors: UnsafeMutablePointer<T>
+        var gSumS: UnsafePointer<T>, sumStride: Int, gSumV: UnsafePointer<T>
+        var gFromIn: UnsafeMutablePointer<T>, gFromOut: UnsafeMutablePointer<T>, gEdgeVectors: UnsafeMutablePointer<T>
+        var gUnit: UnsafeMutablePointer<T>, gCut: UnsafeMutablePointer<T>
+    }
+
+    /// The backward of ``forward(_:edgeCount:chunks:)`` (``BackwardBuffers``).
+    ///
+    /// The chunks run as in the forward pass; the edge gradients of every chunk after the first
+    /// go to buffers of its own, added at the end. The per-triplet gradients need none.
+    func backward(_ buffers: BackwardBuffers, edgeCount ne: Int, chunks: [Range<Int>]) {
+        // A later chunk's own buffer: its gradients on fromIn [E, 4], fromOut [E, 4] and the edge vectors [E, 3, 4].
+        Self.split(chunks, ownWidth: 20 * ne, pass: { range, own in
+            var chunk = buffers
+            if let own { chunk.gFromIn = own; chunk.gFromOut = own + 4 * ne; chunk.gEdgeVectors = own + 8 * ne }
+            backward(triplets: range, chunk)
+        }, merge: { own in
+            Self.add(own, into: buffers.gFromIn, count: 4 * ne)
+            Self.add(own + 4 * ne, into: buffers.gFromOut, count: 4 * ne)
+            Self.add(own + 8 * ne, into: buffers.gEdgeVectors, count: 12 * ne)
+        })
+    }
+
+    /// The backward pass over the triplets of `range` (whose start is a multiple of eight).
+    private func backward(triplets range: Range<Int>, _ buffers: BackwardBuffers) {
+        let tripletIn = buffers.tripletIn, tripletOut = buffers.tripletOut, saved = buffers.saved
+        let edgeVectors = buffers.edgeVectors, scalars = buffers.scalars, vectors = buffers.vectors
+        let unit = buffers.unit, cut = buffers.cut, gScalars = buffers.gScalars, gVectors = buffers.gVectors
+        let gSumS = buffers.gSumS, sumStride = buffers.sumStride, gSumV = buffers.gSumV
+        let gFromIn = buffers.gFromIn, gFromOut = buffers.gFromOut, gEdgeVectors = buffers.gEdgeVectors
+        let gUnit = buffers.gUnit, gCut = buffers.gCut
         // Each triplet's rows of the block's gradients (on its scalar output, message, the three
         // vector coefficients, and the cutoff's channel terms), stored whole and transposed
         // afterwards (see ``EightTriplets/init(rows:_:_:_:_:_:_:_:)``). Zeroed once, so that the
@@ -280,8 +377,8 @@ struct FourChannelTriplets<T: ENINetFloat> {
         let blockValues = UnsafeMutablePointer<T>.allocate(capacity: BlockValue.allCases.count * 32)
         defer { blockValues.deallocate() }
         @inline(__always) func blockValue(_ slot: BlockValue, _ i: Int) -> SIMD4<T> { EightTriplets.quad(i, of: blockValues + 32 * slot.rawValue) }
-        for base in stride(from: 0, to: nt, by: 8) {
-            let lanes = min(8, nt - base)
+        for base in stride(from: range.lowerBound, to: range.upperBound, by: 8) {
+            let lanes = min(8, range.upperBound - base)
             let v = restoredBlock(base, lanes: lanes, saved: saved + base / 8 * Self.savedPerBlock, scalars: scalars, cut: cut)
             v.a.store(blockValues + 32 * BlockValue.a.rawValue)
             v.b.store(blockValues + 32 * BlockValue.b.rawValue)

@@ -39,6 +39,52 @@ final class FourChannelTripletTests: XCTestCase {
     func testFusedKernelAgreesWithTheLayeredPathInDouble() throws { try compare(Double.self, tolerance: 1e-12) }
     func testFusedKernelAgreesWithTheLayeredPathInFloat() throws { try compare(Float.self, tolerance: 2e-5) }
 
+    /// Triplets split over threads, every chunk after the first summing its edge terms into
+    /// buffers of its own, give what one pass gives, to round-off (the sums' order changes).
+    func testSplitTripletPassAgreesWithOnePass() throws {
+        let p = try PhysicsTests.periodic()
+        for smooth in [false, true] {
+            let model = try PhysicsTests.model(smooth: smooth)
+            let graph = try model.graph(positions: p.positions, cell: p.cell, neighborList: model.makeNeighborList(skin: 0))
+            let whole = try HandScheduledNetwork<Double>(file: model.file)
+            whole.tripletThreads = 1
+            let split = try HandScheduledNetwork<Double>(file: model.file)
+            split.tripletThreads = 3
+            split.minimumTripletBlocksPerThread = 1
+            XCTAssertEqual(FourChannelTriplets<Double>.chunks(triplets: graph.tripletCount, threads: 3, minimumBlocks: 1).count, 3)
+            let a = try whole.evaluate(atomicNumbers: p.numbers, positions: p.positions, graph: graph, forces: true)
+            let b = try split.evaluate(atomicNumbers: p.numbers, positions: p.positions, graph: graph, forces: true)
+            XCTAssertEqual(b.output.energy, a.output.energy, accuracy: 1e-12 * abs(a.output.energy))
+            let fa = a.output.forces.flatMap { [$0.x, $0.y, $0.z] }, fb = b.output.forces.flatMap { [$0.x, $0.y, $0.z] }
+            let scale = try XCTUnwrap(fa.map(abs).max())
+            XCTAssertGreaterThan(scale, 0)
+            XCTAssertLessThan(zip(fa, fb).map { abs($0 - $1) }.max() ?? .infinity, 1e-12 * scale, "smooth \(smooth)")
+            let ga = a.edgeGradient.flatMap { [$0.x, $0.y, $0.z] }, gb = b.edgeGradient.flatMap { [$0.x, $0.y, $0.z] }
+            XCTAssertEqual(ga.count, gb.count)
+            XCTAssertLessThan(zip(ga, gb).map { abs($0 - $1) }.max() ?? .infinity, 1e-12 * (ga.map(abs).max() ?? 1))
+        }
+    }
+
+    func testChunksCoverTheTripletsInWholeBlocks() {
+        let cases = [(0, 4, 1), (5, 4, 1), (8, 2, 1), (100, 3, 1), (1000, 4, 128), (43760, 2, 128), (43761, 7, 16), (4376, 2, 128)]
+        for (nt, threads, minimum) in cases {
+            let chunks = FourChannelTriplets<Float>.chunks(triplets: nt, threads: threads, minimumBlocks: minimum)
+            let label = "\(nt) triplets, \(threads) threads, at least \(minimum) blocks"
+            XCTAssertFalse(chunks.isEmpty, label)
+            XCTAssertLessThanOrEqual(chunks.count, threads, label)
+            XCTAssertEqual(chunks.first?.lowerBound, 0, label)
+            XCTAssertEqual(chunks.last?.upperBound, nt, label)
+            for (a, b) in zip(chunks, chunks.dropFirst()) { XCTAssertEqual(a.upperBound, b.lowerBound, label) }
+            for chunk in chunks {
+                XCTAssertEqual(chunk.lowerBound % 8, 0, label)
+                if chunks.count > 1 { XCTAssertGreaterThanOrEqual((chunk.count + 7) / 8, minimum, label) }
+            }
+        }
+        XCTAssertEqual(FourChannelTriplets<Float>.chunks(triplets: 1000, threads: 4, minimumBlocks: 128).count, 1)
+        XCTAssertEqual(FourChannelTriplets<Float>.chunks(triplets: 43760, threads: 2, minimumBlocks: 128).count, 2)
+        XCTAssertEqual(FourChannelTriplets<Float>.chunks(triplets: 4376, threads: 2, minimumBlocks: 128).count, 2)
+    }
+
     /// A layer whose shapes are not the four-channel ones keeps the layered path.
     func testOtherWidthsAreNotFused() throws {
         let model = try PhysicsTests.model(smooth: false)
