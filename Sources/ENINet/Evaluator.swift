@@ -62,7 +62,8 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
     let twoBody: [TwoBody]
     let readout: [ReadoutBlock]
 
-    /// Threads the fused triplet pass splits its triplets over (nil: ``TensorThreads/count``).
+    /// Threads the triplet work (the fused pass, the radial embedding) splits the triplets over
+    /// (nil: ``TensorThreads/count``).
     var tripletThreads: Int?
     /// The fewest blocks of eight triplets worth a thread of their own; tests lower it to split
     /// small systems.
@@ -191,7 +192,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
     }
 
     /// `tripletChunks`: the triplet ranges that the radial embedding splits over threads
-    /// (``FourChannelTriplets/chunks(triplets:threads:minimumBlocks:)``).
+    /// (``FourChannelTriplets/chunks(triplets:edges:threads:minimumBlocks:)``).
     func geometry(positions: [Vec3], graph: ENINetGraph, tripletChunks: [Range<Int>]) -> Geometry {
         let c = configuration
         let ne = graph.edgeCount, nt = graph.tripletCount, k = c.radialBasisCount
@@ -452,7 +453,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         guard atomicNumbers.count == n, positions.count == n else {
             throw ModelFileError("evaluate: \(atomicNumbers.count) atomic numbers and \(positions.count) positions for a graph of \(n) atoms")
         }
-        let tripletChunks = FourChannelTriplets<T>.chunks(triplets: nt, threads: tripletThreads ?? TensorThreads.count,
+        let tripletChunks = FourChannelTriplets<T>.chunks(triplets: nt, edges: ne, threads: tripletThreads ?? TensorThreads.count,
                                                           minimumBlocks: minimumTripletBlocksPerThread)
         var geo = geometry(positions: positions, graph: graph, tripletChunks: tripletChunks)
         for e in 0..<ne where !geo.edgeLength[e].isFinite || geo.edgeLength[e] == 0 {

@@ -222,10 +222,13 @@ struct FourChannelTriplets<T: ENINetFloat> {
 
     /// Up to `threads` ranges of `0 ..< nt`, in order, each starting at a multiple of eight and
     /// holding at least `minimumBlocks` blocks of eight (one range when the triplets are fewer):
-    /// a thread hand-off costs microseconds, a block of eight tens of nanoseconds.
-    static func chunks(triplets nt: Int, threads: Int, minimumBlocks: Int) -> [Range<Int>] {
+    /// a thread hand-off costs microseconds, a block of eight tens of nanoseconds. Each range
+    /// also holds at least as many triplets as there are edges (`ne`), because every range after
+    /// the first has edge buffers of its own that are added up on one thread afterwards (with
+    /// many threads, that sum would otherwise outgrow the split work).
+    static func chunks(triplets nt: Int, edges ne: Int, threads: Int, minimumBlocks: Int) -> [Range<Int>] {
         let blocks = (nt + 7) / 8
-        let count = max(1, min(threads, blocks / max(1, minimumBlocks)))
+        let count = max(1, min(threads, blocks / max(1, minimumBlocks), nt / max(1, ne)))
         return (0..<count).map { k in min(nt, blocks * k / count * 8) ..< min(nt, blocks * (k + 1) / count * 8) }
     }
 
@@ -275,7 +278,7 @@ struct FourChannelTriplets<T: ENINetFloat> {
 
     /// One layer's triplet messages (``ForwardBuffers``).
     ///
-    /// The triplets run in `chunks` (``chunks(triplets:threads:minimumBlocks:)``), concurrently
+    /// The triplets run in `chunks` (``chunks(triplets:edges:threads:minimumBlocks:)``), concurrently
     /// when there are several. Triplets of different chunks share out-edges, so every chunk after
     /// the first sums into buffers of its own (`edgeCount` rows), added to `sumS`/`sumV` at the end.
     func forward(_ buffers: ForwardBuffers, edgeCount ne: Int, chunks: [Range<Int>]) {

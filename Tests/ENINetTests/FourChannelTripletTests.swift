@@ -51,7 +51,8 @@ final class FourChannelTripletTests: XCTestCase {
             let split = try HandScheduledNetwork<Double>(file: model.file)
             split.tripletThreads = 3
             split.minimumTripletBlocksPerThread = 1
-            XCTAssertEqual(FourChannelTriplets<Double>.chunks(triplets: graph.tripletCount, threads: 3, minimumBlocks: 1).count, 3)
+            XCTAssertEqual(FourChannelTriplets<Double>.chunks(triplets: graph.tripletCount, edges: graph.edgeCount, threads: 3,
+                                                                           minimumBlocks: 1).count, 3)
             let a = try whole.evaluate(atomicNumbers: p.numbers, positions: p.positions, graph: graph, forces: true)
             let b = try split.evaluate(atomicNumbers: p.numbers, positions: p.positions, graph: graph, forces: true)
             XCTAssertEqual(b.output.energy, a.output.energy, accuracy: 1e-12 * abs(a.output.energy))
@@ -66,10 +67,11 @@ final class FourChannelTripletTests: XCTestCase {
     }
 
     func testChunksCoverTheTripletsInWholeBlocks() {
-        let cases = [(0, 4, 1), (5, 4, 1), (8, 2, 1), (100, 3, 1), (1000, 4, 128), (43760, 2, 128), (43761, 7, 16), (4376, 2, 128)]
-        for (nt, threads, minimum) in cases {
-            let chunks = FourChannelTriplets<Float>.chunks(triplets: nt, threads: threads, minimumBlocks: minimum)
-            let label = "\(nt) triplets, \(threads) threads, at least \(minimum) blocks"
+        let cases = [(0, 0, 4, 1), (5, 1, 4, 1), (8, 2, 2, 1), (100, 10, 3, 1), (1000, 70, 4, 128), (43760, 3060, 2, 128),
+                     (43761, 300, 7, 16), (4376, 306, 2, 128), (43760, 3060, 64, 1), (20, 0, 2, 1)]
+        for (nt, ne, threads, minimum) in cases {
+            let chunks = FourChannelTriplets<Float>.chunks(triplets: nt, edges: ne, threads: threads, minimumBlocks: minimum)
+            let label = "\(nt) triplets, \(ne) edges, \(threads) threads, at least \(minimum) blocks"
             XCTAssertFalse(chunks.isEmpty, label)
             XCTAssertLessThanOrEqual(chunks.count, threads, label)
             XCTAssertEqual(chunks.first?.lowerBound, 0, label)
@@ -77,12 +79,21 @@ final class FourChannelTripletTests: XCTestCase {
             for (a, b) in zip(chunks, chunks.dropFirst()) { XCTAssertEqual(a.upperBound, b.lowerBound, label) }
             for chunk in chunks {
                 XCTAssertEqual(chunk.lowerBound % 8, 0, label)
-                if chunks.count > 1 { XCTAssertGreaterThanOrEqual((chunk.count + 7) / 8, minimum, label) }
+                if chunks.count > 1 {
+                    XCTAssertGreaterThanOrEqual((chunk.count + 7) / 8, minimum, label)
+                    // Blocks of eight round a range's length down by at most seven.
+                    XCTAssertGreaterThanOrEqual(chunk.count + 7, ne, label)
+                }
             }
         }
-        XCTAssertEqual(FourChannelTriplets<Float>.chunks(triplets: 1000, threads: 4, minimumBlocks: 128).count, 1)
-        XCTAssertEqual(FourChannelTriplets<Float>.chunks(triplets: 43760, threads: 2, minimumBlocks: 128).count, 2)
-        XCTAssertEqual(FourChannelTriplets<Float>.chunks(triplets: 4376, threads: 2, minimumBlocks: 128).count, 2)
+        func count(_ nt: Int, _ ne: Int, _ threads: Int, _ minimum: Int) -> Int {
+            FourChannelTriplets<Float>.chunks(triplets: nt, edges: ne, threads: threads, minimumBlocks: minimum).count
+        }
+        XCTAssertEqual(count(1000, 70, 4, 128), 1)
+        XCTAssertEqual(count(43760, 3060, 2, 128), 2)
+        XCTAssertEqual(count(4376, 306, 2, 128), 2)
+        // Ten aspirins on 64 threads: 14 ranges of at least 3,060 triplets, not 64.
+        XCTAssertEqual(count(43760, 3060, 64, 1), 14)
     }
 
     /// A layer whose shapes are not the four-channel ones keeps the layered path.
