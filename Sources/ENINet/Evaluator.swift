@@ -192,8 +192,8 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
     }
 
     /// `tripletChunks`: the triplet ranges that the radial embedding splits over threads
-    /// (``FourChannelTriplets/chunks(triplets:edges:threads:minimumBlocks:)``).
-    func geometry(positions: [Vec3], graph: ENINetGraph, tripletChunks: [Range<Int>]) -> Geometry {
+    /// (``TripletChunks``).
+    func geometry(positions: [Vec3], graph: ENINetGraph, tripletChunks: TripletChunks) -> Geometry {
         let c = configuration
         let ne = graph.edgeCount, nt = graph.tripletCount, k = c.radialBasisCount
         let rc = T(c.cutoff)
@@ -285,10 +285,9 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
     /// one centre after another, so each Gaussian serves all four outputs from a register: the
     /// triplets' `[T, K]` basis is neither stored nor read back, and the backward pass is a
     /// four-term dot product per triplet instead of a product with `Wᵀ` and a pass over `[T, K]`.
-    /// The lengths run in `chunks` (block-aligned ranges covering them), concurrently when
-    /// there are several.
+    /// The lengths run in `chunks`, concurrently when there are several.
     static func fourChannelRadialEmbedding(_ lengths: [T], centres: [T], gamma: T, layer: LinearLayer<T>,
-                                           chunks: [Range<Int>]) -> (values: [T], slopes: [T]) {
+                                           chunks: TripletChunks) -> (values: [T], slopes: [T]) {
         let n = lengths.count, k = min(layer.inputs, centres.count)
         // Every element is written below (no zero fill first).
         var values = [T].filled(count: 4 * n) { _ in }, slopes = [T].filled(count: 4 * n) { _ in }
@@ -297,7 +296,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             layer.weight.withUnsafeBufferPointer { w in
                 guard let vp = vb.baseAddress, let sp = sb.baseAddress, let r = r.baseAddress else { return }
                 let b = layer.biasOrZeros, rowLength = layer.inputs
-                FourChannelTriplets<T>.concurrently(chunks) { range, _ in
+                chunks.forEach { range, _ in
                     // A block's values and slopes, read back lane by lane (``EightTriplets/store(_:)``).
                     let block = UnsafeMutablePointer<T>.allocate(capacity: 64)
                     defer { block.deallocate() }
@@ -453,8 +452,8 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         guard atomicNumbers.count == n, positions.count == n else {
             throw ModelFileError("evaluate: \(atomicNumbers.count) atomic numbers and \(positions.count) positions for a graph of \(n) atoms")
         }
-        let tripletChunks = FourChannelTriplets<T>.chunks(triplets: nt, edges: ne, threads: tripletThreads ?? TensorThreads.count,
-                                                          minimumBlocks: minimumTripletBlocksPerThread)
+        let tripletChunks = TripletChunks(triplets: nt, edges: ne, threads: tripletThreads ?? TensorThreads.count,
+                                          minimumBlocks: minimumTripletBlocksPerThread)
         var geo = geometry(positions: positions, graph: graph, tripletChunks: tripletChunks)
         for e in 0..<ne where !geo.edgeLength[e].isFinite || geo.edgeLength[e] == 0 {
             throw ModelFileError("evaluate: edge \(e) between atoms \(graph.edgeSource[e]) and \(graph.edgeDestination[e]) has length \(geo.edgeLength[e])")

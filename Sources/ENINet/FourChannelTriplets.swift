@@ -1,5 +1,3 @@
-import Dispatch
-
 /// An affine map of four inputs to four outputs, `y = W x + b`, applied to eight triplets at
 /// once: output `o` reads row `o` of `W`, and input gradient `k` of `Wᵀ g` reads column `k`.
 struct QuadMap<T: ENINetFloat> {
@@ -220,40 +218,19 @@ struct FourChannelTriplets<T: ENINetFloat> {
         store(v.gateSigmoid, gateSigmoidOffset)
     }
 
-    /// Up to `threads` ranges of `0 ..< nt`, in order, each starting at a multiple of eight and
-    /// holding at least `minimumBlocks` blocks of eight (one range when the triplets are fewer):
-    /// a thread hand-off costs microseconds, a block of eight tens of nanoseconds. Each range
-    /// also holds at least as many triplets as there are edges (`ne`), because every range after
-    /// the first has edge buffers of its own that are added up on one thread afterwards (with
-    /// many threads, that sum would otherwise outgrow the split work).
-    static func chunks(triplets nt: Int, edges ne: Int, threads: Int, minimumBlocks: Int) -> [Range<Int>] {
-        let blocks = (nt + 7) / 8
-        let count = max(1, min(threads, blocks / max(1, minimumBlocks), nt / max(1, ne)))
-        return (0..<count).map { k in min(nt, blocks * k / count * 8) ..< min(nt, blocks * (k + 1) / count * 8) }
-    }
-
-    /// `body(range, k)` for every chunk, concurrently when there are several.
-    static func concurrently(_ chunks: [Range<Int>], _ body: (Range<Int>, Int) -> Void) {
-        guard chunks.count > 1 else {
-            if let only = chunks.first { body(only, 0) }
-            return
-        }
-        DispatchQueue.concurrentPerform(iterations: chunks.count) { k in body(chunks[k], k) }
-    }
-
     /// `pass(range, own)` for every chunk, concurrently when there are several: `own` is nil for
     /// the first chunk and a zeroed buffer of `width` elements for each later one, which
     /// `merge` then adds to the shared arrays, in chunk order (the same sums every run).
-    private static func split(_ chunks: [Range<Int>], ownWidth width: Int,
+    private static func split(_ chunks: TripletChunks, ownWidth width: Int,
                               pass: (Range<Int>, UnsafeMutablePointer<T>?) -> Void, merge: (UnsafeMutablePointer<T>) -> Void) {
         guard chunks.count > 1 else {
-            if let only = chunks.first { pass(only, nil) }
+            if let only = chunks.ranges.first { pass(only, nil) }
             return
         }
         let own = UnsafeMutablePointer<T>.allocate(capacity: (chunks.count - 1) * width)
         own.initialize(repeating: 0, count: (chunks.count - 1) * width)
         defer { own.deallocate() }
-        concurrently(chunks) { range, k in pass(range, k == 0 ? nil : own + (k - 1) * width) }
+        chunks.forEach { range, k in pass(range, k == 0 ? nil : own + (k - 1) * width) }
         for k in 1..<chunks.count { merge(own + (k - 1) * width) }
     }
 
@@ -278,10 +255,10 @@ struct FourChannelTriplets<T: ENINetFloat> {
 
     /// One layer's triplet messages (``ForwardBuffers``).
     ///
-    /// The triplets run in `chunks` (``chunks(triplets:edges:threads:minimumBlocks:)``), concurrently
+    /// The triplets run in `chunks` (``TripletChunks``), concurrently
     /// when there are several. Triplets of different chunks share out-edges, so every chunk after
     /// the first sums into buffers of its own (`edgeCount` rows), added to `sumS`/`sumV` at the end.
-    func forward(_ buffers: ForwardBuffers, edgeCount ne: Int, chunks: [Range<Int>]) {
+    func forward(_ buffers: ForwardBuffers, edgeCount ne: Int, chunks: TripletChunks) {
         // A later chunk's own buffer: its sums of scalars [E, 4], then of vectors [E, 3, 4].
         Self.split(chunks, ownWidth: 16 * ne, pass: { range, own in
             var chunk = buffers
@@ -343,7 +320,7 @@ struct FourChannelTriplets<T: ENINetFloat> {
     ///
     /// The chunks run as in the forward pass; the edge gradients of every chunk after the first
     /// go to buffers of its own, added at the end. The per-triplet gradients need none.
-    func backward(_ buffers: BackwardBuffers, edgeCount ne: Int, chunks: [Range<Int>]) {
+    func backward(_ buffers: BackwardBuffers, edgeCount ne: Int, chunks: TripletChunks) {
         // A later chunk's own buffer: its gradients on fromIn [E, 4], fromOut [E, 4] and the edge vectors [E, 3, 4].
         Self.split(chunks, ownWidth: 20 * ne, pass: { range, own in
             var chunk = buffers

@@ -176,7 +176,7 @@ extension Double: ENINetFloat {
     @inline(__always) public static func decayingExponential(_ x: SIMD8<Double>) -> SIMD8<Double> { tensorExp(x) }
     @inline(__always) public static func cosineAndSine(halfTurn a: SIMD8<Double>) -> (cosine: SIMD8<Double>, sine: SIMD8<Double>) {
         var c = a, s = a
-        for i in 0..<8 { c[i] = Foundation.cos(a[i]); s[i] = Foundation.sin(a[i]) }
+        for i in 0..<8 { c[i] = cosine(a[i]); s[i] = sine(a[i]) }
         return (c, s)
     }
     @inline(__always) public static func keepingPositive(_ values: SIMD8<Double>, where test: SIMD8<Double>) -> SIMD8<Double> {

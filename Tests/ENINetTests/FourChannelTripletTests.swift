@@ -51,8 +51,7 @@ final class FourChannelTripletTests: XCTestCase {
             let split = try HandScheduledNetwork<Double>(file: model.file)
             split.tripletThreads = 3
             split.minimumTripletBlocksPerThread = 1
-            XCTAssertEqual(FourChannelTriplets<Double>.chunks(triplets: graph.tripletCount, edges: graph.edgeCount, threads: 3,
-                                                                           minimumBlocks: 1).count, 3)
+            XCTAssertEqual(TripletChunks(triplets: graph.tripletCount, edges: graph.edgeCount, threads: 3, minimumBlocks: 1).count, 3)
             let a = try whole.evaluate(atomicNumbers: p.numbers, positions: p.positions, graph: graph, forces: true)
             let b = try split.evaluate(atomicNumbers: p.numbers, positions: p.positions, graph: graph, forces: true)
             XCTAssertEqual(b.output.energy, a.output.energy, accuracy: 1e-12 * abs(a.output.energy))
@@ -70,7 +69,7 @@ final class FourChannelTripletTests: XCTestCase {
         let cases = [(0, 0, 4, 1), (5, 1, 4, 1), (8, 2, 2, 1), (100, 10, 3, 1), (1000, 70, 4, 128), (43760, 3060, 2, 128),
                      (43761, 300, 7, 16), (4376, 306, 2, 128), (43760, 3060, 64, 1), (20, 0, 2, 1)]
         for (nt, ne, threads, minimum) in cases {
-            let chunks = FourChannelTriplets<Float>.chunks(triplets: nt, edges: ne, threads: threads, minimumBlocks: minimum)
+            let chunks = TripletChunks(triplets: nt, edges: ne, threads: threads, minimumBlocks: minimum).ranges
             let label = "\(nt) triplets, \(ne) edges, \(threads) threads, at least \(minimum) blocks"
             XCTAssertFalse(chunks.isEmpty, label)
             XCTAssertLessThanOrEqual(chunks.count, threads, label)
@@ -87,7 +86,7 @@ final class FourChannelTripletTests: XCTestCase {
             }
         }
         func count(_ nt: Int, _ ne: Int, _ threads: Int, _ minimum: Int) -> Int {
-            FourChannelTriplets<Float>.chunks(triplets: nt, edges: ne, threads: threads, minimumBlocks: minimum).count
+            TripletChunks(triplets: nt, edges: ne, threads: threads, minimumBlocks: minimum).count
         }
         XCTAssertEqual(count(1000, 70, 4, 128), 1)
         XCTAssertEqual(count(43760, 3060, 2, 128), 2)
