@@ -311,9 +311,10 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                             let basis = T.decayingExponential(-gamma * d * d)
                             let basisSlope = -2 * gamma * d * basis
                             let w0 = w[q], w1 = w[rowLength + q], w2 = w[2 * rowLength + q], w3 = w[3 * rowLength + q]
-                            value.c0 += w0 * basis; value.c1 += w1 * basis; value.c2 += w2 * basis; value.c3 += w3 * basis
-                            slope.c0 += w0 * basisSlope; slope.c1 += w1 * basisSlope
-                            slope.c2 += w2 * basisSlope; slope.c3 += w3 * basisSlope
+                            value.c0 = value.c0.adding(basis, times: w0); value.c1 = value.c1.adding(basis, times: w1)
+                            value.c2 = value.c2.adding(basis, times: w2); value.c3 = value.c3.adding(basis, times: w3)
+                            slope.c0 = slope.c0.adding(basisSlope, times: w0); slope.c1 = slope.c1.adding(basisSlope, times: w1)
+                            slope.c2 = slope.c2.adding(basisSlope, times: w2); slope.c3 = slope.c3.adding(basisSlope, times: w3)
                         }
                         value.store(block)
                         slope.store(block + 32)
@@ -639,8 +640,8 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                         let ns0 = (s * 3 + x) * f, eo = (e * 3 + x) * f, dO = (d * 3 + x) * f
                         for ch in stride(from: 0, to: wide, by: 8) {
                             let old = evp.lanes(eo + ch)
-                            let v = (nvp.lanes(ns0 + ch) * abc.lanes(ab + ch) + old * abc.lanes(ab + f + ch)
-                                     + u * abc.lanes(ab + 2 * f + ch)) * cut
+                            let v = (nvp.lanes(ns0 + ch) * abc.lanes(ab + ch)).adding(old, times: abc.lanes(ab + f + ch))
+                                .adding(abc.lanes(ab + 2 * f + ch), times: u) * cut
                             nextp.setLanes(eo + ch, old + v)
                             av.setLanes(dO + ch, av.lanes(dO + ch) + v)
                         }
@@ -866,18 +867,18 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                         var gU8 = Lanes<T>(), gCut8 = Lanes<T>()
                         for ch in stride(from: 0, to: wide, by: 8) {
                             let gNext = gevp.lanes(eo + ch)
-                            let g = gNext + gBp.lanes(dO + ch) * inv
+                            let g = gNext.adding(gBp.lanes(dO + ch), times: inv)
                             let a = abc.lanes(ab + ch), b = abc.lanes(ab + f + ch), cc = abc.lanes(ab + 2 * f + ch)
                             let nvs = nvp.lanes(so + ch), evq = evp.lanes(eo + ch)
                             let gc = g * cut
-                            gnvp.setLanes(so + ch, gnvp.lanes(so + ch) + gc * a)
-                            gevp.setLanes(eo + ch, gNext + gc * b)
+                            gnvp.setLanes(so + ch, gnvp.lanes(so + ch).adding(gc, times: a))
+                            gevp.setLanes(eo + ch, gNext.adding(gc, times: b))
                             // x = 0 writes, the others add (gab is not zero-filled).
-                            gab.setLanes(ab + ch, x == 0 ? gc * nvs : gab.lanes(ab + ch) + gc * nvs)
-                            gab.setLanes(ab + f + ch, x == 0 ? gc * evq : gab.lanes(ab + f + ch) + gc * evq)
-                            gab.setLanes(ab + 2 * f + ch, x == 0 ? gc * u : gab.lanes(ab + 2 * f + ch) + gc * u)
-                            gU8 += gc * cc
-                            gCut8 += g * (nvs * a + evq * b + u * cc)
+                            gab.setLanes(ab + ch, x == 0 ? gc * nvs : gab.lanes(ab + ch).adding(gc, times: nvs))
+                            gab.setLanes(ab + f + ch, x == 0 ? gc * evq : gab.lanes(ab + f + ch).adding(gc, times: evq))
+                            gab.setLanes(ab + 2 * f + ch, x == 0 ? gc * u : gab.lanes(ab + 2 * f + ch).adding(gc, times: u))
+                            gU8 = gU8.adding(gc, times: cc)
+                            gCut8 = gCut8.adding(g, times: (nvs * a).adding(evq, times: b).adding(cc, times: u))
                         }
                         gU += gU8.sum()
                         gCut += gCut8.sum()

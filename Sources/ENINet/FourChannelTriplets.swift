@@ -1,3 +1,5 @@
+import Tensors
+
 /// An affine map of four inputs to four outputs, `y = W x + b`, applied to eight triplets at
 /// once: output `o` reads row `o` of `W`, and input gradient `k` of `Wᵀ g` reads column `k`.
 struct QuadMap<T: ENINetFloat> {
@@ -17,14 +19,15 @@ struct QuadMap<T: ENINetFloat> {
 
     @inline(__always) func callAsFunction(_ x: EightTriplets<T>) -> EightTriplets<T> {
         @inline(__always) func output(_ row: SIMD4<T>, _ b: T) -> SIMD8<T> {
-            b + x.c0 * row[0] + x.c1 * row[1] + x.c2 * row[2] + x.c3 * row[3]
+            SIMD8(repeating: b).adding(x.c0, times: row[0]).adding(x.c1, times: row[1])
+                .adding(x.c2, times: row[2]).adding(x.c3, times: row[3])
         }
         return EightTriplets(c0: output(rows.0, bias[0]), c1: output(rows.1, bias[1]), c2: output(rows.2, bias[2]), c3: output(rows.3, bias[3]))
     }
 
     @inline(__always) func transposed(_ g: EightTriplets<T>) -> EightTriplets<T> {
         @inline(__always) func input(_ column: SIMD4<T>) -> SIMD8<T> {
-            g.c0 * column[0] + g.c1 * column[1] + g.c2 * column[2] + g.c3 * column[3]
+            (g.c0 * column[0]).adding(g.c1, times: column[1]).adding(g.c2, times: column[2]).adding(g.c3, times: column[3])
         }
         return EightTriplets(c0: input(columns.0), c1: input(columns.1), c2: input(columns.2), c3: input(columns.3))
     }
@@ -39,10 +42,12 @@ struct EightTriplets<T: ENINetFloat> {
     @inline(__always) func quad(_ i: Int) -> SIMD4<T> { SIMD4(c0[i], c1[i], c2[i], c3[i]) }
     @inline(__always) mutating func setQuad(_ i: Int, _ q: SIMD4<T>) { c0[i] = q[0]; c1[i] = q[1]; c2[i] = q[2]; c3[i] = q[3] }
     /// Σ over channels of `self ⊙ other`.
-    @inline(__always) func channelDot(_ other: EightTriplets) -> SIMD8<T> { c0 * other.c0 + c1 * other.c1 + c2 * other.c2 + c3 * other.c3 }
+    @inline(__always) func channelDot(_ other: EightTriplets) -> SIMD8<T> {
+        (c0 * other.c0).adding(c1, times: other.c1).adding(c2, times: other.c2).adding(c3, times: other.c3)
+    }
     /// silu'(x) = σ(x) (1 + x (1 − σ(x))), given σ(x).
     @inline(__always) static func siluSlope(_ x: EightTriplets, sigmoid s: EightTriplets) -> EightTriplets {
-        @inline(__always) func slope(_ x: SIMD8<T>, _ s: SIMD8<T>) -> SIMD8<T> { s * (1 + x * (1 - s)) }
+        @inline(__always) func slope(_ x: SIMD8<T>, _ s: SIMD8<T>) -> SIMD8<T> { s * SIMD8(repeating: 1).adding(x, times: 1 - s) }
         return EightTriplets(c0: slope(x.c0, s.c0), c1: slope(x.c1, s.c1), c2: slope(x.c2, s.c2), c3: slope(x.c3, s.c3))
     }
     /// Eight triplets' rows of four channels, transposed in registers. Setting the lanes one
@@ -293,7 +298,7 @@ struct FourChannelTriplets<T: ENINetFloat> {
                 for x in 0..<3 {
                     let to = 12 * t + 4 * x, h1 = 12 * e1 + 4 * x, o2 = 12 * e2 + 4 * x
                     let tv = vectors.quad(to)
-                    let m = (tv * va + edgeVectors.quad(h1) * vb + unit[3 * t + x] * vc) * ct
+                    let m = (tv * va).adding(edgeVectors.quad(h1), times: vb).adding(vc, times: unit[3 * t + x]) * ct
                     newVectors.setQuad(to, tv + m)
                     sumV.setQuad(o2, sumV.quad(o2) + m)
                 }
@@ -380,13 +385,13 @@ struct FourChannelTriplets<T: ENINetFloat> {
                     let g = gOut + gSumV.quad(o2)
                     let tv = vectors.quad(to), hv = edgeVectors.quad(h1)
                     let gm = g * ct
-                    gVectors.setQuad(to, gOut + gm * va)
-                    gEdgeVectors.setQuad(h1, gEdgeVectors.quad(h1) + gm * vb)
-                    gaT += gm * tv
-                    gbT += gm * hv
-                    gcT += gm * w
+                    gVectors.setQuad(to, gOut.adding(gm, times: va))
+                    gEdgeVectors.setQuad(h1, gEdgeVectors.quad(h1).adding(gm, times: vb))
+                    gaT = gaT.adding(gm, times: tv)
+                    gbT = gbT.adding(gm, times: hv)
+                    gcT = gcT.adding(gm, times: w)
                     gUnit[3 * t + x] += (gm * vc).sum()
-                    gCutLanes += g * (tv * va + hv * vb + w * vc)
+                    gCutLanes = gCutLanes.adding(g, times: (tv * va).adding(hv, times: vb).adding(vc, times: w))
                 }
                 setRow(.a, i, gaT)
                 setRow(.b, i, gbT)

@@ -46,7 +46,8 @@ enum Dense {
                 let x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3]
                 let v0 = Lanes<T>(repeating: x0), v1 = Lanes<T>(repeating: x1), v2 = Lanes<T>(repeating: x2), v3 = Lanes<T>(repeating: x3)
                 for ch in stride(from: 0, to: wide, by: 8) {
-                    let product = v0 * b.lanes(ch) + v1 * b.lanes(n + ch) + v2 * b.lanes(2 * n + ch) + v3 * b.lanes(3 * n + ch)
+                    let product = (v0 * b.lanes(ch)).adding(v1, times: b.lanes(n + ch)).adding(v2, times: b.lanes(2 * n + ch))
+                        .adding(v3, times: b.lanes(3 * n + ch))
                     y.setLanes(ch, adding ? y.lanes(ch) + product : product)
                 }
                 for ch in wide..<n {

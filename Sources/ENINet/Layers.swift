@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 
 /// A linear layer `y = x W^T + b` with `W` stored `[out, in]` as PyTorch stores it.
 struct LinearLayer<T: ENINetFloat>: Sendable {
@@ -329,7 +330,7 @@ struct LayerNormLayer<T: ENINetFloat>: Sendable {
                 let row = r * c
                 let (mean, inv) = Self.statistics(xp, row: row, channels: c)
                 for ch in stride(from: 0, to: wide, by: 8) {
-                    o.setLanes(row + ch, (xp.lanes(row + ch) - mean) * inv * w.lanes(ch) + b.lanes(ch))
+                    o.setLanes(row + ch, b.lanes(ch).adding((xp.lanes(row + ch) - mean) * inv, times: w.lanes(ch)))
                 }
                 for ch in wide..<c { o[row + ch] = (xp[row + ch] - mean) * inv * w[ch] + b[ch] }
             }
@@ -465,7 +466,7 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
                     for ch in stride(from: 0, to: wide, by: 8) {
                         let x = vp.lanes(base + ch), y = vp.lanes(base + c + ch), z = vp.lanes(base + 2 * c + ch)
                         nrm.setLanes(ch, (x * x + y * y + z * z).squareRoot())
-                        gs.setLanes(ch, gp.lanes(base + ch) * x + gp.lanes(base + c + ch) * y + gp.lanes(base + 2 * c + ch) * z)
+                        gs.setLanes(ch, (gp.lanes(base + ch) * x).adding(gp.lanes(base + c + ch), times: y).adding(gp.lanes(base + 2 * c + ch), times: z))
                     }
                     for ch in wide..<c {
                         let x = vp[base + ch], y = vp[base + c + ch], z = vp[base + 2 * c + ch]
@@ -543,7 +544,7 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
                     for x in 0..<3 {
                         let o = base + x * c
                         for ch in stride(from: 0, to: wide, by: 8) {
-                            gvp.setLanes(o + ch, scale.lanes(ch) * gp.lanes(o + ch) + k.lanes(ch) * vp.lanes(o + ch))
+                            gvp.setLanes(o + ch, (scale.lanes(ch) * gp.lanes(o + ch)).adding(k.lanes(ch), times: vp.lanes(o + ch)))
                         }
                         for ch in wide..<c { gvp[o + ch] = scale[ch] * gp[o + ch] + k[ch] * vp[o + ch] }
                     }

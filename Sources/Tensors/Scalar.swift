@@ -29,6 +29,35 @@ public protocol TensorScalar: BinaryFloatingPoint, SIMDScalar, Codable, Sendable
     var tensorDouble: Double { get }
 }
 
+/// Whether the build targets FMA hardware (`FUSED_MULTIPLY_ADD`, set by the package).
+@usableFromInline enum FusedMultiplyAdd {
+    @inlinable @inline(__always) static var isInstruction: Bool {
+        #if FUSED_MULTIPLY_ADD
+        return true
+        #else
+        return false
+        #endif
+    }
+}
+
+extension FloatingPoint {
+    /// `self + a · b`: one fused multiply-add (a single rounding) when the build targets FMA
+    /// hardware, else a multiply and an add, because a fused multiply-add without the
+    /// instruction is a library call. Kernels use it where the separate multiply and add were
+    /// most of their arithmetic (Swift does not contract them).
+    @inlinable @inline(__always)
+    public func adding(_ a: Self, times b: Self) -> Self { FusedMultiplyAdd.isInstruction ? addingProduct(a, b) : self + a * b }
+}
+
+extension SIMD where Scalar: FloatingPoint {
+    /// `self + a · b` lane by lane, fused as ``Swift/FloatingPoint/adding(_:times:)``.
+    @inlinable @inline(__always)
+    public func adding(_ a: Self, times b: Self) -> Self { FusedMultiplyAdd.isInstruction ? addingProduct(a, b) : self + a * b }
+    /// `self + a · b` for a scalar `b`, fused as ``Swift/FloatingPoint/adding(_:times:)``.
+    @inlinable @inline(__always)
+    public func adding(_ a: Self, times b: Scalar) -> Self { adding(a, times: Self(repeating: b)) }
+}
+
 extension Float: TensorScalar {
     // Inlinable so that loops in other modules (ENINet's gated MLPs) inline and widen it.
     @inlinable @inline(__always) public static func tensorExp(_ x: Float) -> Float { vectorizableExp(x) }
@@ -128,16 +157,16 @@ func vectorizableExp(_ x: Float) -> Float {
     let clamped = Swift.min(Swift.max(x, -104.0), 88.75)
     // Adding 1.5·2^23 rounds to an integer in the low mantissa bits without a rounding instruction.
     let shifter: Float = 12_582_912
-    let t = clamped * 1.442_695_04 + shifter
+    let t = shifter.adding(clamped, times: 1.442_695_04)
     let k = t - shifter
     // ln 2 split in two so that k · ln2High is exact.
-    let r = (clamped - k * 0.693_359_375) - k * -2.121_944_4e-4
+    let r = clamped.adding(k, times: -0.693_359_375).adding(k, times: 2.121_944_4e-4)
     var q: Float = 0.001_393_364_4
-    q = q * r + 0.008_363_175_6
-    q = q * r + 0.041_666_465
-    q = q * r + 0.166_665_77
-    q = q * r + 0.500_000_001
-    let expR = 1 + r + r * r * q
+    q = Float(0.008_363_175_6).adding(q, times: r)
+    q = Float(0.041_666_465).adding(q, times: r)
+    q = Float(0.166_665_77).adding(q, times: r)
+    q = Float(0.500_000_001).adding(q, times: r)
+    let expR = (1 + r).adding(r * r, times: q)
     // 2^k as two normal factors, so that k from −150 to 128 needs no special case.
     let exponent = Int32(bitPattern: t.bitPattern) &- Int32(bitPattern: shifter.bitPattern)
     let half = exponent >> 1
@@ -172,14 +201,14 @@ func vectorizableExp(_ x: SIMD8<Float>) -> SIMD8<Float> {
 @inlinable @inline(__always)
 func exponentialParts(_ x: SIMD8<Float>) -> (expR: SIMD8<Float>, exponent: SIMD8<Int32>) {
     let shifter = SIMD8<Float>(repeating: 12_582_912)
-    let t = x * 1.442_695_04 + shifter
+    let t = shifter.adding(x, times: 1.442_695_04)
     let k = t - shifter
-    let r = (x - k * 0.693_359_375) - k * -2.121_944_4e-4
+    let r = x.adding(k, times: -0.693_359_375).adding(k, times: 2.121_944_4e-4)
     var q = SIMD8<Float>(repeating: 0.001_393_364_4)
-    q = q * r + 0.008_363_175_6
-    q = q * r + 0.041_666_465
-    q = q * r + 0.166_665_77
-    q = q * r + 0.500_000_001
-    let expR = 1 + r + r * r * q
+    q = SIMD8(repeating: 0.008_363_175_6).adding(q, times: r)
+    q = SIMD8(repeating: 0.041_666_465).adding(q, times: r)
+    q = SIMD8(repeating: 0.166_665_77).adding(q, times: r)
+    q = SIMD8(repeating: 0.500_000_001).adding(q, times: r)
+    let expR = (1 + r).adding(r * r, times: q)
     return (expR, unsafeBitCast(t, to: SIMD8<Int32>.self) &- Int32(bitPattern: shifter[0].bitPattern))
 }

@@ -93,7 +93,7 @@ final class ReferenceModelTests: XCTestCase {
     func testMD17ModelFloat() throws {
         // Forces get 1e-3: with 256 channels the max_min vector norm has near-ties of its
         // arg-min/arg-max (gaps of 1e-5 relative) where its gradient jumps, and float32 rounding
-        // can land on either side. Our Float forces differ from the float64 reference by 4.8e-4
+        // can land on either side. Our Float forces differ from the float64 reference by 4.4–4.8e-4
         // on aspirin (the reference's own float32 run: 6.9e-5); with the RMS norm, by 2.5e-6.
         try check(model: "eninet-md17.safetensors", cases: try Self.pesCases("eninet-md17-vectors.safetensors"),
                   precision: .float, energyTolerance: 1e-4, forceTolerance: 1e-3)

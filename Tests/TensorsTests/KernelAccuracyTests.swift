@@ -25,6 +25,26 @@ final class KernelAccuracyTests: XCTestCase {
     }
 
     /// The eight-lane exp gives the scalar one's results bit for bit, special cases included.
+    /// (1 + 2⁻¹²)² − (1 + 2⁻¹¹) is 2⁻²⁴ exactly; the product alone rounds to 1 + 2⁻¹¹ (a tie,
+    /// to even), so only a fused multiply-add keeps the 2⁻²⁴. FMA builds must fuse, others not.
+    func testAddingTimesIsFusedExactlyWhenTheBuildTargetsFMA() {
+        let a: Float = 1 + 0x1p-12, c: Float = -(1 + 0x1p-11)
+        let expected: Float = FusedMultiplyAdd.isInstruction ? 0x1p-24 : 0
+        XCTAssertEqual(c.adding(a, times: a), expected)
+        XCTAssertEqual(SIMD8<Float>(repeating: c).adding(SIMD8(repeating: a), times: a), SIMD8(repeating: expected))
+        let d: Double = 1 + 0x1p-27, e: Double = -(1 + 0x1p-26)
+        XCTAssertEqual(e.adding(d, times: d), FusedMultiplyAdd.isInstruction ? 0x1p-54 : 0)
+        #if arch(x86_64)
+        // The package fuses wherever it targets the building CPU: one with AVX2, FMA, BMI2 and
+        // F16C, unless ENINETMD_PORTABLE is set (Package.swift).
+        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
+            .first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ").map(String.init)) } ?? []
+        if ProcessInfo.processInfo.environment["ENINETMD_PORTABLE"] == nil, flags.isSuperset(of: ["avx2", "fma", "bmi2", "f16c"]) {
+            XCTAssertTrue(FusedMultiplyAdd.isInstruction)
+        }
+        #endif
+    }
+
     func testEightLaneExpEqualsTheScalarOne() {
         var inputs: [Float] = stride(from: Float(-110), to: 90, by: 0.0371).map { $0 }
         inputs += [0, -0.0, -104, -104.01, 88.72, 88.73, 88.75, 200, -200, .infinity, -.infinity, .nan, 1e-30, -1e-30]
