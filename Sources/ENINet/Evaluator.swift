@@ -501,9 +501,11 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             let messages: TripletMessageCache
             let newTs: [T], newTv: [T]
             if let fused = L.fourChannel {
+                // Nothing reads the features that the last interaction updates (but the record).
+                let updatesAreRead = l < c.interactionCount - 1 || record != nil
                 // Every triplet's updated features are written by the pass: no zero fill first.
-                var updatedS = [T].filled(count: nt * ft) { _ in }
-                var updatedV = [T].filled(count: nt * 3 * ft) { _ in }
+                var updatedS = [T].filled(count: updatesAreRead ? nt * ft : 0) { _ in }
+                var updatedV = [T].filled(count: updatesAreRead ? nt * 3 * ft : 0) { _ in }
                 // Written by the pass, for the backward pass only (an empty array's base address
                 // need not be nil, hence the test of `forces` where it is handed over).
                 var saved = [T].filled(count: forces ? FourChannelTriplets<T>.savedCount(triplets: nt) : 0) { _ in }
@@ -517,11 +519,11 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                 sumS.withUnsafeMutableBufferPointer { ss in sumV.withUnsafeMutableBufferPointer { sv in
                     guard nt > 0, let tin = tin.baseAddress, let tout = tout.baseAddress, let ip = ip.baseAddress, let op = op.baseAddress,
                           let hvp = hvp.baseAddress, let tsp = tsp.baseAddress, let tvp = tvp.baseAddress, let unit = unit.baseAddress,
-                          let cutp = cutp.baseAddress, let ss = ss.baseAddress, let sv = sv.baseAddress,
-                          let usp = us.baseAddress, let uvp = uv.baseAddress else { return }
+                          let cutp = cutp.baseAddress, let ss = ss.baseAddress, let sv = sv.baseAddress else { return }
                     let buffers = FourChannelTriplets<T>.ForwardBuffers(
                         tripletIn: tin, tripletOut: tout, fromIn: ip, fromOut: op, edgeVectors: hvp, scalars: tsp, vectors: tvp,
-                        unit: unit, cut: cutp, newScalars: usp, newVectors: uvp, sumS: ss, sumV: sv,
+                        unit: unit, cut: cutp, newScalars: updatesAreRead ? us.baseAddress : nil,
+                        newVectors: updatesAreRead ? uv.baseAddress : nil, sumS: ss, sumV: sv,
                         saving: forces ? savedp.baseAddress : nil)
                     fused.forward(buffers, edgeCount: ne, chunks: tripletChunks)
                 } } } } } } } } } } } } } }
@@ -770,7 +772,11 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         }
         var gns = gs, gnv = gv
         var ges = [T](repeating: 0, count: ne * f), gev = [T](repeating: 0, count: ne * 3 * f)
-        var gts = [T](repeating: 0, count: nt * ft), gtv = [T](repeating: 0, count: nt * 3 * ft)
+        // The last interaction's fused backward writes every element without reading it (its
+        // updated triplet features are not read); the general one adds to zeros.
+        let lastIsFused = threeBody.last?.fourChannel != nil
+        var gts = lastIsFused ? [T].filled(count: nt * ft) { _ in } : [T](repeating: 0, count: nt * ft)
+        var gtv = lastIsFused ? [T].filled(count: nt * 3 * ft) { _ in } : [T](repeating: 0, count: nt * 3 * ft)
         // Geometry gradients: on edge lengths, unit edge vectors, edge cutoffs; likewise for triplets.
         var gEdgeLength = [T](repeating: 0, count: ne), gUnitEdge = [T](repeating: 0, count: 3 * ne), gEdgeCut = [T](repeating: 0, count: ne)
         var gTripletLength = [T](repeating: 0, count: nt), gUnitTriplet = [T](repeating: 0, count: 3 * nt), gTripletCut = [T](repeating: 0, count: nt)
@@ -965,7 +971,8 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                           let gUnit = gUnit.baseAddress, let gCutp = gCutp.baseAddress else { return }
                     let buffers = FourChannelTriplets<T>.BackwardBuffers(
                         tripletIn: tin, tripletOut: tout, saved: savedp, edgeVectors: hvp, scalars: tsp, vectors: tvp, unit: unit,
-                        cut: cutp, gScalars: gsp, gVectors: gvp, gSumS: gxop, sumStride: 2 * ft, gSumV: gsv,
+                        cut: cutp, gScalars: gsp, gVectors: gvp, updatesAreUnused: l == c.interactionCount - 1,
+                        gSumS: gxop, sumStride: 2 * ft, gSumV: gsv,
                         gFromIn: gi, gFromOut: go, gEdgeVectors: ghvp, gUnit: gUnit, gCut: gCutp)
                     fused.backward(buffers, edgeCount: ne, chunks: tripletChunks)
                 } } } } } } } } } } } } } } } } }

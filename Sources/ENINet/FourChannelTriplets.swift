@@ -246,14 +246,14 @@ struct FourChannelTriplets<T: ENINetFloat> {
     /// What one layer's forward pass reads and writes: `fromIn`/`fromOut` `[E,4]` (the pair
     /// map's halves), `edgeVectors` `[E,3,4]`, the triplet features `scalars` `[T,4]` and
     /// `vectors` `[T,3,4]`, the triplets' unit directions and cutoffs; the updated features
-    /// `newScalars`/`newVectors`, the messages summed at each out-edge `sumS` `[E,4]` and `sumV`
-    /// `[E,3,4]` (added to), and, when given (of ``savedCount(triplets:)`` elements), `saving`
-    /// for what the backward pass reads.
+    /// `newScalars`/`newVectors` (nil when nothing reads them: after the last interaction), the
+    /// messages summed at each out-edge `sumS` `[E,4]` and `sumV` `[E,3,4]` (added to), and,
+    /// when given (of ``savedCount(triplets:)`` elements), `saving` for what the backward pass reads.
     struct ForwardBuffers {
         var tripletIn: UnsafePointer<Int32>, tripletOut: UnsafePointer<Int32>
         var fromIn: UnsafePointer<T>, fromOut: UnsafePointer<T>, edgeVectors: UnsafePointer<T>
         var scalars: UnsafePointer<T>, vectors: UnsafePointer<T>, unit: UnsafePointer<T>, cut: UnsafePointer<T>
-        var newScalars: UnsafeMutablePointer<T>, newVectors: UnsafeMutablePointer<T>
+        var newScalars: UnsafeMutablePointer<T>?, newVectors: UnsafeMutablePointer<T>?
         var sumS: UnsafeMutablePointer<T>, sumV: UnsafeMutablePointer<T>
         var saving: UnsafeMutablePointer<T>?
     }
@@ -280,42 +280,50 @@ struct FourChannelTriplets<T: ENINetFloat> {
         let tripletIn = buffers.tripletIn, tripletOut = buffers.tripletOut
         let fromIn = buffers.fromIn, fromOut = buffers.fromOut, edgeVectors = buffers.edgeVectors
         let scalars = buffers.scalars, vectors = buffers.vectors, unit = buffers.unit, cut = buffers.cut
-        let newScalars = buffers.newScalars, newVectors = buffers.newVectors
         let sumS = buffers.sumS, sumV = buffers.sumV, saving = buffers.saving
-        for base in stride(from: range.lowerBound, to: range.upperBound, by: 8) {
-            let lanes = min(8, range.upperBound - base)
-            let v = block(base, lanes: lanes, tripletIn: tripletIn, tripletOut: tripletOut, fromIn: fromIn, fromOut: fromOut,
-                          scalars: scalars, cut: cut)
-            if let saving { Self.save(v, at: saving + base / 8 * Self.savedPerBlock) }
-            // The vector messages, triplet by triplet (their sums scatter to shared edges).
-            for i in 0..<lanes {
-                let t = base + i
-                let e1 = Int(tripletIn[t]), e2 = Int(tripletOut[t])
-                let ct = v.cuts[i], message = v.message.quad(i)
-                let va = v.a.quad(i), vb = v.b.quad(i), vc = v.c.quad(i)
-                newScalars.setQuad(4 * t, scalars.quad(4 * t) + message)
-                sumS.setQuad(4 * e2, sumS.quad(4 * e2) + message)
-                for x in 0..<3 {
-                    let to = 12 * t + 4 * x, h1 = 12 * e1 + 4 * x, o2 = 12 * e2 + 4 * x
-                    let tv = vectors.quad(to)
-                    let m = (tv * va).adding(edgeVectors.quad(h1), times: vb).adding(vc, times: unit[3 * t + x]) * ct
-                    newVectors.setQuad(to, tv + m)
-                    sumV.setQuad(o2, sumV.quad(o2) + m)
+        @inline(__always) func run(_ newScalars: UnsafeMutablePointer<T>?, _ newVectors: UnsafeMutablePointer<T>?) {
+            for base in stride(from: range.lowerBound, to: range.upperBound, by: 8) {
+                let lanes = min(8, range.upperBound - base)
+                let v = block(base, lanes: lanes, tripletIn: tripletIn, tripletOut: tripletOut, fromIn: fromIn, fromOut: fromOut,
+                              scalars: scalars, cut: cut)
+                if let saving { Self.save(v, at: saving + base / 8 * Self.savedPerBlock) }
+                // The vector messages, triplet by triplet (their sums scatter to shared edges).
+                for i in 0..<lanes {
+                    let t = base + i
+                    let e1 = Int(tripletIn[t]), e2 = Int(tripletOut[t])
+                    let ct = v.cuts[i], message = v.message.quad(i)
+                    let va = v.a.quad(i), vb = v.b.quad(i), vc = v.c.quad(i)
+                    newScalars?.setQuad(4 * t, scalars.quad(4 * t) + message)
+                    sumS.setQuad(4 * e2, sumS.quad(4 * e2) + message)
+                    for x in 0..<3 {
+                        let to = 12 * t + 4 * x, h1 = 12 * e1 + 4 * x, o2 = 12 * e2 + 4 * x
+                        let tv = vectors.quad(to)
+                        let m = (tv * va).adding(edgeVectors.quad(h1), times: vb).adding(vc, times: unit[3 * t + x]) * ct
+                        newVectors?.setQuad(to, tv + m)
+                        sumV.setQuad(o2, sumV.quad(o2) + m)
+                    }
                 }
             }
+        }
+        // Inlined once with updated features and once without, so that neither copy tests per triplet.
+        if let newScalars = buffers.newScalars, let newVectors = buffers.newVectors {
+            run(newScalars, newVectors)
+        } else {
+            run(nil, nil)
         }
     }
 
     /// What one layer's backward pass reads and writes: the forward pass's inputs and what it
     /// saved; `gScalars`/`gVectors`, the gradients on the updated features, turned in place into
-    /// those on the input features; `gSumS` (row stride `sumStride`) and `gSumV`, the gradients
+    /// those on the input features (written, not read, when `updatesAreUnused`: nothing reads
+    /// the features that the last interaction updates, so their gradients are zero); `gSumS` (row stride `sumStride`) and `gSumV`, the gradients
     /// on the sums; and the gradients on `fromIn`, `fromOut`, `edgeVectors`, the unit directions
     /// and the cutoffs, added to.
     struct BackwardBuffers {
         var tripletIn: UnsafePointer<Int32>, tripletOut: UnsafePointer<Int32>
         var saved: UnsafePointer<T>, edgeVectors: UnsafePointer<T>
         var scalars: UnsafePointer<T>, vectors: UnsafePointer<T>, unit: UnsafePointer<T>, cut: UnsafePointer<T>
-        var gScalars: UnsafeMutablePointer<T>, gVectors: UnsafeMutablePointer<T>
+        var gScalars: UnsafeMutablePointer<T>, gVectors: UnsafeMutablePointer<T>, updatesAreUnused: Bool
         var gSumS: UnsafePointer<T>, sumStride: Int, gSumV: UnsafePointer<T>
         var gFromIn: UnsafeMutablePointer<T>, gFromOut: UnsafeMutablePointer<T>, gEdgeVectors: UnsafeMutablePointer<T>
         var gUnit: UnsafeMutablePointer<T>, gCut: UnsafeMutablePointer<T>
@@ -362,71 +370,76 @@ struct FourChannelTriplets<T: ENINetFloat> {
         let blockValues = UnsafeMutablePointer<T>.allocate(capacity: BlockValue.allCases.count * 32)
         defer { blockValues.deallocate() }
         @inline(__always) func blockValue(_ slot: BlockValue, _ i: Int) -> SIMD4<T> { EightTriplets.quad(i, of: blockValues + 32 * slot.rawValue) }
-        for base in stride(from: range.lowerBound, to: range.upperBound, by: 8) {
-            let lanes = min(8, range.upperBound - base)
-            let v = restoredBlock(base, lanes: lanes, saved: saved + base / 8 * Self.savedPerBlock, scalars: scalars, cut: cut)
-            v.a.store(blockValues + 32 * BlockValue.a.rawValue)
-            v.b.store(blockValues + 32 * BlockValue.b.rawValue)
-            v.c.store(blockValues + 32 * BlockValue.c.rawValue)
-            // The vector messages, triplet by triplet (their sums scatter to shared edges).
-            for i in 0..<lanes {
-                let t = base + i
-                let e1 = Int(tripletIn[t]), e2 = Int(tripletOut[t])
-                let ct = cut[t]
-                let va = blockValue(.a, i), vb = blockValue(.b, i), vc = blockValue(.c, i)
-                let gOutS = gScalars.quad(4 * t)
-                setRow(.scalarOut, i, gOutS)
-                setRow(.message, i, gOutS + gSumS.quad(sumStride * e2))
-                var gaT = SIMD4<T>(), gbT = SIMD4<T>(), gcT = SIMD4<T>(), gCutLanes = SIMD4<T>()
-                for x in 0..<3 {
-                    let to = 12 * t + 4 * x, h1 = 12 * e1 + 4 * x, o2 = 12 * e2 + 4 * x
-                    let w = unit[3 * t + x]
-                    let gOut = gVectors.quad(to)
-                    let g = gOut + gSumV.quad(o2)
-                    let tv = vectors.quad(to), hv = edgeVectors.quad(h1)
-                    let gm = g * ct
-                    gVectors.setQuad(to, gOut.adding(gm, times: va))
-                    gEdgeVectors.setQuad(h1, gEdgeVectors.quad(h1).adding(gm, times: vb))
-                    gaT = gaT.adding(gm, times: tv)
-                    gbT = gbT.adding(gm, times: hv)
-                    gcT = gcT.adding(gm, times: w)
-                    gUnit[3 * t + x] += (gm * vc).sum()
-                    gCutLanes = gCutLanes.adding(g, times: (tv * va).adding(hv, times: vb).adding(vc, times: w))
+        // Inlined once for zero gradients on the updated features and once for others, so that
+        // neither copy tests per triplet.
+        @inline(__always) func run(updatesAreUnused: Bool) {
+            for base in stride(from: range.lowerBound, to: range.upperBound, by: 8) {
+                let lanes = min(8, range.upperBound - base)
+                let v = restoredBlock(base, lanes: lanes, saved: saved + base / 8 * Self.savedPerBlock, scalars: scalars, cut: cut)
+                v.a.store(blockValues + 32 * BlockValue.a.rawValue)
+                v.b.store(blockValues + 32 * BlockValue.b.rawValue)
+                v.c.store(blockValues + 32 * BlockValue.c.rawValue)
+                // The vector messages, triplet by triplet (their sums scatter to shared edges).
+                for i in 0..<lanes {
+                    let t = base + i
+                    let e1 = Int(tripletIn[t]), e2 = Int(tripletOut[t])
+                    let ct = cut[t]
+                    let va = blockValue(.a, i), vb = blockValue(.b, i), vc = blockValue(.c, i)
+                    let gOutS = updatesAreUnused ? SIMD4<T>() : gScalars.quad(4 * t)
+                    setRow(.scalarOut, i, gOutS)
+                    setRow(.message, i, gOutS + gSumS.quad(sumStride * e2))
+                    var gaT = SIMD4<T>(), gbT = SIMD4<T>(), gcT = SIMD4<T>(), gCutLanes = SIMD4<T>()
+                    for x in 0..<3 {
+                        let to = 12 * t + 4 * x, h1 = 12 * e1 + 4 * x, o2 = 12 * e2 + 4 * x
+                        let w = unit[3 * t + x]
+                        let gOut = updatesAreUnused ? SIMD4<T>() : gVectors.quad(to)
+                        let g = gOut + gSumV.quad(o2)
+                        let tv = vectors.quad(to), hv = edgeVectors.quad(h1)
+                        let gm = g * ct
+                        gVectors.setQuad(to, gOut.adding(gm, times: va))
+                        gEdgeVectors.setQuad(h1, gEdgeVectors.quad(h1).adding(gm, times: vb))
+                        gaT = gaT.adding(gm, times: tv)
+                        gbT = gbT.adding(gm, times: hv)
+                        gcT = gcT.adding(gm, times: w)
+                        gUnit[3 * t + x] += (gm * vc).sum()
+                        gCutLanes = gCutLanes.adding(g, times: (tv * va).adding(hv, times: vb).adding(vc, times: w))
+                    }
+                    setRow(.a, i, gaT)
+                    setRow(.b, i, gbT)
+                    setRow(.c, i, gcT)
+                    setRow(.cutTerms, i, gCutLanes)
                 }
-                setRow(.a, i, gaT)
-                setRow(.b, i, gbT)
-                setRow(.c, i, gcT)
-                setRow(.cutTerms, i, gCutLanes)
-            }
-            let gScalarOut = part(.scalarOut), ga = part(.a), gb = part(.b), gc = part(.c)
-            var gCutSum = part(.cutTerms).channelSum
+                let gScalarOut = part(.scalarOut), ga = part(.a), gb = part(.b), gc = part(.c)
+                var gCutSum = part(.cutTerms).channelSum
 
-            // The gated MLP's backward, eight triplets at once.
-            let gMessage = part(.message) + tripletCoefficient.transposed(ga) + edgeCoefficient.transposed(gb) + directionCoefficient.transposed(gc)
-            gCutSum += gMessage.channelDot(v.gated)
-            // gated = value · silu(gate)
-            let gGated = gMessage * v.cuts
-            let gValue = gGated * v.gate * v.gateSigmoid
-            let gGate = gGated * v.value * EightTriplets.siluSlope(v.gate, sigmoid: v.gateSigmoid)
-            let netSlope = EightTriplets.siluSlope(v.netHidden, sigmoid: v.netSigmoid)
-            let gateSlope = EightTriplets.siluSlope(v.gateHidden, sigmoid: v.gateHiddenSigmoid)
-            let gProduct = netFirst.transposed(netSecond.transposed(gValue) * netSlope)
-                + gatesFirst.transposed(gatesSecond.transposed(gGate) * gateSlope)
-            let gLeft = gProduct * v.right
-            let gScalarIn = gScalarOut + projection.transposed(gProduct * v.left)
-            if lanes == 8 { gCut.setLanes(base, gCut.lanes(base) + gCutSum) }
-            gScalarIn.store(blockValues + 32 * BlockValue.scalarInGradient.rawValue)
-            gLeft.store(blockValues + 32 * BlockValue.leftGradient.rawValue)
-            for i in 0..<lanes {
-                let t = base + i
-                let e1 = Int(tripletIn[t]), e2 = Int(tripletOut[t])
-                gScalars.setQuad(4 * t, blockValue(.scalarInGradient, i))
-                if lanes < 8 { gCut[t] += gCutSum[i] }
-                let gl = blockValue(.leftGradient, i)
-                gFromIn.setQuad(4 * e1, gFromIn.quad(4 * e1) + gl)
-                gFromOut.setQuad(4 * e2, gFromOut.quad(4 * e2) + gl)
+                // The gated MLP's backward, eight triplets at once.
+                let gMessage = part(.message) + tripletCoefficient.transposed(ga) + edgeCoefficient.transposed(gb) + directionCoefficient.transposed(gc)
+                gCutSum += gMessage.channelDot(v.gated)
+                // gated = value · silu(gate)
+                let gGated = gMessage * v.cuts
+                let gValue = gGated * v.gate * v.gateSigmoid
+                let gGate = gGated * v.value * EightTriplets.siluSlope(v.gate, sigmoid: v.gateSigmoid)
+                let netSlope = EightTriplets.siluSlope(v.netHidden, sigmoid: v.netSigmoid)
+                let gateSlope = EightTriplets.siluSlope(v.gateHidden, sigmoid: v.gateHiddenSigmoid)
+                let gProduct = netFirst.transposed(netSecond.transposed(gValue) * netSlope)
+                    + gatesFirst.transposed(gatesSecond.transposed(gGate) * gateSlope)
+                let gLeft = gProduct * v.right
+                let gScalarIn = gScalarOut + projection.transposed(gProduct * v.left)
+                if lanes == 8 { gCut.setLanes(base, gCut.lanes(base) + gCutSum) }
+                gScalarIn.store(blockValues + 32 * BlockValue.scalarInGradient.rawValue)
+                gLeft.store(blockValues + 32 * BlockValue.leftGradient.rawValue)
+                for i in 0..<lanes {
+                    let t = base + i
+                    let e1 = Int(tripletIn[t]), e2 = Int(tripletOut[t])
+                    gScalars.setQuad(4 * t, blockValue(.scalarInGradient, i))
+                    if lanes < 8 { gCut[t] += gCutSum[i] }
+                    let gl = blockValue(.leftGradient, i)
+                    gFromIn.setQuad(4 * e1, gFromIn.quad(4 * e1) + gl)
+                    gFromOut.setQuad(4 * e2, gFromOut.quad(4 * e2) + gl)
+                }
             }
         }
+        if buffers.updatesAreUnused { run(updatesAreUnused: true) } else { run(updatesAreUnused: false) }
     }
 }
 
