@@ -316,9 +316,9 @@ struct FourChannelTriplets<T: ENINetFloat> {
     /// What one layer's backward pass reads and writes: the forward pass's inputs and what it
     /// saved; `gScalars`/`gVectors`, the gradients on the updated features, turned in place into
     /// those on the input features (written, not read, when `updatesAreUnused`: nothing reads
-    /// the features that the last interaction updates, so their gradients are zero); `gSumS` (row stride `sumStride`) and `gSumV`, the gradients
-    /// on the sums; and the gradients on `fromIn`, `fromOut`, `edgeVectors`, the unit directions
-    /// and the cutoffs, added to.
+    /// the features that the last interaction updates, so their gradients are zero); `gSumS`
+    /// (row stride `sumStride`) and `gSumV`, the gradients on the sums; and the gradients on
+    /// `fromIn`, `fromOut`, `edgeVectors`, the unit directions and the cutoffs, added to.
     struct BackwardBuffers {
         var tripletIn: UnsafePointer<Int32>, tripletOut: UnsafePointer<Int32>
         var saved: UnsafePointer<T>, edgeVectors: UnsafePointer<T>
