@@ -373,6 +373,8 @@ struct FourChannelTriplets<T: ENINetFloat> {
         // Inlined once for zero gradients on the updated features and once for others, so that
         // neither copy tests per triplet.
         @inline(__always) func run(updatesAreUnused: Bool) {
+            // The gradient on each in-edge's pair-map half, held while its triplets last.
+            var fromInSum = EdgeRowSum(rows: gFromIn, stride: 4)
             for base in stride(from: range.lowerBound, to: range.upperBound, by: 8) {
                 let lanes = min(8, range.upperBound - base)
                 let v = restoredBlock(base, lanes: lanes, saved: saved + base / 8 * Self.savedPerBlock, scalars: scalars, cut: cut)
@@ -434,12 +436,34 @@ struct FourChannelTriplets<T: ENINetFloat> {
                     gScalars.setQuad(4 * t, blockValue(.scalarInGradient, i))
                     if lanes < 8 { gCut[t] += gCutSum[i] }
                     let gl = blockValue(.leftGradient, i)
-                    gFromIn.setQuad(4 * e1, gFromIn.quad(4 * e1) + gl)
+                    fromInSum.add(gl, edge: e1)
                     gFromOut.setQuad(4 * e2, gFromOut.quad(4 * e2) + gl)
                 }
             }
+            fromInSum.release()
         }
         if buffers.updatesAreUnused { run(updatesAreUnused: true) } else { run(updatesAreUnused: false) }
+    }
+}
+
+/// A four-element sum bound for one edge's row of `rows` (row `e` at `rows + stride · e`), kept
+/// in registers while consecutive triplets add to the same edge and added to the row when the
+/// edge changes or at ``release()``. The triplets come grouped by their in-edge, so adding
+/// to the row triplet by triplet chained each addition to the previous one's store (the most
+/// sampled instruction of the backward pass; holding the sum saves about 1 % of an evaluation).
+struct EdgeRowSum<T: ENINetFloat> {
+    let rows: UnsafeMutablePointer<T>, stride: Int
+    private var edge = -1, sum = SIMD4<T>()
+
+    init(rows: UnsafeMutablePointer<T>, stride: Int) { self.rows = rows; self.stride = stride }
+
+    @inline(__always) mutating func add(_ value: SIMD4<T>, edge e: Int) {
+        if e == edge { sum += value } else { release(); edge = e; sum = value }
+    }
+    /// Adds the held sum to its edge's row.
+    @inline(__always) mutating func release() {
+        if edge >= 0 { rows.setQuad(stride * edge, rows.quad(stride * edge) + sum) }
+        edge = -1
     }
 }
 
