@@ -228,15 +228,12 @@ struct FourChannelTriplets<T: ENINetFloat> {
     /// `merge` then adds to the shared arrays, in chunk order (the same sums every run).
     private static func split(_ chunks: TripletChunks, ownWidth width: Int,
                               pass: (Range<Int>, UnsafeMutablePointer<T>?) -> Void, merge: (UnsafeMutablePointer<T>) -> Void) {
-        guard chunks.count > 1 else {
-            if let only = chunks.ranges.first { pass(only, nil) }
-            return
-        }
-        let own = UnsafeMutablePointer<T>.allocate(capacity: (chunks.count - 1) * width)
-        own.initialize(repeating: 0, count: (chunks.count - 1) * width)
+        // Empty with one chunk (or none): `forEach` then runs the only pass on this thread.
+        let own = UnsafeMutablePointer<T>.allocate(capacity: max(0, chunks.count - 1) * width)
+        own.initialize(repeating: 0, count: max(0, chunks.count - 1) * width)
         defer { own.deallocate() }
         chunks.forEach { range, k in pass(range, k == 0 ? nil : own + (k - 1) * width) }
-        for k in 1..<chunks.count { merge(own + (k - 1) * width) }
+        for k in stride(from: 1, to: chunks.count, by: 1) { merge(own + (k - 1) * width) }
     }
 
     private static func add(_ source: UnsafePointer<T>, into target: UnsafeMutablePointer<T>, count: Int) {
@@ -451,7 +448,7 @@ struct FourChannelTriplets<T: ENINetFloat> {
 /// edge changes or at ``release()``. The triplets come grouped by their in-edge, so adding
 /// to the row triplet by triplet chained each addition to the previous one's store (the most
 /// sampled instruction of the backward pass; holding the sum saves about 1 % of an evaluation).
-struct EdgeRowSum<T: ENINetFloat> {
+private struct EdgeRowSum<T: ENINetFloat> {
     let rows: UnsafeMutablePointer<T>, stride: Int
     private var edge = -1, sum = SIMD4<T>()
 
