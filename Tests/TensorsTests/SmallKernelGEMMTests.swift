@@ -3,14 +3,21 @@ import XCTest
 
 /// The Float GEMM cut into small-kernel calls gives the product a plain loop gives, in every
 /// form ENINet calls it: `A·B` in row blocks with a remainder, `A·Bᵀ` through a transposed copy,
-/// `Aᵀ·B` summed over pieces of k, with strides and with beta 0 and 1.
+/// `Aᵀ·B` summed over pieces of k, with strides and with beta 0 and 1; and uncut, as on kernel
+/// sets without the small kernels, where beta 0 is a zero fill and an accumulating product.
 final class SmallKernelGEMMTests: XCTestCase {
     struct Case { let ta: Bool, tb: Bool, m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int, beta: Float }
 
     func testBlockedProductsEqualTheDirectSum() {
         let wasEnabled = SmallKernelGEMM.isEnabled
-        SmallKernelGEMM.isEnabled = true
         defer { SmallKernelGEMM.isEnabled = wasEnabled }
+        for enabled in [true, false] {
+            SmallKernelGEMM.isEnabled = enabled
+            checkProducts()
+        }
+    }
+
+    private func checkProducts() {
         var cases: [Case] = []
         for beta: Float in [0, 1] {
             // A·B: 1e6 / (256·256) = 15 rows per call at most, so 12-row calls and a 6-row remainder.
@@ -35,7 +42,10 @@ final class SmallKernelGEMMTests: XCTestCase {
             let aRows = c.ta ? c.k : c.m, bRows = c.tb ? c.n : c.k
             let a = (0..<aRows * c.lda).map { _ in Float.random(in: -1...1, using: &rng) }
             let b = (0..<bRows * c.ldb).map { _ in Float.random(in: -1...1, using: &rng) }
-            let c0 = (0..<c.m * c.ldc).map { _ in Float.random(in: -1...1, using: &rng) }
+            // Beta 0 must not read C: NaN there would spread into the product.
+            let c0 = (0..<c.m * c.ldc).map { j in
+                c.beta == 0 && j % c.ldc < c.n ? Float.nan : Float.random(in: -1...1, using: &rng)
+            }
             var got = c0
             a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in got.withUnsafeMutableBufferPointer { cp in
                 Float.tensorGEMM(transposeA: c.ta, transposeB: c.tb, m: c.m, n: c.n, k: c.k, alpha: 1,
@@ -53,14 +63,18 @@ final class SmallKernelGEMMTests: XCTestCase {
                         sum += Double(x) * Double(y)
                         scale += abs(Double(x) * Double(y))
                     }
-                    sum += Double(c.beta) * Double(c0[i * c.ldc + j])
-                    scale += abs(Double(c.beta) * Double(c0[i * c.ldc + j]))
-                    worst = max(worst, abs(Double(got[i * c.ldc + j]) - sum) / scale)
+                    if c.beta != 0 {
+                        sum += Double(c.beta) * Double(c0[i * c.ldc + j])
+                        scale += abs(Double(c.beta) * Double(c0[i * c.ldc + j]))
+                    }
+                    // `max` would pass over a NaN.
+                    let error = abs(Double(got[i * c.ldc + j]) - sum) / scale
+                    worst = error.isNaN ? .infinity : max(worst, error)
                 }
                 // Elements between ldc rows are not the product's and must be left alone.
                 for j in c.n..<c.ldc { XCTAssertEqual(got[i * c.ldc + j], c0[i * c.ldc + j]) }
             }
-            XCTAssertLessThan(worst, 2e-6, "\(c)")
+            XCTAssertLessThan(worst, 2e-6, "\(c), small kernels \(SmallKernelGEMM.isEnabled)")
         }
     }
 
