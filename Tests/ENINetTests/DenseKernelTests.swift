@@ -2,8 +2,8 @@ import XCTest
 import Foundation
 @testable import ENINet
 
-/// The hand-written product that replaces OpenBLAS for an inner dimension of 4 (the triplet
-/// features' width) against a plain triple loop, with widths that leave remainders, strided
+/// The hand-written products that replace OpenBLAS for an inner dimension or an output width
+/// of 4 (the triplet features' width) against a plain triple loop, with widths that leave remainders, strided
 /// rows, and both `C = A·B` and `C += A·B`; columns of `C` beyond `n` stay untouched.
 final class DenseKernelTests: XCTestCase {
     private func check<T: ENINetFloat>(_: T.Type, m: Int, n: Int, k: Int, lda: Int, ldc: Int, beta: T, tolerance: Double) {
@@ -33,6 +33,17 @@ final class DenseKernelTests: XCTestCase {
             for beta in [0.0, 1.0] {
                 check(Double.self, m: m, n: n, k: 4, lda: 6, ldc: n + 3, beta: beta, tolerance: 1e-12)
                 check(Float.self, m: m, n: n, k: 4, lda: 4, ldc: n, beta: Float(beta), tolerance: 1e-5)
+            }
+        }
+    }
+
+    /// The four-column product (edge features to the triplet width) in blocks of eight rows and
+    /// a remainder, for the inner dimensions the networks use and odd ones, with strides.
+    func testFourColumnProductMatchesAPlainLoop() {
+        for (m, k) in [(1, 32), (8, 4), (23, 32), (306, 96), (17, 5)] {
+            for beta in [0.0, 1.0] {
+                check(Double.self, m: m, n: 4, k: k, lda: k + 2, ldc: 7, beta: beta, tolerance: 1e-12)
+                check(Float.self, m: m, n: 4, k: k, lda: k, ldc: 4, beta: Float(beta), tolerance: 2e-5)
             }
         }
     }
