@@ -67,7 +67,9 @@ public func linear<T: TensorScalar>(_ x: Tensor<T>, weight: Tensor<T>, bias: Ten
     let s = Storage<T>.make(count: rows * outFeatures)
     var beta: T = 0
     if let bias {
-        for r in 0..<rows { (s.base + r * outFeatures).update(from: bias.storage.base, count: outFeatures) }
+        withChannelCount(outFeatures) { width in
+            for r in 0..<rows { copyRow(bias.storage.base, to: s.base + r * width, count: width) }
+        }
         beta = 1
     }
     let x2 = Tensor<T>(shape: [rows, inFeatures], storage: x.storage)

@@ -74,6 +74,22 @@ final class MessagePassingTests: XCTestCase {
         return atomic.sum()
     }
 
+    /// Gathers and scatters take every row in range and refuse, with an error naming the
+    /// operation, a negative index, the row count itself, and one beyond 2³¹ read as unsigned.
+    func testIndicesOutsideTheRowsAreErrors() throws {
+        let x = try T(shape: [5, 2], scalars: (0..<10).map(Double.init))
+        let all: [Int32] = [4, 0, 3, 1, 2, 4, 4, 0, 1]
+        XCTAssertEqual(try x.gather(rows: all).scalars[0...1], [8, 9])
+        XCTAssertEqual(try x.gather(rows: []).shape, [0, 2])
+        for bad: [Int32] in [[0, -1, 2], [5], [1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 5], [Int32.min], [Int32.max]] {
+            XCTAssertThrowsError(try x.gather(rows: bad)) { XCTAssertTrue("\($0)".contains("gather"), "\($0)") }
+            let rows = try T(shape: [bad.count, 2], scalars: [Double](repeating: 1, count: 2 * bad.count))
+            XCTAssertThrowsError(try rows.scatterAdd(rows: bad, count: 5)) { XCTAssertTrue("\($0)".contains("scatterAdd"), "\($0)") }
+        }
+        let summed = try T(shape: [9, 2], scalars: [Double](repeating: 1, count: 18)).scatterAdd(rows: all, count: 5)
+        XCTAssertEqual(summed.scalars, [2, 2, 2, 2, 1, 1, 1, 1, 3, 3])
+    }
+
     func testForceLossGradientMatchesFiniteDifferences() throws {
         let (coordinates, graph) = Self.randomSystem(atoms: 5, cutoff: Self.cutoff, seed: 11)
         XCTAssertGreaterThan(graph.source.count, 8)
