@@ -58,6 +58,11 @@ enum SmallKernelGEMM {
             return
         }
         guard isEnabled else {
+            if transposeA && !transposeB
+                && NarrowGEMM.transposedProduct(m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                                                beta: beta, c: c, ldc: ldc) {
+                return
+            }
             // The packing kernels accumulate into C, so beta 0 first clears C with OpenBLAS's
             // `sgemm_beta`, an element loop (about 11 GB/s on C that sits in L2 here, 4.5 % of a
             // small/aspirin10 evaluation on the Zen 3 kernel set); a fill of zeros does the same

@@ -4,7 +4,8 @@ import XCTest
 /// The Float GEMM cut into small-kernel calls gives the product a plain loop gives, in every
 /// form ENINet calls it: `A·B` in row blocks with a remainder, `A·Bᵀ` through a transposed copy,
 /// `Aᵀ·B` summed over pieces of k, with strides and with beta 0 and 1; and uncut, as on kernel
-/// sets without the small kernels, where beta 0 is a zero fill and an accumulating product.
+/// sets without the small kernels, where beta 0 is a zero fill and an accumulating product and
+/// weight gradients of the triplet width are sums of outer products (`NarrowGEMM`).
 final class SmallKernelGEMMTests: XCTestCase {
     struct Case { let ta: Bool, tb: Bool, m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int, beta: Float }
 
@@ -36,6 +37,11 @@ final class SmallKernelGEMMTests: XCTestCase {
             // Too small to be cut, and the one form never cut.
             cases.append(Case(ta: false, tb: false, m: 5, n: 7, k: 3, lda: 3, ldb: 7, ldc: 7, beta: beta))
             cases.append(Case(ta: true, tb: true, m: 33, n: 17, k: 65, lda: 33, ldb: 65, ldc: 17, beta: beta))
+            // Weight gradients of the triplet width as sums of outer products: an odd number of
+            // rows, strides, and each of 4, 8 and 12 columns of A.
+            cases.append(Case(ta: true, tb: false, m: 4, n: 4, k: 3001, lda: 4, ldb: 4, ldc: 4, beta: beta))
+            cases.append(Case(ta: true, tb: false, m: 12, n: 4, k: 999, lda: 12, ldb: 4, ldc: 6, beta: beta))
+            cases.append(Case(ta: true, tb: false, m: 8, n: 4, k: 300, lda: 10, ldb: 7, ldc: 4, beta: beta))
         }
         var rng = SplitMix64(seed: 7)
         for c in cases {
