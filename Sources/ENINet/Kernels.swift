@@ -43,10 +43,8 @@ enum Dense {
     @inline(__always)
     static func fourColumnProduct<T: ENINetFloat>(m: Int, k: Int, _ a: UnsafePointer<T>, lda: Int, _ b: UnsafePointer<T>,
                                                   accumulate: Bool, _ c: UnsafeMutablePointer<T>, ldc: Int) {
-        @inline(__always) func row(_ p: UnsafePointer<T>) -> SIMD4<T> { SIMD4(p[0], p[1], p[2], p[3]) }
         @inline(__always) func store(_ value: SIMD4<T>, _ p: UnsafeMutablePointer<T>) {
-            let total = accumulate ? value + row(p) : value
-            p[0] = total[0]; p[1] = total[1]; p[2] = total[2]; p[3] = total[3]
+            p.setQuad(0, accumulate ? value + p.quad(0) : value)
         }
         var r = 0
         while r + 8 <= m {
@@ -58,7 +56,7 @@ enum Dense {
             let end = b + 4 * k
             var s0 = SIMD4<T>(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0
             while w != end {
-                let wq = row(w)
+                let wq = w.quad(0)
                 s0 = s0.adding(SIMD4(repeating: x0.pointee), times: wq)
                 s1 = s1.adding(SIMD4(repeating: x1.pointee), times: wq)
                 s2 = s2.adding(SIMD4(repeating: x2.pointee), times: wq)
@@ -78,7 +76,7 @@ enum Dense {
         while r < m {
             let x = a + r * lda
             var s = SIMD4<T>()
-            for q in 0..<k { s = s.adding(SIMD4(repeating: x[q]), times: row(b + 4 * q)) }
+            for q in 0..<k { s = s.adding(SIMD4(repeating: x[q]), times: b.quad(4 * q)) }
             store(s, c + r * ldc)
             r += 1
         }

@@ -63,12 +63,13 @@ enum NarrowGEMM {
             q += 2
         }
         if q < k { step(&even, x, load(w)) }
-        let sums = [even.0 + odd.0, even.1 + odd.1, even.2 + odd.2, even.3 + odd.3, even.4 + odd.4, even.5 + odd.5,
-                    even.6 + odd.6, even.7 + odd.7, even.8 + odd.8, even.9 + odd.9, even.10 + odd.10, even.11 + odd.11]
-        for i in 0..<rows {
+        @inline(__always) func store(_ i: Int, _ sum: SIMD4<Float>) {
             let y = c + i * ldc
-            let total = accumulate ? sums[i] + load(y) : sums[i]
+            let total = accumulate ? sum + load(y) : sum
             y[0] = total[0]; y[1] = total[1]; y[2] = total[2]; y[3] = total[3]
         }
+        store(0, even.0 + odd.0); store(1, even.1 + odd.1); store(2, even.2 + odd.2); store(3, even.3 + odd.3)
+        if rows > 4 { store(4, even.4 + odd.4); store(5, even.5 + odd.5); store(6, even.6 + odd.6); store(7, even.7 + odd.7) }
+        if rows > 8 { store(8, even.8 + odd.8); store(9, even.9 + odd.9); store(10, even.10 + odd.10); store(11, even.11 + odd.11) }
     }
 }

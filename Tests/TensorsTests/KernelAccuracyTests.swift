@@ -24,7 +24,6 @@ final class KernelAccuracyTests: XCTestCase {
         XCTAssertTrue(vectorizableExp(.nan).isNaN)
     }
 
-    /// The eight-lane exp gives the scalar one's results bit for bit, special cases included.
     /// (1 + 2⁻¹²)² − (1 + 2⁻¹¹) is 2⁻²⁴ exactly; the product alone rounds to 1 + 2⁻¹¹ (a tie,
     /// to even), so only a fused multiply-add keeps the 2⁻²⁴. FMA builds must fuse, others not.
     func testAddingTimesIsFusedExactlyWhenTheBuildTargetsFMA() {
@@ -45,6 +44,7 @@ final class KernelAccuracyTests: XCTestCase {
         #endif
     }
 
+    /// The eight-lane exp gives the scalar one's results bit for bit, special cases included.
     func testEightLaneExpEqualsTheScalarOne() {
         var inputs: [Float] = stride(from: Float(-110), to: 90, by: 0.0371).map { $0 }
         inputs += [0, -0.0, -104, -104.01, 88.72, 88.73, 88.75, 200, -200, .infinity, -.infinity, .nan, 1e-30, -1e-30]
