@@ -63,6 +63,20 @@ enum SmallKernelGEMM {
                                                 beta: beta, c: c, ldc: ldc) {
                 return
             }
+            if !transposeA && alpha == 1 && (beta == 0 || beta == 1) && TileGEMM.takes(m: m, n: n, k: k) {
+                if !transposeB {
+                    TileGEMM.product(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, accumulate: beta == 1, c: c, ldc: ldc)
+                    return
+                }
+                if m >= transposeRows {
+                    // A linear layer's forward in training (`x · Wᵀ`): B [n, k] is small next to the product.
+                    let bt = UnsafeMutablePointer<Float>.allocate(capacity: k * n)
+                    defer { bt.deallocate() }
+                    transpose(b, rows: n, columns: k, stride: ldb, into: bt)
+                    TileGEMM.product(m: m, n: n, k: k, a: a, lda: lda, b: bt, ldb: n, accumulate: beta == 1, c: c, ldc: ldc)
+                    return
+                }
+            }
             // The packing kernels accumulate into C, so beta 0 first clears C with OpenBLAS's
             // `sgemm_beta`, an element loop (about 11 GB/s on C that sits in L2 here, 4.5 % of a
             // small/aspirin10 evaluation on the Zen 3 kernel set); a fill of zeros does the same

@@ -4,8 +4,9 @@ import XCTest
 /// The Float GEMM cut into small-kernel calls gives the product a plain loop gives, in every
 /// form ENINet calls it: `A·B` in row blocks with a remainder, `A·Bᵀ` through a transposed copy,
 /// `Aᵀ·B` summed over pieces of k, with strides and with beta 0 and 1; and uncut, as on kernel
-/// sets without the small kernels, where beta 0 is a zero fill and an accumulating product and
-/// weight gradients of the triplet width are sums of outer products (`NarrowGEMM`).
+/// sets without the small kernels, where beta 0 is a zero fill and an accumulating product,
+/// weight gradients of the triplet width are sums of outer products (`NarrowGEMM`) and narrow
+/// `A·B` runs in register tiles (`TileGEMM`).
 final class SmallKernelGEMMTests: XCTestCase {
     struct Case { let ta: Bool, tb: Bool, m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int, beta: Float }
 
@@ -16,6 +17,27 @@ final class SmallKernelGEMMTests: XCTestCase {
             SmallKernelGEMM.isEnabled = enabled
             checkProducts()
         }
+    }
+
+    /// The register tiles (``TileGEMM``) with their rows shared among two threads: the chunks
+    /// must cover every row once, whole tiles and the rows after them.
+    func testTileProductsOverTwoThreadsEqualTheDirectSum() {
+        let wasEnabled = SmallKernelGEMM.isEnabled, threads = TensorThreads.count, blas = TensorThreads.blasCount
+        defer { SmallKernelGEMM.isEnabled = wasEnabled; TensorThreads.set(blas: blas, loops: threads) }
+        SmallKernelGEMM.isEnabled = false
+        TensorThreads.set(2)
+        checkProducts()
+    }
+
+    func testTileProductsTakeOnlyNarrowCachedOperands() {
+        XCTAssertTrue(TileGEMM.takes(m: 3060, n: 32, k: 32))
+        XCTAssertTrue(TileGEMM.takes(m: 6, n: 128, k: 128))
+        XCTAssertTrue(TileGEMM.takes(m: 210, n: 40, k: 1))
+        XCTAssertFalse(TileGEMM.takes(m: 5, n: 32, k: 32), "fewer rows than a tile")
+        XCTAssertFalse(TileGEMM.takes(m: 3060, n: 36, k: 32), "columns not a multiple of 8")
+        XCTAssertFalse(TileGEMM.takes(m: 3060, n: 136, k: 32), "wider than 128 columns")
+        XCTAssertFalse(TileGEMM.takes(m: 3060, n: 128, k: 129), "B over 64 KB")
+        XCTAssertFalse(TileGEMM.takes(m: 3060, n: 32, k: 0))
     }
 
     private func checkProducts() {
@@ -37,6 +59,15 @@ final class SmallKernelGEMMTests: XCTestCase {
             // Too small to be cut, and the one form never cut.
             cases.append(Case(ta: false, tb: false, m: 5, n: 7, k: 3, lda: 3, ldb: 7, ldc: 7, beta: beta))
             cases.append(Case(ta: true, tb: true, m: 33, n: 17, k: 65, lda: 33, ldb: 65, ldc: 17, beta: beta))
+            // Register tiles: six-row tiles and 1 to 5 rows after them, 16-column blocks and an
+            // 8-column one, k of 1, the largest B taken, strides.
+            cases.append(Case(ta: false, tb: false, m: 3061, n: 32, k: 32, lda: 32, ldb: 32, ldc: 32, beta: beta))
+            cases.append(Case(ta: false, tb: false, m: 47, n: 40, k: 5, lda: 7, ldb: 48, ldc: 41, beta: beta))
+            cases.append(Case(ta: false, tb: false, m: 8, n: 8, k: 1, lda: 1, ldb: 8, ldc: 8, beta: beta))
+            cases.append(Case(ta: false, tb: false, m: 100, n: 128, k: 128, lda: 128, ldb: 128, ldc: 128, beta: beta))
+            cases.append(Case(ta: false, tb: false, m: 63, n: 96, k: 33, lda: 40, ldb: 96, ldc: 99, beta: beta))
+            // A·Bᵀ in register tiles on a transposed copy, with strides and an 8-column block.
+            cases.append(Case(ta: false, tb: true, m: 200, n: 40, k: 20, lda: 25, ldb: 23, ldc: 45, beta: beta))
             // Weight gradients of the triplet width as sums of outer products: an odd number of
             // rows, strides, and each of 4, 8 and 12 columns of A.
             cases.append(Case(ta: true, tb: false, m: 4, n: 4, k: 3001, lda: 4, ldb: 4, ldc: 4, beta: beta))
