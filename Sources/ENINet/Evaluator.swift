@@ -330,9 +330,9 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
     }
 
     /// `[rows, 3, channels]` with every channel of row `r`, axis `x` equal to `scale · unit[r, x] · cut[r]`.
-    static func broadcastDirections(_ unit: [T], cut: [T], scale: T, channels: Int, into out: inout [T]) {
-        out.withUnsafeMutableBufferPointer { o in unit.withUnsafeBufferPointer { u in cut.withUnsafeBufferPointer { c in
-            guard let o = o.baseAddress else { return }
+    /// Every element is written (no zero fill first: 3 MB for ten aspirins in `small`).
+    static func broadcastDirections(_ unit: [T], cut: [T], scale: T, channels: Int) -> [T] {
+        [T].filled(count: cut.count * 3 * channels) { o in unit.withUnsafeBufferPointer { u in cut.withUnsafeBufferPointer { c in
             // Four channels (the triplets of both shipped configurations) as one store per axis.
             if channels == 4 {
                 for r in 0..<c.count { for x in 0..<3 { o.setQuad((r * 3 + x) * 4, SIMD4(repeating: scale * u[3 * r + x] * c[r])) } }
@@ -472,12 +472,10 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         var nv = [T](repeating: 0, count: n * 3 * f)
         geo.initialEdgeScalar = edgeEmbedding.forward(geo.edgeRBF, rows: ne)
         var es = Elementwise.scaledRows(geo.initialEdgeScalar, geo.edgeCut, width: f)
-        var ev = [T](repeating: 0, count: ne * 3 * f)
-        Self.broadcastDirections(geo.unitEdge, cut: geo.edgeCut, scale: rc, channels: f, into: &ev)
+        var ev = Self.broadcastDirections(geo.unitEdge, cut: geo.edgeCut, scale: rc, channels: f)
         if case let .basis(rbf) = geo.tripletRadial { geo.initialTripletScalar = tripletEmbedding.forward(rbf, rows: nt) }
         var ts = Elementwise.scaledRows(geo.initialTripletScalar, geo.tripletCut, width: ft)
-        var tv = [T](repeating: 0, count: nt * 3 * ft)
-        Self.broadcastDirections(geo.unitTriplet, cut: geo.tripletCut, scale: 1, channels: ft, into: &tv)
+        var tv = Self.broadcastDirections(geo.unitTriplet, cut: geo.tripletCut, scale: 1, channels: ft)
         record?("init.node_s", ns); record?("init.node_v", nv); record?("init.edge_s", es); record?("init.edge_v", ev)
         record?("init.triplet_s", ts); record?("init.triplet_v", tv)
 
