@@ -63,6 +63,10 @@ enum SmallKernelGEMM {
                                                 beta: beta, c: c, ldc: ldc) {
                 return
             }
+            if transposeA && !transposeB && alpha == 1 && (beta == 0 || beta == 1) && TileGEMM.takesTransposed(m: m, n: n, k: k) {
+                TileGEMM.transposedProduct(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, accumulate: beta == 1, c: c, ldc: ldc)
+                return
+            }
             if !transposeA && alpha == 1 && (beta == 0 || beta == 1) && TileGEMM.takes(m: m, n: n, k: k) {
                 if !transposeB {
                     TileGEMM.product(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, accumulate: beta == 1, c: c, ldc: ldc)

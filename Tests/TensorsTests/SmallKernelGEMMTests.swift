@@ -38,6 +38,11 @@ final class SmallKernelGEMMTests: XCTestCase {
         XCTAssertFalse(TileGEMM.takes(m: 3060, n: 136, k: 32), "wider than 128 columns")
         XCTAssertFalse(TileGEMM.takes(m: 3060, n: 128, k: 129), "B over 64 KB")
         XCTAssertFalse(TileGEMM.takes(m: 3060, n: 32, k: 0))
+        XCTAssertTrue(TileGEMM.takesTransposed(m: 32, n: 32, k: 2450))
+        XCTAssertTrue(TileGEMM.takesTransposed(m: 128, n: 128, k: 256))
+        XCTAssertFalse(TileGEMM.takesTransposed(m: 32, n: 32, k: 255), "too few summed rows")
+        XCTAssertFalse(TileGEMM.takesTransposed(m: 129, n: 32, k: 2450), "over 128 rows of C")
+        XCTAssertFalse(TileGEMM.takesTransposed(m: 32, n: 4, k: 2450), "columns not a multiple of 8")
     }
 
     private func checkProducts() {
@@ -66,6 +71,10 @@ final class SmallKernelGEMMTests: XCTestCase {
             cases.append(Case(ta: false, tb: false, m: 8, n: 8, k: 1, lda: 1, ldb: 8, ldc: 8, beta: beta))
             cases.append(Case(ta: false, tb: false, m: 100, n: 128, k: 128, lda: 128, ldb: 128, ldc: 128, beta: beta))
             cases.append(Case(ta: false, tb: false, m: 63, n: 96, k: 33, lda: 40, ldb: 96, ldc: 99, beta: beta))
+            // Aᵀ·B (weight gradients) in register tiles over blocks of summed rows: a partial
+            // last block and tile, an 8-column block, strides, fewer rows than a tile.
+            cases.append(Case(ta: true, tb: false, m: 33, n: 40, k: 700, lda: 35, ldb: 41, ldc: 45, beta: beta))
+            cases.append(Case(ta: true, tb: false, m: 5, n: 8, k: 256, lda: 5, ldb: 8, ldc: 8, beta: beta))
             // A·Bᵀ in register tiles on a transposed copy, with strides and an 8-column block.
             cases.append(Case(ta: false, tb: true, m: 200, n: 40, k: 20, lda: 25, ldb: 23, ldc: 45, beta: beta))
             // Weight gradients of the triplet width as sums of outer products: an odd number of
