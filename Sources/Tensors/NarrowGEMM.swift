@@ -10,20 +10,21 @@ enum NarrowGEMM {
     /// Below this many summed rows OpenBLAS's fixed costs do not matter and it keeps the product.
     static let minimumRows = 256
 
-    /// `C = Aᵀ · B + beta · C` (row-major, A `[k, m]`, B `[k, n]`) when `n` is 4, `m` is 4, 8 or
-    /// 12, `k` at least ``minimumRows``, `alpha` 1 and `beta` 0 or 1; false (nothing written)
-    /// otherwise.
-    static func transposedProduct(m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
-                                  b: UnsafePointer<Float>, ldb: Int, beta: Float,
-                                  c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
-        guard alpha == 1, beta == 0 || beta == 1, n == 4, k >= minimumRows else { return false }
+    /// Whether `Aᵀ · B` (A `[k, m]`, B `[k, n]`) is taken: `n` 4, `m` 4, 8 or 12, `k` at least
+    /// ``minimumRows``.
+    static func takes(m: Int, n: Int, k: Int) -> Bool {
+        n == 4 && (m == 4 || m == 8 || m == 12) && k >= minimumRows
+    }
+
+    /// `C = Aᵀ · B` (or `C += Aᵀ · B` when `accumulate`), row-major, A `[k, m]`, B `[k, 4]`. The
+    /// caller checks ``takes(m:n:k:)``.
+    static func transposedProduct(m: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                  accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int) {
         switch m {
-        case 4: outerSums(rows: 4, k: k, a, lda: lda, b, ldb: ldb, beta == 1, c, ldc: ldc)
-        case 8: outerSums(rows: 8, k: k, a, lda: lda, b, ldb: ldb, beta == 1, c, ldc: ldc)
-        case 12: outerSums(rows: 12, k: k, a, lda: lda, b, ldb: ldb, beta == 1, c, ldc: ldc)
-        default: return false
+        case 4: outerSums(rows: 4, k: k, a, lda: lda, b, ldb: ldb, accumulate, c, ldc: ldc)
+        case 8: outerSums(rows: 8, k: k, a, lda: lda, b, ldb: ldb, accumulate, c, ldc: ldc)
+        default: outerSums(rows: 12, k: k, a, lda: lda, b, ldb: ldb, accumulate, c, ldc: ldc)
         }
-        return true
     }
 
     typealias Twelve = (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>,

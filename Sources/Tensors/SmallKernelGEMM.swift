@@ -58,28 +58,9 @@ enum SmallKernelGEMM {
             return
         }
         guard isEnabled else {
-            if transposeA && !transposeB
-                && NarrowGEMM.transposedProduct(m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                                                beta: beta, c: c, ldc: ldc) {
+            if inRegisters(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                           b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) {
                 return
-            }
-            if transposeA && !transposeB && alpha == 1 && (beta == 0 || beta == 1) && TileGEMM.takesTransposed(m: m, n: n, k: k) {
-                TileGEMM.transposedProduct(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, accumulate: beta == 1, c: c, ldc: ldc)
-                return
-            }
-            if !transposeA && alpha == 1 && (beta == 0 || beta == 1) && TileGEMM.takes(m: m, n: n, k: k) {
-                if !transposeB {
-                    TileGEMM.product(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, accumulate: beta == 1, c: c, ldc: ldc)
-                    return
-                }
-                if m >= transposeRows {
-                    // A linear layer's forward in training (`x · Wᵀ`): B [n, k] is small next to the product.
-                    let bt = UnsafeMutablePointer<Float>.allocate(capacity: k * n)
-                    defer { bt.deallocate() }
-                    transpose(b, rows: n, columns: k, stride: ldb, into: bt)
-                    TileGEMM.product(m: m, n: n, k: k, a: a, lda: lda, b: bt, ldb: n, accumulate: beta == 1, c: c, ldc: ldc)
-                    return
-                }
             }
             // The packing kernels accumulate into C, so beta 0 first clears C with OpenBLAS's
             // `sgemm_beta`, an element loop (about 11 GB/s on C that sits in L2 here, 4.5 % of a
@@ -98,10 +79,9 @@ enum SmallKernelGEMM {
             byRows(step: step, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         case (false, true) where m >= transposeRows && (m * n * k <= productLimit || step != nil):
             // B is [n, k]; its transpose [k, n] is small next to the product.
-            let bt = UnsafeMutablePointer<Float>.allocate(capacity: k * n)
-            defer { bt.deallocate() }
-            transpose(b, rows: n, columns: k, stride: ldb, into: bt)
-            byRows(step: step, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: bt, ldb: n, beta: beta, c: c, ldc: ldc)
+            withTransposed(b, rows: n, columns: k, stride: ldb) { bt in
+                byRows(step: step, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: bt, ldb: n, beta: beta, c: c, ldc: ldc)
+            }
         case (true, false) where TensorThreads.blasCount == 1:
             // Aᵀ B with A [k, m] and B [k, n] (a weight gradient: k is the rows of a batch): the
             // sum over k is cut into pieces that accumulate into C.
@@ -206,6 +186,42 @@ enum SmallKernelGEMM {
 
     /// `out[c, r] = source[r, c]` in 8 × 8 tiles, so that both sides touch whole cache lines
     /// (element by element, one side strides a row per element: 0.75 ns per element here).
+    /// The products that run in registers on kernel sets without the small kernels (alpha 1,
+    /// beta 0 or 1): weight gradients of the triplet width (``NarrowGEMM``) and narrow products
+    /// (``TileGEMM``); `A·Bᵀ` through a transposed copy of B from ``transposeRows`` rows on (a
+    /// linear layer's forward in training, `x · Wᵀ`, where B is small next to the product).
+    /// False, with nothing written, when none takes the product.
+    private static func inRegisters(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                                    a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
+        guard alpha == 1, beta == 0 || beta == 1 else { return false }
+        let accumulate = beta == 1
+        switch (transposeA, transposeB) {
+        case (true, false) where NarrowGEMM.takes(m: m, n: n, k: k):
+            NarrowGEMM.transposedProduct(m: m, k: k, a: a, lda: lda, b: b, ldb: ldb, accumulate: accumulate, c: c, ldc: ldc)
+        case (true, false) where TileGEMM.takesTransposed(m: m, n: n, k: k):
+            TileGEMM.transposedProduct(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, accumulate: accumulate, c: c, ldc: ldc)
+        case (false, false) where TileGEMM.takes(m: m, n: n, k: k):
+            TileGEMM.product(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, accumulate: accumulate, c: c, ldc: ldc)
+        case (false, true) where m >= transposeRows && TileGEMM.takes(m: m, n: n, k: k):
+            withTransposed(b, rows: n, columns: k, stride: ldb) { bt in
+                TileGEMM.product(m: m, n: n, k: k, a: a, lda: lda, b: bt, ldb: n, accumulate: accumulate, c: c, ldc: ldc)
+            }
+        default:
+            return false
+        }
+        return true
+    }
+
+    /// `body` with a transposed copy (`[columns, rows]`) of the `rows × columns` block at `source`.
+    private static func withTransposed(_ source: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
+                                       _ body: (UnsafePointer<Float>) -> Void) {
+        let copy = UnsafeMutablePointer<Float>.allocate(capacity: rows * columns)
+        defer { copy.deallocate() }
+        transpose(source, rows: rows, columns: columns, stride: stride, into: copy)
+        body(copy)
+    }
+
     static func transpose(_ source: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
                           into out: UnsafeMutablePointer<Float>) {
         let tile = 8

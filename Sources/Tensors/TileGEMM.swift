@@ -25,20 +25,18 @@ enum TileGEMM {
     /// shared among the tensor threads. The caller checks ``takes(m:n:k:)``.
     static func product(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                         accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        tiles(m: m, n: n, k: k, a: a, rowStride: lda, step: 1, b: b, ldb: ldb, accumulate: accumulate, c: c, ldc: ldc)
+        tiles(m: m, n: n, k: k, blockRows: k, a: a, rowStride: lda, step: 1, b: b, ldb: ldb, accumulate: accumulate, c: c, ldc: ldc)
     }
 
     /// Elements of A and B (32 KB) summed per pass of the transposed form: one block of each
     /// stays in L1 while every tile of C runs over it (blocks of 512 rows, in L2, ran
     /// `[2450, 32]ᵀ · [2450, 32]` at 52 GFLOP/s; blocks of 128 rows at 58).
     static let transposedBlockElements = 8192
-    /// Below this many summed rows OpenBLAS keeps the transposed form.
-    static let transposedMinimumRows = 256
-
     /// Whether `Aᵀ · B` (A `[k, m]`, B `[k, n]`: a weight gradient over k rows of a batch) is taken:
-    /// `n` a multiple of 8 up to 128, `m` up to 128, at least ``transposedMinimumRows`` rows.
+    /// `n` a multiple of 8 up to 128, `m` up to 128, and as many summed rows as
+    /// ``NarrowGEMM/minimumRows`` (below that OpenBLAS's fixed costs do not matter).
     static func takesTransposed(m: Int, n: Int, k: Int) -> Bool {
-        m > 0 && m <= 128 && n > 0 && n % 8 == 0 && n <= 128 && k >= transposedMinimumRows
+        m > 0 && m <= 128 && n > 0 && n % 8 == 0 && n <= 128 && k >= NarrowGEMM.minimumRows
     }
 
     /// `C = Aᵀ · B` (or `C += Aᵀ · B`), row-major, A `[k, m]`, B `[k, n]`, in blocks of summed rows
@@ -52,10 +50,10 @@ enum TileGEMM {
     }
 
     /// Every tile of C, the row tiles shared among the tensor threads, each summing over blocks of
-    /// `blockRows` (nil: all k at once). Row `i` of the left operand starts at `a + i · rowStride`
+    /// `blockRows`. Row `i` of the left operand starts at `a + i · rowStride`
     /// and its elements lie `step` apart.
     @inline(__always)
-    private static func tiles(m: Int, n: Int, k: Int, blockRows: Int? = nil, a: UnsafePointer<Float>, rowStride: Int, step: Int,
+    private static func tiles(m: Int, n: Int, k: Int, blockRows: Int, a: UnsafePointer<Float>, rowStride: Int, step: Int,
                               b: UnsafePointer<Float>, ldb: Int, accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int) {
         ParallelLoop.forChunks((m + tileRows - 1) / tileRows, work: m * n * k) { range in
             let rows = range.lowerBound * tileRows ..< Swift.min(m, range.upperBound * tileRows)
@@ -76,10 +74,9 @@ enum TileGEMM {
                     }
                 }
             }
-            let block = blockRows ?? k
             var first = 0
             while first < k {
-                let count = Swift.min(block, k - first)
+                let count = Swift.min(blockRows, k - first)
                 if accumulate || first > 0 { run(from: first, count: count, accumulate: true) } else { run(from: first, count: count, accumulate: false) }
                 first += count
             }

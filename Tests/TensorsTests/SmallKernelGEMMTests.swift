@@ -30,19 +30,19 @@ final class SmallKernelGEMMTests: XCTestCase {
     }
 
     func testTileProductsTakeOnlyNarrowCachedOperands() {
-        XCTAssertTrue(TileGEMM.takes(m: 3060, n: 32, k: 32))
-        XCTAssertTrue(TileGEMM.takes(m: 6, n: 128, k: 128))
-        XCTAssertTrue(TileGEMM.takes(m: 210, n: 40, k: 1))
-        XCTAssertFalse(TileGEMM.takes(m: 5, n: 32, k: 32), "fewer rows than a tile")
-        XCTAssertFalse(TileGEMM.takes(m: 3060, n: 36, k: 32), "columns not a multiple of 8")
-        XCTAssertFalse(TileGEMM.takes(m: 3060, n: 136, k: 32), "wider than 128 columns")
-        XCTAssertFalse(TileGEMM.takes(m: 3060, n: 128, k: 129), "B over 64 KB")
-        XCTAssertFalse(TileGEMM.takes(m: 3060, n: 32, k: 0))
-        XCTAssertTrue(TileGEMM.takesTransposed(m: 32, n: 32, k: 2450))
-        XCTAssertTrue(TileGEMM.takesTransposed(m: 128, n: 128, k: 256))
-        XCTAssertFalse(TileGEMM.takesTransposed(m: 32, n: 32, k: 255), "too few summed rows")
-        XCTAssertFalse(TileGEMM.takesTransposed(m: 129, n: 32, k: 2450), "over 128 rows of C")
-        XCTAssertFalse(TileGEMM.takesTransposed(m: 32, n: 4, k: 2450), "columns not a multiple of 8")
+        let cases: [(transposed: Bool, m: Int, n: Int, k: Int, taken: Bool, why: String)] = [
+            (false, 3060, 32, 32, true, ""), (false, 6, 128, 128, true, ""), (false, 210, 40, 1, true, ""),
+            (false, 5, 32, 32, false, "fewer rows than a tile"), (false, 3060, 36, 32, false, "columns not a multiple of 8"),
+            (false, 3060, 136, 32, false, "wider than 128 columns"), (false, 3060, 128, 129, false, "B over 64 KB"),
+            (false, 3060, 32, 0, false, "no inner dimension"),
+            (true, 32, 32, 2450, true, ""), (true, 128, 128, 256, true, ""),
+            (true, 32, 32, 255, false, "too few summed rows"), (true, 129, 32, 2450, false, "over 128 rows of C"),
+            (true, 32, 4, 2450, false, "columns not a multiple of 8"),
+        ]
+        for c in cases {
+            let taken = c.transposed ? TileGEMM.takesTransposed(m: c.m, n: c.n, k: c.k) : TileGEMM.takes(m: c.m, n: c.n, k: c.k)
+            XCTAssertEqual(taken, c.taken, "\(c.transposed ? "Aᵀ·B" : "A·B") \(c.m)×\(c.n)×\(c.k): \(c.why)")
+        }
     }
 
     private func checkProducts() {
