@@ -121,24 +121,31 @@ enum Autograd {
                     try addSlice(g, region, into: inputs[0].autogradSlot, of: inputs[0], &grads, &owned)
                     continue
                 }
-                let inputGrads = try backward(g, node, InputMask(bits: bits))
+                var inputGrads = try backward(g, node, InputMask(bits: bits))
                 for (i, input) in inputs.enumerated() where i < inputGrads.count {
                     guard input.requiresGrad && input.autogradVisit == pass else { continue }
                     let j = input.autogradSlot
-                    guard relevant[j], let gi = inputGrads[i] else { continue }
+                    guard relevant[j], var gi = inputGrads[i] else { continue }
+                    inputGrads[i] = nil
                     guard gi.shape == input.shape else {
                         throw TensorError("backward of \(node.operation): gradient shape \(gi.shape) for input \(input.shape)")
                     }
-                    if let existing = grads[j] {
-                        if !createGraph && owned[j] {
-                            // A sum this pass made itself: nobody else sees it, add in place.
-                            axpyKernel(1, gi.storage.base, existing.storage.base, existing.count)
-                        } else {
-                            grads[j] = try existing + gi
-                            owned[j] = !createGraph
-                        }
-                    } else {
+                    guard let existing = grads[j] else {
+                        // A fresh result that nothing else holds can take later contributions in place.
+                        owned[j] = !createGraph && Tensor.isUniquelyHeld(&gi)
                         grads[j] = gi
+                        continue
+                    }
+                    if owned[j] {
+                        // A sum this pass made itself (or a gradient only it holds): nobody else sees it.
+                        existing.absorb(gi)
+                    } else if !createGraph && Tensor.isUniquelyHeld(&gi) {
+                        gi.absorb(existing)
+                        grads[j] = gi
+                        owned[j] = true
+                    } else {
+                        grads[j] = try Tensor.accumulation(existing, gi)
+                        owned[j] = true
                     }
                 }
             }

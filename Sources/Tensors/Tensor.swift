@@ -59,7 +59,8 @@ public final class Tensor<Scalar: TensorScalar> {
     public let shape: [Int]
     /// The number of elements.
     public let count: Int
-    let storage: Storage<Scalar>
+    /// A variable only so that ``isUniquelyHeld(_:)`` can ask whether another tensor shares it.
+    @exclusivity(unchecked) private(set) var storage: Storage<Scalar>
     /// The tensors this one was computed from (empty for leaves and untracked results).
     @exclusivity(unchecked) public private(set) var inputs: [Tensor]
     let backward: Backward?
@@ -299,6 +300,40 @@ public final class Tensor<Scalar: TensorScalar> {
                           backward: backward, requiresGrad: true)
         }
         return Tensor(shape: shape, storage: storage, operation: operation)
+    }
+
+    /// Whether nothing but `tensor` sees its values: no other reference to the tensor and no
+    /// other tensor on its storage (a reshape or a detached copy shares it). A backward pass
+    /// then adds further gradients into it in place.
+    static func isUniquelyHeld(_ tensor: inout Tensor) -> Bool {
+        isKnownUniquelyReferenced(&tensor) && isKnownUniquelyReferenced(&tensor.storage)
+    }
+
+    /// `a + b` (of one shape) as a sum that ``absorb(_:)`` can extend in place while nothing
+    /// else holds it: the backward pass that builds a differentiable gradient sums each
+    /// tensor's contributions in one buffer instead of a chain of new sums. Recorded whenever
+    /// recording is on, so that a later summand that needs a gradient still finds a node.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    static func accumulation(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        guard a.shape == b.shape else { throw TensorError.shape("accumulate", a.shape, b.shape) }
+        let s = Storage<Scalar>.make(count: a.count)
+        addKernel(a.storage.base, b.storage.base, s.base, a.count)
+        guard GradMode.recording else { return Tensor(shape: a.shape, storage: s, operation: "accumulate") }
+        return Tensor(shape: a.shape, storage: s, inputs: [a, b], operation: "accumulate",
+                      backward: { g, y, needs in y.inputs.indices.map { needs[$0] ? g : nil } },
+                      requiresGrad: a.requiresGrad || b.requiresGrad)
+    }
+
+    /// Adds `summand` to an ``accumulation(_:_:)`` that nothing else holds yet: to its values,
+    /// and to its inputs when it is recorded (the gradient of a sum reaches every summand alike).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    func absorb(_ summand: Tensor) {
+        axpyKernel(1, summand.storage.base, storage.base, count)
+        guard backward != nil else { return }
+        inputs.append(summand)
+        if summand.requiresGrad { requiresGrad = true }
     }
 
     /// Whether an operation on these inputs would be recorded.

@@ -192,6 +192,28 @@ final class OperationGradientTests: XCTestCase {
         XCTAssertEqual(g.scalars, [0, 1.0 / 3, 0, 2.0 / 3, 0, 2.0 / 3])
     }
 
+    /// A tensor that feeds many operations gets its gradient contributions summed in one buffer
+    /// (in place): the sum must be right to first and second order, and no tensor that anyone
+    /// else holds (the caller's seed, passed straight through by `+`; a reshape sharing its
+    /// storage) may change.
+    func testGradientContributionsSumWithoutTouchingSharedTensors() throws {
+        let x = r([3, 4], seed: 21), w = r([3, 4], seed: 22)
+        try GradientCheck.check([x]) { v in
+            let a = v[0]
+            return try a * w + a.silu() + a * a + (a.reshaped([4, 3]) * 2).reshaped([3, 4]) + a.exp()
+        }
+        let leaf = try T(shape: [2, 2], scalars: [1, 2, 3, 4], requiresGrad: true)
+        let seed = try T(shape: [2, 2], scalars: [1, 1, 1, 1])
+        let g = try grad(of: try leaf + leaf + leaf + leaf, wrt: [leaf], seed: seed)[0]
+        XCTAssertEqual(g.scalars, [4, 4, 4, 4])
+        XCTAssertEqual(seed.scalars, [1, 1, 1, 1])
+        // A first contribution that is a view of the seed, then others added after it.
+        let viewed = try leaf.reshaped([4]).reshaped([2, 2])
+        let h = try grad(of: try viewed + leaf * 3 + leaf, wrt: [leaf], seed: seed)[0]
+        XCTAssertEqual(h.scalars, [5, 5, 5, 5])
+        XCTAssertEqual(seed.scalars, [1, 1, 1, 1])
+    }
+
     func testShapeErrorsThrow() throws {
         XCTAssertThrowsError(try r([2, 3]) + r([3, 2]))
         XCTAssertThrowsError(try matmul(r([2, 3]), r([2, 3])))
