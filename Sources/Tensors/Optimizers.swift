@@ -41,6 +41,8 @@ public final class Adam<Scalar: TensorScalar> {
     }
 
     /// One update with the given gradients (one per parameter, same shapes).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public func step(gradients: [Tensor<Scalar>]) throws {
         guard gradients.count == parameters.count else {
             throw TensorError("Adam.step: \(gradients.count) gradients for \(parameters.count) parameters")
@@ -52,25 +54,36 @@ public final class Adam<Scalar: TensorScalar> {
         let t = Double(stepCount)
         let correction1 = 1 - Foundation.pow(beta1, t)
         let correction2 = 1 - Foundation.pow(beta2, t)
+        // The settings as locals and the decay's kind as a literal in each copy of the loop, and
+        // the method specialised: generic, it converted every element through the protocol's
+        // witnesses (`perf`: 4.1 % of a batch-1 training step, 2.5 % specialised).
+        let rate = learningRate, beta1 = beta1, beta2 = beta2, epsilon = epsilon
+        let keep = 1 - learningRate * weightDecay, decay = weightDecay
+        @inline(__always) func update(_ w: UnsafeMutablePointer<Scalar>, _ g: UnsafePointer<Scalar>,
+                                      _ m: UnsafeMutablePointer<Double>, _ v: UnsafeMutablePointer<Double>,
+                                      count: Int, decoupled: Bool) {
+            for i in 0..<count {
+                var weight = w[i].tensorDouble
+                var grad = g[i].tensorDouble
+                if decoupled { weight *= keep } else { grad += decay * weight }
+                m[i] = beta1 * m[i] + (1 - beta1) * grad
+                v[i] = beta2 * v[i] + (1 - beta2) * grad * grad
+                let denominator = (v[i] / correction2).squareRoot() + epsilon
+                weight -= rate * (m[i] / correction1) / denominator
+                w[i] = Scalar(tensorDouble: weight)
+            }
+        }
+        // No decay is the decoupled form with `keep` = 1 (multiplying by 1 changes nothing).
+        let decoupled = decoupledWeightDecay || weightDecay == 0
         for k in parameters.indices {
             let p = parameters[k]
             gradients[k].withUnsafeBufferPointer { g in
                 p.withUnsafeMutableBufferPointer { w in
                     firstMoments[k].withUnsafeMutableBufferPointer { m in
                         secondMoments[k].withUnsafeMutableBufferPointer { v in
-                            for i in 0..<w.count {
-                                var weight = w[i].tensorDouble
-                                var grad = g[i].tensorDouble
-                                if weightDecay != 0 {
-                                    if decoupledWeightDecay { weight *= 1 - learningRate * weightDecay }
-                                    else { grad += weightDecay * weight }
-                                }
-                                m[i] = beta1 * m[i] + (1 - beta1) * grad
-                                v[i] = beta2 * v[i] + (1 - beta2) * grad * grad
-                                let denominator = (v[i] / correction2).squareRoot() + epsilon
-                                weight -= learningRate * (m[i] / correction1) / denominator
-                                w[i] = Scalar(tensorDouble: weight)
-                            }
+                            guard let w = w.baseAddress, let g = g.baseAddress, let m = m.baseAddress, let v = v.baseAddress else { return }
+                            if decoupled { update(w, g, m, v, count: p.count, decoupled: true) }
+                            else { update(w, g, m, v, count: p.count, decoupled: false) }
                         }
                     }
                 }
