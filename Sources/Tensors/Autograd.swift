@@ -136,10 +136,10 @@ enum Autograd {
                         grads[j] = gi
                         continue
                     }
-                    if owned[j] {
+                    if owned[j] && existing.canAbsorb(gi) {
                         // A sum this pass made itself (or a gradient only it holds): nobody else sees it.
                         existing.absorb(gi)
-                    } else if !createGraph && Tensor.isUniquelyHeld(&gi) {
+                    } else if !createGraph && Tensor.isUniquelyHeld(&gi) && gi.canAbsorb(existing) {
                         gi.absorb(existing)
                         grads[j] = gi
                         owned[j] = true

@@ -311,29 +311,28 @@ public final class Tensor<Scalar: TensorScalar> {
 
     /// `a + b` (of one shape) as a sum that ``absorb(_:)`` can extend in place while nothing
     /// else holds it: the backward pass that builds a differentiable gradient sums each
-    /// tensor's contributions in one buffer instead of a chain of new sums. Recorded whenever
-    /// recording is on, so that a later summand that needs a gradient still finds a node.
+    /// tensor's contributions in one buffer instead of a chain of new sums.
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     static func accumulation(_ a: Tensor, _ b: Tensor) throws -> Tensor {
         guard a.shape == b.shape else { throw TensorError.shape("accumulate", a.shape, b.shape) }
         let s = Storage<Scalar>.make(count: a.count)
         addKernel(a.storage.base, b.storage.base, s.base, a.count)
-        guard GradMode.recording else { return Tensor(shape: a.shape, storage: s, operation: "accumulate") }
-        return Tensor(shape: a.shape, storage: s, inputs: [a, b], operation: "accumulate",
-                      backward: { g, y, needs in y.inputs.indices.map { needs[$0] ? g : nil } },
-                      requiresGrad: a.requiresGrad || b.requiresGrad)
+        return result(a.shape, s, "accumulate", [a, b]) { g, y, needs in y.inputs.indices.map { needs[$0] ? g : nil } }
     }
 
-    /// Adds `summand` to an ``accumulation(_:_:)`` that nothing else holds yet: to its values,
-    /// and to its inputs when it is recorded (the gradient of a sum reaches every summand alike).
+    /// Whether ``absorb(_:)`` can take `summand`: a sum recorded without a history (nothing
+    /// it adds needs a gradient) cannot start passing one on.
+    func canAbsorb(_ summand: Tensor) -> Bool { backward != nil || !summand.requiresGrad }
+
+    /// Adds `summand` to an ``accumulation(_:_:)`` (or a gradient) that nothing else holds yet:
+    /// to its values, and to its inputs when it has a history (the gradient of a sum reaches
+    /// every summand alike). Only when ``canAbsorb(_:)``.
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     func absorb(_ summand: Tensor) {
         axpyKernel(1, summand.storage.base, storage.base, count)
-        guard backward != nil else { return }
-        inputs.append(summand)
-        if summand.requiresGrad { requiresGrad = true }
+        if backward != nil { inputs.append(summand) }
     }
 
     /// Whether an operation on these inputs would be recorded.

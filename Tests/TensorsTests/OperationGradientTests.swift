@@ -212,6 +212,19 @@ final class OperationGradientTests: XCTestCase {
         let h = try grad(of: try viewed + leaf * 3 + leaf, wrt: [leaf], seed: seed)[0]
         XCTAssertEqual(h.scalars, [5, 5, 5, 5])
         XCTAssertEqual(seed.scalars, [1, 1, 1, 1])
+        // A differentiable gradient whose constant contributions are summed before (or after)
+        // one that depends on a parameter: d/dw Σ ∂y/∂x = 1 for y = x·c1 + x·c2 + x·w, in
+        // either order of the terms.
+        let point = try T(shape: [3], scalars: [0.5, -1, 2], requiresGrad: true)
+        let c1 = try T(shape: [3], scalars: [1, 2, 3]), c2 = try T(shape: [3], scalars: [-2, 0.5, 4])
+        let parameter = try T(shape: [3], scalars: [0.3, 0.7, -0.2], requiresGrad: true)
+        for terms in [[c1, c2, parameter], [parameter, c1, c2]] {
+            let y = try (point * terms[0] + point * terms[1] + point * terms[2]).sum()
+            let gx = try grad(of: y, wrt: [point], createGraph: true)[0]
+            XCTAssertLessThan(zip(gx.scalars, [-0.7, 3.2, 6.8]).map { abs($0 - $1) }.max() ?? 1, 1e-12)
+            let gw = try grad(of: gx.sum(), wrt: [parameter])[0]
+            XCTAssertEqual(gw.scalars, [1, 1, 1])
+        }
     }
 
     func testShapeErrorsThrow() throws {
