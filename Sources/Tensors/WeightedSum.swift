@@ -140,6 +140,44 @@ struct WeightedSumLayout {
 
 // The kernels loop over terms outside rows: with 4 channels and 3 spatial components a row of
 // a term is 12 multiply-adds, too few to pay for looking up the term's pointers and kind.
+// Four channels (the triplet features of both shipped configurations) take one `SIMD4` per
+// point: LLVM left the shared-vector loops (a value times four weights) scalar, an element
+// loaded, multiplied and stored at a time.
+
+@inline(__always) private func quad<T: TensorScalar>(_ p: UnsafePointer<T>) -> SIMD4<T> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD4<T>.self)
+}
+@inline(__always) private func setQuad<T: TensorScalar>(_ p: UnsafeMutablePointer<T>, _ value: SIMD4<T>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: value, as: SIMD4<T>.self)
+}
+
+/// ``weightedSumKernel(_:_:_:_:_:)`` over `range` with four channels.
+@inline(__always)
+private func weightedSumFourChannels<T: TensorScalar>(_ range: Range<Int>, _ vectors: UnsafeBufferPointer<UnsafePointer<T>>,
+                                                      _ weights: UnsafeBufferPointer<UnsafePointer<T>>,
+                                                      _ shared: UnsafeBufferPointer<Bool>,
+                                                      _ y: UnsafeMutablePointer<T>, spatial: Int) {
+    // `first` and `isShared` literals in each copy, so that the point loop tests neither.
+    @inline(__always) func term(_ vk: UnsafePointer<T>, _ wk: UnsafePointer<T>, first: Bool, isShared: Bool) {
+        for r in range {
+            let w = quad(wk + 4 * r)
+            for s in 0..<spatial {
+                let point = r * spatial + s
+                let out = y + 4 * point
+                let product = isShared ? w * vk[point] : quad(vk + 4 * point) * w
+                setQuad(out, first ? product : quad(out) + product)
+            }
+        }
+    }
+    for k in 0..<vectors.count {
+        switch (k == 0, shared[k]) {
+        case (true, true): term(vectors[k], weights[k], first: true, isShared: true)
+        case (true, false): term(vectors[k], weights[k], first: true, isShared: false)
+        case (false, true): term(vectors[k], weights[k], first: false, isShared: true)
+        case (false, false): term(vectors[k], weights[k], first: false, isShared: false)
+        }
+    }
+}
 
 @_specialize(where T == Float)
 @_specialize(where T == Double)
@@ -149,6 +187,7 @@ func weightedSumKernel<T: TensorScalar>(_ vectors: UnsafeBufferPointer<UnsafePoi
                                         _ y: UnsafeMutablePointer<T>, _ layout: WeightedSumLayout) {
     let spatial = layout.spatial, terms = vectors.count
     ParallelLoop.forChunks(layout.rows, work: layout.rows * spatial * layout.channels * terms) { range in
+        if layout.channels == 4 { return weightedSumFourChannels(range, vectors, weights, shared, y, spatial: spatial) }
         withChannelCount(layout.channels) { channels in
             for k in 0..<terms {
                 let vk = vectors[k], wk = weights[k], first = k == 0
@@ -190,6 +229,7 @@ func weightedSumBackwardKernel<T: TensorScalar>(_ g: UnsafePointer<T>,
                                                 _ layout: WeightedSumLayout) {
     let spatial = layout.spatial, terms = vectors.count
     ParallelLoop.forChunks(layout.rows, work: layout.rows * spatial * layout.channels * terms * 2) { range in
+        if layout.channels == 4 { return weightedSumBackwardFourChannels(range, g, vectors, weights, shared, out, spatial: spatial) }
         withChannelCount(layout.channels) { channels in
             for k in 0..<terms {
                 let vk = vectors[k], wk = weights[k]
@@ -232,6 +272,40 @@ func weightedSumBackwardKernel<T: TensorScalar>(_ g: UnsafePointer<T>,
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// ``weightedSumBackwardKernel(_:_:_:_:_:_:)`` over `range` with four channels.
+@inline(__always)
+private func weightedSumBackwardFourChannels<T: TensorScalar>(_ range: Range<Int>, _ g: UnsafePointer<T>,
+                                                              _ vectors: UnsafeBufferPointer<UnsafePointer<T>>,
+                                                              _ weights: UnsafeBufferPointer<UnsafePointer<T>>,
+                                                              _ shared: UnsafeBufferPointer<Bool>,
+                                                              _ out: UnsafeBufferPointer<UnsafeMutablePointer<T>?>, spatial: Int) {
+    let terms = vectors.count
+    for k in 0..<terms {
+        let vk = vectors[k], wk = weights[k], isShared = shared[k]
+        if let dw = out[terms + k] {
+            for r in range {
+                var sum = SIMD4<T>()
+                for s in 0..<spatial {
+                    let point = r * spatial + s
+                    let gs = quad(g + 4 * point)
+                    sum += isShared ? gs * vk[point] : gs * quad(vk + 4 * point)
+                }
+                setQuad(dw + 4 * r, sum)
+            }
+        }
+        guard let dv = out[k] else { continue }
+        for r in range {
+            let w = quad(wk + 4 * r)
+            for s in 0..<spatial {
+                let point = r * spatial + s
+                let product = quad(g + 4 * point) * w
+                // Summed in the order of the general loop, so that both give the same value.
+                if isShared { dv[point] = ((product[0] + product[1]) + product[2]) + product[3] } else { setQuad(dv + 4 * point, product) }
             }
         }
     }

@@ -28,23 +28,27 @@ final class OperationGradientTests: XCTestCase {
 
     /// The per-channel weighted sum of vectors: values against broadcast `*` and `+`, and both
     /// backwards (the fused first-order one and the differentiable one) against differences.
+    /// Four channels take the kernels' `SIMD4` path, five the general one.
     func testWeightedSum() throws {
-        let v0 = r([4, 3, 5], seed: 11), v1 = r([4, 3, 5], seed: 12), unit = r([4, 3, 1], seed: 13)
-        let w0 = r([4, 1, 5], seed: 14), w1 = r([4, 1, 5], seed: 15), w2 = r([4, 1, 5], seed: 16)
-        let fused = try T.weightedSum([v0, v1, unit], weights: [w0, w1, w2])
-        let composed = try v0 * w0 + v1 * w1 + unit * w2
-        XCTAssertEqual(fused.shape, [4, 3, 5])
-        for (a, b) in zip(fused.scalars, composed.scalars) { XCTAssertEqual(a, b, accuracy: 1e-14) }
-        try GradientCheck.check([v0, v1, unit, w0, w1, w2]) {
-            try T.weightedSum([$0[0], $0[1], $0[2]], weights: [$0[3], $0[4], $0[5]])
+        for channels in [5, 4] {
+            let v0 = r([4, 3, channels], seed: 11), v1 = r([4, 3, channels], seed: 12), unit = r([4, 3, 1], seed: 13)
+            let w0 = r([4, 1, channels], seed: 14), w1 = r([4, 1, channels], seed: 15), w2 = r([4, 1, channels], seed: 16)
+            let fused = try T.weightedSum([v0, v1, unit], weights: [w0, w1, w2])
+            let composed = try v0 * w0 + v1 * w1 + unit * w2
+            XCTAssertEqual(fused.shape, [4, 3, channels])
+            for (a, b) in zip(fused.scalars, composed.scalars) { XCTAssertEqual(a, b, accuracy: 1e-14) }
+            try GradientCheck.check([v0, v1, unit, w0, w1, w2]) {
+                try T.weightedSum([$0[0], $0[1], $0[2]], weights: [$0[3], $0[4], $0[5]])
+            }
+            // The result feeding a nonlinearity, so that the second order passes through the forward too.
+            try GradientCheck.check([unit, v1, w0, w1]) {
+                try T.weightedSum([$0[0], $0[1]], weights: [$0[2], $0[3]]).tanh()
+            }
+            // A constant vector among the inputs: its gradient is not asked for.
+            let constant = T.ones([4, 3, channels])
+            try GradientCheck.check([w0]) { try T.weightedSum([constant], weights: [$0[0]]).sin() }
         }
-        // The result feeding a nonlinearity, so that the second order passes through the forward too.
-        try GradientCheck.check([unit, v1, w0, w1]) {
-            try T.weightedSum([$0[0], $0[1]], weights: [$0[2], $0[3]]).tanh()
-        }
-        // A constant vector among the inputs: its gradient is not asked for.
-        let constant = T.ones([4, 3, 5])
-        try GradientCheck.check([w0]) { try T.weightedSum([constant], weights: [$0[0]]).sin() }
+        let v0 = r([4, 3, 5], seed: 11), w0 = r([4, 1, 5], seed: 14), w1 = r([4, 1, 5], seed: 15)
         XCTAssertThrowsError(try T.weightedSum([v0], weights: [r([4, 5], seed: 17)]))
         XCTAssertThrowsError(try T.weightedSum([r([4, 2, 5], seed: 18)], weights: [w0, w1]))
         XCTAssertThrowsError(try T.weightedSum([r([4, 3, 2], seed: 19)], weights: [w0]))
