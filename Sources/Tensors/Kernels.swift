@@ -495,15 +495,6 @@ func axpyKernel<T: TensorScalar>(_ alpha: T, _ x: UnsafePointer<T>, _ y: UnsafeM
     }
 }
 
-/// `y = a + b` over `n` elements of one shape.
-@_specialize(where T == Float)
-@_specialize(where T == Double)
-func addKernel<T: TensorScalar>(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ n: Int) {
-    ParallelLoop.forChunks(n, work: n) { r in
-        for i in r { y[i] = a[i] + b[i] }
-    }
-}
-
 /// Broadcast copy: `y = a` walked with `plan` (whose b strides are ignored).
 @_specialize(where T == Float)
 @_specialize(where T == Double)

@@ -184,8 +184,6 @@ enum SmallKernelGEMM {
         warmingSink = s0 + s1 + s2 + s3
     }
 
-    /// `out[c, r] = source[r, c]` in 8 × 8 tiles, so that both sides touch whole cache lines
-    /// (element by element, one side strides a row per element: 0.75 ns per element here).
     /// The products that run in registers on kernel sets without the small kernels (alpha 1,
     /// beta 0 or 1): weight gradients of the triplet width (``NarrowGEMM``) and narrow products
     /// (``TileGEMM``); `A·Bᵀ` through a transposed copy of B from ``transposeRows`` rows on (a
@@ -222,6 +220,8 @@ enum SmallKernelGEMM {
         body(copy)
     }
 
+    /// `out[c, r] = source[r, c]` in 8 × 8 tiles, so that both sides touch whole cache lines
+    /// (element by element, one side strides a row per element: 0.75 ns per element here).
     static func transpose(_ source: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
                           into out: UnsafeMutablePointer<Float>) {
         let tile = 8

@@ -316,8 +316,7 @@ public final class Tensor<Scalar: TensorScalar> {
     @_specialize(where Scalar == Double)
     static func accumulation(_ a: Tensor, _ b: Tensor) throws -> Tensor {
         guard a.shape == b.shape else { throw TensorError.shape("accumulate", a.shape, b.shape) }
-        let s = Storage<Scalar>.make(count: a.count)
-        addKernel(a.storage.base, b.storage.base, s.base, a.count)
+        let (_, s) = try binaryStorage(.add, a, b, "accumulate")
         return result(a.shape, s, "accumulate", [a, b]) { g, y, needs in y.inputs.indices.map { needs[$0] ? g : nil } }
     }
 
