@@ -27,6 +27,10 @@ struct BenchTrain: ParsableCommand {
 
     /// The reference code's training-step medians (ms, float32, 1 thread).
     static let referenceMilliseconds = [1: 61.0, 8: 267.0]
+    /// The reference code's energy + forces (`create_graph=True`, ms, float32, 1 thread) for the
+    /// same batches: aspirin, and eight aspirins interpolated between its one and ten (25.1 and
+    /// 144 ms, `timings-cpu.json`).
+    static let referenceEnergyForceMilliseconds = [1: 25.1, 8: 25.1 + 7 * (144 - 25.1) / 9]
 
     func run() throws {
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
@@ -34,20 +38,31 @@ struct BenchTrain: ParsableCommand {
         let frames = try aspirinFrames(count: 8)
         print("ENINet training step (E + F loss, double backward, AdamW), 'small' on aspirin, \(double ? "Double" : "Float"), median of \(repetitions); threads \(threads) (machine: \(ProcessInfo.processInfo.activeProcessorCount)); OpenBLAS core \(TensorThreads.blasCore)")
         let results = double ? try measure(Double.self, frames) : try measure(Float.self, frames)
-        for (b, ms) in results {
-            print(String(format: "batch %d: %9.2f ms per step   (reference: %.0f ms; goal: %.1f ms)", b, ms,
-                         Self.referenceMilliseconds[b] ?? 0, (Self.referenceMilliseconds[b] ?? 0) / 10))
+        for r in results {
+            let reference = Self.referenceMilliseconds[r.batch] ?? 0
+            print(String(format: "batch %d: %9.2f ms per step   (reference: %.0f ms; goal: %.1f ms)", r.batch, r.step, reference, reference / 10))
+            // A step differentiates the forces once more, so it costs a multiple of an energy and
+            // force evaluation of the same batch: the reference's own steps take about 2.3 times
+            // its evaluations. Below that multiple of the inference path, no step can go.
+            print(String(format: "         energy + forces of the batch: %.2f ms on the inference path (the step is %.1f times that), %.2f ms through Tensors (%.1f times); reference: %.0f ms (%.2f times)",
+                             r.inference, r.step / r.inference, r.tensors, r.step / r.tensors,
+                             Self.referenceEnergyForceMilliseconds[r.batch] ?? 0, reference / (Self.referenceEnergyForceMilliseconds[r.batch] ?? 1)))
         }
-        for (b, ms) in results { print(String(format: "RESULT train_step_ms_small_aspirin_b%d %.3f ms", b, ms)) }
+        for r in results { print(String(format: "RESULT train_step_ms_small_aspirin_b%d %.3f ms", r.batch, r.step)) }
+        for r in results { print(String(format: "RESULT train_batch_ef_ms_small_aspirin_b%d %.3f ms", r.batch, r.inference)) }
     }
 
-    private func measure<T: ENINetFloat>(_: T.Type, _ frames: [TrainingFrame]) throws -> [(Int, Double)] {
+    /// Per batch size, medians over interleaved repetitions: the training step, and energy +
+    /// forces of the same batch on the inference path and through `Tensors` (no graph kept).
+    private func measure<T: ENINetFloat>(_: T.Type, _ frames: [TrainingFrame]) throws
+        -> [(batch: Int, step: Double, inference: Double, tensors: Double)] {
         let file = try ENINetModelFile(contentsOf: reference + "/eninet-small.safetensors")
         let model = try ENINetDifferentiableModel<T>(file: file)
+        let inference = try ENINetModel(file: file, precision: T.self == Double.self ? .double : .float)
         let optimizer = Adam<T>.adamW(parameters: model.parameters.tensors, learningRate: 1e-4)
         let weights = LossWeights(energy: 1, forces: 10, dipole: 0)
         let prepared = try frames.map { try PreparedFrame($0, configuration: model.configuration) }
-        var out: [(Int, Double)] = []
+        var out: [(batch: Int, step: Double, inference: Double, tensors: Double)] = []
         for b in [1, 8] {
             let batch = try TrainingBatch(Array(prepared.prefix(b)))
             func step() throws {
@@ -55,15 +70,26 @@ struct BenchTrain: ParsableCommand {
                 let gradients = try grad(of: loss.total, wrt: model.parameters.tensors)
                 try optimizer.step(gradients: clipGradientNorm(gradients, maxNorm: 10).gradients)
             }
-            try step()  // warm-up: buffer pool, first-touch pages
-            var times: [Double] = []
-            for _ in 0..<repetitions {
+            func evaluate() throws {
+                _ = try inference.evaluate(atomicNumbers: batch.atomicNumbers, positions: batch.positions, graph: batch.graph)
+            }
+            func evaluateThroughTensors() throws { _ = try model.loss(on: batch, weights: weights, differentiable: false) }
+            // Warm-up: buffer pool, first-touch pages.
+            try step(); try evaluate(); try evaluateThroughTensors()
+            var steps: [Double] = [], evaluations: [Double] = [], tensorEvaluations: [Double] = []
+            func milliseconds(_ body: () throws -> Void) rethrows -> Double {
                 let start = DispatchTime.now().uptimeNanoseconds
-                try step()
-                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+                try body()
+                return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+            }
+            for _ in 0..<repetitions {
+                steps.append(try milliseconds(step))
+                evaluations.append(try milliseconds(evaluate))
+                tensorEvaluations.append(try milliseconds(evaluateThroughTensors))
             }
             print(String(format: "batch %d: %d atoms, %d edges, %d triplets", b, batch.positions.count, batch.graph.edgeCount, batch.graph.tripletCount))
-            out.append((b, times.sorted()[times.count / 2]))
+            func median(_ x: [Double]) -> Double { x.sorted()[x.count / 2] }
+            out.append((b, median(steps), median(evaluations), median(tensorEvaluations)))
         }
         return out
     }
