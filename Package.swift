@@ -13,8 +13,12 @@ let buildsForThisCPU = ProcessInfo.processInfo.environment["ENINETMD_PORTABLE"] 
     && cpuFlags.isSuperset(of: ["avx2", "fma", "bmi2", "f16c"])
 // FUSED_MULTIPLY_ADD makes `adding(_:times:)` one FMA instruction (6 % of an ENINet evaluation);
 // without the flag, a fused multiply-add would be a library call per lane, so it stays two operations.
-let optimise: [SwiftSetting] = buildsForThisCPU
-    ? [.unsafeFlags(["-target-cpu", "haswell"]), .define("FUSED_MULTIPLY_ADD")] : []
+// Without -fno-math-errno, `Float.squareRoot()` (a C shim compiled by the Clang importer) is a
+// scalar `sqrtss` with a branch to libm's `sqrtf` for negative inputs, only to set errno, which
+// Swift never reads; loops of square roots then stay scalar. With it they become `vsqrtps`.
+let mathSettings: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-fno-math-errno"])]
+let optimise: [SwiftSetting] = mathSettings + (buildsForThisCPU
+    ? [.unsafeFlags(["-target-cpu", "haswell"]), .define("FUSED_MULTIPLY_ADD")] : [])
 
 let package = Package(
     name: "ENINetMD",
