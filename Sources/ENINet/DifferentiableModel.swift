@@ -118,6 +118,19 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
         return try mapFirst.gather(rows: first) + mapSecond.gather(rows: second)
     }
 
+    /// `dense(x, name).split(axis: 1, parts: parts)`, each part from its own rows of the weight
+    /// (only the parts in `used`): a split's backward embeds every part's gradient in zeros of
+    /// the full width and sums them, three times the traffic of the parts themselves.
+    private func splitDense(_ x: Tensor<T>, _ name: String, parts: Int, used: Range<Int>? = nil) throws -> [Tensor<T>?] {
+        let weight = try p(name + ".weight"), bias = try p(name + ".bias")
+        let width = weight.shape[0] / parts
+        return try (0..<parts).map { k in
+            guard used?.contains(k) ?? true else { return nil }
+            return try linear(x, weight: weight.slice(axis: 0, start: k * width, length: width),
+                              bias: bias.slice(axis: 0, start: k * width, length: width))
+        }
+    }
+
     private func mlp(_ x: Tensor<T>, _ name: String) throws -> Tensor<T> {
         try dense(try dense(x, name + ".net.0").silu(), name + ".net.2")
     }
@@ -233,8 +246,8 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
                 : try dense(ev, tb + "nv_in", bias: false)
             let m = try pairDense(hs, first: tin, second: tout, tb + "edge_neighbors") * dense(ts, tb + "triplet_proj")
             let dts = try gateMLP(m, tb + "triplet_gate") * tripletCut
-            // The cutoff scales the three weights together, before they are split.
-            let abc = try (dense(dts, tb + "triplet_vec") * tripletCut).split(axis: 1, parts: 3).map { try $0.unsqueezed(1) }
+            // The three weights of the vector message, each scaled by the cutoff.
+            let abc = try splitDense(dts, tb + "triplet_vec", parts: 3).compactMap { try $0.map { try ($0 * tripletCut).unsqueezed(1) } }
             let dtv = try Tensor.weightedSum([tv, hv.gather(rows: tin), unitTriplet], weights: abc)
             let sumS = try dts.scatterAdd(rows: tout, count: ne)
             let sumV = try dtv.scatterAdd(rows: tout, count: ne)
@@ -251,10 +264,11 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
             let bb = "conv_layers.twobody_conv.\(l)."
             let m2 = try pairDense(ns, first: src, second: dst, bb + "node_neighbors") * dense(es, bb + "edge_proj")
             let des = try gateMLP(m2, bb + "ns_mess") * edgeCut
-            let edgeWeights = try (dense(des, bb + "edge_vec") * edgeCut).split(axis: 1, parts: 3).map { try $0.unsqueezed(1) }
-            // The node vectors start at zero, so their term is left out of the first layer.
+            // The node vectors start at zero, so their term (the first weight) is left out of the first layer.
+            let edgeWeights = try splitDense(des, bb + "edge_vec", parts: 3, used: l == 0 ? 1..<3 : 0..<3)
+                .compactMap { try $0.map { try ($0 * edgeCut).unsqueezed(1) } }
             let dev = l == 0
-                ? try Tensor.weightedSum([ev, scaledUnit], weights: Array(edgeWeights[1...]))
+                ? try Tensor.weightedSum([ev, scaledUnit], weights: edgeWeights)
                 : try Tensor.weightedSum([nv.gather(rows: src), ev, scaledUnit], weights: edgeWeights)
             let aggS = try des.scatterAdd(rows: dst, count: n) * aggregationScale
             let aggV = try dev.scatterAdd(rows: dst, count: n) * aggregationScale3

@@ -100,8 +100,9 @@ extension Tensor {
     public static func - (a: Tensor, b: Tensor) throws -> Tensor {
         try binary(.sub, a, b, "sub") { g, y, needs in
             let a = y.inputs[0], b = y.inputs[1]
+            // Negated after the sum: the same values, on the smaller shape when b is broadcast.
             return [needs[0] ? try g.sum(toShape: a.shape) : nil,
-                    needs[1] ? try (-g).sum(toShape: b.shape) : nil]
+                    needs[1] ? -(try g.sum(toShape: b.shape)) : nil]
         }
     }
 
@@ -150,8 +151,11 @@ extension Tensor {
     public static func / (a: Tensor, b: Tensor) throws -> Tensor {
         try binary(.div, a, b, "div") { g, y, needs in
             let a = y.inputs[0], b = y.inputs[1]
-            let gb: Tensor? = needs[1] ? try (-(g * y) / b).sum(toShape: b.shape) : nil
-            return [needs[0] ? try (g / b).sum(toShape: a.shape) : nil, gb]
+            // d(a/b)/db = −y/b: one quotient g/b serves both gradients, and the negation
+            // follows the sum (the smaller shape when b is broadcast).
+            let quotient = try g / b
+            let gb: Tensor? = needs[1] ? -(try (quotient * y).sum(toShape: b.shape)) : nil
+            return [needs[0] ? try quotient.sum(toShape: a.shape) : nil, gb]
         }
     }
 
