@@ -148,8 +148,7 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
     }
 
     private func gaussians(_ x: Tensor<T>, centres: Tensor<T>, gamma: Double) throws -> Tensor<T> {
-        let d = try x - centres  // [rows, 1] - [K]
-        return try (d * d * T(-gamma)).exp()
+        try (x - centres).gaussian(gamma: T(gamma))  // [rows, 1] - [K]
     }
 
     private func vectorNorm(_ v: Tensor<T>, _ name: String) throws -> Tensor<T> {

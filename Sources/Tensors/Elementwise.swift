@@ -220,6 +220,15 @@ extension Tensor {
         unary(.exp, "exp") { g, y, _ in [try g * y] }
     }
 
+    /// `exp(−γ x²)` elementwise, the Gaussian of a radial basis: one pass instead of a square,
+    /// a scale and `exp`, each written out and differentiated again in a training step. The
+    /// values are those of that composition.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    public func gaussian(gamma: Scalar) -> Tensor {
+        scalarOp(.gaussian, -gamma, "gaussian") { g, y, _ in [try g * y * (y.inputs[0] * (-2 * gamma))] }
+    }
+
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     public func log() -> Tensor {

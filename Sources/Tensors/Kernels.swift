@@ -72,7 +72,11 @@ func unaryRange<T: TensorScalar>(_ op: UnaryKernel, _ x: UnsafePointer<T>, _ y: 
     }
 }
 
-enum ScalarKernel { case add, mul, rsub, rdiv, pow, clampMin, clampMax, greater, less, greaterEqual, lessEqual, equal }
+enum ScalarKernel {
+    case add, mul, rsub, rdiv, pow, clampMin, clampMax, greater, less, greaterEqual, lessEqual, equal
+    /// `exp(x² · c)`: with c = −γ, a Gaussian of a radial basis.
+    case gaussian
+}
 
 @_specialize(where T == Float)
 @_specialize(where T == Double)
@@ -100,6 +104,7 @@ func scalarRange<T: TensorScalar>(_ op: ScalarKernel, _ x: UnsafePointer<T>, _ c
     case .greaterEqual: mapRange(x, y, r) { $0 >= c ? 1 : 0 }
     case .lessEqual: mapRange(x, y, r) { $0 <= c ? 1 : 0 }
     case .equal: mapRange(x, y, r) { $0 == c ? 1 : 0 }
+    case .gaussian: mapRange(x, y, r) { T.tensorExp($0 * $0 * c) }
     }
 }
 

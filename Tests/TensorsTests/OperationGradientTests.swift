@@ -95,6 +95,10 @@ final class OperationGradientTests: XCTestCase {
         try GradientCheck.check([a]) { $0[0].sigmoid() }
         try GradientCheck.check([a]) { $0[0].silu() }
         try GradientCheck.check([a]) { $0[0].softplus() }
+        try GradientCheck.check([a]) { $0[0].gaussian(gamma: 1.3) }
+        XCTAssertEqual(a.gaussian(gamma: 1.3).scalars, (try a * a * -1.3).exp().scalars)
+        let single = try Tensor<Float>(shape: [5], scalars: [-3, -0.4, 0, 0.9, 12])
+        XCTAssertEqual(single.gaussian(gamma: 1.5).scalars, (try single * single * -1.5).exp().scalars)
         // The fused backwards of silu and sigmoid, differentiated twice (third order of silu).
         let g = r([3, 7], seed: 9)
         try GradientCheck.check([a, g]) { try T.siluGradient($0[0], $0[1]) }
