@@ -222,6 +222,28 @@ func broadcastLoop<T: TensorScalar, Op: ElementOperation>(
         else if ia == 0 && ib == 1 { let av = ar[0]; for i in 0..<count { yr[i] = f(av, br[i]) } }
         else { for i in 0..<count { yr[i] = f(ar[i * ia], br[i * ib]) } }
     }
+    let oneValuePerRow = (ia == 1 && ib == 0 && plan.stridesA.first == 4 && plan.stridesB.first == 1)
+        || (ia == 0 && ib == 1 && plan.stridesA.first == 1 && plan.stridesB.first == 4)
+    if rank == 2 && inner == 4 && oneValuePerRow {
+        // Rows of four channels, one operand a value per row (`[rows, 4]` and `[rows, 1]`, the
+        // triplet features and their cutoffs): a plain loop over rows. Through the row walk
+        // below, each row of four paid an offset product, an overflow check and a branch.
+        let rows = plan.sizes[0]
+        ParallelLoop.forChunks(rows, work: n) { r in
+            if ia == 1 {
+                for row in r {
+                    let yr = y + 4 &* row, ar = a + 4 &* row, bv = b[row]
+                    yr[0] = f(ar[0], bv); yr[1] = f(ar[1], bv); yr[2] = f(ar[2], bv); yr[3] = f(ar[3], bv)
+                }
+            } else {
+                for row in r {
+                    let yr = y + 4 &* row, br = b + 4 &* row, av = a[row]
+                    yr[0] = f(av, br[0]); yr[1] = f(av, br[1]); yr[2] = f(av, br[2]); yr[3] = f(av, br[3])
+                }
+            }
+        }
+        return
+    }
     if rank == 1 {
         // One long row: split it into chunks instead of splitting rows.
         ParallelLoop.forChunks(n, work: n) { r in

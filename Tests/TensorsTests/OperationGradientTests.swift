@@ -17,6 +17,16 @@ final class OperationGradientTests: XCTestCase {
         try GradientCheck.check([a, c]) { try $0[0] * $0[1] }
         try GradientCheck.check([a, d]) { try $0[0] / $0[1] }
         try GradientCheck.check([d, a]) { try $0[0] * $0[1] * $0[1] }
+        // Rows of four channels against one value per row (a loop of its own in the kernel),
+        // both operand orders, and an odd row count.
+        let rows4 = r([7, 4], seed: 41), perRow = r([7, 1], 0.5...2, seed: 42)
+        let x4 = rows4.scalars, v = perRow.scalars
+        XCTAssertEqual(try (rows4 - perRow).scalars, (0..<28).map { x4[$0] - v[$0 / 4] })
+        XCTAssertEqual(try (perRow - rows4).scalars, (0..<28).map { v[$0 / 4] - x4[$0] })
+        XCTAssertEqual(try (rows4 / perRow).scalars, (0..<28).map { x4[$0] / v[$0 / 4] })
+        try GradientCheck.check([rows4, perRow]) { try $0[0] * $0[1] }
+        try GradientCheck.check([rows4, perRow]) { try $0[1] - $0[0] }
+        try GradientCheck.check([rows4, perRow]) { try $0[0] / $0[1] }
         // The fused product-then-sum of broadcast backwards, directly.
         let e = r([4, 3, 5], seed: 8)
         try GradientCheck.check([a, e]) { try T.productSum($0[0], $0[1], toShape: [4, 1, 5]) }
