@@ -607,6 +607,17 @@ func secondOrderGradientKernel<T: TensorScalar>(_ op: GradientKernel, _ x: Unsaf
 @_specialize(where T == Double)
 func productSumKernel<T: TensorScalar>(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>,
                                        outer: Int, length: Int, inner: Int) {
+    if inner == 1 && length == 4 {
+        // Four channels summed per row (the cutoff's gradient from triplet features): the same
+        // sums in the same order, without the general loop's bookkeeping per row.
+        ParallelLoop.forChunks(outer, work: outer * length) { r in
+            for o in r {
+                let ao = a + 4 &* o, bo = b + 4 &* o
+                y[o] = ao[0] * bo[0] + ao[1] * bo[1] + ao[2] * bo[2] + ao[3] * bo[3]
+            }
+        }
+        return
+    }
     ParallelLoop.forChunks(outer, work: outer * length * inner) { r in
         withChannelCount(inner) { inner in
         for o in r {

@@ -27,6 +27,21 @@ final class OperationGradientTests: XCTestCase {
         try GradientCheck.check([rows4, perRow]) { try $0[0] * $0[1] }
         try GradientCheck.check([rows4, perRow]) { try $0[1] - $0[0] }
         try GradientCheck.check([rows4, perRow]) { try $0[0] / $0[1] }
+        // The product-sum of such rows (a loop of its own), their sum and the copy of a value per row to them.
+        let other4 = r([7, 4], seed: 43), y4 = other4.scalars
+        func rowSums(_ term: (Int) -> Double) -> [Double] {
+            (0..<7).map { o -> Double in
+                var sum = 0.0
+                for c in 0..<4 { sum += term(4 * o + c) }
+                return sum
+            }
+        }
+        XCTAssertEqual(try T.productSum(rows4, other4, toShape: [7, 1]).scalars, rowSums { x4[$0] * y4[$0] })
+        XCTAssertEqual(try rows4.sum(axis: 1, keepingDimensions: true).scalars, rowSums { x4[$0] })
+        XCTAssertEqual(try perRow.expanded(to: [7, 4]).scalars, (0..<28).map { v[$0 / 4] })
+        try GradientCheck.check([rows4, other4]) { try T.productSum($0[0], $0[1], toShape: [7, 1]) }
+        try GradientCheck.check([rows4]) { try $0[0].sum(axis: 1, keepingDimensions: true).sin() }
+        try GradientCheck.check([perRow]) { try $0[0].expanded(to: [7, 4]).sin() }
         // The fused product-then-sum of broadcast backwards, directly.
         let e = r([4, 3, 5], seed: 8)
         try GradientCheck.check([a, e]) { try T.productSum($0[0], $0[1], toShape: [4, 1, 5]) }
