@@ -118,16 +118,15 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
         return try mapFirst.gather(rows: first) + mapSecond.gather(rows: second)
     }
 
-    /// `dense(x, name).split(axis: 1, parts: parts)`, each part from its own rows of the weight
-    /// (only the parts in `used`): a split's backward embeds every part's gradient in zeros of
-    /// the full width and sums them, three times the traffic of the parts themselves.
-    private func splitDense(_ x: Tensor<T>, _ name: String, parts: Int, used: Range<Int>? = nil) throws -> [Tensor<T>?] {
+    /// The parts `kept` of `dense(x, name).split(axis: 1, parts: parts)`, each from its own rows
+    /// of the weight: a split's backward embeds every part's gradient in zeros of the full width
+    /// and sums them, three times the traffic of the parts themselves.
+    private func splitDense(_ x: Tensor<T>, _ name: String, parts: Int, keeping kept: Range<Int>) throws -> [Tensor<T>] {
         let weight = try p(name + ".weight"), bias = try p(name + ".bias")
         let width = weight.shape[0] / parts
-        return try (0..<parts).map { k in
-            guard used?.contains(k) ?? true else { return nil }
-            return try linear(x, weight: weight.slice(axis: 0, start: k * width, length: width),
-                              bias: bias.slice(axis: 0, start: k * width, length: width))
+        return try kept.map { k in
+            try linear(x, weight: weight.slice(axis: 0, start: k * width, length: width),
+                       bias: bias.slice(axis: 0, start: k * width, length: width))
         }
     }
 
@@ -246,7 +245,7 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
             let m = try pairDense(hs, first: tin, second: tout, tb + "edge_neighbors") * dense(ts, tb + "triplet_proj")
             let dts = try gateMLP(m, tb + "triplet_gate") * tripletCut
             // The three weights of the vector message, each scaled by the cutoff.
-            let abc = try splitDense(dts, tb + "triplet_vec", parts: 3).compactMap { try $0.map { try ($0 * tripletCut).unsqueezed(1) } }
+            let abc = try splitDense(dts, tb + "triplet_vec", parts: 3, keeping: 0..<3).map { try ($0 * tripletCut).unsqueezed(1) }
             let dtv = try Tensor.weightedSum([tv, hv.gather(rows: tin), unitTriplet], weights: abc)
             let sumS = try dts.scatterAdd(rows: tout, count: ne)
             let sumV = try dtv.scatterAdd(rows: tout, count: ne)
@@ -264,8 +263,8 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
             let m2 = try pairDense(ns, first: src, second: dst, bb + "node_neighbors") * dense(es, bb + "edge_proj")
             let des = try gateMLP(m2, bb + "ns_mess") * edgeCut
             // The node vectors start at zero, so their term (the first weight) is left out of the first layer.
-            let edgeWeights = try splitDense(des, bb + "edge_vec", parts: 3, used: l == 0 ? 1..<3 : 0..<3)
-                .compactMap { try $0.map { try ($0 * edgeCut).unsqueezed(1) } }
+            let edgeWeights = try splitDense(des, bb + "edge_vec", parts: 3, keeping: l == 0 ? 1..<3 : 0..<3)
+                .map { try ($0 * edgeCut).unsqueezed(1) }
             let dev = l == 0
                 ? try Tensor.weightedSum([ev, scaledUnit], weights: edgeWeights)
                 : try Tensor.weightedSum([nv.gather(rows: src), ev, scaledUnit], weights: edgeWeights)

@@ -222,24 +222,15 @@ func broadcastLoop<T: TensorScalar, Op: ElementOperation>(
         else if ia == 0 && ib == 1 { let av = ar[0]; for i in 0..<count { yr[i] = f(av, br[i]) } }
         else { for i in 0..<count { yr[i] = f(ar[i * ia], br[i * ib]) } }
     }
-    let oneValuePerRow = (ia == 1 && ib == 0 && plan.stridesA.first == 4 && plan.stridesB.first == 1)
-        || (ia == 0 && ib == 1 && plan.stridesA.first == 1 && plan.stridesB.first == 4)
-    if rank == 2 && inner == 4 && oneValuePerRow {
-        // Rows of four channels, one operand a value per row (`[rows, 4]` and `[rows, 1]`, the
-        // triplet features and their cutoffs): a plain loop over rows. Through the row walk
-        // below, each row of four paid an offset product, an overflow check and a branch.
-        let rows = plan.sizes[0]
+    if rank == 2 {
+        // One outer axis (a matrix against a row, a column or a matrix): rows of a literal
+        // length where there is one, offsets without overflow checks. Through `walkRows` each
+        // short row paid an offset product, an overflow check and a branch (`[rows, 4]` against
+        // `[rows, 1]`, triplet features and their cutoffs: the largest item of a training step).
+        let rows = plan.sizes[0], rowA = plan.stridesA[0], rowB = plan.stridesB[0]
         ParallelLoop.forChunks(rows, work: n) { r in
-            if ia == 1 {
-                for row in r {
-                    let yr = y + 4 &* row, ar = a + 4 &* row, bv = b[row]
-                    yr[0] = f(ar[0], bv); yr[1] = f(ar[1], bv); yr[2] = f(ar[2], bv); yr[3] = f(ar[3], bv)
-                }
-            } else {
-                for row in r {
-                    let yr = y + 4 &* row, br = b + 4 &* row, av = a[row]
-                    yr[0] = f(av, br[0]); yr[1] = f(av, br[1]); yr[2] = f(av, br[2]); yr[3] = f(av, br[3])
-                }
+            withChannelCount(inner) { inner in
+                for row in r { rowLoop(y + row &* inner, a + row &* rowA, b + row &* rowB, inner) }
             }
         }
         return
@@ -607,13 +598,17 @@ func secondOrderGradientKernel<T: TensorScalar>(_ op: GradientKernel, _ x: Unsaf
 @_specialize(where T == Double)
 func productSumKernel<T: TensorScalar>(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>,
                                        outer: Int, length: Int, inner: Int) {
-    if inner == 1 && length == 4 {
-        // Four channels summed per row (the cutoff's gradient from triplet features): the same
-        // sums in the same order, without the general loop's bookkeeping per row.
+    if inner == 1 {
+        // A sum per row (the cutoffs' gradients from triplet features: four channels), of a
+        // literal length where there is one.
         ParallelLoop.forChunks(outer, work: outer * length) { r in
-            for o in r {
-                let ao = a + 4 &* o, bo = b + 4 &* o
-                y[o] = ao[0] * bo[0] + ao[1] * bo[1] + ao[2] * bo[2] + ao[3] * bo[3]
+            withChannelCount(length) { length in
+                for o in r {
+                    var s: T = 0
+                    let ao = a + o &* length, bo = b + o &* length
+                    for l in 0..<length { s += ao[l] * bo[l] }
+                    y[o] = s
+                }
             }
         }
         return
@@ -622,13 +617,6 @@ func productSumKernel<T: TensorScalar>(_ a: UnsafePointer<T>, _ b: UnsafePointer
         withChannelCount(inner) { inner in
         for o in r {
             let yo = y + o * inner
-            if inner == 1 {
-                var s: T = 0
-                let ao = a + o * length, bo = b + o * length
-                for l in 0..<length { s += ao[l] * bo[l] }
-                yo[0] = s
-                continue
-            }
             for i in 0..<inner { yo[i] = 0 }
             for l in 0..<length {
                 let al = a + (o * length + l) * inner, bl = b + (o * length + l) * inner

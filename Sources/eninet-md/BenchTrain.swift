@@ -43,10 +43,12 @@ struct BenchTrain: ParsableCommand {
             print(String(format: "batch %d: %9.2f ms per step   (reference: %.0f ms; goal: %.1f ms)", r.batch, r.step, reference, reference / 10))
             // A step differentiates the forces once more, so it costs a multiple of an energy and
             // force evaluation of the same batch: the reference's own steps take about 2.3 times
-            // its evaluations. Below that multiple of the inference path, no step can go.
+            // its evaluations, and a step as lean as the inference path would still be about that
+            // multiple of it.
+            let referenceEvaluation = Self.referenceEnergyForceMilliseconds[r.batch] ?? .nan
             print(String(format: "         energy + forces of the batch: %.2f ms on the inference path (the step is %.1f times that), %.2f ms through Tensors (%.1f times); reference: %.0f ms (%.2f times)",
                              r.inference, r.step / r.inference, r.tensors, r.step / r.tensors,
-                             Self.referenceEnergyForceMilliseconds[r.batch] ?? 0, reference / (Self.referenceEnergyForceMilliseconds[r.batch] ?? 1)))
+                             referenceEvaluation, reference / referenceEvaluation))
         }
         for r in results { print(String(format: "RESULT train_step_ms_small_aspirin_b%d %.3f ms", r.batch, r.step)) }
         for r in results { print(String(format: "RESULT train_batch_ef_ms_small_aspirin_b%d %.3f ms", r.batch, r.inference)) }

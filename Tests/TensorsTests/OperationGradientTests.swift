@@ -17,8 +17,8 @@ final class OperationGradientTests: XCTestCase {
         try GradientCheck.check([a, c]) { try $0[0] * $0[1] }
         try GradientCheck.check([a, d]) { try $0[0] / $0[1] }
         try GradientCheck.check([d, a]) { try $0[0] * $0[1] * $0[1] }
-        // Rows of four channels against one value per row (a loop of its own in the kernel),
-        // both operand orders, and an odd row count.
+        // Rows of four channels against one value per row (the kernel's loop over one outer
+        // axis, with rows of a literal length), both operand orders, and an odd row count.
         let rows4 = r([7, 4], seed: 41), perRow = r([7, 1], 0.5...2, seed: 42)
         let x4 = rows4.scalars, v = perRow.scalars
         XCTAssertEqual(try (rows4 - perRow).scalars, (0..<28).map { x4[$0] - v[$0 / 4] })
@@ -27,7 +27,7 @@ final class OperationGradientTests: XCTestCase {
         try GradientCheck.check([rows4, perRow]) { try $0[0] * $0[1] }
         try GradientCheck.check([rows4, perRow]) { try $0[1] - $0[0] }
         try GradientCheck.check([rows4, perRow]) { try $0[0] / $0[1] }
-        // The product-sum of such rows (a loop of its own), their sum and the copy of a value per row to them.
+        // The product-sum of such rows to one value per row, their sum and the copy of a value per row to them.
         let other4 = r([7, 4], seed: 43), y4 = other4.scalars
         func rowSums(_ term: (Int) -> Double) -> [Double] {
             (0..<7).map { o -> Double in
