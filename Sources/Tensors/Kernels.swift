@@ -130,39 +130,58 @@ struct BroadcastPlan {
     var stridesB: [Int] = []
     var count: Int
 
+    /// The plan for `a` against `b`, nil when they do not broadcast. The strides live in stack
+    /// scratch space and the axis arrays are reserved up front: padded copies of the shapes and
+    /// growing arrays cost about a dozen allocations per plan, and a training step makes
+    /// thousands of plans.
     init?(_ a: [Int], _ b: [Int]) {
-        let rank = max(a.count, b.count)
-        let pa = [Int](repeating: 1, count: rank - a.count) + a
-        let pb = [Int](repeating: 1, count: rank - b.count) + b
-        var out = [Int](repeating: 1, count: rank)
+        let rank = Swift.max(a.count, b.count)
+        let padA = rank - a.count, padB = rank - b.count
+        @inline(__always) func sizeA(_ i: Int) -> Int { i < padA ? 1 : a[i - padA] }
+        @inline(__always) func sizeB(_ i: Int) -> Int { i < padB ? 1 : b[i - padB] }
+        @inline(__always) func outputSize(_ i: Int) -> Int { let x = sizeA(i), y = sizeB(i); return x == 1 ? y : x }
+        // The output is usually one of the inputs' shapes (`[rows, 4]` against `[rows, 1]`):
+        // that array is shared, not built anew.
+        var outputIsA = a.count == rank, outputIsB = b.count == rank
         for i in 0..<rank {
-            if pa[i] == pb[i] { out[i] = pa[i] }
-            else if pa[i] == 1 { out[i] = pb[i] }
-            else if pb[i] == 1 { out[i] = pa[i] }
-            else { return nil }
+            let x = sizeA(i), y = sizeB(i)
+            guard x == y || x == 1 || y == 1 else { return nil }
+            if outputSize(i) != x { outputIsA = false }
+            if outputSize(i) != y { outputIsB = false }
         }
+        let out = outputIsA ? a : outputIsB ? b : (0..<rank).map(outputSize)
         outputShape = out
         count = out.reduce(1, *)
-        var sa = [Int](repeating: 0, count: rank), sb = sa
-        var accA = 1, accB = 1
-        for i in stride(from: rank - 1, through: 0, by: -1) {
-            sa[i] = pa[i] == 1 ? 0 : accA
-            sb[i] = pb[i] == 1 ? 0 : accB
-            accA *= pa[i]
-            accB *= pb[i]
-        }
-        // Merge axis i into the next inner one when both inputs step through them contiguously.
-        for i in 0..<rank where out[i] != 1 {
-            if let last = sizes.indices.last,
-               stridesA[last] == sa[i] * out[i], stridesB[last] == sb[i] * out[i] {
-                sizes[last] *= out[i]
-                stridesA[last] = sa[i]
-                stridesB[last] = sb[i]
-            } else {
-                sizes.append(out[i]); stridesA.append(sa[i]); stridesB.append(sb[i])
+        var sizes = [Int](), stridesA = [Int](), stridesB = [Int]()
+        sizes.reserveCapacity(rank)
+        stridesA.reserveCapacity(rank)
+        stridesB.reserveCapacity(rank)
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * rank) { strides in
+            // Each input's stride per output axis, 0 where it is broadcast.
+            var accA = 1, accB = 1
+            for i in stride(from: rank - 1, through: 0, by: -1) {
+                let x = sizeA(i), y = sizeB(i)
+                strides[2 * i] = x == 1 ? 0 : accA
+                strides[2 * i + 1] = y == 1 ? 0 : accB
+                accA *= x
+                accB *= y
+            }
+            // Merge axis i into the next inner one when both inputs step through them contiguously.
+            for i in 0..<rank where out[i] != 1 {
+                let sa = strides[2 * i], sb = strides[2 * i + 1]
+                if let last = sizes.indices.last, stridesA[last] == sa * out[i], stridesB[last] == sb * out[i] {
+                    sizes[last] *= out[i]
+                    stridesA[last] = sa
+                    stridesB[last] = sb
+                } else {
+                    sizes.append(out[i]); stridesA.append(sa); stridesB.append(sb)
+                }
             }
         }
         if sizes.isEmpty { sizes = [1]; stridesA = [0]; stridesB = [0] }
+        self.sizes = sizes
+        self.stridesA = stridesA
+        self.stridesB = stridesB
     }
 }
 

@@ -60,7 +60,7 @@ extension Tensor {
         guard var p = BroadcastPlan(shape, target), p.outputShape == target else {
             throw TensorError.shape("expand", shape, target)
         }
-        p.stridesB = [Int](repeating: 0, count: p.stridesB.count)
+        for k in p.stridesB.indices { p.stridesB[k] = 0 }
         let s = Storage<Scalar>.make(count: p.count)
         broadcastCopyKernel(p, storage.base, s.base)
         return Tensor.result(target, s, "expand", self) { g, y, _ in
@@ -73,15 +73,16 @@ extension Tensor {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     func reduced(_ kernel: ReduceKernel, axes: [Int], _ name: String) throws -> (Storage<Scalar>, [Int]) {
-        var normalized = Set<Int>()
-        for a in axes { normalized.insert(try normalizedAxis(a, name)) }
-        let sorted = normalized.sorted()
+        // Sorted in place, repeats skipped below: a set and its sorted copy cost two
+        // allocations and hashing on every reduction of a backward pass.
+        var sorted = try axes.map { try normalizedAxis($0, name) }
+        sorted.sort()
         var current = storage
         var cs = shape
         var i = 0
         while i < sorted.count {
             var j = i
-            while j + 1 < sorted.count && sorted[j + 1] == sorted[j] + 1 { j += 1 }
+            while j + 1 < sorted.count && (sorted[j + 1] == sorted[j] + 1 || sorted[j + 1] == sorted[j]) { j += 1 }
             let lo = sorted[i], hi = sorted[j]
             let outer = cs[..<lo].reduce(1, *)
             let length = cs[lo...hi].reduce(1, *)

@@ -33,7 +33,7 @@ enum SmallKernelGEMM {
     /// Whether the products are cut: when the OpenBLAS kernel set in use has the small-matrix
     /// kernels (read once: OpenBLAS picks its kernel set when it loads). Tests set it to run the
     /// cut paths on any kernel set.
-    nonisolated(unsafe) static var isEnabled: Bool = {
+    @exclusivity(unchecked) nonisolated(unsafe) static var isEnabled: Bool = {
         guard let name = openblas_get_corename() else { return false }
         return ["skylakex", "cooperlake", "sapphirerapids"].contains(String(cString: name).lowercased())
     }()
@@ -164,7 +164,7 @@ enum SmallKernelGEMM {
     static let warmedOperandElements = 16_384
 
     /// Written by ``warm(_:rows:columns:stride:)`` so that its reads are not optimised away.
-    nonisolated(unsafe) static var warmingSink: Float = 0
+    @exclusivity(unchecked) nonisolated(unsafe) static var warmingSink: Float = 0
 
     /// Reads one element of every cache line of a `rows × columns` block with row stride `stride`.
     static func warm(_ source: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int) {

@@ -12,10 +12,12 @@ public final class BufferPool: @unchecked Sendable {
     public static let shared = BufferPool()
 
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private var free: [[UnsafeMutableRawPointer]]
-    private var pooledBytes = 0
-    private var liveBytes = 0
-    private var maximumLiveBytes = 0
+    // Every access holds the mutex, so the runtime's exclusivity checks (one per access, a
+    // share of every small tensor's cost) guard nothing.
+    @exclusivity(unchecked) private var free: [[UnsafeMutableRawPointer]]
+    @exclusivity(unchecked) private var pooledBytes = 0
+    @exclusivity(unchecked) private var liveBytes = 0
+    @exclusivity(unchecked) private var maximumLiveBytes = 0
 
     init() {
         mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
@@ -24,7 +26,7 @@ public final class BufferPool: @unchecked Sendable {
     }
 
     /// The most bytes of free blocks kept for reuse.
-    public var byteLimit = 256 << 20
+    @exclusivity(unchecked) public var byteLimit = 256 << 20
 
     /// Bytes currently handed out to live tensors.
     public var bytesInUse: Int { locked { liveBytes } }
@@ -132,18 +134,21 @@ final class Storage<Scalar: TensorScalar>: ManagedBuffer<StorageHeader<Scalar>, 
         return s
     }
 
-    @inline(__always) var base: UnsafeMutablePointer<Scalar> { header.base }
-    @inline(__always) var count: Int { header.count }
+    // Read through the header's pointer: `header` is a stored class property, and each read of
+    // it paid a runtime exclusivity check (`swift_beginAccess`), several per tensor operation.
+    @inline(__always) private var storedHeader: StorageHeader<Scalar> { withUnsafeMutablePointerToHeader { $0.pointee } }
+    @inline(__always) var base: UnsafeMutablePointer<Scalar> { storedHeader.base }
+    @inline(__always) var count: Int { storedHeader.count }
 
     deinit {
-        let h = header
+        let h = storedHeader
         if h.pooledSize > 0 { BufferPool.shared.release(UnsafeMutableRawPointer(h.base), size: h.pooledSize) }
     }
 }
 
 /// Splits large loops over threads; small ones run inline.
 enum ParallelLoop {
-    nonisolated(unsafe) static var threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    @exclusivity(unchecked) nonisolated(unsafe) static var threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     /// Below this many scalar operations a loop is not worth a thread hand-off.
     static let grain = 1 << 15

@@ -101,13 +101,16 @@ public final class Tensor<Scalar: TensorScalar> {
 
     deinit {
         // A long chain of results would otherwise be released recursively, one stack frame per
-        // link; unlink uniquely held inputs iteratively instead.
-        if !inputs.isEmpty { Tensor.unlink(&inputs) }
+        // link; unlink uniquely held inputs iteratively instead. Every test of `inputs` is left
+        // to `unlink`, which is specialised: here, in the class's generic deinit, even `isEmpty`
+        // looked up the array type's metadata at run time, for every tensor freed.
+        Tensor.unlink(&inputs)
     }
 
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     static func unlink(_ inputs: inout [Tensor]) {
+        if inputs.isEmpty { return }
         // Usually every input outlives this tensor (or has no history); then nothing to do.
         var chained = false
         for i in inputs.indices where !inputs[i].inputs.isEmpty && isKnownUniquelyReferenced(&inputs[i]) {

@@ -103,6 +103,47 @@ final class KernelAccuracyTests: XCTestCase {
         for (u, v) in zip(scattered, expected) { XCTAssertEqual(u, v, accuracy: 1e-12) }
     }
 
+    /// Operands of different ranks (the shorter shape padded with leading ones), an output
+    /// shape that is neither operand's, an empty axis against a broadcast one, and shapes that
+    /// do not broadcast; and reductions whose axes repeat or count from the end, against the
+    /// same reduction with each axis once.
+    func testBroadcastOfDifferentRanksAndRepeatedReductionAxes() throws {
+        var rng = SplitMix64(seed: 33)
+        for (shapeA, shapeB) in [([4], [5, 3, 4]), ([5, 3, 4], [3, 1]), ([3, 1], [1, 4]), ([2, 1, 4], [3, 1]), ([], [2, 3])] {
+            let a = Tensor<Double>.randomUniform(shapeA, in: -1...1, using: &rng)
+            let b = Tensor<Double>.randomUniform(shapeB, in: -1...1, using: &rng)
+            let y = try a * b
+            let rank = max(shapeA.count, shapeB.count)
+            let paddedA = [Int](repeating: 1, count: rank - shapeA.count) + shapeA
+            let paddedB = [Int](repeating: 1, count: rank - shapeB.count) + shapeB
+            let out = zip(paddedA, paddedB).map { max($0, $1) }
+            XCTAssertEqual(y.shape, out, "\(shapeA) * \(shapeB)")
+            func flat(_ index: [Int], _ shape: [Int]) -> Int { zip(index, shape).reduce(0) { $0 * $1.1 + ($1.1 == 1 ? 0 : $1.0) } }
+            let av = a.scalars, bv = b.scalars, yv = y.scalars
+            var index = [Int](repeating: 0, count: rank)
+            for q in 0..<out.reduce(1, *) {
+                var rem = q
+                for d in stride(from: rank - 1, through: 0, by: -1) { index[d] = rem % out[d]; rem /= out[d] }
+                XCTAssertEqual(yv[q], av[flat(index, paddedA)] * bv[flat(index, paddedB)], "\(shapeA) * \(shapeB) at \(index)")
+            }
+        }
+        let empty = try Tensor<Double>.zeros([0, 3]) + Tensor<Double>.zeros([1, 3])
+        XCTAssertEqual(empty.shape, [0, 3])
+        XCTAssertThrowsError(try Tensor<Double>.zeros([2, 3]) * Tensor<Double>.zeros([3, 2]))
+        XCTAssertThrowsError(try Tensor<Double>.zeros([0, 3]) + Tensor<Double>.zeros([2, 3]))
+
+        let x = Tensor<Double>.randomUniform([3, 4, 5], in: -1...1, using: &rng)
+        let once = try x.sum(axes: [0, 2]).scalars
+        XCTAssertEqual(once.count, 4)
+        for axes in [[2, 0, 2], [0, -1], [-3, 2, 0]] {
+            let repeated = try x.sum(axes: axes)
+            XCTAssertEqual(repeated.shape, [4], "axes \(axes)")
+            for (u, v) in zip(repeated.scalars, once) { XCTAssertEqual(u, v, accuracy: 1e-13, "axes \(axes)") }
+        }
+        XCTAssertEqual(try x.sum(axes: [1, 1, 2], keepingDimensions: true).shape, [3, 1, 1])
+        XCTAssertThrowsError(try x.sum(axes: [3]))
+    }
+
     /// Every broadcast pattern of two rank-3 and rank-4 operands, with rows of 1 to 9 elements
     /// (4 and 8 take literal-length loops, rank 3 and up with short rows walks blocks), against
     /// an index-by-index loop; and the channel sums of `productSum` and `weightedSum` at 4 and 8
