@@ -32,6 +32,9 @@ struct BenchEninet: ParsableCommand {
     @Option(help: "Thread counts to measure (comma-separated).")
     var threads = "1,2"
 
+    @Flag(help: "Also print, per case, GEMM's share of a 1-thread evaluation and its shapes by time.")
+    var gemmShapes = false
+
     /// The reference code's medians (ms, 1 thread, float32, energy+forces as its forward computes them).
     static let referenceMilliseconds: [String: Double] = [
         "small_aspirin": 25.1, "small_aspirin10": 144, "md17_aspirin": 257, "md17_aspirin10": 2125,
@@ -72,6 +75,7 @@ struct BenchEninet: ParsableCommand {
                                  graph.tripletCount, median, ref))
                     if threads == 1 { results.append((key, median)) }
                 }
+                if gemmShapes { try printGEMMShapes(model: model, system: system, graph: graph) }
                 if config == "md17" && name == "aspirin" && timesReferenceCases {
                     TensorThreads.set(1)
                     ENINetProfile.reset()
@@ -117,6 +121,28 @@ struct BenchEninet: ParsableCommand {
         for (key, value) in results { print(String(format: "RESULT eninet_ef_ms_%@ %.3f ms", key, value)) }
         if models.contains(where: { $0.label == "md17" }) && timesReferenceCases {
             print(String(format: "RESULT eninet_gemm_fraction_md17 %.3f ratio", gemmFraction))
+        }
+    }
+
+    /// GEMM's share of ten 1-thread evaluations and the shapes that take its time: how much of
+    /// a case's time a faster GEMM could save at most, and which shapes run below the large-GEMM rate.
+    private func printGEMMShapes(model: ENINetModel, system: (numbers: [Int], positions: [Vec3], cell: Cell?), graph: ENINetGraph) throws {
+        TensorThreads.set(1)
+        ENINetProfile.reset()
+        ENINetProfile.isEnabled = true
+        defer { ENINetProfile.isEnabled = false }
+        let evaluations = 10
+        let start = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<evaluations { _ = try model.evaluate(atomicNumbers: system.numbers, positions: system.positions, graph: graph) }
+        let total = Double(DispatchTime.now().uptimeNanoseconds - start)
+        print(String(format: "  GEMM, 1 thread: %.1f MFLOP in %d calls per evaluation, %.2f of %.2f ms (%.0f%%)",
+                     Double(ENINetProfile.gemmFlops) / Double(evaluations) * 1e-6, ENINetProfile.gemmCalls / evaluations,
+                     Double(ENINetProfile.gemmNanoseconds) / Double(evaluations) * 1e-6, total / Double(evaluations) * 1e-6,
+                     100 * Double(ENINetProfile.gemmNanoseconds) / total))
+        for (shape, tally) in ENINetProfile.shapes.sorted(by: { $0.value.nanoseconds > $1.value.nanoseconds }).prefix(16) {
+            print(String(format: "    %5d × %4d × %4d  %@ %@  %3d calls  %7.3f ms  %6.1f GFLOP/s", shape.m, shape.n, shape.k,
+                         shape.transposeB ? "Bᵀ" : "B ", shape.accumulates ? "C+=" : "C= ", tally.calls / evaluations,
+                         Double(tally.nanoseconds) / Double(evaluations) * 1e-6, Double(tally.flops) / Double(max(tally.nanoseconds, 1))))
         }
     }
 

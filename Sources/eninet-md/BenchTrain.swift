@@ -22,6 +22,9 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Threads.")
     var threads = 1
 
+    @Option(help: "Batch sizes to time (comma-separated; 1 to 8).")
+    var batches = "1,8"
+
     @Flag(help: "Run the network in Double instead of Float.")
     var double = false
 
@@ -34,24 +37,38 @@ struct BenchTrain: ParsableCommand {
 
     func run() throws {
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
+        _ = try batchSizes
         TensorThreads.set(threads)
         let frames = try aspirinFrames(count: 8)
         print("ENINet training step (E + F loss, double backward, AdamW), 'small' on aspirin, \(double ? "Double" : "Float"), median of \(repetitions); threads \(threads) (machine: \(ProcessInfo.processInfo.activeProcessorCount)); OpenBLAS core \(TensorThreads.blasCore)")
         let results = double ? try measure(Double.self, frames) : try measure(Float.self, frames)
         for r in results {
-            let reference = Self.referenceMilliseconds[r.batch] ?? 0
-            print(String(format: "batch %d: %9.2f ms per step   (reference: %.0f ms; goal: %.1f ms)", r.batch, r.step, reference, reference / 10))
+            let reference = Self.referenceMilliseconds[r.batch] ?? .nan
+            let beside = reference.isNaN ? "(the reference was timed at batches 1 and 8 only)"
+                : String(format: "(reference: %.0f ms; goal: %.1f ms)", reference, reference / 10)
+            print(String(format: "batch %d: %9.2f ms per step   %@", r.batch, r.step, beside))
             // A step differentiates the forces once more, so it costs a multiple of an energy and
             // force evaluation of the same batch: the reference's own steps take about 2.3 times
             // its evaluations, and a step as lean as the inference path would still be about that
             // multiple of it.
-            let referenceEvaluation = Self.referenceEnergyForceMilliseconds[r.batch] ?? .nan
-            print(String(format: "         energy + forces of the batch: %.2f ms on the inference path (the step is %.1f times that), %.2f ms through Tensors (%.1f times); reference: %.0f ms (%.2f times)",
-                             r.inference, r.step / r.inference, r.tensors, r.step / r.tensors,
-                             referenceEvaluation, reference / referenceEvaluation))
+            let referenceEvaluation = Self.referenceEnergyForceMilliseconds[r.batch].map {
+                String(format: "; reference: %.0f ms (%.2f times)", $0, reference / $0)
+            } ?? ""
+            print(String(format: "         energy + forces of the batch: %.2f ms on the inference path (the step is %.1f times that), %.2f ms through Tensors (%.1f times)%@",
+                             r.inference, r.step / r.inference, r.tensors, r.step / r.tensors, referenceEvaluation))
         }
         for r in results { print(String(format: "RESULT train_step_ms_small_aspirin_b%d %.3f ms", r.batch, r.step)) }
         for r in results { print(String(format: "RESULT train_batch_ef_ms_small_aspirin_b%d %.3f ms", r.batch, r.inference)) }
+    }
+
+    /// `--batches` as numbers: a batch is at most the eight frames the benchmark reads.
+    private var batchSizes: [Int] {
+        get throws {
+            try batches.split(separator: ",").map { entry in
+                guard let b = Int(entry), (1...8).contains(b) else { throw ValidationError("--batches: '\(entry)' is not a batch size from 1 to 8") }
+                return b
+            }
+        }
     }
 
     /// Per batch size, medians over interleaved repetitions: the training step, and energy +
@@ -65,7 +82,7 @@ struct BenchTrain: ParsableCommand {
         let weights = LossWeights(energy: 1, forces: 10, dipole: 0)
         let prepared = try frames.map { try PreparedFrame($0, configuration: model.configuration) }
         var out: [(batch: Int, step: Double, inference: Double, tensors: Double)] = []
-        for b in [1, 8] {
+        for b in try batchSizes {
             let batch = try TrainingBatch(Array(prepared.prefix(b)))
             func step() throws {
                 let loss = try model.loss(on: batch, weights: weights)
