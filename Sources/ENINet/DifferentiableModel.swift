@@ -196,7 +196,11 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
         let rc = c.cutoff
 
         // Geometry: edge vectors from positions by gathers and constant image shifts.
-        let shifts = try Tensor<T>(shape: [ne, 3], scalars: graph.edgeShift.flatMap { [T($0.x), T($0.y), T($0.z)] })
+        // Filled in place: `flatMap` over the edges made a three-element array per edge, every step.
+        var shiftScalars = [T]()
+        shiftScalars.reserveCapacity(3 * ne)
+        for shift in graph.edgeShift { shiftScalars.append(T(shift.x)); shiftScalars.append(T(shift.y)); shiftScalars.append(T(shift.z)) }
+        let shifts = try Tensor<T>(shape: [ne, 3], scalars: shiftScalars)
         let d = try positions.gather(rows: dst) + shifts - positions.gather(rows: src)     // [E, 3]
         let r = try d.norm(axis: 1, keepingDimensions: true)                               // [E, 1]
         let u = try d / r
