@@ -110,11 +110,7 @@ struct BenchEninet: ParsableCommand {
                     print(String(format: "  over the whole evaluation: %.1f GFLOP/s at its best time %.2f ms (fraction %.3f, the RESULT), %.1f GFLOP/s at the median %.2f ms (fraction %.3f)",
                                  achieved, bestSeconds * 1e3, gemmFraction, achievedAtMedian, median, achievedAtMedian / large))
                     print("  GEMM shapes taking the most time (m × n × k, op(B), C):")
-                    for (shape, tally) in ENINetProfile.shapes.sorted(by: { $0.value.nanoseconds > $1.value.nanoseconds }).prefix(12) {
-                        print(String(format: "  %5d × %4d × %4d  %@ %@  %3d calls  %6.2f ms  %6.1f GFLOP/s", shape.m, shape.n, shape.k,
-                                     shape.transposeB ? "Bᵀ" : "B ", shape.accumulates ? "C+=" : "C= ", tally.calls,
-                                     Double(tally.nanoseconds) * 1e-6, Double(tally.flops) / Double(max(tally.nanoseconds, 1))))
-                    }
+                    Self.printShapeTable(evaluations: 1, rows: 12)
                 }
             }
         }
@@ -139,7 +135,13 @@ struct BenchEninet: ParsableCommand {
                      Double(ENINetProfile.gemmFlops) / Double(evaluations) * 1e-6, ENINetProfile.gemmCalls / evaluations,
                      Double(ENINetProfile.gemmNanoseconds) / Double(evaluations) * 1e-6, total / Double(evaluations) * 1e-6,
                      100 * Double(ENINetProfile.gemmNanoseconds) / total))
-        for (shape, tally) in ENINetProfile.shapes.sorted(by: { $0.value.nanoseconds > $1.value.nanoseconds }).prefix(16) {
+        Self.printShapeTable(evaluations: evaluations, rows: 16)
+    }
+
+    /// The `rows` GEMM shapes of ``ENINetProfile`` that took the most time, per evaluation of the
+    /// `evaluations` profiled: calls, milliseconds and GFLOP/s.
+    private static func printShapeTable(evaluations: Int, rows: Int) {
+        for (shape, tally) in ENINetProfile.shapes.sorted(by: { $0.value.nanoseconds > $1.value.nanoseconds }).prefix(rows) {
             print(String(format: "    %5d × %4d × %4d  %@ %@  %3d calls  %7.3f ms  %6.1f GFLOP/s", shape.m, shape.n, shape.k,
                          shape.transposeB ? "Bᵀ" : "B ", shape.accumulates ? "C+=" : "C= ", tally.calls / evaluations,
                          Double(tally.nanoseconds) / Double(evaluations) * 1e-6, Double(tally.flops) / Double(max(tally.nanoseconds, 1))))

@@ -1,7 +1,8 @@
 import Foundation
 import XCTest
 
-/// `bench eninet --model M --structure S`: the user's model on the user's structure.
+/// `bench eninet --model M --structure S`: the user's model on the user's structure; the
+/// benchmarks' options.
 final class BenchCommandTests: XCTestCase {
     private var model: String { CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/energy/ethanol-energy.safetensors").path }
     private var ethanol: String { CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/ethanol.xyz").path }
@@ -20,6 +21,35 @@ final class BenchCommandTests: XCTestCase {
         XCTAssertFalse(result.stdout.contains("gemm_fraction"))
         // Ethanol has 9 atoms, all within the 5 Å cutoff of each other: 72 directed edges.
         XCTAssertTrue(result.stdout.contains("9 atoms    72 edges"), result.stdout)
+    }
+
+    /// `--gemm-shapes`: GEMM's share of the evaluation, and shapes whose rows are the structure's
+    /// atoms, edges or triplets (for ethanol, 9 atoms, 72 edges and 504 triplets: multiples of 9).
+    func testGEMMShapesAreAShareOfTheEvaluationOverTheStructuresRows() throws {
+        let result = try CLI.run(["bench", "eninet", "--model", model, "--structure", ethanol, "--repetitions", "1",
+                                  "--threads", "1", "--gemm-shapes"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let summary = try XCTUnwrap(result.stdout.split(separator: "\n").first { $0.contains("GEMM, 1 thread:") }, result.stdout)
+        // "  GEMM, 1 thread: <MFLOP> MFLOP in <calls> calls per evaluation, <gemm> of <total> ms (<share>%)"
+        let numbers = summary.split(whereSeparator: { " ,()%".contains($0) }).compactMap { Double($0) }
+        XCTAssertEqual(numbers.count, 6, String(summary))
+        XCTAssertGreaterThan(numbers[1], 0)
+        XCTAssertGreaterThan(numbers[2], 0)
+        XCTAssertLessThanOrEqual(numbers[3], numbers[4])
+        let rows = result.stdout.split(separator: "\n").filter { $0.contains(" calls ") && $0.contains("GFLOP/s") }
+        XCTAssertFalse(rows.isEmpty, result.stdout)
+        for row in rows {
+            let m = try XCTUnwrap(Int(try XCTUnwrap(row.split(separator: " ").first)), String(row))
+            XCTAssertEqual(m % 9, 0, String(row))
+        }
+    }
+
+    func testABatchSizeOutsideTheFramesIsAnErrorNamingIt() throws {
+        let result = try CLI.run(["bench", "train", "--batches", "1,9"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertFalse(result.terminatedBySignal)
+        XCTAssertTrue(result.stderr.contains("--batches: '9'"), result.stderr)
+        XCTAssertFalse(result.stdout.contains("RESULT"))
     }
 
     func testABadThreadCountIsAnErrorNamingIt() throws {
