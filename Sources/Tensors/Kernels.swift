@@ -144,10 +144,10 @@ struct BroadcastPlan {
         // that array is shared, not built anew.
         var outputIsA = a.count == rank, outputIsB = b.count == rank
         for i in 0..<rank {
-            let x = sizeA(i), y = sizeB(i)
+            let x = sizeA(i), y = sizeB(i), o = outputSize(i)
             guard x == y || x == 1 || y == 1 else { return nil }
-            if outputSize(i) != x { outputIsA = false }
-            if outputSize(i) != y { outputIsB = false }
+            if o != x { outputIsA = false }
+            if o != y { outputIsB = false }
         }
         let out = outputIsA ? a : outputIsB ? b : (0..<rank).map(outputSize)
         outputShape = out

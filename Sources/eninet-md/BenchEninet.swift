@@ -42,10 +42,7 @@ struct BenchEninet: ParsableCommand {
 
     func run() throws {
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
-        let threadCounts = try threads.split(separator: ",").map { entry in
-            guard let n = Int(entry), n >= 1 else { throw ValidationError("--threads: '\(entry)' is not a thread count") }
-            return n
-        }
+        let threadCounts = try commaSeparatedIntegers(threads, option: "--threads", what: "a thread count", allowed: 1...Int.max)
         let systems = try benchmarkSystems()
         // The GEMM figure belongs to the reference md17 network on aspirin.
         let timesReferenceCases = model == nil && structure == nil
@@ -77,14 +74,8 @@ struct BenchEninet: ParsableCommand {
                 }
                 if gemmShapes { try printGEMMShapes(model: model, system: system, graph: graph) }
                 if config == "md17" && name == "aspirin" && timesReferenceCases {
-                    TensorThreads.set(1)
-                    ENINetProfile.reset()
-                    ENINetProfile.isEnabled = true
-                    let start = DispatchTime.now().uptimeNanoseconds
-                    _ = try model.evaluate(atomicNumbers: system.numbers, positions: system.positions, graph: graph)
-                    let total = DispatchTime.now().uptimeNanoseconds - start
-                    ENINetProfile.isEnabled = false
-                    let timeInGEMM = Double(ENINetProfile.gemmNanoseconds) / Double(max(total, 1))
+                    let total = try Self.profiledNanoseconds(model: model, system: system, graph: graph, evaluations: 1)
+                    let timeInGEMM = Double(ENINetProfile.gemmNanoseconds) / max(total, 1)
                     let flops = Double(ENINetProfile.gemmFlops)
                     guard let median = results.last(where: { $0.0 == "md17_aspirin" })?.1 else {
                         throw ValidationError("--threads must include 1 for the md17 GEMM figure")
@@ -123,19 +114,26 @@ struct BenchEninet: ParsableCommand {
     /// GEMM's share of ten 1-thread evaluations and the shapes that take its time: how much of
     /// a case's time a faster GEMM could save at most, and which shapes run below the large-GEMM rate.
     private func printGEMMShapes(model: ENINetModel, system: (numbers: [Int], positions: [Vec3], cell: Cell?), graph: ENINetGraph) throws {
-        TensorThreads.set(1)
-        ENINetProfile.reset()
-        ENINetProfile.isEnabled = true
-        defer { ENINetProfile.isEnabled = false }
         let evaluations = 10
-        let start = DispatchTime.now().uptimeNanoseconds
-        for _ in 0..<evaluations { _ = try model.evaluate(atomicNumbers: system.numbers, positions: system.positions, graph: graph) }
-        let total = Double(DispatchTime.now().uptimeNanoseconds - start)
+        let total = try Self.profiledNanoseconds(model: model, system: system, graph: graph, evaluations: evaluations)
         print(String(format: "  GEMM, 1 thread: %.1f MFLOP in %d calls per evaluation, %.2f of %.2f ms (%.0f%%)",
                      Double(ENINetProfile.gemmFlops) / Double(evaluations) * 1e-6, ENINetProfile.gemmCalls / evaluations,
                      Double(ENINetProfile.gemmNanoseconds) / Double(evaluations) * 1e-6, total / Double(evaluations) * 1e-6,
                      100 * Double(ENINetProfile.gemmNanoseconds) / total))
         Self.printShapeTable(evaluations: evaluations, rows: 16)
+    }
+
+    /// The wall-clock nanoseconds of `evaluations` 1-thread evaluations, with ``ENINetProfile``
+    /// reset before them and holding their GEMM tallies after.
+    private static func profiledNanoseconds(model: ENINetModel, system: (numbers: [Int], positions: [Vec3], cell: Cell?),
+                                            graph: ENINetGraph, evaluations: Int) throws -> Double {
+        TensorThreads.set(1)
+        ENINetProfile.reset()
+        ENINetProfile.isEnabled = true
+        defer { ENINetProfile.isEnabled = false }
+        let start = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<evaluations { _ = try model.evaluate(atomicNumbers: system.numbers, positions: system.positions, graph: graph) }
+        return Double(DispatchTime.now().uptimeNanoseconds - start)
     }
 
     /// The `rows` GEMM shapes of ``ENINetProfile`` that took the most time, per evaluation of the

@@ -37,11 +37,11 @@ struct BenchTrain: ParsableCommand {
 
     func run() throws {
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
-        _ = try batchSizes
+        let batchSizes = try commaSeparatedIntegers(batches, option: "--batches", what: "a batch size from 1 to 8", allowed: 1...8)
         TensorThreads.set(threads)
         let frames = try aspirinFrames(count: 8)
         print("ENINet training step (E + F loss, double backward, AdamW), 'small' on aspirin, \(double ? "Double" : "Float"), median of \(repetitions); threads \(threads) (machine: \(ProcessInfo.processInfo.activeProcessorCount)); OpenBLAS core \(TensorThreads.blasCore)")
-        let results = double ? try measure(Double.self, frames) : try measure(Float.self, frames)
+        let results = double ? try measure(Double.self, frames, batchSizes) : try measure(Float.self, frames, batchSizes)
         for r in results {
             let reference = Self.referenceMilliseconds[r.batch] ?? .nan
             let beside = reference.isNaN ? "(the reference was timed at batches 1 and 8 only)"
@@ -61,19 +61,9 @@ struct BenchTrain: ParsableCommand {
         for r in results { print(String(format: "RESULT train_batch_ef_ms_small_aspirin_b%d %.3f ms", r.batch, r.inference)) }
     }
 
-    /// `--batches` as numbers: a batch is at most the eight frames the benchmark reads.
-    private var batchSizes: [Int] {
-        get throws {
-            try batches.split(separator: ",").map { entry in
-                guard let b = Int(entry), (1...8).contains(b) else { throw ValidationError("--batches: '\(entry)' is not a batch size from 1 to 8") }
-                return b
-            }
-        }
-    }
-
     /// Per batch size, medians over interleaved repetitions: the training step, and energy +
     /// forces of the same batch on the inference path and through `Tensors` (no graph kept).
-    private func measure<T: ENINetFloat>(_: T.Type, _ frames: [TrainingFrame]) throws
+    private func measure<T: ENINetFloat>(_: T.Type, _ frames: [TrainingFrame], _ batchSizes: [Int]) throws
         -> [(batch: Int, step: Double, inference: Double, tensors: Double)] {
         let file = try ENINetModelFile(contentsOf: reference + "/eninet-small.safetensors")
         let model = try ENINetDifferentiableModel<T>(file: file)
@@ -82,7 +72,7 @@ struct BenchTrain: ParsableCommand {
         let weights = LossWeights(energy: 1, forces: 10, dipole: 0)
         let prepared = try frames.map { try PreparedFrame($0, configuration: model.configuration) }
         var out: [(batch: Int, step: Double, inference: Double, tensors: Double)] = []
-        for b in try batchSizes {
+        for b in batchSizes {
             let batch = try TrainingBatch(Array(prepared.prefix(b)))
             func step() throws {
                 let loss = try model.loss(on: batch, weights: weights)
