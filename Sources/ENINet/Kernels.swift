@@ -23,63 +23,14 @@ enum Dense {
                     .add(nanoseconds: elapsed, flops: 2 * m * n * k)
             }
         }
-        if n == 4 && !transposeB && (beta == 0 || beta == 1) {
-            fourColumnProduct(m: m, k: k, a, lda: lda ?? k, b, accumulate: beta == 1, c, ldc: ldc ?? n)
-            return
-        }
-        if k == 4 && !transposeB && (beta == 0 || beta == 1) {
+        // Products with four columns are left to `tensorGEMM`, whose register loop for them
+        // (Tensors' `FourColumnGEMM`) the training step's products share.
+        if k == 4 && n != 4 && !transposeB && (beta == 0 || beta == 1) {
             narrowProduct(m: m, n: n, a, lda: lda ?? k, b, accumulate: beta == 1, c, ldc: ldc ?? n)
             return
         }
         T.tensorGEMM(transposeA: false, transposeB: transposeB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda ?? k,
                      b: b, ldb: transposeB ? k : n, beta: beta, c: c, ldc: ldc ?? n)
-    }
-
-    /// `C (+)= A · B` with four columns (edge features mapped to the triplet features' width):
-    /// each row of C is one four-lane sum over k, eight rows at a time so that eight independent
-    /// multiply-add chains cover the instruction's latency. OpenBLAS packs A for these and runs
-    /// `[9180, 32] · [32, 4]` at about 18 GFLOP/s (a 4-wide C leaves its kernels idle), and
-    /// `narrowProduct` would leave all four columns to its scalar tail.
-    @inline(__always)
-    static func fourColumnProduct<T: ENINetFloat>(m: Int, k: Int, _ a: UnsafePointer<T>, lda: Int, _ b: UnsafePointer<T>,
-                                                  accumulate: Bool, _ c: UnsafeMutablePointer<T>, ldc: Int) {
-        @inline(__always) func store(_ value: SIMD4<T>, _ p: UnsafeMutablePointer<T>) {
-            p.setQuad(0, accumulate ? value + p.quad(0) : value)
-        }
-        var r = 0
-        while r + 8 <= m {
-            // Row pointers advanced together: indices like `5 * lda + q` cost an overflow check
-            // each per step, more instructions than the multiply-adds.
-            var x0 = a + r * lda, x1 = x0 + lda, x2 = x1 + lda, x3 = x2 + lda
-            var x4 = x3 + lda, x5 = x4 + lda, x6 = x5 + lda, x7 = x6 + lda
-            var w = b
-            let end = b + 4 * k
-            var s0 = SIMD4<T>(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0
-            while w != end {
-                let wq = w.quad(0)
-                s0 = s0.adding(SIMD4(repeating: x0.pointee), times: wq)
-                s1 = s1.adding(SIMD4(repeating: x1.pointee), times: wq)
-                s2 = s2.adding(SIMD4(repeating: x2.pointee), times: wq)
-                s3 = s3.adding(SIMD4(repeating: x3.pointee), times: wq)
-                s4 = s4.adding(SIMD4(repeating: x4.pointee), times: wq)
-                s5 = s5.adding(SIMD4(repeating: x5.pointee), times: wq)
-                s6 = s6.adding(SIMD4(repeating: x6.pointee), times: wq)
-                s7 = s7.adding(SIMD4(repeating: x7.pointee), times: wq)
-                x0 += 1; x1 += 1; x2 += 1; x3 += 1; x4 += 1; x5 += 1; x6 += 1; x7 += 1
-                w += 4
-            }
-            let y = c + r * ldc
-            store(s0, y); store(s1, y + ldc); store(s2, y + 2 * ldc); store(s3, y + 3 * ldc)
-            store(s4, y + 4 * ldc); store(s5, y + 5 * ldc); store(s6, y + 6 * ldc); store(s7, y + 7 * ldc)
-            r += 8
-        }
-        while r < m {
-            let x = a + r * lda
-            var s = SIMD4<T>()
-            for q in 0..<k { s = s.adding(SIMD4(repeating: x[q]), times: b.quad(4 * q)) }
-            store(s, c + r * ldc)
-            r += 1
-        }
     }
 
     /// `C (+)= A · B` with an inner dimension of 4 (the triplet features' width): a pass over C

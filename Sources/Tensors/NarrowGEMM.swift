@@ -4,8 +4,7 @@
 /// There OpenBLAS packs both operands into panels first and spent 115 µs per call on
 /// `[35004, 4]ᵀ · [35004, 4]` in a batch-8 training step (about 10 GB/s of operands); the sum of
 /// outer products below takes about 50. The row-wise products of the same width
-/// (`[35004, 4] · [4, 4]`) were tried the same way and gained nothing: they move as many bytes
-/// as OpenBLAS does (`Docs/model-files.md`, session of 2026-12-05).
+/// (`[35004, 4] · [4, 4]`) are ``FourColumnGEMM``'s.
 enum NarrowGEMM {
     /// Below this many summed rows OpenBLAS's fixed costs do not matter and it keeps the product.
     static let minimumRows = 256

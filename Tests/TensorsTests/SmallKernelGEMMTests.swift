@@ -6,7 +6,8 @@ import XCTest
 /// `Aᵀ·B` summed over pieces of k, with strides and with beta 0 and 1; and uncut, as on kernel
 /// sets without the small kernels, where beta 0 is a zero fill and an accumulating product,
 /// weight gradients of the triplet width are sums of outer products (`NarrowGEMM`) and narrow
-/// `A·B` runs in register tiles (`TileGEMM`).
+/// `A·B` runs in register tiles (`TileGEMM`); and, on every kernel set, products with four
+/// columns in register loops (`FourColumnGEMM`).
 final class SmallKernelGEMMTests: XCTestCase {
     struct Case { let ta: Bool, tb: Bool, m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int, beta: Float }
 
@@ -42,6 +43,46 @@ final class SmallKernelGEMMTests: XCTestCase {
         for c in cases {
             let taken = c.transposed ? TileGEMM.takesTransposed(m: c.m, n: c.n, k: c.k) : TileGEMM.takes(m: c.m, n: c.n, k: c.k)
             XCTAssertEqual(taken, c.taken, "\(c.transposed ? "Aᵀ·B" : "A·B") \(c.m)×\(c.n)×\(c.k): \(c.why)")
+        }
+    }
+
+    /// Products with four columns (``FourColumnGEMM``): contiguous `[m, 4] · [4, 4]` in row pairs
+    /// with an odd row after them, the eight-row loop with strides, rows after whole blocks and
+    /// fewer rows than a block, `A·Bᵀ` through the copied transpose, and a transposed B too long
+    /// for that copy (left to BLAS).
+    private func fourColumnCases(beta: Float) -> [Case] {
+        [Case(ta: false, tb: false, m: 4375, n: 4, k: 4, lda: 4, ldb: 4, ldc: 4, beta: beta),
+         Case(ta: false, tb: true, m: 1, n: 4, k: 4, lda: 4, ldb: 4, ldc: 4, beta: beta),
+         Case(ta: false, tb: false, m: 307, n: 4, k: 4, lda: 6, ldb: 5, ldc: 7, beta: beta),
+         Case(ta: false, tb: false, m: 918, n: 4, k: 32, lda: 32, ldb: 4, ldc: 4, beta: beta),
+         Case(ta: false, tb: false, m: 7, n: 4, k: 17, lda: 19, ldb: 4, ldc: 4, beta: beta),
+         Case(ta: false, tb: true, m: 4374, n: 4, k: 16, lda: 16, ldb: 16, ldc: 4, beta: beta),
+         Case(ta: false, tb: true, m: 45, n: 4, k: 9, lda: 11, ldb: 13, ldc: 5, beta: beta),
+         Case(ta: false, tb: true, m: 20, n: 4, k: 300, lda: 300, ldb: 300, ldc: 4, beta: beta)]
+    }
+
+    /// The four-column loops in Double, where `tensorGEMM` otherwise calls BLAS: the same cases.
+    func testFourColumnProductsInDoubleEqualTheDirectSum() {
+        var rng = SplitMix64(seed: 11)
+        for c in fourColumnCases(beta: 0) + fourColumnCases(beta: 1) {
+            let a = (0..<c.m * c.lda).map { _ in Double.random(in: -1...1, using: &rng) }
+            let b = (0..<(c.tb ? c.n : c.k) * c.ldb).map { _ in Double.random(in: -1...1, using: &rng) }
+            let c0 = (0..<c.m * c.ldc).map { j in c.beta == 0 && j % c.ldc < c.n ? Double.nan : Double(j % 5) }
+            var got = c0
+            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in got.withUnsafeMutableBufferPointer { cp in
+                Double.tensorGEMM(transposeA: false, transposeB: c.tb, m: c.m, n: c.n, k: c.k, alpha: 1,
+                                  a: ap.baseAddress!, lda: c.lda, b: bp.baseAddress!, ldb: c.ldb,
+                                  beta: Double(c.beta), c: cp.baseAddress!, ldc: c.ldc)
+            } } }
+            for i in 0..<c.m {
+                for j in 0..<c.ldc {
+                    guard j < c.n else { XCTAssertEqual(got[i * c.ldc + j], c0[i * c.ldc + j], "\(c): outside the product"); continue }
+                    var sum = Double(c.beta) * c0[i * c.ldc + j]
+                    if c.beta == 0 { sum = 0 }
+                    for q in 0..<c.k { sum += a[i * c.lda + q] * (c.tb ? b[j * c.ldb + q] : b[q * c.ldb + j]) }
+                    XCTAssertEqual(got[i * c.ldc + j], sum, accuracy: 1e-12 * Double(c.k + 1), "\(c) row \(i) column \(j)")
+                }
+            }
         }
     }
 
@@ -82,6 +123,7 @@ final class SmallKernelGEMMTests: XCTestCase {
             cases.append(Case(ta: true, tb: false, m: 4, n: 4, k: 3001, lda: 4, ldb: 4, ldc: 4, beta: beta))
             cases.append(Case(ta: true, tb: false, m: 12, n: 4, k: 999, lda: 12, ldb: 4, ldc: 6, beta: beta))
             cases.append(Case(ta: true, tb: false, m: 8, n: 4, k: 300, lda: 10, ldb: 7, ldc: 4, beta: beta))
+            cases.append(contentsOf: fourColumnCases(beta: beta))
         }
         var rng = SplitMix64(seed: 7)
         for c in cases {
