@@ -247,6 +247,14 @@ func broadcastLoop<T: TensorScalar, Op: ElementOperation>(
         // short row paid an offset product, an overflow check and a branch (`[rows, 4]` against
         // `[rows, 1]`, triplet features and their cutoffs: the largest item of a training step).
         let rows = plan.sizes[0], rowA = plan.stridesA[0], rowB = plan.stridesB[0]
+        if Op.hasLaneForm && inner == 4 && ((ia == 1 && ib == 0 && rowA == 4 && rowB == 1) || (ia == 0 && ib == 1 && rowA == 1 && rowB == 4)) {
+            let perRowFirst = ia == 0
+            ParallelLoop.forChunks(rows, work: n) { r in
+                if perRowFirst { fourWideRowPairs(Op.self, r, a, b, y, perRowFirst: true) }
+                else { fourWideRowPairs(Op.self, r, b, a, y, perRowFirst: false) }
+            }
+            return
+        }
         ParallelLoop.forChunks(rows, work: n) { r in
             withChannelCount(inner) { inner in
                 for row in r { rowLoop(y + row &* inner, a + row &* rowA, b + row &* rowB, inner) }
@@ -293,6 +301,27 @@ func broadcastLoop<T: TensorScalar, Op: ElementOperation>(
     }}}
 }
 
+/// Rows of four against one value per row (triplet features and their cutoffs), two rows to
+/// an eight-lane operation: written row by row, LLVM could not tell the output from the
+/// inputs and kept four scalar operations and stores per row, about twice this loop's time.
+@inline(__always)
+func fourWideRowPairs<T: TensorScalar, Op: ElementOperation>(
+    _: Op.Type, _ rows: Range<Int>, _ perRow: UnsafePointer<T>, _ wide: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>,
+    perRowFirst: Bool
+) {
+    var r = rows.lowerBound
+    while r + 2 <= rows.upperBound {
+        let x = UnsafeRawPointer(wide + 4 * r).loadUnaligned(as: SIMD8<T>.self)
+        let s = SIMD8(lowHalf: SIMD4(repeating: perRow[r]), highHalf: SIMD4(repeating: perRow[r + 1]))
+        let z = perRowFirst ? Op.apply(lanes: s, x) : Op.apply(lanes: x, s)
+        UnsafeMutableRawPointer(y + 4 * r).storeBytes(of: z, as: SIMD8<T>.self)
+        r += 2
+    }
+    if r < rows.upperBound {
+        for i in 0..<4 { y[4 * r + i] = perRowFirst ? Op.apply(perRow[r], wide[4 * r + i]) : Op.apply(wide[4 * r + i], perRow[r]) }
+    }
+}
+
 enum BinaryKernel {
     case add, sub, mul, div, divOrZero, maximum, minimum, greater, equal
     // Fused first-order backwards: a = x, b = incoming gradient.
@@ -321,11 +350,40 @@ func binaryKernel<T: TensorScalar>(_ op: BinaryKernel, _ plan: BroadcastPlan,
 /// An element function of two operands, as a type: a closure passed into the broadcasting loop
 /// stayed an indirect call per element in the chunks that run on other threads, where a type's
 /// static function is specialised and inlined into every chunk.
-protocol ElementOperation { static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T }
-enum Add: ElementOperation { @inline(__always) static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T { a + b } }
-enum Subtract: ElementOperation { @inline(__always) static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T { a - b } }
-enum Multiply: ElementOperation { @inline(__always) static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T { a * b } }
-enum Divide: ElementOperation { @inline(__always) static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T { a / b } }
+protocol ElementOperation {
+    static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T
+    /// Whether ``apply(lanes:_:)`` is one vector instruction (else it is never called).
+    static var hasLaneForm: Bool { get }
+    static func apply<T: TensorScalar>(lanes a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T>
+}
+extension ElementOperation {
+    @inline(__always) static var hasLaneForm: Bool { false }
+    @inline(__always) static func apply<T: TensorScalar>(lanes a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> {
+        var y = SIMD8<T>()
+        for i in 0..<8 { y[i] = apply(a[i], b[i]) }
+        return y
+    }
+}
+enum Add: ElementOperation {
+    @inline(__always) static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T { a + b }
+    @inline(__always) static var hasLaneForm: Bool { true }
+    @inline(__always) static func apply<T: TensorScalar>(lanes a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> { a + b }
+}
+enum Subtract: ElementOperation {
+    @inline(__always) static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T { a - b }
+    @inline(__always) static var hasLaneForm: Bool { true }
+    @inline(__always) static func apply<T: TensorScalar>(lanes a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> { a - b }
+}
+enum Multiply: ElementOperation {
+    @inline(__always) static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T { a * b }
+    @inline(__always) static var hasLaneForm: Bool { true }
+    @inline(__always) static func apply<T: TensorScalar>(lanes a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> { a * b }
+}
+enum Divide: ElementOperation {
+    @inline(__always) static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T { a / b }
+    @inline(__always) static var hasLaneForm: Bool { true }
+    @inline(__always) static func apply<T: TensorScalar>(lanes a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> { a / b }
+}
 enum DivideOrZero: ElementOperation {
     @inline(__always) static func apply<T: TensorScalar>(_ a: T, _ b: T) -> T { b == 0 ? 0 : a / b }
 }

@@ -144,6 +144,47 @@ final class KernelAccuracyTests: XCTestCase {
         XCTAssertThrowsError(try x.sum(axes: [3]))
     }
 
+    /// Rows of four against one value per row, in either order, run two rows to an eight-lane
+    /// operation for `+ − × ÷`: an odd row count leaves a last row to the scalar loop, and 9001
+    /// rows are split over the threads there are. Both precisions, against element-by-element
+    /// arithmetic (the same single rounding, so equal).
+    func testFourWideRowsAgainstOneValuePerRowMatchElementArithmetic() throws {
+        func check<T: TensorScalar>(_: T.Type) throws {
+            var rng = SplitMix64(seed: 45)
+            for rows in [1, 2, 7, 9001] {
+                let wide = Tensor<T>.randomUniform([rows, 4], in: 0.5...2, using: &rng)
+                let perRow = Tensor<T>.randomUniform([rows, 1], in: 0.5...2, using: &rng)
+                let w = wide.scalars, p = perRow.scalars
+                let cases: [(String, Tensor<T>, (T, T) -> T)] = [
+                    ("+", try wide + perRow, { $0 + $1 }), ("−", try wide - perRow, { $0 - $1 }),
+                    ("×", try wide * perRow, { $0 * $1 }), ("÷", try wide / perRow, { $0 / $1 }),
+                ]
+                let swapped: [(String, Tensor<T>, (T, T) -> T)] = [
+                    ("+", try perRow + wide, { $0 + $1 }), ("−", try perRow - wide, { $0 - $1 }),
+                    ("×", try perRow * wide, { $0 * $1 }), ("÷", try perRow / wide, { $0 / $1 }),
+                ]
+                for (name, y, f) in cases {
+                    XCTAssertEqual(y.shape, [rows, 4])
+                    let got = y.scalars
+                    for i in 0..<(rows * 4) where got[i] != f(w[i], p[i / 4]) {
+                        XCTFail("\(T.self) [\(rows), 4] \(name) [\(rows), 1] at \(i): \(got[i]) against \(f(w[i], p[i / 4]))")
+                        break
+                    }
+                }
+                for (name, y, f) in swapped {
+                    XCTAssertEqual(y.shape, [rows, 4])
+                    let got = y.scalars
+                    for i in 0..<(rows * 4) where got[i] != f(p[i / 4], w[i]) {
+                        XCTFail("\(T.self) [\(rows), 1] \(name) [\(rows), 4] at \(i): \(got[i]) against \(f(p[i / 4], w[i]))")
+                        break
+                    }
+                }
+            }
+        }
+        try check(Float.self)
+        try check(Double.self)
+    }
+
     /// Every broadcast pattern of two rank-3 and rank-4 operands, with rows of 1 to 9 elements
     /// (4 and 8 take literal-length loops, rank 3 and up with short rows walks blocks), against
     /// an index-by-index loop; and the channel sums of `productSum` and `weightedSum` at 4 and 8
