@@ -48,8 +48,8 @@ final class SmallKernelGEMMTests: XCTestCase {
 
     /// Products with four columns (``FourColumnGEMM``): contiguous `[m, 4] · [4, 4]` in row pairs
     /// with an odd row after them, the eight-row loop with strides, rows after whole blocks and
-    /// fewer rows than a block, `A·Bᵀ` through the copied transpose, and a transposed B too long
-    /// for that copy (left to BLAS).
+    /// fewer rows than a block, `A·Bᵀ` through the copied transpose, a transposed B too long
+    /// for that copy (left to BLAS), and the dot products of long inner dimensions.
     private func fourColumnCases(beta: Float) -> [Case] {
         [Case(ta: false, tb: false, m: 4375, n: 4, k: 4, lda: 4, ldb: 4, ldc: 4, beta: beta),
          Case(ta: false, tb: true, m: 1, n: 4, k: 4, lda: 4, ldb: 4, ldc: 4, beta: beta),
@@ -58,7 +58,14 @@ final class SmallKernelGEMMTests: XCTestCase {
          Case(ta: false, tb: false, m: 7, n: 4, k: 17, lda: 19, ldb: 4, ldc: 4, beta: beta),
          Case(ta: false, tb: true, m: 4374, n: 4, k: 16, lda: 16, ldb: 16, ldc: 4, beta: beta),
          Case(ta: false, tb: true, m: 45, n: 4, k: 9, lda: 11, ldb: 13, ldc: 5, beta: beta),
-         Case(ta: false, tb: true, m: 20, n: 4, k: 300, lda: 300, ldb: 300, ldc: 4, beta: beta)]
+         Case(ta: false, tb: true, m: 20, n: 4, k: 300, lda: 300, ldb: 300, ldc: 4, beta: beta),
+         // Dot products from an inner dimension of 64 on (a multiple of 8): an odd row after the
+         // pairs, strides, both layouts of B, one pair only; 260 (not a multiple of 8, and past
+         // the copy's limit) stays with the row loop.
+         Case(ta: false, tb: false, m: 919, n: 4, k: 256, lda: 256, ldb: 4, ldc: 4, beta: beta),
+         Case(ta: false, tb: true, m: 33, n: 4, k: 72, lda: 75, ldb: 80, ldc: 6, beta: beta),
+         Case(ta: false, tb: false, m: 2, n: 4, k: 64, lda: 64, ldb: 5, ldc: 4, beta: beta),
+         Case(ta: false, tb: false, m: 17, n: 4, k: 260, lda: 260, ldb: 4, ldc: 4, beta: beta)]
     }
 
     /// The four-column loops in Double, where `tensorGEMM` otherwise calls BLAS: the same cases.
