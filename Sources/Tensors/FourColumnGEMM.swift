@@ -96,9 +96,9 @@ enum FourColumnGEMM {
             let x1 = SIMD8(p[1], p[1], p[1], p[1], p[5], p[5], p[5], p[5])
             let x2 = SIMD8(p[2], p[2], p[2], p[2], p[6], p[6], p[6], p[6])
             let x3 = SIMD8(p[3], p[3], p[3], p[3], p[7], p[7], p[7], p[7])
-            let start = accumulate ? UnsafeRawPointer(y).loadUnaligned(as: SIMD8<T>.self) : SIMD8<T>()
+            let start = accumulate ? lanes(UnsafePointer(y)) : SIMD8<T>()
             let sum = start.adding(x0, times: w0).adding(x1, times: w1).adding(x2, times: w2).adding(x3, times: w3)
-            UnsafeMutableRawPointer(y).storeBytes(of: sum, as: SIMD8<T>.self)
+            setLanes(y, sum)
             r += 2
         }
         if r < m { oneRow(4, a + 4 * r, b, ldb: 4, accumulate: accumulate, c + 4 * r) }
@@ -109,9 +109,6 @@ enum FourColumnGEMM {
     @inline(__always)
     private static func eightRows<T: TensorScalar>(_ m: Int, _ k: Int, _ a: UnsafePointer<T>, lda: Int, _ b: UnsafePointer<T>,
                                                    ldb: Int, accumulate: Bool, _ c: UnsafeMutablePointer<T>, ldc: Int) {
-        @inline(__always) func store(_ value: SIMD4<T>, _ p: UnsafeMutablePointer<T>) {
-            setQuad(p, accumulate ? value + quad(UnsafePointer(p)) : value)
-        }
         var r = 0
         while r + 8 <= m {
             // Row pointers advanced together: indices like `5 * lda + q` cost an overflow check
@@ -134,8 +131,10 @@ enum FourColumnGEMM {
                 w += ldb
             }
             let y = c + r * ldc
-            store(s0, y); store(s1, y + ldc); store(s2, y + 2 * ldc); store(s3, y + 3 * ldc)
-            store(s4, y + 4 * ldc); store(s5, y + 5 * ldc); store(s6, y + 6 * ldc); store(s7, y + 7 * ldc)
+            store(s0, y, accumulate); store(s1, y + ldc, accumulate)
+            store(s2, y + 2 * ldc, accumulate); store(s3, y + 3 * ldc, accumulate)
+            store(s4, y + 4 * ldc, accumulate); store(s5, y + 5 * ldc, accumulate)
+            store(s6, y + 6 * ldc, accumulate); store(s7, y + 7 * ldc, accumulate)
             r += 8
         }
         while r < m {
@@ -149,7 +148,6 @@ enum FourColumnGEMM {
     @inline(__always)
     private static func rowDots<T: TensorScalar>(_ m: Int, _ k: Int, _ a: UnsafePointer<T>, lda: Int, _ bt: UnsafePointer<T>,
                                                  accumulate: Bool, _ c: UnsafeMutablePointer<T>, ldc: Int) {
-        @inline(__always) func lanes(_ p: UnsafePointer<T>) -> SIMD8<T> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<T>.self) }
         /// The four sums across lanes, pairwise.
         @inline(__always) func acrossLanes(_ s0: SIMD8<T>, _ s1: SIMD8<T>, _ s2: SIMD8<T>, _ s3: SIMD8<T>) -> SIMD4<T> {
             let x0 = s0.lowHalf + s0.highHalf, x1 = s1.lowHalf + s1.highHalf
@@ -157,9 +155,6 @@ enum FourColumnGEMM {
             let x01 = SIMD8(lowHalf: x0, highHalf: x1), x23 = SIMD8(lowHalf: x2, highHalf: x3)
             let pairs = SIMD8(lowHalf: x01.evenHalf + x01.oddHalf, highHalf: x23.evenHalf + x23.oddHalf)
             return pairs.evenHalf + pairs.oddHalf
-        }
-        @inline(__always) func store(_ value: SIMD4<T>, _ p: UnsafeMutablePointer<T>) {
-            setQuad(p, accumulate ? value + quad(UnsafePointer(p)) : value)
         }
         let b0 = bt, b1 = bt + k, b2 = bt + 2 * k, b3 = bt + 3 * k
         var r = 0
@@ -174,8 +169,8 @@ enum FourColumnGEMM {
                 s10 = s10.adding(zq, times: w0); s11 = s11.adding(zq, times: w1)
                 s12 = s12.adding(zq, times: w2); s13 = s13.adding(zq, times: w3)
             }
-            store(acrossLanes(s00, s01, s02, s03), c + r * ldc)
-            store(acrossLanes(s10, s11, s12, s13), c + (r + 1) * ldc)
+            store(acrossLanes(s00, s01, s02, s03), c + r * ldc, accumulate)
+            store(acrossLanes(s10, s11, s12, s13), c + (r + 1) * ldc, accumulate)
             r += 2
         }
         if r < m {
@@ -186,15 +181,21 @@ enum FourColumnGEMM {
                 s0 = s0.adding(xq, times: lanes(b0 + q)); s1 = s1.adding(xq, times: lanes(b1 + q))
                 s2 = s2.adding(xq, times: lanes(b2 + q)); s3 = s3.adding(xq, times: lanes(b3 + q))
             }
-            store(acrossLanes(s0, s1, s2, s3), c + r * ldc)
+            store(acrossLanes(s0, s1, s2, s3), c + r * ldc, accumulate)
         }
     }
 
     @inline(__always)
     private static func oneRow<T: TensorScalar>(_ k: Int, _ x: UnsafePointer<T>, _ b: UnsafePointer<T>, ldb: Int, accumulate: Bool,
                                                 _ y: UnsafeMutablePointer<T>) {
-        var s = accumulate ? quad(UnsafePointer(y)) : SIMD4<T>()
+        var s = SIMD4<T>()
         for q in 0..<k { s = s.adding(SIMD4(repeating: x[q]), times: quad(b + q * ldb)) }
-        setQuad(y, s)
+        store(s, y, accumulate)
+    }
+
+    /// A row of C: `value`, or added to what is there when `accumulate`.
+    @inline(__always)
+    private static func store<T: TensorScalar>(_ value: SIMD4<T>, _ p: UnsafeMutablePointer<T>, _ accumulate: Bool) {
+        setQuad(p, accumulate ? value + quad(UnsafePointer(p)) : value)
     }
 }

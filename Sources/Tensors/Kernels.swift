@@ -311,10 +311,10 @@ func fourWideRowPairs<T: TensorScalar, Op: ElementOperation>(
 ) {
     var r = rows.lowerBound
     while r + 2 <= rows.upperBound {
-        let x = UnsafeRawPointer(wide + 4 * r).loadUnaligned(as: SIMD8<T>.self)
+        let x = lanes(wide + 4 * r)
         let s = SIMD8(lowHalf: SIMD4(repeating: perRow[r]), highHalf: SIMD4(repeating: perRow[r + 1]))
         let z = perRowFirst ? Op.apply(lanes: s, x) : Op.apply(lanes: x, s)
-        UnsafeMutableRawPointer(y + 4 * r).storeBytes(of: z, as: SIMD8<T>.self)
+        setLanes(y + 4 * r, z)
         r += 2
     }
     if r < rows.upperBound {

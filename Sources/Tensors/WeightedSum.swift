@@ -144,12 +144,6 @@ struct WeightedSumLayout {
 // point: LLVM left the shared-vector loops (a value times four weights) scalar, an element
 // loaded, multiplied and stored at a time.
 
-@inline(__always) func quad<T: TensorScalar>(_ p: UnsafePointer<T>) -> SIMD4<T> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD4<T>.self)
-}
-@inline(__always) func setQuad<T: TensorScalar>(_ p: UnsafeMutablePointer<T>, _ value: SIMD4<T>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: value, as: SIMD4<T>.self)
-}
 
 /// ``weightedSumKernel(_:_:_:_:_:)`` over `range` with four channels.
 @inline(__always)
