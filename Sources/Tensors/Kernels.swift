@@ -239,6 +239,10 @@ func broadcastLoop<T: TensorScalar, Op: ElementOperation>(
         if ia == 1 && ib == 1 { for i in 0..<count { yr[i] = f(ar[i], br[i]) } }
         else if ia == 1 && ib == 0 { let bv = br[0]; for i in 0..<count { yr[i] = f(ar[i], bv) } }
         else if ia == 0 && ib == 1 { let av = ar[0]; for i in 0..<count { yr[i] = f(av, br[i]) } }
+        // Both operands constant along the row (a broadcast copy of one value per row, the
+        // backward of a sum): one value filled in, not an offset product and its overflow
+        // check per element.
+        else if ia == 0 && ib == 0 { let v = f(ar[0], br[0]); for i in 0..<count { yr[i] = v } }
         else { for i in 0..<count { yr[i] = f(ar[i * ia], br[i * ib]) } }
     }
     if rank == 2 {

@@ -185,6 +185,24 @@ final class KernelAccuracyTests: XCTestCase {
         try check(Double.self)
     }
 
+    /// One value per row copied along the row (`expanded`), the row filled with it: rows of the
+    /// literal lengths 4 and 8 and of 7, a rank-3 source whose axes merge, and enough rows to be
+    /// split over the threads there are.
+    func testExpandingOneValuePerRowFillsEachRow() throws {
+        var rng = SplitMix64(seed: 46)
+        for (source, target) in [([9001, 1], [9001, 4]), ([5, 3, 1], [5, 3, 8]), ([2, 1], [2, 7]), ([3, 1, 1], [3, 2, 5])] {
+            let x = Tensor<Double>.randomUniform(source, in: -1...1, using: &rng)
+            let y = try x.expanded(to: target)
+            XCTAssertEqual(y.shape, target)
+            let width = target.reduce(1, *) / x.count
+            let v = x.scalars, got = y.scalars
+            for i in 0..<got.count where got[i] != v[i / width] {
+                XCTFail("\(source) to \(target) at \(i): \(got[i]) against \(v[i / width])")
+                break
+            }
+        }
+    }
+
     /// Every broadcast pattern of two rank-3 and rank-4 operands, with rows of 1 to 9 elements
     /// (4 and 8 take literal-length loops, rank 3 and up with short rows walks blocks), against
     /// an index-by-index loop; and the channel sums of `productSum` and `weightedSum` at 4 and 8
