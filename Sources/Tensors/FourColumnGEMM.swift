@@ -27,36 +27,36 @@ enum FourColumnGEMM {
         guard n == 4, !transposeA, m > 0, k > 0, alpha == 1, beta == 0 || beta == 1 else { return false }
         if transposeB && k > transposedInnerLimit { return false }
         let accumulate = beta == 1
-        if k >= dotInnerMinimum && k % 8 == 0 && k <= transposedInnerLimit {
-            // Columns of B as rows (`[4, k]`), so that each element of C is a dot product of
-            // two contiguous runs.
-            withUnsafeTemporaryAllocation(of: T.self, capacity: 4 * k) { buffer in
-                guard let bt = buffer.baseAddress else { return }
-                for j in 0..<4 {
-                    for q in 0..<k { bt[j * k + q] = transposeB ? b[j * ldb + q] : b[q * ldb + j] }
-                }
-                ParallelLoop.forChunks((m + 1) / 2, work: 4 * m * k) { pairs in
-                    let rows = pairs.lowerBound * 2 ..< Swift.min(m, pairs.upperBound * 2)
-                    let a = a + rows.lowerBound * lda, c = c + rows.lowerBound * ldc
-                    if accumulate { rowDots(rows.count, k, a, lda: lda, bt, accumulate: true, c, ldc: ldc) }
-                    else { rowDots(rows.count, k, a, lda: lda, bt, accumulate: false, c, ldc: ldc) }
-                }
-            }
-            return true
-        }
-        if !transposeB {
+        let asDots = k >= dotInnerMinimum && k % 8 == 0 && k <= transposedInnerLimit
+        if !asDots && !transposeB {
             product(m: m, k: k, a: a, lda: lda, b: b, ldb: ldb, accumulate: accumulate, c: c, ldc: ldc)
             return true
         }
-        // B is `[4, k]`: its transpose is at most 4 KB in Double.
+        // B copied to the stack (at most 8 KB in Double): as its columns (`[4, k]`) for the dot
+        // products, so that each element of C is a dot product of two contiguous runs, or as
+        // `[k, 4]` for the row loops when it came transposed.
         withUnsafeTemporaryAllocation(of: T.self, capacity: 4 * k) { buffer in
-            guard let bt = buffer.baseAddress else { return }
+            guard let copy = buffer.baseAddress else { return }
             for q in 0..<k {
-                for j in 0..<4 { bt[4 * q + j] = b[j * ldb + q] }
+                for j in 0..<4 {
+                    let element = transposeB ? b[j * ldb + q] : b[q * ldb + j]     // op(B)[q, j]
+                    if asDots { copy[j * k + q] = element } else { copy[4 * q + j] = element }
+                }
             }
-            product(m: m, k: k, a: a, lda: lda, b: bt, ldb: 4, accumulate: accumulate, c: c, ldc: ldc)
+            if asDots {
+                dotProducts(m: m, k: k, a: a, lda: lda, columns: copy, accumulate: accumulate, c: c, ldc: ldc)
+            } else {
+                product(m: m, k: k, a: a, lda: lda, b: copy, ldb: 4, accumulate: accumulate, c: c, ldc: ldc)
+            }
         }
         return true
+    }
+
+    /// `body(flag)` with `flag` a literal in each copy, so that the loops it inlines into test
+    /// it once, not per row.
+    @inline(__always)
+    private static func withLiteral(_ flag: Bool, _ body: (Bool) -> Void) {
+        if flag { body(true) } else { body(false) }
     }
 
     /// `C (+)= A · B`, A `[m, k]`, B `[k, 4]`, row-major with the given row strides; rows shared
@@ -67,12 +67,26 @@ enum FourColumnGEMM {
         ParallelLoop.forChunks((m + 7) / 8, work: 4 * m * k) { blocks in
             let rows = blocks.lowerBound * 8 ..< Swift.min(m, blocks.upperBound * 8)
             let a = a + rows.lowerBound * lda, c = c + rows.lowerBound * ldc
-            if k == 4 && lda == 4 && ldc == 4 && ldb == 4 {
-                if accumulate { rowPairs(rows.count, a, b, accumulate: true, c) } else { rowPairs(rows.count, a, b, accumulate: false, c) }
-            } else if accumulate {
-                eightRows(rows.count, k, a, lda: lda, b, ldb: ldb, accumulate: true, c, ldc: ldc)
-            } else {
-                eightRows(rows.count, k, a, lda: lda, b, ldb: ldb, accumulate: false, c, ldc: ldc)
+            withLiteral(accumulate) { accumulate in
+                if k == 4 && lda == 4 && ldc == 4 && ldb == 4 {
+                    rowPairs(rows.count, a, b, accumulate: accumulate, c)
+                } else {
+                    eightRows(rows.count, k, a, lda: lda, b, ldb: ldb, accumulate: accumulate, c, ldc: ldc)
+                }
+            }
+        }
+    }
+
+    /// `C (+)= A · B` as dot products of A's rows with B's `columns` (`[4, k]`, k a multiple of
+    /// 8); rows shared among the tensor threads in pairs.
+    @inline(__always)
+    private static func dotProducts<T: TensorScalar>(m: Int, k: Int, a: UnsafePointer<T>, lda: Int, columns: UnsafePointer<T>,
+                                                     accumulate: Bool, c: UnsafeMutablePointer<T>, ldc: Int) {
+        ParallelLoop.forChunks((m + 1) / 2, work: 4 * m * k) { pairs in
+            let rows = pairs.lowerBound * 2 ..< Swift.min(m, pairs.upperBound * 2)
+            let a = a + rows.lowerBound * lda, c = c + rows.lowerBound * ldc
+            withLiteral(accumulate) { accumulate in
+                rowDots(rows.count, k, a, lda: lda, columns, accumulate: accumulate, c, ldc: ldc)
             }
         }
     }
