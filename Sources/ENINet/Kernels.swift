@@ -11,7 +11,7 @@ enum Dense {
     @inline(__always)
     static func gemm<T: ENINetFloat>(m: Int, n: Int, k: Int, _ a: UnsafePointer<T>, _ b: UnsafePointer<T>,
                                      transposeB: Bool, beta: T, _ c: UnsafeMutablePointer<T>,
-                                     lda: Int? = nil, ldc: Int? = nil) {
+                                     lda: Int? = nil, ldc: Int? = nil, panels: PanelMatrix<T>? = nil) {
         let started = ENINetProfile.isEnabled ? DispatchTime.now().uptimeNanoseconds : 0
         defer {
             if ENINetProfile.isEnabled {
@@ -22,6 +22,12 @@ enum Dense {
                 ENINetProfile.shapes[ENINetProfile.Shape(m: m, n: n, k: k, transposeB: transposeB, accumulates: beta != 0), default: .init()]
                     .add(nanoseconds: elapsed, flops: 2 * m * n * k)
             }
+        }
+        // A layer's weights packed once (Float) are read from their panels, not packed again
+        // by OpenBLAS for every product.
+        if let panels, !transposeB, beta == 0 || beta == 1, panels.rows == k, panels.columns == n {
+            panels.product(rows: m, a: a, lda: lda ?? k, accumulate: beta == 1, c: c, ldc: ldc ?? n)
+            return
         }
         // Products with four columns are left to `tensorGEMM`, whose register loop for them
         // (Tensors' `FourColumnGEMM`) the training step's products share.

@@ -12,6 +12,10 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
     let biasOrZeros: [T]
     let inputs: Int
     let outputs: Int
+    /// `transposedWeight` and `weight` as panels (Float; nil where no panel kernel takes them),
+    /// the right operands of the forward and the backward products.
+    let forwardPanels: PanelMatrix<T>?
+    let backwardPanels: PanelMatrix<T>?
 
     init(_ file: SafeTensorsFile, _ name: String, bias hasBias: Bool = true) throws {
         let t = try file.tensor(name + ".weight")
@@ -28,6 +32,12 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
         self.inputs = inputs
         self.outputs = outputs
         transposedWeight = Self.transposed(weight, rows: outputs, columns: inputs)
+        forwardPanels = transposedWeight.withUnsafeBufferPointer { b in
+            b.baseAddress.flatMap { PanelMatrix($0, rows: inputs, columns: outputs) }
+        }
+        backwardPanels = weight.withUnsafeBufferPointer { b in
+            b.baseAddress.flatMap { PanelMatrix($0, rows: outputs, columns: inputs) }
+        }
     }
 
     /// `[columns, rows]` from `[rows, columns]`.
@@ -63,7 +73,7 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
                 // Empty layers (zero inputs) leave the bias, or zeros.
                 ya.initialize(repeating: 0, count: rows * outputs)
             }
-            Self.multiply(x, rows: rows, by: transposedWeight, inner: inputs, outer: outputs, beta: bias == nil ? 0 : 1, into: ya)
+            Self.multiply(x, rows: rows, by: transposedWeight, panels: forwardPanels, inner: inputs, outer: outputs, beta: bias == nil ? 0 : 1, into: ya)
         }
     }
 
@@ -72,7 +82,7 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
         let outputs = outputs, inputs = inputs
         return [T].filled(count: rows * outputs) { y in
             if inputs == 0 { y.initialize(repeating: 0, count: rows * outputs) }
-            Self.multiply(x, rows: rows, by: transposedWeight, inner: inputs, outer: outputs, beta: 0, into: y)
+            Self.multiply(x, rows: rows, by: transposedWeight, panels: forwardPanels, inner: inputs, outer: outputs, beta: 0, into: y)
         }
     }
 
@@ -118,7 +128,7 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
             if let bias {
                 for r in 0..<rows { for o in 0..<outputs { ya[r * outputs + o] += bias[o] } }
             }
-            Self.multiply(x, rows: rows, by: transposedWeight, inner: inputs, outer: outputs, beta: 1, into: ya)
+            Self.multiply(x, rows: rows, by: transposedWeight, panels: forwardPanels, inner: inputs, outer: outputs, beta: 1, into: ya)
         }
         return y
     }
@@ -130,7 +140,7 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
         return [T](unsafeUninitializedCapacity: rows * inputs) { gx, count in
             count = rows * inputs
             guard let xa = gx.baseAddress else { return }
-            Self.multiply(gy, rows: rows, by: weight, inner: outputs, outer: inputs, beta: 0, into: xa)
+            Self.multiply(gy, rows: rows, by: weight, panels: backwardPanels, inner: outputs, outer: inputs, beta: 0, into: xa)
         }
     }
 
@@ -139,17 +149,18 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
         let outputs = outputs, inputs = inputs
         gx.withUnsafeMutableBufferPointer { xp in
             guard let xa = xp.baseAddress else { return }
-            Self.multiply(gy, rows: rows, by: weight, inner: outputs, outer: inputs, beta: 1, into: xa)
+            Self.multiply(gy, rows: rows, by: weight, panels: backwardPanels, inner: outputs, outer: inputs, beta: 1, into: xa)
         }
     }
 
     /// `y = x · b + beta · y` with `x` `[rows, inner]` and `b` `[inner, outer]` (`transposedWeight`
-    /// forward, `weight` backward); nothing when a dimension is empty.
-    private static func multiply(_ x: [T], rows: Int, by b: [T], inner: Int, outer: Int, beta: T, into y: UnsafeMutablePointer<T>) {
+    /// forward, `weight` backward, with their panels); nothing when a dimension is empty.
+    private static func multiply(_ x: [T], rows: Int, by b: [T], panels: PanelMatrix<T>?, inner: Int, outer: Int, beta: T,
+                                 into y: UnsafeMutablePointer<T>) {
         guard rows > 0, inner > 0, outer > 0 else { return }
         x.withUnsafeBufferPointer { xp in b.withUnsafeBufferPointer { bp in
             if let xa = xp.baseAddress, let ba = bp.baseAddress {
-                Dense.gemm(m: rows, n: outer, k: inner, xa, ba, transposeB: false, beta: beta, y)
+                Dense.gemm(m: rows, n: outer, k: inner, xa, ba, transposeB: false, beta: beta, y, panels: panels)
             }
         } }
     }
@@ -227,8 +238,9 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
                         ga.initialize(repeating: 0, count: rows * outputs)
                         return
                     }
-                    Dense.gemm(m: rows, n: outputs, k: h, aa, wna, transposeB: false, beta: 0, va, lda: width)
-                    Dense.gemm(m: rows, n: outputs, k: h, aa + h, wga, transposeB: false, beta: 0, ga, lda: width)
+                    Dense.gemm(m: rows, n: outputs, k: h, aa, wna, transposeB: false, beta: 0, va, lda: width, panels: netSecond.forwardPanels)
+                    Dense.gemm(m: rows, n: outputs, k: h, aa + h, wga, transposeB: false, beta: 0, ga, lda: width,
+                               panels: gatesSecond.forwardPanels)
                 } }
             }
         } }
@@ -286,8 +298,9 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
                 netSecond.weight.withUnsafeBufferPointer { wn in gatesSecond.weight.withUnsafeBufferPointer { wg in
                     guard let aa = a.baseAddress, let gga = g.baseAddress, let gha = gh.baseAddress,
                           let wna = wn.baseAddress, let wga = wg.baseAddress else { return }
-                    Dense.gemm(m: rows, n: h, k: outputs, aa, wna, transposeB: false, beta: 0, gha, ldc: width)
-                    Dense.gemm(m: rows, n: h, k: outputs, gga, wga, transposeB: false, beta: 0, gha + h, ldc: width)
+                    Dense.gemm(m: rows, n: h, k: outputs, aa, wna, transposeB: false, beta: 0, gha, ldc: width, panels: netSecond.backwardPanels)
+                    Dense.gemm(m: rows, n: h, k: outputs, gga, wga, transposeB: false, beta: 0, gha + h, ldc: width,
+                               panels: gatesSecond.backwardPanels)
                 } }
             } } }
         }

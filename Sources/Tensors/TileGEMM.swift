@@ -96,7 +96,7 @@ enum TileGEMM {
     /// valid one and are not stored. The row pointers advance together and the loop ends on a
     /// pointer, because indices like `5 * lda + q` cost an overflow check each per step.
     @inline(__always)
-    private static func sixRows(wide: Bool, valid: Int, k: Int, _ a: UnsafePointer<Float>, rowStride: Int, step: Int,
+    static func sixRows(wide: Bool, valid: Int, k: Int, _ a: UnsafePointer<Float>, rowStride: Int, step: Int,
                                 _ b: UnsafePointer<Float>, ldb: Int, accumulate: Bool, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
         @inline(__always) func row(_ i: Int) -> UnsafePointer<Float> { a + Swift.min(i, valid - 1) * rowStride }
         var x0 = a, x1 = row(1), x2 = row(2), x3 = row(3), x4 = row(4), x5 = row(5)
