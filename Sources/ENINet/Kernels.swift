@@ -11,32 +11,42 @@ enum Dense {
     @inline(__always)
     static func gemm<T: ENINetFloat>(m: Int, n: Int, k: Int, _ a: UnsafePointer<T>, _ b: UnsafePointer<T>,
                                      transposeB: Bool, beta: T, _ c: UnsafeMutablePointer<T>,
-                                     lda: Int? = nil, ldc: Int? = nil, panels: PanelMatrix<T>? = nil) {
-        let started = ENINetProfile.isEnabled ? DispatchTime.now().uptimeNanoseconds : 0
-        defer {
-            if ENINetProfile.isEnabled {
-                let elapsed = DispatchTime.now().uptimeNanoseconds - started
-                ENINetProfile.gemmNanoseconds += elapsed
-                ENINetProfile.gemmCalls += 1
-                ENINetProfile.gemmFlops += 2 * m * n * k
-                ENINetProfile.shapes[ENINetProfile.Shape(m: m, n: n, k: k, transposeB: transposeB, accumulates: beta != 0), default: .init()]
-                    .add(nanoseconds: elapsed, flops: 2 * m * n * k)
+                                     lda: Int? = nil, ldc: Int? = nil) {
+        recorded(m: m, n: n, k: k, transposeB: transposeB, accumulates: beta != 0) {
+            // Products with four columns are left to `tensorGEMM`, whose register loop for them
+            // (Tensors' `FourColumnGEMM`) the training step's products share.
+            if k == 4 && n != 4 && !transposeB && (beta == 0 || beta == 1) {
+                narrowProduct(m: m, n: n, a, lda: lda ?? k, b, accumulate: beta == 1, c, ldc: ldc ?? n)
+                return
             }
+            T.tensorGEMM(transposeA: false, transposeB: transposeB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda ?? k,
+                         b: b, ldb: transposeB ? k : n, beta: beta, c: c, ldc: ldc ?? n)
         }
-        // A layer's weights packed once (Float) are read from their panels, not packed again
-        // by OpenBLAS for every product.
-        if let panels, !transposeB, beta == 0 || beta == 1, panels.rows == k, panels.columns == n {
-            panels.product(rows: m, a: a, lda: lda ?? k, accumulate: beta == 1, c: c, ldc: ldc ?? n)
-            return
+    }
+
+    /// `C = A · B` (or `C += A · B` when `accumulate`) with `A` `[m, k]` and B packed once into
+    /// `panels` (`[k, n]`), read from them rather than packed again by OpenBLAS for every product.
+    @inline(__always)
+    static func gemm<T: ENINetFloat>(m: Int, _ a: UnsafePointer<T>, panels: PanelMatrix<T>, accumulate: Bool,
+                                     _ c: UnsafeMutablePointer<T>, lda: Int? = nil, ldc: Int? = nil) {
+        let n = panels.columns, k = panels.rows
+        recorded(m: m, n: n, k: k, transposeB: false, accumulates: accumulate) {
+            panels.product(rows: m, a: a, lda: lda ?? k, accumulate: accumulate, c: c, ldc: ldc ?? n)
         }
-        // Products with four columns are left to `tensorGEMM`, whose register loop for them
-        // (Tensors' `FourColumnGEMM`) the training step's products share.
-        if k == 4 && n != 4 && !transposeB && (beta == 0 || beta == 1) {
-            narrowProduct(m: m, n: n, a, lda: lda ?? k, b, accumulate: beta == 1, c, ldc: ldc ?? n)
-            return
-        }
-        T.tensorGEMM(transposeA: false, transposeB: transposeB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda ?? k,
-                     b: b, ldb: transposeB ? k : n, beta: beta, c: c, ldc: ldc ?? n)
+    }
+
+    /// `product()`, timed into ``ENINetProfile`` when it is enabled.
+    @inline(__always)
+    private static func recorded(m: Int, n: Int, k: Int, transposeB: Bool, accumulates: Bool, _ product: () -> Void) {
+        guard ENINetProfile.isEnabled else { return product() }
+        let started = DispatchTime.now().uptimeNanoseconds
+        product()
+        let elapsed = DispatchTime.now().uptimeNanoseconds - started
+        ENINetProfile.gemmNanoseconds += elapsed
+        ENINetProfile.gemmCalls += 1
+        ENINetProfile.gemmFlops += 2 * m * n * k
+        ENINetProfile.shapes[ENINetProfile.Shape(m: m, n: n, k: k, transposeB: transposeB, accumulates: accumulates), default: .init()]
+            .add(nanoseconds: elapsed, flops: 2 * m * n * k)
     }
 
     /// `C (+)= A · B` with an inner dimension of 4 (the triplet features' width): a pass over C

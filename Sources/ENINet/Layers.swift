@@ -1,21 +1,47 @@
 import Foundation
 import Tensors
 
+/// The right operand `B` (`[k, n]`) of a layer's products: packed into panels once where a
+/// panel kernel takes it (Float, `Docs/tensors.md`), else as it is.
+enum ProductOperand<T: ENINetFloat>: Sendable {
+    case plain([T], rows: Int, columns: Int)
+    case packed(PanelMatrix<T>)
+
+    init(_ b: [T], rows k: Int, columns n: Int) {
+        let panels = b.withUnsafeBufferPointer { p in p.baseAddress.flatMap { PanelMatrix($0, rows: k, columns: n) } }
+        self = panels.map { .packed($0) } ?? .plain(b, rows: k, columns: n)
+    }
+
+    /// `C = A · B`, or `C += A · B` when `accumulate`, for `m` rows of A (rows `lda` apart) into C
+    /// (rows `ldc` apart); nothing when a dimension is empty.
+    func product(rows m: Int, _ a: UnsafePointer<T>, lda: Int? = nil, accumulate: Bool, into c: UnsafeMutablePointer<T>, ldc: Int? = nil) {
+        switch self {
+        case .packed(let panels):
+            guard m > 0 else { return }
+            Dense.gemm(m: m, a, panels: panels, accumulate: accumulate, c, lda: lda, ldc: ldc)
+        case .plain(let b, let k, let n):
+            guard m > 0, k > 0, n > 0 else { return }
+            b.withUnsafeBufferPointer { bp in
+                guard let ba = bp.baseAddress else { return }
+                Dense.gemm(m: m, n: n, k: k, a, ba, transposeB: false, beta: accumulate ? 1 : 0, c, lda: lda, ldc: ldc)
+            }
+        }
+    }
+}
+
 /// A linear layer `y = x W^T + b` with `W` stored `[out, in]` as PyTorch stores it.
 struct LinearLayer<T: ENINetFloat>: Sendable {
     let weight: [T]
-    /// `weightᵀ`, `[in, out]`: the forward pass is then `x · B` rather than `x · Wᵀ`, the form
-    /// OpenBLAS's small-matrix kernels take (see `Docs/tensors.md`).
-    let transposedWeight: [T]
+    /// `weightᵀ` (`[in, out]`), the forward pass's B: the products are then `x · B` rather than
+    /// `x · Wᵀ`, the form OpenBLAS's small-matrix kernels take (see `Docs/tensors.md`), or panels.
+    let forwardOperand: ProductOperand<T>
+    /// `weight` (`[out, in]`), the backward pass's B, as it is (the same array) or as panels.
+    let backwardOperand: ProductOperand<T>
     let bias: [T]?
     /// `bias`, or zeros without one: what loops that add the bias themselves read.
     let biasOrZeros: [T]
     let inputs: Int
     let outputs: Int
-    /// `transposedWeight` and `weight` as panels (Float; nil where no panel kernel takes them),
-    /// the right operands of the forward and the backward products.
-    let forwardPanels: PanelMatrix<T>?
-    let backwardPanels: PanelMatrix<T>?
 
     init(_ file: SafeTensorsFile, _ name: String, bias hasBias: Bool = true) throws {
         let t = try file.tensor(name + ".weight")
@@ -31,13 +57,8 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
         biasOrZeros = bias ?? [T](repeating: 0, count: outputs)
         self.inputs = inputs
         self.outputs = outputs
-        transposedWeight = Self.transposed(weight, rows: outputs, columns: inputs)
-        forwardPanels = transposedWeight.withUnsafeBufferPointer { b in
-            b.baseAddress.flatMap { PanelMatrix($0, rows: inputs, columns: outputs) }
-        }
-        backwardPanels = weight.withUnsafeBufferPointer { b in
-            b.baseAddress.flatMap { PanelMatrix($0, rows: outputs, columns: inputs) }
-        }
+        forwardOperand = ProductOperand(Self.transposed(weight, rows: outputs, columns: inputs), rows: inputs, columns: outputs)
+        backwardOperand = ProductOperand(weight, rows: outputs, columns: inputs)
     }
 
     /// `[columns, rows]` from `[rows, columns]`.
@@ -73,7 +94,7 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
                 // Empty layers (zero inputs) leave the bias, or zeros.
                 ya.initialize(repeating: 0, count: rows * outputs)
             }
-            Self.multiply(x, rows: rows, by: transposedWeight, panels: forwardPanels, inner: inputs, outer: outputs, beta: bias == nil ? 0 : 1, into: ya)
+            Self.multiply(x, rows: rows, by: forwardOperand, accumulate: bias != nil, into: ya)
         }
     }
 
@@ -82,7 +103,7 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
         let outputs = outputs, inputs = inputs
         return [T].filled(count: rows * outputs) { y in
             if inputs == 0 { y.initialize(repeating: 0, count: rows * outputs) }
-            Self.multiply(x, rows: rows, by: transposedWeight, panels: forwardPanels, inner: inputs, outer: outputs, beta: 0, into: y)
+            Self.multiply(x, rows: rows, by: forwardOperand, accumulate: false, into: y)
         }
     }
 
@@ -128,7 +149,7 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
             if let bias {
                 for r in 0..<rows { for o in 0..<outputs { ya[r * outputs + o] += bias[o] } }
             }
-            Self.multiply(x, rows: rows, by: transposedWeight, panels: forwardPanels, inner: inputs, outer: outputs, beta: 1, into: ya)
+            Self.multiply(x, rows: rows, by: forwardOperand, accumulate: true, into: ya)
         }
         return y
     }
@@ -140,7 +161,7 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
         return [T](unsafeUninitializedCapacity: rows * inputs) { gx, count in
             count = rows * inputs
             guard let xa = gx.baseAddress else { return }
-            Self.multiply(gy, rows: rows, by: weight, panels: backwardPanels, inner: outputs, outer: inputs, beta: 0, into: xa)
+            Self.multiply(gy, rows: rows, by: backwardOperand, accumulate: false, into: xa)
         }
     }
 
@@ -149,20 +170,15 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
         let outputs = outputs, inputs = inputs
         gx.withUnsafeMutableBufferPointer { xp in
             guard let xa = xp.baseAddress else { return }
-            Self.multiply(gy, rows: rows, by: weight, panels: backwardPanels, inner: outputs, outer: inputs, beta: 1, into: xa)
+            Self.multiply(gy, rows: rows, by: backwardOperand, accumulate: true, into: xa)
         }
     }
 
-    /// `y = x · b + beta · y` with `x` `[rows, inner]` and `b` `[inner, outer]` (`transposedWeight`
-    /// forward, `weight` backward, with their panels); nothing when a dimension is empty.
-    private static func multiply(_ x: [T], rows: Int, by b: [T], panels: PanelMatrix<T>?, inner: Int, outer: Int, beta: T,
-                                 into y: UnsafeMutablePointer<T>) {
-        guard rows > 0, inner > 0, outer > 0 else { return }
-        x.withUnsafeBufferPointer { xp in b.withUnsafeBufferPointer { bp in
-            if let xa = xp.baseAddress, let ba = bp.baseAddress {
-                Dense.gemm(m: rows, n: outer, k: inner, xa, ba, transposeB: false, beta: beta, y, panels: panels)
-            }
-        } }
+    /// `y (+)= x · B` for the `[rows, ·]` array `x`.
+    private static func multiply(_ x: [T], rows: Int, by operand: ProductOperand<T>, accumulate: Bool, into y: UnsafeMutablePointer<T>) {
+        x.withUnsafeBufferPointer { xp in
+            if let xa = xp.baseAddress { operand.product(rows: rows, xa, accumulate: accumulate, into: y) }
+        }
     }
 }
 
@@ -232,16 +248,13 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
         var gate = [T]()
         var value = [T].filled(count: rows * outputs) { va in gate = [T].filled(count: rows * outputs) { ga in
             act.withUnsafeBufferPointer { a in
-                netSecond.transposedWeight.withUnsafeBufferPointer { wn in gatesSecond.transposedWeight.withUnsafeBufferPointer { wg in
-                    guard h > 0, let aa = a.baseAddress, let wna = wn.baseAddress, let wga = wg.baseAddress else {
-                        va.initialize(repeating: 0, count: rows * outputs)
-                        ga.initialize(repeating: 0, count: rows * outputs)
-                        return
-                    }
-                    Dense.gemm(m: rows, n: outputs, k: h, aa, wna, transposeB: false, beta: 0, va, lda: width, panels: netSecond.forwardPanels)
-                    Dense.gemm(m: rows, n: outputs, k: h, aa + h, wga, transposeB: false, beta: 0, ga, lda: width,
-                               panels: gatesSecond.forwardPanels)
-                } }
+                guard h > 0, let aa = a.baseAddress else {
+                    va.initialize(repeating: 0, count: rows * outputs)
+                    ga.initialize(repeating: 0, count: rows * outputs)
+                    return
+                }
+                netSecond.forwardOperand.product(rows: rows, aa, lda: width, accumulate: false, into: va)
+                gatesSecond.forwardOperand.product(rows: rows, aa + h, lda: width, accumulate: false, into: ga)
             }
         } }
         // New arrays rather than copies of `gate` and `value` (both stay in the cache), which
@@ -295,13 +308,9 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
         var gHidden = [T](repeating: 0, count: rows * width)
         if rows > 0, h > 0, outputs > 0 {
             ga.withUnsafeBufferPointer { a in gg.withUnsafeBufferPointer { g in gHidden.withUnsafeMutableBufferPointer { gh in
-                netSecond.weight.withUnsafeBufferPointer { wn in gatesSecond.weight.withUnsafeBufferPointer { wg in
-                    guard let aa = a.baseAddress, let gga = g.baseAddress, let gha = gh.baseAddress,
-                          let wna = wn.baseAddress, let wga = wg.baseAddress else { return }
-                    Dense.gemm(m: rows, n: h, k: outputs, aa, wna, transposeB: false, beta: 0, gha, ldc: width, panels: netSecond.backwardPanels)
-                    Dense.gemm(m: rows, n: h, k: outputs, gga, wga, transposeB: false, beta: 0, gha + h, ldc: width,
-                               panels: gatesSecond.backwardPanels)
-                } }
+                guard let aa = a.baseAddress, let gga = g.baseAddress, let gha = gh.baseAddress else { return }
+                netSecond.backwardOperand.product(rows: rows, aa, accumulate: false, into: gha, ldc: width)
+                gatesSecond.backwardOperand.product(rows: rows, gga, accumulate: false, into: gha + h, ldc: width)
             } } }
         }
         gHidden.withUnsafeMutableBufferPointer { g in cache.hiddenPre.withUnsafeBufferPointer { p in cache.hiddenSigmoid.withUnsafeBufferPointer { s in
