@@ -20,11 +20,13 @@ public struct PanelMatrix<Scalar: TensorScalar>: Sendable {
 
     /// The panels of `b` (`[k, n]`, rows `ldb` apart), or nil where they would not help: a
     /// precision other than Float; `n` not a multiple of 8; `k` below 8 (such products are a
-    /// pass over C, which other loops make once); or a B that ``TileGEMM`` reads in place,
-    /// small enough to stay cached (small/aspirin10's `[3060, 32] · [32, 32]` ran at 82
-    /// GFLOP/s in place, 76 from panels).
+    /// pass over C, which other loops make once); a B that ``TileGEMM`` reads in place, small
+    /// enough to stay cached (small/aspirin10's `[3060, 32] · [32, 32]` ran at 82 GFLOP/s in
+    /// place, 76 from panels); or an OpenBLAS kernel set with small-matrix kernels
+    /// (``SmallKernelGEMM``), whose sixteen-lane kernels ran md17's products at 100–116
+    /// GFLOP/s on the AVX-512 host, where these eight-lane tiles would give up half the width.
     public init?(_ b: UnsafePointer<Scalar>, rows k: Int, columns n: Int, ldb: Int? = nil) {
-        guard Scalar.self == Float.self, n > 0, n % 8 == 0, k >= 8,
+        guard Scalar.self == Float.self, !SmallKernelGEMM.isEnabled, n > 0, n % 8 == 0, k >= 8,
               !TileGEMM.takes(m: TileGEMM.tileRows, n: n, k: k) else { return nil }
         let stride = ldb ?? n
         rows = k

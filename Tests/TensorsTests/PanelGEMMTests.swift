@@ -16,9 +16,11 @@ final class PanelGEMMTests: XCTestCase {
     ]
 
     private func check(threads: Int) throws {
-        let saved = (TensorThreads.count, TensorThreads.blasCount)
-        defer { TensorThreads.set(blas: saved.1, loops: saved.0) }
+        let saved = (TensorThreads.count, TensorThreads.blasCount), smallKernels = SmallKernelGEMM.isEnabled
+        defer { TensorThreads.set(blas: saved.1, loops: saved.0); SmallKernelGEMM.isEnabled = smallKernels }
         TensorThreads.set(threads)
+        // Panels are built on kernel sets without OpenBLAS's small-matrix kernels; this runs them on any.
+        SmallKernelGEMM.isEnabled = false
         for c in cases {
             var state: UInt64 = 0x9E37_79B9_7F4A_7C15 &* UInt64(c.m * 1000 + c.n)
             func next() -> Float {
@@ -57,7 +59,13 @@ final class PanelGEMMTests: XCTestCase {
 
     /// Panels only where a kernel takes them and they help.
     func testPanelsAreBuiltOnlyForFloatProductsTheyServe() {
+        let smallKernels = SmallKernelGEMM.isEnabled
+        defer { SmallKernelGEMM.isEnabled = smallKernels }
         let b = [Float](repeating: 1, count: 256 * 264), d = [Double](repeating: 1, count: 256 * 256)
+        SmallKernelGEMM.isEnabled = true
+        XCTAssertNil(b.withUnsafeBufferPointer { PanelMatrix($0.baseAddress!, rows: 256, columns: 256) },
+                     "a kernel set with small-matrix kernels")
+        SmallKernelGEMM.isEnabled = false
         func float(_ k: Int, _ n: Int) -> PanelMatrix<Float>? { b.withUnsafeBufferPointer { PanelMatrix($0.baseAddress!, rows: k, columns: n) } }
         XCTAssertNotNil(float(256, 256))
         XCTAssertNotNil(float(8, 264), "B of 8 × 264: wider than the in-place tiles take")
