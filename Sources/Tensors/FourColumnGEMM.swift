@@ -54,13 +54,6 @@ enum FourColumnGEMM {
         return true
     }
 
-    /// `body(flag)` with `flag` a literal in each copy, so that the loops it inlines into test
-    /// it once, not per row.
-    @inline(__always)
-    private static func withLiteral(_ flag: Bool, _ body: (Bool) -> Void) {
-        if flag { body(true) } else { body(false) }
-    }
-
     /// `C (+)= A · B`, A `[m, k]`, B `[k, 4]`, row-major with the given row strides; rows shared
     /// among the tensor threads in blocks of eight.
     @inline(__always)

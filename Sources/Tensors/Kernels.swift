@@ -121,6 +121,13 @@ func withChannelCount<R>(_ count: Int, _ body: (Int) -> R) -> R {
     }
 }
 
+/// `body(flag)` with `flag` a literal in each copy, so that the loops it inlines into test it
+/// once, not per row or per step (the GEMM kernels' accumulate and width flags).
+@inline(__always)
+func withLiteral(_ flag: Bool, _ body: (Bool) -> Void) {
+    if flag { body(true) } else { body(false) }
+}
+
 /// How two shapes broadcast: the output shape and, after merging axes that can be walked as
 /// one, the sizes and element strides of each input (stride 0 on a broadcast axis).
 struct BroadcastPlan {

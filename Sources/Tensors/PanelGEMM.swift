@@ -85,19 +85,12 @@ enum PanelGEMM {
                 for panel in panelCount * part / panelGroups ..< panelCount * (part + 1) / panelGroups {
                     let column = 16 * panel, width = Swift.min(16, n - column)
                     let w = b + column * k
-                    @inline(__always) func run(wide: Bool, accumulate: Bool) {
+                    withLiteral(width == 16) { wide in withLiteral(accumulate) { accumulate in
                         for r in Swift.stride(from: first, to: last, by: TileGEMM.tileRows) {
                             TileGEMM.sixRows(wide: wide, valid: Swift.min(TileGEMM.tileRows, last - r), k: k, a + r * lda,
                                              rowStride: lda, step: 1, w, ldb: width, accumulate: accumulate, c + r * ldc + column, ldc: ldc)
                         }
-                    }
-                    // Literal flags in each copy, so that the tile loop tests neither per step.
-                    switch (width == 16, accumulate) {
-                    case (true, false): run(wide: true, accumulate: false)
-                    case (true, true): run(wide: true, accumulate: true)
-                    case (false, false): run(wide: false, accumulate: false)
-                    case (false, true): run(wide: false, accumulate: true)
-                    }
+                    } }
                 }
             }
         }

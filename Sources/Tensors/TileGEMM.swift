@@ -77,7 +77,7 @@ enum TileGEMM {
             var first = 0
             while first < k {
                 let count = Swift.min(blockRows, k - first)
-                if accumulate || first > 0 { run(from: first, count: count, accumulate: true) } else { run(from: first, count: count, accumulate: false) }
+                withLiteral(accumulate || first > 0) { accumulate in run(from: first, count: count, accumulate: accumulate) }
                 first += count
             }
         }
