@@ -1,4 +1,4 @@
-import Dispatch
+import Tensors
 
 /// Block-aligned ranges of a graph's triplets, the split of the triplet work (the fused triplet
 /// pass, the radial embedding) over threads.
@@ -25,6 +25,6 @@ struct TripletChunks {
             if let only = ranges.first { body(only, 0) }
             return
         }
-        DispatchQueue.concurrentPerform(iterations: ranges.count) { k in body(ranges[k], k) }
+        TensorThreads.perform(iterations: ranges.count) { k in body(ranges[k], k) }
     }
 }

@@ -142,6 +142,14 @@ public enum TensorThreads {
     /// The number of threads the element loops split large loops over.
     public static var count: Int { ParallelLoop.threadCount }
 
+    /// `body(i)` for every `i` in `0 ..< iterations`, shared among ``count`` threads (the caller's
+    /// and workers that stay awake between loops, see `ThreadTeam`); returns when all have run.
+    /// A call made while another is running (from inside `body`, or from a second thread) runs
+    /// its iterations on its caller alone.
+    public static func perform(iterations: Int, _ body: (Int) -> Void) {
+        ThreadTeam.tensorThreads.perform(iterations: iterations, body)
+    }
+
     /// The number of threads OpenBLAS uses.
     public static var blasCount: Int { Int(openblas_get_num_threads()) }
 

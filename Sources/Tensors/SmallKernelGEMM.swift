@@ -1,5 +1,4 @@
 import CBLAS
-import Dispatch
 
 /// Single-precision GEMM cut into the calls that OpenBLAS's small-matrix kernels take.
 ///
@@ -148,7 +147,7 @@ enum SmallKernelGEMM {
         if threads <= 1 {
             for p in 0..<pieces { piece(p) }
         } else {
-            DispatchQueue.concurrentPerform(iterations: threads) { t in
+            ThreadTeam.tensorThreads.perform(iterations: threads) { t in
                 for p in stride(from: t, to: pieces, by: threads) { piece(p) }
             }
         }

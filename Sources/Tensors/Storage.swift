@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 
 /// A pool of raw, 64-byte-aligned blocks grouped by size class, so that a repeated
@@ -165,7 +164,7 @@ enum ParallelLoop {
         // Several chunks per thread, handed out as threads free up, so that a thread the system
         // deschedules (a shared machine) does not hold the whole loop back.
         let chunks = min(count, threads * 4, max(threads, work / grain))
-        DispatchQueue.concurrentPerform(iterations: chunks) { t in
+        ThreadTeam.tensorThreads.perform(iterations: chunks) { t in
             let lo = count * t / chunks
             let hi = count * (t + 1) / chunks
             if lo < hi { body(lo ..< hi) }

@@ -1,0 +1,116 @@
+import CBLAS
+import Foundation
+import XCTest
+@testable import Tensors
+
+/// The thread team that the tensor loops share out their chunks with: every iteration of every
+/// loop runs exactly once, including loops started while the workers sleep, loops nested in a
+/// loop, loops from two threads at once, and loops after the team is replaced.
+final class ThreadTeamTests: XCTestCase {
+    /// Runs `loops` loops of varying length and checks that each iteration ran once, by adding
+    /// its index + 1 to its own slot (no two iterations share a slot).
+    private func checkLoops(_ team: ThreadTeam, loops: Int, pauseEvery: Int = 0, file: StaticString = #filePath, line: UInt = #line) {
+        let slots = UnsafeMutablePointer<Int>.allocate(capacity: 64)
+        defer { slots.deallocate() }
+        for loop in 0..<loops {
+            let iterations = 2 + loop % 40
+            slots.initialize(repeating: 0, count: 64)
+            team.perform(iterations: iterations) { i in slots[i] += i + 1 }
+            for i in 0..<64 where slots[i] != (i < iterations ? i + 1 : 0) {
+                XCTFail("loop \(loop) (\(iterations) iterations): slot \(i) holds \(slots[i])", file: file, line: line)
+                return
+            }
+            if pauseEvery > 0, loop % pauseEvery == pauseEvery - 1 { usleep(UInt32(ThreadTeam.spinDuration * 3e6)) }
+        }
+    }
+
+    func testEveryIterationRunsOnce() {
+        let team = ThreadTeam(workers: 1)
+        defer { team.stop() }
+        checkLoops(team, loops: 20_000)
+    }
+
+    func testMoreWorkersThanCores() {
+        let team = ThreadTeam(workers: 3)
+        defer { team.stop() }
+        checkLoops(team, loops: 2_000)
+    }
+
+    /// Loops that start after the workers have gone to sleep wake them (or run without them).
+    func testLoopsAfterTheWorkersSleep() {
+        let team = ThreadTeam(workers: 1)
+        defer { team.stop() }
+        checkLoops(team, loops: 40, pauseEvery: 2)
+    }
+
+    /// The workers do take part: a loop whose two iterations wait for each other can only finish
+    /// when two threads run it at once. Each team runs its loop at once after it is made, so
+    /// that a worker whose thread starts after the loop is published must still take part.
+    func testWorkersShareTheLoop() {
+        let flags = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+        defer { flags.deallocate() }
+        for attempt in 0..<20 {
+            let team = ThreadTeam(workers: 1)
+            defer { team.stop() }
+            flags.initialize(repeating: 0, count: 2)
+            let deadline = Date().addingTimeInterval(5)
+            var sawOther = [false, false]
+            sawOther.withUnsafeMutableBufferPointer { saw in
+                team.perform(iterations: 2) { i in
+                    tensors_atomic_store(flags + i, 1)
+                    while tensors_atomic_load(flags + (1 - i)) == 0 && Date() < deadline { tensors_spin_pause() }
+                    saw[i] = tensors_atomic_load(flags + (1 - i)) == 1
+                }
+            }
+            if sawOther != [true, true] {
+                XCTFail("team \(attempt): the two iterations did not run at once (\(sawOther))")
+                return
+            }
+        }
+    }
+
+    /// A loop inside a loop's iteration runs on that iteration's thread, and completes.
+    func testNestedLoopsRunInline() {
+        let team = ThreadTeam(workers: 1)
+        defer { team.stop() }
+        let sums = UnsafeMutablePointer<Int>.allocate(capacity: 8)
+        defer { sums.deallocate() }
+        sums.initialize(repeating: 0, count: 8)
+        team.perform(iterations: 8) { i in
+            team.perform(iterations: 5) { j in sums[i] += j + 1 }
+        }
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: sums, count: 8)), [Int](repeating: 15, count: 8))
+    }
+
+    /// Two threads starting loops at once: one gets the team, the other runs alone, both finish.
+    func testLoopsFromTwoThreads() {
+        let team = ThreadTeam(workers: 1)
+        defer { team.stop() }
+        let done = expectation(description: "second thread")
+        let other = Thread { [self] in
+            checkLoops(team, loops: 5_000)
+            done.fulfill()
+        }
+        other.start()
+        checkLoops(team, loops: 5_000)
+        wait(for: [done], timeout: 60)
+    }
+
+    /// Changing the thread count replaces the team; parallel loops still give serial results.
+    func testTeamFollowsTheThreadCount() {
+        let saved = (TensorThreads.count, TensorThreads.blasCount)
+        defer { TensorThreads.set(blas: saved.1, loops: saved.0) }
+        let count = 100_000
+        var expected = [Int](repeating: 0, count: count)
+        for i in 0..<count { expected[i] = i &* 7 }
+        for threads in [3, 2, 1, 2] {
+            TensorThreads.set(threads)
+            XCTAssertEqual(ThreadTeam.tensorThreads.workerCount, threads - 1)
+            var values = [Int](repeating: 0, count: count)
+            values.withUnsafeMutableBufferPointer { v in
+                ParallelLoop.forChunks(count, work: count * 1_000) { range in for i in range { v[i] = i &* 7 } }
+            }
+            XCTAssertEqual(values, expected, "\(threads) threads")
+        }
+    }
+}
