@@ -208,6 +208,25 @@ extension Double: ENINetFloat {
 
 /// In-place elementwise updates on flat arrays, through buffer pointers so that the loops
 /// vectorise (array subscripts in a loop pay a uniqueness check per store).
+/// The layers' row loops, split among the tensor threads when the rows hold enough elements
+/// for a hand-off to pay (``TensorThreads/perform(iterations:_:)``: under a microsecond when
+/// the workers are awake, against about ten microseconds for the 32 K elements of a norm layer).
+enum RowLoop {
+    /// Elements below which a loop runs on the caller alone.
+    static var grain: Int { 32_768 }
+
+    /// `body(range)` over consecutive ranges covering `0 ..< rows`, one per thread taking part.
+    @inline(__always)
+    static func forChunks(rows: Int, width: Int, _ body: (Range<Int>) -> Void) {
+        let threads = Swift.min(TensorThreads.count, rows * width / grain, rows)
+        if threads <= 1 {
+            body(0 ..< rows)
+            return
+        }
+        TensorThreads.perform(iterations: threads) { k in body(rows * k / threads ..< rows * (k + 1) / threads) }
+    }
+}
+
 enum Elementwise {
     /// `a += b`.
     @inline(__always) static func add<T: ENINetFloat>(_ a: inout [T], _ b: [T]) {

@@ -118,14 +118,14 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
             pre.withUnsafeMutableBufferPointer { p in biasOrZeros.withUnsafeBufferPointer { b in
                 guard let p = p.baseAddress, let b = b.baseAddress else { return }
                 let wide = width - width % 8
-                for r in 0..<rows {
+                RowLoop.forChunks(rows: rows, width: width) { range in for r in range {
                     let row = r * width
                     for q in stride(from: 0, to: wide, by: 8) {
                         let z = p.lanes(row + q) + b.lanes(q), v = T.sigmoid(z)
                         p.setLanes(row + q, z); a.setLanes(row + q, z * v); s?.setLanes(row + q, v)
                     }
                     for q in wide..<width { let z = p[row + q] + b[q], v = sigmoid(z); p[row + q] = z; a[row + q] = z * v; s?[row + q] = v }
-                }
+                } }
             } }
         }
         var sigmoids = [T]()
@@ -204,8 +204,11 @@ struct MLPLayer<T: ENINetFloat>: Sendable {
 
     func backward(_ gy: [T], hidden: [T], rows: Int) -> [T] {
         var ga = second.backward(gy, rows: rows)
+        let width = first.outputs
         ga.withUnsafeMutableBufferPointer { g in hidden.withUnsafeBufferPointer { h in
-            for q in 0..<g.count { g[q] *= siluDerivative(h[q]) }
+            RowLoop.forChunks(rows: rows, width: width) { range in
+                for q in range.lowerBound * width ..< range.upperBound * width { g[q] *= siluDerivative(h[q]) }
+            }
         } }
         return first.backward(ga, rows: rows)
     }
@@ -266,7 +269,7 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
                 netSecond.biasOrZeros.withUnsafeBufferPointer { vb in gatesSecond.biasOrZeros.withUnsafeBufferPointer { gb in
                     guard let g = g.baseAddress, let v = v.baseAddress, let vb = vb.baseAddress, let gb = gb.baseAddress else { return }
                     let wide = outputs - outputs % 8
-                    for r in 0..<rows {
+                    RowLoop.forChunks(rows: rows, width: outputs) { range in for r in range {
                         let row = r * outputs
                         for q in stride(from: 0, to: wide, by: 8) {
                             let gq = g.lanes(row + q) + gb.lanes(q), vq = v.lanes(row + q) + vb.lanes(q), sg = T.sigmoid(gq)
@@ -280,7 +283,7 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
                             s[row + q] = sg
                             yp[row + q] = vq * gq * sg
                         }
-                    }
+                    } }
                 } } } }
             }
         }
@@ -296,10 +299,12 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
             gg = [T].filled(count: count) { ggp in
                 gy.withUnsafeBufferPointer { gyp in cache.gate.withUnsafeBufferPointer { gate in
                 cache.value.withUnsafeBufferPointer { value in cache.gateSigmoid.withUnsafeBufferPointer { sig in
-                    for q in 0..<count {
-                        let s = sig[q], g = gate[q], d = gyp[q]
-                        gap[q] = d * g * s
-                        ggp[q] = d * value[q] * s * (1 + g * (1 - s))
+                    RowLoop.forChunks(rows: rows, width: outputs) { range in
+                        for q in range.lowerBound * outputs ..< range.upperBound * outputs {
+                            let s = sig[q], g = gate[q], d = gyp[q]
+                            gap[q] = d * g * s
+                            ggp[q] = d * value[q] * s * (1 + g * (1 - s))
+                        }
                     }
                 } } } }
             }
@@ -314,7 +319,9 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
             } } }
         }
         gHidden.withUnsafeMutableBufferPointer { g in cache.hiddenPre.withUnsafeBufferPointer { p in cache.hiddenSigmoid.withUnsafeBufferPointer { s in
-            for q in 0..<g.count { g[q] *= s[q] * (1 + p[q] * (1 - s[q])) }
+            RowLoop.forChunks(rows: rows, width: width) { range in
+                for q in range.lowerBound * width ..< range.upperBound * width { g[q] *= s[q] * (1 + p[q] * (1 - s[q])) }
+            }
         } } }
         return first.backward(gHidden, rows: rows)
     }
@@ -348,14 +355,14 @@ struct LayerNormLayer<T: ENINetFloat>: Sendable {
         weight.withUnsafeBufferPointer { w in bias.withUnsafeBufferPointer { b in
             guard let xp = xp.baseAddress, let w = w.baseAddress, let b = b.baseAddress else { return }
             let wide = c - c % 8
-            for r in 0..<rows {
+            RowLoop.forChunks(rows: rows, width: c) { range in for r in range {
                 let row = r * c
                 let (mean, inv) = Self.statistics(xp, row: row, channels: c)
                 for ch in stride(from: 0, to: wide, by: 8) {
                     o.setLanes(row + ch, b.lanes(ch).adding((xp.lanes(row + ch) - mean) * inv, times: w.lanes(ch)))
                 }
                 for ch in wide..<c { o[row + ch] = (xp[row + ch] - mean) * inv * w[ch] + b[ch] }
-            }
+            } }
         } } }
         }
     }
@@ -368,7 +375,7 @@ struct LayerNormLayer<T: ENINetFloat>: Sendable {
         x.withUnsafeBufferPointer { xp in
         gy.withUnsafeBufferPointer { g in weight.withUnsafeBufferPointer { w in
             guard let xp = xp.baseAddress, let g = g.baseAddress, let w = w.baseAddress else { return }
-            for r in 0..<rows {
+            RowLoop.forChunks(rows: rows, width: c) { range in for r in range {
                 let row = r * c
                 let (mean, inv) = Self.statistics(xp, row: row, channels: c)
                 let meanG = laneSum(c, wide: { g.lanes(row + $0) * w.lanes($0) }, single: { g[row + $0] * w[$0] }) / cT
@@ -383,7 +390,7 @@ struct LayerNormLayer<T: ENINetFloat>: Sendable {
                     let xhat = (xp[row + ch] - mean) * inv
                     o[row + ch] = inv * (g[row + ch] * w[ch] - meanG - xhat * meanGX)
                 }
-            }
+            } }
         } } }
         }
     }
@@ -429,14 +436,17 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
 
     func forward(_ v: [T], rows: Int) -> [T] {
         let c = channels
-        var nrm = [T](repeating: 0, count: c)
         // Written from `v` directly: the input stays in the backward cache, so scaling a copy in
         // place would copy it first.
         return [T].filled(count: v.count) { op in
-        v.withUnsafeBufferPointer { vp in nrm.withUnsafeMutableBufferPointer { np in weight.withUnsafeBufferPointer { w in
-            guard let vp = vp.baseAddress, let np = np.baseAddress, let w = w.baseAddress else { return }
+        v.withUnsafeBufferPointer { vp in weight.withUnsafeBufferPointer { w in
+            guard let vp = vp.baseAddress, let w = w.baseAddress else { return }
             let wide = c - c % 8
-            for r in 0..<rows {
+            RowLoop.forChunks(rows: rows, width: 3 * c) { range in
+            // A row's norms, turned into its scales: scratch of each chunk's own.
+            let np = UnsafeMutablePointer<T>.allocate(capacity: c)
+            defer { np.deallocate() }
+            for r in range {
                 let base = r * 3 * c
                 VectorChannels.rowNorms(vp + base, channels: c, into: np)
                 // The norms become the scales in place.
@@ -461,7 +471,8 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
                     for ch in wide..<c { op[o + ch] = vp[o + ch] * np[ch] }
                 }
             }
-        } } }
+            }
+        } }
         }
     }
 
@@ -473,17 +484,20 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
         // Per row: out = s_c v_c with a per-channel scale s_c that depends on the norms, so
         // gv_c = s_c gout_c + k_c v_c. The channel loops compute s and k; the xyz loops then run
         // over contiguous channels.
-        var scratch = [T](repeating: 0, count: 5 * c)
         return [T].filled(count: v.count) { gvp in
-            v.withUnsafeBufferPointer { vp in gout.withUnsafeBufferPointer { gp in
-            scratch.withUnsafeMutableBufferPointer { sp in weight.withUnsafeBufferPointer { w in
-                guard let nrm = sp.baseAddress, let vp = vp.baseAddress, let gp = gp.baseAddress, let w = w.baseAddress else { return }
-                // norms, gradients on the scales, gradients on the norms, scales, norm coefficients
+            v.withUnsafeBufferPointer { vp in gout.withUnsafeBufferPointer { gp in weight.withUnsafeBufferPointer { w in
+                guard let vp = vp.baseAddress, let gp = gp.baseAddress, let w = w.baseAddress else { return }
+                RowLoop.forChunks(rows: rows, width: 3 * c) { range in
+                // norms, gradients on the scales, gradients on the norms, scales, norm
+                // coefficients: scratch of each chunk's own.
+                let nrm = UnsafeMutablePointer<T>.allocate(capacity: 5 * c)
+                nrm.initialize(repeating: 0, count: 5 * c)
+                defer { nrm.deallocate() }
                 let gs = nrm + c, gn = nrm + 2 * c, scale = nrm + 3 * c, k = nrm + 4 * c
                 // Eight channels at a time where the loops carry no dependence (LLVM does not
                 // widen them itself: it cannot tell the scratch rows from the inputs).
                 let wide = c - c % 8
-                for r in 0..<rows {
+                for r in range {
                     let base = r * 3 * c
                     for ch in stride(from: 0, to: wide, by: 8) {
                         let x = vp.lanes(base + ch), y = vp.lanes(base + c + ch), z = vp.lanes(base + 2 * c + ch)
@@ -571,7 +585,8 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
                         for ch in wide..<c { gvp[o + ch] = scale[ch] * gp[o + ch] + k[ch] * vp[o + ch] }
                     }
                 }
-            } } } }
+                }
+            } } }
         }
     }
 }
@@ -594,7 +609,9 @@ enum VectorChannels {
         [T].filled(count: rows * c) { out in
             v.withUnsafeBufferPointer { vp in
                 guard let vp = vp.baseAddress else { return }
-                for r in 0..<rows { rowNorms(vp + r * 3 * c, channels: c, into: out + r * c) }
+                RowLoop.forChunks(rows: rows, width: 3 * c) { range in
+                    for r in range { rowNorms(vp + r * 3 * c, channels: c, into: out + r * c) }
+                }
             }
         }
     }
@@ -604,19 +621,19 @@ enum VectorChannels {
         gv.withUnsafeMutableBufferPointer { g in gn.withUnsafeBufferPointer { gnp in n.withUnsafeBufferPointer { np in v.withUnsafeBufferPointer { vp in
             // Four channels (the bonds' hidden vectors in the three-body block) as `SIMD4` rows.
             if c == 4, let gq = g.baseAddress, let gnq = gnp.baseAddress, let nq = np.baseAddress, let vq = vp.baseAddress {
-                for r in 0..<rows {
+                RowLoop.forChunks(rows: rows, width: 12) { range in for r in range {
                     let norms = nq.quad(4 * r)
                     let k = (gnq.quad(4 * r) / norms).replacing(with: 0, where: .!(norms .> 0))
                     for x in 0..<3 { let o = (r * 3 + x) * 4; gq.setQuad(o, gq.quad(o) + k * vq.quad(o)) }
-                }
+                } }
                 return
             }
-            for r in 0..<rows {
+            RowLoop.forChunks(rows: rows, width: 3 * c) { range in for r in range {
                 for ch in 0..<c where np[r * c + ch] > 0 {
                     let k = gnp[r * c + ch] / np[r * c + ch]
                     for x in 0..<3 { g[(r * 3 + x) * c + ch] += k * vp[(r * 3 + x) * c + ch] }
                 }
-            }
+            } }
         } } } }
     }
 
