@@ -29,9 +29,11 @@ final class ThreadTeam: @unchecked Sendable {
     private let words: UnsafeMutablePointer<Int>
     private static let ticketWord = 0, doneWord = 8, sleepersWord = 16, busyWord = 24, exitWord = 32, jobWord = 40
     private static let wordCount = 48
-    // ticket = generation << 40 | iterations << 20 | next index.
+    // ticket = generation << 40 | iterations << 20 | next index. Generations count modulo 2²³,
+    // below the sign bit: a long MD run starts more loops than that (a hundred per step).
     private static let indexBits = 20, generationShift = 40
     private static let indexMask = (1 << indexBits) - 1
+    static let generationMask = (1 << 23) - 1
     /// The most iterations one loop can have.
     static let maximumIterations = indexMask
 
@@ -40,17 +42,20 @@ final class ThreadTeam: @unchecked Sendable {
 
     typealias Body = (Int) -> Void
 
-    init(workers: Int) {
+    /// `firstGeneration`: where the loops' count starts (tests start it just below the wrap).
+    init(workers: Int, firstGeneration: Int = 0) {
         workerCount = Swift.max(0, workers)
         words = UnsafeMutablePointer<Int>.allocate(capacity: Self.wordCount)
         words.initialize(repeating: 0, count: Self.wordCount)
+        let first = firstGeneration & Self.generationMask
+        words[Self.ticketWord] = first << Self.generationShift
         mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
         condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
         pthread_cond_init(condition, nil)
         for _ in 0..<workerCount {
             // The workers keep the team alive until ``stop()``.
-            let thread = Thread { [self] in workerLoop() }
+            let thread = Thread { [self] in workerLoop(firstGeneration: first) }
             // ENINet's kernels keep blocks of several kilobytes on the stack.
             thread.stackSize = 8 << 20
             thread.start()
@@ -66,8 +71,7 @@ final class ThreadTeam: @unchecked Sendable {
     func stop() {
         while !tensors_atomic_compare_exchange(words + Self.busyWord, 0, 1) { tensors_spin_pause() }
         store(Self.exitWord, 1)
-        let ticket = load(Self.ticketWord)
-        store(Self.ticketWord, ((ticket >> Self.generationShift) + 1) << Self.generationShift)
+        store(Self.ticketWord, nextGeneration() << Self.generationShift)
         pthread_mutex_lock(mutex)
         pthread_cond_broadcast(condition)
         pthread_mutex_unlock(mutex)
@@ -86,7 +90,7 @@ final class ThreadTeam: @unchecked Sendable {
             withUnsafeMutablePointer(to: &job) { jobPointer in
                 store(Self.jobWord, Int(bitPattern: UnsafeMutableRawPointer(jobPointer)))
                 store(Self.doneWord, 0)
-                let generation = (load(Self.ticketWord) >> Self.generationShift) + 1
+                let generation = nextGeneration()
                 store(Self.ticketWord, generation << Self.generationShift | iterations << Self.indexBits)
                 if load(Self.sleepersWord) > 0 {
                     pthread_mutex_lock(mutex)
@@ -101,6 +105,9 @@ final class ThreadTeam: @unchecked Sendable {
         }
         store(Self.busyWord, 0)
     }
+
+    /// The generation after the current ticket's (only the thread holding the team changes it).
+    private func nextGeneration() -> Int { ((load(Self.ticketWord) >> Self.generationShift) + 1) & Self.generationMask }
 
     /// Runs iterations of loop `generation` until none is left to claim.
     private func claimIterations(generation: Int) {
@@ -123,10 +130,10 @@ final class ThreadTeam: @unchecked Sendable {
         pointer.assumingMemoryBound(to: Body.self).pointee(index)
     }
 
-    private func workerLoop() {
+    private func workerLoop(firstGeneration: Int) {
         // The team's first generation, not the ticket's value when this thread starts: a thread
         // that starts late would otherwise skip the loops published before it ran.
-        var generation = 0
+        var generation = firstGeneration
         while load(Self.exitWord) == 0 {
             generation = waitForLoop(after: generation)
             if load(Self.exitWord) != 0 { return }

@@ -30,6 +30,19 @@ final class ThreadTeamTests: XCTestCase {
         checkLoops(team, loops: 20_000)
     }
 
+    /// The loops' generation count wraps below the sign bit of the ticket (a long MD run starts
+    /// more loops than the count holds), and loops across the wrap still run every iteration.
+    func testGenerationsWrap() {
+        let team = ThreadTeam(workers: 1, firstGeneration: ThreadTeam.generationMask - 30)
+        defer { team.stop() }
+        for loop in 0..<60 where !ranOnTwoThreads(team) {
+            XCTFail("loop \(loop) from the first: the caller and the worker did not both take part")
+            return
+        }
+        checkLoops(team, loops: 200)
+        checkLoops(team, loops: 20, pauseEvery: 2)
+    }
+
     func testMoreWorkersThanCores() {
         let team = ThreadTeam(workers: 3)
         defer { team.stop() }
@@ -43,27 +56,32 @@ final class ThreadTeamTests: XCTestCase {
         checkLoops(team, loops: 40, pauseEvery: 2)
     }
 
-    /// The workers do take part: a loop whose two iterations wait for each other can only finish
-    /// when two threads run it at once. Each team runs its loop at once after it is made, so
-    /// that a worker whose thread starts after the loop is published must still take part.
-    func testWorkersShareTheLoop() {
+    /// Whether a loop of two iterations that wait for each other (for up to five seconds) ran
+    /// them at once, on two threads.
+    private func ranOnTwoThreads(_ team: ThreadTeam) -> Bool {
         let flags = UnsafeMutablePointer<Int>.allocate(capacity: 2)
         defer { flags.deallocate() }
+        flags.initialize(repeating: 0, count: 2)
+        let deadline = Date().addingTimeInterval(5)
+        var sawOther = [false, false]
+        sawOther.withUnsafeMutableBufferPointer { saw in
+            team.perform(iterations: 2) { i in
+                tensors_atomic_store(flags + i, 1)
+                while tensors_atomic_load(flags + (1 - i)) == 0 && Date() < deadline { tensors_spin_pause() }
+                saw[i] = tensors_atomic_load(flags + (1 - i)) == 1
+            }
+        }
+        return sawOther == [true, true]
+    }
+
+    /// The workers do take part. Each team runs its loop at once after it is made, so that a
+    /// worker whose thread starts after the loop is published must still take part.
+    func testWorkersShareTheLoop() {
         for attempt in 0..<20 {
             let team = ThreadTeam(workers: 1)
             defer { team.stop() }
-            flags.initialize(repeating: 0, count: 2)
-            let deadline = Date().addingTimeInterval(5)
-            var sawOther = [false, false]
-            sawOther.withUnsafeMutableBufferPointer { saw in
-                team.perform(iterations: 2) { i in
-                    tensors_atomic_store(flags + i, 1)
-                    while tensors_atomic_load(flags + (1 - i)) == 0 && Date() < deadline { tensors_spin_pause() }
-                    saw[i] = tensors_atomic_load(flags + (1 - i)) == 1
-                }
-            }
-            if sawOther != [true, true] {
-                XCTFail("team \(attempt): the two iterations did not run at once (\(sawOther))")
+            if !ranOnTwoThreads(team) {
+                XCTFail("team \(attempt): the two iterations did not run at once")
                 return
             }
         }
