@@ -205,9 +205,6 @@ extension Double: ENINetFloat {
     @inline(__always) public static func laneMinimum(_ a: SIMD8<Double>, _ b: SIMD8<Double>) -> SIMD8<Double> { a.replacing(with: b, where: b .< a) }
 }
 
-
-/// In-place elementwise updates on flat arrays, through buffer pointers so that the loops
-/// vectorise (array subscripts in a loop pay a uniqueness check per store).
 /// The layers' row loops, split among the tensor threads when the rows hold enough elements
 /// for a hand-off to pay (``TensorThreads/perform(iterations:_:)``: under a microsecond when
 /// the workers are awake, against about ten microseconds for the 32 K elements of a norm layer).
@@ -227,6 +224,8 @@ enum RowLoop {
     }
 }
 
+/// In-place elementwise updates on flat arrays, through buffer pointers so that the loops
+/// vectorise (array subscripts in a loop pay a uniqueness check per store).
 enum Elementwise {
     /// `a += b`.
     @inline(__always) static func add<T: ENINetFloat>(_ a: inout [T], _ b: [T]) {
