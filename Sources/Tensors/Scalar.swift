@@ -116,8 +116,11 @@ extension Double: TensorScalar {
                                      a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) {
             return
         }
-        cblas_dgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+        ParallelLoop.blasRows(m: m, work: m * n * k) { lo, rows in
+            cblas_dgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                        blasint(rows), blasint(n), blasint(k), alpha, transposeA ? a + lo : a + lo * lda, blasint(lda),
+                        b, blasint(ldb), beta, c + lo * ldc, blasint(ldc))
+        }
     }
 
     @inline(__always) public init(tensorDouble value: Double) { self = value }
@@ -126,10 +129,15 @@ extension Double: TensorScalar {
 
 /// Threading knobs shared by the BLAS calls and the element loops.
 public enum TensorThreads {
-    /// Sets the number of OpenBLAS threads and of threads the element loops split over.
+    /// Sets the number of threads the element loops and the matrix products split over.
+    ///
+    /// OpenBLAS itself runs on one thread: the products that reach it are cut into row blocks
+    /// that the thread team shares out (``ParallelLoop/blasRows(m:work:_:)``). Given threads of
+    /// its own, OpenBLAS woke a worker that then waited for its next product by yielding the core
+    /// in a loop for 2²⁸ cycles, taking time slices from the team's worker on a 2-core machine.
     public static func set(_ count: Int) {
         let n = max(1, count)
-        openblas_set_num_threads(Int32(clamping: n))
+        openblas_set_num_threads(1)
         ParallelLoop.threadCount = n
     }
 

@@ -143,7 +143,7 @@ enum SmallKernelGEMM {
             let start = p * step, count = Swift.min(step, m - start)
             whole(false, false, count, n, k, alpha, a + start * lda, lda, b, ldb, beta, c + start * ldc, ldc)
         }
-        let threads = Swift.min(TensorThreads.blasCount, pieces)
+        let threads = Swift.min(Swift.max(TensorThreads.blasCount, TensorThreads.count), pieces)
         if threads <= 1 {
             for p in 0..<pieces { piece(p) }
         } else {
@@ -246,7 +246,10 @@ enum SmallKernelGEMM {
     private static func whole(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
                               _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
                               _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+        ParallelLoop.blasRows(m: m, work: m * n * k) { lo, rows in
+            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                        blasint(rows), blasint(n), blasint(k), alpha, ta ? a + lo : a + lo * lda, blasint(lda),
+                        b, blasint(ldb), beta, c + lo * ldc, blasint(ldc))
+        }
     }
 }

@@ -1,3 +1,4 @@
+import CBLAS
 import Foundation
 
 /// A pool of raw, 64-byte-aligned blocks grouped by size class, so that a repeated
@@ -151,6 +152,27 @@ enum ParallelLoop {
 
     /// Below this many scalar operations a loop is not worth a thread hand-off.
     static let grain = 1 << 15
+
+    /// Multiply-adds from which a product that reaches OpenBLAS is split among the threads
+    /// (about 25 µs of work at this host's speed; each block packs its own copy of B).
+    static let blasGrain = 1 << 20
+
+    /// `body(firstRow, rows)` over row blocks of an `m`-row product of `work` multiply-adds:
+    /// one block per thread when OpenBLAS runs on one thread (``TensorThreads/set(_:)``) and
+    /// the product is large, else one call for all rows (OpenBLAS then splits it itself, if
+    /// it has threads).
+    @inline(__always)
+    static func blasRows(m: Int, work: Int, _ body: (Int, Int) -> Void) {
+        let threads = min(threadCount, work / blasGrain, m / 16)
+        guard threads > 1, openblas_get_num_threads() == 1 else {
+            body(0, m)
+            return
+        }
+        ThreadTeam.tensorThreads.perform(iterations: threads) { t in
+            let lo = m * t / threads, hi = m * (t + 1) / threads
+            body(lo, hi - lo)
+        }
+    }
 
     /// Calls `body(range)` over chunks of `0 ..< count`, in parallel when `work` (an estimate of
     /// scalar operations) is large enough.

@@ -114,6 +114,50 @@ final class ThreadTeamTests: XCTestCase {
         wait(for: [done], timeout: 60)
     }
 
+    /// Products that reach OpenBLAS (alpha ≠ 1 keeps them from the register kernels) are cut
+    /// into row blocks for the team when OpenBLAS runs on one thread, as `TensorThreads.set`
+    /// leaves it: every transpose case, both precisions, equal a direct sum.
+    func testProductsSplitAmongTheTeam() {
+        let saved = (TensorThreads.count, TensorThreads.blasCount)
+        defer { TensorThreads.set(blas: saved.1, loops: saved.0) }
+        TensorThreads.set(2)
+        XCTAssertEqual(TensorThreads.blasCount, 1)
+        XCTAssertEqual(TensorThreads.count, 2)
+        let m = 100, n = 90, k = 120   // 1.08 M multiply-adds: above the split's grain
+        XCTAssertGreaterThanOrEqual(m * n * k, ParallelLoop.blasGrain)
+        var generator = SystemRandomNumberGenerator()
+        let a = (0..<(m * k)).map { _ in Double.random(in: -1...1, using: &generator) }
+        let b = (0..<(k * n)).map { _ in Double.random(in: -1...1, using: &generator) }
+        let c0 = (0..<(m * n)).map { _ in Double.random(in: -1...1, using: &generator) }
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            // A is [m, k] (or [k, m] when transposed), B is [k, n] (or [n, k]).
+            func aAt(_ i: Int, _ p: Int) -> Double { ta ? a[p * m + i] : a[i * k + p] }
+            func bAt(_ p: Int, _ j: Int) -> Double { tb ? b[j * k + p] : b[p * n + j] }
+            var expected = [Double](repeating: 0, count: m * n)
+            for i in 0..<m { for j in 0..<n {
+                var sum = 0.0
+                for p in 0..<k { sum += aAt(i, p) * bAt(p, j) }
+                expected[i * n + j] = 0.5 * sum + 0.25 * c0[i * n + j]
+            } }
+            let lda = ta ? m : k, ldb = tb ? k : n
+            var cd = c0
+            cd.withUnsafeMutableBufferPointer { c in
+                Double.tensorGEMM(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda,
+                                  b: b, ldb: ldb, beta: 0.25, c: c.baseAddress!, ldc: n)
+            }
+            let af = a.map { Float($0) }, bf = b.map { Float($0) }
+            var cf = c0.map { Float($0) }
+            cf.withUnsafeMutableBufferPointer { c in
+                Float.tensorGEMM(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.5, a: af, lda: lda,
+                                 b: bf, ldb: ldb, beta: 0.25, c: c.baseAddress!, ldc: n)
+            }
+            let doubleError = zip(cd, expected).map { abs($0 - $1) }.max() ?? 0
+            let floatError = zip(cf, expected).map { abs(Double($0) - $1) }.max() ?? 0
+            XCTAssertLessThan(doubleError, 1e-12, "Double, transposes \(ta), \(tb)")
+            XCTAssertLessThan(floatError, 1e-4, "Float, transposes \(ta), \(tb)")
+        }
+    }
+
     /// Changing the thread count replaces the team; parallel loops still give serial results.
     func testTeamFollowsTheThreadCount() {
         let saved = (TensorThreads.count, TensorThreads.blasCount)
