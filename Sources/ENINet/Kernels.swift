@@ -205,25 +205,6 @@ extension Double: ENINetFloat {
     @inline(__always) public static func laneMinimum(_ a: SIMD8<Double>, _ b: SIMD8<Double>) -> SIMD8<Double> { a.replacing(with: b, where: b .< a) }
 }
 
-/// The layers' row loops, split among the tensor threads when the rows hold enough elements
-/// for a hand-off to pay (``TensorThreads/perform(iterations:_:)``: under a microsecond when
-/// the workers are awake, against about ten microseconds for the 32 K elements of a norm layer).
-enum RowLoop {
-    /// Elements below which a loop runs on the caller alone.
-    static var grain: Int { 32_768 }
-
-    /// `body(range)` over consecutive ranges covering `0 ..< rows`, one per thread taking part.
-    @inline(__always)
-    static func forChunks(rows: Int, width: Int, _ body: (Range<Int>) -> Void) {
-        let threads = Swift.min(TensorThreads.count, rows * width / grain, rows)
-        if threads <= 1 {
-            body(0 ..< rows)
-            return
-        }
-        TensorThreads.perform(iterations: threads) { k in body(rows * k / threads ..< rows * (k + 1) / threads) }
-    }
-}
-
 /// In-place elementwise updates on flat arrays, through buffer pointers so that the loops
 /// vectorise (array subscripts in a loop pay a uniqueness check per store).
 enum Elementwise {

@@ -118,7 +118,7 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
             pre.withUnsafeMutableBufferPointer { p in biasOrZeros.withUnsafeBufferPointer { b in
                 guard let p = p.baseAddress, let b = b.baseAddress else { return }
                 let wide = width - width % 8
-                RowLoop.forChunks(rows: rows, width: width) { range in for r in range {
+                TensorThreads.forChunks(rows, work: rows * width) { range in for r in range {
                     let row = r * width
                     for q in stride(from: 0, to: wide, by: 8) {
                         let z = p.lanes(row + q) + b.lanes(q), v = T.sigmoid(z)
@@ -206,7 +206,7 @@ struct MLPLayer<T: ENINetFloat>: Sendable {
         var ga = second.backward(gy, rows: rows)
         let width = first.outputs
         ga.withUnsafeMutableBufferPointer { g in hidden.withUnsafeBufferPointer { h in
-            RowLoop.forChunks(rows: rows, width: width) { range in
+            TensorThreads.forChunks(rows, work: rows * width) { range in
                 for q in range.lowerBound * width ..< range.upperBound * width { g[q] *= siluDerivative(h[q]) }
             }
         } }
@@ -269,7 +269,7 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
                 netSecond.biasOrZeros.withUnsafeBufferPointer { vb in gatesSecond.biasOrZeros.withUnsafeBufferPointer { gb in
                     guard let g = g.baseAddress, let v = v.baseAddress, let vb = vb.baseAddress, let gb = gb.baseAddress else { return }
                     let wide = outputs - outputs % 8
-                    RowLoop.forChunks(rows: rows, width: outputs) { range in for r in range {
+                    TensorThreads.forChunks(rows, work: rows * outputs) { range in for r in range {
                         let row = r * outputs
                         for q in stride(from: 0, to: wide, by: 8) {
                             let gq = g.lanes(row + q) + gb.lanes(q), vq = v.lanes(row + q) + vb.lanes(q), sg = T.sigmoid(gq)
@@ -299,7 +299,7 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
             gg = [T].filled(count: count) { ggp in
                 gy.withUnsafeBufferPointer { gyp in cache.gate.withUnsafeBufferPointer { gate in
                 cache.value.withUnsafeBufferPointer { value in cache.gateSigmoid.withUnsafeBufferPointer { sig in
-                    RowLoop.forChunks(rows: rows, width: outputs) { range in
+                    TensorThreads.forChunks(rows, work: rows * outputs) { range in
                         for q in range.lowerBound * outputs ..< range.upperBound * outputs {
                             let s = sig[q], g = gate[q], d = gyp[q]
                             gap[q] = d * g * s
@@ -319,7 +319,7 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
             } } }
         }
         gHidden.withUnsafeMutableBufferPointer { g in cache.hiddenPre.withUnsafeBufferPointer { p in cache.hiddenSigmoid.withUnsafeBufferPointer { s in
-            RowLoop.forChunks(rows: rows, width: width) { range in
+            TensorThreads.forChunks(rows, work: rows * width) { range in
                 for q in range.lowerBound * width ..< range.upperBound * width { g[q] *= s[q] * (1 + p[q] * (1 - s[q])) }
             }
         } } }
@@ -355,7 +355,7 @@ struct LayerNormLayer<T: ENINetFloat>: Sendable {
         weight.withUnsafeBufferPointer { w in bias.withUnsafeBufferPointer { b in
             guard let xp = xp.baseAddress, let w = w.baseAddress, let b = b.baseAddress else { return }
             let wide = c - c % 8
-            RowLoop.forChunks(rows: rows, width: c) { range in for r in range {
+            TensorThreads.forChunks(rows, work: rows * c) { range in for r in range {
                 let row = r * c
                 let (mean, inv) = Self.statistics(xp, row: row, channels: c)
                 for ch in stride(from: 0, to: wide, by: 8) {
@@ -375,7 +375,7 @@ struct LayerNormLayer<T: ENINetFloat>: Sendable {
         x.withUnsafeBufferPointer { xp in
         gy.withUnsafeBufferPointer { g in weight.withUnsafeBufferPointer { w in
             guard let xp = xp.baseAddress, let g = g.baseAddress, let w = w.baseAddress else { return }
-            RowLoop.forChunks(rows: rows, width: c) { range in for r in range {
+            TensorThreads.forChunks(rows, work: rows * c) { range in for r in range {
                 let row = r * c
                 let (mean, inv) = Self.statistics(xp, row: row, channels: c)
                 let meanG = laneSum(c, wide: { g.lanes(row + $0) * w.lanes($0) }, single: { g[row + $0] * w[$0] }) / cT
@@ -442,7 +442,7 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
         v.withUnsafeBufferPointer { vp in weight.withUnsafeBufferPointer { w in
             guard let vp = vp.baseAddress, let w = w.baseAddress else { return }
             let wide = c - c % 8
-            RowLoop.forChunks(rows: rows, width: 3 * c) { range in
+            TensorThreads.forChunks(rows, work: 3 * rows * c) { range in
             // A row's norms, turned into its scales: scratch of each chunk's own.
             let np = UnsafeMutablePointer<T>.allocate(capacity: c)
             defer { np.deallocate() }
@@ -487,7 +487,7 @@ struct VectorNormLayer<T: ENINetFloat>: Sendable {
         return [T].filled(count: v.count) { gvp in
             v.withUnsafeBufferPointer { vp in gout.withUnsafeBufferPointer { gp in weight.withUnsafeBufferPointer { w in
                 guard let vp = vp.baseAddress, let gp = gp.baseAddress, let w = w.baseAddress else { return }
-                RowLoop.forChunks(rows: rows, width: 3 * c) { range in
+                TensorThreads.forChunks(rows, work: 3 * rows * c) { range in
                 // norms, gradients on the scales, gradients on the norms, scales, norm
                 // coefficients: scratch of each chunk's own.
                 let nrm = UnsafeMutablePointer<T>.allocate(capacity: 5 * c)
@@ -609,7 +609,7 @@ enum VectorChannels {
         [T].filled(count: rows * c) { out in
             v.withUnsafeBufferPointer { vp in
                 guard let vp = vp.baseAddress else { return }
-                RowLoop.forChunks(rows: rows, width: 3 * c) { range in
+                TensorThreads.forChunks(rows, work: 3 * rows * c) { range in
                     for r in range { rowNorms(vp + r * 3 * c, channels: c, into: out + r * c) }
                 }
             }
@@ -621,14 +621,14 @@ enum VectorChannels {
         gv.withUnsafeMutableBufferPointer { g in gn.withUnsafeBufferPointer { gnp in n.withUnsafeBufferPointer { np in v.withUnsafeBufferPointer { vp in
             // Four channels (the bonds' hidden vectors in the three-body block) as `SIMD4` rows.
             if c == 4, let gq = g.baseAddress, let gnq = gnp.baseAddress, let nq = np.baseAddress, let vq = vp.baseAddress {
-                RowLoop.forChunks(rows: rows, width: 12) { range in for r in range {
+                TensorThreads.forChunks(rows, work: rows * 12) { range in for r in range {
                     let norms = nq.quad(4 * r)
                     let k = (gnq.quad(4 * r) / norms).replacing(with: 0, where: .!(norms .> 0))
                     for x in 0..<3 { let o = (r * 3 + x) * 4; gq.setQuad(o, gq.quad(o) + k * vq.quad(o)) }
                 } }
                 return
             }
-            RowLoop.forChunks(rows: rows, width: 3 * c) { range in for r in range {
+            TensorThreads.forChunks(rows, work: 3 * rows * c) { range in for r in range {
                 for ch in 0..<c where np[r * c + ch] > 0 {
                     let k = gnp[r * c + ch] / np[r * c + ch]
                     for x in 0..<3 { g[(r * 3 + x) * c + ch] += k * vp[(r * 3 + x) * c + ch] }

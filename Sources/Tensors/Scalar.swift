@@ -150,6 +150,13 @@ public enum TensorThreads {
     /// The number of threads the element loops split large loops over.
     public static var count: Int { ParallelLoop.threadCount }
 
+    /// `body(range)` over chunks of `0 ..< items`, shared among ``count`` threads when `work`
+    /// (an estimate of scalar operations, such as rows × row width) is worth a hand-off (about
+    /// 32 K), else one call with the whole range: the split the element loops use.
+    public static func forChunks(_ items: Int, work: Int, _ body: (Range<Int>) -> Void) {
+        ParallelLoop.forChunks(items, work: work, body)
+    }
+
     /// `body(i)` for every `i` in `0 ..< iterations`, shared among ``count`` threads (the caller's
     /// and workers that stay awake between loops, see `ThreadTeam`); returns when all have run.
     /// A call made while another is running (from inside `body`, or from a second thread) runs
