@@ -42,6 +42,11 @@ public struct ENINetModelFile: Sendable {
     /// Throws, naming the file and tensor, when a tensor the configuration needs is missing or
     /// has another shape.
     public func checkShapes() throws {
+        // Layer by layer first: the list of expected tensors grows with `n_interactions`, and a
+        // header that claimed 10⁹ layers made listing them all take minutes and gigabytes.
+        for layer in 0..<configuration.interactionCount {
+            _ = try weights.tensor("conv_layers.threebody_conv.\(layer).cutoff_fn.cutoff")
+        }
         for (name, shape) in ENINetParameterLayout.expectedShapes(configuration) {
             let t = try weights.tensor(name)
             guard t.shape == shape else {

@@ -135,6 +135,23 @@ final class SafeTensorsTests: XCTestCase {
         }
     }
 
+    /// A header claiming far more layers than the file holds fails at the first absent one, at
+    /// once: listing every expected tensor of 10⁹ layers took minutes and gigabytes (found by
+    /// fuzzing `evaluate --model`).
+    func testAClaimOfManyMoreLayersFailsAtTheFirstMissingOne() throws {
+        let c = ENINetConfiguration(featureCount: 8, tripletFeatureCount: 2, radialBasisCount: 4, cutoff: 3, interactionCount: 2)
+        var generator = SystemRandomNumberGenerator()  // the weights do not matter here
+        let file = try ENINetDifferentiableModel<Double>(configuration: c, using: &generator).modelFile()
+        XCTAssertNoThrow(try file.checkShapes())
+        var claimsTooMany = file
+        claimsTooMany.configuration.interactionCount = 1_000_000_000
+        let start = Date()
+        XCTAssertThrowsError(try claimsTooMany.checkShapes()) {
+            XCTAssertTrue("\($0)".contains("missing tensor 'conv_layers.threebody_conv.2.cutoff_fn.cutoff'"), "\($0)")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5, "the check must not list the claimed layers")
+    }
+
     func testConfigurationErrorsNameTheKey() {
         XCTAssertThrowsError(try ENINetConfiguration(jsonString: #"{"hyper_parameters": {"g_feat_dim": 8}}"#, source: "c.json")) {
             XCTAssertTrue("\($0)".contains("c.json"), "\($0)")
