@@ -88,7 +88,7 @@ public final class RadialDistribution {
         if !periodic { allPeriodic = false }
         let v = periodic ? (cell?.volume ?? 0) : (volume ?? 0)
         neighbors.invalidate()
-        neighbors.update(positions: positions, cell: periodic ? cell : nil)
+        try neighbors.update(positions: positions, cell: periodic ? cell : nil)
         let rmax2 = rMax * rMax
         let inverseWidth = 1 / binWidth
         let start = neighbors.start, neighbor = neighbors.neighbor, shiftIndex = neighbors.shiftIndex

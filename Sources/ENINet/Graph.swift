@@ -1,3 +1,4 @@
+import Foundation
 import Geometry
 
 /// The atom graph and its line graph (three-body triplets) for one configuration.
@@ -55,7 +56,7 @@ public struct ENINetGraph: Sendable {
         } else {
             self.tripletIn = []
             self.tripletOut = []
-            buildTriplets(rule: rule)
+            try buildTriplets(rule: rule)
         }
     }
 
@@ -113,10 +114,20 @@ public struct ENINetGraph: Sendable {
         self.edgeCountBeforeCap = beforeCap
         self.tripletIn = []
         self.tripletOut = []
-        buildTriplets(rule: rule)
+        try buildTriplets(rule: rule)
     }
 
-    private mutating func buildTriplets(rule: ENINetConfiguration.LineGraphRule) {
+    /// Memory an evaluation takes per triplet, about: its geometry, features and messages in
+    /// every layer, what the backward pass keeps (Float; Double and training take more).
+    static let bytesPerTriplet = 512
+
+    /// The most triplets a graph may have: what an `Int32` indexes, and what this machine's
+    /// memory holds at ``bytesPerTriplet``.
+    public static var maximumTripletCount: Int {
+        min(Int(Int32.max), Int(clamping: ProcessInfo.processInfo.physicalMemory) / bytesPerTriplet)
+    }
+
+    private mutating func buildTriplets(rule: ENINetConfiguration.LineGraphRule) throws {
         let n = atomCount, e = edgeSource.count
         // Outgoing edges of every atom, in edge order (edges need not be grouped by source here).
         var outStart = [Int](repeating: 0, count: n + 1)
@@ -132,6 +143,13 @@ public struct ENINetGraph: Sendable {
         var tin: [Int32] = [], tout: [Int32] = []
         var estimate = 0
         for k in 0..<e { let b = Int(edgeDestination[k]); estimate += outStart[b + 1] - outStart[b] }
+        // Atoms piled into a cell far smaller than the cutoff once asked for 51 GB here and crashed.
+        guard estimate <= Self.maximumTripletCount else {
+            let gigabytes = Double(estimate) * Double(Self.bytesPerTriplet) / 1e9
+            throw ModelFileError("graph: \(e) edges (\(e / max(n, 1)) per atom) would form up to \(estimate) triplets, "
+                + String(format: "about %.0f GB to evaluate; this machine has %.0f GB", gigabytes, Double(ProcessInfo.processInfo.physicalMemory) / 1e9)
+                + ". Are atoms piled up in a cell much smaller than the cutoff?")
+        }
         tin.reserveCapacity(estimate); tout.reserveCapacity(estimate)
         for e1 in 0..<e {
             let a = edgeSource[e1], b = Int(edgeDestination[e1])

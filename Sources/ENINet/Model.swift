@@ -43,7 +43,7 @@ public final class ENINetModel: @unchecked Sendable {
 
     /// The graph of `positions` from a neighbour list (updated here), with this model's cap and line-graph rule.
     public func graph(positions: [Vec3], cell: Cell?, neighborList: NeighborList) throws -> ENINetGraph {
-        neighborList.update(positions: positions, cell: cell)
+        try neighborList.update(positions: positions, cell: cell)
         return try ENINetGraph(positions: positions, neighborList: neighborList, cutoff: configuration.cutoff,
                                maxNeighbors: configuration.maxNeighbors, rule: configuration.lineGraphRule)
     }

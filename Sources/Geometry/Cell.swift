@@ -87,11 +87,14 @@ public struct Periodicity: Equatable, Hashable, Sendable, CustomStringConvertibl
 public enum GeometryError: Error, CustomStringConvertible, Equatable {
     case singularCell(String)
     case invalidCellParameters(String)
+    /// The cutoff reaches more periodic images than a neighbour list can hold.
+    case cellTooSmall(String)
 
     public var description: String {
         switch self {
         case .singularCell(let s): return "singular cell: \(s)"
         case .invalidCellParameters(let s): return "invalid cell parameters: \(s)"
+        case .cellTooSmall(let s): return "cell too small for the cutoff: \(s)"
         }
     }
 }

@@ -51,14 +51,32 @@ public final class NeighborList {
     public var pairCount: Int { neighbor.count }
 
     /// Rebuilds the list if needed. Returns whether it was rebuilt.
+    ///
+    /// Throws ``GeometryError/cellTooSmall(_:)`` when the cutoff reaches more periodic images
+    /// than the list can index (65,535 image shifts, 2³¹ pairs) or would take more copies of
+    /// atoms than memory holds: a cell far smaller than the cutoff, which no physical system
+    /// has, once crashed the build or ran out of memory.
     @discardableResult
-    public func update(positions: [Vec3], cell: Cell?) -> Bool {
+    public func update(positions: [Vec3], cell: Cell?) throws -> Bool {
         if needsRebuild(positions: positions, cell: cell) {
-            build(positions: positions, cell: cell)
+            do {
+                try build(positions: positions, cell: cell)
+            } catch {
+                // Half-built state must not count as a list for these positions.
+                positionsAtBuild = []
+                throw error
+            }
             return true
         }
         return false
     }
+
+    /// The most distinct image shifts a list can hold (they are indexed by `UInt16`).
+    public static let maximumShiftCount = Int(UInt16.max)
+    /// The most (atom, image) copies a build may consider: about 2 s of work and 100 GB of
+    /// bookkeeping, far above any physical system (a million atoms in a cell wider than the
+    /// cutoff consider 27 million).
+    static let maximumImageCopies = 1 << 31
 
     /// Forces a rebuild at the next `update`.
     public func invalidate() { positionsAtBuild = [] }
@@ -77,7 +95,7 @@ public final class NeighborList {
         }
     }
 
-    private func build(positions: [Vec3], cell: Cell?) {
+    private func build(positions: [Vec3], cell: Cell?) throws {
         buildCount += 1
         positionsAtBuild = positions
         cellAtBuild = cell
@@ -133,7 +151,7 @@ public final class NeighborList {
         var nb = SIMD3<Int>(1, 1, 1)
         for k in 0..<3 {
             if pbc[k] {
-                nb[k] = max(1, min(4096, Int((2 / delta[k]).rounded(.down))))
+                nb[k] = max(1, Int(min(4096, (2 / delta[k]).rounded(.down))))  // clamped before `Int`: a huge cell
                 binWidth[k] = 1 / Double(nb[k])
             } else {
                 let span = max(0, fracHi[k] - fracLo[k])
@@ -143,17 +161,20 @@ public final class NeighborList {
             }
         }
         // Keep the bin count proportional to the atom count for sparse non-periodic systems.
-        func reachOf(_ k: Int) -> Int { max(1, Int((delta[k] / binWidth[k]).rounded(.up))) }
+        // Clamped before `Int`, for a cell of atomic width or less: the image test below rejects it.
+        func reachOf(_ k: Int) -> Int { max(1, Int(min(100_000, (delta[k] / binWidth[k]).rounded(.up)))) }
         func binTotal() -> Int {
             var t = 1
             for k in 0..<3 { t *= nb[k] + 2 * reachOf(k) }
             return t
         }
+        // Periodic axes too (their bins still tile the cell: a whole number of them): a cell a
+        // thousand times wider than the cutoff once asked for 4096³ bins, past `Int32`.
         while binTotal() > 8 * n + 4096 {
             var changed = false
-            for k in 0..<3 where !pbc[k] && nb[k] > 1 {
-                binWidth[k] *= 2
+            for k in 0..<3 where nb[k] > 1 {
                 nb[k] = (nb[k] + 1) / 2
+                binWidth[k] = pbc[k] ? 1 / Double(nb[k]) : binWidth[k] * 2
                 changed = true
             }
             if !changed { break }
@@ -163,6 +184,19 @@ public final class NeighborList {
         let dims = nb &+ 2 &* pad
         let strideY = dims.z, strideX = dims.y * dims.z
         let nbins = dims.x * strideX
+        // Before any bin index is formed: they are `Int32`.
+        var imageRange = SIMD3<Int>(0, 0, 0)
+        for k in 0..<3 where pbc[k] { imageRange[k] = (pad[k] + nb[k] - 1) / nb[k] }
+        let images = (2 * imageRange.x + 1) * (2 * imageRange.y + 1) * (2 * imageRange.z + 1)
+        let copies = n.multipliedReportingOverflow(by: images)
+        guard images <= Self.maximumShiftCount, !copies.overflow, copies.partialValue <= Self.maximumImageCopies,
+              nbins < Int(Int32.max) else {
+            let widths = frame.perpendicularWidths
+            throw GeometryError.cellTooSmall(
+                "the cutoff \(cut) Å (with the skin) reaches \(imageRange.x), \(imageRange.y), \(imageRange.z) periodic images along a, b, c "
+                + "(cell widths \(widths.x), \(widths.y), \(widths.z) Å): \(images) images of \(n) atoms; at most "
+                + "\(Self.maximumShiftCount) images and \(Self.maximumImageCopies) atom copies are supported")
+        }
 
         // Bin of each local atom.
         var localBin = [SIMD3<Int>](repeating: .zero, count: n)
@@ -186,8 +220,6 @@ public final class NeighborList {
             extImage.append(.zero)
             extBin.append(Int32(b.x * strideX + b.y * strideY + b.z))
         }
-        var imageRange = SIMD3<Int>(0, 0, 0)
-        for k in 0..<3 where pbc[k] { imageRange[k] = (pad[k] + nb[k] - 1) / nb[k] }
         for ix in -imageRange.x...imageRange.x {
             for iy in -imageRange.y...imageRange.y {
                 for iz in -imageRange.z...imageRange.z {
@@ -258,7 +290,10 @@ public final class NeighborList {
             return (Int(o.x) * extent.y + Int(o.y)) * extent.z + Int(o.z)
         }
         if useDense { denseIndex[denseKey(.zero)] = 0 }
+        // More distinct shifts than `UInt16` indexes: reported after the loop, not truncated.
+        var tooManyShifts = false
         func slowIndex(_ shift: SIMD3<Int32>) -> UInt16 {
+            if shiftList.count > Self.maximumShiftCount { tooManyShifts = true; return 0 }
             if useDense {
                 let key = denseKey(shift)
                 if denseIndex[key] == .max {
@@ -301,6 +336,9 @@ public final class NeighborList {
         var i = 0
         // Fill rows until the buffers might overflow, grow them, continue.
         while i < n {
+            guard count + rowBound < Int(Int32.max) else {
+                throw GeometryError.cellTooSmall("more than \(Int32.max) neighbour pairs within \(cut) Å of \(n) atoms")
+            }
             if count + rowBound > capacity {
                 capacity = 2 * capacity + rowBound
                 outNeighbor += [Int32](repeating: 0, count: capacity - outNeighbor.count)
@@ -325,6 +363,9 @@ public final class NeighborList {
                 lastIndex = slowIndex(s)
             }
             newShiftIndex[k] = lastIndex
+        }
+        if tooManyShifts {
+            throw GeometryError.cellTooSmall("the pairs within \(cut) Å cross more than \(Self.maximumShiftCount) distinct periodic images")
         }
         start = newStart
         sameImageEnd = newSameImageEnd

@@ -40,7 +40,7 @@ public final class LennardJones: Potential {
     }
 
     public func compute(_ configuration: Configuration) throws -> ForceResult {
-        neighborList.update(positions: configuration.positions, cell: configuration.cell)
+        try neighborList.update(positions: configuration.positions, cell: configuration.cell)
         var forces = [Vec3](repeating: .zero, count: configuration.count)
         let pair = LennardJonesPair(sigma: sigma, epsilon: epsilon)
         let sum = pairSum(pair, scheme: scheme, cutoff: cutoff, positions: configuration.positions,

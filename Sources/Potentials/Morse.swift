@@ -36,7 +36,7 @@ public final class Morse: Potential {
     }
 
     public func compute(_ configuration: Configuration) throws -> ForceResult {
-        neighborList.update(positions: configuration.positions, cell: configuration.cell)
+        try neighborList.update(positions: configuration.positions, cell: configuration.cell)
         var forces = [Vec3](repeating: .zero, count: configuration.count)
         let pair = MorsePair(depth: depth, alpha: alpha, r0: equilibriumDistance)
         let sum = pairSum(pair, scheme: scheme, cutoff: cutoff, positions: configuration.positions,

@@ -14,7 +14,7 @@ public struct PreparedFrame: Sendable {
     public init(_ frame: TrainingFrame, configuration: ENINetConfiguration) throws {
         self.frame = frame
         let list = NeighborList(cutoff: configuration.cutoff, skin: 0, kind: .full)
-        _ = list.update(positions: frame.positions, cell: frame.cell)
+        _ = try list.update(positions: frame.positions, cell: frame.cell)
         graph = try ENINetGraph(positions: frame.positions, neighborList: list, cutoff: configuration.cutoff,
                                 maxNeighbors: configuration.maxNeighbors, rule: configuration.lineGraphRule)
         var total = 0.0, centre = Vec3.zero

@@ -109,6 +109,13 @@ public struct ErrorMetrics: Sendable {
     }
 }
 
+/// A frame the model could not evaluate; the caller names the file.
+public struct FrameEvaluationError: Error, CustomStringConvertible {
+    public let frame: Int
+    public let reason: String
+    public var description: String { "frame \(frame): \(reason)" }
+}
+
 /// Errors of a saved model on labelled frames (what `eninet-md evaluate --data` prints).
 public enum DatasetEvaluation {
     public static func evaluate(model: ENINetModel, frames: [TrainingFrame]) throws -> ErrorMetrics {
@@ -116,8 +123,13 @@ public enum DatasetEvaluation {
         let list = model.makeNeighborList(skin: 1.0)
         let dipoleModel = model.configuration.target == .dipole
         for f in frames {
-            let graph = try model.graph(positions: f.positions, cell: f.cell, neighborList: list)
-            let out = try model.evaluate(atomicNumbers: f.atomicNumbers, positions: f.positions, graph: graph, forces: !dipoleModel)
+            let out: ENINetOutput
+            do {
+                let graph = try model.graph(positions: f.positions, cell: f.cell, neighborList: list)
+                out = try model.evaluate(atomicNumbers: f.atomicNumbers, positions: f.positions, graph: graph, forces: !dipoleModel)
+            } catch {
+                throw FrameEvaluationError(frame: f.index, reason: "\(error)")
+            }
             let masses = f.atomicNumbers.map { Elements.mass(of: $0) ?? 1 }
             let mu = out.dipole(positions: f.positions, masses: masses)
             metrics.add(atomicNumbers: f.atomicNumbers, energy: dipoleModel ? nil : out.energy, reference: f.energy,

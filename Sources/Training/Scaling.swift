@@ -83,7 +83,7 @@ public struct TargetStatistics: Equatable, Sendable {
         var degreeSum = 0, atoms = 0
         for f in frames {
             let list = NeighborList(cutoff: cutoff, skin: 0, kind: .full)
-            _ = list.update(positions: f.positions, cell: f.cell)
+            _ = try list.update(positions: f.positions, cell: f.cell)
             for i in 0..<f.atomCount {
                 for k in Int(list.start[i])..<Int(list.start[i + 1]) {
                     let d = f.positions[Int(list.neighbor[k])] + list.shiftVectors[Int(list.shiftIndex[k])] - f.positions[i]

@@ -51,4 +51,38 @@ final class ModelFileErrorTests: XCTestCase {
             XCTAssertTrue(result.stdout.isEmpty, "\(c.model): printed results despite the error")
         }
     }
+
+    /// Structures whose periodic cell is far smaller or far larger than the cutoff, found by
+    /// fuzzing: the tiny cells crashed (an `Int32` overflow, a 51 GB allocation) or ran out of
+    /// memory after a minute; the 10⁴ Å cube crashed. Now the tiny ones are a one-line error
+    /// naming the file and frame, and the huge one evaluates like the molecule alone.
+    func testCellsFarFromTheCutoffAreErrorsOrEvaluate() throws {
+        let model = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/energy/ethanol-energy.safetensors").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cells-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let atoms = "C 0.0 0.0 0.0\nC 1.5 0.0 0.0\nO 2.0 1.3 0.0\nH -0.4 1.0 0.2\nH -0.4 -0.5 -0.9\nH -0.4 -0.5 0.9\n"
+        func structure(_ name: String, lattice: Double?) throws -> String {
+            let url = dir.appendingPathComponent(name + ".extxyz")
+            let header = lattice.map { "Lattice=\"\($0) 0 0 0 \($0) 0 0 0 \($0)\" pbc=\"T T T\" " } ?? "pbc=\"F F F\" "
+            try "6\n\(header)Properties=species:S:1:pos:R:3\n\(atoms)".write(to: url, atomically: true, encoding: .utf8)
+            return url.path
+        }
+        for (name, width, fragment) in [("piled", 0.4, "triplets"), ("tiny", 1e-3, "cell too small for the cutoff")] {
+            let result = try CLI.run(["evaluate", "--model", model, "--structure", try structure(name, lattice: width), "--json"])
+            XCTAssertFalse(result.terminatedBySignal, "\(name) crashed: \(result.stderr)")
+            XCTAssertEqual(result.status, 1, "\(name): \(result.stderr)")
+            XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, "\(name): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains("\(name).extxyz: frame 0") && result.stderr.contains(fragment), "\(name): \(result.stderr)")
+        }
+        let alone = try CLI.run(["evaluate", "--model", model, "--structure", try structure("alone", lattice: nil), "--json"])
+        let huge = try CLI.run(["evaluate", "--model", model, "--structure", try structure("huge", lattice: 1e4), "--json"])
+        XCTAssertEqual(alone.status, 0, alone.stderr)
+        XCTAssertEqual(huge.status, 0, huge.stderr)
+        func energy(_ output: String) throws -> Double {
+            let object = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
+            return try XCTUnwrap(object?["energy"] as? Double)
+        }
+        XCTAssertEqual(try energy(huge.stdout), try energy(alone.stdout), accuracy: 1e-9)
+    }
 }

@@ -7,8 +7,27 @@ final class GraphTests: XCTestCase {
     private func graph(_ positions: [Vec3], cell: Cell? = nil, cutoff: Double, cap: Int? = nil,
                        rule: ENINetConfiguration.LineGraphRule = .atomIndex, skin: Double = 0.5) throws -> ENINetGraph {
         let list = NeighborList(cutoff: cutoff, skin: skin, kind: .full)
-        list.update(positions: positions, cell: cell)
+        try list.update(positions: positions, cell: cell)
         return try ENINetGraph(positions: positions, neighborList: list, cutoff: cutoff, maxNeighbors: cap, rule: rule)
+    }
+
+    /// Atoms piled into a cell far smaller than the cutoff give a graph error that says so, at
+    /// once: 20 atoms in a 0.5 Å cube would form about 10¹¹ triplets, past what an `Int32`
+    /// indexes on any machine (found by fuzzing `evaluate`: a 9-atom case asked for 51 GB and
+    /// crashed, a larger cell ran out of memory after a minute).
+    func testAtomsPiledIntoATinyCellAreAnError() throws {
+        var state: UInt64 = 12345
+        func unit() -> Double {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Double(state >> 11) / Double(1 << 53)
+        }
+        let width = 0.5
+        let positions = (0..<20).map { _ in Vec3(unit(), unit(), unit()) * width }
+        let start = Date()
+        XCTAssertThrowsError(try graph(positions, cell: try Cell.orthorhombic(Vec3(repeating: width)), cutoff: 5, rule: .geometric, skin: 0)) {
+            XCTAssertTrue("\($0)".contains("triplets") && "\($0)".contains("cell much smaller than the cutoff"), "\($0)")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 20)
     }
 
     /// Compares a graph with the reference's index arrays. Edges with exactly equal lengths

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import Geometry
 
@@ -114,14 +115,14 @@ final class NeighborListTests: XCTestCase {
             let expected = bruteForcePairs(positions: positions, cell: cell, cutoff: cutoff)
 
             let full = NeighborList(cutoff: cutoff, skin: 0, kind: .full)
-            full.update(positions: positions, cell: cell)
+            try full.update(positions: positions, cell: cell)
             let fullPairs = listedPairs(full, within: cutoff, positions: positions, cell: cell)
             XCTAssertEqual(fullPairs.count, Set(fullPairs).count, "duplicate pairs in full list, trial \(trial)")
             let fullSet = Set(fullPairs)
             XCTAssertTrue(fullSet == expected, "trial \(trial), \(cell), cutoff \(cutoff): missing \(expected.subtracting(fullSet).prefix(5)), extra \(fullSet.subtracting(expected).prefix(5))")
 
             let half = NeighborList(cutoff: cutoff, skin: 0, kind: .half)
-            half.update(positions: positions, cell: cell)
+            try half.update(positions: positions, cell: cell)
             let halfPairs = listedPairs(half, within: cutoff, positions: positions, cell: cell)
             XCTAssertEqual(halfPairs.count, Set(halfPairs.map(canonical)).count, "a pair listed twice in the half list, trial \(trial)")
             let halfSet = Set(halfPairs.map(canonical)), expectedHalf = Set(expected.map(canonical))
@@ -132,16 +133,50 @@ final class NeighborListTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(cellsChecked, 50)
     }
 
-    func testMoleculeWithoutCellEqualsBruteForce() {
+    func testMoleculeWithoutCellEqualsBruteForce() throws {
         var rng = SplitMix64(seed: 7)
         let positions: [Vec3] = (0..<60).map { _ in
             Vec3(Double.random(in: -6..<6, using: &rng), Double.random(in: -6..<6, using: &rng), Double.random(in: 0..<30, using: &rng))
         }
         for cutoff in [1.5, 4.0, 50.0] {
             let list = NeighborList(cutoff: cutoff, skin: 0.5, kind: .full)
-            list.update(positions: positions, cell: nil)
+            try list.update(positions: positions, cell: nil)
             XCTAssertEqual(Set(listedPairs(list, within: cutoff, positions: positions, cell: nil)),
                            bruteForcePairs(positions: positions, cell: nil, cutoff: cutoff))
+        }
+    }
+
+    /// A cell far smaller than the cutoff is an error, at once: found by fuzzing `evaluate`,
+    /// such cells crashed the build (an `Int32` overflow at 1e-3 Å) or took gigabytes. A
+    /// molecule in a periodic cell far larger than the cutoff lists its pairs as without the
+    /// cell (a 10⁴ Å cube asked for 4096³ bins and crashed).
+    func testCellsFarSmallerOrLargerThanTheCutoff() throws {
+        let molecule = [Vec3(0, 0, 0), Vec3(1.1, 0, 0), Vec3(0, 1.2, 0.3), Vec3(-0.8, -0.4, 0.9)]
+        for width in [1e-3, 0.05] {
+            let cell = try Cell.orthorhombic(Vec3(repeating: width))
+            let list = NeighborList(cutoff: 5, skin: 0.5, kind: .full)
+            for _ in 0..<2 {  // a failed build is not taken for a list: the next update fails again
+                let start = Date()
+                XCTAssertThrowsError(try list.update(positions: molecule, cell: cell)) {
+                    guard case GeometryError.cellTooSmall = $0 else { return XCTFail("width \(width): \($0)") }
+                    XCTAssertTrue("\($0)".contains("periodic images"), "\($0)")
+                }
+                XCTAssertLessThan(Date().timeIntervalSince(start), 5, "width \(width)")
+            }
+        }
+        // Ten images each way (21³ of them) are still a list, of the right pairs.
+        let small = try Cell.orthorhombic(Vec3(repeating: 0.5))
+        let list = NeighborList(cutoff: 5, skin: 0, kind: .full)
+        try list.update(positions: molecule, cell: small)
+        XCTAssertEqual(Set(listedPairs(list, within: 5, positions: molecule, cell: small)),
+                       bruteForcePairs(positions: molecule, cell: small, cutoff: 5))
+        for width in [1e4, 1e7] {
+            let cell = try Cell.orthorhombic(Vec3(repeating: width))
+            let list = NeighborList(cutoff: 5, skin: 0.5, kind: .full)
+            try list.update(positions: molecule, cell: cell)
+            let pairs = Set(listedPairs(list, within: 5, positions: molecule, cell: cell))
+            XCTAssertEqual(pairs, bruteForcePairs(positions: molecule, cell: cell, cutoff: 5), "width \(width)")
+            XCTAssertEqual(pairs.count, 12, "width \(width)")
         }
     }
 
@@ -149,7 +184,7 @@ final class NeighborListTests: XCTestCase {
     func testSingleAtomSeesItsOwnImages() throws {
         let cell = try Cell.orthorhombic(Vec3(2, 3, 10))
         let list = NeighborList(cutoff: 3.5, skin: 0, kind: .full)
-        list.update(positions: [Vec3(0.3, 0.2, 0.1)], cell: cell)
+        try list.update(positions: [Vec3(0.3, 0.2, 0.1)], cell: cell)
         let pairs = Set(listedPairs(list, within: 3.5, positions: [Vec3(0.3, 0.2, 0.1)], cell: cell))
         // Images at (±1,0,0) 2 Å, (0,±1,0) 3 Å, (±1,±1,0) 3.6 Å (out), (±2,0,0) 4 Å (out).
         XCTAssertEqual(pairs, Set([SIMD3<Int32>(1, 0, 0), SIMD3(-1, 0, 0), SIMD3(0, 1, 0), SIMD3(0, -1, 0)].map {
@@ -167,14 +202,14 @@ final class NeighborListTests: XCTestCase {
             cell.cartesian(Vec3(Double.random(in: 0..<1, using: &rng), Double.random(in: 0..<1, using: &rng), Double.random(in: 0..<1, using: &rng)))
         }
         let list = NeighborList(cutoff: cutoff, skin: skin, kind: .half)
-        XCTAssertTrue(list.update(positions: positions, cell: cell))
+        XCTAssertTrue(try list.update(positions: positions, cell: cell))
         var rebuilds = 0
         for step in 0..<200 {
             for i in positions.indices {
                 positions[i] += Vec3(Double.random(in: -1..<1, using: &rng), Double.random(in: -1..<1, using: &rng),
                                      Double.random(in: -1..<1, using: &rng)) * 0.02
             }
-            if list.update(positions: positions, cell: cell) { rebuilds += 1 }
+            if try list.update(positions: positions, cell: cell) { rebuilds += 1 }
             let listed = Set(listedPairs(list, within: cutoff, positions: positions, cell: cell).map(canonical))
             let expected = Set(bruteForcePairs(positions: positions, cell: cell, cutoff: cutoff).map(canonical))
             XCTAssertEqual(listed, expected, "step \(step)")
@@ -183,7 +218,7 @@ final class NeighborListTests: XCTestCase {
         XCTAssertLessThan(rebuilds, 100, "the skin should save most rebuilds")
         // A changed cell always forces a rebuild.
         let strained = try cell.strained(by: Mat3(Vec3(0.01, 0, 0), .zero, .zero))
-        XCTAssertTrue(list.update(positions: positions, cell: strained))
+        XCTAssertTrue(try list.update(positions: positions, cell: strained))
     }
 }
 

@@ -231,7 +231,7 @@ final class FiniteDifferenceTests: XCTestCase {
         pos = pos.enumerated().map { $0.element + Vec3(Double($0.offset % 3) * 9, -Double($0.offset % 2) * 9.5, 0) }
         for kind in [NeighborList.Kind.half, .full] {
             let list = NeighborList(cutoff: 6.0, skin: 0.5, kind: kind)
-            list.update(positions: pos, cell: cell)
+            try list.update(positions: pos, cell: cell)
             var same = 0, crossing = 0
             for i in 0..<pos.count {
                 for k in Int(list.start[i])..<Int(list.start[i + 1]) {
