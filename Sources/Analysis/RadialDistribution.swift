@@ -37,9 +37,17 @@ public final class RadialDistribution {
     public private(set) var frames = 0
     private let neighbors: NeighborList
 
+    /// The most histogram bins an RDF may have.
+    public static let maximumBinCount = 1_000_000
+
     public init(symbols: [String], rMax: Double, binWidth: Double, volume: Double? = nil) throws {
         guard rMax > 0, binWidth > 0, rMax.isFinite, binWidth < rMax else {
             throw AnalysisError("RDF: need 0 < bin width (\(binWidth) Å) < r_max (\(rMax) Å)")
+        }
+        // Checked before the count becomes an `Int`: r_max = 1e300 trapped there, and 1e6 Å
+        // (5·10⁷ bins, a list of every pair within a kilometre) ran for minutes.
+        guard rMax / binWidth <= Double(Self.maximumBinCount) else {
+            throw AnalysisError("RDF: r_max / bin width = \(rMax) Å / \(binWidth) Å is more than \(Self.maximumBinCount) bins")
         }
         guard !symbols.isEmpty else { throw AnalysisError("RDF: no atoms") }
         if let v = volume, !(v > 0) { throw AnalysisError("RDF: volume must be positive; got \(v) Å³") }

@@ -38,7 +38,8 @@ public struct SpectralOptions: Sendable {
 
     /// The default maximum lag (frames): the smaller of 2000 fs and half the series.
     public static func defaultMaxLag(frames: Int, frameSpacing dt: Double) -> Int {
-        max(1, min(Int((2000 / dt).rounded()), (frames - 1) / 2))
+        // In floating point first: a tiny spacing makes 2000 / dt larger than `Int` holds.
+        max(1, Int(min((2000 / dt).rounded(), Double((frames - 1) / 2))))
     }
 
     /// The default number of blocks for error bars: 4 when each block is at least twice the

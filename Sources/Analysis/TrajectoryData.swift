@@ -69,9 +69,15 @@ public struct TrajectoryData: Sendable {
 
     /// The spacing of the frames (fs): `override` if given, else from the stored times, which
     /// must be evenly spaced (to 1 % of the spacing: times are often single precision).
+    /// The shortest frame spacing accepted (fs). Far below any time step; a spacing of
+    /// 10⁻²⁰ fs made lags of 10²³ frames, past `Int`, and 5·10⁻³²⁴ fs gave NaN diffusion coefficients.
+    public static let shortestFrameSpacing = 1e-6
+
     public func frameSpacing(override: Double? = nil) throws -> Double {
         if let dt = override {
-            guard dt > 0, dt.isFinite else { throw AnalysisError("--frame-dt-fs must be positive; got \(dt)") }
+            guard dt >= Self.shortestFrameSpacing, dt.isFinite else {
+                throw AnalysisError("--frame-dt-fs must be at least \(Self.shortestFrameSpacing) fs and finite; got \(dt)")
+            }
             return dt
         }
         guard let t = times, t.count >= 2 else {
@@ -80,6 +86,9 @@ public struct TrajectoryData: Sendable {
         let dt = (t[t.count - 1] - t[0]) / Double(t.count - 1)
         guard dt > 0 else {
             throw AnalysisError("\(path): frame times do not increase (first \(t[0]) fs, last \(t[t.count - 1]) fs); give --frame-dt-fs")
+        }
+        guard dt >= Self.shortestFrameSpacing, dt.isFinite else {
+            throw AnalysisError("\(path): frames \(dt) fs apart (from the time variable); give --frame-dt-fs")
         }
         // The typical (median) step finds the odd one out; the mean over the whole run is the
         // more precise spacing when all agree.

@@ -145,8 +145,7 @@ struct SpectrumOptions: ParsableArguments {
         }
         let lag: Int
         if let t = maxLag {
-            guard t > 0 else { throw ValidationError("--max-lag-fs must be positive") }
-            lag = Int((t / dt).rounded())
+            lag = try lagFrames(maxLagFs: t, frameSpacing: dt)
         } else {
             lag = SpectralOptions.defaultMaxLag(frames: frames, frameSpacing: dt)
         }
@@ -338,8 +337,7 @@ struct AnalyzeMSD: ParsableCommand {
         }
         let lag: Int
         if let t = maxLag {
-            guard t > 0 else { throw ValidationError("--max-lag-fs must be positive") }
-            lag = Int((t / dt).rounded())
+            lag = try lagFrames(maxLagFs: t, frameSpacing: dt)
         } else {
             lag = max(1, (data.frameCount - 1) / 4)
         }
@@ -365,4 +363,12 @@ struct AnalyzeMSD: ParsableCommand {
         }
         print("wrote \(input.csv)" + (input.svg.map { " and \($0)" } ?? ""))
     }
+}
+
+/// `--max-lag-fs` in frames. Checked in floating point first: 10³⁰⁰ fs trapped converting to `Int`.
+private func lagFrames(maxLagFs t: Double, frameSpacing dt: Double) throws -> Int {
+    guard t > 0, t.isFinite else { throw ValidationError("--max-lag-fs must be positive and finite") }
+    let frames = (t / dt).rounded()
+    guard frames < 1e9 else { throw ValidationError("--max-lag-fs \(t) fs is \(frames) frames of \(dt) fs") }
+    return Int(frames)
 }

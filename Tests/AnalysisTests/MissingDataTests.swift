@@ -120,4 +120,26 @@ final class MissingDataTests: XCTestCase {
         XCTAssertThrowsError(try data.frameSpacing()) { XCTAssertTrue("\($0)".contains("--frame-dt-fs"), "\($0)") }
         XCTAssertEqual(try data.frameSpacing(override: 0.5), 0.5)
     }
+
+    /// Values found by fuzzing the analyses, each of which trapped or gave NaN with exit 0: a
+    /// frame spacing of 1e-20 fs (lags past `Int`) or 5e-324 fs (NaN diffusion coefficients),
+    /// frame times of that order, and an RDF out to 1e300 Å (bins past `Int`) or 1e6 Å
+    /// (5·10⁷ bins: minutes). Now each is an error that names the value.
+    func testAbsurdSpacingsAndRangesAreErrors() throws {
+        let data = TrajectoryData(path: "t.nc", atomCount: 1, frameCount: 3, times: [0, 1e-9, 2e-9])
+        XCTAssertThrowsError(try data.frameSpacing()) { XCTAssertTrue("\($0)".contains("1e-09 fs apart"), "\($0)") }
+        for dt in [1e-20, 5e-324, .infinity, -1] {
+            XCTAssertThrowsError(try data.frameSpacing(override: dt)) { XCTAssertTrue("\($0)".contains("--frame-dt-fs"), "\($0)") }
+        }
+        XCTAssertEqual(try data.frameSpacing(override: TrajectoryData.shortestFrameSpacing), TrajectoryData.shortestFrameSpacing)
+        // The default lag of the shortest spacing still fits the trajectory.
+        XCTAssertEqual(SpectralOptions.defaultMaxLag(frames: 1001, frameSpacing: TrajectoryData.shortestFrameSpacing), 500)
+        XCTAssertEqual(SpectralOptions.defaultMaxLag(frames: 1001, frameSpacing: 1e-300), 500)
+        for rMax in [1e300, 1e6] {
+            XCTAssertThrowsError(try RadialDistribution(symbols: ["Ar"], rMax: rMax, binWidth: 0.02)) {
+                XCTAssertTrue("\($0)".contains("more than \(RadialDistribution.maximumBinCount) bins"), "\($0)")
+            }
+        }
+        XCTAssertEqual(try RadialDistribution(symbols: ["Ar"], rMax: 20_000, binWidth: 0.02).binCount, 1_000_000)
+    }
 }
