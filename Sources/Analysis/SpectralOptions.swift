@@ -48,6 +48,9 @@ public struct SpectralOptions: Sendable {
         frames / 4 >= 2 * maxLag ? 4 : 0
     }
 
+    /// The most points a cosine transform may have (1 GB of Doubles).
+    public static let maximumTransformPoints = 1 << 27
+
     /// Points of the cosine transform.
     public var transformPoints: Int { 2 * maxLag * max(1, zeroPadding) }
 
@@ -58,6 +61,10 @@ public struct SpectralOptions: Sendable {
             throw AnalysisError("\(what): the maximum lag \(Double(maxLag) * dt) fs (\(maxLag) frames) is not shorter than the series (\(samples) frames, \(Double(samples) * dt) fs); lower --max-lag-fs")
         }
         guard zeroPadding >= 1 else { throw AnalysisError("\(what): zero padding must be at least 1") }
+        // Before `transformPoints` multiplies: a padding of Int.max overflowed there and trapped.
+        guard zeroPadding <= Self.maximumTransformPoints / (2 * maxLag) else {
+            throw AnalysisError("\(what): zero padding \(zeroPadding) × 2 × \(maxLag) lags is more than \(Self.maximumTransformPoints) transform points; lower --padding")
+        }
         if let f = maxFrequency {
             let nyq = SpectralUnits.nyquist(frameSpacing: dt)
             guard f <= nyq * (1 + 1e-12) else {

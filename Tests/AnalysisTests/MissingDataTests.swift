@@ -141,5 +141,12 @@ final class MissingDataTests: XCTestCase {
             }
         }
         XCTAssertEqual(try RadialDistribution(symbols: ["Ar"], rMax: 20_000, binWidth: 0.02).binCount, 1_000_000)
+        // --padding Int.max overflowed the transform length and trapped.
+        for padding in [Int.max, SpectralOptions.maximumTransformPoints] {
+            XCTAssertThrowsError(try SpectralOptions(maxLag: 10, zeroPadding: padding).validate(samples: 100, sampleSpacing: 1, what: "VDOS")) {
+                XCTAssertTrue("\($0)".contains("lower --padding"), "\($0)")
+            }
+        }
+        XCTAssertNoThrow(try SpectralOptions(maxLag: 10, zeroPadding: 1024).validate(samples: 100, sampleSpacing: 1, what: "VDOS"))
     }
 }
