@@ -73,10 +73,12 @@ public final class NeighborList {
 
     /// The most distinct image shifts a list can hold (they are indexed by `UInt16`).
     public static let maximumShiftCount = Int(UInt16.max)
-    /// The most (atom, image) copies a build may consider: about 2 s of work and 100 GB of
-    /// bookkeeping, far above any physical system (a million atoms in a cell wider than the
-    /// cutoff consider 27 million).
-    static let maximumImageCopies = 1 << 31
+    /// The most (atom, image) pairs a build may consider, about 20 s of work: far above any
+    /// physical system (a million atoms in a cell wider than the cutoff consider 27 million).
+    static let maximumImageCopies = 1 << 34
+    /// The most periodic copies of atoms a build may keep (5 GB of bookkeeping). A cell wider
+    /// than the cutoff keeps only a shell of them; a million atoms keep a few hundred thousand.
+    static let maximumGhostCount = 1 << 28
 
     /// Forces a rebuild at the next `update`.
     public func invalidate() { positionsAtBuild = [] }
@@ -235,6 +237,9 @@ public final class NeighborList {
                             extBin.append(Int32(b.x * strideX + b.y * strideY + b.z))
                         }
                     }
+                    guard extOwner.count <= Self.maximumGhostCount else {
+                        throw GeometryError.cellTooSmall("more than \(Self.maximumGhostCount) periodic copies of \(n) atoms lie within \(cut) Å of the cell")
+                    }
                 }
             }
         }
@@ -290,19 +295,21 @@ public final class NeighborList {
             return (Int(o.x) * extent.y + Int(o.y)) * extent.z + Int(o.z)
         }
         if useDense { denseIndex[denseKey(.zero)] = 0 }
-        // More distinct shifts than `UInt16` indexes: reported after the loop, not truncated.
+        // More distinct shifts than `UInt16` indexes (`.max` marks an empty dense slot): reported
+        // after the loop, not truncated.
         var tooManyShifts = false
         func slowIndex(_ shift: SIMD3<Int32>) -> UInt16 {
-            if shiftList.count > Self.maximumShiftCount { tooManyShifts = true; return 0 }
             if useDense {
                 let key = denseKey(shift)
                 if denseIndex[key] == .max {
+                    guard shiftList.count < Self.maximumShiftCount else { tooManyShifts = true; return 0 }
                     denseIndex[key] = UInt16(truncatingIfNeeded: shiftList.count)
                     shiftList.append(shift)
                 }
                 return denseIndex[key]
             }
             if let known = shiftTable[shift] { return known }
+            guard shiftList.count < Self.maximumShiftCount else { tooManyShifts = true; return 0 }
             let idx = UInt16(truncatingIfNeeded: shiftList.count)
             shiftTable[shift] = idx
             shiftList.append(shift)
@@ -340,7 +347,8 @@ public final class NeighborList {
                 throw GeometryError.cellTooSmall("more than \(Int32.max) neighbour pairs within \(cut) Å of \(n) atoms")
             }
             if count + rowBound > capacity {
-                capacity = 2 * capacity + rowBound
+                // Never past `Int32.max`, so that no row can end beyond what `start` holds.
+                capacity = min(2 * capacity + rowBound, Int(Int32.max))
                 outNeighbor += [Int32](repeating: 0, count: capacity - outNeighbor.count)
                 outShift += [SIMD3<Int32>](repeating: .zero, count: capacity - outShift.count)
             }

@@ -180,6 +180,28 @@ final class NeighborListTests: XCTestCase {
         }
     }
 
+    /// Unwrapped atoms scattered over a hundred cells each way, in a cell five times narrower
+    /// than the cutoff: their pairs cross more distinct image shifts than the list's 16-bit
+    /// indices hold. That is an error now; the indices used to wrap silently, pairing atoms
+    /// with the wrong images.
+    func testMoreDistinctShiftsThanTheIndexHoldsIsAnError() throws {
+        var rng = SplitMix64(seed: 3)
+        let cell = try Cell.orthorhombic(Vec3(1, 1, 1))
+        let positions: [Vec3] = (0..<100).map { _ in
+            Vec3(Double.random(in: 0..<1, using: &rng), Double.random(in: 0..<1, using: &rng), Double.random(in: 0..<1, using: &rng))
+                + Vec3(Double(Int.random(in: -50...50, using: &rng)), Double(Int.random(in: -50...50, using: &rng)),
+                       Double(Int.random(in: -50...50, using: &rng)))
+        }
+        let list = NeighborList(cutoff: 5, skin: 0, kind: .full)
+        XCTAssertThrowsError(try list.update(positions: positions, cell: cell)) {
+            XCTAssertTrue("\($0)".contains("more than \(NeighborList.maximumShiftCount) distinct periodic images"), "\($0)")
+        }
+        // The same atoms wrapped into the cell need only the 1,331 image shifts within reach.
+        let wrapped = positions.map { p in Vec3(p.x - p.x.rounded(.down), p.y - p.y.rounded(.down), p.z - p.z.rounded(.down)) }
+        XCTAssertNoThrow(try list.update(positions: wrapped, cell: cell))
+        XCTAssertLessThanOrEqual(list.shifts.count, 11 * 11 * 11)
+    }
+
     /// A cell narrower than the cutoff: an atom interacts with its own images.
     func testSingleAtomSeesItsOwnImages() throws {
         let cell = try Cell.orthorhombic(Vec3(2, 3, 10))
