@@ -96,7 +96,12 @@ public final class RadialDistribution {
         if !periodic { allPeriodic = false }
         let v = periodic ? (cell?.volume ?? 0) : (volume ?? 0)
         neighbors.invalidate()
-        try neighbors.update(positions: positions, cell: periodic ? cell : nil)
+        do {
+            try neighbors.update(positions: positions, cell: periodic ? cell : nil)
+        } catch let error as GeometryError {
+            // The list speaks of a cutoff; here that is r_max.
+            throw AnalysisError("RDF\(label): r_max = \(rMax) Å is too long for this cell (\(error)); lower --r-max")
+        }
         let rmax2 = rMax * rMax
         let inverseWidth = 1 / binWidth
         let start = neighbors.start, neighbor = neighbors.neighbor, shiftIndex = neighbors.shiftIndex

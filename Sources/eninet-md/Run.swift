@@ -71,13 +71,18 @@ struct Run: ParsableCommand {
         let potential = try RunSetup.potential(settings.potential)
         let integrator = try RunSetup.integrator(settings.dynamics, atomCount: structure.count)
         let simulation: Simulation
-        if let restart {
-            let saved = try AmberRestart.read(path: restart, expectedAtomCount: structure.count)
-            let checkpoint = try RunSetup.restoredCheckpoint(saved, structure: structure, path: restart)
-            simulation = try Simulation(restoring: checkpoint, integrator: integrator, potential: potential)
-        } else {
-            simulation = try Simulation(state: try RunSetup.initialState(structure, settings.dynamics),
-                                        integrator: integrator, potential: potential)
+        do {
+            if let restart {
+                let saved = try AmberRestart.read(path: restart, expectedAtomCount: structure.count)
+                let checkpoint = try RunSetup.restoredCheckpoint(saved, structure: structure, path: restart)
+                simulation = try Simulation(restoring: checkpoint, integrator: integrator, potential: potential)
+            } else {
+                simulation = try Simulation(state: try RunSetup.initialState(structure, settings.dynamics),
+                                            integrator: integrator, potential: potential)
+            }
+        } catch let error as GeometryError {
+            // The first forces: a cell the neighbour list refuses belongs to the structure (or restart).
+            throw InputError("\(restart ?? settings.system.structurePath): \(error)")
         }
         let startStep = simulation.state.step
         let output = settings.output

@@ -140,7 +140,12 @@ final class MissingDataTests: XCTestCase {
                 XCTAssertTrue("\($0)".contains("more than \(RadialDistribution.maximumBinCount) bins"), "\($0)")
             }
         }
-        XCTAssertEqual(try RadialDistribution(symbols: ["Ar"], rMax: 20_000, binWidth: 0.02).binCount, 1_000_000)
+        let long = try RadialDistribution(symbols: ["Ar"], rMax: 20_000, binWidth: 0.02)
+        XCTAssertEqual(long.binCount, 1_000_000)
+        // 20 km in a 20 Å cell reaches 10⁹ images: an error that names r_max, at once.
+        XCTAssertThrowsError(try long.add(positions: [.zero], cell: try Cell.orthorhombic(Vec3(20, 20, 20)), frame: 2)) {
+            XCTAssertTrue("\($0)".contains("RDF (frame 2): r_max = 20000.0 Å is too long for this cell"), "\($0)")
+        }
         // --padding Int.max overflowed the transform length and trapped.
         for padding in [Int.max, SpectralOptions.maximumTransformPoints] {
             XCTAssertThrowsError(try SpectralOptions(maxLag: 10, zeroPadding: padding).validate(samples: 100, sampleSpacing: 1, what: "VDOS")) {

@@ -228,6 +228,24 @@ final class DeckErrorTests: XCTestCase {
         XCTAssertFalse(result.terminatedBySignal)
         XCTAssertTrue(result.stderr.contains("bad.ncrst"), result.stderr)
     }
+
+    /// The argon crystal shrunk fifty-fold (a 0.32 Å cell): the cutoff reaches about 200,000 images.
+    /// Found by fuzzing: such a cell crashed the neighbour list. Now one line, naming the file.
+    func testACellFarSmallerThanTheCutoffIsAOneLineError() throws {
+        let dir = try RunDirectory(deck: argonDeck(dynamics: "integrator = \"verlet\"\ntimestep_fs = 1.0\nsteps = 10", output: "log_every = 0"))
+        defer { dir.remove() }
+        let crystal = try StructureFile.readFirst(path: dir.path("argon108.extxyz"))
+        var shrunk = crystal
+        shrunk.positions = crystal.positions.map { $0 * 0.02 }
+        let cell = try XCTUnwrap(crystal.cell)
+        shrunk.cell = try Cell(matrix: 0.02 * cell.matrix, pbc: .all)
+        try StructureFile.write([shrunk], to: dir.path("argon108.extxyz"))
+        let result = try CLI.run(["run", dir.path("deck.toml")])
+        XCTAssertFalse(result.terminatedBySignal, result.stderr)
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("argon108.extxyz: cell too small for the cutoff"), result.stderr)
+    }
 }
 
 final class ExampleDeckTests: XCTestCase {
