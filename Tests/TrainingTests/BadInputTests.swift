@@ -1,4 +1,6 @@
 import Foundation
+import ENINet
+import Geometry
 import Training
 import XCTest
 
@@ -33,6 +35,27 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(periodic[0].cell?.pbc.z, false)
         XCTAssertEqual(periodic[0].dipole?.y, 0.2)
         XCTAssertEqual(try Fixture.ethanol().count, 20)
+    }
+
+    /// A frame whose atoms are piled into a cell far smaller than the cutoff (found by fuzzing:
+    /// such a frame crashed `evaluate --data` and `train`): an error that names the frame. Nine
+    /// atoms in a 0.3 Å cube with a 3 Å cutoff would form about 10¹⁰ triplets.
+    func testAFrameInATinyCellNamesTheFrame() throws {
+        var frames = Array(try Fixture.ethanol().prefix(3))
+        frames[1].positions = frames[1].positions.map { $0 * 0.05 }
+        frames[1].cell = try Cell.orthorhombic(Vec3(repeating: 0.3))
+        var generator = SplitMix64(seed: 1)
+        let configuration = ENINetConfiguration(featureCount: 4, tripletFeatureCount: 2, radialBasisCount: 4, cutoff: 3,
+                                                interactionCount: 1, averageNeighborCount: 6)
+        let network = try ENINetDifferentiableModel<Double>(configuration: configuration, using: &generator)
+        let model = try ENINetModel(file: try network.modelFile(dtype: .float64), precision: .double)
+        XCTAssertThrowsError(try DatasetEvaluation.evaluate(model: model, frames: frames)) {
+            guard let error = $0 as? FrameEvaluationError else { return XCTFail("\($0)") }
+            XCTAssertEqual(error.frame, 1)
+            XCTAssertTrue(error.reason.contains("triplets"), error.reason)
+        }
+        frames.remove(at: 1)
+        XCTAssertNoThrow(try DatasetEvaluation.evaluate(model: model, frames: frames))
     }
 
     func testMissingForcesNamesTheFrame() {
