@@ -181,7 +181,9 @@ struct Minimize: ParsableCommand {
 
     func run() throws {
         threadOptions.apply()
-        let settings = try deckOptions.load()
+        // `minimize` always minimises (deck.md), so a deck written for it needs neither
+        // `task = "minimize"` nor the `[dynamics]` table an MD deck requires.
+        let settings = try deckOptions.load(extra: [DeckOverride(key: "task", value: "\"minimize\"", source: "eninet-md minimize")])
         try settings.output.createParentDirectories()
         let structure = try RunSetup.structure(settings)
         let potential = try RunSetup.potential(settings.potential)

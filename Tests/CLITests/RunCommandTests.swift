@@ -229,6 +229,33 @@ final class DeckErrorTests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("bad.ncrst"), result.stderr)
     }
 
+    /// `minimize` on a deck written for it (no `task`, no `[dynamics]`, as deck.md allows): an
+    /// argon dimer 4 Å apart relaxes to the Lennard-Jones minimum 2^(1/6) σ. It used to stop
+    /// with "missing required table [dynamics]".
+    func testMinimizeNeedsNoDynamicsTable() throws {
+        let dir = try RunDirectory(deck: """
+            title = "dimer"
+            [system]
+            structure = "dimer.xyz"
+            [potential]
+            type = "lj"
+            epsilon_eV = 0.0104
+            sigma_A = 3.4
+            cutoff_A = 8.5
+            [minimize]
+            fmax_eV_per_A = 1e-6
+            [output]
+            final_structure = "final.extxyz"
+            """)
+        defer { dir.remove() }
+        try "2\n\nAr 0 0 0\nAr 4.0 0 0\n".write(toFile: dir.path("dimer.xyz"), atomically: true, encoding: .utf8)
+        let result = try CLI.run(["minimize", dir.path("deck.toml")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("converged after"), result.stdout)
+        let final = try StructureFile.readFirst(path: dir.path("final.extxyz"))
+        XCTAssertEqual(norm(final.positions[1] - final.positions[0]), pow(2, 1.0 / 6) * 3.4, accuracy: 1e-3)
+    }
+
     /// The argon crystal shrunk fifty-fold (a 0.32 Å cell): the cutoff reaches about 200,000 images.
     /// Found by fuzzing: such a cell crashed the neighbour list. Now one line, naming the file.
     func testACellFarSmallerThanTheCutoffIsAOneLineError() throws {
