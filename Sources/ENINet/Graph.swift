@@ -121,11 +121,12 @@ public struct ENINetGraph: Sendable {
     /// every layer, what the backward pass keeps (Float; Double and training take more).
     static let bytesPerTriplet = 512
 
+    /// This machine's memory in bytes, read once (graphs are built every MD step).
+    static let physicalMemory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+
     /// The most triplets a graph may have: what an `Int32` indexes, and what this machine's
     /// memory holds at ``bytesPerTriplet``.
-    public static var maximumTripletCount: Int {
-        min(Int(Int32.max), Int(clamping: ProcessInfo.processInfo.physicalMemory) / bytesPerTriplet)
-    }
+    public static let maximumTripletCount = min(Int(Int32.max), physicalMemory / bytesPerTriplet)
 
     private mutating func buildTriplets(rule: ENINetConfiguration.LineGraphRule) throws {
         let n = atomCount, e = edgeSource.count
@@ -147,7 +148,7 @@ public struct ENINetGraph: Sendable {
         guard estimate <= Self.maximumTripletCount else {
             let gigabytes = Double(estimate) * Double(Self.bytesPerTriplet) / 1e9
             throw ModelFileError("graph: \(e) edges (\(e / max(n, 1)) per atom) would form up to \(estimate) triplets, "
-                + String(format: "about %.0f GB to evaluate; this machine has %.0f GB", gigabytes, Double(ProcessInfo.processInfo.physicalMemory) / 1e9)
+                + String(format: "about %.0f GB to evaluate; this machine has %.0f GB", gigabytes, Double(Self.physicalMemory) / 1e9)
                 + ". Are atoms piled up in a cell much smaller than the cutoff?")
         }
         tin.reserveCapacity(estimate); tout.reserveCapacity(estimate)
