@@ -46,7 +46,7 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
     init(_ file: SafeTensorsFile, _ name: String, bias hasBias: Bool = true) throws {
         let t = try file.tensor(name + ".weight")
         guard t.shape.count == 2 else { throw ModelFileError("\(file.path): tensor '\(name).weight' is not a matrix") }
-        self.init(weight: t.doubles().map { T($0) },
+        self.init(weight: try file.finite(t).map { T($0) },
                   bias: hasBias ? try file.doubles(name + ".bias", shape: [t.shape[0]]).map { T($0) } : nil,
                   inputs: t.shape[1], outputs: t.shape[0])
     }

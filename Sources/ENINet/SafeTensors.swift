@@ -260,13 +260,24 @@ public struct SafeTensorsFile: Sendable {
         return t
     }
 
-    /// The tensor called `name` as Doubles, checking its shape (pass nil to accept any).
+    /// The tensor called `name` as Doubles, checking its shape (pass nil to accept any) and that
+    /// every element is finite: a NaN or infinite weight would otherwise surface only as a NaN
+    /// energy, far from its cause.
     public func doubles(_ name: String, shape: [Int]? = nil) throws -> [Double] {
         let t = try tensor(name)
         if let shape = shape, shape != t.shape {
             throw ModelFileError("\(path): tensor '\(name)' has shape \(t.shape), expected \(shape)")
         }
-        return t.doubles()
+        return try finite(t)
+    }
+
+    /// `tensor.doubles()`, or an error naming the tensor and the first non-finite element.
+    public func finite(_ tensor: SafeTensor) throws -> [Double] {
+        let values = tensor.doubles()
+        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+            throw ModelFileError("\(path): tensor '\(tensor.name)' holds \(values[bad]) at element \(bad) (of shape \(tensor.shape))")
+        }
+        return values
     }
 
     /// The tensor called `name` as integers, checking its shape (pass nil to accept any).

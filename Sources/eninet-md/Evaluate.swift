@@ -56,6 +56,7 @@ struct Evaluate: ParsableCommand {
         guard !frames.isEmpty else { throw EvaluateError(description: "\(structure): no frames") }
         let target = network.configuration.target
         let neighborList = network.makeNeighborList(skin: 1.0)
+        var nonFiniteFrames: [Int] = []
         for (index, frame) in frames.enumerated() {
             let masses = try frame.masses ?? frame.atomicNumbers.enumerated().map { i, z in
                 guard let m = Elements.mass(of: z) else { throw EvaluateError(description: "\(structure): frame \(index), atom \(i): unknown element Z = \(z)") }
@@ -84,6 +85,9 @@ struct Evaluate: ParsableCommand {
             case .polarizability:
                 object.append(("polarizability", Self.matrix(out.polarizability(positions: frame.positions, masses: masses))))
             }
+            // `number` prints a non-finite value as null (JSON has no NaN); the frame is still
+            // printed, and the run ends with an error naming it.
+            if object.contains(where: { $0.1.contains("null") }) { nonFiniteFrames.append(index) }
             if json {
                 print("{" + object.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
             } else {
@@ -94,6 +98,10 @@ struct Evaluate: ParsableCommand {
                     print("  max |force|: \(Self.number(largest)) eV/Å")
                 }
             }
+        }
+        if let first = nonFiniteFrames.first {
+            throw EvaluateError(description: "\(structure): frame \(first): the model's outputs are not finite (printed as null)"
+                                + (nonFiniteFrames.count > 1 ? "; so are those of \(nonFiniteFrames.count - 1) more frames" : ""))
         }
     }
 

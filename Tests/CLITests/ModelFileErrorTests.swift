@@ -1,8 +1,8 @@
 import Foundation
 import XCTest
 
-/// Issue 5, point 7: a model file with a missing tensor, a corrupt or truncated header, or a
-/// structure with an element the model has no row for gives a one-line error and exit 1.
+/// Issue 5, point 7: a model file with a missing tensor, a corrupt or truncated header, a NaN
+/// weight, or a structure with an element the model has no row for gives a one-line error and exit 1.
 final class ModelFileErrorTests: XCTestCase {
     func testBadModelsAndUnknownElementsAreClearErrors() throws {
         let model = CLI.sharedDirectory.appendingPathComponent("eninet-reference/eninet-small.safetensors")
@@ -30,6 +30,14 @@ final class ModelFileErrorTests: XCTestCase {
         renamed.replaceSubrange(range, with: Data(tensor.replacingOccurrences(of: "bias", with: "zzzz").utf8))
         var garbled = bytes
         garbled.replaceSubrange(8..<40, with: Data(repeating: 0x7B, count: 32))
+        // The same tensor's first element overwritten with a NaN (float32 0x7FC00000).
+        let headerLength = bytes.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let header = try XCTUnwrap(JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<(8 + headerLength))) as? [String: Any])
+        let entry = try XCTUnwrap(header[tensor] as? [String: Any])
+        XCTAssertEqual(entry["dtype"] as? String, "F32")
+        let begin = try XCTUnwrap((entry["data_offsets"] as? [Int])?.first)
+        var poisoned = bytes
+        poisoned.replaceSubrange((8 + headerLength + begin)..<(8 + headerLength + begin + 4), with: Data([0x00, 0x00, 0xC0, 0x7F]))
 
         let cases: [(model: String, structure: URL, fragment: String)] = [
             (model.path, og, "atomic number 118"),
@@ -37,6 +45,7 @@ final class ModelFileErrorTests: XCTestCase {
             (try variant("truncated", bytes.prefix(100)), water, "truncated.safetensors"),
             (try variant("corrupt", garbled), water, "corrupt.safetensors"),
             (try variant("empty", Data()), water, "empty.safetensors"),
+            (try variant("poisoned", poisoned), water, "tensor '\(tensor)' holds nan at element 0"),
         ]
         // The untouched model evaluates the same water: the failures come from the damage.
         let good = try CLI.run(["evaluate", "--model", model.path, "--structure", water.path, "--json"])
@@ -84,5 +93,61 @@ final class ModelFileErrorTests: XCTestCase {
             return try XCTUnwrap(object?["energy"] as? Double)
         }
         XCTAssertEqual(try energy(huge.stdout), try energy(alone.stdout), accuracy: 1e-9)
+    }
+
+    /// A model whose weights are finite but whose outputs overflow (a scaler std of 10³⁰⁸, found
+    /// by fuzzing): `evaluate` printed null with exit 0, and `--data` NaN error figures. Now the
+    /// frame is still printed, and both end with an error naming the frame and exit 1.
+    func testOutputsThatOverflowAreAnErrorNamingTheFrame() throws {
+        let model = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/energy/ethanol-energy.safetensors")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("overflow-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // The same file with the configuration's scaler std replaced (the data offsets count
+        // from the end of the header, so the tensors stay where they are).
+        let bytes = try Data(contentsOf: model)
+        let headerLength = bytes.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        var header = try XCTUnwrap(JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<(8 + headerLength))) as? [String: Any])
+        var metadata = try XCTUnwrap(header["__metadata__"] as? [String: String])
+        var configuration = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try XCTUnwrap(metadata["eninet_config"]).utf8)) as? [String: Any])
+        var scaler = try XCTUnwrap(configuration["scaler"] as? [String: Any])
+        scaler["std"] = 1e308
+        configuration["scaler"] = scaler
+        metadata["eninet_config"] = String(decoding: try JSONSerialization.data(withJSONObject: configuration), as: UTF8.self)
+        header["__metadata__"] = metadata
+        let newHeader = try JSONSerialization.data(withJSONObject: header)
+        var file = Data((0..<8).map { UInt8(truncatingIfNeeded: newHeader.count >> (8 * $0)) })
+        file.append(newHeader)
+        file.append(bytes.subdata(in: (8 + headerLength)..<bytes.count))
+        let overflowing = dir.appendingPathComponent("overflowing.safetensors")
+        try file.write(to: overflowing)
+
+        let frame = "C 0.0 0.0 0.0\nC 1.5 0.0 0.0\nO 2.0 1.3 0.0\nH -0.4 1.0 0.2\nH -0.4 -0.5 -0.9\nH -0.4 -0.5 0.9\n"
+        let structure = dir.appendingPathComponent("two.xyz")
+        try String(repeating: "6\nProperties=species:S:1:pos:R:3 pbc=\"F F F\"\n\(frame)", count: 2)
+            .write(to: structure, atomically: true, encoding: .utf8)
+        let good = try CLI.run(["evaluate", "--model", model.path, "--structure", structure.path, "--json"])
+        XCTAssertEqual(good.status, 0, good.stderr)
+        XCTAssertFalse(good.stdout.contains("null"), good.stdout)
+        let bad = try CLI.run(["evaluate", "--model", overflowing.path, "--structure", structure.path, "--json"])
+        XCTAssertFalse(bad.terminatedBySignal)
+        XCTAssertEqual(bad.status, 1, bad.stderr)
+        XCTAssertEqual(bad.stdout.split(separator: "\n").count, 2, "both frames are still printed: \(bad.stdout)")
+        // The forces (10³⁰⁸ times the gradient) overflow; the energy may still fit.
+        XCTAssertTrue(bad.stdout.contains("\"forces\":[[null,null,null]"), bad.stdout)
+        XCTAssertEqual(bad.stderr.split(separator: "\n").count, 1, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("two.xyz: frame 0: the model's outputs are not finite")
+                      && bad.stderr.contains("1 more frames"), bad.stderr)
+
+        let labelled = dir.appendingPathComponent("labelled.extxyz")
+        let forces = frame.split(separator: "\n").map { $0 + " 0.1 -0.2 0.3" }.joined(separator: "\n") + "\n"
+        try "6\nProperties=species:S:1:pos:R:3:forces:R:3 energy=-950.0 pbc=\"F F F\"\n\(forces)"
+            .write(to: labelled, atomically: true, encoding: .utf8)
+        let goodData = try CLI.run(["evaluate", "--model", model.path, "--data", labelled.path, "--json"])
+        XCTAssertEqual(goodData.status, 0, goodData.stderr)
+        let badData = try CLI.run(["evaluate", "--model", overflowing.path, "--data", labelled.path, "--json"])
+        XCTAssertEqual(badData.status, 1, badData.stderr)
+        XCTAssertTrue(badData.stderr.contains("frame 0: the model's energy or forces are not finite"), badData.stderr)
+        XCTAssertTrue(badData.stdout.isEmpty, badData.stdout)
     }
 }
