@@ -139,6 +139,8 @@ struct SpectrumOptions: ParsableArguments {
     @Option(name: .customLong("threads"), help: "Worker threads over atoms.")
     var threads: Int = 1
 
+    func validate() throws { try ThreadOptions.check(threads) }
+
     func spectralOptions(frames: Int, frameSpacing dt: Double) throws -> SpectralOptions {
         guard let w = Window(rawValue: window.lowercased()) else {
             throw ValidationError("--window must be one of hann, gaussian, blackman, none; got '\(window)'")
@@ -152,7 +154,7 @@ struct SpectrumOptions: ParsableArguments {
         let b = blocks ?? SpectralOptions.defaultBlocks(frames: frames, maxLag: lag)
         let nyquist = SpectralUnits.nyquist(frameSpacing: dt)
         return SpectralOptions(maxLag: lag, window: w, zeroPadding: padding, blocks: b, subtractMean: subtractMean,
-                               threads: max(1, threads), maxFrequency: maxFrequency ?? min(4500, nyquist))
+                               threads: threads, maxFrequency: maxFrequency ?? min(4500, nyquist))
     }
 }
 
@@ -326,6 +328,8 @@ struct AnalyzeMSD: ParsableCommand {
     @Flag(name: .customLong("remove-com-drift"), help: "Subtract the motion of the centre of mass (mass-weighted) from every atom first.")
     var removeDrift = false
 
+    func validate() throws { try ThreadOptions.check(threads) }
+
     func run() throws {
         let data = try input.load(positions: true, cells: true)
         let symbols = try input.symbols(for: data)
@@ -351,7 +355,7 @@ struct AnalyzeMSD: ParsableCommand {
         }
         let result = try MeanSquaredDisplacement.compute(unwrappedPositions: unwrapped, atomCount: data.atomCount, frameSpacing: dt,
                                                          symbols: symbols, options: .init(maxLag: lag, fitRange: fit, blocks: b,
-                                                                                          threads: max(1, threads)))
+                                                                                          threads: threads))
         let table = result.table
         try input.write(table, plot: SVGPlot(table: table, title: "Mean-squared displacement — \(URL(fileURLWithPath: input.trajectory).lastPathComponent)",
                                              xLabel: "lag time (fs)", yLabel: "MSD (Å²)"))

@@ -38,6 +38,7 @@ struct BenchAnalysis: ParsableCommand {
     var twiceLengthPadding = false
 
     func validate() throws {
+        try ThreadOptions.check(threads)
         guard frames >= 100, atoms >= 1 else { throw ValidationError("need at least 100 frames and 1 atom") }
     }
 

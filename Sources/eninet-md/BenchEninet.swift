@@ -42,7 +42,7 @@ struct BenchEninet: ParsableCommand {
 
     func run() throws {
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
-        let threadCounts = try commaSeparatedIntegers(threads, option: "--threads", what: "a thread count", allowed: 1...Int.max)
+        let threadCounts = try commaSeparatedIntegers(threads, option: "--threads", what: "a thread count from 1 to \(ThreadOptions.maximum)", allowed: 1...ThreadOptions.maximum)
         let systems = try benchmarkSystems()
         // The GEMM figure belongs to the reference md17 network on aspirin.
         let timesReferenceCases = model == nil && structure == nil

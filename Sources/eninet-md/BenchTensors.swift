@@ -33,6 +33,8 @@ struct BenchTensors: ParsableCommand {
     var useThreadClock: Bool { threads == 1 && (blasThreads ?? 1) == 1 }
 
     func run() throws {
+        try ThreadOptions.check(threads)
+        if let blasThreads { try ThreadOptions.check(blasThreads, option: "--blas-threads") }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         TensorThreads.set(blas: blasThreads ?? threads, loops: threads)
         print("cores \(cores), BLAS threads \(TensorThreads.blasCount), loop threads \(TensorThreads.count), OpenBLAS core \(TensorThreads.blasCore); clock: \(useThreadClock ? "thread CPU time" : "wall")")

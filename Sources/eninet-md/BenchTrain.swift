@@ -36,6 +36,7 @@ struct BenchTrain: ParsableCommand {
     static let referenceEnergyForceMilliseconds = [1: 25.1, 8: 25.1 + 7 * (144 - 25.1) / 9]
 
     func run() throws {
+        try ThreadOptions.check(threads)
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
         let batchSizes = try commaSeparatedIntegers(batches, option: "--batches", what: "a batch size from 1 to 8", allowed: 1...8)
         TensorThreads.set(threads)

@@ -7,6 +7,28 @@ final class BenchCommandTests: XCTestCase {
     private var model: String { CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/energy/ethanol-energy.safetensors").path }
     private var ethanol: String { CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/ethanol.xyz").path }
 
+    /// Thread counts outside 1...1024 are a usage error (exit 64) before any work: 300,000 once
+    /// spent 8.7 s and 2.3 GB starting threads, and a negative count for an analysis ran on one.
+    func testThreadCountsOutsideOneTo1024AreUsageErrors() throws {
+        let commands: [[String]] = [
+            ["evaluate", "--model", model, "--structure", ethanol],
+            ["bench", "eninet", "--model", model, "--structure", ethanol, "--repetitions", "1"],
+            ["bench", "train", "--repetitions", "1", "--batches", "1"],
+            ["analyze", "msd", "absent.nc", "--csv", "msd.csv"],
+            ["analyze", "vdos", ethanol, "--frame-dt-fs", "1", "--csv", "vdos.csv"],
+        ]
+        for command in commands {
+            for count in ["0", "-3", "1025", "300000"] {
+                let result = try CLI.run(command + ["--threads=\(count)"])
+                XCTAssertFalse(result.terminatedBySignal, "\(command) \(count)")
+                XCTAssertNotEqual(result.status, 0, "\(command) --threads \(count): \(result.stdout)")
+                XCTAssertTrue(result.stderr.contains("from 1 to 1024"),
+                              "\(command) --threads \(count): \(result.stderr)")
+                XCTAssertFalse(result.stdout.contains("RESULT"), "\(command) --threads \(count)")
+            }
+        }
+    }
+
     func testTimesAGivenModelOnAGivenStructureLabelledByFileNames() throws {
         let result = try CLI.run(["bench", "eninet", "--model", model, "--structure", ethanol, "--repetitions", "2", "--threads", "1"])
         XCTAssertEqual(result.status, 0, result.stderr)
