@@ -20,7 +20,7 @@ public final class NeighborList {
 
     public private(set) var start: [Int32] = [0]
     public private(set) var neighbor: [Int32] = []
-    public private(set) var shiftIndex: [UInt16] = []
+    public private(set) var shiftIndex: [UInt32] = []
     /// Distinct integer image shifts; `shifts[0]` is always (0, 0, 0).
     public private(set) var shifts: [SIMD3<Int32>] = [.zero]
     /// `shifts` as Cartesian vectors of the cell of the last build.
@@ -53,9 +53,11 @@ public final class NeighborList {
     /// Rebuilds the list if needed. Returns whether it was rebuilt.
     ///
     /// Throws ``GeometryError/cellTooSmall(_:)`` when the cutoff reaches more periodic images
-    /// than the list can index (65,535 image shifts, 2³¹ pairs) or would take more copies of
+    /// than a build takes (65,535 images of the cell, 2³¹ pairs) or would take more copies of
     /// atoms than memory holds: a cell far smaller than the cutoff, which no physical system
-    /// has, once crashed the build or ran out of memory.
+    /// has, once crashed the build or ran out of memory. Unwrapped positions many cells away
+    /// (a long run of a diffusing system) are not limited: the shifts they give are indexed by
+    /// `UInt32`, as many as there are pairs.
     @discardableResult
     public func update(positions: [Vec3], cell: Cell?) throws -> Bool {
         if needsRebuild(positions: positions, cell: cell) {
@@ -71,8 +73,8 @@ public final class NeighborList {
         return false
     }
 
-    /// The most distinct image shifts a list can hold (they are indexed by `UInt16`).
-    public static let maximumShiftCount = Int(UInt16.max)
+    /// The most periodic images of the cell a build may search (the cutoff over the cell widths).
+    public static let maximumImageCount = 65_535
     /// The most (atom, image) pairs a build may consider, about 20 s of work: far above any
     /// physical system (a million atoms in a cell wider than the cutoff consider 27 million).
     static let maximumImageCopies = 1 << 34
@@ -191,13 +193,13 @@ public final class NeighborList {
         for k in 0..<3 where pbc[k] { imageRange[k] = (pad[k] + nb[k] - 1) / nb[k] }
         let images = (2 * imageRange.x + 1) * (2 * imageRange.y + 1) * (2 * imageRange.z + 1)
         let copies = n.multipliedReportingOverflow(by: images)
-        guard images <= Self.maximumShiftCount, !copies.overflow, copies.partialValue <= Self.maximumImageCopies,
+        guard images <= Self.maximumImageCount, !copies.overflow, copies.partialValue <= Self.maximumImageCopies,
               nbins < Int(Int32.max) else {
             let widths = frame.perpendicularWidths
             throw GeometryError.cellTooSmall(
                 "the cutoff \(cut) Å (with the skin) reaches \(imageRange.x), \(imageRange.y), \(imageRange.z) periodic images along a, b, c "
                 + "(cell widths \(widths.x), \(widths.y), \(widths.z) Å): \(images) images of \(n) atoms; at most "
-                + "\(Self.maximumShiftCount) images and \(Self.maximumImageCopies) atom copies are supported")
+                + "\(Self.maximumImageCount) images and \(Self.maximumImageCopies) atom copies are supported")
         }
 
         // Bin of each local atom.
@@ -287,30 +289,27 @@ public final class NeighborList {
         let extent = SIMD3<Int>(Int(shiftHi.x) - Int(shiftLo.x) + 1, Int(shiftHi.y) - Int(shiftLo.y) + 1,
                                 Int(shiftHi.z) - Int(shiftLo.z) + 1)
         let useDense = extent.x <= 1024 && extent.y <= 1024 && extent.z <= 1024 && extent.x * extent.y * extent.z <= 1 << 20
-        var denseIndex = [UInt16](repeating: .max, count: useDense ? extent.x * extent.y * extent.z : 0)
-        var shiftTable: [SIMD3<Int32>: UInt16] = [.zero: 0]
+        var denseIndex = [UInt32](repeating: .max, count: useDense ? extent.x * extent.y * extent.z : 0)
+        var shiftTable: [SIMD3<Int32>: UInt32] = [.zero: 0]
         var shiftList: [SIMD3<Int32>] = [.zero]
         func denseKey(_ s: SIMD3<Int32>) -> Int {
             let o = s &- shiftLo
             return (Int(o.x) * extent.y + Int(o.y)) * extent.z + Int(o.z)
         }
         if useDense { denseIndex[denseKey(.zero)] = 0 }
-        // More distinct shifts than `UInt16` indexes (`.max` marks an empty dense slot): reported
-        // after the loop, not truncated.
-        var tooManyShifts = false
-        func slowIndex(_ shift: SIMD3<Int32>) -> UInt16 {
+        // Pairs are fewer than `Int32.max`, so their distinct shifts never reach `UInt32.max`
+        // (which marks an empty dense slot).
+        func slowIndex(_ shift: SIMD3<Int32>) -> UInt32 {
             if useDense {
                 let key = denseKey(shift)
                 if denseIndex[key] == .max {
-                    guard shiftList.count < Self.maximumShiftCount else { tooManyShifts = true; return 0 }
-                    denseIndex[key] = UInt16(truncatingIfNeeded: shiftList.count)
+                    denseIndex[key] = UInt32(truncatingIfNeeded: shiftList.count)
                     shiftList.append(shift)
                 }
                 return denseIndex[key]
             }
             if let known = shiftTable[shift] { return known }
-            guard shiftList.count < Self.maximumShiftCount else { tooManyShifts = true; return 0 }
-            let idx = UInt16(truncatingIfNeeded: shiftList.count)
+            let idx = UInt32(truncatingIfNeeded: shiftList.count)
             shiftTable[shift] = idx
             shiftList.append(shift)
             return idx
@@ -362,8 +361,8 @@ public final class NeighborList {
 
         // Shift vectors to indices: almost every pair has one of a handful of shifts, so the
         // last one looked up is remembered.
-        var newShiftIndex = [UInt16](repeating: 0, count: count)
-        var lastShift = SIMD3<Int32>.zero, lastIndex: UInt16 = 0
+        var newShiftIndex = [UInt32](repeating: 0, count: count)
+        var lastShift = SIMD3<Int32>.zero, lastIndex: UInt32 = 0
         for k in 0..<count {
             let s = outShift[k]
             if s != lastShift {
@@ -371,9 +370,6 @@ public final class NeighborList {
                 lastIndex = slowIndex(s)
             }
             newShiftIndex[k] = lastIndex
-        }
-        if tooManyShifts {
-            throw GeometryError.cellTooSmall("the pairs within \(cut) Å cross more than \(Self.maximumShiftCount) distinct periodic images")
         }
         start = newStart
         sameImageEnd = newSameImageEnd

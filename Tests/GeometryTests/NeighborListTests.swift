@@ -184,22 +184,43 @@ final class NeighborListTests: XCTestCase {
     /// than the cutoff: their pairs cross more distinct image shifts than the list's 16-bit
     /// indices hold. That is an error now; the indices used to wrap silently, pairing atoms
     /// with the wrong images.
-    func testMoreDistinctShiftsThanTheIndexHoldsIsAnError() throws {
+    func testAtomsManyCellsAwayNeedMoreThan65535DistinctShifts() throws {
+        // Unwrapped atoms scattered over ±50 cells, as a long run of a liquid leaves them: their
+        // pairs have far more distinct shifts than a 16-bit index holds (the list once refused
+        // them), and the list must still be the wrapped atoms' list, shifts moved by the wraps.
         var rng = SplitMix64(seed: 3)
         let cell = try Cell.orthorhombic(Vec3(1, 1, 1))
-        let positions: [Vec3] = (0..<100).map { _ in
+        let wrapped: [Vec3] = (0..<50).map { _ in
             Vec3(Double.random(in: 0..<1, using: &rng), Double.random(in: 0..<1, using: &rng), Double.random(in: 0..<1, using: &rng))
-                + Vec3(Double(Int.random(in: -50...50, using: &rng)), Double(Int.random(in: -50...50, using: &rng)),
-                       Double(Int.random(in: -50...50, using: &rng)))
         }
-        let list = NeighborList(cutoff: 5, skin: 0, kind: .full)
-        XCTAssertThrowsError(try list.update(positions: positions, cell: cell)) {
-            XCTAssertTrue("\($0)".contains("more than \(NeighborList.maximumShiftCount) distinct periodic images"), "\($0)")
+        let wraps: [SIMD3<Int32>] = wrapped.map { _ in
+            SIMD3(Int32.random(in: -50...50, using: &rng), Int32.random(in: -50...50, using: &rng), Int32.random(in: -50...50, using: &rng))
         }
-        // The same atoms wrapped into the cell need only the 1,331 image shifts within reach.
-        let wrapped = positions.map { p in Vec3(p.x - p.x.rounded(.down), p.y - p.y.rounded(.down), p.z - p.z.rounded(.down)) }
-        XCTAssertNoThrow(try list.update(positions: wrapped, cell: cell))
-        XCTAssertLessThanOrEqual(list.shifts.count, 11 * 11 * 11)
+        let unwrapped = zip(wrapped, wraps).map { $0 + cell.shiftVector($1) }
+        // Not 3: an atom's own images at √9 Å would sit on the cutoff, where round-off decides.
+        let cutoff = 2.95
+        let far = NeighborList(cutoff: cutoff, skin: 0, kind: .full)
+        try far.update(positions: unwrapped, cell: cell)
+        XCTAssertGreaterThan(far.shifts.count, 65_535)
+        let near = NeighborList(cutoff: cutoff, skin: 0, kind: .full)
+        try near.update(positions: wrapped, cell: cell)
+        XCTAssertLessThanOrEqual(near.shifts.count, 9 * 9 * 9)
+        // r_j + S·cell − r_i with unwrapped positions is the wrapped pair's separation when
+        // S = S_wrapped + w_i − w_j.
+        let listed = Set(listedPairs(far, within: cutoff, positions: unwrapped, cell: cell))
+        let expected = Set(listedPairs(near, within: cutoff, positions: wrapped, cell: cell).map {
+            PairKey(i: $0.i, j: $0.j, shift: $0.shift &+ wraps[$0.i] &- wraps[$0.j])
+        })
+        XCTAssertGreaterThan(expected.count, 200_000)
+        XCTAssertEqual(listed.count, expected.count)
+        XCTAssertEqual(listed, expected)
+        // Every listed separation is the one its index names (no index was truncated).
+        for i in 0..<unwrapped.count {
+            for k in Int(far.start[i])..<Int(far.start[i + 1]) {
+                let d = unwrapped[Int(far.neighbor[k])] + far.shiftVectors[Int(far.shiftIndex[k])] - unwrapped[i]
+                XCTAssertLessThan(norm(d), cutoff + 1e-9)
+            }
+        }
     }
 
     /// A cell narrower than the cutoff: an atom interacts with its own images.
