@@ -42,12 +42,17 @@ public struct ENINetModelFile: Sendable {
     /// Throws, naming the file and tensor, when a tensor the configuration needs is missing or
     /// has another shape.
     public func checkShapes() throws {
-        // Layer by layer first: the list of expected tensors grows with `n_interactions`, and a
-        // header that claimed 10⁹ layers made listing them all take minutes and gigabytes.
+        // Part by part, layer by layer: a header that claimed 10⁹ layers made listing every
+        // expected tensor first take minutes and gigabytes; now it fails at the first missing layer.
+        try check(ENINetParameterLayout.embeddingShapes(configuration))
         for layer in 0..<configuration.interactionCount {
-            _ = try weights.tensor("conv_layers.threebody_conv.\(layer).cutoff_fn.cutoff")
+            try check(ENINetParameterLayout.layerShapes(configuration, layer: layer))
         }
-        for (name, shape) in ENINetParameterLayout.expectedShapes(configuration) {
+        try check(ENINetParameterLayout.readoutShapes(configuration))
+    }
+
+    private func check(_ expected: [(String, [Int])]) throws {
+        for (name, shape) in expected {
             let t = try weights.tensor(name)
             guard t.shape == shape else {
                 throw ModelFileError("\(weights.path): tensor '\(name)' has shape \(t.shape), but the configuration needs \(shape)")
@@ -71,54 +76,77 @@ public enum ENINetParameterLayout {
     /// Every tensor a model with `c` needs (parameters and the buffers the reference stores:
     /// RBF centres and cutoff radii), with its shape.
     public static func expectedShapes(_ c: ENINetConfiguration) -> [(String, [Int])] {
-        let f = c.featureCount, ft = c.tripletFeatureCount, k = c.radialBasisCount
-        var out: [(String, [Int])] = []
-        func linear(_ name: String, _ outDim: Int, _ inDim: Int, bias: Bool = true) {
-            out.append((name + ".weight", [outDim, inDim]))
-            if bias { out.append((name + ".bias", [outDim])) }
-        }
-        let p = "conv_layers."
-        out.append((p + "n_embedding.weight", [c.elementCount, f]))
-        linear(p + "e_embedding", f, k)
-        linear(p + "t_embedding", ft, k)
-        out.append((p + "twobody_dist_rb.centers", [k]))
-        out.append((p + "threebody_dist_rb.centers", [k]))
-        out.append((p + "twobody_cutoff_fn.cutoff", []))
-        out.append((p + "threebody_cutoff_fn.cutoff", []))
-        for i in 0..<c.interactionCount {
-            let t = p + "threebody_conv.\(i)."
-            out.append((t + "cutoff_fn.cutoff", []))
-            linear(t + "edge_neighbors", ft, 2 * ft)
-            out.append((t + "norm_mess.weight", [f])); out.append((t + "norm_mess.bias", [f]))
-            out.append((t + "norm_nv.weight", [f]))
-            linear(t + "ns_in.0", ft, f)
-            linear(t + "nv_in", ft, f, bias: false)
-            linear(t + "out_ns.net.0", ft, 2 * ft)
-            linear(t + "out_ns.net.2", f, ft)
-            linear(t + "out_nv", f, ft, bias: false)
-            for g in ["gates", "net"] { for l in [0, 2] { linear(t + "triplet_gate.\(g).\(l)", ft, ft) } }
-            linear(t + "triplet_proj", ft, ft)
-            linear(t + "triplet_vec", 3 * ft, ft)
+        embeddingShapes(c) + (0..<c.interactionCount).flatMap { layerShapes(c, layer: $0) } + readoutShapes(c)
+    }
 
-            let b = p + "twobody_conv.\(i)."
-            out.append((b + "cutoff_fn.cutoff", []))
-            linear(b + "edge_proj", f, f)
-            linear(b + "edge_vec", 3 * f, f)
-            linear(b + "node_neighbors", f, 2 * f)
-            out.append((b + "norm_mess.weight", [f])); out.append((b + "norm_mess.bias", [f]))
-            out.append((b + "norm_nv.weight", [f]))
-            for g in ["gates", "net"] { for l in [0, 2] { linear(b + "ns_mess.\(g).\(l)", f, f) } }
-            linear(b + "ns_proj.0", 2 * f, f)
-            linear(b + "nv_channel", f, 2 * f)
-            linear(b + "nv_out", 3 * f, f, bias: false)
-            linear(b + "nv_proj", 2 * f, f, bias: false)
-        }
+    /// The embeddings, the radial bases' centres and the cutoff radii.
+    static func embeddingShapes(_ c: ENINetConfiguration) -> [(String, [Int])] {
+        let f = c.featureCount, ft = c.tripletFeatureCount, k = c.radialBasisCount
+        var out = ShapeList()
+        let p = "conv_layers."
+        out.tensor(p + "n_embedding.weight", [c.elementCount, f])
+        out.linear(p + "e_embedding", f, k)
+        out.linear(p + "t_embedding", ft, k)
+        out.tensor(p + "twobody_dist_rb.centers", [k])
+        out.tensor(p + "threebody_dist_rb.centers", [k])
+        out.tensor(p + "twobody_cutoff_fn.cutoff", [])
+        out.tensor(p + "threebody_cutoff_fn.cutoff", [])
+        return out.shapes
+    }
+
+    /// Interaction layer `i`: its three-body, then its two-body convolution.
+    static func layerShapes(_ c: ENINetConfiguration, layer i: Int) -> [(String, [Int])] {
+        let f = c.featureCount, ft = c.tripletFeatureCount
+        var out = ShapeList()
+        let t = "conv_layers.threebody_conv.\(i)."
+        out.tensor(t + "cutoff_fn.cutoff", [])
+        out.linear(t + "edge_neighbors", ft, 2 * ft)
+        out.tensor(t + "norm_mess.weight", [f]); out.tensor(t + "norm_mess.bias", [f])
+        out.tensor(t + "norm_nv.weight", [f])
+        out.linear(t + "ns_in.0", ft, f)
+        out.linear(t + "nv_in", ft, f, bias: false)
+        out.linear(t + "out_ns.net.0", ft, 2 * ft)
+        out.linear(t + "out_ns.net.2", f, ft)
+        out.linear(t + "out_nv", f, ft, bias: false)
+        for g in ["gates", "net"] { for l in [0, 2] { out.linear(t + "triplet_gate.\(g).\(l)", ft, ft) } }
+        out.linear(t + "triplet_proj", ft, ft)
+        out.linear(t + "triplet_vec", 3 * ft, ft)
+
+        let b = "conv_layers.twobody_conv.\(i)."
+        out.tensor(b + "cutoff_fn.cutoff", [])
+        out.linear(b + "edge_proj", f, f)
+        out.linear(b + "edge_vec", 3 * f, f)
+        out.linear(b + "node_neighbors", f, 2 * f)
+        out.tensor(b + "norm_mess.weight", [f]); out.tensor(b + "norm_mess.bias", [f])
+        out.tensor(b + "norm_nv.weight", [f])
+        for g in ["gates", "net"] { for l in [0, 2] { out.linear(b + "ns_mess.\(g).\(l)", f, f) } }
+        out.linear(b + "ns_proj.0", 2 * f, f)
+        out.linear(b + "nv_channel", f, 2 * f)
+        out.linear(b + "nv_out", 3 * f, f, bias: false)
+        out.linear(b + "nv_proj", 2 * f, f, bias: false)
+        return out.shapes
+    }
+
+    /// The two readout blocks.
+    static func readoutShapes(_ c: ENINetConfiguration) -> [(String, [Int])] {
+        let f = c.featureCount
+        var out = ShapeList()
         for (block, (fin, fout)) in [(f, f / 2), (f / 2, 1)].enumerated() {
             let r = "readout.out.\(block)."
-            linear(r + "linear_v", 2 * fout, fin, bias: false)
-            linear(r + "mix.net.0", fin + fout, fin + fout)
-            linear(r + "mix.net.2", 2 * fout, fin + fout)
+            out.linear(r + "linear_v", 2 * fout, fin, bias: false)
+            out.linear(r + "mix.net.0", fin + fout, fin + fout)
+            out.linear(r + "mix.net.2", 2 * fout, fin + fout)
         }
-        return out
+        return out.shapes
+    }
+
+    private struct ShapeList {
+        var shapes: [(String, [Int])] = []
+        mutating func tensor(_ name: String, _ shape: [Int]) { shapes.append((name, shape)) }
+        /// A PyTorch `Linear`: weight `[out, in]`, and bias `[out]` unless it has none.
+        mutating func linear(_ name: String, _ outDim: Int, _ inDim: Int, bias: Bool = true) {
+            shapes.append((name + ".weight", [outDim, inDim]))
+            if bias { shapes.append((name + ".bias", [outDim])) }
+        }
     }
 }
