@@ -101,7 +101,8 @@ struct Evaluate: ParsableCommand {
         }
         if let first = nonFiniteFrames.first {
             throw EvaluateError(description: "\(structure): frame \(first): the model's outputs are not finite (printed as null)"
-                                + (nonFiniteFrames.count > 1 ? "; so are those of \(nonFiniteFrames.count - 1) more frames" : ""))
+                                + (nonFiniteFrames.count == 2 ? "; so are those of 1 more frame" : "")
+                                + (nonFiniteFrames.count > 2 ? "; so are those of \(nonFiniteFrames.count - 1) more frames" : ""))
         }
     }
 

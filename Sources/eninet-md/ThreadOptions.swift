@@ -15,7 +15,7 @@ struct ThreadOptions: ParsableArguments {
     func validate() throws { try Self.check(threads) }
 
     /// More threads than any machine runs only cost memory and start-up: 300,000 took 8.7 s and
-    /// 2.3 GB before the first loop. 1,024 is past any one node's cores.
+    /// 2.3 GB before the first loop. 1,024 is past the cores of common compute nodes.
     static let maximum = 1024
 
     static func check(_ count: Int, option: String = "--threads") throws {

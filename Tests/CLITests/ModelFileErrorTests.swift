@@ -137,7 +137,7 @@ final class ModelFileErrorTests: XCTestCase {
         XCTAssertTrue(bad.stdout.contains("\"forces\":[[null,null,null]"), bad.stdout)
         XCTAssertEqual(bad.stderr.split(separator: "\n").count, 1, bad.stderr)
         XCTAssertTrue(bad.stderr.contains("two.xyz: frame 0: the model's outputs are not finite")
-                      && bad.stderr.contains("1 more frames"), bad.stderr)
+                      && bad.stderr.hasSuffix("; so are those of 1 more frame\n"), bad.stderr)
 
         let labelled = dir.appendingPathComponent("labelled.extxyz")
         let forces = frame.split(separator: "\n").map { $0 + " 0.1 -0.2 0.3" }.joined(separator: "\n") + "\n"
