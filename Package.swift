@@ -6,7 +6,8 @@ import PackageDescription
 // a module imports only what its row in the design table names.
 // The numeric loops run about 10% faster with AVX2 and FMA (bench eninet). They are enabled only
 // when the machine that builds has them, because the binary is run where it is built; set
-// ENINETMD_PORTABLE=1 to build for any x86-64.
+// ENINETMD_PORTABLE=1 to build for any x86-64. AVX-512 machines get haswell too: on a Zen 4,
+// `-target-cpu znver4` was no faster, and slower for small/aspirin (Docs/model-files.md).
 let cpuFlags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
     .split(separator: "\n").first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ").map(String.init)) } ?? []
 let buildsForThisCPU = ProcessInfo.processInfo.environment["ENINETMD_PORTABLE"] == nil
