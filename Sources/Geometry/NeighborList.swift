@@ -290,7 +290,7 @@ public final class NeighborList {
                                 Int(shiftHi.z) - Int(shiftLo.z) + 1)
         let useDense = extent.x <= 1024 && extent.y <= 1024 && extent.z <= 1024 && extent.x * extent.y * extent.z <= 1 << 20
         var denseIndex = [UInt32](repeating: .max, count: useDense ? extent.x * extent.y * extent.z : 0)
-        var shiftTable: [SIMD3<Int32>: UInt32] = [.zero: 0]
+        var shiftTable = ShiftNumbering()  // numbers .zero as 0
         var shiftList: [SIMD3<Int32>] = [.zero]
         func denseKey(_ s: SIMD3<Int32>) -> Int {
             let o = s &- shiftLo
@@ -308,11 +308,7 @@ public final class NeighborList {
                 }
                 return denseIndex[key]
             }
-            if let known = shiftTable[shift] { return known }
-            let idx = UInt32(truncatingIfNeeded: shiftList.count)
-            shiftTable[shift] = idx
-            shiftList.append(shift)
-            return idx
+            return shiftTable.number(of: shift)
         }
 
         // Stencil: bins within ±reach. Bins adjacent along z are adjacent in memory, so each
@@ -378,6 +374,7 @@ public final class NeighborList {
         outNeighbor.removeLast(outNeighbor.count - count)
         neighbor = outNeighbor
         shiftIndex = newShiftIndex
+        if !useDense { shiftList = shiftTable.shifts }
         shifts = shiftList
         shiftVectors = shiftList.map { frame.shiftVector($0) }
     }
@@ -466,6 +463,52 @@ public final class NeighborList {
             }
         }}}}}}}}}}}}}}
         return (i, count)
+    }
+}
+
+/// Distinct image shifts numbered in order of first sight (`.zero` is 0), by open addressing on
+/// a multiplicative hash of the three components. Swift's `Dictionary` hashes with SipHash:
+/// when unwrapped atoms had spread over ±50 boxes (almost every pair a shift of its own), its
+/// hashing took three quarters of a 32,000-atom Lennard-Jones run.
+struct ShiftNumbering {
+    private(set) var shifts: [SIMD3<Int32>] = [.zero]
+    /// Number of the shift in each slot; `UInt32.max` marks an empty one (there are fewer
+    /// shifts than pairs, and fewer pairs than `Int32.max`).
+    private var slots = [UInt32](repeating: .max, count: 1024)
+
+    init() { slots[Self.slot(of: .zero, mask: slots.count - 1)] = 0 }
+
+    @inline(__always) private static func slot(of s: SIMD3<Int32>, mask: Int) -> Int {
+        var h = UInt64(UInt32(bitPattern: s.x)) &* 0x9E37_79B9_7F4A_7C15
+        h = (h ^ UInt64(UInt32(bitPattern: s.y))) &* 0xBF58_476D_1CE4_E5B9
+        h = (h ^ UInt64(UInt32(bitPattern: s.z))) &* 0x94D0_49BB_1331_11EB
+        return Int(truncatingIfNeeded: h ^ (h >> 31)) & mask
+    }
+
+    /// The number of `shift`, a new one if it was not seen before.
+    mutating func number(of shift: SIMD3<Int32>) -> UInt32 {
+        let mask = slots.count - 1
+        var i = Self.slot(of: shift, mask: mask)
+        while slots[i] != .max {
+            if shifts[Int(slots[i])] == shift { return slots[i] }
+            i = (i + 1) & mask
+        }
+        let number = UInt32(truncatingIfNeeded: shifts.count)
+        shifts.append(shift)
+        slots[i] = number
+        if 2 * shifts.count > slots.count { grow() }
+        return number
+    }
+
+    /// Twice the slots, so that at most half are full and probes stay short.
+    private mutating func grow() {
+        slots = [UInt32](repeating: .max, count: 2 * slots.count)
+        let mask = slots.count - 1
+        for (number, shift) in shifts.enumerated() {
+            var i = Self.slot(of: shift, mask: mask)
+            while slots[i] != .max { i = (i + 1) & mask }
+            slots[i] = UInt32(truncatingIfNeeded: number)
+        }
     }
 }
 

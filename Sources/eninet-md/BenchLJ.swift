@@ -27,10 +27,14 @@ struct BenchLJ: ParsableCommand {
     @Option(help: "Also time each run writing an AMBER NetCDF frame every N steps (0: off).")
     var trajectoryEvery = 0
 
+    @Option(help: "Move every atom by a random whole number of box lengths, up to N along each axis, as a long run's unwrapped coordinates leave a diffusing system (0: off). The physics is unchanged.")
+    var unwrappedBoxes = 0
+
     func run() throws {
         guard cells > 0, !steps.isEmpty, steps.allSatisfy({ $0 > 0 }) else {
             throw ValidationError("--cells and --steps must be positive")
         }
+        guard (0...1_000_000).contains(unwrappedBoxes) else { throw ValidationError("--unwrapped-boxes must be from 0 to 1000000") }
         let sigma = 3.405, epsilon = 0.0103, mass = 39.948
         let tau = sigma / (epsilon / mass * Units.accelerationPerForceOverMass).squareRoot()
         let timestep = 0.005 * tau
@@ -124,8 +128,18 @@ struct BenchLJ: ParsableCommand {
         let masses = [Double](repeating: mass, count: positions.count)
         var random = RandomStream(seed: seed)
         let velocities = InitialVelocities.maxwellBoltzmann(masses: masses, temperature: temperature, random: &random)
+        let box = lattice * Double(cells)
+        if unwrappedBoxes > 0 {
+            // A generator of its own, so that the velocities are those of the wrapped run.
+            var boxes = BenchRandom(state: seed &+ 1)
+            let n = unwrappedBoxes
+            for i in positions.indices {
+                positions[i] += Vec3(Double(Int.random(in: -n...n, using: &boxes)), Double(Int.random(in: -n...n, using: &boxes)),
+                                     Double(Int.random(in: -n...n, using: &boxes))) * box
+            }
+        }
         return try MDState(positions: positions, velocities: velocities, masses: masses,
-                           cell: try Cell.orthorhombic(Vec3(repeating: lattice * Double(cells))),
+                           cell: try Cell.orthorhombic(Vec3(repeating: box)),
                            atomicNumbers: [Int](repeating: 18, count: positions.count))
     }
 }

@@ -29,6 +29,24 @@ final class BenchCommandTests: XCTestCase {
         }
     }
 
+    /// `bench lj --unwrapped-boxes`: atoms moved by whole box lengths (±50 boxes) run the same
+    /// melt: equal energies at the start and after 40 steps, to the printed 7 decimals.
+    func testUnwrappedBoxesRunTheSameMelt() throws {
+        func energies(_ extra: [String]) throws -> [String] {
+            let result = try CLI.run(["bench", "lj", "--cells", "4", "--steps", "40"] + extra)
+            XCTAssertEqual(result.status, 0, result.stderr)
+            return result.stdout.split(separator: "\n").filter { $0.contains("E_pair") }.map(String.init)
+        }
+        let wrapped = try energies([])
+        XCTAssertEqual(wrapped.count, 1, "\(wrapped)")
+        XCTAssertEqual(try energies(["--unwrapped-boxes", "50"]), wrapped)
+        // The melt moved: E_pair after 40 steps differs from the start, so the agreement is not that of two untouched lattices.
+        let pair = try XCTUnwrap(wrapped.first?.components(separatedBy: "E_pair/Nε ").last?.components(separatedBy: ",").first)
+        let ends = pair.components(separatedBy: " -> ").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+        XCTAssertEqual(ends.count, 2, pair)
+        XCTAssertGreaterThan(abs(ends[0] - ends[1]), 1e-3, pair)
+    }
+
     func testTimesAGivenModelOnAGivenStructureLabelledByFileNames() throws {
         let result = try CLI.run(["bench", "eninet", "--model", model, "--structure", ethanol, "--repetitions", "2", "--threads", "1"])
         XCTAssertEqual(result.status, 0, result.stderr)
