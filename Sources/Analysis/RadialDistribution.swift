@@ -89,7 +89,7 @@ public final class RadialDistribution {
         guard positions.count == elementOfAtom.count else {
             throw AnalysisError("RDF: a frame\(label) has \(positions.count) atoms; expected \(elementOfAtom.count)")
         }
-        if let bad = positions.firstIndex(where: { !($0.x.isFinite && $0.y.isFinite && $0.z.isFinite) }) {
+        if let bad = positions.firstIndex(where: { !$0.isFinite }) {
             throw AnalysisError("RDF: position of atom \(bad)\(label) is not finite")
         }
         let periodic = cell.map { $0.pbc.any } ?? false

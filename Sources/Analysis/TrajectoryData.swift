@@ -67,12 +67,12 @@ public struct TrajectoryData: Sendable {
                   velocities: velocities, cells: cells, dipoles: dipoles, symbols: first.symbols, masses: first.masses)
     }
 
-    /// The spacing of the frames (fs): `override` if given, else from the stored times, which
-    /// must be evenly spaced (to 1 % of the spacing: times are often single precision).
     /// The shortest frame spacing accepted (fs). Far below any time step; a spacing of
     /// 10⁻²⁰ fs made lags of 10²³ frames, past `Int`, and 5·10⁻³²⁴ fs gave NaN diffusion coefficients.
     public static let shortestFrameSpacing = 1e-6
 
+    /// The spacing of the frames (fs): `override` if given, else from the stored times, which
+    /// must be evenly spaced (to 1 % of the spacing: times are often single precision).
     public func frameSpacing(override: Double? = nil) throws -> Double {
         if let dt = override {
             guard dt >= Self.shortestFrameSpacing, dt.isFinite else {

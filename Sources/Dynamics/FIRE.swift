@@ -40,7 +40,7 @@ public struct FIRE: Sendable {
         while true {
             let result = try potential.compute(state.configuration)
             let f = result.forces
-            if let bad = f.firstIndex(where: { !($0.x.isFinite && $0.y.isFinite && $0.z.isFinite) }) {
+            if let bad = f.firstIndex(where: { !$0.isFinite }) {
                 throw DynamicsError.nonFinite(step: steps, atom: bad, quantity: "force during minimisation")
             }
             let maxForce = f.map { norm($0) }.max() ?? 0

@@ -158,7 +158,7 @@ public final class Simulation {
     }
 
     static func checkFinite(_ state: MDState, _ forces: ForceResult) throws {
-        func bad(_ v: Vec3) -> Bool { !(v.x.isFinite && v.y.isFinite && v.z.isFinite) }
+        func bad(_ v: Vec3) -> Bool { !v.isFinite }
         var allFinite = forces.energy.isFinite
         for i in 0..<state.count where bad(state.positions[i]) || bad(state.velocities[i]) || bad(forces.forces[i]) {
             allFinite = false

@@ -50,7 +50,7 @@ public final class ENINetModel: @unchecked Sendable {
 
     /// Evaluates a configuration on a given graph.
     public func evaluate(atomicNumbers: [Int], positions: [Vec3], graph: ENINetGraph, forces: Bool = true) throws -> ENINetOutput {
-        for (i, r) in positions.enumerated() where !(r.x.isFinite && r.y.isFinite && r.z.isFinite) {
+        for (i, r) in positions.enumerated() where !r.isFinite {
             throw ModelFileError("evaluate: atom \(i) has a non-finite position \(r)")
         }
         if let net = double {

@@ -1,6 +1,11 @@
 /// A 3-vector of Doubles: positions (Å), velocities (Å/fs), forces (eV/Å).
 public typealias Vec3 = SIMD3<Double>
 
+extension SIMD3 where Scalar: FloatingPoint {
+    /// Whether no component is NaN or infinite.
+    @inlinable public var isFinite: Bool { x.isFinite && y.isFinite && z.isFinite }
+}
+
 @inlinable public func dot(_ a: Vec3, _ b: Vec3) -> Double { (a * b).sum() }
 @inlinable public func cross(_ a: Vec3, _ b: Vec3) -> Vec3 {
     Vec3(a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x)
@@ -131,7 +136,7 @@ public struct Cell: Equatable, Hashable, Sendable, CustomStringConvertible {
 
     /// An orthorhombic box with edge lengths `lengths` (Å).
     public static func orthorhombic(_ lengths: Vec3, pbc: Periodicity = .all) throws -> Cell {
-        guard lengths.min() > 0, lengths.x.isFinite, lengths.y.isFinite, lengths.z.isFinite else {
+        guard lengths.min() > 0, lengths.isFinite else {
             throw GeometryError.invalidCellParameters("box lengths \(lengths) must be positive")
         }
         return try Cell(matrix: Mat3(Vec3(lengths.x, 0, 0), Vec3(0, lengths.y, 0), Vec3(0, 0, lengths.z)), pbc: pbc)

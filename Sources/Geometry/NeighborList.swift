@@ -139,7 +139,7 @@ public final class NeighborList {
             }
             frac[i] = f
             wrapShift[i] = s
-            if f.x.isFinite && f.y.isFinite && f.z.isFinite {
+            if f.isFinite {
                 fracLo = pointwiseMin(fracLo, f)
                 fracHi = pointwiseMax(fracHi, f)
             }
@@ -275,41 +275,8 @@ public final class NeighborList {
             if e < n { slotOfLocal[e] = Int32(slot) }
         }
 
-        // Distinct shifts get an index through a dense table when their range is small (the
-        // usual case), a dictionary otherwise.
-        var shiftLo = SIMD3<Int32>(repeating: 0), shiftHi = SIMD3<Int32>(repeating: 0)
-        if next > 0 {
-            var gLo = sortedShift[0], gHi = gLo
-            for g in sortedShift { gLo = pointwiseMin(gLo, g); gHi = pointwiseMax(gHi, g) }
-            var wLo = wrapShift[0], wHi = wLo
-            for w in wrapShift { wLo = pointwiseMin(wLo, w); wHi = pointwiseMax(wHi, w) }
-            shiftLo = gLo &+ wLo
-            shiftHi = gHi &+ wHi
-        }
-        let extent = SIMD3<Int>(Int(shiftHi.x) - Int(shiftLo.x) + 1, Int(shiftHi.y) - Int(shiftLo.y) + 1,
-                                Int(shiftHi.z) - Int(shiftLo.z) + 1)
-        let useDense = extent.x <= 1024 && extent.y <= 1024 && extent.z <= 1024 && extent.x * extent.y * extent.z <= 1 << 20
-        var denseIndex = [UInt32](repeating: .max, count: useDense ? extent.x * extent.y * extent.z : 0)
-        var shiftTable = ShiftNumbering()  // numbers .zero as 0
-        var shiftList: [SIMD3<Int32>] = [.zero]
-        func denseKey(_ s: SIMD3<Int32>) -> Int {
-            let o = s &- shiftLo
-            return (Int(o.x) * extent.y + Int(o.y)) * extent.z + Int(o.z)
-        }
-        if useDense { denseIndex[denseKey(.zero)] = 0 }
-        // Pairs are fewer than `Int32.max`, so their distinct shifts never reach `UInt32.max`
-        // (which marks an empty dense slot).
-        func slowIndex(_ shift: SIMD3<Int32>) -> UInt32 {
-            if useDense {
-                let key = denseKey(shift)
-                if denseIndex[key] == .max {
-                    denseIndex[key] = UInt32(truncatingIfNeeded: shiftList.count)
-                    shiftList.append(shift)
-                }
-                return denseIndex[key]
-            }
-            return shiftTable.number(of: shift)
-        }
+        // Distinct shifts are numbered in order of first sight (the zero shift is 0).
+        var shiftTable = ShiftNumbering()
 
         // Stencil: bins within ±reach. Bins adjacent along z are adjacent in memory, so each
         // (dx, dy) column of 2·reach.z + 1 bins is one contiguous range of slots. The half list
@@ -363,7 +330,7 @@ public final class NeighborList {
             let s = outShift[k]
             if s != lastShift {
                 lastShift = s
-                lastIndex = slowIndex(s)
+                lastIndex = shiftTable.number(of: s)
             }
             newShiftIndex[k] = lastIndex
         }
@@ -374,9 +341,8 @@ public final class NeighborList {
         outNeighbor.removeLast(outNeighbor.count - count)
         neighbor = outNeighbor
         shiftIndex = newShiftIndex
-        if !useDense { shiftList = shiftTable.shifts }
-        shifts = shiftList
-        shiftVectors = shiftList.map { frame.shiftVector($0) }
+        shifts = shiftTable.shifts
+        shiftVectors = shifts.map { frame.shiftVector($0) }
     }
 
     /// Fills rows `first...` of the list until the output may not hold another full row.
@@ -469,7 +435,8 @@ public final class NeighborList {
 /// Distinct image shifts numbered in order of first sight (`.zero` is 0), by open addressing on
 /// a multiplicative hash of the three components. Swift's `Dictionary` hashes with SipHash:
 /// when unwrapped atoms had spread over ±50 boxes (almost every pair a shift of its own), its
-/// hashing took three quarters of a 32,000-atom Lennard-Jones run.
+/// hashing took three quarters of a 32,000-atom Lennard-Jones run. A table indexed by the shift
+/// itself, kept beside it for narrow ranges of shifts, was no faster and cleared up to 4 MB per build.
 struct ShiftNumbering {
     private(set) var shifts: [SIMD3<Int32>] = [.zero]
     /// Number of the shift in each slot; `UInt32.max` marks an empty one (there are fewer

@@ -37,7 +37,7 @@ public final class ENINetPotential: Potential {
         let graph = try model.graph(positions: configuration.positions, cell: configuration.cell, neighborList: neighborList)
         let out = try model.evaluate(atomicNumbers: configuration.atomicNumbers, positions: configuration.positions, graph: graph)
         guard out.energy.isFinite else { throw PotentialError("eninet: the energy is not finite (\(out.energy))") }
-        for (i, f) in out.forces.enumerated() where !(f.x.isFinite && f.y.isFinite && f.z.isFinite) {
+        for (i, f) in out.forces.enumerated() where !f.isFinite {
             throw PotentialError("eninet: the force on atom \(i) is not finite")
         }
         lastOutput = out

@@ -32,8 +32,7 @@ public final class HarmonicRestraint: Potential {
     public init(tethers: [Tether]) throws {
         for (n, t) in tethers.enumerated() {
             let k = t.springConstants
-            guard t.atom >= 0, k.x.isFinite, k.y.isFinite, k.z.isFinite, k.min() >= 0,
-                  t.anchor.x.isFinite, t.anchor.y.isFinite, t.anchor.z.isFinite else {
+            guard t.atom >= 0, k.isFinite, k.min() >= 0, t.anchor.isFinite else {
                 throw PotentialError("harmonic restraint \(n): atom \(t.atom), k = \(k) eV/Å², anchor \(t.anchor) must be a valid atom with finite k ≥ 0")
             }
         }

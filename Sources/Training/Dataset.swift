@@ -48,10 +48,10 @@ public struct TrainingFrame: Sendable {
         guard energy.isFinite else { throw bad("energy is \(energy)") }
         for i in 0..<atomCount {
             let r = positions[i], f = forces[i]
-            guard r.x.isFinite, r.y.isFinite, r.z.isFinite else { throw bad("atom \(i): non-finite position") }
-            guard f.x.isFinite, f.y.isFinite, f.z.isFinite else { throw bad("atom \(i): non-finite force") }
+            guard r.isFinite else { throw bad("atom \(i): non-finite position") }
+            guard f.isFinite else { throw bad("atom \(i): non-finite force") }
         }
-        if let d = dipole, !(d.x.isFinite && d.y.isFinite && d.z.isFinite) { throw bad("non-finite dipole") }
+        if let d = dipole, !d.isFinite { throw bad("non-finite dipole") }
     }
 }
 

@@ -133,8 +133,7 @@ public enum DatasetEvaluation {
             let masses = f.atomicNumbers.map { Elements.mass(of: $0) ?? 1 }
             let mu = out.dipole(positions: f.positions, masses: masses)
             // One overflow would turn every error figure into NaN with no hint of its frame.
-            func finite(_ v: Vec3) -> Bool { v.x.isFinite && v.y.isFinite && v.z.isFinite }
-            guard dipoleModel ? finite(mu) : out.energy.isFinite && out.forces.allSatisfy(finite) else {
+            guard dipoleModel ? mu.isFinite : out.energy.isFinite && out.forces.allSatisfy(\.isFinite) else {
                 throw FrameEvaluationError(frame: f.index, reason: "the model's \(dipoleModel ? "dipole is" : "energy or forces are") not finite")
             }
             metrics.add(atomicNumbers: f.atomicNumbers, energy: dipoleModel ? nil : out.energy, reference: f.energy,

@@ -32,7 +32,7 @@ final class DipoleEvaluator {
         let graph = try model.graph(positions: positions, cell: cell, neighborList: neighborList)
         let out = try model.evaluate(atomicNumbers: atomicNumbers, positions: positions, graph: graph, forces: false)
         let mu = out.dipole(positions: positions, masses: masses)
-        guard mu.x.isFinite && mu.y.isFinite && mu.z.isFinite else {
+        guard mu.isFinite else {
             throw InputError("\(path): the dipole is not finite (\(mu))")
         }
         return mu
