@@ -62,6 +62,17 @@ final class ThreadTeam: @unchecked Sendable {
         }
     }
 
+    // Runs once ``stop()`` has ended the workers, which hold the team until they exit, and the
+    // team is no longer the shared one: a program that changes its thread count often (the
+    // benchmarks, the tests) would otherwise keep every replaced team's words and locks.
+    deinit {
+        pthread_cond_destroy(condition)
+        condition.deallocate()
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        words.deallocate()
+    }
+
     @inline(__always) private func load(_ word: Int) -> Int { tensors_atomic_load(words + word) }
     @inline(__always) private func store(_ word: Int, _ value: Int) { tensors_atomic_store(words + word, value) }
     @inline(__always) private func add(_ word: Int, _ value: Int) -> Int { tensors_atomic_add(words + word, value) }

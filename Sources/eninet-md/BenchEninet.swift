@@ -57,7 +57,7 @@ struct BenchEninet: ParsableCommand {
                 let graph = try model.graph(positions: system.positions, cell: system.cell, neighborList: model.makeNeighborList(skin: 0))
                 for threads in threadCounts {
                     TensorThreads.set(threads)
-                    _ = try model.evaluate(atomicNumbers: system.numbers, positions: system.positions, graph: graph)  // warm-up
+                    try warmUp { _ = try model.evaluate(atomicNumbers: system.numbers, positions: system.positions, graph: graph) }
                     var times: [Double] = []
                     for _ in 0..<repetitions {
                         let start = DispatchTime.now().uptimeNanoseconds

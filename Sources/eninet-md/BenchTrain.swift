@@ -84,8 +84,8 @@ struct BenchTrain: ParsableCommand {
                 _ = try inference.evaluate(atomicNumbers: batch.atomicNumbers, positions: batch.positions, graph: batch.graph)
             }
             func evaluateThroughTensors() throws { _ = try model.loss(on: batch, weights: weights, differentiable: false) }
-            // Warm-up: buffer pool, first-touch pages.
-            try step(); try evaluate(); try evaluateThroughTensors()
+            // Warm-up: buffer pool, first-touch pages, OpenBLAS's start (`warmUp`).
+            try warmUp { try step(); try evaluate(); try evaluateThroughTensors() }
             var steps: [Double] = [], evaluations: [Double] = [], tensorEvaluations: [Double] = []
             func milliseconds(_ body: () throws -> Void) rethrows -> Double {
                 let start = DispatchTime.now().uptimeNanoseconds

@@ -158,6 +158,30 @@ final class ThreadTeamTests: XCTestCase {
         }
     }
 
+    /// A stopped team is freed once its workers have exited (they hold it until then), with or
+    /// without workers, awake or asleep; a team that is not stopped is kept by its workers.
+    func testStoppedTeamsAreFreed() {
+        for (workers, sleeping) in [(0, false), (1, false), (1, true), (3, false)] {
+            weak var freed: ThreadTeam?
+            weak var kept: ThreadTeam?
+            do {
+                let team = ThreadTeam(workers: workers)
+                freed = team
+                checkLoops(team, loops: 50)
+                if sleeping { usleep(UInt32(ThreadTeam.spinDuration * 3e6)) }
+                team.stop()
+                let running = ThreadTeam(workers: 1)
+                kept = running
+                checkLoops(running, loops: 10)
+            }
+            let deadline = Date().addingTimeInterval(5)
+            while freed != nil, Date() < deadline { usleep(1_000) }
+            XCTAssertNil(freed, "\(workers) workers\(sleeping ? ", asleep" : ""): the stopped team is still alive after 5 s")
+            XCTAssertNotNil(kept, "\(workers) workers: a running team was freed while its worker runs")
+            kept?.stop()
+        }
+    }
+
     /// Changing the thread count replaces the team; parallel loops still give serial results.
     func testTeamFollowsTheThreadCount() {
         let saved = (TensorThreads.count, TensorThreads.blasCount)
