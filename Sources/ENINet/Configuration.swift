@@ -1,4 +1,5 @@
 import Foundation
+import Geometry
 
 /// Everything that fixes what an ENINet model computes besides its weights: sizes, cutoff,
 /// basis widths, energy scaling and the options that distinguish the reference network from
@@ -75,6 +76,14 @@ public struct ENINetConfiguration: Equatable, Sendable {
     /// Multiply every triplet message and feature by `fc_rc(r_e1)·fc_rc(r_e2)` (smooth variant).
     public var tripletBondCutoff: Bool
     public var target: Target
+    /// The elements (atomic numbers, ascending) the model was trained on. A structure with
+    /// another element is refused: its row of the embedding table was never trained, and the
+    /// energy would be a random number. Empty when the file does not say (reference exports,
+    /// files written before `species` existed): then every element of the table is accepted.
+    public var species: [Int]
+    /// Where the model came from, for people: the training data, its split and frame counts, the
+    /// model it was fine-tuned from (`train` writes it). Nothing reads it.
+    public var provenance: [String: String]
 
     public init(elementCount: Int = 95, featureCount: Int, tripletFeatureCount: Int, radialBasisCount: Int,
                 cutoff: Double, interactionCount: Int, twoBodyGamma: Double? = nil, threeBodyGamma: Double? = nil,
@@ -82,7 +91,8 @@ public struct ENINetConfiguration: Equatable, Sendable {
                 aggregation: Aggregation = .normalizedSum, averageNeighborCount: Double = 1,
                 vectorNorm: VectorNorm = .rms, vectorNormEpsilon: Double = 1e-8,
                 maxNeighbors: Int? = nil, lineGraphRule: LineGraphRule = .geometric,
-                tripletBondCutoff: Bool = true, target: Target = .energy) {
+                tripletBondCutoff: Bool = true, target: Target = .energy,
+                species: [Int] = [], provenance: [String: String] = [:]) {
         self.elementCount = elementCount
         self.featureCount = featureCount
         self.tripletFeatureCount = tripletFeatureCount
@@ -103,6 +113,29 @@ public struct ENINetConfiguration: Equatable, Sendable {
         self.lineGraphRule = lineGraphRule
         self.tripletBondCutoff = tripletBondCutoff
         self.target = target
+        self.species = species
+        self.provenance = provenance
+    }
+
+    /// The units of every model file's numbers: energies in eV, lengths in Å (so forces in
+    /// eV/Å, stresses in eV/Å³, dipoles in e·Å). A file that names others is refused.
+    public static let units = ["energy": "eV", "length": "angstrom"]
+
+    /// Whether `atomicNumber` is one of ``species`` (always, when none are recorded).
+    public func knows(atomicNumber z: Int) -> Bool { species.isEmpty || species.contains(z) }
+
+    /// Element symbols of ``species``, for messages.
+    public var speciesSymbols: String {
+        species.map { Elements.symbol(of: $0) ?? "Z=\($0)" }.joined(separator: ", ")
+    }
+
+    /// Whether `other` is the same network with the same options: the provenance aside, and
+    /// the species too when either does not record them.
+    public func describesTheSameNetwork(as other: ENINetConfiguration) -> Bool {
+        var a = self, b = other
+        a.provenance = [:]; b.provenance = [:]
+        if a.species.isEmpty || b.species.isEmpty { a.species = []; b.species = [] }
+        return a == b
     }
 
     /// The key under which a safetensors file's `__metadata__` holds the configuration JSON.
@@ -122,6 +155,9 @@ public struct ENINetConfiguration: Equatable, Sendable {
             "target": target.rawValue,
         ]
         o["max_neighbors"] = maxNeighbors.map { $0 as Any } ?? NSNull()
+        o["units"] = Self.units
+        if !species.isEmpty { o["species"] = species.map { Elements.symbol(of: $0) ?? String($0) } }
+        if !provenance.isEmpty { o["provenance"] = provenance }
         if !elementEnergies.isEmpty {
             o["element_energies"] = Dictionary(uniqueKeysWithValues: elementEnergies.map { (String($0.key), $0.value) })
         }
@@ -167,6 +203,37 @@ public struct ENINetConfiguration: Equatable, Sendable {
                 elementEnergies[z] = try table.double(key)
             }
         }
+        if r.has("units") {
+            let units = try r.object("units")
+            for key in units.keys.sorted() {
+                let name = try units.string(key)
+                let accepted: Set<String>
+                switch key {
+                case "energy": accepted = ["ev"]
+                case "length": accepted = ["angstrom", "ang", "a", "å"]
+                default: throw ModelFileError("\(source): key 'units.\(key)' is not known (units has 'energy' and 'length')")
+                }
+                guard accepted.contains(name.lowercased()) else {
+                    throw ModelFileError("\(source): key 'units.\(key)' is '\(name)', but eninet-md models are in eV and Å (convert the file's scaler and element energies)")
+                }
+            }
+        }
+        var species: [Int] = []
+        if r.has("species") {
+            let names = try r.strings("species")
+            for (k, name) in names.enumerated() {
+                guard let z = Elements.atomicNumber(of: name) else {
+                    throw ModelFileError("\(source): key 'species[\(k)]' is '\(name)', not an element symbol")
+                }
+                guard !species.contains(z) else { throw ModelFileError("\(source): key 'species[\(k)]': \(name) is listed twice") }
+                species.append(z)
+            }
+        }
+        var provenance: [String: String] = [:]
+        if r.has("provenance") {
+            let table = try r.object("provenance")
+            for key in table.keys { provenance[key] = try table.string(key) }
+        }
         self.init(elementCount: try r.int("n_elements"), featureCount: try r.int("g_feat_dim"),
                   tripletFeatureCount: try r.int("lg_feat_dim"), radialBasisCount: try r.int("n_rbf"),
                   cutoff: try r.double("cutoff"), interactionCount: try r.int("n_interactions"),
@@ -178,7 +245,8 @@ public struct ENINetConfiguration: Equatable, Sendable {
                   vectorNormEpsilon: try r.double("vector_norm_epsilon"),
                   maxNeighbors: maxNeighbors, lineGraphRule: try r.enumeration("line_graph_rule"),
                   tripletBondCutoff: try r.bool("triplet_bond_cutoff"),
-                  target: o["target"] == nil ? .energy : try r.enumeration("target"))
+                  target: o["target"] == nil ? .energy : try r.enumeration("target"),
+                  species: species.sorted(), provenance: provenance)
         try validate(source: source)
     }
 
@@ -243,6 +311,10 @@ public struct ENINetConfiguration: Equatable, Sendable {
             throw bad("element_energies[\(z)] = \(e) (atomic number below n_elements, finite energy)")
         }
         guard averageNeighborCount > 0 else { throw bad("average_neighbor_count = \(averageNeighborCount)") }
+        for z in species where !(z >= 0 && z < elementCount) {
+            throw bad("species: \(Elements.symbol(of: z) ?? "atomic number \(z)") (atomic number \(z)) has no row in the embedding table (n_elements = \(elementCount))")
+        }
+        guard Set(species).count == species.count else { throw bad("species lists an element twice") }
         if let m = maxNeighbors, m < 1 { throw bad("max_neighbors = \(m)") }
     }
 }
@@ -311,6 +383,14 @@ struct JSONReader {
     func object(_ key: String) throws -> JSONReader {
         guard case .object(let o) = try value(key) else { throw ModelFileError("\(source): key '\(path)\(key)' is not an object") }
         return JSONReader(o, source: source, path: path + key + ".")
+    }
+
+    func strings(_ key: String) throws -> [String] {
+        guard case .array(let items) = try value(key) else { throw ModelFileError("\(source): key '\(path)\(key)' is not an array") }
+        return try items.enumerated().map { k, item in
+            guard case .string(let s) = item else { throw ModelFileError("\(source): key '\(path)\(key)[\(k)]' is not a string") }
+            return s
+        }
     }
 
     func enumeration<E: RawRepresentable>(_ key: String) throws -> E where E.RawValue == String {

@@ -91,11 +91,24 @@ public final class Trainer<T: ENINetFloat> {
             }
         }
         statistics = try TargetStatistics.fit(frames: split.train.map { frames[$0] }, cutoff: settings.cutoff, scale: settings.scale)
+        let trainedElements = Set(split.train.flatMap { frames[$0].atomicNumbers })
+        let provenance = Self.provenance(settings: settings, split: split, datasetFrames: datasetCount,
+                                         extraFrames: extraTrainingFrames)
         if let initial = settings.initialModel {
-            model = try ENINetDifferentiableModel<T>(file: try ENINetModelFile(contentsOf: initial))
+            var file = try ENINetModelFile(contentsOf: initial)
+            // A model that records its species knows them and the new data's; one that does not
+            // (a reference export) keeps not saying.
+            if !file.configuration.species.isEmpty {
+                file.configuration.species = trainedElements.union(file.configuration.species).sorted()
+            }
+            file.configuration.provenance = provenance
+            model = try ENINetDifferentiableModel<T>(file: file)
         } else {
+            var configuration = settings.modelConfiguration(statistics: statistics)
+            configuration.species = trainedElements.sorted()
+            configuration.provenance = provenance
             var g = SplitMix64(seed: settings.modelSeed)
-            model = try ENINetDifferentiableModel<T>(configuration: settings.modelConfiguration(statistics: statistics), using: &g)
+            model = try ENINetDifferentiableModel<T>(configuration: configuration, using: &g)
         }
         var cache: [Int: PreparedFrame] = [:]
         for i in split.train + split.validation where cache[i] == nil {
@@ -109,6 +122,22 @@ public final class Trainer<T: ENINetFloat> {
                                         patience: settings.plateauPatience, minimum: settings.minimumLearningRate)
         average = ExponentialMovingAverage(decay: settings.emaDecay, parameters: model.parameters.tensors)
         generator = SplitMix64(seed: settings.shuffleSeed)
+    }
+
+    /// What the model files of this training record as their provenance: file names (a path
+    /// belongs to one machine), frame counts and the split.
+    static func provenance(settings: TrainingSettings, split: DatasetSplit, datasetFrames: Int, extraFrames: Int) -> [String: String] {
+        func name(_ path: String) -> String { URL(fileURLWithPath: path).lastPathComponent }
+        var p = ["program": "eninet-md train", "data": name(settings.dataFile), "data_frames": String(datasetFrames),
+                 "training_frames": String(split.train.count), "validation_frames": String(split.validation.count),
+                 "test_frames": String(split.test.count),
+                 "split": settings.splitFile.map(name) ?? "random, seed \(settings.splitSeed)"]
+        if let extra = settings.extraTrainingFile {
+            p["extra_training_data"] = name(extra)
+            p["extra_training_frames"] = String(extraFrames)
+        }
+        if let initial = settings.initialModel { p["initial_model"] = name(initial) }
+        return p
     }
 
     /// One optimiser step on `frames` (indices into the dataset): loss, double backward, clipping,
@@ -264,7 +293,7 @@ public final class Trainer<T: ENINetFloat> {
         do { file = try ENINetModelFile(contentsOf: path) } catch {
             throw TrainingError("\(path): cannot resume: \(error)")
         }
-        guard file.configuration == model.configuration else {
+        guard file.configuration.describesTheSameNetwork(as: model.configuration) else {
             throw TrainingError("\(path): cannot resume: the checkpoint's model configuration differs from the one these settings and data give")
         }
         guard let json = file.weights.metadata["training_state"],

@@ -4,6 +4,18 @@ import XCTest
 /// Issue 5, point 7: a model file with a missing tensor, a corrupt or truncated header, a NaN
 /// weight, or a structure with an element the model has no row for gives a one-line error and exit 1.
 final class ModelFileErrorTests: XCTestCase {
+    /// The shipped ethanol energy model, and six atoms of its elements (two C, an O, three H) as XYZ lines.
+    private static let ethanolModel = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/energy/ethanol-energy.safetensors")
+    private static let ethanolAtoms = "C 0.0 0.0 0.0\nC 1.5 0.0 0.0\nO 2.0 1.3 0.0\nH -0.4 1.0 0.2\nH -0.4 -0.5 -0.9\nH -0.4 -0.5 0.9\n"
+
+    /// A fresh directory, removed when the test ends.
+    private func scratchDirectory(_ prefix: String) throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        return dir
+    }
+
     func testBadModelsAndUnknownElementsAreClearErrors() throws {
         let model = CLI.sharedDirectory.appendingPathComponent("eninet-reference/eninet-small.safetensors")
         guard FileManager.default.fileExists(atPath: model.path) else { throw XCTSkip("../shared is absent") }
@@ -61,16 +73,66 @@ final class ModelFileErrorTests: XCTestCase {
         }
     }
 
+    /// The shipped ethanol model records the elements it was trained on (H, C, O). A structure
+    /// with nitrogen in it evaluated to a number before (the untrained embedding row of N); now
+    /// `evaluate`, `evaluate --data` and `run` refuse it, naming the atom and the element, and
+    /// `run` writes no output. Ethanol itself still evaluates.
+    func testElementsTheModelWasNotTrainedOnAreRefused() throws {
+        let model = Self.ethanolModel.path
+        let dir = try scratchDirectory("species")
+        let ethanol = Self.ethanolAtoms
+        let aminated = ethanol.replacingOccurrences(of: "O 2.0", with: "N 2.0")
+        for (name, atoms) in [("ethanol", ethanol), ("aminated", aminated)] {
+            try "6\nProperties=species:S:1:pos:R:3 pbc=\"F F F\"\n\(atoms)".write(to: dir.appendingPathComponent(name + ".xyz"), atomically: true, encoding: .utf8)
+            let labelled = atoms.split(separator: "\n").map { $0 + " 0.1 -0.2 0.3" }.joined(separator: "\n") + "\n"
+            try "6\nProperties=species:S:1:pos:R:3:forces:R:3 energy=-950.0 pbc=\"F F F\"\n\(labelled)"
+                .write(to: dir.appendingPathComponent(name + ".extxyz"), atomically: true, encoding: .utf8)
+        }
+        let expected = "atom 2 is N (atomic number 7), an element the model was not trained on (its species: H, C, O)"
+        let good = try CLI.run(["evaluate", "--model", model, "--structure", dir.appendingPathComponent("ethanol.xyz").path, "--json"])
+        XCTAssertEqual(good.status, 0, good.stderr)
+        let bad = try CLI.run(["evaluate", "--model", model, "--structure", dir.appendingPathComponent("aminated.xyz").path, "--json"])
+        XCTAssertEqual(bad.status, 1, bad.stderr)
+        XCTAssertEqual(bad.stderr.split(separator: "\n").count, 1, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("aminated.xyz: frame 0: " + expected), bad.stderr)
+        XCTAssertTrue(bad.stdout.isEmpty, bad.stdout)
+        let goodData = try CLI.run(["evaluate", "--model", model, "--data", dir.appendingPathComponent("ethanol.extxyz").path, "--json"])
+        XCTAssertEqual(goodData.status, 0, goodData.stderr)
+        let badData = try CLI.run(["evaluate", "--model", model, "--data", dir.appendingPathComponent("aminated.extxyz").path, "--json"])
+        XCTAssertEqual(badData.status, 1, badData.stderr)
+        XCTAssertTrue(badData.stderr.contains("frame 0") && badData.stderr.contains(expected), badData.stderr)
+
+        let deck = """
+        [system]
+        structure = "aminated.xyz"
+        [potential]
+        type = "eninet"
+        model = "\(model)"
+        [dynamics]
+        integrator = "verlet"
+        timestep_fs = 0.5
+        steps = 10
+        [output]
+        log = "out/log.csv"
+        trajectory = "out/t.nc"
+        restart = "out/t.ncrst"
+        """
+        try deck.write(to: dir.appendingPathComponent("deck.toml"), atomically: true, encoding: .utf8)
+        let run = try CLI.run(["run", dir.appendingPathComponent("deck.toml").path, "--quiet"])
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(run.stderr.contains(expected), run.stderr)
+        let written = (try? FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("out").path)) ?? []
+        XCTAssertEqual(written, [], "run wrote \(written) before refusing the structure")
+    }
+
     /// Structures whose periodic cell is far smaller or far larger than the cutoff, found by
     /// fuzzing: the tiny cells crashed (an `Int32` overflow, a 51 GB allocation) or ran out of
     /// memory after a minute; the 10⁴ Å cube crashed. Now the tiny ones are a one-line error
     /// naming the file and frame, and the huge one evaluates like the molecule alone.
     func testCellsFarFromTheCutoffAreErrorsOrEvaluate() throws {
-        let model = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/energy/ethanol-energy.safetensors").path
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cells-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let atoms = "C 0.0 0.0 0.0\nC 1.5 0.0 0.0\nO 2.0 1.3 0.0\nH -0.4 1.0 0.2\nH -0.4 -0.5 -0.9\nH -0.4 -0.5 0.9\n"
+        let model = Self.ethanolModel.path
+        let dir = try scratchDirectory("cells")
+        let atoms = Self.ethanolAtoms
         func structure(_ name: String, lattice: Double?) throws -> String {
             let url = dir.appendingPathComponent(name + ".extxyz")
             let header = lattice.map { "Lattice=\"\($0) 0 0 0 \($0) 0 0 0 \($0)\" pbc=\"T T T\" " } ?? "pbc=\"F F F\" "
@@ -99,10 +161,8 @@ final class ModelFileErrorTests: XCTestCase {
     /// by fuzzing): `evaluate` printed null with exit 0, and `--data` NaN error figures. Now the
     /// frame is still printed, and both end with an error naming the frame and exit 1.
     func testOutputsThatOverflowAreAnErrorNamingTheFrame() throws {
-        let model = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/energy/ethanol-energy.safetensors")
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("overflow-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = Self.ethanolModel
+        let dir = try scratchDirectory("overflow")
         // The same file with the configuration's scaler std replaced (the data offsets count
         // from the end of the header, so the tensors stay where they are).
         let bytes = try Data(contentsOf: model)
@@ -122,7 +182,7 @@ final class ModelFileErrorTests: XCTestCase {
         let overflowing = dir.appendingPathComponent("overflowing.safetensors")
         try file.write(to: overflowing)
 
-        let frame = "C 0.0 0.0 0.0\nC 1.5 0.0 0.0\nO 2.0 1.3 0.0\nH -0.4 1.0 0.2\nH -0.4 -0.5 -0.9\nH -0.4 -0.5 0.9\n"
+        let frame = Self.ethanolAtoms
         let structure = dir.appendingPathComponent("two.xyz")
         try String(repeating: "6\nProperties=species:S:1:pos:R:3 pbc=\"F F F\"\n\(frame)", count: 2)
             .write(to: structure, atomically: true, encoding: .utf8)

@@ -1,4 +1,5 @@
 import Foundation
+import Geometry
 import XCTest
 @testable import ENINet
 
@@ -150,6 +151,83 @@ final class SafeTensorsTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("missing tensor 'conv_layers.threebody_conv.2.cutoff_fn.cutoff'"), "\($0)")
         }
         XCTAssertLessThan(Date().timeIntervalSince(start), 5, "the check must not list the claimed layers")
+    }
+
+    /// `species`, `units` and `provenance` survive a model file's round trip; a model that records
+    /// its species refuses a structure with another element, naming the atom and the element,
+    /// and accepts one without; bad entries name their key.
+    func testSpeciesUnitsAndProvenance() throws {
+        var c = ENINetConfiguration(featureCount: 8, tripletFeatureCount: 4, radialBasisCount: 4, cutoff: 3, interactionCount: 1)
+        c.species = [1, 6, 8]
+        c.provenance = ["data": "ethanol.extxyz", "training_frames": "12"]
+        var generator = SystemRandomNumberGenerator()  // the weights do not matter here
+        let file = try ENINetDifferentiableModel<Double>(configuration: c, using: &generator).modelFile()
+        let path = temporaryPath("species.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try file.write(to: path)
+        let json = try XCTUnwrap(try SafeTensorsFile(contentsOf: path).metadata[ENINetConfiguration.metadataKey])
+        XCTAssertTrue(json.contains(#""species":["H","C","O"]"#), json)
+        XCTAssertTrue(json.contains(#""units":{"energy":"eV","length":"angstrom"}"#), json)
+        let model = try ENINetModel(contentsOf: path, precision: .double)
+        XCTAssertEqual(model.configuration, c)
+
+        let water: [Vec3] = [[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]]
+        XCTAssertNoThrow(try model.evaluate(atomicNumbers: [8, 1, 1], positions: water, cell: nil))
+        XCTAssertThrowsError(try model.evaluate(atomicNumbers: [8, 1, 7], positions: water, cell: nil)) {
+            XCTAssertEqual("\($0)", "atom 2 is N (atomic number 7), an element the model was not trained on (its species: H, C, O)")
+        }
+        // Without species (a reference export, an older file) every element of the table is accepted.
+        var unrecorded = file
+        unrecorded.configuration.species = []
+        XCTAssertNoThrow(try ENINetModel(file: unrecorded, precision: .double).evaluate(atomicNumbers: [8, 1, 7], positions: water, cell: nil))
+
+        let base = try c.jsonString()
+        func variant(_ key: String, _ value: String) -> String {
+            // Every key of `base` is unique, so replacing the key's text replaces its value.
+            guard let range = base.range(of: #""\#(key)":"#) else { return base }
+            let rest = base[range.upperBound...]
+            var depth = 0, end = rest.startIndex
+            for index in rest.indices {
+                let ch = rest[index]
+                if ch == "[" || ch == "{" { depth += 1 }
+                if ch == "]" || ch == "}" { if depth == 0 { end = index; break }; depth -= 1 }
+                if ch == "," && depth == 0 { end = index; break }
+            }
+            return base.replacingCharacters(in: range.upperBound..<end, with: value)
+        }
+        for (key, value, message) in [
+            ("species", #"["H","Xx"]"#, "key 'species[1]' is 'Xx', not an element symbol"),
+            ("species", #"["H","C","H"]"#, "key 'species[2]': H is listed twice"),
+            ("species", #"[1]"#, "key 'species[0]' is not a string"),
+            ("units", #"{"energy":"kcal/mol","length":"angstrom"}"#, "key 'units.energy' is 'kcal/mol', but eninet-md models are in eV and Å"),
+            ("units", #"{"energy":"eV","length":"nm"}"#, "key 'units.length' is 'nm'"),
+            ("provenance", #"{"data":3}"#, "key 'provenance.data' is not a string"),
+        ] {
+            let text = variant(key, value)
+            XCTAssertNotEqual(text, base, key)
+            XCTAssertThrowsError(try ENINetConfiguration(jsonString: text, source: "m.safetensors"), text) {
+                XCTAssertTrue("\($0)".contains("m.safetensors: " + message), "'\($0)' lacks '\(message)'")
+            }
+        }
+        var small = c
+        small.elementCount = 8
+        XCTAssertThrowsError(try small.validate(source: "m")) {
+            XCTAssertTrue("\($0)".contains("species: O (atomic number 8) has no row in the embedding table (n_elements = 8)"), "\($0)")
+        }
+        XCTAssertNoThrow(try ENINetConfiguration(jsonString: variant("units", #"{"energy":"ev","length":"Å"}"#), source: "m"))
+
+        // What `train --resume` compares: the network and its options, not the provenance, and
+        // the species only when both record them (a checkpoint written before they existed).
+        var other = c
+        other.provenance = ["data": "elsewhere.extxyz"]
+        XCTAssertTrue(other.describesTheSameNetwork(as: c))
+        other.species = []
+        XCTAssertTrue(other.describesTheSameNetwork(as: c))
+        other.species = [1, 6]
+        XCTAssertFalse(other.describesTheSameNetwork(as: c))
+        other = c
+        other.averageNeighborCount = 2
+        XCTAssertFalse(other.describesTheSameNetwork(as: c))
     }
 
     func testConfigurationErrorsNameTheKey() {

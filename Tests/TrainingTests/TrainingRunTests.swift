@@ -97,6 +97,35 @@ final class TrainingRunTests: XCTestCase {
         }
     }
 
+    /// A trained model records the elements of its training frames as `species`, and where it
+    /// came from; a model fine-tuned from one with species knows the old and the new elements,
+    /// one fine-tuned from a model without species still records none. The frames of the
+    /// fixture are ethanol (H, C, O); the initial model claims only H and C.
+    func testModelsRecordTheirSpeciesAndProvenance() throws {
+        let frames = try Fixture.ethanol()
+        let dir = try Fixture.scratch("species")
+        let trainer = try Trainer<Double>(settings: try Fixture.tinySettings(output: dir), frames: frames)
+        let c = trainer.model.configuration
+        XCTAssertEqual(c.species, [1, 6, 8])
+        XCTAssertEqual(c.provenance["data"], "ethanol-20.extxyz")
+        XCTAssertEqual(c.provenance["data_frames"], "20")
+        XCTAssertEqual(c.provenance["training_frames"], "12")
+        XCTAssertEqual(c.provenance["validation_frames"], "4")
+        XCTAssertEqual(c.provenance["split"], "random, seed 1")
+        XCTAssertNil(c.provenance["initial_model"])
+
+        for (claimed, expected) in [([1, 6], [1, 6, 8]), ([], [])] {
+            var initial = try trainer.model.modelFile(dtype: .float64)
+            initial.configuration.species = claimed
+            let path = (dir as NSString).appendingPathComponent("initial-\(claimed.count).safetensors")
+            try initial.write(to: path)
+            let tuned = try Trainer<Double>(settings: try Fixture.tinySettings(output: dir, extra: ["model.initial": .string(path)]),
+                                            frames: frames)
+            XCTAssertEqual(tuned.model.configuration.species, expected, "initial species \(claimed)")
+            XCTAssertEqual(tuned.model.configuration.provenance["initial_model"], "initial-\(claimed.count).safetensors")
+        }
+    }
+
     /// The ENINet reference split file format (`train`/`valid`/`test` arrays) and seeded random splits.
     func testSplits() throws {
         let a = try DatasetSplit.random(frameCount: 100, train: 0.8, validation: 10, test: nil, seed: 5)
