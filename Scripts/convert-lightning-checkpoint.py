@@ -15,7 +15,14 @@ Inputs:
 
 Usage:
   convert-lightning-checkpoint.py model.ckpt out.safetensors [--mean M --std S] [--max-neighbors 32]
+      [--species H,C,N,O,F] [--energy-unit kcal/mol]
   convert-lightning-checkpoint.py eninet-small.safetensors out.safetensors
+
+eninet-md works in eV and Å. A checkpoint trained on energies in another unit (MD17 in kcal/mol,
+say) is converted with --energy-unit: the scaler's mean and std, which carry the unit of every
+energy the network outputs, are multiplied by the unit's size in eV. Lengths must be in Å.
+With --species the file records the elements the model was trained on, and eninet-md refuses
+structures with any other (their embedding rows were never trained).
 
 This script is an optional helper; eninet-md itself never runs Python.
 """
@@ -25,6 +32,15 @@ import struct
 import sys
 
 import numpy as np
+
+# The size of each accepted energy unit in eV (CODATA 2018: e, N_A, the thermochemical calorie, E_h).
+ENERGY_UNITS_IN_EV = {"eV": 1.0, "meV": 1e-3, "kcal/mol": 4184.0 / 96485.33212, "kJ/mol": 1000.0 / 96485.33212,
+                      "Hartree": 27.211386245988}
+
+# Element symbols by atomic number (index 0 unused), up to the reference's 95-row embedding table.
+SYMBOLS = ("X H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se Br Kr "
+           "Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd Tb Dy Ho Er Tm Yb "
+           "Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U Np Pu").split()
 
 DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64", np.dtype(np.int64): "I64",
           np.dtype(np.int32): "I32", np.dtype(np.float16): "F16", np.dtype(np.uint8): "U8", np.dtype(np.bool_): "BOOL"}
@@ -122,7 +138,20 @@ def main():
     parser.add_argument("--gamma-twobody", type=float, help="exact float32 gamma of the two-body RBF")
     parser.add_argument("--gamma-threebody", type=float, help="exact float32 gamma of the three-body RBF")
     parser.add_argument("--max-neighbors", type=int, default=32, help="neighbour cap the model was trained with (0: none)")
+    parser.add_argument("--species", help="comma-separated element symbols the model was trained on (H,C,N,O,F)")
+    parser.add_argument("--energy-unit", default="eV", choices=sorted(ENERGY_UNITS_IN_EV),
+                        help="energy unit of the training data (default eV); the scaler is converted to eV")
     args = parser.parse_args()
+    species = []
+    for name in (args.species or "").split(","):
+        name = name.strip()
+        if not name:
+            continue
+        if name not in SYMBOLS[1:]:
+            sys.exit(f"--species: '{name}' is not an element symbol (H to Pu)")
+        if name in species:
+            sys.exit(f"--species: {name} is listed twice")
+        species.append(name)
 
     if args.input.endswith(".safetensors"):
         tensors, _ = read_safetensors(args.input)
@@ -159,7 +188,17 @@ def main():
             sys.exit(f"hyper-parameter '{key}' missing from the checkpoint")
     gamma2 = args.gamma_twobody if args.gamma_twobody is not None else gammas[0]
     gamma3 = args.gamma_threebody if args.gamma_threebody is not None else gammas[1]
-    config = configuration(hyper, mean, std, gamma2, gamma3, args.max_neighbors if args.max_neighbors > 0 else None)
+    unit = ENERGY_UNITS_IN_EV[args.energy_unit]
+    config = configuration(hyper, mean * unit, std * unit, gamma2, gamma3, args.max_neighbors if args.max_neighbors > 0 else None)
+    for name in species:
+        if SYMBOLS.index(name) >= config["n_elements"]:
+            sys.exit(f"--species: {name} has no row in the model's embedding table of {config['n_elements']}")
+    config["units"] = {"energy": "eV", "length": "angstrom"}
+    if species:
+        config["species"] = sorted(species, key=SYMBOLS.index)
+    import os
+    config["provenance"] = {"program": "convert-lightning-checkpoint.py", "converted_from": os.path.basename(args.input),
+                            "source_energy_unit": args.energy_unit}
     write_safetensors(args.output, tensors, {"eninet_config": json.dumps(config, sort_keys=True)})
     print(f"wrote {len(tensors)} tensors to {args.output} (gamma {config['rbf_gamma']['twobody']}, {config['rbf_gamma']['threebody']})")
 

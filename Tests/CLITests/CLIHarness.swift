@@ -34,10 +34,11 @@ enum CLI {
 
     static var fixtures: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures") }
 
-    /// Starts the binary and returns the process without waiting (for signal tests).
-    static func start(_ arguments: [String], in directory: URL? = nil, stdout: FileHandle? = nil, stderr: FileHandle? = nil) throws -> Process {
+    /// Starts the binary (or `program`) and returns the process without waiting (for signal tests).
+    static func start(_ arguments: [String], in directory: URL? = nil, stdout: FileHandle? = nil, stderr: FileHandle? = nil,
+                      program: URL? = nil) throws -> Process {
         let process = Process()
-        process.executableURL = executable
+        process.executableURL = program ?? executable
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = directory }
         process.standardInput = FileHandle.nullDevice
@@ -47,9 +48,9 @@ enum CLI {
         return process
     }
 
-    /// Runs the binary to completion, with a time limit so a hang fails the test instead of
-    /// stalling the suite.
-    static func run(_ arguments: [String], in directory: URL? = nil, timeout: TimeInterval = 120) throws -> Result {
+    /// Runs the binary (or `program`, such as a script's interpreter) to completion, with a time
+    /// limit so a hang fails the test instead of stalling the suite.
+    static func run(_ arguments: [String], in directory: URL? = nil, timeout: TimeInterval = 120, program: URL? = nil) throws -> Result {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
@@ -57,13 +58,13 @@ enum CLI {
         _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
         _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-        let process = try start(arguments, in: directory, stdout: out, stderr: err)
+        let process = try start(arguments, in: directory, stdout: out, stderr: err, program: program)
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(10_000) }
         if process.isRunning {
             process.terminate()
             process.waitUntilExit()
-            XCTFail("eninet-md \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
+            XCTFail("\((program ?? executable).lastPathComponent) \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
         }
         process.waitUntilExit()
         try out.close(); try err.close()
