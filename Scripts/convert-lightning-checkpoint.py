@@ -28,6 +28,7 @@ This script is an optional helper; eninet-md itself never runs Python.
 """
 import argparse
 import json
+import os
 import struct
 import sys
 
@@ -77,7 +78,6 @@ def write_safetensors(path, tensors, metadata):
         f.write(encoded)
         for blob in blobs:
             f.write(blob)
-    import os
     os.replace(temporary, path)
 
 
@@ -196,7 +196,6 @@ def main():
     config["units"] = {"energy": "eV", "length": "angstrom"}
     if species:
         config["species"] = sorted(species, key=SYMBOLS.index)
-    import os
     config["provenance"] = {"program": "convert-lightning-checkpoint.py", "converted_from": os.path.basename(args.input),
                             "source_energy_unit": args.energy_unit}
     write_safetensors(args.output, tensors, {"eninet_config": json.dumps(config, sort_keys=True)})
