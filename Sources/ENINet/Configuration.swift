@@ -124,9 +124,11 @@ public struct ENINetConfiguration: Equatable, Sendable {
     /// Whether `atomicNumber` is one of ``species`` (always, when none are recorded).
     public func knows(atomicNumber z: Int) -> Bool { species.isEmpty || species.contains(z) }
 
-    /// Element symbols of ``species``, for messages.
-    public var speciesSymbols: String {
-        species.map { Elements.symbol(of: $0) ?? "Z=\($0)" }.joined(separator: ", ")
+    /// The error for atom `i`, of an element outside ``species``.
+    func unknownElementError(atom i: Int, atomicNumber z: Int) -> ModelFileError {
+        let name = Elements.symbol(of: z).map { "\($0) (atomic number \(z))" } ?? "atomic number \(z)"
+        let known = species.map { Elements.symbol(of: $0) ?? "Z=\($0)" }.joined(separator: ", ")
+        return ModelFileError("atom \(i) is \(name), an element the model was not trained on (its species: \(known))")
     }
 
     /// Whether `other` is the same network with the same options: the provenance aside, and

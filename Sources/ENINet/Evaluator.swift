@@ -56,6 +56,9 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
 
     let configuration: ENINetConfiguration
     let embedding: [T]
+    /// By atomic number (a row of `embedding`): whether the model was trained on the element
+    /// (``ENINetConfiguration/species``; every row when the file records none).
+    let isKnownElement: [Bool]
     let edgeEmbedding: LinearLayer<T>, tripletEmbedding: LinearLayer<T>
     let twoBodyCentres: [T], threeBodyCentres: [T]
     let threeBody: [ThreeBody]
@@ -75,6 +78,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         let c = file.configuration
         let w = file.weights
         configuration = c
+        isKnownElement = (0..<max(0, c.elementCount)).map { c.knows(atomicNumber: $0) }
         let f = c.featureCount, ft = c.tripletFeatureCount
         let p = "conv_layers."
         embedding = try w.doubles(p + "n_embedding.weight", shape: [c.elementCount, f]).map { T($0) }
@@ -467,6 +471,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             guard z >= 0, z < c.elementCount else {
                 throw ModelFileError("atom \(i): atomic number \(z) is outside the model's table (0..<\(c.elementCount))")
             }
+            guard isKnownElement[z] else { throw c.unknownElementError(atom: i, atomicNumber: z) }
             for ch in 0..<f { ns[i * f + ch] = embedding[z * f + ch] }
         }
         var nv = [T](repeating: 0, count: n * 3 * f)

@@ -53,24 +53,12 @@ public final class ENINetModel: @unchecked Sendable {
         for (i, r) in positions.enumerated() where !r.isFinite {
             throw ModelFileError("evaluate: atom \(i) has a non-finite position \(r)")
         }
-        try checkSpecies(atomicNumbers)
         if let net = double {
             return try net.evaluate(atomicNumbers: atomicNumbers, positions: positions, graph: graph, forces: forces).output
         } else if let net = single {
             return try net.evaluate(atomicNumbers: atomicNumbers, positions: positions, graph: graph, forces: forces).output
         }
         throw ModelFileError("evaluate: model has no network")
-    }
-
-    /// Throws, naming the first atom, when `atomicNumbers` holds an element outside the model's
-    /// recorded ``ENINetConfiguration/species``.
-    public func checkSpecies(_ atomicNumbers: [Int]) throws {
-        let c = configuration
-        guard !c.species.isEmpty else { return }
-        for (i, z) in atomicNumbers.enumerated() where !c.knows(atomicNumber: z) {
-            let name = Elements.symbol(of: z).map { "\($0) (atomic number \(z))" } ?? "atomic number \(z)"
-            throw ModelFileError("atom \(i) is \(name), an element the model was not trained on (its species: \(c.speciesSymbols))")
-        }
     }
 
     /// Evaluates a configuration, building its graph with a fresh neighbour list.

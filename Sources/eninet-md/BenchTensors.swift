@@ -32,9 +32,12 @@ struct BenchTensors: ParsableCommand {
     /// shared machine); with more, wall-clock time.
     var useThreadClock: Bool { threads == 1 && (blasThreads ?? 1) == 1 }
 
-    func run() throws {
+    func validate() throws {
         try ThreadOptions.check(threads)
         if let blasThreads { try ThreadOptions.check(blasThreads, option: "--blas-threads") }
+    }
+
+    func run() throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         TensorThreads.set(blas: blasThreads ?? threads, loops: threads)
         print("cores \(cores), BLAS threads \(TensorThreads.blasCount), loop threads \(TensorThreads.count), OpenBLAS core \(TensorThreads.blasCore); clock: \(useThreadClock ? "thread CPU time" : "wall")")

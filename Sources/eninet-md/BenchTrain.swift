@@ -35,8 +35,9 @@ struct BenchTrain: ParsableCommand {
     /// 144 ms, `timings-cpu.json`).
     static let referenceEnergyForceMilliseconds = [1: 25.1, 8: 25.1 + 7 * (144 - 25.1) / 9]
 
+    func validate() throws { try ThreadOptions.check(threads) }
+
     func run() throws {
-        try ThreadOptions.check(threads)
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
         let batchSizes = try commaSeparatedIntegers(batches, option: "--batches", what: "a batch size from 1 to 8", allowed: 1...8)
         TensorThreads.set(threads)

@@ -19,9 +19,7 @@ final class ModelFileErrorTests: XCTestCase {
     func testBadModelsAndUnknownElementsAreClearErrors() throws {
         let model = CLI.sharedDirectory.appendingPathComponent("eninet-reference/eninet-small.safetensors")
         guard FileManager.default.fileExists(atPath: model.path) else { throw XCTSkip("../shared is absent") }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("model-errors-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
+        let dir = try scratchDirectory("model-errors")
         let water = dir.appendingPathComponent("water.xyz")
         try "3\nProperties=species:S:1:pos:R:3 pbc=\"F F F\"\nO 0 0 0\nH 0.76 0.59 0\nH -0.76 0.59 0\n".write(to: water, atomically: true, encoding: .utf8)
         let og = dir.appendingPathComponent("og.xyz")
