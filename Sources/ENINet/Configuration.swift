@@ -307,7 +307,15 @@ public struct ENINetConfiguration: Equatable, Sendable {
         guard radialBasisCount >= 2 else { throw bad("n_rbf = \(radialBasisCount)") }
         guard cutoff > 0, cutoff.isFinite else { throw bad("cutoff = \(cutoff)") }
         guard interactionCount >= 0 else { throw bad("n_interactions = \(interactionCount)") }
-        guard twoBodyGamma > 0, threeBodyGamma > 0 else { throw bad("rbf gamma must be positive") }
+        guard twoBodyGamma > 0, threeBodyGamma > 0, twoBodyGamma.isFinite, threeBodyGamma.isFinite else {
+            throw bad("rbf gamma must be positive and finite")
+        }
+        // The RMS norm divides by sqrt(mean square + ε): a negative ε can make that the square
+        // root of a negative number. Zero stays allowed (files with it exist, and a vector that
+        // vanishes exactly is as unlikely as an atom on the cutoff sphere).
+        guard vectorNormEpsilon.isFinite, vectorNormEpsilon >= 0 else {
+            throw bad("vector_norm_epsilon = \(vectorNormEpsilon) (must be finite and at least 0)")
+        }
         guard scaleStd.isFinite, scaleMean.isFinite else { throw bad("scaler mean/std must be finite") }
         for (z, e) in elementEnergies where !(z >= 0 && z < elementCount && e.isFinite) {
             throw bad("element_energies[\(z)] = \(e) (atomic number below n_elements, finite energy)")

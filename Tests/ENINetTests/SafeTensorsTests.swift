@@ -241,6 +241,31 @@ final class SafeTensorsTests: XCTestCase {
         c.featureCount = 7
         XCTAssertThrowsError(try c.validate(source: "x")) { XCTAssertTrue("\($0)".contains("g_feat_dim")) }
     }
+
+    /// A negative or non-finite `vector_norm_epsilon` (the RMS norm's `sqrt(mean + ε)` could
+    /// take the root of a negative number) and infinite RBF widths are refused, naming the key;
+    /// ε = 0 stays valid for both norms (the reference exports' value).
+    func testVectorNormEpsilonAndGammaAreChecked() {
+        let c = ENINetConfiguration(featureCount: 8, tripletFeatureCount: 2, radialBasisCount: 4, cutoff: 3, interactionCount: 1)
+        for norm in [ENINetConfiguration.VectorNorm.rms, .maxMin] {
+            var valid = c
+            valid.vectorNorm = norm
+            for epsilon in [0, 1e-8] {
+                valid.vectorNormEpsilon = epsilon
+                XCTAssertNoThrow(try valid.validate(source: "x"), "\(norm), ε = \(epsilon)")
+            }
+            for epsilon in [-1e-8, .nan, .infinity] {
+                var bad = valid
+                bad.vectorNormEpsilon = epsilon
+                XCTAssertThrowsError(try bad.validate(source: "x"), "\(norm), ε = \(epsilon)") {
+                    XCTAssertTrue("\($0)".contains("vector_norm_epsilon"), "\($0)")
+                }
+            }
+        }
+        var wide = c
+        wide.threeBodyGamma = .infinity
+        XCTAssertThrowsError(try wide.validate(source: "x")) { XCTAssertTrue("\($0)".contains("gamma"), "\($0)") }
+    }
 }
 
 final class SafeTensorsOverwriteTests: XCTestCase {
