@@ -71,6 +71,11 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
     /// The fewest blocks of eight triplets worth a thread of their own; tests lower it to split
     /// small systems.
     var minimumTripletBlocksPerThread = 128
+    /// Threads the loops over edges that add to per-atom rows split the edges over (nil:
+    /// ``TensorThreads/count``), and the fewest scalar operations worth a thread of their own
+    /// (a hand-off costs about a microsecond); tests change both to split small systems.
+    var edgeThreads: Int?
+    var minimumEdgeWorkPerThread = 1 << 15
 
     /// `fuseFourChannelTriplets: false` keeps the layer-by-layer triplet path even where the
     /// fused kernel applies (tests compare the two).
@@ -175,6 +180,41 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         var s: [T], v: [T], uv: [T], vNorm: [T], h: [T], hidden: [T]
     }
 
+    /// How many chunks ``overEdges(_:work:adding:_:)`` splits `edges` into for a loop of `work`
+    /// scalar operations that adds to per-atom rows of `width` elements in all: each chunk after
+    /// the first also zeroes and adds `width` elements, so it must do well beyond that.
+    func edgeChunkCount(edges: Int, work: Int, width: Int) -> Int {
+        max(1, min(edgeThreads ?? TensorThreads.count, work / max(1, minimumEdgeWorkPerThread), edges, work / max(1, 4 * width)))
+    }
+
+    /// `body(range, sums)` over chunks of `0 ..< edges` (``edgeChunkCount(edges:work:width:)``),
+    /// concurrently when there are several: the loops over edges that add to per-atom rows. The
+    /// first chunk adds to `sums` themselves, each later one to zeroed buffers of its own (of the
+    /// same sizes), added to `sums` afterwards in chunk order: the same sums in every run with
+    /// the same thread count, and on one thread the serial loop's own.
+    func overEdges(_ edges: Int, work: Int, adding sums: [(UnsafeMutablePointer<T>, count: Int)],
+                   _ body: (Range<Int>, [UnsafeMutablePointer<T>]) -> Void) {
+        let width = sums.reduce(0) { $0 + $1.count }
+        let chunks = edgeChunkCount(edges: edges, work: work, width: width)
+        guard chunks > 1 else {
+            body(0 ..< edges, sums.map(\.0))
+            return
+        }
+        let own = UnsafeMutablePointer<T>.allocate(capacity: (chunks - 1) * width)
+        own.initialize(repeating: 0, count: (chunks - 1) * width)
+        defer { own.deallocate() }
+        func buffers(_ k: Int) -> [UnsafeMutablePointer<T>] {
+            var next = own + (k - 1) * width
+            return sums.map { sum in defer { next += sum.count }; return next }
+        }
+        TensorThreads.perform(iterations: chunks) { k in
+            body(edges * k / chunks ..< edges * (k + 1) / chunks, k == 0 ? sums.map(\.0) : buffers(k))
+        }
+        for k in 1..<chunks {
+            for (sum, part) in zip(sums, buffers(k)) { for i in 0..<sum.count { sum.0[i] += part[i] } }
+        }
+    }
+
     static func cutoff(_ x: T, _ r: T) -> (T, T) {
         guard x <= r else { return (0, 0) }
         let a = T.pi * x / r
@@ -184,15 +224,18 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
     /// ``cutoff(_:_:)`` of `count` lengths, eight at a time.
     static func cutoffs(_ x: UnsafePointer<T>, count: Int, radius r: T,
                                 values: UnsafeMutablePointer<T>, derivatives: UnsafeMutablePointer<T>) {
-        let wide = count - count % 8, slope = -T(0.5) * T.pi / r
-        for i in stride(from: 0, to: wide, by: 8) {
-            let lengths = x.lanes(i)
-            let (cosine, sine) = T.cosineAndSine(halfTurn: T.pi * lengths / r)
-            let outside = lengths .> r
-            values.setLanes(i, (T(0.5) * (1 + cosine)).replacing(with: 0, where: outside))
-            derivatives.setLanes(i, (slope * sine).replacing(with: 0, where: outside))
+        let blocks = count / 8, slope = -T(0.5) * T.pi / r
+        // About forty operations per block of eight lengths.
+        TensorThreads.forChunks(blocks, work: 40 * blocks) { range in
+            for i in stride(from: 8 * range.lowerBound, to: 8 * range.upperBound, by: 8) {
+                let lengths = x.lanes(i)
+                let (cosine, sine) = T.cosineAndSine(halfTurn: T.pi * lengths / r)
+                let outside = lengths .> r
+                values.setLanes(i, (T(0.5) * (1 + cosine)).replacing(with: 0, where: outside))
+                derivatives.setLanes(i, (slope * sine).replacing(with: 0, where: outside))
+            }
         }
-        for i in wide..<count { (values[i], derivatives[i]) = cutoff(x[i], r) }
+        for i in 8 * blocks..<count { (values[i], derivatives[i]) = cutoff(x[i], r) }
     }
 
     /// `tripletChunks`: the triplet ranges that the radial embedding splits over threads
@@ -230,7 +273,8 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
         graph.edgeShift.withUnsafeBufferPointer { shift in edgeCut.withUnsafeBufferPointer { edgeCutP in
             guard let vector = vectors.baseAddress else { return }
-            for t in 0..<nt {
+            // About thirty operations per triplet (a square root and three divisions among them).
+            TensorThreads.forChunks(nt, work: 30 * nt) { range in for t in range {
                 let e1 = Int(tin[t]), e2 = Int(tout[t])
                 // r_c + (S1 + S2) − r_a, formed from positions as the reference forms it.
                 let d = pos[Int(dst[e2])] + (shift[e1] + shift[e2]) - pos[Int(src[e1])]
@@ -238,11 +282,11 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                 let s = norm(d)
                 length[t] = T(s)
                 for x in 0..<3 { unit[3 * t + x] = T(d[x] / s) }
-            }
+            } }
             Self.cutoffs(length, count: nt, radius: 2 * rc, values: distanceCut, derivatives: distanceCutDerivative)
-            for t in 0..<nt {
+            TensorThreads.forChunks(nt, work: 4 * nt) { range in for t in range {
                 cut[t] = bondCutoff ? distanceCut[t] * edgeCutP[Int(tin[t])] * edgeCutP[Int(tout[t])] : distanceCut[t]
-            }
+            } }
         } } } } } } }
             initialized = nt
         } } } } } }
@@ -339,15 +383,19 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         [T].filled(count: cut.count * 3 * channels) { o in unit.withUnsafeBufferPointer { u in cut.withUnsafeBufferPointer { c in
             // Four channels (the triplets of both shipped configurations) as one store per axis.
             if channels == 4 {
-                for r in 0..<c.count { for x in 0..<3 { o.setQuad((r * 3 + x) * 4, SIMD4(repeating: scale * u[3 * r + x] * c[r])) } }
+                TensorThreads.forChunks(c.count, work: 12 * c.count) { range in
+                    for r in range { for x in 0..<3 { o.setQuad((r * 3 + x) * 4, SIMD4(repeating: scale * u[3 * r + x] * c[r])) } }
+                }
                 return
             }
             let wide = channels - channels % 8
-            for r in 0..<c.count { for x in 0..<3 {
-                let v = scale * u[3 * r + x] * c[r], row = o + (r * 3 + x) * channels
-                for ch in stride(from: 0, to: wide, by: 8) { row.setLanes(ch, SIMD8(repeating: v)) }
-                for ch in wide..<channels { row[ch] = v }
-            } }
+            TensorThreads.forChunks(c.count, work: 3 * c.count * channels) { range in
+                for r in range { for x in 0..<3 {
+                    let v = scale * u[3 * r + x] * c[r], row = o + (r * 3 + x) * channels
+                    for ch in stride(from: 0, to: wide, by: 8) { row.setLanes(ch, SIMD8(repeating: v)) }
+                    for ch in wide..<channels { row[ch] = v }
+                } }
+            }
         } } }
     }
 
@@ -358,7 +406,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in gated.withUnsafeBufferPointer { gp in
             cut.withUnsafeBufferPointer { cp in cutGradient.withUnsafeMutableBufferPointer { gc in
                 guard let ap = ap.baseAddress, let bp = bp.baseAddress, let gp = gp.baseAddress else { return }
-                for r in 0..<cp.count {
+                TensorThreads.forChunks(cp.count, work: 2 * cp.count * width) { range in for r in range {
                     let row = r * width, scale = cp[r]
                     // Eight partial sums: one running sum is a chain of dependent adds.
                     gc[r] += laneSum(width, wide: { ch in
@@ -370,7 +418,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                         out[row + ch] = g * scale
                         return g * gp[row + ch]
                     })
-                }
+                } }
             } } } } }
         }
     }
@@ -386,7 +434,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                 guard let g = g.baseAddress, let v = v.baseAddress, let s0 = s0.baseAddress else { return }
                 // Four channels (the triplets of both shipped configurations) as `SIMD4`s.
                 if f == 4 {
-                    for r in 0..<c.count {
+                    TensorThreads.forChunks(c.count, work: 16 * c.count) { range in for r in range {
                         let gRow = g.quad(4 * r)
                         out.setQuad(4 * r, gRow * c[r])
                         var gCut = (gRow * s0.quad(4 * r)).sum()
@@ -396,12 +444,12 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                             gCut += scale * u[3 * r + x] * sum
                         }
                         gc[r] += gCut
-                    }
+                    } }
                     return
                 }
                 // Eight channels at a time: the sums over channels stayed scalar, in order.
                 let wide = f - f % 8
-                for r in 0..<c.count {
+                TensorThreads.forChunks(c.count, work: 4 * c.count * f) { range in for r in range {
                     let row = r * f, cr = c[r]
                     var gCut8 = SIMD8<T>()
                     for ch in stride(from: 0, to: wide, by: 8) {
@@ -424,7 +472,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                         gCut += scale * u[3 * r + x] * sum
                     }
                     gc[r] += gCut
-                }
+                } }
             } } } } } } }
         }
     }
@@ -435,14 +483,14 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         values.withUnsafeBufferPointer { v in gLength.withUnsafeMutableBufferPointer { gl in
             guard let g = g.baseAddress, let mu = mu.baseAddress, let v = v.baseAddress else { return }
             let wide = k - k % 8
-            for i in 0..<r.count {
+            TensorThreads.forChunks(r.count, work: 3 * r.count * k) { range in for i in range {
                 let length = r[i], row = i * k
                 var acc8 = Lanes<T>()
                 for q in stride(from: 0, to: wide, by: 8) { acc8 += g.lanes(row + q) * (length - mu.lanes(q)) * v.lanes(row + q) }
                 var acc = acc8.sum()
                 for q in wide..<k { acc += g[row + q] * (length - mu[q]) * v[row + q] }
                 gl[i] += -2 * gamma * acc
-            }
+            } }
         } } } } }
     }
 
@@ -602,7 +650,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                     right2.withUnsafeMutableBufferPointer { rp in B.edgeProjection.biasOrZeros.withUnsafeBufferPointer { bp in
                         guard let ps = ps.baseAddress, let pd = pd.baseAddress, let rp = rp.baseAddress, let bp = bp.baseAddress else { return }
                         let wide = f - f % 8
-                        for e in 0..<ne {
+                        TensorThreads.forChunks(ne, work: 4 * ne * f) { range in for e in range {
                             let so = Int(src[e]) * f, dof = Int(dst[e]) * f, eo = e * f
                             for ch in stride(from: 0, to: wide, by: 8) {
                                 let v = ps.lanes(so + ch) + pd.lanes(dof + ch), r = rp.lanes(eo + ch) + bp.lanes(ch)
@@ -616,7 +664,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                                 lp[eo + ch] = v
                                 pp[eo + ch] = v * r
                             }
-                        }
+                        } }
                     } } } } } }
                 }
             }
@@ -634,7 +682,9 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                 guard let abc = abc.baseAddress, let nvp = nvp.baseAddress, let evp = evp.baseAddress, let desp = desp.baseAddress,
                       let av = av.baseAddress, let asp = asp.baseAddress, let bp = bp.baseAddress else { return }
                 let wide = f - f % 8, rowWidth = 3 * f, rowWide = rowWidth - rowWidth % 8
-                for e in 0..<ne {
+                overEdges(ne, work: 12 * ne * f, adding: [(av, count: n * 3 * f), (asp, count: n * f)]) { range, sums in
+                let av = sums[0], asp = sums[1]
+                for e in range {
                     let s = Int(src[e]), d = Int(dst[e])
                     let cut = cutp[e]
                     let ab = e * 3 * f
@@ -659,6 +709,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                     let dS = d * f, eS = e * f
                     for ch in stride(from: 0, to: wide, by: 8) { asp.setLanes(dS + ch, asp.lanes(dS + ch) + desp.lanes(eS + ch)) }
                     for ch in wide..<f { asp[dS + ch] += desp[eS + ch] }
+                }
                 }
             } } } } } } } } } } }
             }
@@ -861,7 +912,9 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                       let gBp = gBp.baseAddress, let gnvp = gnvp.baseAddress, let gevp = gevp.baseAddress,
                       let gesP = gesp.baseAddress, let gAP = gAp.baseAddress else { return }
                 let wide = f - f % 8
-                for e in 0..<ne {
+                overEdges(ne, work: 20 * ne * f, adding: [(gnvp, count: n * 3 * f)]) { range, sums in
+                let gnvp = sums[0]
+                for e in range {
                     let s = Int(src[e]), d = Int(dst[e])
                     let cut = cutp[e], inv = 1 / divisor[d]
                     let eS = e * f, dS = d * f
@@ -909,6 +962,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                     }
                     gCutp[e] += gCut
                 }
+                }
             } } } } } } } } } } } } } } }
             }
             let gdesAbc = B.edgeVector.backward(gabc2, rows: ne)
@@ -922,7 +976,9 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                 guard let gp = gp.baseAddress, let rp = rp.baseAddress, let lp = lp.baseAddress,
                       let gs = gs.baseAddress, let gd = gd.baseAddress else { return }
                 let wide = f - f % 8
-                for e in 0..<ne {
+                overEdges(ne, work: 4 * ne * f, adding: [(gs, count: n * f), (gd, count: n * f)]) { range, sums in
+                let gs = sums[0], gd = sums[1]
+                for e in range {
                     let eo = e * f, so = Int(src[e]) * f, dof = Int(dst[e]) * f
                     for ch in stride(from: 0, to: wide, by: 8) {
                         let gProduct = gp.lanes(eo + ch)
@@ -938,6 +994,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                         gs[so + ch] += gl
                         gd[dof + ch] += gl
                     }
+                }
                 }
             } } } } } } }
             B.edgeProjection.backward(gRight2, rows: ne, addingInto: &ges)

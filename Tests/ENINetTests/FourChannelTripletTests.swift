@@ -39,21 +39,23 @@ final class FourChannelTripletTests: XCTestCase {
     func testFusedKernelAgreesWithTheLayeredPathInDouble() throws { try compare(Double.self, tolerance: 1e-12) }
     func testFusedKernelAgreesWithTheLayeredPathInFloat() throws { try compare(Float.self, tolerance: 2e-5) }
 
-    /// Triplets split over threads, every chunk after the first summing its edge terms into
-    /// buffers of its own, give what one pass gives, to round-off (the sums' order changes).
-    func testSplitTripletPassAgreesWithOnePass() throws {
+    /// Evaluates the periodic test system, for both variants, with a network on one chunk and a
+    /// network that `split` sets up to split work over chunks (given the model's file and graph),
+    /// and asserts the same energy, forces and virial to round-off (the sums' order changes).
+    private func assertSplitAgreesWithOneChunk(
+        whole: (HandScheduledNetwork<Double>) -> Void,
+        split: (HandScheduledNetwork<Double>, ENINetModelFile, ENINetGraph, Int) -> Void
+    ) throws {
         let p = try PhysicsTests.periodic()
         for smooth in [false, true] {
             let model = try PhysicsTests.model(smooth: smooth)
             let graph = try model.graph(positions: p.positions, cell: p.cell, neighborList: model.makeNeighborList(skin: 0))
-            let whole = try HandScheduledNetwork<Double>(file: model.file)
-            whole.tripletThreads = 1
-            let split = try HandScheduledNetwork<Double>(file: model.file)
-            split.tripletThreads = 3
-            split.minimumTripletBlocksPerThread = 1
-            XCTAssertEqual(TripletChunks(triplets: graph.tripletCount, edges: graph.edgeCount, threads: 3, minimumBlocks: 1).count, 3)
-            let a = try whole.evaluate(atomicNumbers: p.numbers, positions: p.positions, graph: graph, forces: true)
-            let b = try split.evaluate(atomicNumbers: p.numbers, positions: p.positions, graph: graph, forces: true)
+            let one = try HandScheduledNetwork<Double>(file: model.file)
+            whole(one)
+            let many = try HandScheduledNetwork<Double>(file: model.file)
+            split(many, model.file, graph, p.numbers.count)
+            let a = try one.evaluate(atomicNumbers: p.numbers, positions: p.positions, graph: graph, forces: true)
+            let b = try many.evaluate(atomicNumbers: p.numbers, positions: p.positions, graph: graph, forces: true)
             XCTAssertEqual(b.output.energy, a.output.energy, accuracy: 1e-12 * abs(a.output.energy))
             let fa = a.output.forces.flatMap { [$0.x, $0.y, $0.z] }, fb = b.output.forces.flatMap { [$0.x, $0.y, $0.z] }
             let scale = try XCTUnwrap(fa.map(abs).max())
@@ -62,7 +64,33 @@ final class FourChannelTripletTests: XCTestCase {
             let ga = a.edgeGradient.flatMap { [$0.x, $0.y, $0.z] }, gb = b.edgeGradient.flatMap { [$0.x, $0.y, $0.z] }
             XCTAssertEqual(ga.count, gb.count)
             XCTAssertLessThan(zip(ga, gb).map { abs($0 - $1) }.max() ?? .infinity, 1e-12 * (ga.map(abs).max() ?? 1))
+            for i in 0..<3 { for j in 0..<3 {
+                XCTAssertEqual(b.output.virial[i][j], a.output.virial[i][j], accuracy: 1e-12 * scale * 10, "smooth \(smooth)")
+            } }
         }
+    }
+
+    /// Triplets split over threads, every chunk after the first summing its edge terms into
+    /// buffers of its own, give what one pass gives, to round-off (the sums' order changes).
+    func testSplitTripletPassAgreesWithOnePass() throws {
+        try assertSplitAgreesWithOneChunk(whole: { $0.tripletThreads = 1 }, split: { network, _, graph, _ in
+            network.tripletThreads = 3
+            network.minimumTripletBlocksPerThread = 1
+            XCTAssertEqual(TripletChunks(triplets: graph.tripletCount, edges: graph.edgeCount, threads: 3, minimumBlocks: 1).count, 3)
+        })
+    }
+
+    /// The loops over edges that add to per-atom rows, split over three threads (each chunk
+    /// after the first summing into rows of its own), give what one thread gives, to round-off,
+    /// for both variants (the reference's mean aggregation divides those sums afterwards).
+    func testEdgeLoopsSplitOverThreadsAgreeWithOneThread() throws {
+        try assertSplitAgreesWithOneChunk(whole: { $0.edgeThreads = 1 }, split: { network, file, graph, atoms in
+            network.edgeThreads = 3
+            network.minimumEdgeWorkPerThread = 1
+            // The smallest of the loops: four operations per edge and channel, two [N, F] sums.
+            let f = file.configuration.featureCount
+            XCTAssertEqual(network.edgeChunkCount(edges: graph.edgeCount, work: 4 * graph.edgeCount * f, width: 2 * atoms * f), 3)
+        })
     }
 
     func testChunksCoverTheTripletsInWholeBlocks() {
