@@ -188,31 +188,21 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
     }
 
     /// `body(range, sums)` over chunks of `0 ..< edges` (``edgeChunkCount(edges:work:width:)``),
-    /// concurrently when there are several: the loops over edges that add to per-atom rows. The
-    /// first chunk adds to `sums` themselves, each later one to zeroed buffers of its own (of the
-    /// same sizes), added to `sums` afterwards in chunk order: the same sums in every run with
-    /// the same thread count, and on one thread the serial loop's own.
+    /// concurrently when there are several (``ChunkSums``): the loops over edges that add to
+    /// per-atom rows. The first chunk gets `sums` themselves, each later one zeroed rows of its
+    /// own of the same sizes; on one thread the loop is the serial one.
     func overEdges(_ edges: Int, work: Int, adding sums: [(UnsafeMutablePointer<T>, count: Int)],
                    _ body: (Range<Int>, [UnsafeMutablePointer<T>]) -> Void) {
         let width = sums.reduce(0) { $0 + $1.count }
         let chunks = edgeChunkCount(edges: edges, work: work, width: width)
-        guard chunks > 1 else {
-            body(0 ..< edges, sums.map(\.0))
-            return
-        }
-        let own = UnsafeMutablePointer<T>.allocate(capacity: (chunks - 1) * width)
-        own.initialize(repeating: 0, count: (chunks - 1) * width)
-        defer { own.deallocate() }
-        func buffers(_ k: Int) -> [UnsafeMutablePointer<T>] {
-            var next = own + (k - 1) * width
+        // The per-atom arrays laid end to end, starting at `base`.
+        func laidOut(from base: UnsafeMutablePointer<T>) -> [UnsafeMutablePointer<T>] {
+            var next = base
             return sums.map { sum in defer { next += sum.count }; return next }
         }
-        TensorThreads.perform(iterations: chunks) { k in
-            body(edges * k / chunks ..< edges * (k + 1) / chunks, k == 0 ? sums.map(\.0) : buffers(k))
-        }
-        for k in 1..<chunks {
-            for (sum, part) in zip(sums, buffers(k)) { for i in 0..<sum.count { sum.0[i] += part[i] } }
-        }
+        ChunkSums.run((0..<chunks).map { k in edges * k / chunks ..< edges * (k + 1) / chunks }, ownWidth: width,
+                      pass: { range, own in body(range, own.map(laidOut) ?? sums.map(\.0)) },
+                      merge: { own in for (sum, part) in zip(sums, laidOut(from: own)) { ChunkSums.add(part, into: sum.0, count: sum.count) } })
     }
 
     static func cutoff(_ x: T, _ r: T) -> (T, T) {

@@ -223,23 +223,6 @@ struct FourChannelTriplets<T: ENINetFloat> {
         store(v.gateSigmoid, gateSigmoidOffset)
     }
 
-    /// `pass(range, own)` for every chunk, concurrently when there are several: `own` is nil for
-    /// the first chunk and a zeroed buffer of `width` elements for each later one, which
-    /// `merge` then adds to the shared arrays, in chunk order (the same sums every run).
-    private static func split(_ chunks: TripletChunks, ownWidth width: Int,
-                              pass: (Range<Int>, UnsafeMutablePointer<T>?) -> Void, merge: (UnsafeMutablePointer<T>) -> Void) {
-        // Empty with one chunk (or none): `forEach` then runs the only pass on this thread.
-        let own = UnsafeMutablePointer<T>.allocate(capacity: max(0, chunks.count - 1) * width)
-        own.initialize(repeating: 0, count: max(0, chunks.count - 1) * width)
-        defer { own.deallocate() }
-        chunks.forEach { range, k in pass(range, k == 0 ? nil : own + (k - 1) * width) }
-        for k in stride(from: 1, to: chunks.count, by: 1) { merge(own + (k - 1) * width) }
-    }
-
-    private static func add(_ source: UnsafePointer<T>, into target: UnsafeMutablePointer<T>, count: Int) {
-        for i in 0..<count { target[i] += source[i] }
-    }
-
     /// What one layer's forward pass reads and writes: `fromIn`/`fromOut` `[E,4]` (the pair
     /// map's halves), `edgeVectors` `[E,3,4]`, the triplet features `scalars` `[T,4]` and
     /// `vectors` `[T,3,4]`, the triplets' unit directions and cutoffs; the updated features
@@ -262,13 +245,13 @@ struct FourChannelTriplets<T: ENINetFloat> {
     /// the first sums into buffers of its own (`edgeCount` rows), added to `sumS`/`sumV` at the end.
     func forward(_ buffers: ForwardBuffers, edgeCount ne: Int, chunks: TripletChunks) {
         // A later chunk's own buffer: its sums of scalars [E, 4], then of vectors [E, 3, 4].
-        Self.split(chunks, ownWidth: 16 * ne, pass: { range, own in
+        ChunkSums.run(chunks.ranges, ownWidth: 16 * ne, pass: { (range, own: UnsafeMutablePointer<T>?) in
             var chunk = buffers
             if let own { chunk.sumS = own; chunk.sumV = own + 4 * ne }
             forward(triplets: range, chunk)
         }, merge: { own in
-            Self.add(own, into: buffers.sumS, count: 4 * ne)
-            Self.add(own + 4 * ne, into: buffers.sumV, count: 12 * ne)
+            ChunkSums.add(own, into: buffers.sumS, count: 4 * ne)
+            ChunkSums.add(own + 4 * ne, into: buffers.sumV, count: 12 * ne)
         })
     }
 
@@ -332,14 +315,14 @@ struct FourChannelTriplets<T: ENINetFloat> {
     /// go to buffers of its own, added at the end. The per-triplet gradients need none.
     func backward(_ buffers: BackwardBuffers, edgeCount ne: Int, chunks: TripletChunks) {
         // A later chunk's own buffer: its gradients on fromIn [E, 4], fromOut [E, 4] and the edge vectors [E, 3, 4].
-        Self.split(chunks, ownWidth: 20 * ne, pass: { range, own in
+        ChunkSums.run(chunks.ranges, ownWidth: 20 * ne, pass: { (range, own: UnsafeMutablePointer<T>?) in
             var chunk = buffers
             if let own { chunk.gFromIn = own; chunk.gFromOut = own + 4 * ne; chunk.gEdgeVectors = own + 8 * ne }
             backward(triplets: range, chunk)
         }, merge: { own in
-            Self.add(own, into: buffers.gFromIn, count: 4 * ne)
-            Self.add(own + 4 * ne, into: buffers.gFromOut, count: 4 * ne)
-            Self.add(own + 8 * ne, into: buffers.gEdgeVectors, count: 12 * ne)
+            ChunkSums.add(own, into: buffers.gFromIn, count: 4 * ne)
+            ChunkSums.add(own + 4 * ne, into: buffers.gFromOut, count: 4 * ne)
+            ChunkSums.add(own + 8 * ne, into: buffers.gEdgeVectors, count: 12 * ne)
         })
     }
 
