@@ -124,6 +124,11 @@ public struct ENINetConfiguration: Equatable, Sendable {
     /// Whether `atomicNumber` is one of ``species`` (always, when none are recorded).
     public func knows(atomicNumber z: Int) -> Bool { species.isEmpty || species.contains(z) }
 
+    /// Throws, naming the first atom whose element is outside ``species``.
+    public func checkKnows(atomicNumbers: [Int]) throws {
+        for (i, z) in atomicNumbers.enumerated() where !knows(atomicNumber: z) { throw unknownElementError(atom: i, atomicNumber: z) }
+    }
+
     /// The error for atom `i`, of an element outside ``species``.
     func unknownElementError(atom i: Int, atomicNumber z: Int) -> ModelFileError {
         let name = Elements.symbol(of: z).map { "\($0) (atomic number \(z))" } ?? "atomic number \(z)"
@@ -306,6 +311,11 @@ public struct ENINetConfiguration: Equatable, Sendable {
         guard tripletFeatureCount >= 1 else { throw bad("lg_feat_dim = \(tripletFeatureCount)") }
         guard radialBasisCount >= 2 else { throw bad("n_rbf = \(radialBasisCount)") }
         guard cutoff > 0, cutoff.isFinite else { throw bad("cutoff = \(cutoff)") }
+        // The three-body basis spans [0, 2 rc] in the network's precision: beyond Float's range
+        // its centres became NaN and every frame failed (cutoff = 1e300 loaded).
+        guard Float(2 * cutoff).isFinite else {
+            throw bad("cutoff = \(cutoff) (twice it must be a finite single-precision number, below \(Float.greatestFiniteMagnitude / 2))")
+        }
         guard interactionCount >= 0 else { throw bad("n_interactions = \(interactionCount)") }
         guard twoBodyGamma > 0, threeBodyGamma > 0, twoBodyGamma.isFinite, threeBodyGamma.isFinite else {
             throw bad("rbf gamma must be positive and finite")

@@ -110,6 +110,16 @@ public final class Trainer<T: ENINetFloat> {
             var g = SplitMix64(seed: settings.modelSeed)
             model = try ENINetDifferentiableModel<T>(configuration: configuration, using: &g)
         }
+        // Found here rather than when the first validation or the final test evaluation meets
+        // them: validation frames were scored with an untrained embedding row, choosing the best
+        // model on it, and a test frame failed only after the whole training.
+        for (part, frameIndices) in [("validation", split.validation), ("test", split.test)] {
+            for i in frameIndices {
+                do { try model.configuration.checkKnows(atomicNumbers: frames[i].atomicNumbers) } catch {
+                    throw TrainingError("\(frameName(i)), a \(part) frame: \(error)")
+                }
+            }
+        }
         var cache: [Int: PreparedFrame] = [:]
         for i in split.train + split.validation where cache[i] == nil {
             do { cache[i] = try PreparedFrame(frames[i], configuration: model.configuration) } catch {

@@ -243,9 +243,10 @@ final class SafeTensorsTests: XCTestCase {
     }
 
     /// A negative or non-finite `vector_norm_epsilon` (the RMS norm's `sqrt(mean + ε)` could
-    /// take the root of a negative number) and infinite RBF widths are refused, naming the key;
+    /// take the root of a negative number), infinite RBF widths and a cutoff whose double is
+    /// beyond Float's range (its three-body basis centres were NaN) are refused, naming the key;
     /// ε = 0 stays valid for both norms (the reference exports' value).
-    func testVectorNormEpsilonAndGammaAreChecked() {
+    func testVectorNormEpsilonGammaAndCutoffAreChecked() {
         let c = ENINetConfiguration(featureCount: 8, tripletFeatureCount: 2, radialBasisCount: 4, cutoff: 3, interactionCount: 1)
         for norm in [ENINetConfiguration.VectorNorm.rms, .maxMin] {
             var valid = c
@@ -265,6 +266,13 @@ final class SafeTensorsTests: XCTestCase {
         var wide = c
         wide.threeBodyGamma = .infinity
         XCTAssertThrowsError(try wide.validate(source: "x")) { XCTAssertTrue("\($0)".contains("gamma"), "\($0)") }
+        var far = c
+        far.cutoff = 1e38
+        XCTAssertNoThrow(try far.validate(source: "x"))
+        for cutoff in [1e300, 2e38, .infinity, 0, -1] {
+            far.cutoff = cutoff
+            XCTAssertThrowsError(try far.validate(source: "x"), "cutoff \(cutoff)") { XCTAssertTrue("\($0)".contains("cutoff = "), "\($0)") }
+        }
     }
 }
 

@@ -126,6 +126,35 @@ final class TrainingRunTests: XCTestCase {
         }
     }
 
+    /// A validation or test frame with an element that no training frame has is refused before
+    /// training, naming the frame and the atom. It used to be scored with the element's untrained
+    /// embedding row (validation) or to fail only after the whole training (test). An initial
+    /// model that records the element among its species makes the same frames acceptable.
+    func testAnElementNoTrainingFrameHasIsRefusedBeforeTraining() throws {
+        let frames = try Fixture.ethanol()
+        let dir = try Fixture.scratch("unseen-element")
+        let settings = try Fixture.tinySettings(output: dir)
+        let split = try Trainer<Double>(settings: settings, frames: frames).split
+        for (part, i) in [("validation", split.validation[1]), ("test", split.test[2])] {
+            var altered = frames
+            altered[i].atomicNumbers[3] = 7
+            XCTAssertThrowsError(try Trainer<Double>(settings: settings, frames: altered), part) { error in
+                let message = "\(error)"
+                XCTAssertTrue(error is TrainingError, message)
+                for expected in ["frame \(i), a \(part) frame", "atom 3 is N (atomic number 7)", "its species: H, C, O"] {
+                    XCTAssertTrue(message.contains(expected), "'\(message)' lacks '\(expected)'")
+                }
+            }
+            var initial = try Trainer<Double>(settings: settings, frames: frames).model.modelFile(dtype: .float64)
+            initial.configuration.species = [1, 6, 7, 8]
+            let path = (dir as NSString).appendingPathComponent("initial-with-nitrogen.safetensors")
+            try initial.write(to: path)
+            let tuned = try Trainer<Double>(settings: try Fixture.tinySettings(output: dir, extra: ["model.initial": .string(path)]),
+                                            frames: altered)
+            XCTAssertEqual(tuned.model.configuration.species, [1, 6, 7, 8])
+        }
+    }
+
     /// The ENINet reference split file format (`train`/`valid`/`test` arrays) and seeded random splits.
     func testSplits() throws {
         let a = try DatasetSplit.random(frameCount: 100, train: 0.8, validation: 10, test: nil, seed: 5)
