@@ -725,20 +725,20 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             let gate = B.vectorChannel.forward(VectorChannels.concatenate(aggS, f, o3Norm, f, rows: n), rows: n)
             var nvu = [T](repeating: 0, count: n * 3 * f)
             nvu.withUnsafeMutableBufferPointer { up in o.withUnsafeBufferPointer { op in gate.withUnsafeBufferPointer { gp in
-                for i in 0..<n { for x in 0..<3 {
+                TensorThreads.forChunks(n, work: 6 * n * f) { atoms in for i in atoms { for x in 0..<3 {
                     let r = (i * 3 + x) * 3 * f, q = (i * 3 + x) * f
                     for ch in 0..<f { up[q + ch] = op[r + ch] * gp[i * f + ch] + op[r + f + ch] }
-                } }
+                } } }
             } } }
             let pp = B.vectorProjection.forward(nvu, rows: 3 * n)  // [N,3,2F]
             let qPre = B.scalarProjection.forward(aggS, rows: n)   // [N,2F]
             var nsu = [T](repeating: 0, count: n * f)
             nsu.withUnsafeMutableBufferPointer { sp in pp.withUnsafeBufferPointer { p in qPre.withUnsafeBufferPointer { qp in
-                for i in 0..<n { for ch in 0..<f {
+                TensorThreads.forChunks(n, work: 20 * n * f) { atoms in for i in atoms { for ch in 0..<f {
                     var sum: T = 0
                     for x in 0..<3 { sum += p[(i * 3 + x) * 2 * f + ch] * p[(i * 3 + x) * 2 * f + f + ch] }
                     sp[i * f + ch] = sum * silu(qp[i * 2 * f + ch]) + silu(qp[i * 2 * f + f + ch])
-                } }
+                } } }
             } } }
             let scalarNormInput2 = Elementwise.sum(nsu, ns)
             let vectorNormInput2 = Elementwise.sum(nvu, nv)
@@ -842,7 +842,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             var gqPre = [T](repeating: 0, count: n * 2 * f)
             gz.withUnsafeBufferPointer { gzp in C2.qPre.withUnsafeBufferPointer { qp in C2.pp.withUnsafeBufferPointer { p in
             gqPre.withUnsafeMutableBufferPointer { gq in gpp.withUnsafeMutableBufferPointer { gp in
-                for i in 0..<n { for ch in 0..<f {
+                TensorThreads.forChunks(n, work: 30 * n * f) { atoms in for i in atoms { for ch in 0..<f {
                     let g = gzp[i * f + ch]
                     let q1 = qp[i * 2 * f + ch], q2 = qp[i * 2 * f + f + ch]
                     var pSum: T = 0
@@ -856,7 +856,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                         gp[r + ch] = gP * p[r + f + ch]
                         gp[r + f + ch] = gP * p[r + ch]
                     }
-                } }
+                } } }
             } } } } }
             var gA = B.scalarProjection.backward(gqPre, rows: n)
             B.vectorProjection.backward(gpp, rows: 3 * n, addingInto: &gnvu)
@@ -865,7 +865,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             var ggate = [T](repeating: 0, count: n * f)
             gnvu.withUnsafeBufferPointer { gu in C2.o.withUnsafeBufferPointer { op in C2.gate.withUnsafeBufferPointer { gatep in
             go.withUnsafeMutableBufferPointer { gop in ggate.withUnsafeMutableBufferPointer { gg in
-                for i in 0..<n { for ch in 0..<f {
+                TensorThreads.forChunks(n, work: 9 * n * f) { atoms in for i in atoms { for ch in 0..<f {
                     var acc: T = 0
                     for x in 0..<3 {
                         let q = (i * 3 + x) * f + ch, r = (i * 3 + x) * 3 * f
@@ -874,18 +874,18 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                         gop[r + f + ch] = gu[q]
                     }
                     gg[i * f + ch] = acc
-                } }
+                } } }
             } } } } }
             let gxc = B.vectorChannel.backward(ggate, rows: n)  // [N, 2F]
             gA.withUnsafeMutableBufferPointer { ga in gxc.withUnsafeBufferPointer { gx in C2.o3Norm.withUnsafeBufferPointer { np in
             C2.o.withUnsafeBufferPointer { op in go.withUnsafeMutableBufferPointer { gop in
-                for i in 0..<n {
+                TensorThreads.forChunks(n, work: 8 * n * f) { atoms in for i in atoms {
                     for ch in 0..<f { ga[i * f + ch] += gx[i * 2 * f + ch] }
                     for ch in 0..<f where np[i * f + ch] > 0 {
                         let k = gx[i * 2 * f + f + ch] / np[i * f + ch]
                         for x in 0..<3 { let r = (i * 3 + x) * 3 * f; gop[r + 2 * f + ch] += k * op[r + 2 * f + ch] }
                     }
-                }
+                } }
             } } } } }
             let gB = B.vectorOut.backward(go, rows: 3 * n)  // [N,3,F]
             // Aggregation and messages.
@@ -1105,7 +1105,9 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                                   gamma: T(c.threeBodyGamma), values: rbf, count: k, into: &gTripletLength)
         }
 
-        // Cutoffs, then lengths and directions, to edge vectors (Double from here on).
+        // Cutoffs, then lengths and directions, to edge vectors (Double from here on). Each
+        // triplet adds to both of its edges, so the triplet chunks after the first add to rows of
+        // their own (``ChunkSums``).
         var gEdge = [Vec3](repeating: .zero, count: ne)
         let bondCutoff = c.tripletBondCutoff
         graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
@@ -1114,23 +1116,31 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         geo.tripletDistanceCutDerivative.withUnsafeBufferPointer { distanceCutDerivative in geo.edgeCut.withUnsafeBufferPointer { edgeCut in
         geo.tripletLength.withUnsafeBufferPointer { length in geo.tripletVector.withUnsafeBufferPointer { vector in
         gEdgeCut.withUnsafeMutableBufferPointer { gEdgeCutP in gEdge.withUnsafeMutableBufferPointer { gE in
-            for t in 0..<nt {
-                let e1 = Int(tin[t]), e2 = Int(tout[t])
-                var gDistanceCut = gCut[t]
-                if bondCutoff {
-                    let dc = distanceCut[t], c1 = edgeCut[e1], c2 = edgeCut[e2]
-                    gDistanceCut = gCut[t] * c1 * c2
-                    gEdgeCutP[e1] += gCut[t] * dc * c2
-                    gEdgeCutP[e2] += gCut[t] * dc * c1
-                }
-                let gS = Double(gLength[t] + gDistanceCut * distanceCutDerivative[t])
-                let s = Double(length[t])
-                let w = vector[t] / s
-                let gw = Vec3(Double(gUnit[3 * t]), Double(gUnit[3 * t + 1]), Double(gUnit[3 * t + 2]))
-                let gd = gS * w + (gw - dot(gw, w) * w) / s
-                gE[e1] += gd
-                gE[e2] += gd
+            guard let gEdgeCutP = gEdgeCutP.baseAddress, let gE = gE.baseAddress else { return }
+            if bondCutoff {
+                ChunkSums.run(tripletChunks.ranges, ownWidth: ne, pass: { range, own in
+                    let sums = own ?? gEdgeCutP
+                    for t in range {
+                        let e1 = Int(tin[t]), e2 = Int(tout[t]), dc = distanceCut[t]
+                        sums[e1] += gCut[t] * dc * edgeCut[e2]
+                        sums[e2] += gCut[t] * dc * edgeCut[e1]
+                    }
+                }, merge: { own in ChunkSums.add(own, into: gEdgeCutP, count: ne) })
             }
+            ChunkSums.run(tripletChunks.ranges, ownWidth: ne, zero: Vec3.zero, pass: { range, own in
+                let sums = own ?? gE
+                for t in range {
+                    let e1 = Int(tin[t]), e2 = Int(tout[t])
+                    let gDistanceCut = bondCutoff ? gCut[t] * edgeCut[e1] * edgeCut[e2] : gCut[t]
+                    let gS = Double(gLength[t] + gDistanceCut * distanceCutDerivative[t])
+                    let s = Double(length[t])
+                    let w = vector[t] / s
+                    let gw = Vec3(Double(gUnit[3 * t]), Double(gUnit[3 * t + 1]), Double(gUnit[3 * t + 2]))
+                    let gd = gS * w + (gw - dot(gw, w) * w) / s
+                    sums[e1] += gd
+                    sums[e2] += gd
+                }
+            }, merge: { own in ChunkSums.add(own, into: gE, count: ne) })
         } } } } } } } } } } } }
         for e in 0..<ne {
             let gR = Double(gEdgeLength[e] + gEdgeCut[e] * geo.edgeCutDerivative[e])

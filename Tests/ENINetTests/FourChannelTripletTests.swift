@@ -1,6 +1,7 @@
 import XCTest
 @testable import ENINet
 import Geometry
+import Tensors
 
 /// The fused four-channel triplet kernel against the layer-by-layer path it replaces: the same
 /// energy, forces, virial and edge gradients, in both precisions and both sets of options.
@@ -91,6 +92,52 @@ final class FourChannelTripletTests: XCTestCase {
             let f = file.configuration.featureCount
             XCTAssertEqual(network.edgeChunkCount(edges: graph.edgeCount, work: 4 * graph.edgeCount * f, width: 2 * atoms * f), 3)
         })
+    }
+
+    /// An evaluation on two threads, through the thread count every loop reads (the triplet
+    /// chunks, the edge loops, the row-by-row loops over edges and atoms), gives what one thread
+    /// gives, to round-off, for both variants. 216 atoms with 64 channels, so that even the
+    /// smallest loop over atoms, six operations per atom and channel, is split.
+    func testTwoThreadsAgreeWithOneThread() throws {
+        let saved = (loops: TensorThreads.count, blas: TensorThreads.blasCount)
+        defer { TensorThreads.set(blas: saved.blas, loops: saved.loops) }
+        var numbers: [Int] = [], positions: [Vec3] = []
+        for k in 0..<216 {
+            let cell = Vec3(Double(k % 6), Double(k / 6 % 6), Double(k / 36))
+            let jitter = Vec3(sin(1.7 * Double(k)), sin(2.3 * Double(k) + 1), sin(3.1 * Double(k) + 2))
+            positions.append(2 * cell + Vec3(repeating: 1) + 0.25 * jitter)
+            numbers.append([1, 6, 8][k % 3])
+        }
+        let box = try Cell.orthorhombic(Vec3(repeating: 12))
+        for smooth in [true, false] {
+            var c = ENINetConfiguration(featureCount: 64, tripletFeatureCount: 4, radialBasisCount: 8, cutoff: 2.6,
+                                        interactionCount: 2, averageNeighborCount: 8)
+            if !smooth {
+                c.aggregation = .mean
+                c.vectorNorm = .maxMin
+                c.tripletBondCutoff = false
+            }
+            var generator = SystemRandomNumberGenerator()  // any weights must agree
+            let model = try ENINetModel(file: try ENINetDifferentiableModel<Double>(configuration: c, using: &generator).modelFile(dtype: .float64),
+                                        precision: .double)
+            let graph = try model.graph(positions: positions, cell: box, neighborList: model.makeNeighborList(skin: 0))
+            let network = try HandScheduledNetwork<Double>(file: model.file)
+            XCTAssertEqual(TripletChunks(triplets: graph.tripletCount, edges: graph.edgeCount, threads: 2,
+                                         minimumBlocks: network.minimumTripletBlocksPerThread).count, 2)
+            TensorThreads.set(1)
+            let a = try network.evaluate(atomicNumbers: numbers, positions: positions, graph: graph, forces: true)
+            TensorThreads.set(2)
+            let b = try network.evaluate(atomicNumbers: numbers, positions: positions, graph: graph, forces: true)
+            let label = "smooth \(smooth)"
+            XCTAssertEqual(b.output.energy, a.output.energy, accuracy: 1e-12 * abs(a.output.energy), label)
+            let fa = a.output.forces.flatMap { [$0.x, $0.y, $0.z] }, fb = b.output.forces.flatMap { [$0.x, $0.y, $0.z] }
+            let scale = try XCTUnwrap(fa.map(abs).max())
+            XCTAssertGreaterThan(scale, 0)
+            XCTAssertLessThan(zip(fa, fb).map { abs($0 - $1) }.max() ?? .infinity, 1e-12 * scale, label)
+            for i in 0..<3 { for j in 0..<3 {
+                XCTAssertEqual(b.output.virial[i][j], a.output.virial[i][j], accuracy: 1e-10 * scale, label)
+            } }
+        }
     }
 
     func testChunksCoverTheTripletsInWholeBlocks() {
