@@ -220,9 +220,8 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             for i in stride(from: 8 * range.lowerBound, to: 8 * range.upperBound, by: 8) {
                 let lengths = x.lanes(i)
                 let (cosine, sine) = T.cosineAndSine(halfTurn: T.pi * lengths / r)
-                let outside = lengths .> r
-                values.setLanes(i, (T(0.5) * (1 + cosine)).replacing(with: 0, where: outside))
-                derivatives.setLanes(i, (slope * sine).replacing(with: 0, where: outside))
+                values.setLanes(i, T.zeroed(T(0.5) * (1 + cosine), where: lengths, exceeds: r))
+                derivatives.setLanes(i, T.zeroed(slope * sine, where: lengths, exceeds: r))
             }
         }
         for i in 8 * blocks..<count { (values[i], derivatives[i]) = cutoff(x[i], r) }

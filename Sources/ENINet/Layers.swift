@@ -623,7 +623,7 @@ enum VectorChannels {
             if c == 4, let gq = g.baseAddress, let gnq = gnp.baseAddress, let nq = np.baseAddress, let vq = vp.baseAddress {
                 TensorThreads.forChunks(rows, work: rows * 12) { range in for r in range {
                     let norms = nq.quad(4 * r)
-                    let k = (gnq.quad(4 * r) / norms).replacing(with: 0, where: .!(norms .> 0))
+                    let k = T.keepingPositive(gnq.quad(4 * r) / norms, where: norms)
                     for x in 0..<3 { let o = (r * 3 + x) * 4; gq.setQuad(o, gq.quad(o) + k * vq.quad(o)) }
                 } }
                 return
