@@ -278,6 +278,16 @@ enum Elementwise {
     }
 }
 
+/// `eight(i)` at `i = range.lowerBound, + 8, …` while eight elements remain, then `one(i)` for
+/// each of the rest: a flat loop over elements whose element functions (sigmoids) LLVM does not
+/// widen itself, or whose rows are narrower than eight.
+@inline(__always)
+func forEightLanes(_ range: Range<Int>, _ eight: (Int) -> Void, _ one: (Int) -> Void) {
+    var i = range.lowerBound
+    while i + 8 <= range.upperBound { eight(i); i += 8 }
+    while i < range.upperBound { one(i); i += 1 }
+}
+
 /// Eight channels at a time: the message loops accumulate sums over channels, which LLVM does
 /// not vectorise on its own (it would have to reassociate floating-point additions).
 typealias Lanes<T: ENINetFloat> = SIMD8<T>

@@ -118,6 +118,23 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
             pre.withUnsafeMutableBufferPointer { p in biasOrZeros.withUnsafeBufferPointer { b in
                 guard let p = p.baseAddress, let b = b.baseAddress else { return }
                 let wide = width - width % 8
+                if width < 8, 8 % width == 0 {
+                    // Rows narrower than eight (the bonds' four triplet channels): eight elements
+                    // of consecutive rows at a time, the bias repeated across them. Row by row,
+                    // every element took the scalar sigmoid.
+                    var bias = SIMD8<T>()
+                    for k in 0..<8 { bias[k] = b[k % width] }
+                    TensorThreads.forChunks(rows, work: rows * width) { range in
+                        forEightLanes(range.lowerBound * width ..< range.upperBound * width, { i in
+                            let z = p.lanes(i) + bias, v = T.sigmoid(z)
+                            p.setLanes(i, z); a.setLanes(i, z * v); s?.setLanes(i, v)
+                        }, { i in
+                            let z = p[i] + b[i % width], v = sigmoid(z)
+                            p[i] = z; a[i] = z * v; s?[i] = v
+                        })
+                    }
+                    return
+                }
                 TensorThreads.forChunks(rows, work: rows * width) { range in for r in range {
                     let row = r * width
                     for q in stride(from: 0, to: wide, by: 8) {
@@ -206,8 +223,12 @@ struct MLPLayer<T: ENINetFloat>: Sendable {
         var ga = second.backward(gy, rows: rows)
         let width = first.outputs
         ga.withUnsafeMutableBufferPointer { g in hidden.withUnsafeBufferPointer { h in
+            guard let g = g.baseAddress, let h = h.baseAddress else { return }
             TensorThreads.forChunks(rows, work: rows * width) { range in
-                for q in range.lowerBound * width ..< range.upperBound * width { g[q] *= siluDerivative(h[q]) }
+                forEightLanes(range.lowerBound * width ..< range.upperBound * width, { q in
+                    let x = h.lanes(q), s = T.sigmoid(x)
+                    g.setLanes(q, g.lanes(q) * (s * (1 + x * (1 - s))))
+                }, { q in g[q] *= siluDerivative(h[q]) })
             }
         } }
         return first.backward(ga, rows: rows)
@@ -299,12 +320,18 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
             gg = [T].filled(count: count) { ggp in
                 gy.withUnsafeBufferPointer { gyp in cache.gate.withUnsafeBufferPointer { gate in
                 cache.value.withUnsafeBufferPointer { value in cache.gateSigmoid.withUnsafeBufferPointer { sig in
+                    guard let gyp = gyp.baseAddress, let gate = gate.baseAddress, let value = value.baseAddress,
+                          let sig = sig.baseAddress else { return }
                     TensorThreads.forChunks(rows, work: rows * outputs) { range in
-                        for q in range.lowerBound * outputs ..< range.upperBound * outputs {
+                        forEightLanes(range.lowerBound * outputs ..< range.upperBound * outputs, { q in
+                            let s = sig.lanes(q), g = gate.lanes(q), d = gyp.lanes(q)
+                            gap.setLanes(q, d * g * s)
+                            ggp.setLanes(q, d * value.lanes(q) * s * (1 + g * (1 - s)))
+                        }, { q in
                             let s = sig[q], g = gate[q], d = gyp[q]
                             gap[q] = d * g * s
                             ggp[q] = d * value[q] * s * (1 + g * (1 - s))
-                        }
+                        })
                     }
                 } } } }
             }
@@ -319,8 +346,12 @@ struct GateMLPLayer<T: ENINetFloat>: Sendable {
             } } }
         }
         gHidden.withUnsafeMutableBufferPointer { g in cache.hiddenPre.withUnsafeBufferPointer { p in cache.hiddenSigmoid.withUnsafeBufferPointer { s in
+            guard let g = g.baseAddress, let p = p.baseAddress, let s = s.baseAddress else { return }
             TensorThreads.forChunks(rows, work: rows * width) { range in
-                for q in range.lowerBound * width ..< range.upperBound * width { g[q] *= s[q] * (1 + p[q] * (1 - s[q])) }
+                forEightLanes(range.lowerBound * width ..< range.upperBound * width, { q in
+                    let sq = s.lanes(q)
+                    g.setLanes(q, g.lanes(q) * (sq * (1 + p.lanes(q) * (1 - sq))))
+                }, { q in g[q] *= s[q] * (1 + p[q] * (1 - s[q])) })
             }
         } } }
         return first.backward(gHidden, rows: rows)
