@@ -6,6 +6,30 @@ import Tensors
 /// The fused four-channel triplet kernel against the layer-by-layer path it replaces: the same
 /// energy, forces, virial and edge gradients, in both precisions and both sets of options.
 final class FourChannelTripletTests: XCTestCase {
+    /// Asserts that `actual` agrees with `expected`: the energy, forces and edge gradients to
+    /// `tolerance` relative to the largest of each, the virial to `virialTolerance` times the
+    /// largest force.
+    private func assertAgrees(_ actual: (output: ENINetOutput, edgeGradient: [Vec3]),
+                              with expected: (output: ENINetOutput, edgeGradient: [Vec3]),
+                              tolerance: Double, virialTolerance: Double, _ label: String,
+                              file: StaticString = #filePath, line: UInt = #line) throws {
+        func flat(_ v: [Vec3]) -> [Double] { v.flatMap { [$0.x, $0.y, $0.z] } }
+        XCTAssertEqual(actual.output.energy, expected.output.energy, accuracy: tolerance * abs(expected.output.energy), label,
+                       file: file, line: line)
+        let fa = flat(actual.output.forces), fe = flat(expected.output.forces)
+        let scale = try XCTUnwrap(fe.map(abs).max(), file: file, line: line)
+        XCTAssertGreaterThan(scale, 0, label, file: file, line: line)
+        XCTAssertLessThan(zip(fa, fe).map { abs($0 - $1) }.max() ?? .infinity, tolerance * scale, label, file: file, line: line)
+        let ga = flat(actual.edgeGradient), ge = flat(expected.edgeGradient)
+        XCTAssertEqual(ga.count, ge.count, label, file: file, line: line)
+        XCTAssertLessThan(zip(ga, ge).map { abs($0 - $1) }.max() ?? .infinity, tolerance * (ge.map(abs).max() ?? 1), label,
+                          file: file, line: line)
+        for i in 0..<3 { for j in 0..<3 {
+            XCTAssertEqual(actual.output.virial[i][j], expected.output.virial[i][j], accuracy: virialTolerance * scale, label,
+                           file: file, line: line)
+        } }
+    }
+
     private func compare<T: ENINetFloat>(_: T.Type, tolerance: Double) throws {
         let m = try PhysicsTests.ethanol(), p = try PhysicsTests.periodic()
         let cases: [(String, [Int], [Vec3], Cell?)] = [("ethanol", m.numbers, m.positions, nil),
@@ -21,18 +45,7 @@ final class FourChannelTripletTests: XCTestCase {
                 XCTAssertGreaterThan(graph.tripletCount, 0)
                 let a = try fused.evaluate(atomicNumbers: z, positions: r, graph: graph, forces: true)
                 let b = try layered.evaluate(atomicNumbers: z, positions: r, graph: graph, forces: true)
-                let label = "\(name) smooth \(smooth) \(T.self)"
-                XCTAssertEqual(a.output.energy, b.output.energy, accuracy: tolerance * abs(b.output.energy), label)
-                let fa = a.output.forces.flatMap { [$0.x, $0.y, $0.z] }, fb = b.output.forces.flatMap { [$0.x, $0.y, $0.z] }
-                let scale = fb.map(abs).max() ?? 1
-                XCTAssertGreaterThan(scale, 0)
-                XCTAssertLessThan(zip(fa, fb).map { abs($0 - $1) }.max() ?? .infinity, tolerance * scale, label)
-                let ga = a.edgeGradient.flatMap { [$0.x, $0.y, $0.z] }, gb = b.edgeGradient.flatMap { [$0.x, $0.y, $0.z] }
-                XCTAssertEqual(ga.count, gb.count)
-                XCTAssertLessThan(zip(ga, gb).map { abs($0 - $1) }.max() ?? .infinity, tolerance * (gb.map(abs).max() ?? 1), label)
-                for i in 0..<3 { for j in 0..<3 {
-                    XCTAssertEqual(a.output.virial[i][j], b.output.virial[i][j], accuracy: tolerance * scale * 10, label)
-                } }
+                try assertAgrees(a, with: b, tolerance: tolerance, virialTolerance: 10 * tolerance, "\(name) smooth \(smooth) \(T.self)")
             }
         }
     }
@@ -42,7 +55,8 @@ final class FourChannelTripletTests: XCTestCase {
 
     /// Evaluates the periodic test system, for both variants, with a network on one chunk and a
     /// network that `split` sets up to split work over chunks (given the model's file and graph),
-    /// and asserts the same energy, forces and virial to round-off (the sums' order changes).
+    /// and asserts the same energy, forces, edge gradients and virial to round-off (the sums'
+    /// order changes).
     private func assertSplitAgreesWithOneChunk(
         whole: (HandScheduledNetwork<Double>) -> Void,
         split: (HandScheduledNetwork<Double>, ENINetModelFile, ENINetGraph, Int) -> Void
@@ -57,17 +71,7 @@ final class FourChannelTripletTests: XCTestCase {
             split(many, model.file, graph, p.numbers.count)
             let a = try one.evaluate(atomicNumbers: p.numbers, positions: p.positions, graph: graph, forces: true)
             let b = try many.evaluate(atomicNumbers: p.numbers, positions: p.positions, graph: graph, forces: true)
-            XCTAssertEqual(b.output.energy, a.output.energy, accuracy: 1e-12 * abs(a.output.energy))
-            let fa = a.output.forces.flatMap { [$0.x, $0.y, $0.z] }, fb = b.output.forces.flatMap { [$0.x, $0.y, $0.z] }
-            let scale = try XCTUnwrap(fa.map(abs).max())
-            XCTAssertGreaterThan(scale, 0)
-            XCTAssertLessThan(zip(fa, fb).map { abs($0 - $1) }.max() ?? .infinity, 1e-12 * scale, "smooth \(smooth)")
-            let ga = a.edgeGradient.flatMap { [$0.x, $0.y, $0.z] }, gb = b.edgeGradient.flatMap { [$0.x, $0.y, $0.z] }
-            XCTAssertEqual(ga.count, gb.count)
-            XCTAssertLessThan(zip(ga, gb).map { abs($0 - $1) }.max() ?? .infinity, 1e-12 * (ga.map(abs).max() ?? 1))
-            for i in 0..<3 { for j in 0..<3 {
-                XCTAssertEqual(b.output.virial[i][j], a.output.virial[i][j], accuracy: 1e-12 * scale * 10, "smooth \(smooth)")
-            } }
+            try assertAgrees(b, with: a, tolerance: 1e-12, virialTolerance: 1e-11, "smooth \(smooth)")
         }
     }
 
@@ -96,7 +100,7 @@ final class FourChannelTripletTests: XCTestCase {
 
     /// An evaluation on two threads, through the thread count every loop reads (the triplet
     /// chunks, the edge loops, the row-by-row loops over edges and atoms), gives what one thread
-    /// gives, to round-off, for both variants. 216 atoms with 64 channels, so that even the
+    /// gives (energy, forces, edge gradients, virial), to round-off, for both variants. 216 atoms with 64 channels, so that even the
     /// smallest loop over atoms, six operations per atom and channel, is split.
     func testTwoThreadsAgreeWithOneThread() throws {
         let saved = (loops: TensorThreads.count, blas: TensorThreads.blasCount)
@@ -128,15 +132,7 @@ final class FourChannelTripletTests: XCTestCase {
             let a = try network.evaluate(atomicNumbers: numbers, positions: positions, graph: graph, forces: true)
             TensorThreads.set(2)
             let b = try network.evaluate(atomicNumbers: numbers, positions: positions, graph: graph, forces: true)
-            let label = "smooth \(smooth)"
-            XCTAssertEqual(b.output.energy, a.output.energy, accuracy: 1e-12 * abs(a.output.energy), label)
-            let fa = a.output.forces.flatMap { [$0.x, $0.y, $0.z] }, fb = b.output.forces.flatMap { [$0.x, $0.y, $0.z] }
-            let scale = try XCTUnwrap(fa.map(abs).max())
-            XCTAssertGreaterThan(scale, 0)
-            XCTAssertLessThan(zip(fa, fb).map { abs($0 - $1) }.max() ?? .infinity, 1e-12 * scale, label)
-            for i in 0..<3 { for j in 0..<3 {
-                XCTAssertEqual(b.output.virial[i][j], a.output.virial[i][j], accuracy: 1e-10 * scale, label)
-            } }
+            try assertAgrees(b, with: a, tolerance: 1e-12, virialTolerance: 1e-10, "smooth \(smooth)")
         }
     }
 
