@@ -66,6 +66,23 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
         threeBodyCentres = try Tensor<T>(shape: [k], scalars: Self.float32Linspace(2 * configuration.cutoff, k).map { T($0) })
     }
 
+    /// A copy whose parameters are tensors of its own, with the same values: the network of a
+    /// data-parallel worker, whose backward passes must not visit another thread's tensors
+    /// (`GradMode.withPrivateGraphs`). The RBF centres, constants, are shared.
+    public func replica() throws -> ENINetDifferentiableModel<T> {
+        let set = ParameterSet<T>()
+        for (name, tensor) in zip(parameters.names, parameters.tensors) { try set.add(name, tensor.copy()) }
+        return ENINetDifferentiableModel(configuration: configuration, parameters: set,
+                                         twoBodyCentres: twoBodyCentres, threeBodyCentres: threeBodyCentres)
+    }
+
+    private init(configuration: ENINetConfiguration, parameters: ParameterSet<T>, twoBodyCentres: Tensor<T>, threeBodyCentres: Tensor<T>) {
+        self.configuration = configuration
+        self.parameters = parameters
+        self.twoBodyCentres = twoBodyCentres
+        self.threeBodyCentres = threeBodyCentres
+    }
+
     /// `linspace(0, end, count)` in float32, filled from both ends as PyTorch does.
     static func float32Linspace(_ end: Double, _ count: Int) -> [Double] {
         let step = Float(end) / Float(count - 1)

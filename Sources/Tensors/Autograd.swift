@@ -1,3 +1,4 @@
+import CBLAS
 import Foundation
 
 // Reverse-mode differentiation over the recorded graph.
@@ -33,13 +34,20 @@ extension Tensor {
 }
 
 enum Autograd {
-    // One backward pass at a time: the passes mark the tensors they visit.
-    nonisolated(unsafe) static var mutex: UnsafeMutablePointer<pthread_mutex_t> = {
-        let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-        pthread_mutex_init(m, nil)
-        return m
+    // A pass marks the tensors it visits, so passes that may share tensors run one at a time
+    // (the write side); passes over private graphs (`GradMode.withPrivateGraphs`) run together
+    // (the read side) and check their marks afterwards.
+    nonisolated(unsafe) static var lock: UnsafeMutablePointer<pthread_rwlock_t> = {
+        let l = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
+        pthread_rwlock_init(l, nil)
+        return l
     }()
-    @exclusivity(unchecked) nonisolated(unsafe) static var passCounter: UInt64 = 0
+    /// The last pass's number (atomic: private passes take theirs concurrently).
+    nonisolated(unsafe) static var passCounter: UnsafeMutablePointer<Int> = {
+        let p = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        p.initialize(to: 0)
+        return p
+    }()
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
@@ -56,10 +64,10 @@ enum Autograd {
         }
         guard y.requiresGrad else { return collected }
 
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        passCounter += 1
-        let pass = passCounter
+        let isPrivate = GradMode.hasPrivateGraphs
+        if isPrivate { pthread_rwlock_rdlock(lock) } else { pthread_rwlock_wrlock(lock) }
+        defer { pthread_rwlock_unlock(lock) }
+        let pass = UInt64(tensors_atomic_add(passCounter, 1) + 1)
         for (i, x) in targets.enumerated() where x.autogradTargetVisit != pass {
             x.autogradTargetVisit = pass
             x.autogradTargetIndex = i
@@ -148,6 +156,16 @@ enum Autograd {
                         owned[j] = true
                     }
                 }
+            }
+        }
+        if isPrivate {
+            // Another private pass that visited one of these tensors has overwritten its mark
+            // (marks are only ever overwritten, so any overlap in time leaves one behind).
+            for node in order where node.autogradVisit != pass {
+                throw TensorError("backward of \(node.operation): a tensor of this graph was differentiated on another thread at the same time (GradMode.withPrivateGraphs needs graphs that share no tensor requiring a gradient)")
+            }
+            for x in targets where x.autogradTargetVisit != pass {
+                throw TensorError("backward of \(x.operation): a tensor of this graph was differentiated on another thread at the same time (GradMode.withPrivateGraphs needs graphs that share no tensor requiring a gradient)")
             }
         }
         return collected

@@ -18,10 +18,17 @@ public struct InputMask {
 }
 
 /// Whether operations record a graph. Gradients need it; pure inference runs faster without.
+///
+/// The switches are per thread: a backward pass turns recording off (or on, with
+/// `createGraph`) for its own duration, and a thread training on its share of a batch must not
+/// find its forward pass unrecorded because another thread's pass is running.
 public enum GradMode {
-    @exclusivity(unchecked) nonisolated(unsafe) static var recording = true
+    static var recording: Bool {
+        @inline(__always) get { ThreadFlags.bits & ThreadFlags.recordingOff == 0 }
+        set { ThreadFlags.set(ThreadFlags.recordingOff, !newValue) }
+    }
 
-    /// Whether operations currently record the graph for differentiation.
+    /// Whether operations currently record the graph for differentiation (on this thread).
     public static var isEnabled: Bool { recording }
 
     /// Runs `body` without recording any graph: results carry no history and no gradient.
@@ -38,6 +45,38 @@ public enum GradMode {
         recording = enabled
         defer { recording = saved }
         return try body()
+    }
+
+    /// Runs `body` with backward passes that run alongside those of other threads in the same
+    /// mode, for data parallelism: each thread differentiates a graph of its own, built on its
+    /// own copies of the parameters. A pass marks the tensors it visits, so two passes that
+    /// share a tensor needing a gradient would corrupt each other: such a pass throws instead.
+    /// Outside this mode a backward pass waits until no other pass runs, so graphs may share
+    /// anything.
+    public static func withPrivateGraphs<R>(_ body: () throws -> R) rethrows -> R {
+        let saved = ThreadFlags.bits & ThreadFlags.privateGraphs != 0
+        ThreadFlags.set(ThreadFlags.privateGraphs, true)
+        defer { ThreadFlags.set(ThreadFlags.privateGraphs, saved) }
+        return try body()
+    }
+
+    /// Whether this thread's backward passes run alongside other threads' (``withPrivateGraphs(_:)``).
+    public static var hasPrivateGraphs: Bool { ThreadFlags.bits & ThreadFlags.privateGraphs != 0 }
+}
+
+/// The autodiff's per-thread switches, as bits of one thread-specific word (a missing value
+/// reads as zero: recording on, graphs shared).
+enum ThreadFlags {
+    static let recordingOff = 1, privateGraphs = 2
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+    static var bits: Int { @inline(__always) get { Int(bitPattern: pthread_getspecific(key)) } }
+    static func set(_ flag: Int, _ on: Bool) {
+        let value = on ? bits | flag : bits & ~flag
+        pthread_setspecific(key, UnsafeRawPointer(bitPattern: value))
     }
 }
 

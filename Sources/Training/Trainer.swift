@@ -60,6 +60,7 @@ public final class Trainer<T: ENINetFloat> {
     public private(set) var elapsedBeforeRun = 0.0
     private var runStarted = Date()
     private let prepared: [Int: PreparedFrame]
+    private let gradient: BatchGradient<T>
 
     /// Prepares the split, fits the target statistics on the training frames and creates the
     /// network (freshly initialised from `settings.modelSeed`, or loaded from `settings.initialModel`).
@@ -127,6 +128,7 @@ public final class Trainer<T: ENINetFloat> {
             }
         }
         prepared = cache
+        gradient = BatchGradient(model: model, workers: TensorThreads.count)
         optimizer = Adam<T>.adamW(parameters: model.parameters.tensors, learningRate: settings.learningRate, weightDecay: settings.weightDecay)
         schedule = LearningRateSchedule(base: settings.learningRate, warmupSteps: settings.warmupSteps, factor: settings.plateauFactor,
                                         patience: settings.plateauPatience, minimum: settings.minimumLearningRate)
@@ -152,10 +154,11 @@ public final class Trainer<T: ENINetFloat> {
 
     /// One optimiser step on `frames` (indices into the dataset): loss, double backward, clipping,
     /// AdamW, moving average. Returns the batch loss.
+    ///
+    /// The batch's structures are shared among the tensor threads (``BatchGradient``).
     @discardableResult
-    public func trainingStep(batch: TrainingBatch) throws -> BatchLoss<T> {
-        let loss = try model.loss(on: batch, weights: settings.weights)
-        let gradients = try grad(of: loss.total, wrt: model.parameters.tensors)
+    public func trainingStep(frames indices: [Int]) throws -> BatchLoss<T> {
+        let (loss, gradients) = try gradient.evaluate(try preparedFrames(indices), weights: settings.weights)
         let clipped = settings.gradientClip > 0 ? clipGradientNorm(gradients, maxNorm: settings.gradientClip).gradients : gradients
         optimizer.learningRate = schedule.rate(step: step)
         try optimizer.step(gradients: clipped)
@@ -166,7 +169,14 @@ public final class Trainer<T: ENINetFloat> {
 
     /// The batch of dataset frames `indices`.
     public func batch(_ indices: [Int]) throws -> TrainingBatch {
-        try TrainingBatch(indices.compactMap { prepared[$0] })
+        try TrainingBatch(try preparedFrames(indices))
+    }
+
+    private func preparedFrames(_ indices: [Int]) throws -> [PreparedFrame] {
+        try indices.map { i in
+            guard let frame = prepared[i] else { throw TrainingError("frame \(i) is not a training or validation frame") }
+            return frame
+        }
     }
 
     /// Loss and errors over `indices` with the averaged weights.
@@ -176,8 +186,9 @@ public final class Trainer<T: ENINetFloat> {
         try average.withAveragedWeights(model.parameters.tensors) {
             for start in stride(from: 0, to: indices.count, by: settings.batchSize) {
                 let chunk = Array(indices[start..<min(start + settings.batchSize, indices.count)])
-                let b = try batch(chunk)
-                let loss = try model.loss(on: b, weights: settings.weights, differentiable: false)
+                let frames = try preparedFrames(chunk)
+                let b = try TrainingBatch(frames)
+                let loss = try gradient.loss(frames, weights: settings.weights)
                 total += loss.total.item.tensorDouble * Double(chunk.count)
                 var atom = 0
                 for k in 0..<b.structureCount {
@@ -214,7 +225,7 @@ public final class Trainer<T: ENINetFloat> {
             var trainLoss = 0.0
             for start in stride(from: 0, to: order.count, by: settings.batchSize) {
                 let chunk = Array(order[start..<min(start + settings.batchSize, order.count)])
-                let loss = try trainingStep(batch: try batch(chunk))
+                let loss = try trainingStep(frames: chunk)
                 let value = loss.total.item.tensorDouble
                 guard value.isFinite else { throw TrainingError("epoch \(epoch + 1), step \(step): the training loss is \(value) (lower optimizer.learning_rate)") }
                 trainLoss += value * Double(chunk.count)

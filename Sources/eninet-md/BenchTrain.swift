@@ -72,13 +72,15 @@ struct BenchTrain: ParsableCommand {
         let inference = try ENINetModel(file: file, precision: T.self == Double.self ? .double : .float)
         let optimizer = Adam<T>.adamW(parameters: model.parameters.tensors, learningRate: 1e-4)
         let weights = LossWeights(energy: 1, forces: 10, dipole: 0)
+        let gradient = BatchGradient(model: model, workers: threads)
         let prepared = try frames.map { try PreparedFrame($0, configuration: model.configuration) }
         var out: [(batch: Int, step: Double, inference: Double, tensors: Double)] = []
         for b in batchSizes {
             let batch = try TrainingBatch(Array(prepared.prefix(b)))
+            // The step `train` takes: with several threads, the batch's structures are shared
+            // among them (`BatchGradient`).
             func step() throws {
-                let loss = try model.loss(on: batch, weights: weights)
-                let gradients = try grad(of: loss.total, wrt: model.parameters.tensors)
+                let gradients = try gradient.evaluate(Array(prepared.prefix(b)), weights: weights).gradients
                 try optimizer.step(gradients: clipGradientNorm(gradients, maxNorm: 10).gradients)
             }
             func evaluate() throws {

@@ -2,7 +2,7 @@ import Foundation
 import ENINet
 import Geometry
 import Tensors
-import Training
+@testable import Training
 import XCTest
 
 final class LossGradientTests: XCTestCase {
@@ -47,6 +47,72 @@ final class LossGradientTests: XCTestCase {
         }
         XCTAssertGreaterThan(checked, 10)
         print("full-loss gradient: \(checked) parameters, worst relative error \(worst)")
+    }
+
+    /// A batch shared among workers (``BatchGradient``, two threads) gives the loss, the errors,
+    /// the predictions and the gradient of the whole batch: four ethanol frames and a 7-atom
+    /// fragment of one (so that the shares differ in atoms as well as structures), energy per
+    /// atom + forces + dipole, in Double, split in two and in three.
+    func testSharedBatchGivesTheWholeBatchsLossAndGradient() throws {
+        let previousThreads = TensorThreads.count
+        TensorThreads.set(2)
+        defer { TensorThreads.set(previousThreads) }
+        var frames = Array(try Fixture.ethanol().prefix(4))
+        let f = frames[1]
+        frames.insert(TrainingFrame(atomicNumbers: Array(f.atomicNumbers.prefix(7)), positions: Array(f.positions.prefix(7)),
+                                    energy: f.energy * 0.8, forces: Array(f.forces.prefix(7)), dipole: f.dipole, index: 9), at: 2)
+        let configuration = ENINetConfiguration(featureCount: 4, tripletFeatureCount: 2, radialBasisCount: 4, cutoff: 3.0,
+                                                interactionCount: 1, scaleMean: -34.4, scaleStd: 0.7, averageNeighborCount: 6)
+        var g = SplitMix64(seed: 11)
+        let model = try ENINetDifferentiableModel<Double>(configuration: configuration, using: &g)
+        let prepared = try frames.map { try PreparedFrame($0, configuration: configuration) }
+        let weights = LossWeights(energy: 1, forces: 10, dipole: 3)
+        let whole = try model.loss(on: try TrainingBatch(prepared), weights: weights)
+        let wholeGradients = try grad(of: whole.total, wrt: model.parameters.tensors)
+        let wholeValidation = try model.loss(on: try TrainingBatch(prepared), weights: weights, differentiable: false)
+        let largest = wholeGradients.flatMap { $0.scalars }.map(abs).max() ?? 0
+        XCTAssertGreaterThan(largest, 0)
+
+        func check(_ loss: BatchLoss<Double>, against expected: BatchLoss<Double>, _ label: String) {
+            XCTAssertEqual(loss.total.item, expected.total.item, accuracy: 1e-12 * expected.total.item, label)
+            XCTAssertEqual(loss.energyMSE, expected.energyMSE, accuracy: 1e-12 * expected.energyMSE, label)
+            XCTAssertEqual(loss.forceMSE, expected.forceMSE, accuracy: 1e-12 * expected.forceMSE, label)
+            XCTAssertEqual(loss.dipoleMSE, expected.dipoleMSE, accuracy: 1e-12 * expected.dipoleMSE, label)
+            XCTAssertEqual(loss.predictedEnergies.count, expected.predictedEnergies.count, label)
+            for (a, b) in zip(loss.predictedEnergies, expected.predictedEnergies) { XCTAssertEqual(a, b, accuracy: 1e-10, label) }
+            XCTAssertEqual(loss.predictedForces.count, expected.predictedForces.count, label)
+            let forceError = zip(loss.predictedForces, expected.predictedForces).map { a, b -> Double in
+                let d = a - b
+                return max(abs(d.x), abs(d.y), abs(d.z))
+            }.max() ?? 0
+            XCTAssertLessThan(forceError, 1e-12, label)
+            XCTAssertEqual(loss.predictedDipoles.count, expected.predictedDipoles.count, label)
+        }
+        for workers in [2, 3] {
+            let gradient = BatchGradient(model: model, workers: workers)
+            let (loss, gradients) = try gradient.evaluate(prepared, weights: weights)
+            check(loss, against: whole, "\(workers) workers")
+            var worst = 0.0
+            for (a, b) in zip(gradients, wholeGradients) {
+                XCTAssertEqual(a.shape, b.shape)
+                for (x, y) in zip(a.scalars, b.scalars) { worst = max(worst, abs(x - y)) }
+            }
+            XCTAssertLessThan(worst, 1e-12 * largest, "\(workers) workers: gradients differ by \(worst) (largest \(largest))")
+            check(try gradient.loss(prepared, weights: weights), against: wholeValidation, "\(workers) workers, validation")
+        }
+    }
+
+    /// Shares are consecutive, none is empty, and their atoms are about equal.
+    func testSharesSplitTheAtomsEvenly() {
+        typealias Shares = BatchGradient<Double>
+        XCTAssertEqual(Shares.shares(atomCounts: Array(repeating: 9, count: 8), parts: 2), [0..<4, 4..<8])
+        XCTAssertEqual(Shares.shares(atomCounts: Array(repeating: 3, count: 6), parts: 3), [0..<2, 2..<4, 4..<6])
+        XCTAssertEqual(Shares.shares(atomCounts: [20, 1, 1, 1, 1], parts: 2), [0..<1, 1..<5])
+        XCTAssertEqual(Shares.shares(atomCounts: [1, 1, 1, 1, 20], parts: 2), [0..<4, 4..<5])
+        XCTAssertEqual(Shares.shares(atomCounts: [1, 1, 1, 1, 20], parts: 4), [0..<2, 2..<3, 3..<4, 4..<5])
+        XCTAssertEqual(Shares.shares(atomCounts: [5, 5], parts: 3), [0..<1, 1..<2])
+        XCTAssertEqual(Shares.shares(atomCounts: [5, 5], parts: 1), [0..<2])
+        XCTAssertEqual(Shares.shares(atomCounts: [], parts: 2), [])
     }
 
     /// Packing structures into one graph changes nothing: batch energies and forces equal the
