@@ -37,27 +37,42 @@ public final class BatchGradient<T: ENINetFloat> {
             return (loss, try grad(of: loss.total, wrt: net.parameters.tensors))
         }
         return try GradMode.withoutGradients {
-            var gradients = parts[0].1
-            for part in parts.dropFirst() { gradients = try zip(gradients, part.1).map { try $0 + $1 } }
-            return (Self.combined(parts.map { $0.0 }, frames: frames, weights: weights), gradients)
+            var gradients = parts[0].gradients
+            for part in parts.dropFirst() { gradients = try zip(gradients, part.gradients).map { try $0 + $1 } }
+            return (Self.combined(parts), gradients)
         }
     }
 
     /// The loss of `frames` as one batch without a graph (validation), the shares on the
     /// workers as in ``evaluate(_:weights:)``.
     public func loss(_ frames: [PreparedFrame], weights: LossWeights) throws -> BatchLoss<T> {
-        let parts = try run(frames, weights: weights) { net, batch, weights in
-            (try net.loss(on: batch, weights: weights, differentiable: false), [Tensor<T>]())
-        }
-        return Self.combined(parts.map { $0.0 }, frames: frames, weights: weights)
+        Self.combined(try run(frames, weights: weights) { net, batch, weights in
+            (try net.loss(on: batch, weights: weights, differentiable: false), [])
+        })
     }
+
+    /// A run of a batch's structures, with the fractions of the batch's structures and atoms it holds.
+    private struct Share {
+        var frames: Range<Int>
+        var structures: Double, atoms: Double
+    }
+
+    private typealias Part = (share: Share, loss: BatchLoss<T>, gradients: [Tensor<T>])
 
     /// `body` on each share's batch with its network and its scaled weights, on the workers.
     private func run(_ frames: [PreparedFrame], weights: LossWeights,
                      _ body: (ENINetDifferentiableModel<T>, TrainingBatch, LossWeights) throws -> (BatchLoss<T>, [Tensor<T>]))
-        throws -> [(BatchLoss<T>, [Tensor<T>])] {
-        let shares = Self.shares(atomCounts: frames.map { $0.frame.atomCount }, parts: workers)
-        if shares.count <= 1 { return [try body(model, try TrainingBatch(frames), weights)] }
+        throws -> [Part] {
+        let atomCounts = frames.map { $0.frame.atomCount }
+        let totalAtoms = Double(max(atomCounts.reduce(0, +), 1)), totalStructures = Double(max(frames.count, 1))
+        let shares = Self.shares(atomCounts: atomCounts, parts: workers).map { range in
+            Share(frames: range, structures: Double(range.count) / totalStructures,
+                  atoms: Double(atomCounts[range].reduce(0, +)) / totalAtoms)
+        }
+        if shares.count <= 1 {
+            let (loss, gradients) = try body(model, try TrainingBatch(frames), weights)
+            return [(Share(frames: frames.indices, structures: 1, atoms: 1), loss, gradients)]
+        }
         while replicas.count < shares.count - 1 { replicas.append(try model.replica()) }
         var results = [Result<(BatchLoss<T>, [Tensor<T>]), Error>?](repeating: nil, count: shares.count)
         results.withUnsafeMutableBufferPointer { results in
@@ -65,53 +80,39 @@ public final class BatchGradient<T: ENINetFloat> {
                 results[w] = Result {
                     let net = w == 0 ? model : replicas[w - 1]
                     if w > 0 { for (copy, live) in zip(net.parameters.tensors, model.parameters.tensors) { try copy.assign(live) } }
-                    let share = Array(frames[shares[w]])
+                    let share = shares[w]
+                    // Each weight times the share of what its mean runs over: structures for
+                    // energies and dipoles, atoms for forces.
+                    let scaled = LossWeights(energy: weights.energy * share.structures, forces: weights.forces * share.atoms,
+                                             dipole: weights.dipole * share.structures, energyPerAtom: weights.energyPerAtom)
                     return try GradMode.withPrivateGraphs {
-                        try body(net, try TrainingBatch(share), Self.scaled(weights, share: share, of: frames))
+                        try body(net, try TrainingBatch(Array(frames[share.frames])), scaled)
                     }
                 }
             }
         }
-        return try results.map { result in
+        return try zip(shares, results).map { share, result in
             guard let result else { throw TrainingError("a data-parallel worker did not run") }
-            return try result.get()
+            let (loss, gradients) = try result.get()
+            return (share, loss, gradients)
         }
-    }
-
-    /// The loss weights of a share: each times the share of what its mean runs over (structures
-    /// for energies and dipoles, atoms for forces), so that the shares' losses add up to the batch's.
-    private static func scaled(_ weights: LossWeights, share: [PreparedFrame], of frames: [PreparedFrame]) -> LossWeights {
-        let (structures, atoms) = fractions(share, of: frames)
-        return LossWeights(energy: weights.energy * structures, forces: weights.forces * atoms,
-                           dipole: weights.dipole * structures, energyPerAtom: weights.energyPerAtom)
-    }
-
-    /// The fractions of the structures and of the atoms of `frames` that `share` holds.
-    private static func fractions(_ share: ArraySlice<PreparedFrame>, of frames: [PreparedFrame]) -> (structures: Double, atoms: Double) {
-        func atoms<C: Collection>(_ c: C) -> Double where C.Element == PreparedFrame { Double(c.reduce(0) { $0 + $1.frame.atomCount }) }
-        return (Double(share.count) / Double(max(frames.count, 1)), atoms(share) / max(atoms(frames), 1))
-    }
-    private static func fractions(_ share: [PreparedFrame], of frames: [PreparedFrame]) -> (structures: Double, atoms: Double) {
-        fractions(share[...], of: frames)
     }
 
     /// The batch's loss from its shares': the totals add up (their weights were scaled), the
     /// mean squared errors are averaged over what each runs over, the predictions follow one another.
-    private static func combined(_ losses: [BatchLoss<T>], frames: [PreparedFrame], weights: LossWeights) -> BatchLoss<T> {
-        guard losses.count > 1 else { return losses[0] }
-        let shares = Self.shares(atomCounts: frames.map { $0.frame.atomCount }, parts: losses.count)
+    private static func combined(_ parts: [Part]) -> BatchLoss<T> {
+        guard parts.count > 1 else { return parts[0].loss }
         var total = 0.0, energy = 0.0, forces = 0.0, dipole = 0.0
-        var result = losses[0]
-        for (k, (loss, range)) in zip(losses, shares).enumerated() {
-            let (structures, atoms) = fractions(frames[range], of: frames)
-            total += loss.total.item.tensorDouble
-            energy += loss.energyMSE * structures
-            forces += loss.forceMSE * atoms
-            dipole += loss.dipoleMSE * structures
+        var result = parts[0].loss
+        for (k, part) in parts.enumerated() {
+            total += part.loss.total.item.tensorDouble
+            energy += part.loss.energyMSE * part.share.structures
+            forces += part.loss.forceMSE * part.share.atoms
+            dipole += part.loss.dipoleMSE * part.share.structures
             if k > 0 {
-                result.predictedEnergies += loss.predictedEnergies
-                result.predictedForces += loss.predictedForces
-                result.predictedDipoles += loss.predictedDipoles
+                result.predictedEnergies += part.loss.predictedEnergies
+                result.predictedForces += part.loss.predictedForces
+                result.predictedDipoles += part.loss.predictedDipoles
             }
         }
         result.total = Tensor<T>(T(tensorDouble: total))
