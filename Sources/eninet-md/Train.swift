@@ -2,6 +2,7 @@ import ArgumentParser
 import Deck
 import ENINet
 import Foundation
+import Tensors
 import Training
 
 /// `eninet-md train CONFIG.toml`: fits an ENINet model to an extended-XYZ dataset
@@ -51,6 +52,9 @@ struct Train: ParsableCommand {
             print("data: \(frames.count) frames\(extraCount == 0 ? "" : ", \(extraCount) of them from the extra training file"); train \(trainer.split.train.count), validation \(trainer.split.validation.count), test \(trainer.split.test.count)")
             print(String(format: "scaler: mean %.6f eV/atom, std %.6f (%@); average neighbours %.3f; %d parameters",
                          st.mean, st.std, s.scale.rawValue, st.averageNeighborCount, trainer.model.parameters.scalarCount))
+            if TensorThreads.count > 1 {
+                print("threads: \(TensorThreads.count); each batch's structures are shared among them (a given thread count reproduces its own run exactly)")
+            }
         }
         let last = try trainer.run(resume: resume) { report in if !quiet { print(report.line) } }
         print("best model: \(s.modelPath) (validation loss \(String(format: "%.5e", trainer.bestValidationLoss)), \(last?.epoch ?? trainer.epoch) epochs)")
