@@ -158,15 +158,10 @@ enum Autograd {
                 }
             }
         }
-        if isPrivate {
-            // Another private pass that visited one of these tensors has overwritten its mark
-            // (marks are only ever overwritten, so any overlap in time leaves one behind).
-            for node in order where node.autogradVisit != pass {
-                throw TensorError("backward of \(node.operation): a tensor of this graph was differentiated on another thread at the same time (GradMode.withPrivateGraphs needs graphs that share no tensor requiring a gradient)")
-            }
-            for x in targets where x.autogradTargetVisit != pass {
-                throw TensorError("backward of \(x.operation): a tensor of this graph was differentiated on another thread at the same time (GradMode.withPrivateGraphs needs graphs that share no tensor requiring a gradient)")
-            }
+        // Another private pass that visited one of these tensors has overwritten its mark (marks
+        // are only ever overwritten, so any overlap in time leaves one behind).
+        if isPrivate, let shared = order.first(where: { $0.autogradVisit != pass }) ?? targets.first(where: { $0.autogradTargetVisit != pass }) {
+            throw TensorError("backward of \(shared.operation): a tensor of this graph was differentiated on another thread at the same time (GradMode.withPrivateGraphs needs graphs that share no tensor requiring a gradient)")
         }
         return collected
     }

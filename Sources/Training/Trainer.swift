@@ -187,17 +187,15 @@ public final class Trainer<T: ENINetFloat> {
             for start in stride(from: 0, to: indices.count, by: settings.batchSize) {
                 let chunk = Array(indices[start..<min(start + settings.batchSize, indices.count)])
                 let frames = try preparedFrames(chunk)
-                let b = try TrainingBatch(frames)
                 let loss = try gradient.loss(frames, weights: settings.weights)
                 total += loss.total.item.tensorDouble * Double(chunk.count)
                 var atom = 0
-                for k in 0..<b.structureCount {
-                    let n = b.atomCounts[k]
+                for (k, frame) in frames.map(\.frame).enumerated() {
+                    let n = frame.atomCount
                     let f = loss.predictedForces.isEmpty ? nil : Array(loss.predictedForces[atom..<(atom + n)])
-                    metrics.add(atomicNumbers: Array(b.atomicNumbers[atom..<(atom + n)]), energy: settings.target == .dipole ? nil : loss.predictedEnergies[k],
-                                reference: b.energies[k], forces: settings.target == .dipole ? nil : f,
-                                referenceForces: Array(b.forces[atom..<(atom + n)]),
-                                dipole: loss.predictedDipoles.isEmpty ? nil : loss.predictedDipoles[k], referenceDipole: b.dipoles[k])
+                    metrics.add(atomicNumbers: frame.atomicNumbers, energy: settings.target == .dipole ? nil : loss.predictedEnergies[k],
+                                reference: frame.energy, forces: settings.target == .dipole ? nil : f, referenceForces: frame.forces,
+                                dipole: loss.predictedDipoles.isEmpty ? nil : loss.predictedDipoles[k], referenceDipole: frame.dipole)
                     atom += n
                 }
             }

@@ -76,11 +76,12 @@ struct BenchTrain: ParsableCommand {
         let prepared = try frames.map { try PreparedFrame($0, configuration: model.configuration) }
         var out: [(batch: Int, step: Double, inference: Double, tensors: Double)] = []
         for b in batchSizes {
-            let batch = try TrainingBatch(Array(prepared.prefix(b)))
+            let frames = Array(prepared.prefix(b))
+            let batch = try TrainingBatch(frames)
             // The step `train` takes: with several threads, the batch's structures are shared
             // among them (`BatchGradient`).
             func step() throws {
-                let gradients = try gradient.evaluate(Array(prepared.prefix(b)), weights: weights).gradients
+                let gradients = try gradient.evaluate(frames, weights: weights).gradients
                 try optimizer.step(gradients: clipGradientNorm(gradients, maxNorm: 10).gradients)
             }
             func evaluate() throws {
