@@ -136,10 +136,11 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
     struct Geometry {
         var edgeVector: [Vec3]
         var edgeLength: [T], unitEdge: [T], edgeCut: [T], edgeCutDerivative: [T]
-        var tripletVector: [Vec3]
-        var tripletLength: [T], unitTriplet: [T], tripletDistanceCut: [T], tripletDistanceCutDerivative: [T]
-        /// fc_2rc(s_t), times fc_rc of both bonds in the smooth variant.
-        var tripletCut: [T]
+        /// Per span (``ENINetGraph``): its vector, length and fc_2rc(s).
+        var spanVector: [Vec3]
+        var spanLength: [T], spanDistanceCut: [T], spanDistanceCutDerivative: [T]
+        /// Per triplet: its span's unit vector, and fc_2rc(s_t), times fc_rc of both bonds in the smooth variant.
+        var unitTriplet: [T], tripletCut: [T]
         var edgeRBF: [T], tripletRadial: TripletRadial
         var initialEdgeScalar: [T], initialTripletScalar: [T]  // before the cutoff factor
     }
@@ -227,9 +228,9 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         for i in 8 * blocks..<count { (values[i], derivatives[i]) = cutoff(x[i], r) }
     }
 
-    /// `tripletChunks`: the triplet ranges that the radial embedding splits over threads
-    /// (``TripletChunks``).
-    func geometry(positions: [Vec3], graph: ENINetGraph, tripletChunks: TripletChunks) -> Geometry {
+    /// The edges' and spans' vectors, lengths, directions and cutoffs, the triplets' directions
+    /// and cutoffs, and the radial terms.
+    func geometry(positions: [Vec3], graph: ENINetGraph) -> Geometry {
         let c = configuration
         let ne = graph.edgeCount, nt = graph.tripletCount, k = c.radialBasisCount
         let rc = T(c.cutoff)
@@ -247,56 +248,97 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             guard let lengths = length.baseAddress, let cuts = cut.baseAddress, let slopes = cutDerivative.baseAddress else { return }
             Self.cutoffs(lengths, count: ne, radius: rc, values: cuts, derivatives: slopes)
         } } } } }
-        // Every element of the triplet arrays is written by the loop: no zero fill first.
-        var tripletVector = [Vec3](), tripletLength = [T](), unitTriplet = [T](), tripletDistanceCut = [T]()
-        var tripletDistanceCutDerivative = [T]()
+        // The spans' geometry (``ENINetGraph``), then each triplet's direction and cutoff from its span's.
+        let spanCount = graph.spanCount
         let bondCutoff = c.tripletBondCutoff
-        let tripletCut = [T].filled(count: nt) { cut in
-        tripletDistanceCutDerivative = [T].filled(count: nt) { distanceCutDerivative in
-        tripletDistanceCut = [T].filled(count: nt) { distanceCut in
-        unitTriplet = [T].filled(count: 3 * nt) { unit in
-        tripletLength = [T].filled(count: nt) { length in
-        tripletVector = [Vec3](unsafeUninitializedCapacity: nt) { vectors, initialized in
-        positions.withUnsafeBufferPointer { pos in
+        var spanLength = [T](), spanUnit = [T](), spanDistanceCut = [T](), spanDistanceCutDerivative = [T]()
+        var spanVector = [Vec3]()
+        // Every element of these arrays is written by the loops: no zero fill first.
+        spanDistanceCutDerivative = [T].filled(count: spanCount) { distanceCutDerivative in
+        spanDistanceCut = [T].filled(count: spanCount) { distanceCut in
+        spanUnit = [T].filled(count: 3 * spanCount) { unit in
+        spanLength = [T].filled(count: spanCount) { length in
+        spanVector = [Vec3](unsafeUninitializedCapacity: spanCount) { vectors, initialized in
+        positions.withUnsafeBufferPointer { pos in graph.spanTriplet.withUnsafeBufferPointer { first in
         graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
         graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
-        graph.edgeShift.withUnsafeBufferPointer { shift in edgeCut.withUnsafeBufferPointer { edgeCutP in
+        graph.edgeShift.withUnsafeBufferPointer { shift in
             guard let vector = vectors.baseAddress else { return }
-            // About thirty operations per triplet (a square root and three divisions among them).
-            TensorThreads.forChunks(nt, work: 30 * nt) { range in for t in range {
-                let e1 = Int(tin[t]), e2 = Int(tout[t])
+            for p in 0..<spanCount {
+                let t = Int(first[p]), e1 = Int(tin[t]), e2 = Int(tout[t])
                 // r_c + (S1 + S2) − r_a, formed from positions as the reference forms it.
                 let d = pos[Int(dst[e2])] + (shift[e1] + shift[e2]) - pos[Int(src[e1])]
-                (vector + t).initialize(to: d)
+                (vector + p).initialize(to: d)
                 let s = norm(d)
-                length[t] = T(s)
-                for x in 0..<3 { unit[3 * t + x] = T(d[x] / s) }
-            } }
-            Self.cutoffs(length, count: nt, radius: 2 * rc, values: distanceCut, derivatives: distanceCutDerivative)
-            TensorThreads.forChunks(nt, work: 4 * nt) { range in for t in range {
-                cut[t] = bondCutoff ? distanceCut[t] * edgeCutP[Int(tin[t])] * edgeCutP[Int(tout[t])] : distanceCut[t]
-            } }
+                length[p] = T(s)
+                for x in 0..<3 { unit[3 * p + x] = T(d[x] / s) }
+            }
+            Self.cutoffs(length, count: spanCount, radius: 2 * rc, values: distanceCut, derivatives: distanceCutDerivative)
         } } } } } } }
-            initialized = nt
+            initialized = spanCount
+        } } } } }
+        var unitTriplet = [T]()
+        let tripletCut = [T].filled(count: nt) { cut in
+        unitTriplet = [T].filled(count: 3 * nt) { unit in
+        graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
+        graph.tripletSpan.withUnsafeBufferPointer { span in spanUnit.withUnsafeBufferPointer { spanUnit in
+        spanDistanceCut.withUnsafeBufferPointer { distanceCut in edgeCut.withUnsafeBufferPointer { edgeCutP in
+            TensorThreads.forChunks(nt, work: 8 * nt) { range in for t in range {
+                let p = Int(span[t])
+                for x in 0..<3 { unit[3 * t + x] = spanUnit[3 * p + x] }
+                cut[t] = bondCutoff ? distanceCut[p] * edgeCutP[Int(tin[t])] * edgeCutP[Int(tout[t])] : distanceCut[p]
+            } }
         } } } } } }
+        }
+        }
         let edgeRBF = Self.gaussians(edgeLength, centres: twoBodyCentres, gamma: T(c.twoBodyGamma), count: k)
         let tripletRadial: TripletRadial, initialTripletScalar: [T]
         if tripletEmbedding.outputs == 4 {
-            let (values, slopes) = Self.fourChannelRadialEmbedding(tripletLength, centres: threeBodyCentres,
-                                                                   gamma: T(c.threeBodyGamma), layer: tripletEmbedding,
-                                                                   chunks: tripletChunks)
-            (tripletRadial, initialTripletScalar) = (.embedded(slopes: slopes), values)
+            let (values, slopes) = Self.fourChannelRadialEmbedding(spanLength, centres: threeBodyCentres,
+                                                                   gamma: T(c.threeBodyGamma), layer: tripletEmbedding)
+            (tripletRadial, initialTripletScalar) = (.embedded(slopes: slopes), Self.spreadSpans(values, width: 4, over: graph))
         } else {
             // Embedded by the caller (a GEMM), which can fill its bias rows first.
-            tripletRadial = .basis(Self.gaussians(tripletLength, centres: threeBodyCentres, gamma: T(c.threeBodyGamma), count: k))
+            tripletRadial = .basis(Self.gaussians(spanLength, centres: threeBodyCentres, gamma: T(c.threeBodyGamma), count: k))
             initialTripletScalar = []
         }
         return Geometry(edgeVector: edgeVector, edgeLength: edgeLength, unitEdge: unitEdge, edgeCut: edgeCut,
-                        edgeCutDerivative: edgeCutDerivative, tripletVector: tripletVector, tripletLength: tripletLength,
-                        unitTriplet: unitTriplet, tripletDistanceCut: tripletDistanceCut,
-                        tripletDistanceCutDerivative: tripletDistanceCutDerivative, tripletCut: tripletCut,
+                        edgeCutDerivative: edgeCutDerivative, spanVector: spanVector, spanLength: spanLength,
+                        spanDistanceCut: spanDistanceCut, spanDistanceCutDerivative: spanDistanceCutDerivative,
+                        unitTriplet: unitTriplet, tripletCut: tripletCut,
                         edgeRBF: edgeRBF, tripletRadial: tripletRadial, initialEdgeScalar: [],
                         initialTripletScalar: initialTripletScalar)
+    }
+
+    /// Each triplet's row of `values` (`[spans, width]`), `[T, width]`.
+    static func spreadSpans(_ values: [T], width: Int, over graph: ENINetGraph) -> [T] {
+        [T].filled(count: graph.tripletCount * width) { out in
+            values.withUnsafeBufferPointer { v in graph.tripletSpan.withUnsafeBufferPointer { span in
+                guard let v = v.baseAddress else { return }
+                if width == 4 {
+                    for t in 0..<span.count { out.setQuad(4 * t, v.quad(4 * Int(span[t]))) }
+                } else {
+                    for t in 0..<span.count { (out + t * width).update(from: v + Int(span[t]) * width, count: width) }
+                }
+            } }
+        }
+    }
+
+    /// The sum of the triplets' rows of `gradient` (`[T, width]`) at their spans, `[spans, width]`.
+    static func gatherSpans(_ gradient: [T], width: Int, over graph: ENINetGraph) -> [T] {
+        var out = [T](repeating: 0, count: graph.spanCount * width)
+        out.withUnsafeMutableBufferPointer { o in gradient.withUnsafeBufferPointer { g in graph.tripletSpan.withUnsafeBufferPointer { span in
+            guard let o = o.baseAddress, let g = g.baseAddress else { return }
+            if width == 4 {
+                for t in 0..<span.count { let p = Int(span[t]); o.setQuad(4 * p, o.quad(4 * p) + g.quad(4 * t)) }
+            } else {
+                for t in 0..<span.count {
+                    let p = Int(span[t])
+                    for ch in 0..<width { o[p * width + ch] += g[t * width + ch] }
+                }
+            }
+        } } }
+        return out
     }
 
     /// `exp(−γ (r − μ_q)²)` for every length and centre, `[lengths, count]`.
@@ -321,10 +363,8 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
     /// and its derivative with respect to `r`, `[lengths, 4]` each. Eight lengths at a time and
     /// one centre after another, so each Gaussian serves all four outputs from a register: the
     /// triplets' `[T, K]` basis is neither stored nor read back, and the backward pass is a
-    /// four-term dot product per triplet instead of a product with `Wᵀ` and a pass over `[T, K]`.
-    /// The lengths run in `chunks`, concurrently when there are several.
-    static func fourChannelRadialEmbedding(_ lengths: [T], centres: [T], gamma: T, layer: LinearLayer<T>,
-                                           chunks: TripletChunks) -> (values: [T], slopes: [T]) {
+    /// four-term dot product per span instead of a product with `Wᵀ` and a pass over `[T, K]`.
+    static func fourChannelRadialEmbedding(_ lengths: [T], centres: [T], gamma: T, layer: LinearLayer<T>) -> (values: [T], slopes: [T]) {
         let n = lengths.count, k = min(layer.inputs, centres.count)
         // Every element is written below (no zero fill first).
         var values = [T].filled(count: 4 * n) { _ in }, slopes = [T].filled(count: 4 * n) { _ in }
@@ -333,12 +373,13 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             layer.weight.withUnsafeBufferPointer { w in
                 guard let vp = vb.baseAddress, let sp = sb.baseAddress, let r = r.baseAddress else { return }
                 let b = layer.biasOrZeros, rowLength = layer.inputs
-                chunks.forEach { range, _ in
+                let blocks = (n + 7) / 8
+                TensorThreads.forChunks(blocks, work: 24 * k * blocks) { blockRange in
                     // A block's values and slopes, read back lane by lane (``EightTriplets/store(_:)``).
                     let block = UnsafeMutablePointer<T>.allocate(capacity: 64)
                     defer { block.deallocate() }
-                    for base in stride(from: range.lowerBound, to: range.upperBound, by: 8) {
-                        let lanes = min(8, range.upperBound - base)
+                    for base in stride(from: 8 * blockRange.lowerBound, to: min(n, 8 * blockRange.upperBound), by: 8) {
+                        let lanes = min(8, n - base)
                         let x = r.lanes(base, count: lanes)
                         var value = EightTriplets<T>(c0: SIMD8(repeating: b[0]), c1: SIMD8(repeating: b[1]),
                                                      c2: SIMD8(repeating: b[2]), c3: SIMD8(repeating: b[3]))
@@ -483,10 +524,11 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         } } } } }
     }
 
-    /// Energy, per-atom outputs and, when `forces` is set, the gradient of the energy with
-    /// respect to every edge vector.
+    /// Energy, per-atom outputs and, when `forces` is set, the forces, the virial and the
+    /// gradient of the energy with respect to every edge vector and every span vector
+    /// (``ENINetGraph``), each holding the others fixed: the forces are their sums at the atoms.
     func evaluate(atomicNumbers: [Int], positions: [Vec3], graph: ENINetGraph, forces: Bool,
-                  record: ((String, [T]) -> Void)? = nil) throws -> (output: ENINetOutput, edgeGradient: [Vec3]) {
+                  record: ((String, [T]) -> Void)? = nil) throws -> (output: ENINetOutput, edgeGradient: [Vec3], spanGradient: [Vec3]) {
         let c = configuration
         let n = graph.atomCount, ne = graph.edgeCount, nt = graph.tripletCount
         let f = c.featureCount, ft = c.tripletFeatureCount
@@ -496,7 +538,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         }
         let tripletChunks = TripletChunks(triplets: nt, edges: ne, threads: tripletThreads ?? TensorThreads.count,
                                           minimumBlocks: minimumTripletBlocksPerThread)
-        var geo = geometry(positions: positions, graph: graph, tripletChunks: tripletChunks)
+        var geo = geometry(positions: positions, graph: graph)
         for e in 0..<ne where !geo.edgeLength[e].isFinite || geo.edgeLength[e] == 0 {
             throw ModelFileError("evaluate: edge \(e) between atoms \(graph.edgeSource[e]) and \(graph.edgeDestination[e]) has length \(geo.edgeLength[e])")
         }
@@ -515,7 +557,9 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         geo.initialEdgeScalar = edgeEmbedding.forward(geo.edgeRBF, rows: ne)
         var es = Elementwise.scaledRows(geo.initialEdgeScalar, geo.edgeCut, width: f)
         var ev = Self.broadcastDirections(geo.unitEdge, cut: geo.edgeCut, scale: rc, channels: f)
-        if case let .basis(rbf) = geo.tripletRadial { geo.initialTripletScalar = tripletEmbedding.forward(rbf, rows: nt) }
+        if case let .basis(rbf) = geo.tripletRadial {
+            geo.initialTripletScalar = Self.spreadSpans(tripletEmbedding.forward(rbf, rows: graph.spanCount), width: ft, over: graph)
+        }
         var ts = Elementwise.scaledRows(geo.initialTripletScalar, geo.tripletCut, width: ft)
         var tv = Self.broadcastDirections(geo.unitTriplet, cut: geo.tripletCut, scale: 1, channels: ft)
         record?("init.node_s", ns); record?("init.node_v", nv); record?("init.edge_s", es); record?("init.edge_v", ev)
@@ -781,7 +825,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                                   atomVectors: (0..<n).map { Vec3(Double(v[3 * $0]), Double(v[3 * $0 + 1]), Double(v[3 * $0 + 2])) },
                                   atomEnergies: energies, finalNodeScalars: ns.map { Double($0) },
                                   finalNodeVectorNorms: finalNorms.map { Double($0) })
-        guard forces else { return (output, []) }
+        guard forces else { return (output, [], []) }
 
         // MARK: Backward, from dE/dq_i = std to dE/d(edge vectors).
         var gs = [T](repeating: T(c.scaleStd), count: n)
@@ -822,7 +866,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         var gtv = lastIsFused ? [T].filled(count: nt * 3 * ft) { _ in } : [T](repeating: 0, count: nt * 3 * ft)
         // Geometry gradients: on edge lengths, unit edge vectors, edge cutoffs; likewise for triplets.
         var gEdgeLength = [T](repeating: 0, count: ne), gUnitEdge = [T](repeating: 0, count: 3 * ne), gEdgeCut = [T](repeating: 0, count: ne)
-        var gTripletLength = [T](repeating: 0, count: nt), gUnitTriplet = [T](repeating: 0, count: 3 * nt), gTripletCut = [T](repeating: 0, count: nt)
+        var gUnitTriplet = [T](repeating: 0, count: 3 * nt), gTripletCut = [T](repeating: 0, count: nt)
 
         for l in stride(from: c.interactionCount - 1, through: 0, by: -1) {
             // Two-body block.
@@ -1092,61 +1136,60 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         let gPreT = Self.initialFeatureBackward(scalarGradient: gts, vectorGradient: gtv, initialScalar: geo.initialTripletScalar,
                                                 unit: geo.unitTriplet, cut: geo.tripletCut, scale: 1, channels: ft,
                                                 unitGradient: &gUnitTriplet, cutGradient: &gTripletCut)
+        // From here on, the triplets' radial terms add up at their spans (``ENINetGraph``).
+        let spanCount = graph.spanCount
+        let gPreSpan = Self.gatherSpans(gPreT, width: ft, over: graph)
+        var gSpanLength = [T](repeating: 0, count: spanCount)
         switch geo.tripletRadial {
         case let .embedded(slopes):
-            gPreT.withUnsafeBufferPointer { g in slopes.withUnsafeBufferPointer { slope in
-            gTripletLength.withUnsafeMutableBufferPointer { gl in
+            gPreSpan.withUnsafeBufferPointer { g in slopes.withUnsafeBufferPointer { slope in
+            gSpanLength.withUnsafeMutableBufferPointer { gl in
                 guard let g = g.baseAddress, let slope = slope.baseAddress else { return }
-                for t in 0..<nt { gl[t] += (g.quad(4 * t) * slope.quad(4 * t)).sum() }
+                for p in 0..<spanCount { gl[p] = (g.quad(4 * p) * slope.quad(4 * p)).sum() }
             } } }
         case let .basis(rbf):
-            Self.gaussianBackward(tripletEmbedding.backward(gPreT, rows: nt), lengths: geo.tripletLength, centres: threeBodyCentres,
-                                  gamma: T(c.threeBodyGamma), values: rbf, count: k, into: &gTripletLength)
+            Self.gaussianBackward(tripletEmbedding.backward(gPreSpan, rows: spanCount), lengths: geo.spanLength, centres: threeBodyCentres,
+                                  gamma: T(c.threeBodyGamma), values: rbf, count: k, into: &gSpanLength)
         }
 
-        // Cutoffs, then lengths and directions, to edge vectors (Double from here on). Each
-        // triplet adds to both of its edges, so the triplet chunks after the first add to rows of
-        // their own (``ChunkSums``).
-        var gEdge = [Vec3](repeating: .zero, count: ne)
+        // The triplets' cutoffs and directions: their gradients add up at the spans (and, for the
+        // bonds' cutoffs, at the edges), each span's as [distance cutoff, direction x, y, z]. The
+        // triplet chunks after the first add to rows of their own (``ChunkSums``).
+        var gSpan = [T](repeating: 0, count: 4 * spanCount)
         let bondCutoff = c.tripletBondCutoff
         graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
-        gTripletCut.withUnsafeBufferPointer { gCut in gTripletLength.withUnsafeBufferPointer { gLength in
-        gUnitTriplet.withUnsafeBufferPointer { gUnit in geo.tripletDistanceCut.withUnsafeBufferPointer { distanceCut in
-        geo.tripletDistanceCutDerivative.withUnsafeBufferPointer { distanceCutDerivative in geo.edgeCut.withUnsafeBufferPointer { edgeCut in
-        geo.tripletLength.withUnsafeBufferPointer { length in geo.tripletVector.withUnsafeBufferPointer { vector in
-        gEdgeCut.withUnsafeMutableBufferPointer { gEdgeCutP in gEdge.withUnsafeMutableBufferPointer { gE in
-            guard let gEdgeCutP = gEdgeCutP.baseAddress, let gE = gE.baseAddress else { return }
-            if bondCutoff {
-                ChunkSums.run(tripletChunks.ranges, ownWidth: ne, pass: { range, own in
-                    let sums = own ?? gEdgeCutP
-                    for t in range {
-                        let e1 = Int(tin[t]), e2 = Int(tout[t]), dc = distanceCut[t]
-                        sums[e1] += gCut[t] * dc * edgeCut[e2]
-                        sums[e2] += gCut[t] * dc * edgeCut[e1]
-                    }
-                }, merge: { own in ChunkSums.add(own, into: gEdgeCutP, count: ne) })
-            }
-            ChunkSums.run(tripletChunks.ranges, ownWidth: ne, zero: Vec3.zero, pass: { range, own in
-                let sums = own ?? gE
+        graph.tripletSpan.withUnsafeBufferPointer { span in
+        gTripletCut.withUnsafeBufferPointer { gCut in gUnitTriplet.withUnsafeBufferPointer { gUnit in
+        geo.spanDistanceCut.withUnsafeBufferPointer { distanceCut in geo.edgeCut.withUnsafeBufferPointer { edgeCut in
+        gEdgeCut.withUnsafeMutableBufferPointer { gEdgeCutP in gSpan.withUnsafeMutableBufferPointer { gSpanP in
+            guard let gEdgeCutP = gEdgeCutP.baseAddress, let gSpanP = gSpanP.baseAddress else { return }
+            ChunkSums.run(tripletChunks.ranges, ownWidth: 4 * spanCount + ne, pass: { range, own in
+                let spanSums = own ?? gSpanP, edgeSums = own.map { $0 + 4 * spanCount } ?? gEdgeCutP
                 for t in range {
-                    let e1 = Int(tin[t]), e2 = Int(tout[t])
-                    let gDistanceCut = bondCutoff ? gCut[t] * edgeCut[e1] * edgeCut[e2] : gCut[t]
-                    let gS = Double(gLength[t] + gDistanceCut * distanceCutDerivative[t])
-                    let s = Double(length[t])
-                    let w = vector[t] / s
-                    let gw = Vec3(Double(gUnit[3 * t]), Double(gUnit[3 * t + 1]), Double(gUnit[3 * t + 2]))
-                    let gd = gS * w + (gw - dot(gw, w) * w) / s
-                    sums[e1] += gd
-                    sums[e2] += gd
+                    let p = Int(span[t])
+                    var row = SIMD4(gCut[t], gUnit[3 * t], gUnit[3 * t + 1], gUnit[3 * t + 2])
+                    if bondCutoff {
+                        let e1 = Int(tin[t]), e2 = Int(tout[t]), dc = distanceCut[p]
+                        edgeSums[e1] += gCut[t] * dc * edgeCut[e2]
+                        edgeSums[e2] += gCut[t] * dc * edgeCut[e1]
+                        row[0] *= edgeCut[e1] * edgeCut[e2]
+                    }
+                    spanSums.setQuad(4 * p, spanSums.quad(4 * p) + row)
                 }
-            }, merge: { own in ChunkSums.add(own, into: gE, count: ne) })
-        } } } } } } } } } } } }
+            }, merge: { own in
+                ChunkSums.add(own, into: gSpanP, count: 4 * spanCount)
+                ChunkSums.add(own + 4 * spanCount, into: gEdgeCutP, count: ne)
+            })
+        } } } } } } } } }
+
+        // Lengths and directions to edge and span vectors (Double from here on), and to atoms.
+        var gEdge = [Vec3](repeating: .zero, count: ne)
         for e in 0..<ne {
             let gR = Double(gEdgeLength[e] + gEdgeCut[e] * geo.edgeCutDerivative[e])
             let r = Double(geo.edgeLength[e])
             let u = geo.edgeVector[e] / r
             let gu = Vec3(Double(gUnitEdge[3 * e]), Double(gUnitEdge[3 * e + 1]), Double(gUnitEdge[3 * e + 2]))
-            gEdge[e] += gR * u + (gu - dot(gu, u) * u) / r
+            gEdge[e] = gR * u + (gu - dot(gu, u) * u) / r
         }
         var forcesOut = [Vec3](repeating: .zero, count: n)
         var virial = Mat3.zero
@@ -1155,9 +1198,23 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             forcesOut[Int(graph.edgeDestination[e])] -= gEdge[e]
             virial = virial - Mat3.outer(geo.edgeVector[e], gEdge[e])
         }
+        var gSpanVector = [Vec3](repeating: .zero, count: spanCount)
+        for p in 0..<spanCount {
+            let gS = Double(gSpanLength[p] + gSpan[4 * p] * geo.spanDistanceCutDerivative[p])
+            let s = Double(geo.spanLength[p])
+            let w = geo.spanVector[p] / s
+            let gw = Vec3(Double(gSpan[4 * p + 1]), Double(gSpan[4 * p + 2]), Double(gSpan[4 * p + 3]))
+            let gd = gS * w + (gw - dot(gw, w) * w) / s
+            gSpanVector[p] = gd
+            let t = Int(graph.spanTriplet[p])
+            let start = Int(graph.edgeSource[Int(graph.tripletIn[t])]), end = Int(graph.edgeDestination[Int(graph.tripletOut[t])])
+            forcesOut[start] += gd
+            forcesOut[end] -= gd
+            virial = virial - Mat3.outer(geo.spanVector[p], gd)
+        }
         output.forces = forcesOut
         output.virial = virial
-        return (output, gEdge)
+        return (output, gEdge, gSpanVector)
     }
 }
 

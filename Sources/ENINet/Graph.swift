@@ -9,23 +9,32 @@ import Geometry
 /// A triplet `t = (e1 → e2)` joins an edge `a → b` to an edge `b → c`; its messages go to `e2`,
 /// and its vector is `d_e1 + d_e2`. Triplets are ordered by `e1`, then by `e2`, the order DGL's
 /// `line_graph` produces.
+///
+/// A triplet `a → b → c` spans the distance from `a` to `c`'s image, which every triplet from `a`
+/// to the same image of `c` shares, whatever its middle atom: a molecule of 21 atoms has 4,376
+/// triplets but about 400 spans. The triplets' radial terms are computed once per span.
 public struct ENINetGraph: Sendable {
     public let atomCount: Int
-    public var edgeSource: [Int32]
-    public var edgeDestination: [Int32]
+    public private(set) var edgeSource: [Int32]
+    public private(set) var edgeDestination: [Int32]
     /// Integer image of each edge's destination (zero for molecules).
-    public var edgeImage: [SIMD3<Int32>]
+    public private(set) var edgeImage: [SIMD3<Int32>]
     /// The image as a Cartesian vector for the cell the graph was built in.
-    public var edgeShift: [Vec3]
+    public private(set) var edgeShift: [Vec3]
     /// `e1` (the incoming bond) of each triplet.
-    public var tripletIn: [Int32]
+    public private(set) var tripletIn: [Int32]
     /// `e2` (the bond the triplet's messages go to) of each triplet.
-    public var tripletOut: [Int32]
+    public private(set) var tripletOut: [Int32]
+    /// The span of each triplet (an index into ``spanTriplet``).
+    public private(set) var tripletSpan: [Int32] = []
+    /// The first triplet of each span, whose two edges give the span's vector.
+    public private(set) var spanTriplet: [Int32] = []
     /// How many edges lay within the cutoff before a neighbour cap removed some.
-    public var edgeCountBeforeCap: Int
+    public private(set) var edgeCountBeforeCap: Int
 
     public var edgeCount: Int { edgeSource.count }
     public var tripletCount: Int { tripletIn.count }
+    public var spanCount: Int { spanTriplet.count }
     /// Whether the neighbour cap removed edges (the graph may then be asymmetric).
     public var isTruncated: Bool { edgeCountBeforeCap != edgeCount }
 
@@ -53,6 +62,7 @@ public struct ENINetGraph: Sendable {
             }
             self.tripletIn = ti
             self.tripletOut = to
+            buildSpans()
         } else {
             self.tripletIn = []
             self.tripletOut = []
@@ -169,10 +179,100 @@ public struct ENINetGraph: Sendable {
         }
         tripletIn = tin
         tripletOut = tout
+        buildSpans()
+    }
+
+    /// Numbers the triplets' spans: two triplets share one when they start at the same atom and
+    /// end at the same image of the same atom. While one start atom's triplets last, the first
+    /// span to each end atom is kept in a table indexed by that atom (all a molecule needs), and
+    /// spans to its other images in a hash table. A start atom that comes back later (edges not
+    /// grouped by source) gets spans of its own again, which is redundant but right.
+    private mutating func buildSpans() {
+        let nt = tripletIn.count
+        var span = [Int32](repeating: 0, count: nt)
+        var first: [Int32] = []
+        first.reserveCapacity(min(nt, 64 * atomCount))
+        // For each end atom: the run of triplets (of one start atom) its entry belongs to, the
+        // entry's span and image.
+        var endRun = [Int](repeating: -1, count: atomCount)
+        var endSpan = [Int32](repeating: 0, count: atomCount), endImage = [SIMD3<Int32>](repeating: .zero, count: atomCount)
+        var otherImages = SpanTable()
+        var start = -1, run = -1
+        for t in 0..<nt {
+            let e1 = Int(tripletIn[t]), e2 = Int(tripletOut[t])
+            let a = Int(edgeSource[e1]), c = Int(edgeDestination[e2])
+            if a != start { start = a; run += 1; otherImages.removeAll() }
+            let image = edgeImage[e1] &+ edgeImage[e2]
+            let new = Int32(first.count)
+            let s: Int32
+            if endRun[c] != run {
+                endRun[c] = run; endSpan[c] = new; endImage[c] = image
+                s = new
+            } else if endImage[c] == image {
+                s = endSpan[c]
+            } else {
+                s = otherImages.index(of: SIMD4(Int32(c), image.x, image.y, image.z), inserting: new)
+            }
+            if s == new { first.append(Int32(t)) }
+            span[t] = s
+        }
+        tripletSpan = span
+        spanTriplet = first
     }
 
     /// Edge vectors `r_dst + shift − r_src` for `positions`.
     public func edgeVectors(positions: [Vec3]) -> [Vec3] {
         (0..<edgeCount).map { positions[Int(edgeDestination[$0])] + edgeShift[$0] - positions[Int(edgeSource[$0])] }
+    }
+}
+
+/// A hash table from a span's end (atom and image) to its index, for one start atom at a time.
+/// (``ENINetGraph`` keeps the first image of each end atom out of it.)
+private struct SpanTable {
+    private var keys = [SIMD4<Int32>](repeating: SpanTable.empty, count: 64)
+    private var values = [Int32](repeating: 0, count: 64)
+    private var occupied: [Int] = []
+    private static let empty = SIMD4<Int32>(-1, 0, 0, 0)
+
+    private var mask: Int { keys.count - 1 }
+
+    private static func hash(_ key: SIMD4<Int32>) -> Int {
+        let h = UInt32(bitPattern: key.x) &* 0x9E37_79B1 ^ UInt32(bitPattern: key.y) &* 0x85EB_CA77
+            ^ UInt32(bitPattern: key.z) &* 0xC2B2_AE3D ^ UInt32(bitPattern: key.w) &* 0x27D4_EB2F
+        return Int(h ^ (h >> 15))
+    }
+
+    /// The index stored for `key`, or `new` after storing it.
+    mutating func index(of key: SIMD4<Int32>, inserting new: Int32) -> Int32 {
+        var slot = Self.hash(key) & mask
+        while keys[slot] != Self.empty {
+            if keys[slot] == key { return values[slot] }
+            slot = (slot + 1) & mask
+        }
+        keys[slot] = key
+        values[slot] = new
+        occupied.append(slot)
+        // At most half full, so that probes stay short.
+        if 2 * occupied.count > keys.count { grow() }
+        return new
+    }
+
+    mutating func removeAll() {
+        for slot in occupied { keys[slot] = Self.empty }
+        occupied.removeAll(keepingCapacity: true)
+    }
+
+    private mutating func grow() {
+        let entries = occupied.map { (keys[$0], values[$0]) }
+        keys = [SIMD4<Int32>](repeating: Self.empty, count: 2 * keys.count)
+        values = [Int32](repeating: 0, count: keys.count)
+        occupied.removeAll(keepingCapacity: true)
+        for (key, value) in entries {
+            var slot = Self.hash(key) & mask
+            while keys[slot] != Self.empty { slot = (slot + 1) & mask }
+            keys[slot] = key
+            values[slot] = value
+            occupied.append(slot)
+        }
     }
 }

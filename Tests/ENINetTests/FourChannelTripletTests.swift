@@ -4,13 +4,13 @@ import Geometry
 import Tensors
 
 /// The fused four-channel triplet kernel against the layer-by-layer path it replaces: the same
-/// energy, forces, virial and edge gradients, in both precisions and both sets of options.
+/// energy, forces, virial and edge and span gradients, in both precisions and both sets of options.
 final class FourChannelTripletTests: XCTestCase {
-    /// Asserts that `actual` agrees with `expected`: the energy, forces and edge gradients to
-    /// `tolerance` relative to the largest of each, the virial to `virialTolerance` times the
-    /// largest force.
-    private func assertAgrees(_ actual: (output: ENINetOutput, edgeGradient: [Vec3]),
-                              with expected: (output: ENINetOutput, edgeGradient: [Vec3]),
+    /// Asserts that `actual` agrees with `expected`: the energy, forces and edge and span
+    /// gradients to `tolerance` relative to the largest of each, the virial to `virialTolerance`
+    /// times the largest force.
+    private func assertAgrees(_ actual: (output: ENINetOutput, edgeGradient: [Vec3], spanGradient: [Vec3]),
+                              with expected: (output: ENINetOutput, edgeGradient: [Vec3], spanGradient: [Vec3]),
                               tolerance: Double, virialTolerance: Double, _ label: String,
                               file: StaticString = #filePath, line: UInt = #line) throws {
         func flat(_ v: [Vec3]) -> [Double] { v.flatMap { [$0.x, $0.y, $0.z] } }
@@ -20,10 +20,13 @@ final class FourChannelTripletTests: XCTestCase {
         let scale = try XCTUnwrap(fe.map(abs).max(), file: file, line: line)
         XCTAssertGreaterThan(scale, 0, label, file: file, line: line)
         XCTAssertLessThan(zip(fa, fe).map { abs($0 - $1) }.max() ?? .infinity, tolerance * scale, label, file: file, line: line)
-        let ga = flat(actual.edgeGradient), ge = flat(expected.edgeGradient)
-        XCTAssertEqual(ga.count, ge.count, label, file: file, line: line)
-        XCTAssertLessThan(zip(ga, ge).map { abs($0 - $1) }.max() ?? .infinity, tolerance * (ge.map(abs).max() ?? 1), label,
-                          file: file, line: line)
+        for (a, e) in [(actual.edgeGradient, expected.edgeGradient), (actual.spanGradient, expected.spanGradient)] {
+            let ga = flat(a), ge = flat(e)
+            XCTAssertEqual(ga.count, ge.count, label, file: file, line: line)
+            XCTAssertGreaterThan(ga.count, 0, label, file: file, line: line)
+            XCTAssertLessThan(zip(ga, ge).map { abs($0 - $1) }.max() ?? .infinity, tolerance * (ge.map(abs).max() ?? 1), label,
+                              file: file, line: line)
+        }
         for i in 0..<3 { for j in 0..<3 {
             XCTAssertEqual(actual.output.virial[i][j], expected.output.virial[i][j], accuracy: virialTolerance * scale, label,
                            file: file, line: line)

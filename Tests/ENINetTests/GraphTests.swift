@@ -144,4 +144,44 @@ final class GraphTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("atoms 0 and 1"), "\($0)")
         }
     }
+
+    /// Triplets share a span exactly when they start at the same atom and end at the same image
+    /// of the same atom, in a molecule and in a one-atom cell (where every span ends at an image
+    /// of the start atom); a graph whose edges are not grouped by source still gets right spans.
+    func testSpansJoinTheTripletsOfOneStartAndEnd() throws {
+        struct End: Hashable { let a: Int32, c: Int32, image: SIMD3<Int32> }
+        func end(_ g: ENINetGraph, _ t: Int) -> End {
+            let e1 = Int(g.tripletIn[t]), e2 = Int(g.tripletOut[t])
+            return End(a: g.edgeSource[e1], c: g.edgeDestination[e2], image: g.edgeImage[e1] &+ g.edgeImage[e2])
+        }
+        func check(_ g: ENINetGraph, spans expected: Int? = nil, _ label: String) {
+            XCTAssertEqual(g.tripletSpan.count, g.tripletCount, label)
+            var seen: [End: Int32] = [:]
+            for t in 0..<g.tripletCount {
+                let p = Int(g.tripletSpan[t])
+                XCTAssertEqual(end(g, t), end(g, Int(g.spanTriplet[p])), "\(label): triplet \(t)")
+                if let q = seen[end(g, t)] { XCTAssertEqual(q, g.tripletSpan[t], "\(label): triplet \(t)") } else { seen[end(g, t)] = g.tripletSpan[t] }
+            }
+            XCTAssertEqual(seen.count, g.spanCount, label)
+            if let expected { XCTAssertEqual(g.spanCount, expected, label) }
+        }
+        let ethanol = try ReferenceData.cases("eninet-small.json")[0]
+        let molecule = try graph(try ReferenceData.positions(ethanol), cutoff: 5, rule: .geometric)
+        // Nine atoms within 5 Å of each other: every ordered pair of different atoms is a span.
+        check(molecule, spans: 9 * 8, "ethanol")
+        let cell = try Cell.orthorhombic(Vec3(3, 3, 3))
+        let one = try graph([Vec3(0.1, 0.2, 0.3)], cell: cell, cutoff: 5, rule: .geometric)
+        // Ends: the images at most two edges away, other than the atom itself.
+        let images = Set((0..<one.tripletCount).map { end(one, $0).image })
+        XCTAssertFalse(images.contains(.zero))
+        check(one, spans: images.count, "one-atom cell")
+        // The same edges in reverse order: sources come back, so spans repeat, but each stays right.
+        let e = molecule.edgeCount
+        let reversed = try ENINetGraph(atomCount: molecule.atomCount, edgeSource: molecule.edgeSource.reversed(),
+                                       edgeDestination: molecule.edgeDestination.reversed(), rule: .geometric)
+        XCTAssertEqual(reversed.edgeCount, e)
+        for t in 0..<reversed.tripletCount {
+            XCTAssertEqual(end(reversed, t), end(reversed, Int(reversed.spanTriplet[Int(reversed.tripletSpan[t])])))
+        }
+    }
 }
