@@ -222,13 +222,14 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
         let r = try d.norm(axis: 1, keepingDimensions: true)                               // [E, 1]
         let u = try d / r
         let edgeCut = try cosineCutoff(r, rc)                                              // [E, 1]
-        let firstAtom = graph.tripletIn.map { src[Int($0)] }
-        let lastAtom = graph.tripletOut.map { dst[Int($0)] }
-        let tripletShift = try shifts.gather(rows: tin) + shifts.gather(rows: tout)
-        let dt = try positions.gather(rows: lastAtom) + tripletShift - positions.gather(rows: firstAtom)  // [T, 3]
-        let s = try dt.norm(axis: 1, keepingDimensions: true)                              // [T, 1]
-        let w = try dt / s
-        var tripletCut = try cosineCutoff(s, 2 * rc)                                       // [T, 1]
+        // The triplets' radial terms once per span (``ENINetGraph``), then gathered per triplet.
+        let spanIn = graph.spanTriplet.map { tin[Int($0)] }, spanOut = graph.spanTriplet.map { tout[Int($0)] }
+        let spanShift = try shifts.gather(rows: spanIn) + shifts.gather(rows: spanOut)
+        let ds = try positions.gather(rows: spanOut.map { dst[Int($0)] }) + spanShift
+            - positions.gather(rows: spanIn.map { src[Int($0)] })                          // [S, 3]
+        let s = try ds.norm(axis: 1, keepingDimensions: true)                              // [S, 1]
+        let w = try (ds / s).gather(rows: graph.tripletSpan)                               // [T, 3]
+        var tripletCut = try cosineCutoff(s, 2 * rc).gather(rows: graph.tripletSpan)       // [T, 1]
         if c.tripletBondCutoff {
             tripletCut = try tripletCut * edgeCut.gather(rows: tin) * edgeCut.gather(rows: tout)
         }
@@ -238,7 +239,8 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
         var nv = Tensor<T>.zeros([n, 3, f])
         var es = try dense(try gaussians(r, centres: twoBodyCentres, gamma: c.twoBodyGamma), "conv_layers.e_embedding") * edgeCut
         var ev = try (u * edgeCut * T(rc)).unsqueezed(2)                                  // [E, 3, 1]
-        var ts = try dense(try gaussians(s, centres: threeBodyCentres, gamma: c.threeBodyGamma), "conv_layers.t_embedding") * tripletCut
+        var ts = try dense(try gaussians(s, centres: threeBodyCentres, gamma: c.threeBodyGamma), "conv_layers.t_embedding")
+            .gather(rows: graph.tripletSpan) * tripletCut
         // One direction for every channel until the first update makes the channels differ
         // (edge and triplet vectors alike).
         var tv = try (w * tripletCut).unsqueezed(2)                                       // [T, 3, 1]
