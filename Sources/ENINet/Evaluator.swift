@@ -264,7 +264,8 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
         graph.edgeShift.withUnsafeBufferPointer { shift in
             guard let vector = vectors.baseAddress else { return }
-            for p in 0..<spanCount {
+            // About thirty operations per span (a square root and three divisions among them).
+            TensorThreads.forChunks(spanCount, work: 30 * spanCount) { range in for p in range {
                 let t = Int(first[p]), e1 = Int(tin[t]), e2 = Int(tout[t])
                 // r_c + (S1 + S2) − r_a, formed from positions as the reference forms it.
                 let d = pos[Int(dst[e2])] + (shift[e1] + shift[e2]) - pos[Int(src[e1])]
@@ -272,7 +273,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                 let s = norm(d)
                 length[p] = T(s)
                 for x in 0..<3 { unit[3 * p + x] = T(d[x] / s) }
-            }
+            } }
             Self.cutoffs(length, count: spanCount, radius: 2 * rc, values: distanceCut, derivatives: distanceCutDerivative)
         } } } } } } }
             initialized = spanCount
