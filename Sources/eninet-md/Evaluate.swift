@@ -34,8 +34,8 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "Print one JSON object per frame and line.")
     var json = false
 
-    @Flag(exclusivity: .exclusive, help: "Network arithmetic precision (default: float).")
-    var precision: PrecisionFlag = .float
+    @Flag(exclusivity: .exclusive, help: "Network arithmetic precision (default: double for --structure with --json, float otherwise).")
+    var precision: PrecisionFlag?
 
     enum PrecisionFlag: String, EnumerableFlag {
         case float, double
@@ -49,7 +49,9 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         threadOptions.apply()
-        let network = try ENINetModel(contentsOf: model, precision: precision == .double ? .double : .float)
+        // Issue 5's JSON interface is for scripts that compare numbers: Double unless --float.
+        let defaultPrecision: PrecisionFlag = json && structure != nil ? .double : .float
+        let network = try ENINetModel(contentsOf: model, precision: (precision ?? defaultPrecision) == .double ? .double : .float)
         if let data { return try evaluateDataset(network, path: data) }
         guard let structure else { throw ValidationError("give exactly one of --structure and --data") }
         let frames = try StructureFile.read(path: structure)
