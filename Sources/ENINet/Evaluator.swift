@@ -363,7 +363,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
     /// `W · rbf(r) + b` for every length `r` through a radial embedding `layer` of four outputs,
     /// and its derivative with respect to `r`, `[lengths, 4]` each. Eight lengths at a time and
     /// one centre after another, so each Gaussian serves all four outputs from a register: the
-    /// triplets' `[T, K]` basis is neither stored nor read back, and the backward pass is a
+    /// spans' `[S, K]` basis is neither stored nor read back, and the backward pass is a
     /// four-term dot product per span instead of a product with `Wᵀ` and a pass over `[T, K]`.
     static func fourChannelRadialEmbedding(_ lengths: [T], centres: [T], gamma: T, layer: LinearLayer<T>) -> (values: [T], slopes: [T]) {
         let n = lengths.count, k = min(layer.inputs, centres.count)
@@ -1183,35 +1183,30 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
             })
         } } } } } } } } }
 
-        // Lengths and directions to edge and span vectors (Double from here on), and to atoms.
-        var gEdge = [Vec3](repeating: .zero, count: ne)
-        for e in 0..<ne {
-            let gR = Double(gEdgeLength[e] + gEdgeCut[e] * geo.edgeCutDerivative[e])
-            let r = Double(geo.edgeLength[e])
-            let u = geo.edgeVector[e] / r
-            let gu = Vec3(Double(gUnitEdge[3 * e]), Double(gUnitEdge[3 * e + 1]), Double(gUnitEdge[3 * e + 2]))
-            gEdge[e] = gR * u + (gu - dot(gu, u) * u) / r
-        }
+        // Lengths and directions to edge and span vectors (Double from here on), and to atoms:
+        // a vector d from atom a to atom b, whose energy gradient is g, pulls a by g and b by −g.
         var forcesOut = [Vec3](repeating: .zero, count: n)
         var virial = Mat3.zero
-        for e in 0..<ne {
-            forcesOut[Int(graph.edgeSource[e])] += gEdge[e]
-            forcesOut[Int(graph.edgeDestination[e])] -= gEdge[e]
-            virial = virial - Mat3.outer(geo.edgeVector[e], gEdge[e])
+        func vectorGradient(length gLength: T, direction g: SIMD3<T>, vector d: Vec3, length r: T, from a: Int, to b: Int) -> Vec3 {
+            let r = Double(r), u = d / r, gu = Vec3(Double(g.x), Double(g.y), Double(g.z))
+            let gd = Double(gLength) * u + (gu - dot(gu, u) * u) / r
+            forcesOut[a] += gd
+            forcesOut[b] -= gd
+            virial = virial - Mat3.outer(d, gd)
+            return gd
         }
-        var gSpanVector = [Vec3](repeating: .zero, count: spanCount)
-        for p in 0..<spanCount {
-            let gS = Double(gSpanLength[p] + gSpan[4 * p] * geo.spanDistanceCutDerivative[p])
-            let s = Double(geo.spanLength[p])
-            let w = geo.spanVector[p] / s
-            let gw = Vec3(Double(gSpan[4 * p + 1]), Double(gSpan[4 * p + 2]), Double(gSpan[4 * p + 3]))
-            let gd = gS * w + (gw - dot(gw, w) * w) / s
-            gSpanVector[p] = gd
+        let gEdge: [Vec3] = (0..<ne).map { (e: Int) -> Vec3 in
+            let gLength: T = gEdgeLength[e] + gEdgeCut[e] * geo.edgeCutDerivative[e]
+            let gUnit = SIMD3<T>(gUnitEdge[3 * e], gUnitEdge[3 * e + 1], gUnitEdge[3 * e + 2])
+            let a = Int(graph.edgeSource[e]), b = Int(graph.edgeDestination[e])
+            return vectorGradient(length: gLength, direction: gUnit, vector: geo.edgeVector[e], length: geo.edgeLength[e], from: a, to: b)
+        }
+        let gSpanVector: [Vec3] = (0..<spanCount).map { (p: Int) -> Vec3 in
+            let gLength: T = gSpanLength[p] + gSpan[4 * p] * geo.spanDistanceCutDerivative[p]
+            let gUnit = SIMD3<T>(gSpan[4 * p + 1], gSpan[4 * p + 2], gSpan[4 * p + 3])
             let t = Int(graph.spanTriplet[p])
-            let start = Int(graph.edgeSource[Int(graph.tripletIn[t])]), end = Int(graph.edgeDestination[Int(graph.tripletOut[t])])
-            forcesOut[start] += gd
-            forcesOut[end] -= gd
-            virial = virial - Mat3.outer(geo.spanVector[p], gd)
+            let a = Int(graph.edgeSource[Int(graph.tripletIn[t])]), b = Int(graph.edgeDestination[Int(graph.tripletOut[t])])
+            return vectorGradient(length: gLength, direction: gUnit, vector: geo.spanVector[p], length: geo.spanLength[p], from: a, to: b)
         }
         output.forces = forcesOut
         output.virial = virial

@@ -242,13 +242,17 @@ private struct SpanTable {
         return Int(h ^ (h >> 15))
     }
 
+    /// The slot holding `key`, or the empty slot where it belongs.
+    private func slot(of key: SIMD4<Int32>) -> Int {
+        var slot = Self.hash(key) & mask
+        while keys[slot] != Self.empty && keys[slot] != key { slot = (slot + 1) & mask }
+        return slot
+    }
+
     /// The index stored for `key`, or `new` after storing it.
     mutating func index(of key: SIMD4<Int32>, inserting new: Int32) -> Int32 {
-        var slot = Self.hash(key) & mask
-        while keys[slot] != Self.empty {
-            if keys[slot] == key { return values[slot] }
-            slot = (slot + 1) & mask
-        }
+        let slot = slot(of: key)
+        if keys[slot] == key { return values[slot] }
         keys[slot] = key
         values[slot] = new
         occupied.append(slot)
@@ -268,8 +272,7 @@ private struct SpanTable {
         values = [Int32](repeating: 0, count: keys.count)
         occupied.removeAll(keepingCapacity: true)
         for (key, value) in entries {
-            var slot = Self.hash(key) & mask
-            while keys[slot] != Self.empty { slot = (slot + 1) & mask }
+            let slot = slot(of: key)
             keys[slot] = key
             values[slot] = value
             occupied.append(slot)

@@ -1,7 +1,7 @@
 import Tensors
 
 /// Block-aligned ranges of a graph's triplets, the split of the triplet work (the fused triplet
-/// pass, the radial embedding) over threads.
+/// pass, the sums of the triplets' geometry gradients at their spans) over threads.
 struct TripletChunks {
     /// In order, covering `0 ..< nt`, each starting at a multiple of eight.
     let ranges: [Range<Int>]
@@ -18,13 +18,4 @@ struct TripletChunks {
     }
 
     var count: Int { ranges.count }
-
-    /// `body(range, k)` for every range, concurrently when there are several.
-    func forEach(_ body: (Range<Int>, Int) -> Void) {
-        guard ranges.count > 1 else {
-            if let only = ranges.first { body(only, 0) }
-            return
-        }
-        TensorThreads.perform(iterations: ranges.count) { k in body(ranges[k], k) }
-    }
 }
