@@ -36,7 +36,9 @@ extension Tensor {
 enum Autograd {
     // A pass marks the tensors it visits, so passes that may share tensors run one at a time
     // (the write side); passes over private graphs (`GradMode.withPrivateGraphs`) run together
-    // (the read side) and check their marks afterwards.
+    // (the read side) and check their marks afterwards. A pass started from a backward function
+    // of another on the same thread runs under the lock that one holds (taking it again would
+    // deadlock), and both check their marks, since they may share tensors.
     nonisolated(unsafe) static var lock: UnsafeMutablePointer<pthread_rwlock_t> = {
         let l = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
         pthread_rwlock_init(l, nil)
@@ -65,8 +67,17 @@ enum Autograd {
         guard y.requiresGrad else { return collected }
 
         let isPrivate = GradMode.hasPrivateGraphs
-        if isPrivate { pthread_rwlock_rdlock(lock) } else { pthread_rwlock_wrlock(lock) }
-        defer { pthread_rwlock_unlock(lock) }
+        let isNested = ThreadFlags.bits & ThreadFlags.insideBackwardPass != 0
+        if !isNested {
+            if isPrivate { pthread_rwlock_rdlock(lock) } else { pthread_rwlock_wrlock(lock) }
+            ThreadFlags.set(ThreadFlags.insideBackwardPass, true)
+        }
+        defer {
+            if !isNested {
+                ThreadFlags.set(ThreadFlags.insideBackwardPass, false)
+                pthread_rwlock_unlock(lock)
+            }
+        }
         let pass = UInt64(tensors_atomic_add(passCounter, 1) + 1)
         for (i, x) in targets.enumerated() where x.autogradTargetVisit != pass {
             x.autogradTargetVisit = pass
@@ -158,10 +169,13 @@ enum Autograd {
                 }
             }
         }
-        // Another private pass that visited one of these tensors has overwritten its mark (marks
-        // are only ever overwritten, so any overlap in time leaves one behind).
-        if isPrivate, let shared = order.first(where: { $0.autogradVisit != pass }) ?? targets.first(where: { $0.autogradTargetVisit != pass }) {
-            throw TensorError("backward of \(shared.operation): a tensor of this graph was differentiated on another thread at the same time (GradMode.withPrivateGraphs needs graphs that share no tensor requiring a gradient)")
+        // Another pass that visited one of these tensors has overwritten its mark (marks are only
+        // ever overwritten, so any overlap in time leaves one behind). Under the write lock, only
+        // a pass nested in this one's backward functions can have started since, and then the
+        // counter has moved.
+        let othersRan = isPrivate || isNested || UInt64(tensors_atomic_load(passCounter)) != pass
+        if othersRan, let shared = order.first(where: { $0.autogradVisit != pass }) ?? targets.first(where: { $0.autogradTargetVisit != pass }) {
+            throw TensorError("backward of \(shared.operation): a tensor of this graph was differentiated by another backward pass at the same time, on another thread or from a backward function of this pass (GradMode.withPrivateGraphs needs graphs that share no tensor requiring a gradient; a backward function may differentiate only a graph of its own)")
         }
         return collected
     }

@@ -67,7 +67,9 @@ public enum GradMode {
 /// The autodiff's per-thread switches, as bits of one thread-specific word (a missing value
 /// reads as zero: recording on, graphs shared).
 enum ThreadFlags {
-    static let recordingOff = 1, privateGraphs = 2
+    /// `insideBackwardPass`: this thread runs a backward pass, whose lock it holds, so a pass
+    /// started from one of its backward functions must not take the lock again.
+    static let recordingOff = 1, privateGraphs = 2, insideBackwardPass = 4
     private static let key: pthread_key_t = {
         var key = pthread_key_t()
         pthread_key_create(&key, nil)

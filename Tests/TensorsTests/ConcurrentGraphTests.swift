@@ -67,25 +67,74 @@ final class ConcurrentGraphTests: XCTestCase {
         XCTAssertTrue(GradMode.isEnabled)
     }
 
-    /// Two private passes that share a tensor needing a gradient: the second runs inside the
-    /// first (from an operation's backward), overwriting the marks the first relies on, and the
-    /// first throws, naming the cause, instead of returning a wrong gradient.
-    func testPrivatePassesSharingATensorThrow() throws {
+    /// `Σ hook(x·w) ⊙ (x·w)`, where `hook` is the identity whose backward differentiates another
+    /// graph that shares `w`, as a second thread's pass could meanwhile (recorded: the outer pass,
+    /// taken without `createGraph`, has recording off there).
+    private func lossWithANestedPass() throws -> (loss: Tensor<Double>, w: Tensor<Double>, x: Tensor<Double>, shared: Tensor<Double>) {
         let w = try weight()
         let x = try Tensor<Double>(shape: [2, 4], scalars: (0..<8).map(Double.init))
         let shared = try matmul(x, w)
         let hook = try Tensor<Double>.custom("hook", inputs: [shared], shape: shared.shape, values: shared.scalars) { g, _, _ in
-            // Another pass over a graph that shares `w`, as a second thread's could run meanwhile
-            // (recorded: the outer pass, taken without `createGraph`, has recording off here).
             _ = try GradMode.with(enabled: true) { try grad(of: try matmul(x, w).sum(), wrt: [w]) }
             return [g]
         }
-        let loss = try (hook * shared).sum()
+        return (try (hook * shared).sum(), w, x, shared)
+    }
+
+    /// Two private passes that share a tensor needing a gradient: the second runs inside the
+    /// first (from an operation's backward), overwriting the marks the first relies on, and the
+    /// first throws, naming the cause, instead of returning a wrong gradient.
+    func testPrivatePassesSharingATensorThrow() throws {
+        let (loss, w, x, shared) = try lossWithANestedPass()
         XCTAssertThrowsError(try GradMode.withPrivateGraphs { try grad(of: loss, wrt: [w]) }) { error in
-            XCTAssertTrue("\(error)".contains("differentiated on another thread"), "\(error)")
+            XCTAssertTrue("\(error)".contains("differentiated by another backward pass"), "\(error)")
         }
         // The failed pass released its lock: an ordinary pass (which waits for every other) runs.
         let expected = try matmul(x, Tensor<Double>(repeating: 1, shape: [2, 4]), transposeA: true)
         XCTAssertEqual(try grad(of: try shared.sum(), wrt: [w])[0].scalars, expected.scalars)
+    }
+
+    /// The same nesting outside `withPrivateGraphs`: the inner pass runs under the lock the outer
+    /// one holds, and the outer one, whose marks it overwrote, throws instead of dropping the
+    /// shared tensor's gradient. (The inner pass used to take the lock again, which the C library
+    /// refuses to the thread that holds it; the refusal went unseen, the inner pass released the
+    /// outer one's lock, and the outer returned a wrong gradient.)
+    func testANestedPassSharingATensorThrows() throws {
+        let (loss, w, _, _) = try lossWithANestedPass()
+        XCTAssertThrowsError(try grad(of: loss, wrt: [w])) { error in
+            XCTAssertTrue("\(error)".contains("from a backward function of this pass"), "\(error)")
+        }
+        try assertAnotherThreadCanDifferentiate()
+    }
+
+    /// A backward function may differentiate a graph of its own: `y = c · x`, whose backward
+    /// takes `c` as the gradient of `c² / 2`, gives `∂(Σ y)/∂x = c` exactly, and leaves the lock
+    /// free for other threads.
+    func testANestedPassOverItsOwnGraphGivesItsGradient() throws {
+        let x = try Tensor<Double>(shape: [3], scalars: [1, 2, 3], requiresGrad: true)
+        let c = 1.75
+        let y = try Tensor<Double>.custom("scaled", inputs: [x], shape: [3], values: x.scalars.map { c * $0 }) { g, _, _ in
+            let z = try Tensor<Double>(shape: [1], scalars: [c], requiresGrad: true)
+            let slope = try GradMode.with(enabled: true) { try grad(of: (try z * z).sum() * 0.5, wrt: [z])[0] }
+            return [try g * slope]
+        }
+        XCTAssertEqual(try grad(of: try y.sum(), wrt: [x])[0].scalars, [c, c, c])
+        XCTAssertEqual(try grad(of: try (y * y).sum(), wrt: [x])[0].scalars, [1, 2, 3].map { 2 * c * c * $0 })
+        try assertAnotherThreadCanDifferentiate()
+    }
+
+    /// A backward pass on a new thread finishes within ten seconds: the lock was released.
+    private func assertAnotherThreadCanDifferentiate(file: StaticString = #filePath, line: UInt = #line) throws {
+        // Written by the thread before it signals, read here after the wait.
+        final class Result: @unchecked Sendable { var scalars: [Double] = [] }
+        let done = DispatchSemaphore(value: 0), result = Result()
+        let thread = Thread {
+            if let x = try? Tensor<Double>(shape: [2], scalars: [3, 4], requiresGrad: true),
+               let g = try? grad(of: (x * x).sum(), wrt: [x]) { result.scalars = g[0].scalars }
+            done.signal()
+        }
+        thread.start()
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success, "a backward pass on another thread waited for a lock nobody holds", file: file, line: line)
+        XCTAssertEqual(result.scalars, [6, 8], file: file, line: line)
     }
 }
