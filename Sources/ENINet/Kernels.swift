@@ -58,8 +58,8 @@ enum Dense {
         let wide = n - n % 8
         // The body is inlined once per case with `adding` a literal, so that neither copy keeps a
         // select in the channel loop (it cost shuffles and a branch per block).
-        @inline(__always) func pass(adding: Bool) {
-            for r in 0..<m {
+        @inline(__always) func pass(_ rows: Range<Int>, adding: Bool) {
+            for r in rows {
                 let x = a + r * lda, y = c + r * ldc
                 let x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3]
                 let v0 = Lanes<T>(repeating: x0), v1 = Lanes<T>(repeating: x1), v2 = Lanes<T>(repeating: x2), v3 = Lanes<T>(repeating: x3)
@@ -74,7 +74,10 @@ enum Dense {
                 }
             }
         }
-        if accumulate { pass(adding: true) } else { pass(adding: false) }
+        // Rows are independent, so a split among threads leaves every number as it is.
+        TensorThreads.forChunks(m, work: 8 * m * n) { rows in
+            if accumulate { pass(rows, adding: true) } else { pass(rows, adding: false) }
+        }
     }
 }
 

@@ -37,8 +37,9 @@ enum Autograd {
     // A pass marks the tensors it visits, so passes that may share tensors run one at a time
     // (the write side); passes over private graphs (`GradMode.withPrivateGraphs`) run together
     // (the read side) and check their marks afterwards. A pass started from a backward function
-    // of another on the same thread runs under the lock that one holds (taking it again would
-    // deadlock), and both check their marks, since they may share tensors.
+    // of another on the same thread runs under the lock that one holds (glibc refuses a second
+    // lock to a thread that holds it for writing, and a thread that holds it for reading and
+    // asks to write waits forever), and both passes check their marks: they may share tensors.
     nonisolated(unsafe) static var lock: UnsafeMutablePointer<pthread_rwlock_t> = {
         let l = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
         pthread_rwlock_init(l, nil)

@@ -152,7 +152,7 @@ public enum TensorThreads {
 
     /// `body(range)` over chunks of `0 ..< items`, shared among ``count`` threads when `work`
     /// (an estimate of scalar operations, such as rows × row width) is worth a hand-off (about
-    /// 32 K), else one call with the whole range: the split the element loops use.
+    /// 8 K), else one call with the whole range: the split the element loops use.
     public static func forChunks(_ items: Int, work: Int, _ body: (Range<Int>) -> Void) {
         ParallelLoop.forChunks(items, work: work, body)
     }

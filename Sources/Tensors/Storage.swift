@@ -150,12 +150,14 @@ final class Storage<Scalar: TensorScalar>: ManagedBuffer<StorageHeader<Scalar>, 
 enum ParallelLoop {
     @exclusivity(unchecked) nonisolated(unsafe) static var threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
-    /// Below this many scalar operations a loop is not worth a thread hand-off.
-    static let grain = 1 << 15
+    /// Below this many scalar operations a loop is not worth a thread hand-off (about 5–10 µs
+    /// of work; the team's spinning workers take a loop in about a microsecond).
+    static let grain = 1 << 13
 
     /// Multiply-adds from which a product that reaches OpenBLAS is split among the threads
-    /// (about 25 µs of work at this host's speed; each block packs its own copy of B).
-    static let blasGrain = 1 << 20
+    /// (about 5 µs of work at this host's speed: `small`'s `[306, 32] · [32, 32]` products,
+    /// which ran on one thread while the other waited, now split).
+    static let blasGrain = 1 << 18
 
     /// `body(firstRow, rows)` over row blocks of an `m`-row product of `work` multiply-adds:
     /// one block per thread when OpenBLAS runs on one thread (``TensorThreads/set(_:)``) and
