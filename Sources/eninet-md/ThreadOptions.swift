@@ -5,9 +5,10 @@ import Tensors
 ///
 /// The default is 1, as for LAMMPS without `OMP_NUM_THREADS`, so that a run takes no more of a
 /// shared machine than asked. More threads pay even for one molecule, since the workers stay
-/// awake between loops (`Tensors`' thread team): on this project's 2-core test machine, `small`
-/// takes 1.4 ms for aspirin on 2 threads against 1.7 on 1 (when the host is quiet), and 12.5–13
-/// against 17.8 ms for ten aspirins; a `small` training step at batch 8, 56 against 71 ms.
+/// awake between loops (`Tensors`' thread team): on this project's 2-core test machine (Zen 4,
+/// 2026-12-06, a quiet host), `small` takes 0.96–1.00 ms for aspirin on 2 threads against
+/// 1.23–1.29 on 1, and 8.5–9.4 against 13.6–14.5 ms for ten aspirins; a `small` training step
+/// at batch 8, 35–44 against about 56 ms.
 struct ThreadOptions: ParsableArguments {
     @Option(help: "Threads for ENINet's matrix products and element loops.")
     var threads: Int = 1
