@@ -251,32 +251,21 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         // The spans' geometry (``ENINetGraph``), then each triplet's direction and cutoff from its span's.
         let spanCount = graph.spanCount
         let bondCutoff = c.tripletBondCutoff
+        let spanVector = graph.spanVectors(positions: positions)
         var spanLength = [T](), spanUnit = [T](), spanDistanceCut = [T](), spanDistanceCutDerivative = [T]()
-        var spanVector = [Vec3]()
         // Every element of these arrays is written by the loops: no zero fill first.
         spanDistanceCutDerivative = [T].filled(count: spanCount) { distanceCutDerivative in
         spanDistanceCut = [T].filled(count: spanCount) { distanceCut in
         spanUnit = [T].filled(count: 3 * spanCount) { unit in
         spanLength = [T].filled(count: spanCount) { length in
-        spanVector = [Vec3](unsafeUninitializedCapacity: spanCount) { vectors, initialized in
-        positions.withUnsafeBufferPointer { pos in graph.spanTriplet.withUnsafeBufferPointer { first in
-        graph.tripletIn.withUnsafeBufferPointer { tin in graph.tripletOut.withUnsafeBufferPointer { tout in
-        graph.edgeSource.withUnsafeBufferPointer { src in graph.edgeDestination.withUnsafeBufferPointer { dst in
-        graph.edgeShift.withUnsafeBufferPointer { shift in
-            guard let vector = vectors.baseAddress else { return }
+        spanVector.withUnsafeBufferPointer { vector in
             // About thirty operations per span (a square root and three divisions among them).
             TensorThreads.forChunks(spanCount, work: 30 * spanCount) { range in for p in range {
-                let t = Int(first[p]), e1 = Int(tin[t]), e2 = Int(tout[t])
-                // r_c + (S1 + S2) − r_a, formed from positions as the reference forms it.
-                let d = pos[Int(dst[e2])] + (shift[e1] + shift[e2]) - pos[Int(src[e1])]
-                (vector + p).initialize(to: d)
-                let s = norm(d)
+                let d = vector[p], s = norm(d)
                 length[p] = T(s)
                 for x in 0..<3 { unit[3 * p + x] = T(d[x] / s) }
             } }
             Self.cutoffs(length, count: spanCount, radius: 2 * rc, values: distanceCut, derivatives: distanceCutDerivative)
-        } } } } } } }
-            initialized = spanCount
         } } } } }
         var unitTriplet = [T]()
         let tripletCut = [T].filled(count: nt) { cut in
@@ -289,9 +278,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
                 for x in 0..<3 { unit[3 * t + x] = spanUnit[3 * p + x] }
                 cut[t] = bondCutoff ? distanceCut[p] * edgeCutP[Int(tin[t])] * edgeCutP[Int(tout[t])] : distanceCut[p]
             } }
-        } } } } } }
-        }
-        }
+        } } } } } } } }
         let edgeRBF = Self.gaussians(edgeLength, centres: twoBodyCentres, gamma: T(c.twoBodyGamma), count: k)
         let tripletRadial: TripletRadial, initialTripletScalar: [T]
         if tripletEmbedding.outputs == 4 {
@@ -1204,8 +1191,7 @@ final class HandScheduledNetwork<T: ENINetFloat>: @unchecked Sendable {
         let gSpanVector: [Vec3] = (0..<spanCount).map { (p: Int) -> Vec3 in
             let gLength: T = gSpanLength[p] + gSpan[4 * p] * geo.spanDistanceCutDerivative[p]
             let gUnit = SIMD3<T>(gSpan[4 * p + 1], gSpan[4 * p + 2], gSpan[4 * p + 3])
-            let t = Int(graph.spanTriplet[p])
-            let a = Int(graph.edgeSource[Int(graph.tripletIn[t])]), b = Int(graph.edgeDestination[Int(graph.tripletOut[t])])
+            let (a, b) = graph.spanAtoms(p)
             return vectorGradient(length: gLength, direction: gUnit, vector: geo.spanVector[p], length: geo.spanLength[p], from: a, to: b)
         }
         output.forces = forcesOut

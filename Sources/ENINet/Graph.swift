@@ -224,6 +224,22 @@ public struct ENINetGraph: Sendable {
     public func edgeVectors(positions: [Vec3]) -> [Vec3] {
         (0..<edgeCount).map { positions[Int(edgeDestination[$0])] + edgeShift[$0] - positions[Int(edgeSource[$0])] }
     }
+
+    /// The atoms span `p` joins: the start of its first triplet's in-edge and the end of its out-edge.
+    public func spanAtoms(_ p: Int) -> (start: Int, end: Int) {
+        let t = Int(spanTriplet[p])
+        return (Int(edgeSource[Int(tripletIn[t])]), Int(edgeDestination[Int(tripletOut[t])]))
+    }
+
+    /// Span vectors `r_end + (S1 + S2) − r_start` for `positions`, from the first triplet's two
+    /// edges, formed as the reference forms a triplet's vector.
+    public func spanVectors(positions: [Vec3]) -> [Vec3] {
+        (0..<spanCount).map { p in
+            let t = Int(spanTriplet[p]), e1 = Int(tripletIn[t]), e2 = Int(tripletOut[t])
+            let (start, end) = spanAtoms(p)
+            return positions[end] + (edgeShift[e1] + edgeShift[e2]) - positions[start]
+        }
+    }
 }
 
 /// A hash table from a span's end (atom and image) to its index, for one start atom at a time.
