@@ -37,8 +37,8 @@ public struct TrainingFrame: Sendable {
 
     /// Throws, naming `source` and the frame, unless every number is finite, every element
     /// known and the arrays agree in length.
-    public func validate(source: String) throws {
-        func bad(_ what: String) -> TrainingError { TrainingError("\(source): frame \(index): \(what)") }
+    public func validate(source: String, line: Int? = nil) throws {
+        func bad(_ what: String) -> TrainingError { TrainingError("\(source): frame \(index)\(line.map { " (line \($0))" } ?? ""): \(what)") }
         guard atomCount > 0 else { throw bad("no atoms") }
         guard atomicNumbers.count == atomCount else { throw bad("\(atomicNumbers.count) elements for \(atomCount) positions") }
         guard forces.count == atomCount else { throw bad("\(forces.count) forces for \(atomCount) atoms") }
@@ -46,12 +46,24 @@ public struct TrainingFrame: Sendable {
             throw bad("atom \(i): unknown element Z = \(z)")
         }
         guard energy.isFinite else { throw bad("energy is \(energy)") }
+        // Finite is not enough: an energy of 1e308 eV squares to infinity in the loss. The bounds
+        // lie far beyond chemistry (an all-electron lead atom is about -6e5 eV), so a value past
+        // them is a unit or typing mistake.
+        let bound = 1e7
+        guard abs(energy) <= bound * Double(atomCount) else {
+            throw bad("energy \(energy) eV is beyond \(bound) eV per atom (wrong units or a typing mistake?)")
+        }
         for i in 0..<atomCount {
             let r = positions[i], f = forces[i]
             guard r.isFinite else { throw bad("atom \(i): non-finite position") }
             guard f.isFinite else { throw bad("atom \(i): non-finite force") }
+            guard max(abs(r.x), abs(r.y), abs(r.z)) <= bound else { throw bad("atom \(i): a position coordinate beyond \(bound) Å") }
+            guard max(abs(f.x), abs(f.y), abs(f.z)) <= bound else { throw bad("atom \(i): a force component beyond \(bound) eV/Å") }
         }
-        if let d = dipole, !d.isFinite { throw bad("non-finite dipole") }
+        if let d = dipole {
+            guard d.isFinite else { throw bad("non-finite dipole") }
+            guard max(abs(d.x), abs(d.y), abs(d.z)) <= bound else { throw bad("a dipole component beyond \(bound) e·Å") }
+        }
     }
 }
 
@@ -70,7 +82,8 @@ public enum ExtendedXYZDataset {
 
     /// Every frame of `text`; `source` names it in errors.
     public static func parse(_ text: String, source: String) throws -> [TrainingFrame] {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? $0.dropLast() : $0 }
+        // Swift reads "\r\n" as one Character, which a split on "\n" alone would never cut.
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
         var frames: [TrainingFrame] = []
         var l = 0
         while l < lines.count {
@@ -98,7 +111,14 @@ public enum ExtendedXYZDataset {
                 let v = try vector(lattice, count: 9, key: "Lattice", bad: bad)
                 var periodic = Periodicity.all
                 if let p = info["pbc"] {
-                    let flags = p.split(separator: " ").map { $0.uppercased().hasPrefix("T") }
+                    // T/F as ASE writes them (and True/False); anything else is not silently "false".
+                    let flags = try p.split(separator: " ").map { flag -> Bool in
+                        switch flag.uppercased() {
+                        case "T", "TRUE": return true
+                        case "F", "FALSE": return false
+                        default: throw bad("pbc '\(p)': '\(flag)' is not T or F")
+                        }
+                    }
                     guard flags.count == 3 else { throw bad("pbc '\(p)' needs three flags") }
                     periodic = Periodicity(flags[0], flags[1], flags[2])
                 }
@@ -108,13 +128,15 @@ public enum ExtendedXYZDataset {
             }
             let columns = properties.values.map { $0.upperBound }.max() ?? 0
             var z: [Int] = [], r: [Vec3] = [], f: [Vec3] = []
-            z.reserveCapacity(n); r.reserveCapacity(n); f.reserveCapacity(n)
+            // The count is the file's claim: reserve no more than the lines left could hold.
+            let plausible = min(n, lines.count - l)
+            z.reserveCapacity(plausible); r.reserveCapacity(plausible); f.reserveCapacity(plausible)
             for a in 0..<n {
                 let lineNumber = l + 2 + a
                 guard lineNumber < lines.count else { throw bad("the file ends after \(a) of \(n) atom lines") }
                 let fields = lines[lineNumber].split(whereSeparator: { $0 == " " || $0 == "\t" })
                 guard !fields.isEmpty else { throw bad("only \(a) of \(n) atom lines (line \(lineNumber + 1) is blank)") }
-                guard fields.count >= columns else {
+                guard fields.count == columns else {
                     throw bad("atom \(a) (line \(lineNumber + 1)) has \(fields.count) columns, Properties needs \(columns)")
                 }
                 let symbol = String(fields[species.lowerBound])
@@ -132,7 +154,7 @@ public enum ExtendedXYZDataset {
                 f.append(try numbers(forceColumn, "force"))
             }
             let frame = TrainingFrame(atomicNumbers: z, positions: r, cell: cell, energy: energy, forces: f, dipole: dipole, index: index)
-            try frame.validate(source: source)
+            try frame.validate(source: source, line: countLine + 1)
             frames.append(frame)
             l += 2 + n
         }
@@ -180,7 +202,7 @@ public enum ExtendedXYZDataset {
             column += width
         }
         if let p = out["pos"], p.count != 3 { throw bad("pos must have 3 columns") }
-        if let f = out["forces"], f.count != 3 { throw bad("forces must have 3 columns") }
+        for key in ["forces", "force"] { if let f = out[key], f.count != 3 { throw bad("\(key) must have 3 columns") } }
         return out
     }
 
@@ -214,8 +236,19 @@ public struct DatasetSplit: Equatable, Sendable {
             }
             return x < 1 ? Int((x * Double(frameCount)).rounded()) : Int(x)
         }
-        let nTrain = try size(train, "train"), nValid = try size(validation, "validation")
-        let nTest = try test.map { try size($0, "test") } ?? max(0, frameCount - nTrain - nValid)
+        let nTrain = try size(train, "train")
+        var nValid = try size(validation, "validation")
+        var nTest = try test.map { try size($0, "test") } ?? max(0, frameCount - nTrain - nValid)
+        // Fractions that sum to at most one may still round to one frame too many each
+        // (0.8, 0.1, 0.1 of 25 frames: 20 + 3 + 3): the frames go back from test, then validation.
+        let asked = [train, validation, test ?? 0].reduce(0) { $0 + ($1 < 1 ? $1 * Double(frameCount) : $1) }
+        var overshoot = nTrain + nValid + nTest - frameCount
+        if overshoot > 0, asked <= Double(frameCount) + 1e-9 {
+            let fromTest = min(overshoot, nTest)
+            nTest -= fromTest
+            overshoot -= fromTest
+            nValid -= min(overshoot, nValid)
+        }
         guard nTrain >= 1 else { throw TrainingError("data.train: no training frames") }
         guard nTrain + nValid + nTest <= frameCount else {
             throw TrainingError("data: train + validation + test = \(nTrain + nValid + nTest) frames, but the file has \(frameCount)")
@@ -236,6 +269,12 @@ public struct DatasetSplit: Equatable, Sendable {
             throw TrainingError("\(path): cannot read the split (\(error.localizedDescription))")
         }
         guard let dict = object as? [String: Any] else { throw TrainingError("\(path): the split is not a JSON object") }
+        // Other keys may describe the split (`recipe`), but a list under another name is a
+        // misspelt part ("tset") whose frames would silently go unused.
+        let known: Set = ["train", "valid", "validation", "test"]
+        if let unknown = dict.keys.sorted().first(where: { !known.contains($0) && dict[$0] is [Any] }) {
+            throw TrainingError("\(path): unknown key '\(unknown)' holds a list (a split's lists are train, valid or validation, and test)")
+        }
         func indices(_ keys: [String], required: Bool) throws -> [Int] {
             guard let key = keys.first(where: { dict[$0] != nil }) else {
                 if required { throw TrainingError("\(path): missing key '\(keys[0])'") }
@@ -243,14 +282,27 @@ public struct DatasetSplit: Equatable, Sendable {
             }
             guard let values = dict[key] as? [Any] else { throw TrainingError("\(path): key '\(key)' is not an array") }
             return try values.enumerated().map { k, v in
-                guard let n = v as? NSNumber, let i = Int(exactly: n.doubleValue), i >= 0, i < frameCount else {
+                // JSON's true arrives as an NSNumber of type "c" and would read as index 1.
+                guard let n = v as? NSNumber, String(cString: n.objCType) != "c",
+                      let i = Int(exactly: n.doubleValue), i >= 0, i < frameCount else {
                     throw TrainingError("\(path): \(key)[\(k)] = \(v) is not a frame index in 0..<\(frameCount)")
                 }
                 return i
             }
         }
-        return DatasetSplit(train: try indices(["train"], required: true), validation: try indices(["valid", "validation"], required: true),
-                            test: try indices(["test"], required: false))
+        let split = DatasetSplit(train: try indices(["train"], required: true), validation: try indices(["valid", "validation"], required: true),
+                                 test: try indices(["test"], required: false))
+        // A frame in two parts would score the model on what it trained on.
+        var part = [Int: String]()
+        for (name, list) in [("train", split.train), ("validation", split.validation), ("test", split.test)] {
+            for i in list {
+                if let earlier = part[i] {
+                    throw TrainingError("\(path): frame \(i) is listed " + (earlier == name ? "twice in \(name)" : "in both \(earlier) and \(name)"))
+                }
+                part[i] = name
+            }
+        }
+        return split
     }
 }
 

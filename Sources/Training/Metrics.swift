@@ -81,9 +81,7 @@ public struct ErrorMetrics: Sendable {
         return o
     }
 
-    public func jsonString() -> String {
-        (try? JSONSerialization.data(withJSONObject: jsonObject, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-    }
+    public func jsonString() -> String { JSONLine.string(jsonObject) }
 
     /// A parity plot (predicted against reference) of energies per atom and force components.
     public func paritySVG() -> String {
@@ -123,6 +121,9 @@ public enum DatasetEvaluation {
         let list = model.makeNeighborList(skin: 1.0)
         let dipoleModel = model.configuration.target == .dipole
         for f in frames {
+            if dipoleModel && f.dipole == nil {
+                throw FrameEvaluationError(frame: f.index, reason: "no reference dipole (dipole=\"x y z\" in the comment line), which a dipole model is scored against")
+            }
             let out: ENINetOutput
             do {
                 let graph = try model.graph(positions: f.positions, cell: f.cell, neighborList: list)
@@ -141,5 +142,18 @@ public enum DatasetEvaluation {
                         dipole: dipoleModel ? mu : nil, referenceDipole: f.dipole)
         }
         return metrics
+    }
+}
+
+/// One JSON object on one line, keys sorted. JSON has no infinity or NaN, and Foundation's
+/// writer fails on them (leaving no line at all): they are written as `null`.
+enum JSONLine {
+    static func string(_ object: [String: Any]) -> String {
+        let finite = object.mapValues { value -> Any in
+            if let x = value as? Double, !x.isFinite { return NSNull() }
+            return value
+        }
+        guard let data = try? JSONSerialization.data(withJSONObject: finite, options: [.sortedKeys]) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
     }
 }

@@ -83,7 +83,9 @@ public struct TargetStatistics: Equatable, Sendable {
         var degreeSum = 0, atoms = 0
         for f in frames {
             let list = NeighborList(cutoff: cutoff, skin: 0, kind: .full)
-            _ = try list.update(positions: f.positions, cell: f.cell)
+            do { _ = try list.update(positions: f.positions, cell: f.cell) } catch {
+                throw TrainingError("frame \(f.index): \(error)")
+            }
             for i in 0..<f.atomCount {
                 for k in Int(list.start[i])..<Int(list.start[i + 1]) {
                     let d = f.positions[Int(list.neighbor[k])] + list.shiftVectors[Int(list.shiftIndex[k])] - f.positions[i]

@@ -123,6 +123,9 @@ public struct TrainingSettings: Equatable, Sendable {
         dataFile = path(file)
         splitFile = try string("data.split_file").map(path)
         extraTrainingFile = try string("data.extra_training_file").map(path)
+        if extraTrainingFile == dataFile {
+            throw TrainingError("\(at("data.extra_training_file")): 'data.extra_training_file' is data.file itself; its validation and test frames would be trained on")
+        }
         if let x = try number("data.train", 0...1e9) { trainSize = x }
         if let x = try number("data.validation", 0...1e9) { validationSize = x }
         testSize = try number("data.test", 0...1e9)
@@ -141,7 +144,7 @@ public struct TrainingSettings: Equatable, Sendable {
         if let x = try integer("model.triplet_features", 1...4096) { tripletFeatureCount = x }
         if let x = try integer("model.rbf", 2...1024) { radialBasisCount = x }
         if let x = try number("model.cutoff", 0.5...50) { cutoff = x }
-        if let x = try integer("model.interactions", 0...32) { interactionCount = x }
+        if let x = try integer("model.interactions", 1...32) { interactionCount = x }
         if let s = try string("model.variant") {
             guard s == "smooth" || s == "reference" else {
                 throw TrainingError("\(at("model.variant")): 'model.variant' = '\(s)' is not one of smooth, reference")
@@ -157,6 +160,9 @@ public struct TrainingSettings: Equatable, Sendable {
         if let x = try number("loss.force_weight", 0...1e12) { weights.forces = x }
         if let x = try number("loss.dipole_weight", 0...1e12) { weights.dipole = x }
         if let x = try boolean("loss.energy_per_atom") { weights.energyPerAtom = x }
+        if target == .dipole, let key = ["loss.energy_weight", "loss.force_weight"].first(where: { (try? number($0, 0...1e12)) ?? 0 > 0 }) {
+            throw TrainingError("\(at(key)): '\(key)' must be 0 for a dipole model (model.target = \"dipole\"), whose output is no energy")
+        }
         guard weights.energy + weights.forces + weights.dipole > 0 else {
             throw TrainingError("\(source): every loss weight is zero (loss.energy_weight, loss.force_weight, loss.dipole_weight)")
         }
@@ -176,6 +182,19 @@ public struct TrainingSettings: Equatable, Sendable {
         if let s = try string("output.model") { modelName = s }
         if let s = try string("output.checkpoint") { checkpointName = s }
         if let s = try string("output.log") { logName = s }
+        // The three outputs are written at different moments; two names for one file would
+        // leave the last writer's content (a checkpoint as the model, log lines after the tensors).
+        let outputs = [("output.model", modelPath), ("output.checkpoint", checkpointPath), ("output.log", logPath)]
+        for (k, (key, file)) in outputs.enumerated() {
+            let name = URL(fileURLWithPath: file).lastPathComponent
+            guard !file.hasSuffix("/"), name != ".", name != ".." else {
+                throw TrainingError("\(at(key)): '\(key)' must name a file, not a directory ('\(file)')")
+            }
+            let canonical = URL(fileURLWithPath: file).standardized.path
+            if let other = outputs[..<k].first(where: { URL(fileURLWithPath: $0.1).standardized.path == canonical }) {
+                throw TrainingError("\(at(key)): '\(key)' and '\(other.0)' name the same file, \(canonical)")
+            }
+        }
     }
 
     public var modelPath: String { (outputDirectory as NSString).appendingPathComponent(modelName) }

@@ -31,7 +31,7 @@ public struct EpochReport: Sendable {
         var o: [String: Any] = ["epoch": epoch, "step": step, "train_loss": trainLoss, "validation_loss": validationLoss,
                                 "learning_rate": learningRate, "samples_per_s": samplesPerSecond, "eta_s": etaSeconds, "elapsed_s": elapsedSeconds, "best": isBest]
         for (k, v) in validation.jsonObject { o["validation_" + k] = v }
-        return (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return JSONLine.string(o)
     }
 }
 
@@ -87,16 +87,26 @@ public final class Trainer<T: ENINetFloat> {
         }
         guard !split.train.isEmpty else { throw TrainingError("\(settings.dataFile): the split has no training frames") }
         if settings.weights.dipole > 0 {
-            for i in split.train + split.validation where frames[i].dipole == nil {
+            for i in split.train + split.validation + split.test where frames[i].dipole == nil {
                 throw TrainingError("\(frameName(i)): no dipole, but loss.dipole_weight is \(settings.weights.dipole)")
             }
         }
-        statistics = try TargetStatistics.fit(frames: split.train.map { frames[$0] }, cutoff: settings.cutoff, scale: settings.scale)
+        do {
+            statistics = try TargetStatistics.fit(frames: split.train.map { frames[$0] }, cutoff: settings.cutoff, scale: settings.scale)
+        } catch {
+            // Frame indices are those of the data file (or, for extra training frames, of theirs).
+            throw TrainingError("\(settings.dataFile)\(extraTrainingFrames > 0 ? " or \(settings.extraTrainingFile ?? "")" : ""): \(error)")
+        }
         let trainedElements = Set(split.train.flatMap { frames[$0].atomicNumbers })
         let provenance = Self.provenance(settings: settings, split: split, datasetFrames: datasetCount,
                                          extraFrames: extraTrainingFrames)
         if let initial = settings.initialModel {
             var file = try ENINetModelFile(contentsOf: initial)
+            // The loss follows model.target; fine-tuning a dipole model on energies (or the
+            // reverse) would train its readout for the other quantity.
+            guard file.configuration.target == settings.target else {
+                throw TrainingError("\(initial): model.initial is a \(file.configuration.target.rawValue) model, but model.target is \(settings.target.rawValue)")
+            }
             // A model that records its species knows them and the new data's; one that does not
             // (a reference export) keeps not saying.
             if !file.configuration.species.isEmpty {
@@ -106,6 +116,13 @@ public final class Trainer<T: ENINetFloat> {
             model = try ENINetDifferentiableModel<T>(file: file)
         } else {
             var configuration = settings.modelConfiguration(statistics: statistics)
+            // Caught here, the frame and atom can be named ("new model: invalid model configuration" said neither).
+            for i in split.train {
+                if let atom = frames[i].atomicNumbers.firstIndex(where: { $0 >= configuration.elementCount }) {
+                    let z = frames[i].atomicNumbers[atom]
+                    throw TrainingError("\(frameName(i)): atom \(atom) is \(Elements.symbol(of: z) ?? "Z = \(z)") (atomic number \(z)), beyond the network's table of elements 0..<\(configuration.elementCount)")
+                }
+            }
             configuration.species = trainedElements.sorted()
             configuration.provenance = provenance
             var g = SplitMix64(seed: settings.modelSeed)
@@ -206,15 +223,19 @@ public final class Trainer<T: ENINetFloat> {
     /// Trains until `maxEpochs`, early stopping or the time limit; after every epoch writes the
     /// checkpoint, appends to the log and, when the validation loss is the best so far, saves the
     /// averaged weights as the model file. With `resume`, first restores the checkpoint.
-    public func run(resume: Bool, progress: (EpochReport) -> Void = { _ in }) throws -> EpochReport? {
-        try FileManager.default.createDirectory(atPath: settings.outputDirectory, withIntermediateDirectories: true)
-        if resume { try restoreCheckpoint(from: settings.checkpointPath) }
-        else if !FileManager.default.createFile(atPath: settings.logPath, contents: Data()) {
-            throw TrainingError("\(settings.logPath): cannot create the log")
-        }
+    ///
+    /// `stopRequested` is polled between steps: when it returns true the run throws
+    /// ``TrainingStopped`` at once, leaving the files of the last finished epoch (the
+    /// checkpoint, the model and the log agree), from which `resume` continues.
+    public func run(resume: Bool, stopRequested: () -> Bool = { false },
+                    progress: (EpochReport) -> Void = { _ in }) throws -> EpochReport? {
+        try prepareOutputs(resume: resume)
         let started = Date()
         runStarted = started
         var last: EpochReport? = nil
+        // A run stopped by the limit and resumed is already past it: it would train one more
+        // epoch each time.
+        if let limit = settings.timeLimitMinutes, elapsedBeforeRun > 60 * limit { return nil }
         let monitored = split.validation.isEmpty ? split.train : split.validation
         while epoch < settings.maxEpochs && epochsSinceBest < settings.earlyStoppingPatience {
             let epochStart = Date()
@@ -222,6 +243,7 @@ public final class Trainer<T: ENINetFloat> {
             generator.shuffle(&order)
             var trainLoss = 0.0
             for start in stride(from: 0, to: order.count, by: settings.batchSize) {
+                if stopRequested() { throw TrainingStopped(epoch: epoch, checkpointPath: settings.checkpointPath) }
                 let chunk = Array(order[start..<min(start + settings.batchSize, order.count)])
                 let loss = try trainingStep(frames: chunk)
                 let value = loss.total.item.tensorDouble
@@ -231,6 +253,9 @@ public final class Trainer<T: ENINetFloat> {
             trainLoss /= Double(order.count)
             epoch += 1
             let (validationLoss, metrics) = try validate(monitored)
+            guard validationLoss.isFinite else {
+                throw TrainingError("epoch \(epoch): the \(split.validation.isEmpty ? "training" : "validation") frames' loss is \(validationLoss): a frame's labels lie far outside the others', or the weights diverged (lower optimizer.learning_rate)")
+            }
             schedule.record(validationLoss: validationLoss)
             let isBest = validationLoss < bestValidationLoss
             if isBest {
@@ -242,19 +267,62 @@ public final class Trainer<T: ENINetFloat> {
             } else {
                 epochsSinceBest += 1
             }
-            try writeCheckpoint(to: settings.checkpointPath)
             let seconds = Date().timeIntervalSince(epochStart)
             let report = EpochReport(epoch: epoch, step: step, trainLoss: trainLoss, validationLoss: validationLoss, validation: metrics,
                                      learningRate: schedule.rate(step: step), samplesPerSecond: Double(order.count) / max(seconds, 1e-9),
                                      etaSeconds: seconds * Double(settings.maxEpochs - epoch),
                                      elapsedSeconds: elapsedBeforeRun + Date().timeIntervalSince(started), isBest: isBest)
+            // The log line before the checkpoint: a run killed between the two leaves a line
+            // that `resume` drops (``prepareOutputs(resume:)``) and writes again, identical.
             try appendLog(report.json)
+            try writeCheckpoint(to: settings.checkpointPath)
             progress(report)
             last = report
             // The limit covers the whole training, so a resumed run stops where an uninterrupted one would have.
             if let limit = settings.timeLimitMinutes, report.elapsedSeconds > 60 * limit { break }
         }
         return last
+    }
+
+    /// Creates the output folders and checks that no output is a folder. A fresh run starts a new
+    /// log and removes an earlier run's checkpoint, so that a `resume` after it stops early cannot
+    /// continue the earlier run into the new log; the earlier model stays until this run saves
+    /// its own. A resumed run restores the checkpoint and keeps the log lines up to its epoch,
+    /// creating the log if it is gone.
+    private func prepareOutputs(resume: Bool) throws {
+        let fm = FileManager.default
+        for path in [settings.modelPath, settings.checkpointPath, settings.logPath] {
+            let folder = (path as NSString).deletingLastPathComponent
+            do { try fm.createDirectory(atPath: folder.isEmpty ? "." : folder, withIntermediateDirectories: true) } catch {
+                throw TrainingError("\(folder): cannot create the output folder (\(error.localizedDescription))")
+            }
+            var isFolder: ObjCBool = false
+            if fm.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+                throw TrainingError("\(path): is a folder; the training writes a file there")
+            }
+        }
+        if resume {
+            try restoreCheckpoint(from: settings.checkpointPath)
+            let kept = (try? String(contentsOfFile: settings.logPath, encoding: .utf8))?
+                .split(separator: "\n").filter { line in
+                    guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                          let logged = (object["epoch"] as? NSNumber)?.intValue else { return true }
+                    return logged <= epoch
+                } ?? []
+            let text = kept.map { $0 + "\n" }.joined()
+            do { try Self.replace(settings.logPath) { try Data(text.utf8).write(to: URL(fileURLWithPath: $0)) } } catch {
+                throw TrainingError("\(settings.logPath): cannot rewrite the log (\(error))")
+            }
+        } else {
+            if fm.fileExists(atPath: settings.checkpointPath) {
+                do { try fm.removeItem(atPath: settings.checkpointPath) } catch {
+                    throw TrainingError("\(settings.checkpointPath): cannot remove the earlier run's checkpoint (\(error.localizedDescription))")
+                }
+            }
+            guard fm.createFile(atPath: settings.logPath, contents: Data()) else {
+                throw TrainingError("\(settings.logPath): cannot create the log")
+            }
+        }
     }
 
     private func appendLog(_ line: String) throws {
@@ -319,9 +387,15 @@ public final class Trainer<T: ENINetFloat> {
               let state = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
             throw TrainingError("\(path): cannot resume: no 'training_state' in the metadata")
         }
-        func number(_ key: String) throws -> Double {
+        // The checkpoint is a file a user can edit or damage: every count must be a whole number
+        // a run can reach, and every loss a number or +infinity (no best yet).
+        func count(_ key: String) throws -> Int {
             guard let n = state[key] as? NSNumber else { throw TrainingError("\(path): training_state.\(key) is missing") }
-            return n.doubleValue
+            let x = n.doubleValue
+            guard x >= 0, x <= 1e15, x.rounded() == x else {
+                throw TrainingError("\(path): cannot resume: training_state.\(key) = \(x) is not a count (a whole number from 0 to 1e15)")
+            }
+            return Int(x)
         }
         for (k, name) in model.parameters.names.enumerated() {
             let p = model.parameters.tensors[k]
@@ -334,20 +408,38 @@ public final class Trainer<T: ENINetFloat> {
         }
         guard let g = state["generator_state"] as? String, let gs = UInt64(g) else { throw TrainingError("\(path): training_state.generator_state is missing") }
         generator = SplitMix64(seed: gs)
-        epoch = Int(try number("epoch"))
-        step = Int(try number("step"))
-        optimizer.stepCount = Int(try number("adam_steps"))
-        average.updates = Int(try number("ema_updates"))
-        func bits(_ key: String) throws -> Double {
+        epoch = try count("epoch")
+        step = try count("step")
+        optimizer.stepCount = try count("adam_steps")
+        average.updates = try count("ema_updates")
+        func bits(_ key: String, allowing range: ClosedRange<Double>) throws -> Double {
             guard let s = state[key] as? String, let b = UInt64(s) else { throw TrainingError("\(path): training_state.\(key) is missing") }
-            return Double(bitPattern: b)
+            let x = Double(bitPattern: b)
+            guard range.contains(x) else {
+                throw TrainingError("\(path): cannot resume: training_state.\(key) holds \(x), outside \(range.lowerBound)...\(range.upperBound)")
+            }
+            return x
         }
-        bestValidationLoss = try bits("best_validation_loss_bits")
-        epochsSinceBest = Int(try number("epochs_since_best"))
-        schedule.reduction = try bits("lr_reduction_bits")
-        schedule.bestLoss = try bits("plateau_best_bits")
-        schedule.epochsWithoutImprovement = Int(try number("plateau_bad_epochs"))
+        bestValidationLoss = try bits("best_validation_loss_bits", allowing: 0...Double.infinity)
+        epochsSinceBest = try count("epochs_since_best")
+        schedule.reduction = try bits("lr_reduction_bits", allowing: 0...1)
+        schedule.bestLoss = try bits("plateau_best_bits", allowing: 0...Double.infinity)
+        schedule.epochsWithoutImprovement = try count("plateau_bad_epochs")
         // Absent from checkpoints written before the time was recorded.
         elapsedBeforeRun = (state["elapsed_s"] as? NSNumber)?.doubleValue ?? 0
+        guard elapsedBeforeRun.isFinite, elapsedBeforeRun >= 0 else {
+            throw TrainingError("\(path): cannot resume: training_state.elapsed_s = \(elapsedBeforeRun) is not a time")
+        }
+    }
+}
+
+/// A training stopped on request (a signal) between two steps of `epoch + 1`.
+public struct TrainingStopped: Error, CustomStringConvertible {
+    /// The last finished epoch, the one the checkpoint holds.
+    public let epoch: Int
+    public let checkpointPath: String
+    public var description: String {
+        epoch == 0 ? "stopped during the first epoch, before any checkpoint"
+                   : "stopped during epoch \(epoch + 1); \(checkpointPath) holds epoch \(epoch), from which --resume continues"
     }
 }

@@ -56,7 +56,13 @@ struct Train: ParsableCommand {
                 print("threads: \(TensorThreads.count); each batch's structures are shared among them (a given thread count reproduces its own run exactly)")
             }
         }
-        let last = try trainer.run(resume: resume) { report in if !quiet { print(report.line) } }
+        StopSignal.shared.install()
+        let last: EpochReport?
+        do {
+            last = try trainer.run(resume: resume, stopRequested: { StopSignal.shared.requested }) { report in if !quiet { print(report.line) } }
+        } catch let stopped as TrainingStopped {
+            throw TrainFailure(message: "\(StopSignal.shared.signal.map(StopSignal.name) ?? "request"): \(stopped)")
+        }
         print("best model: \(s.modelPath) (validation loss \(String(format: "%.5e", trainer.bestValidationLoss)), \(last?.epoch ?? trainer.epoch) epochs)")
         if !trainer.split.test.isEmpty, FileManager.default.fileExists(atPath: s.modelPath) {
             let model = try ENINetModel(contentsOf: s.modelPath, precision: s.precision)
