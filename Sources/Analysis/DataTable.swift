@@ -58,6 +58,22 @@ public enum AtomicFile {
         }
     }
 
+    /// Throws unless every output names a file of its own: not an input (`--csv` on the
+    /// trajectory replaced it with a table) and not another output (only the last would stay).
+    /// Each pair is (option or role, path); symbolic links are followed.
+    public static func checkDistinct(outputs: [(String, String)], inputs: [(String, String)]) throws {
+        func canonical(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
+        for (k, (option, path)) in outputs.enumerated() {
+            let target = canonical(path)
+            if let input = inputs.first(where: { canonical($0.1) == target }) {
+                throw AnalysisError("\(option) \(path) is the \(input.0); writing it would destroy the input")
+            }
+            if let other = outputs[..<k].first(where: { canonical($0.1) == target }) {
+                throw AnalysisError("\(option) and \(other.0) name the same file, \(path)")
+            }
+        }
+    }
+
     public static func write(_ text: String, to path: String) throws {
         try checkWritable(path)
         let url = URL(fileURLWithPath: path)

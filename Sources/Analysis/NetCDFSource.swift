@@ -28,6 +28,11 @@ enum NetCDFSource {
                                           name: "velocities", path: path, width: 3 * reader.atomCount, first: range.lowerBound, stride: stride)
         }
         if request.dipoles && reader.hasDipole {
+            // A (frame, six) variable read as a longer series moved the IR peak from 316 to 147 cm⁻¹.
+            let width = reader.extraVariableWidths["dipole"] ?? 0
+            guard width == 3 else {
+                throw AnalysisError("\(path): variable 'dipole' holds \(width) values per frame; a dipole has 3 (dimensions frame, spatial)")
+            }
             data.dipoles = try checked(reader.readDoubles("dipole", frames: range, stride: stride, units: .internal),
                                        name: "dipole", path: path, width: 3, first: range.lowerBound, stride: stride)
         }

@@ -125,10 +125,13 @@ public final class RadialDistribution {
     }
 
     /// Bin centres (Å).
-    public var radii: [Double] { (0..<binCount).map { (Double($0) + 0.5) * binWidth } }
+    /// Bin centres; the last bin ends at r_max when r_max is not a whole number of bins.
+    public var radii: [Double] { (0..<binCount).map { k in (Double(k) * binWidth + min(Double(k + 1) * binWidth, rMax)) / 2 } }
 
     private func shellVolume(_ k: Int) -> Double {
-        let r0 = Double(k) * binWidth, r1 = r0 + binWidth
+        // Pairs at r_max and beyond are not counted, so a last bin that r_max cuts holds the
+        // pairs of a thinner shell (normalised by a full one it read g ≈ 0.4 for an ideal gas).
+        let r0 = Double(k) * binWidth, r1 = min(r0 + binWidth, rMax)
         return 4 / 3 * Double.pi * (r1 * r1 * r1 - r0 * r0 * r0)
     }
 

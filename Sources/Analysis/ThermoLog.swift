@@ -30,7 +30,8 @@ public struct ThermoLog: Sendable {
         var names: [String]? = nil
         var columns: [[Double]] = []
         var isCSV = false
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // "\r\n" is one Character to Swift: a split on "\n" alone left a Windows log one line long.
+        for (index, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
             let lineNumber = index + 1
             var line = rawLine.trimmingCharacters(in: .whitespaces)
             if line.isEmpty { continue }

@@ -80,8 +80,11 @@ public struct TrajectoryData: Sendable {
             }
             return dt
         }
-        guard let t = times, t.count >= 2 else {
+        guard let t = times else {
             throw AnalysisError("\(path) stores no frame times; give the time between frames with --frame-dt-fs")
+        }
+        guard t.count >= 2 else {
+            throw AnalysisError("\(path): only \(t.count) frame selected; a spacing needs two (or give --frame-dt-fs)")
         }
         let dt = (t[t.count - 1] - t[0]) / Double(t.count - 1)
         guard dt > 0 else {
@@ -94,8 +97,12 @@ public struct TrajectoryData: Sendable {
         // more precise spacing when all agree.
         let steps = (1..<t.count).map { t[$0] - t[$0 - 1] }
         let typical = steps.sorted()[steps.count / 2]
-        for k in 1..<t.count where abs(steps[k - 1] - typical) > 0.01 * typical {
-            throw AnalysisError("\(path): frames are not evenly spaced: frame \(k) is \(steps[k - 1]) fs after frame \(k - 1), the usual spacing is \(typical) fs")
+        // AMBER stores time in single precision: at 200 ps a 1 fs step is known only to about
+        // 2 % (each time is rounded to 2⁻²⁴ of itself), which is not an uneven spacing.
+        let latest = max(abs(t[0]), abs(t[t.count - 1]))
+        let tolerance = 0.01 * typical + 2 * latest * 0x1p-24
+        for k in 1..<t.count where abs(steps[k - 1] - typical) > tolerance {
+            throw AnalysisError("\(path): frames are not evenly spaced: frame \(k) is \(steps[k - 1]) fs after frame \(k - 1), the usual spacing is \(typical) fs (give --frame-dt-fs to set it)")
         }
         return dt
     }
@@ -188,6 +195,9 @@ public struct TrajectoryData: Sendable {
 
 /// Parses `--elements`: comma-separated symbols, each optionally repeated as `Sym*count`
 /// (`O,H,H` or `Cu*108` or `O*8,H*16`).
+/// More atoms than any trajectory this program reads whole (a position alone would take 2.4 GB).
+private let maximumListedAtoms = 100_000_000
+
 public func parseElementList(_ text: String) throws -> [String] {
     var out: [String] = []
     for raw in text.split(separator: ",") {
@@ -199,6 +209,10 @@ public func parseElementList(_ text: String) throws -> [String] {
         var count = 1
         if parts.count == 2 {
             guard let c = Int(parts[1]), c > 0 else { throw AnalysisError("--elements: bad repeat count in '\(item)'") }
+            // Checked before the list is built: H*9000000000000000000 asked for 10²⁰ bytes and aborted.
+            guard c <= maximumListedAtoms - out.count else {
+                throw AnalysisError("--elements: '\(item)' makes more than \(maximumListedAtoms) atoms")
+            }
             count = c
         } else if parts.count > 2 {
             throw AnalysisError("--elements: cannot read '\(item)'")

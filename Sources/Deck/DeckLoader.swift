@@ -96,7 +96,7 @@ public enum DeckLoader {
         case "in", "mdin": return .mdin
         default: break
         }
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
             let trimmed = line.trimmingCharacters(in: .whitespaces).lowercased()
             if trimmed.hasPrefix("&cntrl") { return .mdin }
         }

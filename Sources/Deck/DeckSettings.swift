@@ -229,6 +229,15 @@ public enum PotentialSettings: Equatable, Sendable {
     /// Terms added together; never nested (a term is never itself a sum).
     case sum([PotentialSettings])
 
+    /// The model files the potential reads (ENINet terms).
+    public var modelPaths: [String] {
+        switch self {
+        case .eninet(let e): return [e.modelPath]
+        case .sum(let terms): return terms.flatMap(\.modelPaths)
+        default: return []
+        }
+    }
+
     /// Largest 0-based atom index the potential refers to (harmonic terms),
     /// for checking against the structure once it is read; nil if none.
     public var maxAtomIndex: Int? {

@@ -92,7 +92,7 @@ struct DeckValidator {
         let minimize = try top.subtable("minimize").map(readMinimize) ?? MinimizeSettings()
 
         let outputTable = try top.subtable("output")
-        let output = try outputTable.map { try readOutput($0, system: system, potential: potential) } ?? OutputSettings()
+        let output = try outputTable.map { try readOutput($0, system: system, potential: potential, deckPath: deckPath) } ?? OutputSettings()
 
         return DeckSettings(deckPath: deckPath, format: format, title: title, task: task, system: system,
                             potential: potential, dynamics: dynamics, minimize: minimize, output: output,
@@ -309,7 +309,8 @@ struct DeckValidator {
 
     // MARK: [output]
 
-    private mutating func readOutput(_ t: TableReader, system: SystemSettings, potential: PotentialSettings) throws -> OutputSettings {
+    private mutating func readOutput(_ t: TableReader, system: SystemSettings, potential: PotentialSettings,
+                                     deckPath: String) throws -> OutputSettings {
         try t.checkKeys(["log", "log_every", "trajectory", "trajectory_every", "velocities_every", "forces_every",
                          "restart", "restart_every", "final_structure", "dipole_every", "dipole_model"])
         var out = OutputSettings()
@@ -329,6 +330,17 @@ struct DeckValidator {
         out.logPath = try output("log")
         out.trajectoryPath = try output("trajectory")
         out.restartPath = try output("restart")
+        // Both are written as AMBER NetCDF whatever their name: traj.xyz or traj.dcd would be a
+        // NetCDF file that other programs misread by its extension. AMBER's own names (mdcrd,
+        // restrt) and names without an extension stay allowed.
+        for (key, path, allowed) in [("trajectory", out.trajectoryPath, ["nc", "netcdf", "ncdf", "mdcrd", ""]),
+                                     ("restart", out.restartPath, ["ncrst", "rst7", "nc", "restrt", "rst", ""])] {
+            guard let path, let f = t.field(key) else { continue }
+            let ext = URL(fileURLWithPath: path).pathExtension.lowercased()
+            guard allowed.contains(ext) else {
+                throw f.invalid("is written as AMBER NetCDF; give it one of the extensions \(allowed.filter { !$0.isEmpty }.map { "." + $0 }.joined(separator: ", ")) or none")
+            }
+        }
         out.finalStructurePath = try output("final_structure")
 
         out.logEvery = try t.field("log_every")?.nonNegativeInteger() ?? 100
@@ -367,6 +379,15 @@ struct DeckValidator {
             out.dipoleEvery = try frameStride(f)
         } else if let f = t.field("dipole_model") {
             warnings.append(f.warning("warning: key \(f.displayName) is set but dipole_every = 0, so no dipoles are computed"))
+        }
+        // An output over one of the run's inputs replaced the deck or a model with the log.
+        func canonical(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
+        let inputs = [(deckPath, "the deck"), (out.dipoleModelPath, "the dipole model")].compactMap { p, role in p.map { ($0, role) } }
+            + potential.modelPaths.map { ($0, "the model") }
+        for (path, field) in written {
+            if let input = inputs.first(where: { canonical($0.0) == canonical(path) }) {
+                throw field.error("key \(field.displayName) would overwrite \(input.1) \(path)")
+            }
         }
         return out
     }

@@ -23,6 +23,10 @@ public struct TOMLParser {
     /// tables they created in that same section.
     private var section = 0
     private var nextSection = 1
+    /// Arrays and inline tables open around the current value: each level is a recursion, and
+    /// a file of ten thousand `[` would overflow the stack.
+    private var nesting = 0
+    private static let maximumNesting = 100
 
     /// Parses a whole document.
     /// - Parameters:
@@ -365,9 +369,18 @@ public struct TOMLParser {
         return u.allSatisfy { $0 == 0x5F || isDigit($0) }
     }
 
+    private mutating func enterNesting() throws {
+        nesting += 1
+        guard nesting <= Self.maximumNesting else {
+            throw error("arrays and inline tables nested more than \(Self.maximumNesting) deep")
+        }
+    }
+
     private mutating func parseArray() throws -> TOMLNode {
         let arrayLine = line
         pos += 1
+        try enterNesting()
+        defer { nesting -= 1 }
         var items: [TOMLNode] = []
         while true {
             try skipSpacesNewlinesAndComments()
@@ -394,6 +407,8 @@ public struct TOMLParser {
     private mutating func parseInlineTable() throws -> TOMLNode {
         let tableLine = line
         pos += 1
+        try enterNesting()
+        defer { nesting -= 1 }
         let inlineSection = nextSection
         nextSection += 1
         let table = TOMLTable(line: tableLine, path: [], kind: .inline)

@@ -26,12 +26,15 @@ public struct FIRE: Sendable {
         public var energy: Double
         /// Largest force norm on any atom (eV/Å) at the final positions.
         public var maxForce: Double
+        /// True when `stopRequested` ended the minimisation.
+        public var stopped = false
     }
 
     /// Moves `positions` of `state` downhill until every force is below `forceTolerance`
     /// (eV/Å) or `maxSteps` updates were made. `observer` sees each step's number and forces.
     public func minimize(_ state: inout MDState, potential: any Potential, forceTolerance: Double = 0.05,
-                         maxSteps: Int = 1000, observer: ((Int, ForceResult) throws -> Void)? = nil) throws -> Result {
+                         maxSteps: Int = 1000, observer: ((Int, ForceResult) throws -> Void)? = nil,
+                         stopRequested: () -> Bool = { false }) throws -> Result {
         var v = [Vec3](repeating: .zero, count: state.count)
         var dt = initialTimestep, mixing = initialMixing
         var stepsSinceReset = 0
@@ -47,6 +50,10 @@ public struct FIRE: Sendable {
             try observer?(steps, result)
             if maxForce < forceTolerance || steps >= maxSteps {
                 return Result(converged: maxForce < forceTolerance, steps: steps, energy: result.energy, maxForce: maxForce)
+            }
+            // Polled once per step, so the positions returned are those the forces belong to.
+            if stopRequested() {
+                return Result(converged: false, steps: steps, energy: result.energy, maxForce: maxForce, stopped: true)
             }
             if !first {
                 var vf = 0.0, vv = 0.0, ff = 0.0

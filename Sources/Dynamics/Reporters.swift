@@ -11,6 +11,8 @@ public final class ThermoLogReporter: Reporter {
     public let format: Format
     private let write: (String) throws -> Void
     private var wroteHeader = false
+    /// False when the lines continue a log that already has its header (a restarted run).
+    public var writesHeader = true
 
     /// - Parameter write: receives each line including its newline (a file, stdout, a buffer).
     public init(stride: Int, format: Format = .csv, write: @escaping (String) throws -> Void) {
@@ -25,9 +27,11 @@ public final class ThermoLogReporter: Reporter {
     public func report(_ simulation: Simulation) throws {
         if !wroteHeader {
             wroteHeader = true
+            if writesHeader {
             switch format {
             case .csv: try write(Self.columns.joined(separator: ",") + "\n")
             case .columns: try write("#" + Self.columns.map { pad($0, 15) }.joined() + "\n")
+            }
             }
         }
         let t = simulation.thermo
@@ -44,8 +48,10 @@ public final class ThermoLogReporter: Reporter {
         }
     }
 
+    /// Right-aligned in `width`; a longer value gets a space before it, since the columns are
+    /// right-aligned and a full-width value would otherwise run into the one before it.
     private func pad(_ s: String, _ width: Int) -> String {
-        s.count >= width ? s + " " : String(repeating: " ", count: width - s.count) + s
+        s.count >= width ? " " + s : String(repeating: " ", count: width - s.count) + s
     }
 }
 

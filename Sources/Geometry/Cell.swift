@@ -94,9 +94,12 @@ public enum GeometryError: Error, CustomStringConvertible, Equatable {
     case invalidCellParameters(String)
     /// The cutoff reaches more periodic images than a neighbour list can hold.
     case cellTooSmall(String)
+    /// An atom too many cell lengths outside the cell for its image to be counted.
+    case positionOutOfRange(String)
 
     public var description: String {
         switch self {
+        case .positionOutOfRange(let s): return "position out of range: \(s)"
         case .singularCell(let s): return "singular cell: \(s)"
         case .invalidCellParameters(let s): return "invalid cell parameters: \(s)"
         case .cellTooSmall(let s): return "cell too small for the cutoff: \(s)"

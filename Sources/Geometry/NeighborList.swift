@@ -133,7 +133,12 @@ public final class NeighborList {
             var s = SIMD3<Int32>.zero
             for k in 0..<3 where pbc[k] {
                 let fl = f[k].rounded(.down)
-                s[k] = fl.isFinite ? Int32(max(-1e9, min(1e9, fl))) : 0
+                // Clamped to the image counter's range, an atom 2·10⁹ cells away silently lost
+                // every neighbour (its energy term vanished).
+                if fl.isFinite && abs(fl) > 1e9 {
+                    throw GeometryError.positionOutOfRange("atom \(i) lies \(fl) cell lengths outside the cell along axis \(k + 1) (at most 10⁹)")
+                }
+                s[k] = fl.isFinite ? Int32(fl) : 0
                 f[k] -= fl
                 if !(f[k] < 1) { f[k] = 0; s[k] &+= 1 }  // -tiny + 1 rounds to 1; NaN lands at 0
             }

@@ -117,12 +117,23 @@ public final class AmberTrajectoryReader {
                             units: file.text(attribute: "units", variable: id))
         }
 
+        // Shapes alone let (frame, spatial, atom) pass as (frame, atom, spatial), with its
+        // numbers read in the wrong order: the last two dimensions must be atom and spatial.
+        let spatialDim = file.dimensionID("spatial")
+        func checkVectorLayout(_ v: Variable) throws {
+            let dims = try file.variableDimensions(v.id)
+            guard dims.count >= 2, dims[dims.count - 2] == atomDim, spatialDim.map({ dims[dims.count - 1] == $0 }) ?? true else {
+                let names = dims.map { (try? file.dimensionName($0)) ?? "?" }
+                throw TrajectoryError("\(path): '\(v.name)' has dimensions (\(names.joined(separator: ", "))), expected (\(restart ? "" : "frame, ")atom, spatial)")
+            }
+        }
         guard let coordinates = try variable("coordinates") else {
             throw TrajectoryError("\(path): no 'coordinates' variable; not an AMBER trajectory")
         }
         guard coordinates.width == 3 * atoms, coordinates.shape.last == 3 else {
-            throw TrajectoryError("\(path): 'coordinates' has shape \(coordinates.shape), expected (\(restart ? "" : "frame, "))atom=\(atoms), spatial=3")
+            throw TrajectoryError("\(path): 'coordinates' has shape \(coordinates.shape), expected (\(restart ? "" : "frame, ")atom=\(atoms), spatial=3)")
         }
+        try checkVectorLayout(coordinates)
         coordinatesVariable = coordinates
         let time = try variable("time")
         if let t = time, t.width != 1 {
@@ -130,8 +141,11 @@ public final class AmberTrajectoryReader {
         }
         timeVariable = time
         let velocities = try variable("velocities"), forces = try variable("forces")
-        for v in [velocities, forces].compactMap({ $0 }) where v.width != 3 * atoms {
-            throw TrajectoryError("\(path): '\(v.name)' has shape \(v.shape), expected (frame, atom=\(atoms), spatial=3)")
+        for v in [velocities, forces].compactMap({ $0 }) {
+            guard v.width == 3 * atoms else {
+                throw TrajectoryError("\(path): '\(v.name)' has shape \(v.shape), expected (frame, atom=\(atoms), spatial=3)")
+            }
+            try checkVectorLayout(v)
         }
         velocitiesVariable = velocities
         forcesVariable = forces
@@ -142,6 +156,9 @@ public final class AmberTrajectoryReader {
             }
             cellLengthsVariable = lengths
             cellAnglesVariable = angles
+        } else if lengths != nil || angles != nil {
+            // Either alone was read as no cell at all: an RDF without images, an MSD not unwrapped.
+            throw TrajectoryError("\(path): '\(lengths == nil ? "cell_angles" : "cell_lengths")' without '\(lengths == nil ? "cell_lengths" : "cell_angles")'; an AMBER cell needs both")
         } else {
             cellLengthsVariable = nil
             cellAnglesVariable = nil

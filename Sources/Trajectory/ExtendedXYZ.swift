@@ -293,7 +293,10 @@ struct FrameParser {
         let totalWidth = columns.reduce(0) { $0 + $1.width }
 
         var symbols = [String](), numbers = [Int](), positions = [Vec3]()
-        symbols.reserveCapacity(atomCount); numbers.reserveCapacity(atomCount); positions.reserveCapacity(atomCount)
+        // The count is the file's claim: reserve no more than the bytes left could hold (an
+        // atom line takes at least two), so that a corrupt count is an error, not an allocation.
+        let plausible = min(atomCount, scanner.bytesLeft / 2 + 1)
+        symbols.reserveCapacity(plausible); numbers.reserveCapacity(plausible); positions.reserveCapacity(plausible)
         var forces: [Vec3]? = nil, momenta: [Vec3]? = nil, velocities: [Vec3]? = nil, masses: [Double]? = nil
         var extras: [String: AtomArray] = [:]
         var symbolCache: [String: Int] = [:]
@@ -301,8 +304,8 @@ struct FrameParser {
 
         for column in columns {
             switch column.role {
-            case .forces: forces = []; forces?.reserveCapacity(atomCount)
-            case .momenta: momenta = []; momenta?.reserveCapacity(atomCount)
+            case .forces: forces = []; forces?.reserveCapacity(plausible)
+            case .momenta: momenta = []; momenta?.reserveCapacity(plausible)
             case .aseVelocities: velocities = []; velocityScale = 1 / aseTimeUnitInFemtoseconds
             case .velocitiesPerFs: velocities = []
             case .masses: masses = []

@@ -28,7 +28,7 @@ public enum AmberNetCDF {
     public static let doubleFill: Double = NC_FILL_DOUBLE
 
     /// Variables of the convention; anything else with a `frame` dimension is an extra.
-    static let standardVariables: Set<String> = [
+    public static let standardVariables: Set<String> = [
         "spatial", "cell_spatial", "cell_angular", "time", "coordinates", "velocities", "forces",
         "cell_lengths", "cell_angles",
     ]

@@ -53,6 +53,7 @@ struct TextScanner {
     }
 
     var atEnd: Bool { offset >= count }
+    var bytesLeft: Int { max(count - offset, 0) }
 
     /// The next line without its terminator (`\n` or `\r\n`), or nil at the end of the text.
     mutating func nextLine() -> Range<Int>? {

@@ -42,6 +42,8 @@ public struct FrameSelection: Equatable, Sendable {
         func number(_ s: String) throws -> Int? {
             guard !s.isEmpty else { return nil }
             guard let v = Int(s) else { throw TrajectoryError("--frames '\(text)': '\(s)' is not an integer (use START:END, e.g. 0:100)") }
+            // Far past any file, and small enough that k + 1 cannot overflow.
+            guard v.magnitude < 1 << 62 else { throw TrajectoryError("--frames '\(text)': '\(s)' is out of range") }
             return v
         }
         switch parts.count {
@@ -141,7 +143,9 @@ public enum TrajectoryConverter {
                     if writer.isPeriodic && frame.cell == nil {
                         throw TrajectoryError("\(input): frame \(k) has no cell but frame \(indices[0]) has one")
                     }
-                    if !writer.isPeriodic { frame.cell = nil }
+                    if !writer.isPeriodic && frame.cell != nil {
+                        throw TrajectoryError("\(input): frame \(k) has a cell but frame \(indices[0]) has none")
+                    }
                     try writer.write(frame)
                 }
                 try writer.close()
@@ -182,8 +186,10 @@ public enum TrajectoryConverter {
         var structures: [Structure] = []
         var structureOffset = 0
         var frameIntervalFs: Double
+        let path: String
 
         init(path: String, kind: TrajectoryFileKind, options: Options) throws {
+            self.path = path
             frameIntervalFs = options.frameIntervalFs
             switch kind {
             case .amberTrajectory:
@@ -214,7 +220,20 @@ public enum TrajectoryConverter {
             }
         }
 
+        /// Frame `k`, refused when a number in it is not finite (a NaN position went into a
+        /// restart, where the run would start from it).
         func frame(_ k: Int) throws -> Frame {
+            let frame = try unchecked(k)
+            guard frame.time.isFinite else { throw TrajectoryError("\(path): frame \(k): its time is \(frame.time)") }
+            for (name, vectors) in [("position", frame.positions), ("velocity", frame.velocities ?? []), ("force", frame.forces ?? [])] {
+                if let atom = vectors.firstIndex(where: { !($0.x.isFinite && $0.y.isFinite && $0.z.isFinite) }) {
+                    throw TrajectoryError("\(path): frame \(k), atom \(atom): the \(name) is not finite")
+                }
+            }
+            return frame
+        }
+
+        private func unchecked(_ k: Int) throws -> Frame {
             if let reader { return try reader.frame(k) }
             if let restart {
                 return Frame(time: restart.time, positions: restart.positions, velocities: restart.velocities, cell: restart.cell)

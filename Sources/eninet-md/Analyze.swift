@@ -59,6 +59,9 @@ struct TrajectoryInputOptions: ParsableArguments {
         if let l = lastFrame, l <= firstFrame { throw ValidationError("--last-frame must be after --first-frame") }
         try AtomicFile.checkWritable(csv)
         if let svg { try AtomicFile.checkWritable(svg) }
+        try AtomicFile.checkDistinct(outputs: [("--csv", csv)] + (svg.map { [("--svg", $0)] } ?? []),
+                                     inputs: [("trajectory", trajectory)] + overlays.map { ("--overlay file", $0) }
+                                         + (atomElements.topology.map { [("--topology file", $0)] } ?? []))
     }
 
     func load(positions: Bool = false, velocities: Bool = false, dipoles: Bool = false, cells: Bool = false) throws -> TrajectoryData {
@@ -103,7 +106,7 @@ struct TrajectoryInputOptions: ParsableArguments {
             throw ValidationError("\(path): cannot read (\(error.localizedDescription))")
         }
         var x: [Double] = [], y: [Double] = []
-        for (index, line) in text.split(separator: "\n").enumerated().dropFirst() {
+        for (index, line) in text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated().dropFirst() {
             let fields = line.split(separator: ",")
             guard fields.count >= 2, let a = Double(fields[0].trimmingCharacters(in: .whitespaces)),
                   let b = Double(fields[1].trimmingCharacters(in: .whitespaces)) else {

@@ -38,6 +38,7 @@ struct AnalyzeThermo: ParsableCommand {
         guard blocks >= 2 else { throw ValidationError("--blocks must be at least 2") }
         try AtomicFile.checkWritable(csv)
         if let svg { try AtomicFile.checkWritable(svg) }
+        try AtomicFile.checkDistinct(outputs: [("--csv", csv)] + (svg.map { [("--svg", $0)] } ?? []), inputs: [("log", log)])
         var table = try ThermoLog.read(path: log)
         if let t0 = discard {
             let time = try table.column("time_fs")
@@ -53,15 +54,20 @@ struct AnalyzeThermo: ParsableCommand {
                 return n
             }
         } ?? table.names.filter { $0 != "step" && $0 != "time_fs" }
+        guard names.count > 0 else { throw ValidationError("--columns names no column") }
+        guard blocks <= table.rowCount else {
+            throw ValidationError("\(log): --blocks \(blocks) is more than its \(table.rowCount) rows")
+        }
         let averages = try names.compactMap { ThermoAverage.compute(name: $0, values: try table.column($0), blocks: blocks) }
-        try AtomicFile.write(ThermoAverage.csv(averages), to: csv)
-        if let svg {
+        // The plot is formed before either file is written, so that a bad --plot leaves neither.
+        let chart = try svg.map { _ in
             let x = (try? table.column("time_fs")) ?? (0..<table.rowCount).map(Double.init)
             let y = try table.column(plot)
-            let chart = SVGPlot(title: "\(plot) — \(URL(fileURLWithPath: log).lastPathComponent)",
-                                xLabel: "time (fs)", yLabel: plot, series: [.init(label: plot, x: x, y: y)])
-            try AtomicFile.write(chart.render(), to: svg)
+            return SVGPlot(title: "\(plot) — \(URL(fileURLWithPath: log).lastPathComponent)",
+                           xLabel: "time (fs)", yLabel: plot, series: [.init(label: plot, x: x, y: y)])
         }
+        try AtomicFile.write(ThermoAverage.csv(averages), to: csv)
+        if let svg, let chart { try AtomicFile.write(chart.render(), to: svg) }
         print("\(table.rowCount) rows of \(log), \(blocks) blocks")
         for a in averages {
             let err = a.standardError.map { String(format: " ± %.4g", $0) } ?? ""

@@ -39,7 +39,7 @@ struct AnalyzeTraining: ParsableCommand {
             throw ValidationError("\(log): cannot read (\(error.localizedDescription))")
         }
         var rows: [[String: Double]] = []
-        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+        for (index, line) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated()
         where !line.trimmingCharacters(in: .whitespaces).isEmpty {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
                 throw ValidationError("\(log):\(index + 1): not a JSON object")

@@ -44,6 +44,10 @@ struct Convert: ParsableCommand {
         let selection = try frames.map { try FrameSelection(parsing: $0, stride: stride) }
             ?? FrameSelection(stride: stride)
         guard stride >= 1 else { throw ValidationError("--stride must be at least 1") }
+        // Times of 1e300 fs overflow the file's single-precision time; 0 or less repeat or reverse it.
+        guard frameIntervalFs > 0, frameIntervalFs <= 1e12 else {
+            throw ValidationError("--frame-interval-fs must be above 0 and at most 1e12 fs; got \(frameIntervalFs)")
+        }
         let options = TrajectoryConverter.Options(frames: selection, symbolsFrom: symbolsFrom, frameIntervalFs: frameIntervalFs,
                                                   keepVelocities: !noVelocities, keepForces: !noForces)
         let count = try TrajectoryConverter.convert(input: input, output: output, options: options)

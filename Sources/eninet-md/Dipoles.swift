@@ -14,9 +14,12 @@ struct Dipoles: ParsableCommand {
         discussion: """
         Evaluates the dipole model (model.target = "dipole") on every frame and stores the \
         result in the trajectory's `dipole` variable (e·Å, frame × spatial), replacing one that \
-        is there. Every other variable is copied unchanged. The new file is written under a \
-        temporary name and renamed over the old one (or written to --output), so a failure \
-        leaves the input as it was. AMBER NetCDF stores no elements: give --topology or --elements.
+        is there. The file is rebuilt from its frames: the AMBER variables and the extra \
+        per-frame variables of 1 or 3 values are copied; when it holds others, it is left \
+        alone unless --output names a new file (which then goes without them, as a warning \
+        says). The new file is written under a temporary name and renamed over the old one \
+        (or written to --output), so a failure leaves the input as it was. AMBER NetCDF \
+        stores no elements: give --topology or --elements.
         """)
 
     @Option(help: "Dipole model file (.safetensors).")
@@ -60,15 +63,32 @@ struct Dipoles: ParsableCommand {
         }
         let evaluator = try DipoleEvaluator(path: model, precision: double ? .double : .float)
 
+        guard reader.frameCount > 0 else { throw InputError("\(trajectory): no frames") }
+        if let output, !output.lowercased().hasSuffix(".nc") {
+            throw InputError("\(output): --output is an AMBER NetCDF trajectory; give it the .nc extension")
+        }
+
         var extras: [AmberExtraVariable] = []
+        var dropped: [String] = []
         for (name, width) in reader.extraVariableWidths.sorted(by: { $0.key < $1.key }) where name != AmberExtraVariable.dipole.name {
             guard width == 1 || width == 3 else {
-                printError("warning: \(trajectory): variable '\(name)' (\(width) values per frame) is not copied")
+                dropped.append("'\(name)' (\(width) values per frame)")
                 continue
             }
             extras.append(AmberExtraVariable(name: name, width: width, units: try reader.units(of: name) ?? ""))
         }
         extras.append(.dipole)
+        let copied = Set(extras.map(\.name))
+        dropped += reader.variableNames.filter { !AmberNetCDF.standardVariables.contains($0) && !copied.contains($0) }
+            .filter { name in !dropped.contains { $0.hasPrefix("'\(name)'") } }.sorted().map { "'\($0)'" }
+        // The file is rebuilt from its frames: what the writer cannot hold would be lost, and in
+        // place that is the only copy (charges(frame, atom) and masses(atom) vanished).
+        if !dropped.isEmpty {
+            guard output != nil else {
+                throw InputError("\(trajectory): rewriting it with dipoles would drop \(dropped.joined(separator: ", ")); give --output to write a new file and keep this one")
+            }
+            printError("warning: \(trajectory): \(dropped.joined(separator: ", ")) not copied to \(output ?? "")")
+        }
 
         let destination = output ?? trajectory
         let temporary = destination + ".tmp"

@@ -65,6 +65,15 @@ struct Run: ParsableCommand {
         guard settings.task == .dynamics else {
             throw InputError("\(settings.deckPath): this deck asks for a minimisation; use `eninet-md minimize`")
         }
+        if let restart {
+            func canonical(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
+            let outputs = [("output.log", settings.output.logPath), ("output.trajectory", settings.output.trajectoryPath),
+                           ("output.final_structure", settings.output.finalStructurePath)]
+            // output.restart may name the file it continues from: it is read before it is replaced.
+            if let clash = outputs.first(where: { $0.1.map(canonical) == canonical(restart) }) {
+                throw InputError("\(clash.0) = \(restart) would overwrite the restart this run continues from")
+            }
+        }
         try settings.output.createParentDirectories()
 
         let structure = try RunSetup.structure(settings)
@@ -108,8 +117,11 @@ struct Run: ParsableCommand {
                 if dipoles != nil, try !AmberTrajectoryReader(path: path).hasDipole {
                     throw InputError("\(path): this trajectory has no dipole variable, but the deck asks for dipoles (output.dipole_every); continue without them or start a new trajectory")
                 }
-                // Frames after the restart point belong to the abandoned continuation.
-                writer = try AmberTrajectoryWriter(appendingTo: path, keepingFrames: startStep / output.trajectoryEvery + 1)
+                let keep = try RunSetup.framesToKeep(trajectory: path, atomCount: structure.count,
+                                                     periodic: structure.cell?.pbc.any ?? false,
+                                                     restartTimeFs: simulation.state.time,
+                                                     spacingFs: Double(output.trajectoryEvery) * settings.dynamics.timestepFs)
+                writer = try AmberTrajectoryWriter(appendingTo: path, keepingFrames: keep)
             } else {
                 writer = try AmberTrajectoryWriter(
                     path: path, atomCount: structure.count, velocities: output.velocitiesEvery > 0, forces: output.forcesEvery > 0,
@@ -128,9 +140,13 @@ struct Run: ParsableCommand {
         }
         var logFile: LogFile? = nil
         if let path = output.logPath, output.logEvery > 0 {
+            let continued = restart != nil && FileManager.default.fileExists(atPath: path)
+            if continued { try LogFile.keepRows(path: path, throughStep: startStep) }
             let file = try LogFile(path: path, append: restart != nil)
             logFile = file
-            simulation.addReporter(ThermoLogReporter(stride: output.logEvery, format: .csv, write: { try file.write($0) }))
+            let reporter = ThermoLogReporter(stride: output.logEvery, format: .csv, write: { try file.write($0) })
+            reporter.writesHeader = !continued
+            simulation.addReporter(reporter)
         }
         if !quiet && output.logEvery > 0 {
             simulation.addReporter(ThermoLogReporter(stride: output.logEvery, format: .columns, write: { print($0.hasSuffix("\n") ? String($0.dropLast()) : $0) }))
@@ -190,21 +206,27 @@ struct Minimize: ParsableCommand {
         var state = try MDState(positions: structure.positions, velocities: nil, masses: try RunSetup.masses(structure),
                                 cell: structure.cell, atomicNumbers: structure.atomicNumbers)
         let every = max(1, settings.output.logEvery)
+        StopSignal.shared.install()
         let result = try FIRE().minimize(&state, potential: potential, forceTolerance: settings.minimize.fmaxEVPerA,
-                                         maxSteps: settings.minimize.maxSteps) { step, forces in
+                                         maxSteps: settings.minimize.maxSteps, observer: { step, forces in
             if step % every == 0 {
                 let fmax = forces.forces.map(norm).max() ?? 0
                 print(String(format: "%8d  E = %.10f eV  fmax = %.3e eV/Å", step, forces.energy, fmax))
             }
-        }
+        }, stopRequested: { StopSignal.shared.requested })
         print(String(format: "%@ after %d steps: E = %.10f eV, fmax = %.3e eV/Å",
-                     result.converged ? "converged" : "not converged", result.steps, result.energy, result.maxForce))
+                     result.stopped ? "stopped" : (result.converged ? "converged" : "not converged"),
+                     result.steps, result.energy, result.maxForce))
         if let path = settings.output.finalStructurePath {
             var final = structure
             final.positions = state.positions
             final.velocities = nil
             final.info = ["energy": [result.energy]]
             try StructureFile.write([final], to: path)
+        }
+        if result.stopped {
+            throw InputError("stopped by \(StopSignal.shared.signal.map(StopSignal.name) ?? "request") after step \(result.steps)"
+                             + (settings.output.finalStructurePath.map { "; the structure so far is in \($0)" } ?? ""))
         }
         if !result.converged {
             throw InputError("minimisation did not reach fmax ≤ \(settings.minimize.fmaxEVPerA) eV/Å within \(settings.minimize.maxSteps) steps (fmax = \(result.maxForce) eV/Å)")

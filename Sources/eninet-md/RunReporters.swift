@@ -90,6 +90,26 @@ final class LogFile {
         try handle.write(contentsOf: Data((line.hasSuffix("\n") ? line : line + "\n").utf8))
     }
 
+    /// Cuts the CSV log at `path` after its row of `step`: a run restarted from an earlier
+    /// restart than the log reached writes those steps again (rows were repeated, which
+    /// `analyze thermo` refused). The header and rows that are not steps stay.
+    static func keepRows(path: String, throughStep step: Int) throws {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw InputError("\(path): cannot read the log to continue it (\(error.localizedDescription))")
+        }
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+        let kept = lines.filter { line in
+            guard let first = line.split(separator: ",", maxSplits: 1).first, let rowStep = Int(first) else { return true }
+            return rowStep <= step
+        }
+        let cut = kept.joined(separator: "\n")
+        guard cut.count != text.count else { return }
+        do { try Data(cut.utf8).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw InputError("\(path): cannot shorten the log to step \(step) (\(error.localizedDescription))")
+        }
+    }
+
     deinit { try? handle.close() }
 }
 

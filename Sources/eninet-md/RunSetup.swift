@@ -17,6 +17,7 @@ enum RunSetup {
     /// Reads the deck's structure (first frame) and builds the requested supercell.
     static func structure(_ settings: DeckSettings) throws -> Structure {
         var structure = try StructureFile.readFirst(path: settings.system.structurePath)
+        guard structure.count > 0 else { throw InputError("\(settings.system.structurePath): the structure has no atoms") }
         let r = settings.system.replicate
         if r != SIMD3(1, 1, 1) {
             structure = try replicate(structure, r, path: settings.system.structurePath)
@@ -27,10 +28,52 @@ enum RunSetup {
         return structure
     }
 
+    /// How many frames of the trajectory at `path` a run restarted at `restartTimeFs` keeps:
+    /// those up to the restart's time (later ones belong to the abandoned continuation).
+    /// Checked before anything is cut: the atoms and the cell must be the run's, and the frames
+    /// `spacingFs` apart as the deck writes them. Counting frames by the deck's stride instead
+    /// cut away frames written at another stride, and a trajectory of other atoms was cut
+    /// before its first frame was refused.
+    static func framesToKeep(trajectory path: String, atomCount: Int, periodic: Bool,
+                             restartTimeFs: Double, spacingFs: Double) throws -> Int {
+        let reader = try AmberTrajectoryReader(path: path)
+        defer { try? reader.close() }
+        guard reader.atomCount == atomCount else {
+            throw InputError("\(path): the trajectory has \(reader.atomCount) atoms, this run \(atomCount); give another output.trajectory")
+        }
+        guard reader.hasCell == periodic else {
+            throw InputError("\(path): the trajectory has \(reader.hasCell ? "a" : "no") cell, this run \(periodic ? "has one" : "has none"); give another output.trajectory")
+        }
+        let times = try reader.times()
+        // Frame k of the deck's stride lies at t₀ + k·spacing. The last frame up to the restart
+        // may lie off that grid (a run stopped by a signal, or ended between strides, writes its
+        // last state): it is dropped, as the continuation writes the grid's frames on.
+        // Stored in single precision, so times agree to a part in 10⁷ of themselves.
+        let t0 = times.first ?? 0
+        func onGrid(_ k: Int) -> Bool {
+            abs(times[k] - (t0 + Double(k) * spacingFs)) <= 0.01 * spacingFs + 2 * abs(times[k]) * 0x1p-24
+        }
+        let upToRestart = times.prefix { $0 <= restartTimeFs + 1e-3 + abs(restartTimeFs) * 0x1p-22 }.count
+        for k in 0..<max(upToRestart - 1, 0) where !onGrid(k) {
+            throw InputError("\(path): its frames are not \(spacingFs) fs apart as this run writes them (output.trajectory_every; frame \(k) is at \(times[k]) fs); keep the stride or give another output.trajectory")
+        }
+        return upToRestart > 0 && !onGrid(upToRestart - 1) ? upToRestart - 1 : upToRestart
+    }
+
     /// The supercell of `structure` repeated `counts` times along the cell vectors.
     static func replicate(_ structure: Structure, _ counts: SIMD3<Int>, path: String) throws -> Structure {
         guard let cell = structure.cell else {
             throw InputError("\(path): system.replicate needs a cell, and this structure has none")
+        }
+        // Counted before anything is built: [99999999999, 1, 1] filled 16 GB and was killed.
+        let limit = 50_000_000
+        var total = structure.count
+        for n in [counts.x, counts.y, counts.z] {
+            let (product, overflow) = total.multipliedReportingOverflow(by: n)
+            guard !overflow, product <= limit else {
+                throw InputError("\(path): system.replicate [\(counts.x), \(counts.y), \(counts.z)] of \(structure.count) atoms makes more than \(limit) atoms")
+            }
+            total = product
         }
         var out = structure
         out.positions = []

@@ -121,6 +121,46 @@ final class MissingDataTests: XCTestCase {
         XCTAssertEqual(try data.frameSpacing(override: 0.5), 0.5)
     }
 
+    /// AMBER stores time in single precision: 2,000 frames 1 fs apart from 200 ps on were
+    /// refused as uneven ("frame 2 is 0.9918 fs after frame 1"), so no run longer than about
+    /// 150 ps could be analysed. A real gap at that time is still found.
+    func testSinglePrecisionTimesOfALongRunAreEvenlySpaced() throws {
+        for start in [200_000.0, 1_000_000.0] {
+            let times = (0..<2000).map { Double(Float(start + Double($0))) }
+            let data = TrajectoryData(path: "t.nc", atomCount: 1, frameCount: times.count, times: times)
+            XCTAssertEqual(try data.frameSpacing(), 1, accuracy: 1e-3)
+            var gap = times
+            gap[1000] += 1
+            XCTAssertThrowsError(try TrajectoryData(path: "t.nc", atomCount: 1, frameCount: gap.count, times: gap).frameSpacing()) {
+                XCTAssertTrue("\($0)".contains("not evenly spaced") && "\($0)".contains("--frame-dt-fs"), "\($0)")
+            }
+        }
+        // One frame selected from a file that stores times: not "stores no frame times".
+        XCTAssertThrowsError(try TrajectoryData(path: "t.nc", atomCount: 1, frameCount: 1, times: [5]).frameSpacing()) {
+            XCTAssertTrue("\($0)".contains("only 1 frame selected"), "\($0)")
+        }
+    }
+
+    /// `--csv` naming the trajectory replaced it with a table, and `--csv` equal to `--svg`
+    /// kept only the plot. A symbolic link to the input counts as the input.
+    func testOutputsThatNameAnInputOrEachOtherAreRefused() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("distinct-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let input = dir.appendingPathComponent("t.nc").path, link = dir.appendingPathComponent("link.csv").path
+        FileManager.default.createFile(atPath: input, contents: Data("x".utf8))
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: input)
+        func message(_ outputs: [(String, String)]) -> String {
+            do { try AtomicFile.checkDistinct(outputs: outputs, inputs: [("trajectory", input)]); return "" } catch { return "\(error)" }
+        }
+        XCTAssertTrue(message([("--csv", input)]).contains("--csv \(input) is the trajectory"))
+        XCTAssertTrue(message([("--csv", link)]).contains("is the trajectory"))
+        XCTAssertTrue(message([("--csv", dir.appendingPathComponent("a").path), ("--svg", dir.appendingPathComponent("./a").path)])
+            .contains("--svg and --csv name the same file"))
+        XCTAssertEqual(message([("--csv", dir.appendingPathComponent("a.csv").path), ("--svg", dir.appendingPathComponent("a.svg").path)]), "")
+        XCTAssertThrowsError(try parseElementList("H*9000000000000000000")) { XCTAssertTrue("\($0)".contains("more than"), "\($0)") }
+    }
+
     /// Values found by fuzzing the analyses, each of which trapped or gave NaN with exit 0: a
     /// frame spacing of 1e-20 fs (lags past `Int`) or 5e-324 fs (NaN diffusion coefficients),
     /// frame times of that order, and an RDF out to 1e300 Å (bins past `Int`) or 1e6 Å

@@ -60,6 +60,25 @@ final class RDFTests: XCTestCase {
         XCTAssertEqual(table.columns.map(\.header), ["r_A", "g_total_1", "g_Ar-Ar_1", "n_Ar-Ar_1", "g_Ar-Ne_1", "n_Ar-Ne_1", "n_Ne-Ar_1", "g_Ne-Ne_1", "n_Ne-Ne_1"])
     }
 
+    /// r_max = 4.3 Å with 0.5 Å bins: the last bin, [4.0, 4.5), holds only the pairs below 4.3 Å.
+    /// Normalised by the whole shell it read g ≈ 0.4 for an ideal gas (a fine default bin put a
+    /// dip of 0.68 at the end of every RDF); now it is 1 like the others, centred at 4.15 Å.
+    func testALastBinThatRMaxCutsIsNormalisedByItsPart() throws {
+        var rng = SeededGenerator(seed: 11)
+        let box = 10.0, atoms = 200
+        let cell = try Cell.orthorhombic(Vec3(box, box, box))
+        let rdf = try RadialDistribution(symbols: [String](repeating: "Ar", count: atoms), rMax: 4.3, binWidth: 0.5)
+        for _ in 0..<40 {
+            let p = (0..<atoms).map { _ in Vec3(Double.random(in: 0..<box, using: &rng), Double.random(in: 0..<box, using: &rng), Double.random(in: 0..<box, using: &rng)) }
+            try rdf.add(positions: p, cell: cell)
+        }
+        let g = try XCTUnwrap(rdf.g(pair: 0))
+        XCTAssertEqual(g.count, 9)
+        XCTAssertEqual(g[8], 1, accuracy: 0.05)
+        XCTAssertEqual(rdf.radii[8], 4.15, accuracy: 1e-12)
+        XCTAssertEqual(rdf.radii[7], 3.75, accuracy: 1e-12)
+    }
+
     /// Without a cell and without a volume there is no g, only the local density.
     func testNonPeriodicWithoutVolumeGivesDensity() throws {
         let rdf = try RadialDistribution(symbols: ["O", "H", "H"], rMax: 3, binWidth: 0.1)

@@ -211,4 +211,18 @@ final class TOMLParserTests: XCTestCase {
         XCTAssertEqual(items.count, 3)
         XCTAssertThrowsError(try TOMLParser.parseValue("1 2", file: "cli"))
     }
+
+    /// Ten thousand nested arrays overflowed the stack (SIGSEGV) in the recursive descent; now
+    /// nesting stops at 100 levels with an error naming the line. Depth 100 still parses.
+    func testDeepNestingIsAnErrorNotAStackOverflow() throws {
+        for (open, close) in [("[", "]"), ("{a = ", "}")] {
+            let deep = "x = " + String(repeating: open, count: 10_000) + "1" + String(repeating: close, count: 10_000) + "\n"
+            XCTAssertThrowsError(try TOMLParser.parse("\n" + deep, file: "t.toml")) { error in
+                XCTAssertTrue("\(error)".contains("nested more than 100 deep"), "\(error)")
+                XCTAssertTrue("\(error)".contains("t.toml:2"), "\(error)")
+            }
+        }
+        let fine = "x = " + String(repeating: "[", count: 100) + "1" + String(repeating: "]", count: 100)
+        XCTAssertNoThrow(try TOMLParser.parse(fine, file: "t.toml"))
+    }
 }

@@ -161,5 +161,18 @@ final class SimulationTests: XCTestCase {
         print("FIRE LJ13: \(result.steps) steps, E = \(result.energy / epsilon) ε")
         XCTAssertTrue(result.converged)
         XCTAssertEqual(result.energy / epsilon, -44.326801, accuracy: 1e-5)
+
+        // A stop request (what `minimize` makes of SIGINT) ends it after that step, with the
+        // positions the reported energy belongs to: `minimize` died with nothing written.
+        var stopped = try MDState(positions: positions, masses: Array(repeating: 39.948, count: 13), cell: nil,
+                                  atomicNumbers: Array(repeating: 18, count: 13))
+        var polls = 0
+        let early = try FIRE().minimize(&stopped, potential: lj, forceTolerance: 1e-5, maxSteps: 5000,
+                                        stopRequested: { polls += 1; return polls == 4 })
+        XCTAssertTrue(early.stopped)
+        XCTAssertFalse(early.converged)
+        XCTAssertEqual(early.steps, 3)
+        XCTAssertEqual(try lj.compute(stopped.configuration).energy, early.energy, accuracy: 1e-12)
+        XCTAssertGreaterThan(early.energy, result.energy)
     }
 }

@@ -130,6 +130,40 @@ final class AmberReaderTests: XCTestCase {
         XCTAssertEqual(nc_close(id), NC_NOERR)
     }
 
+    /// Velocities stored (frame, spatial, atom) passed the size check and were read in the
+    /// wrong order; `cell_lengths` without `cell_angles` was read as no cell at all.
+    func testTransposedVectorsAndHalfACellAreRefused() throws {
+        let dir = try makeDirectory()
+        func make(_ name: String, transposedVelocities: Bool, lengthsOnly: Bool) -> String {
+            let path = dir.appendingPathComponent(name).path
+            var id: Int32 = -1
+            XCTAssertEqual(nc_create(path, NC_64BIT_OFFSET | NC_CLOBBER, &id), NC_NOERR)
+            var frame: Int32 = 0, atom: Int32 = 0, spatial: Int32 = 0, coords: Int32 = 0, vel: Int32 = 0, lengths: Int32 = 0
+            nc_def_dim(id, "frame", NC_UNLIMITED, &frame)
+            nc_def_dim(id, "atom", 2, &atom)
+            nc_def_dim(id, "spatial", 3, &spatial)
+            nc_put_att_text(id, NC_GLOBAL, "Conventions", 5, "AMBER")
+            nc_def_var(id, "coordinates", NC_FLOAT, 3, [frame, atom, spatial], &coords)
+            nc_def_var(id, "velocities", NC_FLOAT, 3, transposedVelocities ? [frame, spatial, atom] : [frame, atom, spatial], &vel)
+            if lengthsOnly { nc_def_var(id, "cell_lengths", NC_DOUBLE, 2, [frame, spatial], &lengths) }
+            nc_enddef(id)
+            let values: [Float] = [1, 2, 3, 4, 5, 6]
+            XCTAssertEqual(nc_put_vara_float(id, coords, [0, 0, 0], [1, 2, 3], values), NC_NOERR)
+            XCTAssertEqual(nc_put_vara_float(id, vel, [0, 0, 0], transposedVelocities ? [1, 3, 2] : [1, 2, 3], values), NC_NOERR)
+            if lengthsOnly { XCTAssertEqual(nc_put_vara_double(id, lengths, [0, 0], [1, 3], [9.0, 9, 9]), NC_NOERR) }
+            XCTAssertEqual(nc_close(id), NC_NOERR)
+            return path
+        }
+        let transposed = make("transposed.nc", transposedVelocities: true, lengthsOnly: false)
+        assertThrowsMessage([transposed, "'velocities' has dimensions (frame, spatial, atom)", "expected (frame, atom, spatial)"]) {
+            _ = try AmberTrajectoryReader(path: transposed)
+        }
+        let half = make("half-cell.nc", transposedVelocities: false, lengthsOnly: true)
+        assertThrowsMessage([half, "'cell_lengths' without 'cell_angles'"]) { _ = try AmberTrajectoryReader(path: half) }
+        let good = make("good.nc", transposedVelocities: false, lengthsOnly: false)
+        XCTAssertEqual(try AmberTrajectoryReader(path: good).frame(0).positions, [Vec3(1, 2, 3), Vec3(4, 5, 6)])
+    }
+
     func testBadFilesGiveClearErrorsNamingTheFile() throws {
         let dir = try makeDirectory()
         func p(_ name: String) -> String { dir.appendingPathComponent(name).path }

@@ -56,5 +56,30 @@ final class ConverterTests: XCTestCase {
         XCTAssertEqual(Array(try FrameSelection(parsing: "5:100").indices(count: 7)), [5, 6])
         assertThrowsMessage(["'x'", "not an integer"]) { _ = try FrameSelection(parsing: "x:4") }
         assertThrowsMessage(["--stride 0"]) { _ = try FrameSelection(parsing: "1:4", stride: 0) }
+        // Int.max trapped in `k + 1` ("arithmetic overflow", SIGILL).
+        assertThrowsMessage(["out of range"]) { _ = try FrameSelection(parsing: "\(Int.max)") }
+        assertThrowsMessage(["out of range"]) { _ = try FrameSelection(parsing: "0:\(Int.min)") }
+    }
+
+    /// A NaN position went through `convert` into a restart, where a run would start from it;
+    /// and a cell that appears after a frame without one was dropped from every frame.
+    func testNonFiniteNumbersAndLateCellsAreRefused() throws {
+        let dir = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func p(_ name: String) -> String { dir.appendingPathComponent(name).path }
+        let frame = "2\nProperties=species:S:1:pos:R:3 time_fs=0\nH 0 0 0\nH 0 0 0.74\n"
+        try (frame + frame.replacingOccurrences(of: "0 0 0.74", with: "0 nan 0.74").replacingOccurrences(of: "=0", with: "=1"))
+            .write(toFile: p("nan.extxyz"), atomically: true, encoding: .utf8)
+        for out in ["o.nc", "o.ncrst", "o.xyz"] {
+            assertThrowsMessage([p("nan.extxyz"), "frame 1, atom 1", "position is not finite"]) {
+                _ = try TrajectoryConverter.convert(input: p("nan.extxyz"), output: p(out))
+            }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: p(out)), out)
+        }
+        let boxed = "2\nLattice=\"9 0 0 0 9 0 0 0 9\" Properties=species:S:1:pos:R:3 time_fs=1\nH 0 0 0\nH 0 0 0.74\n"
+        try (frame + boxed).write(toFile: p("late-cell.extxyz"), atomically: true, encoding: .utf8)
+        assertThrowsMessage(["frame 1 has a cell but frame 0 has none"]) {
+            _ = try TrajectoryConverter.convert(input: p("late-cell.extxyz"), output: p("late.nc"))
+        }
     }
 }

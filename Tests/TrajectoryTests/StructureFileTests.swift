@@ -171,5 +171,12 @@ final class StructureFileTests: XCTestCase {
         assertThrowsMessage(["missing.xyz", "no such file"]) {
             _ = try StructureFile.read(path: "/nonexistent/missing.xyz")
         }
+        // Counts far beyond the file were reserved before the atom lines were read: an abort
+        // ("failed to allocate 32000000032 bytes") or heap corruption for Int.max.
+        for count in ["1000000000", "\(Int.max)"] {
+            assertThrowsMessage(["bad.xyz", "1 of \(count) atoms", "truncated"]) {
+                _ = try ExtendedXYZ.read(text: "\(count)\nProperties=species:S:1:pos:R:3:forces:R:3\nH 0 0 0 0 0 0\n", path: "bad.xyz")
+            }
+        }
     }
 }

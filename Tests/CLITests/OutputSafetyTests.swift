@@ -1,0 +1,207 @@
+import CNetCDF
+import Foundation
+import XCTest
+import Geometry
+import Trajectory
+
+/// Ways `run`, `minimize`, `analyze` and `dipoles` lost or overwrote a user's files, found by
+/// probing them with mistaken decks and options; each must now be an error that leaves the
+/// files as they were.
+final class OutputSafetyTests: XCTestCase {
+    private let verlet = """
+    integrator = "verlet"
+    timestep_fs = 1.0
+    steps = 100
+    initial_temperature_K = 120
+    seed = 5
+    """
+
+    private func trajectoryTimes(_ path: String) throws -> [Double] {
+        let reader = try AmberTrajectoryReader(path: path)
+        defer { try? reader.close() }
+        return try reader.times()
+    }
+
+    /// A restart counted the frames to keep by the deck's stride: frames written every 10 steps
+    /// and continued with every 20 lost the frames at 60–100 fs. Now the stride must match and
+    /// the file is left alone when it does not; with it, the frames up to the restart stay,
+    /// and the log goes on from its restart step without a second header or repeated rows.
+    func testARestartKeepsFramesByTimeAndTheLogInStep() throws {
+        let output = """
+        log = "out/log.csv"
+        log_every = 10
+        trajectory = "out/t.nc"
+        trajectory_every = 10
+        restart = "out/r.ncrst"
+        """
+        let dir = try RunDirectory(deck: argonDeck(dynamics: verlet, output: output))
+        defer { dir.remove() }
+        let deck = dir.path("deck.toml")
+        var result = try CLI.run(["run", deck, "--quiet", "--steps", "50"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        try FileManager.default.copyItem(atPath: dir.path("out/r.ncrst"), toPath: dir.path("half.ncrst"))
+        result = try CLI.run(["run", deck, "--quiet", "--restart", dir.path("half.ncrst")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let full = try Data(contentsOf: URL(fileURLWithPath: dir.path("out/t.nc")))
+        XCTAssertEqual(try trajectoryTimes(dir.path("out/t.nc")).count, 11)
+
+        result = try CLI.run(["run", deck, "--quiet", "--restart", dir.path("half.ncrst"), "--set", "output.trajectory_every=20"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("keep the stride"), result.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("out/t.nc"))), full, "the refused restart left the file alone")
+
+        // Continued again from step 50: the frames after it are replaced, not appended twice.
+        result = try CLI.run(["run", deck, "--quiet", "--restart", dir.path("half.ncrst")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("out/t.nc"))), full)
+        let rows = try String(contentsOfFile: dir.path("out/log.csv"), encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(rows.filter { $0.hasPrefix("step,") }.count, 1, "one header")
+        XCTAssertEqual(rows.dropFirst().map { Int($0.split(separator: ",")[0]) }, (0...10).map { $0 * 10 })
+    }
+
+    /// A trajectory of other atoms was cut to the restart's frame count before its first
+    /// frame was refused (27,972 bytes became 2,512).
+    func testARestartIntoATrajectoryOfOtherAtomsLeavesItAlone() throws {
+        let dir = try RunDirectory(deck: argonDeck(dynamics: verlet, output: "trajectory = \"out/t.nc\"\ntrajectory_every = 10\nrestart = \"out/r.ncrst\""))
+        defer { dir.remove() }
+        var result = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--steps", "30"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let writer = try AmberTrajectoryWriter(path: dir.path("other.nc"), atomCount: 9)
+        for k in 0..<8 { try writer.write(time: Double(10 * k), positions: (0..<9).map { Vec3(Double($0), 0, 0) }) }
+        try writer.close()
+        let before = try Data(contentsOf: URL(fileURLWithPath: dir.path("other.nc")))
+        result = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--restart", dir.path("out/r.ncrst"),
+                              "--set", "output.trajectory=\(dir.path("other.nc"))"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("9 atoms, this run 108"), result.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("other.nc"))), before)
+    }
+
+    /// `--set output.log=deck.toml` replaced the deck with the CSV log, and a log named like
+    /// the restart being read was appended to it; a model file was replaced the same way.
+    func testOutputsOverTheDeckTheModelOrTheRestartAreRefused() throws {
+        let dir = try RunDirectory(deck: argonDeck(dynamics: verlet, output: "restart = \"out/r.ncrst\""))
+        defer { dir.remove() }
+        let deck = dir.path("deck.toml")
+        let deckText = try String(contentsOfFile: deck, encoding: .utf8)
+        var result = try CLI.run(["run", deck, "--quiet", "--set", "output.log=\(deck)"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("would overwrite the deck"), result.stderr)
+        XCTAssertEqual(try String(contentsOfFile: deck, encoding: .utf8), deckText)
+
+        result = try CLI.run(["run", deck, "--quiet", "--steps", "20"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        try FileManager.default.copyItem(atPath: dir.path("out/r.ncrst"), toPath: dir.path("saved.ncrst"))
+        let restart = try Data(contentsOf: URL(fileURLWithPath: dir.path("saved.ncrst")))
+        result = try CLI.run(["run", deck, "--quiet", "--restart", dir.path("saved.ncrst"), "--set", "output.log=\(dir.path("saved.ncrst"))"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("would overwrite the restart"), result.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("saved.ncrst"))), restart)
+
+        let model = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/energy/ethanol-energy.safetensors")
+        if FileManager.default.fileExists(atPath: model.path) {
+            let copy = dir.path("model.safetensors")
+            try FileManager.default.copyItem(atPath: model.path, toPath: copy)
+            let eninetDeck = """
+            [system]
+            structure = "\(CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/ethanol.xyz").path)"
+            [potential]
+            type = "eninet"
+            model = "model.safetensors"
+            [dynamics]
+            integrator = "verlet"
+            timestep_fs = 0.5
+            steps = 2
+            [output]
+            log = "model.safetensors"
+            """
+            try eninetDeck.write(toFile: dir.path("eninet.toml"), atomically: true, encoding: .utf8)
+            result = try CLI.run(["run", dir.path("eninet.toml"), "--quiet"])
+            XCTAssertNotEqual(result.status, 0)
+            XCTAssertTrue(result.stderr.contains("would overwrite the model"), result.stderr)
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: copy)), try Data(contentsOf: model))
+        }
+    }
+
+    /// A structure of no atoms ran and "converged"; a trajectory named .xyz was NetCDF under
+    /// that name; replicate = [100000, 100000, 1] filled the memory until the kernel killed it.
+    func testEmptyStructuresMisnamedTrajectoriesAndHugeSupercellsAreRefused() throws {
+        let dir = try RunDirectory(deck: argonDeck(dynamics: verlet, output: "trajectory = \"out/t.xyz\""))
+        defer { dir.remove() }
+        var result = try CLI.run(["run", dir.path("deck.toml"), "--quiet"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("is written as AMBER NetCDF"), result.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path("out/t.xyz")))
+
+        result = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--set", "output.trajectory=\(dir.path("out/t.nc"))",
+                              "--set", "system.replicate=[100000, 100000, 1]"], timeout: 60)
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("makes more than 50000000 atoms"), result.stderr)
+
+        try "0\n\n".write(toFile: dir.path("argon108.extxyz"), atomically: true, encoding: .utf8)
+        result = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--set", "output.trajectory=\(dir.path("out/t.nc"))"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("has no atoms"), result.stderr)
+    }
+
+    /// `analyze ... --csv` naming the trajectory turned it into a table (exit 0).
+    func testAnAnalysisOutputOverItsInputIsRefused() throws {
+        let dir = try RunDirectory(deck: argonDeck(dynamics: verlet, output: "trajectory = \"t.nc\"\ntrajectory_every = 10\nvelocities_every = 10"))
+        defer { dir.remove() }
+        var result = try CLI.run(["run", dir.path("deck.toml"), "--quiet"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let before = try Data(contentsOf: URL(fileURLWithPath: dir.path("t.nc")))
+        result = try CLI.run(["analyze", "vdos", dir.path("t.nc"), "--elements", "Ar*108", "--csv", dir.path("t.nc")])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("would destroy the input"), result.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("t.nc"))), before)
+
+        // `thermo`: more blocks than rows reported an error bar anyway, and a bad --plot
+        // failed after the table was written.
+        try "step,time_fs,total_eV\n0,0,1\n1,1,2\n2,2,4\n".write(toFile: dir.path("log.csv"), atomically: true, encoding: .utf8)
+        result = try CLI.run(["analyze", "thermo", dir.path("log.csv"), "--csv", dir.path("a.csv")])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("--blocks 10 is more than its 3 rows"), result.stderr)
+        result = try CLI.run(["analyze", "thermo", dir.path("log.csv"), "--blocks", "2", "--csv", dir.path("a.csv"),
+                              "--svg", dir.path("a.svg"), "--plot", "nothing"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path("a.csv")))
+        result = try CLI.run(["analyze", "thermo", dir.path("log.csv"), "--blocks", "2", "--csv", dir.path("a.csv")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+    }
+
+    /// `dipoles` rebuilds the file from its frames: in place, a variable it cannot carry
+    /// (here masses(atom)) was deleted for good, with no word. Now it refuses unless --output
+    /// names a new file, and then it says what it leaves out.
+    func testDipolesInPlaceRefusesToDropVariables() throws {
+        let model = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/dipole/ethanol-dipole.safetensors")
+        guard FileManager.default.fileExists(atPath: model.path) else { throw XCTSkip("\(model.path) is absent") }
+        let dir = try RunDirectory(deck: "")
+        defer { dir.remove() }
+        let path = dir.path("e.nc")
+        let structure = try StructureFile.readFirst(path: CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/ethanol.xyz").path)
+        let writer = try AmberTrajectoryWriter(path: path, atomCount: structure.count)
+        for k in 0..<4 { try writer.write(time: Double(k), positions: structure.positions.map { $0 + Vec3(0.01 * Double(k), 0, 0) }) }
+        try writer.close()
+        var id: Int32 = -1, atomDim: Int32 = -1, massesID: Int32 = -1
+        XCTAssertEqual(nc_open(path, NC_WRITE, &id), NC_NOERR)
+        XCTAssertEqual(nc_redef(id), NC_NOERR)
+        XCTAssertEqual(nc_inq_dimid(id, "atom", &atomDim), NC_NOERR)
+        XCTAssertEqual(nc_def_var(id, "masses", NC_DOUBLE, 1, [atomDim], &massesID), NC_NOERR)
+        XCTAssertEqual(nc_enddef(id), NC_NOERR)
+        XCTAssertEqual(nc_put_var_double(id, massesID, [Double](repeating: 12, count: structure.count)), NC_NOERR)
+        XCTAssertEqual(nc_close(id), NC_NOERR)
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+
+        var result = try CLI.run(["dipoles", "--model", model.path, path, "--elements", "C,C,O,H*6"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("would drop 'masses'") && result.stderr.contains("--output"), result.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before)
+
+        result = try CLI.run(["dipoles", "--model", model.path, path, "--elements", "C,C,O,H*6", "--output", dir.path("d.nc")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stderr.contains("'masses'") && result.stderr.contains("not copied"), result.stderr)
+        XCTAssertTrue(try AmberTrajectoryReader(path: dir.path("d.nc")).hasDipole)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before)
+    }
+}
