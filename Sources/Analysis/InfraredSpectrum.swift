@@ -72,6 +72,7 @@ public enum InfraredSpectrum {
             guard let t = options.temperature, t > 0 else {
                 throw AnalysisError("IR: the \(options.correction.rawValue) quantum correction needs a temperature; pass --temperature-K")
             }
+            guard t.isFinite else { throw AnalysisError("IR: --temperature-K must be finite; got \(t)") }
             temperature = t
         }
         let derivative = dipoleDerivative(dipoles, frameSpacing: frameSpacing)
@@ -83,6 +84,11 @@ public enum InfraredSpectrum {
         let spacing = 1 / (SpectralUnits.speedOfLight * Double(points) * frameSpacing)
         let factors = (0...(points / 2)).map {
             options.correction.factor(wavenumber: Double($0) * spacing, temperature: temperature)
+        }
+        // e^(βħω/2) at 1 K passes Double's range by 1,500 cm⁻¹ and wrote columns of inf.
+        if let bad = factors.firstIndex(where: { !$0.isFinite }) {
+            throw AnalysisError(String(format: "IR: the %@ correction at %g K overflows from %.0f cm⁻¹ on; raise --temperature-K or use --correction harmonic",
+                                       options.correction.rawValue, temperature, Double(bad) * spacing))
         }
         func spectra(_ c: [[Double]]) throws -> [[Double]] {
             let classical = try CosineTransform.transform(c[0], window: spectral.window, points: points, sampleSpacing: frameSpacing)

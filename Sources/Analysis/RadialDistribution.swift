@@ -53,7 +53,10 @@ public final class RadialDistribution {
         if let v = volume, !(v > 0) { throw AnalysisError("RDF: volume must be positive; got \(v) Å³") }
         self.rMax = rMax
         self.binWidth = binWidth
-        self.binCount = Int((rMax / binWidth).rounded(.up))
+        // 8.96 / 0.02 is 448.00000000000006 in Double: a whole number of bins must not get an
+        // empty extra one (of zero volume, which made the last row NaN).
+        let bins = rMax / binWidth
+        self.binCount = abs(bins - bins.rounded()) <= 1e-9 * bins ? Int(bins.rounded()) : Int(bins.rounded(.up))
         self.volume = volume
         var elements: [String] = []
         var elementOfAtom: [Int] = []

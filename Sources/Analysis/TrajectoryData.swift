@@ -98,9 +98,18 @@ public struct TrajectoryData: Sendable {
         let steps = (1..<t.count).map { t[$0] - t[$0 - 1] }
         let typical = steps.sorted()[steps.count / 2]
         // AMBER stores time in single precision: at 200 ps a 1 fs step is known only to about
-        // 2 % (each time is rounded to 2⁻²⁴ of itself), which is not an uneven spacing.
+        // 2 % (each time is rounded to 2⁻²⁴ of itself), which is not an uneven spacing. Times
+        // that are all single-precision numbers get that allowance; the spacing itself comes
+        // from the first and last times, and is refused when their rounding leaves it unsure
+        // by more than 0.1 % (2 fs frames 1 µs into a run read as 1.875 fs).
         let latest = max(abs(t[0]), abs(t[t.count - 1]))
-        let tolerance = 0.01 * typical + 2 * latest * 0x1p-24
+        // Stored in ps (NetCDF) or fs (extended XYZ), read here in fs.
+        let singlePrecision = t.allSatisfy { Double(Float($0)) == $0 || Double(Float($0 / 1000)) == $0 / 1000 }
+        let rounding = singlePrecision ? latest * 0x1p-24 : 0
+        if 4 * rounding > 1e-3 * (t[t.count - 1] - t[0]) {
+            throw AnalysisError(String(format: "%@: its times are single-precision numbers near %.6g fs, stored to ±%.3g fs, too coarse for frames %.4g fs apart; give --frame-dt-fs", path, latest, rounding, dt))
+        }
+        let tolerance = 0.01 * typical + 2 * rounding
         for k in 1..<t.count where abs(steps[k - 1] - typical) > tolerance {
             throw AnalysisError("\(path): frames are not evenly spaced: frame \(k) is \(steps[k - 1]) fs after frame \(k - 1), the usual spacing is \(typical) fs (give --frame-dt-fs to set it)")
         }

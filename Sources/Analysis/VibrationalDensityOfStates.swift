@@ -63,7 +63,13 @@ public enum VibrationalDensityOfStates {
         let spectral = options.spectral
         try spectral.validate(samples: frames, sampleSpacing: frameSpacing, what: "VDOS")
         let dof = options.degreesOfFreedom ?? 3 * atomCount
-        guard dof > 0 else { throw AnalysisError("VDOS: degrees of freedom must be positive; got \(dof)") }
+        // More than 3N has no meaning, and 2⁶³ printed as -1 dof with an integral of 8·10¹⁸.
+        guard dof > 0, dof <= 3 * atomCount else {
+            throw AnalysisError("VDOS: degrees of freedom must be from 1 to 3N = \(3 * atomCount); got \(dof)")
+        }
+        if let t = options.temperature, !(t > 0 && t.isFinite) {
+            throw AnalysisError("VDOS: the temperature must be positive and finite; got \(t) K")
+        }
 
         // One pass over the data: reject NaN/inf with its frame and atom, and sum Σ m v².
         var massVelocitySquared = 0.0

@@ -331,14 +331,15 @@ struct DeckValidator {
         out.trajectoryPath = try output("trajectory")
         out.restartPath = try output("restart")
         // Both are written as AMBER NetCDF whatever their name: traj.xyz or traj.dcd would be a
-        // NetCDF file that other programs misread by its extension. AMBER's own names (mdcrd,
-        // restrt) and names without an extension stay allowed.
-        for (key, path, allowed) in [("trajectory", out.trajectoryPath, ["nc", "netcdf", "ncdf", "mdcrd", ""]),
-                                     ("restart", out.restartPath, ["ncrst", "rst7", "nc", "restrt", "rst", ""])] {
-            guard let path, let f = t.field(key) else { continue }
+        // NetCDF file that other programs misread by its extension. Only the extensions of other
+        // formats are refused: AMBER names its files freely (md.crd, prod.inpcrd, traj.nc.1).
+        let otherFormats: Set = ["xyz", "extxyz", "pdb", "gro", "dcd", "xtc", "trr", "lammpstrj", "dump", "h5", "h5md",
+                                 "csv", "txt", "log", "json", "toml", "in", "safetensors"]
+        for key in ["trajectory", "restart"] {
+            guard let f = t.field(key), let path = key == "trajectory" ? out.trajectoryPath : out.restartPath else { continue }
             let ext = URL(fileURLWithPath: path).pathExtension.lowercased()
-            guard allowed.contains(ext) else {
-                throw f.invalid("is written as AMBER NetCDF; give it one of the extensions \(allowed.filter { !$0.isEmpty }.map { "." + $0 }.joined(separator: ", ")) or none")
+            if otherFormats.contains(ext) {
+                throw f.invalid("is written as AMBER NetCDF, not .\(ext); give it a NetCDF name such as \(key == "trajectory" ? ".nc" : ".ncrst")")
             }
         }
         out.finalStructurePath = try output("final_structure")

@@ -339,7 +339,9 @@ final class MdinReader {
 
     /// Splits the file into title and namelist entries (in file order).
     private func parseNamelists(_ text: String) throws -> (title: String, entries: [NamelistEntry], cntrlLine: Int) {
-        var lines = text.components(separatedBy: "\n").map { $0.hasSuffix("\r") ? String($0.dropLast()) : $0 }
+        // "\r\n" is one Character to Swift, which components(separatedBy: "\n") never cut: a
+        // Windows mdin deck was one line, and "no &cntrl namelist group found".
+        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map(String.init)
         if lines.last == "" { lines.removeLast() }
         var title = ""
         var firstContentLine = 0

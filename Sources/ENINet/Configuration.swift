@@ -197,7 +197,29 @@ public struct ENINetConfiguration: Equatable, Sendable {
         }
     }
 
+    /// The keys of the project's layout (what ``jsonObject()`` writes).
+    static let projectKeys: Set<String> = [
+        "format", "n_elements", "g_feat_dim", "lg_feat_dim", "n_rbf", "cutoff", "n_interactions", "rbf_gamma", "scaler",
+        "aggregation", "average_neighbor_count", "vector_norm", "vector_norm_epsilon", "line_graph_rule",
+        "triplet_bond_cutoff", "target", "max_neighbors", "units", "species", "provenance", "element_energies",
+    ]
+
     private init(projectLayout o: [String: JSONValue], source: String) throws {
+        // Every key is read or refused: a misspelt "element_energie" gave energies 4 eV off, and
+        // "specie" turned the element check off, with no word.
+        for key in o.keys.sorted() where !Self.projectKeys.contains(key) {
+            let near = Self.projectKeys.first { $0.hasPrefix(key) || key.hasPrefix($0) }
+            throw ModelFileError("\(source): unknown key '\(key)' in the model configuration" + (near.map { " (did you mean '\($0)'?)" } ?? ""))
+        }
+        switch o["format"] {
+        case nil, .string("eninet-md/1")?: break
+        case .string(let format)?:
+            throw ModelFileError("\(source): model configuration format '\(format)' is not one this program reads (eninet-md/1)")
+        default: throw ModelFileError("\(source): key 'format' must be a string")
+        }
+        if case .array(let list)? = o["species"], list.isEmpty {
+            throw ModelFileError("\(source): key 'species' is empty; leave it out to accept every element of the table")
+        }
         let r = JSONReader(o, source: source, path: "")
         let gamma = try r.object("rbf_gamma")
         let scaler = try r.object("scaler")

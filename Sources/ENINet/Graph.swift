@@ -128,8 +128,10 @@ public struct ENINetGraph: Sendable {
     }
 
     /// Memory an evaluation takes per triplet, about: its geometry, features and messages in
-    /// every layer, what the backward pass keeps (Float; Double and training take more).
-    static let bytesPerTriplet = 512
+    /// every layer, what the backward pass keeps. Measured in Double, the larger (770 bytes: a
+    /// 17-million-triplet cell took 13.2 GB; Float 390): at 512 a Double evaluation that the
+    /// guard let through was killed for want of memory.
+    static let bytesPerTriplet = 800
 
     /// This machine's memory in bytes, read once (graphs are built every MD step).
     static let physicalMemory = Int(clamping: ProcessInfo.processInfo.physicalMemory)

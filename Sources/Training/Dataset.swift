@@ -98,11 +98,17 @@ public enum ExtendedXYZDataset {
             let info = try keyValues(String(lines[l + 1]), bad: bad)
             let properties = try propertyColumns(info["properties"] ?? "species:S:1:pos:R:3", bad: bad)
             guard let species = properties["species"], let pos = properties["pos"] else { throw bad("Properties lacks species or pos") }
-            guard let forceColumn = properties["forces"] ?? properties["force"] else { throw bad("no forces (Properties has no 'forces' column)") }
-            guard let energyText = info["energy"] ?? info["free_energy"] else { throw bad("no energy in the comment line") }
+            // REF_energy and REF_forces are how MACE-style datasets keep reference labels apart
+            // from a calculator's: taken when the plain names are absent.
+            guard let forceColumn = properties["forces"] ?? properties["force"] ?? properties["ref_forces"] else {
+                throw bad("no forces (Properties has no 'forces' or 'REF_forces' column)")
+            }
+            guard let energyText = info["energy"] ?? info["free_energy"] ?? info["ref_energy"] else {
+                throw bad("no energy in the comment line (energy=, free_energy= or REF_energy=)")
+            }
             guard let energy = Double(energyText) else { throw bad("energy '\(energyText)' is not a number") }
             var dipole: Vec3? = nil
-            if let d = info["dipole"] {
+            if let d = info["dipole"] ?? info["ref_dipole"] {
                 let v = try vector(d, count: 3, key: "dipole", bad: bad)
                 dipole = Vec3(v[0], v[1], v[2])
             }
@@ -197,12 +203,13 @@ public enum ExtendedXYZDataset {
         var out: [String: Range<Int>] = [:]
         var column = 0
         for k in stride(from: 0, to: parts.count, by: 3) {
-            guard let width = Int(parts[k + 2]), width > 0 else { throw bad("malformed Properties '\(spec)'") }
+            // Bounded so that the columns' sum cannot overflow (a count of 2⁶³ − 6 trapped).
+            guard let width = Int(parts[k + 2]), (1...1_000_000).contains(width) else { throw bad("malformed Properties '\(spec)'") }
             out[parts[k].lowercased()] = column..<(column + width)
             column += width
         }
         if let p = out["pos"], p.count != 3 { throw bad("pos must have 3 columns") }
-        for key in ["forces", "force"] { if let f = out[key], f.count != 3 { throw bad("\(key) must have 3 columns") } }
+        for key in ["forces", "force", "ref_forces"] { if let f = out[key], f.count != 3 { throw bad("\(key) must have 3 columns") } }
         return out
     }
 
@@ -272,6 +279,9 @@ public struct DatasetSplit: Equatable, Sendable {
         // Other keys may describe the split (`recipe`), but a list under another name is a
         // misspelt part ("tset") whose frames would silently go unused.
         let known: Set = ["train", "valid", "validation", "test"]
+        if dict["valid"] != nil && dict["validation"] != nil {
+            throw TrainingError("\(path): both 'valid' and 'validation' are given; keep one")
+        }
         if let unknown = dict.keys.sorted().first(where: { !known.contains($0) && dict[$0] is [Any] }) {
             throw TrainingError("\(path): unknown key '\(unknown)' holds a list (a split's lists are train, valid or validation, and test)")
         }

@@ -123,7 +123,7 @@ public struct TrainingSettings: Equatable, Sendable {
         dataFile = path(file)
         splitFile = try string("data.split_file").map(path)
         extraTrainingFile = try string("data.extra_training_file").map(path)
-        if extraTrainingFile == dataFile {
+        if let extra = extraTrainingFile, Self.canonical(extra) == Self.canonical(dataFile) {
             throw TrainingError("\(at("data.extra_training_file")): 'data.extra_training_file' is data.file itself; its validation and test frames would be trained on")
         }
         if let x = try number("data.train", 0...1e9) { trainSize = x }
@@ -184,18 +184,28 @@ public struct TrainingSettings: Equatable, Sendable {
         if let s = try string("output.log") { logName = s }
         // The three outputs are written at different moments; two names for one file would
         // leave the last writer's content (a checkpoint as the model, log lines after the tensors).
+        // Nor may an output name an input: `log = "data.extxyz"` truncated the data to JSON lines.
         let outputs = [("output.model", modelPath), ("output.checkpoint", checkpointPath), ("output.log", logPath)]
+        let inputs = [("the configuration", source), ("data.file", dataFile), ("data.split_file", splitFile),
+                      ("data.extra_training_file", extraTrainingFile), ("model.initial", initialModel)]
+            .compactMap { role, path in path.map { (role, Self.canonical($0)) } }
         for (k, (key, file)) in outputs.enumerated() {
             let name = URL(fileURLWithPath: file).lastPathComponent
             guard !file.hasSuffix("/"), name != ".", name != ".." else {
                 throw TrainingError("\(at(key)): '\(key)' must name a file, not a directory ('\(file)')")
             }
-            let canonical = URL(fileURLWithPath: file).standardized.path
-            if let other = outputs[..<k].first(where: { URL(fileURLWithPath: $0.1).standardized.path == canonical }) {
+            let canonical = Self.canonical(file)
+            if let other = outputs[..<k].first(where: { Self.canonical($0.1) == canonical }) {
                 throw TrainingError("\(at(key)): '\(key)' and '\(other.0)' name the same file, \(canonical)")
+            }
+            if let input = inputs.first(where: { $0.1 == canonical }) {
+                throw TrainingError("\(at(key)): '\(key)' would overwrite \(input.0), \(canonical)")
             }
         }
     }
+
+    /// The file a path names, symbolic links followed, for telling whether two paths are one file.
+    static func canonical(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
 
     public var modelPath: String { (outputDirectory as NSString).appendingPathComponent(modelName) }
     public var checkpointPath: String { (outputDirectory as NSString).appendingPathComponent(checkpointName) }

@@ -55,6 +55,8 @@ public final class Trainer<T: ENINetFloat> {
     public private(set) var epoch = 0
     public private(set) var step = 0
     public private(set) var bestValidationLoss = Double.infinity
+    /// Whether the log holds this run's lines (a resumed run's, or a fresh run's after its first epoch).
+    private var logStarted = false
     public private(set) var epochsSinceBest = 0
     /// Training wall time of the runs before this one (restored from the checkpoint).
     public private(set) var elapsedBeforeRun = 0.0
@@ -284,11 +286,13 @@ public final class Trainer<T: ENINetFloat> {
         return last
     }
 
-    /// Creates the output folders and checks that no output is a folder. A fresh run starts a new
-    /// log and removes an earlier run's checkpoint, so that a `resume` after it stops early cannot
-    /// continue the earlier run into the new log; the earlier model stays until this run saves
-    /// its own. A resumed run restores the checkpoint and keeps the log lines up to its epoch,
-    /// creating the log if it is gone.
+    /// Creates the output folders and checks that every output can be written. A fresh run
+    /// leaves an earlier run's files as they are until its first epoch ends (``appendLog(_:)``
+    /// then starts the new log, and the checkpoint and model are replaced): stopped before, it
+    /// has changed nothing, and `resume` still continues the earlier run (deleting its
+    /// checkpoint at the start lost it to a forgotten `--resume` and a Ctrl-C). A resumed run
+    /// restores the checkpoint and keeps the log lines up to its epoch, creating the log if it
+    /// is gone.
     private func prepareOutputs(resume: Bool) throws {
         let fm = FileManager.default
         for path in [settings.modelPath, settings.checkpointPath, settings.logPath] {
@@ -300,7 +304,11 @@ public final class Trainer<T: ENINetFloat> {
             if fm.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
                 throw TrainingError("\(path): is a folder; the training writes a file there")
             }
+            guard fm.isWritableFile(atPath: folder.isEmpty ? "." : folder) else {
+                throw TrainingError("\(path): cannot be written (its folder is not writable)")
+            }
         }
+        logStarted = resume
         if resume {
             try restoreCheckpoint(from: settings.checkpointPath)
             let kept = (try? String(contentsOfFile: settings.logPath, encoding: .utf8))?
@@ -313,19 +321,17 @@ public final class Trainer<T: ENINetFloat> {
             do { try Self.replace(settings.logPath) { try Data(text.utf8).write(to: URL(fileURLWithPath: $0)) } } catch {
                 throw TrainingError("\(settings.logPath): cannot rewrite the log (\(error))")
             }
-        } else {
-            if fm.fileExists(atPath: settings.checkpointPath) {
-                do { try fm.removeItem(atPath: settings.checkpointPath) } catch {
-                    throw TrainingError("\(settings.checkpointPath): cannot remove the earlier run's checkpoint (\(error.localizedDescription))")
-                }
-            }
-            guard fm.createFile(atPath: settings.logPath, contents: Data()) else {
-                throw TrainingError("\(settings.logPath): cannot create the log")
-            }
         }
     }
 
     private func appendLog(_ line: String) throws {
+        // A fresh run's first line replaces an earlier run's log (see ``prepareOutputs(resume:)``).
+        if !logStarted {
+            guard FileManager.default.createFile(atPath: settings.logPath, contents: Data()) else {
+                throw TrainingError("\(settings.logPath): cannot create the log")
+            }
+            logStarted = true
+        }
         guard let handle = FileHandle(forWritingAtPath: settings.logPath) else { throw TrainingError("\(settings.logPath): cannot open the log") }
         defer { try? handle.close() }
         handle.seekToEndOfFile()

@@ -149,6 +149,28 @@ public final class AmberTrajectoryReader {
         }
         velocitiesVariable = velocities
         forcesVariable = forces
+        // Values are read in AMBER's units whatever the attribute says: a file in femtoseconds
+        // or nanometres per picosecond was read as picoseconds and Å/ps with no word. Any
+        // spelling of AMBER's units passes (`Angstroms`, `ps`, `kcal/mole/A`); a unit that names
+        // another scale is refused.
+        func names(_ units: String, _ words: [String], orIs short: [String] = []) -> Bool {
+            words.contains { units.contains($0) } || short.contains(units)
+        }
+        let amberUnits: [(Variable?, String, (String) -> Bool)] = [
+            (time, "picosecond", { names($0, ["pico"], orIs: ["ps"]) }),
+            (coordinates, "angstrom", { names($0, ["angstrom", "ångström"], orIs: ["a", "å", "ang"]) }),
+            (velocities, "angstrom/picosecond", { u in
+                let parts = u.split(separator: "/", maxSplits: 1).map(String.init)
+                return parts.count == 2 && names(parts[0], ["angstrom"], orIs: ["a", "å", "ang"]) && names(parts[1], ["pico"], orIs: ["ps"])
+            }),
+            (forces, "kilocalorie/mole/angstrom", { names($0, ["kilocal", "kcal"]) && !$0.contains("nm") && !$0.contains("nano") }),
+        ]
+        for case let (variable?, amber, isAmber) in amberUnits {
+            guard let units = variable.units, !units.isEmpty else { continue }
+            guard isAmber(units.lowercased().replacingOccurrences(of: " ", with: "")) else {
+                throw TrajectoryError("\(path): '\(variable.name)' is in \"\(units)\"; AMBER NetCDF stores it in \(amber), the unit it is read in")
+            }
+        }
         let lengths = try variable("cell_lengths"), angles = try variable("cell_angles")
         if let lengths, let angles {
             guard lengths.width == 3, angles.width == 3 else {

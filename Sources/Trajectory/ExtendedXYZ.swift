@@ -427,8 +427,9 @@ struct FrameParser {
             guard typeText.count == 1, let type = typeText.first, "SRIL".contains(type) else {
                 throw error(line, "Properties: column '\(name)' has type '\(parts[k + 1])', expected S, R, I or L")
             }
-            guard let width = Int(parts[k + 2]), width >= 1 else {
-                throw error(line, "Properties: column '\(name)' has count '\(parts[k + 2])', expected a positive integer")
+            // Bounded so that the columns' sum cannot overflow (a count of 2⁶³ − 6 trapped).
+            guard let width = Int(parts[k + 2]), (1...1_000_000).contains(width) else {
+                throw error(line, "Properties: column '\(name)' has count '\(parts[k + 2])', expected an integer from 1 to 1000000")
             }
             var role: Role
             var expected: (Character, Int)? = nil

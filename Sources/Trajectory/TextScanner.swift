@@ -16,14 +16,20 @@ struct TextBytes {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw TrajectoryError("\(path): cannot be read (permissions?)")
         }
-        bytes = [UInt8](data)
+        bytes = Self.withoutByteOrderMark([UInt8](data))
         bytes.append(0)
     }
 
     init(path: String, text: String) {
         self.path = path
-        bytes = Array(text.utf8)
+        bytes = Self.withoutByteOrderMark(Array(text.utf8))
         bytes.append(0)
+    }
+
+    /// A UTF-8 byte-order mark (as Windows editors write) is no part of the first line: the
+    /// count line read as "\u{FEFF}9" and the file was refused, with the mark invisible.
+    private static func withoutByteOrderMark(_ bytes: [UInt8]) -> [UInt8] {
+        bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(bytes.dropFirst(3)) : bytes
     }
 
     /// Runs `body` with a scanner over the text.

@@ -114,8 +114,12 @@ public enum TrajectoryConverter {
         guard let outKind = TrajectoryFileKind(path: output) else {
             throw TrajectoryError("\(output): unknown output format (use .nc, .ncrst/.rst7, .xyz/.extxyz or .pdb)")
         }
-        guard URL(fileURLWithPath: input).standardizedFileURL != URL(fileURLWithPath: output).standardizedFileURL else {
+        func canonical(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
+        guard canonical(input) != canonical(output) else {
             throw TrajectoryError("\(output): output and input are the same file")
+        }
+        if let symbols = options.symbolsFrom, canonical(symbols) == canonical(output) {
+            throw TrajectoryError("\(output): output and --symbols-from are the same file")
         }
         let source = try FrameSource(path: input, kind: inKind, options: options)
         let indices = Array(options.frames.indices(count: source.count))

@@ -34,6 +34,8 @@ struct AnalyzeTraining: ParsableCommand {
 
     func run() throws {
         for path in [csv, svg, energySVG].compactMap({ $0 }) { try AtomicFile.checkWritable(path) }
+        try AtomicFile.checkDistinct(outputs: [("--csv", csv)] + (svg.map { [("--svg", $0)] } ?? []) + (energySVG.map { [("--energy-svg", $0)] } ?? []),
+                                     inputs: [("log", log)])
         let text: String
         do { text = try String(contentsOfFile: log, encoding: .utf8) } catch {
             throw ValidationError("\(log): cannot read (\(error.localizedDescription))")

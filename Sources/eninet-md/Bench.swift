@@ -12,10 +12,13 @@ struct Bench: ParsableCommand {
 /// A comma-separated list of integers given to `option` (`--threads 1,2`), each within
 /// `allowed`; otherwise an error naming the option and the entry.
 func commaSeparatedIntegers(_ text: String, option: String, what: String, allowed: ClosedRange<Int>) throws -> [Int] {
-    try text.split(separator: ",").map { entry in
+    let values = try text.split(separator: ",").map { entry in
         guard let n = Int(entry), allowed.contains(n) else { throw ValidationError("\(option): '\(entry)' is not \(what)") }
         return n
     }
+    // An empty list timed nothing and printed no RESULT line, with exit 0.
+    guard !values.isEmpty else { throw ValidationError("\(option) lists nothing; give \(what), or several comma-separated") }
+    return values
 }
 
 /// Runs `body` once, then again until `seconds` have passed since it started: a case is timed

@@ -40,6 +40,11 @@ struct BenchAnalysis: ParsableCommand {
     func validate() throws {
         try ThreadOptions.check(threads)
         guard frames >= 100, atoms >= 1 else { throw ValidationError("need at least 100 frames and 1 atom") }
+        // The synthetic file holds positions and velocities in single precision: 24 bytes per
+        // atom and frame (10⁸ × 10⁸ filled /tmp and was left there).
+        guard frames <= 10_000_000, atoms <= 10_000_000, frames * atoms <= 500_000_000 else {
+            throw ValidationError("--frames × --atoms must be at most 5·10⁸ (a 12 GB file); got \(frames) × \(atoms)")
+        }
     }
 
     func run() throws {

@@ -43,11 +43,15 @@ struct BenchEninet: ParsableCommand {
     func run() throws {
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
         let threadCounts = try commaSeparatedIntegers(threads, option: "--threads", what: "a thread count from 1 to \(ThreadOptions.maximum)", allowed: 1...ThreadOptions.maximum)
+        let models: [(label: String, path: String)] = model.map { [(Self.label($0), $0)] }
+            ?? configs.split(separator: ",").map { ("\($0)", "\(reference)/eninet-\($0).safetensors") }
+        guard !models.isEmpty else { throw ValidationError("--configs lists nothing; give small, md17 or both") }
+        for (config, path) in models where model == nil && !FileManager.default.fileExists(atPath: path) {
+            throw ValidationError("--configs: no '\(config)' network in \(reference) (\(path) is absent); the reference has small and md17")
+        }
         let systems = try benchmarkSystems()
         // The GEMM figure belongs to the reference md17 network on aspirin.
         let timesReferenceCases = model == nil && structure == nil
-        let models: [(label: String, path: String)] = model.map { [(Self.label($0), $0)] }
-            ?? configs.split(separator: ",").map { ("\($0)", "\(reference)/eninet-\($0).safetensors") }
         print("ENINet energy+forces, \(double ? "Double" : "Float"), median of \(repetitions); machine threads: \(ProcessInfo.processInfo.activeProcessorCount); OpenBLAS core \(TensorThreads.blasCore)")
         var results: [(String, Double)] = []
         var gemmFraction = 0.0

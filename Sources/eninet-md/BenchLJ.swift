@@ -34,6 +34,8 @@ struct BenchLJ: ParsableCommand {
         guard cells > 0, !steps.isEmpty, steps.allSatisfy({ $0 > 0 }) else {
             throw ValidationError("--cells and --steps must be positive")
         }
+        // 4·cells³ atoms: 1000 aborted allocating, 10¹¹ overflowed.
+        guard cells <= 200 else { throw ValidationError("--cells must be at most 200 (32 million atoms); got \(cells)") }
         guard (0...1_000_000).contains(unwrappedBoxes) else { throw ValidationError("--unwrapped-boxes must be from 0 to 1000000") }
         let sigma = 3.405, epsilon = 0.0103, mass = 39.948
         let tau = sigma / (epsilon / mass * Units.accelerationPerForceOverMass).squareRoot()

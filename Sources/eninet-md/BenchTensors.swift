@@ -35,6 +35,14 @@ struct BenchTensors: ParsableCommand {
     func validate() throws {
         try ThreadOptions.check(threads)
         if let blasThreads { try ThreadOptions.check(blasThreads, option: "--blas-threads") }
+        // inf never returned; nan and 0 timed nothing.
+        guard seconds > 0, seconds <= 3600 else { throw ValidationError("--seconds must be above 0 and at most 3600; got \(seconds)") }
+        if let rows {
+            let counts = rows.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 1_000_000 }) else {
+                throw ValidationError("--rows must list row counts from 1 to 1000000, comma-separated; got '\(rows)'")
+            }
+        }
     }
 
     func run() throws {

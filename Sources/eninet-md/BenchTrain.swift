@@ -13,8 +13,8 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Folder with eninet-small.safetensors and eninet-small.json.")
     var reference = "../shared/eninet-reference"
 
-    @Option(help: "Aspirin frames with energies and forces (extended XYZ); when absent, the aspirin case of eninet-small.json with zero labels.")
-    var data = "../shared/data/xtb/aspirin-gfn2-500K.extxyz"
+    @Option(help: "Frames with energies and forces (extended XYZ; default ../shared/data/xtb/aspirin-gfn2-500K.extxyz, and when that is absent, the aspirin case of eninet-small.json with zero labels).")
+    var data: String?
 
     @Option(help: "Timed steps per batch size (the median is reported).")
     var repetitions = 5
@@ -109,11 +109,13 @@ struct BenchTrain: ParsableCommand {
     }
 
     private func aspirinFrames(count: Int) throws -> [TrainingFrame] {
-        if FileManager.default.fileExists(atPath: data) {
-            // Only the first frames are needed: 23 lines per aspirin frame.
-            let text = try String(contentsOfFile: data, encoding: .utf8)
-            let head = text.split(separator: "\n", maxSplits: 23 * count, omittingEmptySubsequences: false).prefix(23 * count).joined(separator: "\n")
-            return try ExtendedXYZDataset.parse(head, source: data)
+        // A --data file that is missing is an error; only the default may be absent. The whole
+        // file is read (cutting it at 23 lines per frame, as for aspirin, broke other molecules).
+        let path = data ?? "../shared/data/xtb/aspirin-gfn2-500K.extxyz"
+        if data != nil || FileManager.default.fileExists(atPath: path) {
+            let frames = try ExtendedXYZDataset.read(path: path)
+            guard frames.count >= count else { throw ValidationError("\(path): \(frames.count) frames, fewer than the batch of \(count)") }
+            return Array(frames.prefix(count))
         }
         let aspirin = try BenchEninet.aspirin(jsonPath: reference + "/eninet-small.json")
         return (0..<count).map { k in

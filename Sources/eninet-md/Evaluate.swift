@@ -45,6 +45,14 @@ struct Evaluate: ParsableCommand {
 
     func validate() throws {
         guard (structure == nil) != (data == nil) else { throw ValidationError("give exactly one of --structure and --data") }
+        if let parity {
+            guard let data else { throw ValidationError("--parity plots a labelled dataset: it needs --data") }
+            // `--parity d.extxyz` replaced the dataset with the plot.
+            func canonical(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
+            if let input = [("--data", data), ("--model", model)].first(where: { canonical($0.1) == canonical(parity) }) {
+                throw ValidationError("--parity \(parity) is the \(input.0) file; writing the plot would destroy it")
+            }
+        }
     }
 
     func run() throws {

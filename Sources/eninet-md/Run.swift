@@ -118,9 +118,8 @@ struct Run: ParsableCommand {
                     throw InputError("\(path): this trajectory has no dipole variable, but the deck asks for dipoles (output.dipole_every); continue without them or start a new trajectory")
                 }
                 let keep = try RunSetup.framesToKeep(trajectory: path, atomCount: structure.count,
-                                                     periodic: structure.cell?.pbc.any ?? false,
-                                                     restartTimeFs: simulation.state.time,
-                                                     spacingFs: Double(output.trajectoryEvery) * settings.dynamics.timestepFs)
+                                                     periodic: structure.cell?.pbc.any ?? false, restartStep: startStep,
+                                                     stride: output.trajectoryEvery, timestepFs: settings.dynamics.timestepFs)
                 writer = try AmberTrajectoryWriter(appendingTo: path, keepingFrames: keep)
             } else {
                 writer = try AmberTrajectoryWriter(

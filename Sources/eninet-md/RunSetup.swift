@@ -28,14 +28,15 @@ enum RunSetup {
         return structure
     }
 
-    /// How many frames of the trajectory at `path` a run restarted at `restartTimeFs` keeps:
-    /// those up to the restart's time (later ones belong to the abandoned continuation).
-    /// Checked before anything is cut: the atoms and the cell must be the run's, and the frames
-    /// `spacingFs` apart as the deck writes them. Counting frames by the deck's stride instead
-    /// cut away frames written at another stride, and a trajectory of other atoms was cut
-    /// before its first frame was refused.
+    /// How many frames of the trajectory at `path` a run restarted at `restartStep` keeps: those
+    /// up to that step (later ones belong to the abandoned continuation). Checked before
+    /// anything is cut: the atoms and the cell must be the run's, and the frames `stride` steps
+    /// apart as the deck writes them. Counting by the deck's stride alone cut away frames
+    /// written at another stride, and a trajectory of other atoms was cut before its first
+    /// frame was refused.
     static func framesToKeep(trajectory path: String, atomCount: Int, periodic: Bool,
-                             restartTimeFs: Double, spacingFs: Double) throws -> Int {
+                             restartStep: Int, stride: Int, timestepFs: Double) throws -> Int {
+        let spacingFs = Double(stride) * timestepFs
         let reader = try AmberTrajectoryReader(path: path)
         defer { try? reader.close() }
         guard reader.atomCount == atomCount else {
@@ -45,19 +46,23 @@ enum RunSetup {
             throw InputError("\(path): the trajectory has \(reader.hasCell ? "a" : "no") cell, this run \(periodic ? "has one" : "has none"); give another output.trajectory")
         }
         let times = try reader.times()
-        // Frame k of the deck's stride lies at t₀ + k·spacing. The last frame up to the restart
-        // may lie off that grid (a run stopped by a signal, or ended between strides, writes its
-        // last state): it is dropped, as the continuation writes the grid's frames on.
-        // Stored in single precision, so times agree to a part in 10⁷ of themselves.
-        let t0 = times.first ?? 0
-        func onGrid(_ k: Int) -> Bool {
-            abs(times[k] - (t0 + Double(k) * spacingFs)) <= 0.01 * spacingFs + 2 * abs(times[k]) * 0x1p-24
+        guard let t0 = times.first else { return 0 }
+        // Frame k lies at t₀ + k·spacing, and the first at step s₀ = t₀ / timestep, a multiple of
+        // the stride: the frames up to the restart step are counted in whole steps. Times would
+        // not do late in a long run, where single precision keeps them to ±1 fs at 10⁷ fs. A last
+        // frame off that grid (a run stopped by a signal, or ended between strides, writes its
+        // last state) is not counted: the continuation writes the grid's frames on.
+        let firstStride = Int((t0 / spacingFs).rounded())
+        guard abs(t0 - Double(firstStride) * spacingFs) <= 0.01 * spacingFs + 2 * abs(t0) * 0x1p-24,
+              restartStep >= firstStride * stride else {
+            throw InputError("\(path): its first frame, at \(t0) fs, is not on this run's stride of \(spacingFs) fs before the restart's step \(restartStep) (output.trajectory_every); keep the stride or give another output.trajectory")
         }
-        let upToRestart = times.prefix { $0 <= restartTimeFs + 1e-3 + abs(restartTimeFs) * 0x1p-22 }.count
-        for k in 0..<max(upToRestart - 1, 0) where !onGrid(k) {
+        let keep = min(restartStep / stride - firstStride + 1, times.count)
+        // Stored in single precision, so times agree to a part in 10⁷ of themselves.
+        for k in 0..<keep where abs(times[k] - (t0 + Double(k) * spacingFs)) > 0.01 * spacingFs + 2 * abs(times[k]) * 0x1p-24 {
             throw InputError("\(path): its frames are not \(spacingFs) fs apart as this run writes them (output.trajectory_every; frame \(k) is at \(times[k]) fs); keep the stride or give another output.trajectory")
         }
-        return upToRestart > 0 && !onGrid(upToRestart - 1) ? upToRestart - 1 : upToRestart
+        return keep
     }
 
     /// The supercell of `structure` repeated `counts` times along the cell vectors.

@@ -39,5 +39,15 @@ final class StopSignal: @unchecked Sendable {
         }
     }
 
+    /// Gives SIGINT and SIGTERM back their default action (ending the process), for work after
+    /// the part that must not be cut short: `train`'s final test evaluation writes nothing, and
+    /// ignoring Ctrl-C there made it run on to the end.
+    func uninstall() {
+        for source in sources { source.cancel() }
+        sources = []
+        Glibc.signal(SIGINT, SIG_DFL)
+        Glibc.signal(SIGTERM, SIG_DFL)
+    }
+
     static func name(_ sig: Int32) -> String { sig == SIGINT ? "SIGINT" : (sig == SIGTERM ? "SIGTERM" : "signal \(sig)") }
 }

@@ -63,6 +63,10 @@ struct Train: ParsableCommand {
         } catch let stopped as TrainingStopped {
             throw TrainFailure(message: "\(StopSignal.shared.signal.map(StopSignal.name) ?? "request"): \(stopped)")
         }
+        if let signal = StopSignal.shared.signal {
+            throw TrainFailure(message: "\(StopSignal.name(signal)): stopped after the training, before the test evaluation; the files are complete")
+        }
+        StopSignal.shared.uninstall()
         print("best model: \(s.modelPath) (validation loss \(String(format: "%.5e", trainer.bestValidationLoss)), \(last?.epoch ?? trainer.epoch) epochs)")
         if !trainer.split.test.isEmpty, FileManager.default.fileExists(atPath: s.modelPath) {
             let model = try ENINetModel(contentsOf: s.modelPath, precision: s.precision)

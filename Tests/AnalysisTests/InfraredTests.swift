@@ -36,6 +36,18 @@ final class InfraredTests: XCTestCase {
             XCTAssertEqual(corrected[k], classical[k] * q, accuracy: 1e-12 * abs(classical[k]) + 1e-300)
         }
         print("IR: peaks \(p1), \(p2) cm-1 (true \(nu1), \(nu2)); resolution \(s.resolution) cm-1")
+
+        // Schofield's e^(βħω/2) at 1 K passes Double's range below 1,000 cm⁻¹: it wrote
+        // columns of inf with exit 0. An infinite temperature made the correction 1.
+        for (correction, temperature, fragment) in [(InfraredSpectrum.Correction.schofield, 1.0, "overflows from"),
+                                                    (.harmonic, Double.infinity, "must be finite")] {
+            XCTAssertThrowsError(try InfraredSpectrum.compute(dipoles: m, frameSpacing: dt, options: .init(
+                spectral: SpectralOptions(maxLag: 2000, window: .hann), correction: correction, temperature: temperature))) {
+                XCTAssertTrue("\($0)".contains(fragment), "\($0)")
+            }
+        }
+        XCTAssertNoThrow(try InfraredSpectrum.compute(dipoles: m, frameSpacing: dt, options: .init(
+            spectral: SpectralOptions(maxLag: 2000, window: .hann), correction: .harmonic, temperature: 1)))
     }
 
     /// At ħω = k_BT (208.5 cm⁻¹ at 300 K) the factors have closed forms.

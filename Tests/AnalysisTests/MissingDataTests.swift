@@ -135,6 +135,15 @@ final class MissingDataTests: XCTestCase {
                 XCTAssertTrue("\($0)".contains("not evenly spaced") && "\($0)".contains("--frame-dt-fs"), "\($0)")
             }
         }
+        // Stored in ps and read in fs, the same allowance holds.
+        let picoseconds = (0..<2000).map { Double(Float(200 + 0.001 * Double($0))) * 1000 }
+        XCTAssertEqual(try TrajectoryData(path: "t.nc", atomCount: 1, frameCount: 2000, times: picoseconds).frameSpacing(), 1, accuracy: 1e-3)
+        // 1 µs into a run single precision keeps times to ±32 fs: 400 frames 2 fs apart read as
+        // 2.031 fs. That is refused, pointing to --frame-dt-fs.
+        let coarse = (0..<400).map { Double(Float(1e9 + 2 * Double($0))) }
+        XCTAssertThrowsError(try TrajectoryData(path: "t.nc", atomCount: 1, frameCount: 400, times: coarse).frameSpacing()) {
+            XCTAssertTrue("\($0)".contains("too coarse") && "\($0)".contains("--frame-dt-fs"), "\($0)")
+        }
         // One frame selected from a file that stores times: not "stores no frame times".
         XCTAssertThrowsError(try TrajectoryData(path: "t.nc", atomCount: 1, frameCount: 1, times: [5]).frameSpacing()) {
             XCTAssertTrue("\($0)".contains("only 1 frame selected"), "\($0)")

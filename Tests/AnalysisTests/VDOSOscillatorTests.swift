@@ -53,6 +53,17 @@ final class VDOSOscillatorTests: XCTestCase {
         XCTAssertEqual(integral, 3, accuracy: 0.03)
         XCTAssertEqual(r.kineticTemperature, temperature, accuracy: 0.01 * temperature)
         print("single oscillator: peak \(found) cm-1 (true \(nu)), integral \(integral) (3 dof), T_kin \(r.kineticTemperature) K")
+
+        // --dof beyond 3N printed "-1 dof" (2⁶³) and an integral of 8·10¹⁸; --temperature-K inf
+        // gave an all-zero VDOS. Both are errors now; 1 to 3N dof stay valid.
+        for (dof, temperature) in [(4, 300.0), (Int.max, 300), (3, Double.infinity)] {
+            XCTAssertThrowsError(try VibrationalDensityOfStates.compute(
+                velocities: v, atomCount: 1, frameSpacing: dt, masses: [m], symbols: ["C"],
+                options: .init(spectral: SpectralOptions(maxLag: maxLag, window: .hann), temperature: temperature, degreesOfFreedom: dof)))
+        }
+        XCTAssertNoThrow(try VibrationalDensityOfStates.compute(
+            velocities: v, atomCount: 1, frameSpacing: dt, masses: [m], symbols: ["C"],
+            options: .init(spectral: SpectralOptions(maxLag: maxLag, window: .hann), degreesOfFreedom: 1)))
     }
 
     func testCoupledOscillatorsShowBothNormalModes() throws {

@@ -84,6 +84,34 @@ final class BenchCommandTests: XCTestCase {
         }
     }
 
+    /// Sizes that crashed, hung or filled the disk, and lists that timed nothing with exit 0:
+    /// each is now refused before any work, naming the option.
+    func testAbsurdSizesAndEmptyListsAreRefusedBeforeAnyWork() throws {
+        let cases: [([String], String)] = [
+            (["bench", "lj", "--cells", "1000"], "--cells must be at most 200"),
+            (["bench", "lj", "--cells", "99999999999"], "--cells must be at most 200"),
+            (["bench", "tensors", "--seconds", "inf"], "--seconds"),
+            (["bench", "tensors", "--seconds", "nan"], "--seconds"),
+            (["bench", "tensors", "--rows", "999999999"], "--rows"),
+            (["bench", "tensors", "--rows", "abc"], "--rows"),
+            (["bench", "analysis", "--frames", "100000000", "--atoms", "100000000"], "at most 5·10⁸"),
+            (["bench", "eninet", "--threads", ""], "--threads lists nothing"),
+            (["bench", "eninet", "--configs", "", "--repetitions", "1"], "--configs lists nothing"),
+            (["bench", "eninet", "--configs", "SMALL", "--repetitions", "1"], "no 'SMALL' network"),
+            (["bench", "train", "--batches", ""], "--batches lists nothing"),
+            (["bench", "train", "--data", "/nonexistent/frames.extxyz", "--repetitions", "1", "--batches", "1"], "/nonexistent/frames.extxyz"),
+        ]
+        // The data file is read after the reference network, which needs ../shared.
+        let hasShared = FileManager.default.fileExists(atPath: CLI.sharedDirectory.appendingPathComponent("eninet-reference").path)
+        for (command, fragment) in cases where hasShared || !command.contains("--data") {
+            let result = try CLI.run(command, timeout: 60)
+            XCTAssertFalse(result.terminatedBySignal, "\(command)")
+            XCTAssertNotEqual(result.status, 0, "\(command): \(result.stdout)")
+            XCTAssertTrue(result.stderr.contains(fragment), "\(command): \(result.stderr)")
+            XCTAssertFalse(result.stdout.contains("RESULT"), "\(command)")
+        }
+    }
+
     func testABatchSizeOutsideTheFramesIsAnErrorNamingIt() throws {
         let result = try CLI.run(["bench", "train", "--batches", "1,9"])
         XCTAssertNotEqual(result.status, 0)

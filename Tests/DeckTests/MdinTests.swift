@@ -39,6 +39,18 @@ final class MdinTests: XCTestCase {
         XCTAssertTrue(s.warnings.allSatisfy { $0.hasPrefix(Fixtures.path("good/argon-langevin.in") + ":6: warning:") }, "\(s.warnings)")
     }
 
+    /// The same deck with Windows line endings was one line to the namelist reader ("\r\n" is
+    /// one Character to Swift): "no &cntrl namelist group found".
+    func testWindowsLineEndingsReadAsUnixOnes() throws {
+        let unix = try String(contentsOfFile: Fixtures.path("good/argon-langevin.in"), encoding: .utf8)
+        let windows = try DeckLoader.parse(text: unix.replacingOccurrences(of: "\n", with: "\r\n"), file: "test.in",
+                                           baseDirectory: Fixtures.path("good"), format: .mdin)
+        let s = try DeckLoader.load(path: Fixtures.path("good/argon-langevin.in"))
+        XCTAssertEqual(windows.dynamics, s.dynamics)
+        XCTAssertEqual(windows.output, s.output)
+        XCTAssertEqual(windows.title, s.title)
+    }
+
     func testMinimisationDeckWithFortranExponentAndCaseInsensitiveKeys() throws {
         let s = try DeckLoader.load(path: Fixtures.path("good/minimize.mdin"))
         XCTAssertEqual(s.task, .minimize)

@@ -64,6 +64,15 @@ final class SafeTensorsTests: XCTestCase {
         assertError(image(header: #"{"w":{"dtype":"F32","shape":[1]}}"#, data: [0, 0, 0, 0]), mentions: ["'w'", "data_offsets"])
         assertError(image(header: #"{"__metadata__":{"a":1}}"#, data: []), mentions: ["__metadata__"])
 
+        // Tensors must tile the data: one pointed into another's bytes loaded (an energy 3 eV
+        // off), as did bytes after the last tensor or a gap before one.
+        assertError(image(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+                          data: [UInt8](repeating: 0, count: 8)), mentions: ["'b'", "inside another tensor"])
+        assertError(image(header: #"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, data: [0, 0, 0x80, 0x3f, 9, 9]),
+                    mentions: ["2 bytes after the last tensor"])
+        assertError(image(header: #"{"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, data: [UInt8](repeating: 0, count: 8)),
+                    mentions: ["'w'", "4 bytes before it unused"])
+
         let ok = try SafeTensorsFile(bytes: image(header: #"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#,
                                                   data: [0, 0, 0x80, 0x3f]), path: "model.safetensors")
         XCTAssertEqual(try ok.doubles("w"), [1])
@@ -235,6 +244,19 @@ final class SafeTensorsTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("c.json"), "\($0)")
         }
         XCTAssertThrowsError(try ENINetConfiguration(jsonString: "[]", source: "c.json"))
+        // Misspelt keys were ignored ("element_energie": energies 4 eV off; "specie": no element
+        // check); an empty species list and another format are refused too.
+        let written = try? ENINetConfiguration(featureCount: 8, tripletFeatureCount: 2, radialBasisCount: 4, cutoff: 3, interactionCount: 1).jsonString()
+        let good = written ?? "{}"
+        XCTAssertNoThrow(try ENINetConfiguration(jsonString: good, source: "c.json"))
+        for (edit, fragment) in [(#"{"element_energie": {"1": -13.6}, "#, "unknown key 'element_energie' in the model configuration (did you mean 'element_energies'?)"),
+                                 (#"{"species": [], "#, "'species' is empty"),
+                                 (#"{"format": "eninet-md/2", "#, "format 'eninet-md/2'")] {
+            let edited = edit + good.dropFirst().replacingOccurrences(of: #""format":"eninet-md/1","#, with: edit.contains("format") ? "" : #""format":"eninet-md/1","#)
+            XCTAssertThrowsError(try ENINetConfiguration(jsonString: edited, source: "c.json")) {
+                XCTAssertTrue("\($0)".contains(fragment), "\($0)")
+            }
+        }
         var c = ENINetConfiguration(featureCount: 8, tripletFeatureCount: 2, radialBasisCount: 4, cutoff: 3, interactionCount: 1)
         c.vectorNorm = .maxMin
         XCTAssertNoThrow(try c.validate(source: "x"))

@@ -55,6 +55,17 @@ final class DataAndOutputSafetyTests: XCTestCase {
         XCTAssertTrue(parseError(frame.replacingOccurrences(of: "-10.5", with: "nan")).contains("(line 1)"))
     }
 
+    /// MACE-style files keep their labels as REF_energy, REF_forces and REF_dipole; they were
+    /// refused as having no energy or forces.
+    func testReferenceLabelsUnderREFNamesAreRead() throws {
+        let reference = frame.replacingOccurrences(of: "forces:R:3 energy=-10.5", with: "REF_forces:R:3 REF_energy=-10.5 REF_dipole=\"0 0 0.2\"")
+        let frames = try ExtendedXYZDataset.parse(reference, source: "ref")
+        XCTAssertEqual(frames[0].energy, -10.5)
+        XCTAssertEqual(frames[0].forces[1].x, -0.1)
+        XCTAssertEqual(frames[0].dipole?.z, 0.2)
+        XCTAssertTrue(parseError(frame.replacingOccurrences(of: "energy=-10.5", with: "E=-10.5")).contains("REF_energy"))
+    }
+
     /// The training reader took `pbc="Q Q Q"` as non-periodic, a one-column force as (f, 0, 0)
     /// and ignored extra atom columns, where the structure reader refuses all three.
     func testPeriodicFlagsForceWidthAndColumnCountAreChecked() {
@@ -91,6 +102,7 @@ final class DataAndOutputSafetyTests: XCTestCase {
         XCTAssertTrue(error(#"{"train": [0, 1, 1], "valid": [3]}"#).contains("frame 1 is listed twice in train"))
         XCTAssertTrue(error(#"{"train": [0, true], "valid": [3]}"#).contains("train[1]"))
         XCTAssertTrue(error(#"{"train": [0], "valid": [3], "tset": [4]}"#).contains("unknown key 'tset'"))
+        XCTAssertTrue(error(#"{"train": [0], "valid": [3], "validation": [4]}"#).contains("both 'valid' and 'validation'"))
         XCTAssertEqual(error(#"{"recipe": "seed 1", "train": [0, 1], "valid": [3], "test": [4]}"#), "")
     }
 
@@ -104,6 +116,7 @@ final class DataAndOutputSafetyTests: XCTestCase {
             .contains("'output.checkpoint' and 'output.model' name the same file"))
         XCTAssertTrue(error(["output.log": .string("./m.safetensors"), "output.model": .string("m.safetensors")]).contains("the same file"))
         XCTAssertTrue(error(["output.model": .string(".")]).contains("must name a file"))
+        XCTAssertTrue(error(["output.directory": .string("."), "output.log": .string("x.extxyz")]).contains("'output.log' would overwrite data.file"))
         XCTAssertTrue(error(["data.extra_training_file": .string("x.extxyz")]).contains("is data.file itself"))
         XCTAssertTrue(error(["model.target": .string("dipole"), "loss.energy_weight": .float(1)]).contains("'loss.energy_weight' must be 0 for a dipole model"))
         XCTAssertTrue(error(["model.interactions": .integer(0)]).contains("outside 1...32"))
@@ -199,17 +212,28 @@ final class DataAndOutputSafetyTests: XCTestCase {
         XCTAssertEqual(again.epoch, 1)
     }
 
-    /// A fresh run into the folder of an earlier one removes the earlier checkpoint, so that a
-    /// resume after the new run stops early cannot continue the old run into the new log.
-    func testAFreshRunRemovesAnEarlierCheckpoint() throws {
+    /// A fresh run into the folder of an earlier one changes nothing until its first epoch
+    /// ends: a forgotten `--resume` stopped by Ctrl-C keeps the earlier run resumable (deleting
+    /// its checkpoint at the start lost it). After that epoch the log holds the new run's lines.
+    func testAFreshRunKeepsTheEarlierRunsFilesUntilItsFirstEpoch() throws {
         let dir = try Fixture.scratch("fresh-run")
-        let settings = try Fixture.tinySettings(output: dir, extra: ["optimizer.max_epochs": .integer(1)])
+        let settings = try Fixture.tinySettings(output: dir, extra: ["optimizer.max_epochs": .integer(2)])
         _ = try Trainer<Double>(settings: settings, frames: try Fixture.ethanol()).run(resume: false)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: settings.checkpointPath))
-        let fresh = try Trainer<Double>(settings: settings, frames: try Fixture.ethanol())
-        XCTAssertThrowsError(try fresh.run(resume: false, stopRequested: { true }))
-        XCTAssertFalse(FileManager.default.fileExists(atPath: settings.checkpointPath))
-        XCTAssertThrowsError(try Trainer<Double>(settings: settings, frames: try Fixture.ethanol()).run(resume: true))
+        let files = [settings.checkpointPath, settings.modelPath, settings.logPath]
+        let before = try files.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }
+        XCTAssertThrowsError(try Trainer<Double>(settings: settings, frames: try Fixture.ethanol()).run(resume: false, stopRequested: { true }))
+        XCTAssertEqual(try files.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }, before)
+        let longer = try Fixture.tinySettings(output: dir, extra: ["optimizer.max_epochs": .integer(3)])
+        let resumed = try Trainer<Double>(settings: longer, frames: try Fixture.ethanol())
+        _ = try resumed.run(resume: true)
+        XCTAssertEqual(resumed.epoch, 3)
+
+        var polls = 0
+        XCTAssertThrowsError(try Trainer<Double>(settings: settings, frames: try Fixture.ethanol())
+            .run(resume: false, stopRequested: { polls += 1; return polls == 5 }))
+        let lines = try String(contentsOfFile: settings.logPath, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, "the new run's first epoch alone")
+        XCTAssertTrue(lines.first?.contains("\"epoch\":1") ?? false)
     }
 
     /// Metrics with an infinite error were written as `{}` (Foundation's JSON writer fails on

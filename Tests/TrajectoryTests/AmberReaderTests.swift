@@ -134,7 +134,7 @@ final class AmberReaderTests: XCTestCase {
     /// wrong order; `cell_lengths` without `cell_angles` was read as no cell at all.
     func testTransposedVectorsAndHalfACellAreRefused() throws {
         let dir = try makeDirectory()
-        func make(_ name: String, transposedVelocities: Bool, lengthsOnly: Bool) -> String {
+        func make(_ name: String, transposedVelocities: Bool, lengthsOnly: Bool, coordinateUnits: String? = nil) -> String {
             let path = dir.appendingPathComponent(name).path
             var id: Int32 = -1
             XCTAssertEqual(nc_create(path, NC_64BIT_OFFSET | NC_CLOBBER, &id), NC_NOERR)
@@ -144,6 +144,7 @@ final class AmberReaderTests: XCTestCase {
             nc_def_dim(id, "spatial", 3, &spatial)
             nc_put_att_text(id, NC_GLOBAL, "Conventions", 5, "AMBER")
             nc_def_var(id, "coordinates", NC_FLOAT, 3, [frame, atom, spatial], &coords)
+            if let coordinateUnits { nc_put_att_text(id, coords, "units", coordinateUnits.utf8.count, coordinateUnits) }
             nc_def_var(id, "velocities", NC_FLOAT, 3, transposedVelocities ? [frame, spatial, atom] : [frame, atom, spatial], &vel)
             if lengthsOnly { nc_def_var(id, "cell_lengths", NC_DOUBLE, 2, [frame, spatial], &lengths) }
             nc_enddef(id)
@@ -160,8 +161,11 @@ final class AmberReaderTests: XCTestCase {
         }
         let half = make("half-cell.nc", transposedVelocities: false, lengthsOnly: true)
         assertThrowsMessage([half, "'cell_lengths' without 'cell_angles'"]) { _ = try AmberTrajectoryReader(path: half) }
-        let good = make("good.nc", transposedVelocities: false, lengthsOnly: false)
+        let good = make("good.nc", transposedVelocities: false, lengthsOnly: false, coordinateUnits: "Angstroms")
         XCTAssertEqual(try AmberTrajectoryReader(path: good).frame(0).positions, [Vec3(1, 2, 3), Vec3(4, 5, 6)])
+        // Units other than AMBER's were ignored: nanometres read as ångström.
+        let nanometres = make("nm.nc", transposedVelocities: false, lengthsOnly: false, coordinateUnits: "nanometer")
+        assertThrowsMessage([nanometres, "'coordinates' is in \"nanometer\"", "angstrom"]) { _ = try AmberTrajectoryReader(path: nanometres) }
     }
 
     func testBadFilesGiveClearErrorsNamingTheFile() throws {

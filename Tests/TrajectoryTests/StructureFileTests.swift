@@ -171,6 +171,8 @@ final class StructureFileTests: XCTestCase {
         assertThrowsMessage(["missing.xyz", "no such file"]) {
             _ = try StructureFile.read(path: "/nonexistent/missing.xyz")
         }
+        // A UTF-8 byte-order mark made the count line "\u{FEFF}1", refused with the mark invisible.
+        XCTAssertEqual(try ExtendedXYZ.read(text: "\u{FEFF}1\nenergy=1\nH 0 0 0.5\n").first?.positions, [Vec3(0, 0, 0.5)])
         // Counts far beyond the file were reserved before the atom lines were read: an abort
         // ("failed to allocate 32000000032 bytes") or heap corruption for Int.max.
         for count in ["1000000000", "\(Int.max)"] {
