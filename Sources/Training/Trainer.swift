@@ -311,10 +311,11 @@ public final class Trainer<T: ENINetFloat> {
         logStarted = resume
         if resume {
             try restoreCheckpoint(from: settings.checkpointPath)
+            // A line cut short by a kill is no JSON, and is dropped with the epochs past the checkpoint.
             let kept = (try? String(contentsOfFile: settings.logPath, encoding: .utf8))?
-                .split(separator: "\n").filter { line in
+                .split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).filter { line in
                     guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                          let logged = (object["epoch"] as? NSNumber)?.intValue else { return true }
+                          let logged = (object["epoch"] as? NSNumber)?.intValue else { return false }
                     return logged <= epoch
                 } ?? []
             let text = kept.map { $0 + "\n" }.joined()

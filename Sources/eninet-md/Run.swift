@@ -113,21 +113,31 @@ struct Run: ParsableCommand {
         var trajectory: TrajectoryReporter? = nil
         if let path = output.trajectoryPath, output.trajectoryEvery > 0 {
             let writer: AmberTrajectoryWriter
+            var lastKeptStep: Int? = nil
             if restart != nil, FileManager.default.fileExists(atPath: path) {
-                if dipoles != nil, try !AmberTrajectoryReader(path: path).hasDipole {
+                let existing = try AmberTrajectoryReader(path: path)
+                defer { try? existing.close() }
+                if dipoles != nil, !existing.hasDipole {
                     throw InputError("\(path): this trajectory has no dipole variable, but the deck asks for dipoles (output.dipole_every); continue without them or start a new trajectory")
+                }
+                // The file's variables are fixed: velocities or forces asked for now were silently not written.
+                for (asked, has, key) in [(output.velocitiesEvery > 0, existing.hasVelocities, "velocities_every"),
+                                          (output.forcesEvery > 0, existing.hasForces, "forces_every")] where asked && !has {
+                    throw InputError("\(path): this trajectory has no \(key.replacingOccurrences(of: "_every", with: "")) variable, but the deck asks for them (output.\(key)); continue without them or start a new trajectory")
                 }
                 let keep = try RunSetup.framesToKeep(trajectory: path, atomCount: structure.count,
                                                      periodic: structure.cell?.pbc.any ?? false, restartStep: startStep,
                                                      stride: output.trajectoryEvery, timestepFs: settings.dynamics.timestepFs)
-                writer = try AmberTrajectoryWriter(appendingTo: path, keepingFrames: keep)
+                writer = try AmberTrajectoryWriter(appendingTo: path, keepingFrames: keep.count)
+                lastKeptStep = keep.lastStep
             } else {
                 writer = try AmberTrajectoryWriter(
                     path: path, atomCount: structure.count, velocities: output.velocitiesEvery > 0, forces: output.forcesEvery > 0,
                     periodic: structure.cell?.pbc.any ?? false,
                     extras: [.potentialEnergy, .kineticEnergy, .temperature] + (dipoles != nil ? [.dipole] : []), title: settings.title)
             }
-            let reporter = TrajectoryReporter(writer: writer, stride: output.trajectoryEvery, dipole: dipoles.map { $0.dipole(of:) })
+            let reporter = TrajectoryReporter(writer: writer, stride: output.trajectoryEvery, dipole: dipoles.map { $0.dipole(of:) },
+                                              lastWrittenStep: lastKeptStep)
             trajectory = reporter
             simulation.addReporter(reporter)
         }

@@ -11,10 +11,13 @@ final class TrajectoryReporter: Reporter {
     let dipole: ((MDState) throws -> Vec3)?
     private(set) var lastWrittenStep: Int?
 
-    init(writer: AmberTrajectoryWriter, stride: Int, dipole: ((MDState) throws -> Vec3)? = nil) {
+    /// `lastWrittenStep`: the step of the last frame already in the file a restarted run appends
+    /// to, so that a run continued with no step left does not write that frame twice.
+    init(writer: AmberTrajectoryWriter, stride: Int, dipole: ((MDState) throws -> Vec3)? = nil, lastWrittenStep: Int? = nil) {
         self.writer = writer
         self.stride = stride
         self.dipole = dipole
+        self.lastWrittenStep = lastWrittenStep
     }
 
     func report(_ simulation: Simulation) throws {
@@ -98,13 +101,18 @@ final class LogFile {
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw InputError("\(path): cannot read the log to continue it (\(error.localizedDescription))")
         }
-        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
-        let kept = lines.filter { line in
-            guard let first = line.split(separator: ",", maxSplits: 1).first, let rowStep = Int(first) else { return true }
+        let lines = text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+        // A row cut short by a kill has fewer fields than the header: dropped, so that the
+        // continuation's first row does not run on from it.
+        let fields = lines.first.map { $0.split(separator: ",", omittingEmptySubsequences: false).count } ?? 0
+        let kept = lines.enumerated().filter { index, line in
+            guard index > 0 else { return true }
+            let cells = line.split(separator: ",", omittingEmptySubsequences: false)
+            guard cells.count == fields, let rowStep = Int(cells[0]) else { return false }
             return rowStep <= step
-        }
-        let cut = kept.joined(separator: "\n")
-        guard cut.count != text.count else { return }
+        }.map(\.element)
+        let cut = kept.map { $0 + "\n" }.joined()
+        guard cut != text else { return }
         do { try Data(cut.utf8).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
             throw InputError("\(path): cannot shorten the log to step \(step) (\(error.localizedDescription))")
         }

@@ -28,14 +28,15 @@ enum RunSetup {
         return structure
     }
 
-    /// How many frames of the trajectory at `path` a run restarted at `restartStep` keeps: those
-    /// up to that step (later ones belong to the abandoned continuation). Checked before
+    /// How many frames of the trajectory at `path` a run restarted at `restartStep` keeps, and
+    /// the step of the last: those up to that step (later ones belong to the abandoned
+    /// continuation). Checked before
     /// anything is cut: the atoms and the cell must be the run's, and the frames `stride` steps
     /// apart as the deck writes them. Counting by the deck's stride alone cut away frames
     /// written at another stride, and a trajectory of other atoms was cut before its first
     /// frame was refused.
     static func framesToKeep(trajectory path: String, atomCount: Int, periodic: Bool,
-                             restartStep: Int, stride: Int, timestepFs: Double) throws -> Int {
+                             restartStep: Int, stride: Int, timestepFs: Double) throws -> (count: Int, lastStep: Int?) {
         let spacingFs = Double(stride) * timestepFs
         let reader = try AmberTrajectoryReader(path: path)
         defer { try? reader.close() }
@@ -46,7 +47,7 @@ enum RunSetup {
             throw InputError("\(path): the trajectory has \(reader.hasCell ? "a" : "no") cell, this run \(periodic ? "has one" : "has none"); give another output.trajectory")
         }
         let times = try reader.times()
-        guard let t0 = times.first else { return 0 }
+        guard let t0 = times.first else { return (0, nil) }
         // Frame k lies at t₀ + k·spacing, and the first at step s₀ = t₀ / timestep, a multiple of
         // the stride: the frames up to the restart step are counted in whole steps. Times would
         // not do late in a long run, where single precision keeps them to ±1 fs at 10⁷ fs. A last
@@ -62,7 +63,7 @@ enum RunSetup {
         for k in 0..<keep where abs(times[k] - (t0 + Double(k) * spacingFs)) > 0.01 * spacingFs + 2 * abs(times[k]) * 0x1p-24 {
             throw InputError("\(path): its frames are not \(spacingFs) fs apart as this run writes them (output.trajectory_every; frame \(k) is at \(times[k]) fs); keep the stride or give another output.trajectory")
         }
-        return keep
+        return (keep, keep > 0 ? (firstStride + keep - 1) * stride : nil)
     }
 
     /// The supercell of `structure` repeated `counts` times along the cell vectors.

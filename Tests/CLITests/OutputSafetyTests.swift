@@ -50,6 +50,11 @@ final class OutputSafetyTests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("keep the stride"), result.stderr)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("out/t.nc"))), full, "the refused restart left the file alone")
 
+        // A row cut short by a kill is dropped, not run on into the next.
+        let handle = try XCTUnwrap(FileHandle(forWritingAtPath: dir.path("out/log.csv")))
+        handle.seekToEndOfFile()
+        handle.write(Data("110,110.0000,-8.1".utf8))
+        try handle.close()
         // Continued again from step 50: the frames after it are replaced, not appended twice.
         result = try CLI.run(["run", deck, "--quiet", "--restart", dir.path("half.ncrst")])
         XCTAssertEqual(result.status, 0, result.stderr)
@@ -57,6 +62,19 @@ final class OutputSafetyTests: XCTestCase {
         let rows = try String(contentsOfFile: dir.path("out/log.csv"), encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(rows.filter { $0.hasPrefix("step,") }.count, 1, "one header")
         XCTAssertEqual(rows.dropFirst().map { Int($0.split(separator: ",")[0]) }, (0...10).map { $0 * 10 })
+
+        // Velocities asked for on a restart into a trajectory without them were silently not written.
+        result = try CLI.run(["run", deck, "--quiet", "--restart", dir.path("half.ncrst"), "--set", "output.velocities_every=10"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("no velocities variable"), result.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("out/t.nc"))), full)
+
+        // A finished run continued again, with no step left, wrote its last frame a second time.
+        try FileManager.default.copyItem(atPath: dir.path("out/r.ncrst"), toPath: dir.path("end.ncrst"))
+        result = try CLI.run(["run", deck, "--quiet", "--restart", dir.path("end.ncrst")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(try trajectoryTimes(dir.path("out/t.nc")).count, 11)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("out/t.nc"))), full)
     }
 
     /// A trajectory of other atoms was cut to the restart's frame count before its first

@@ -151,8 +151,9 @@ final class DataAndOutputSafetyTests: XCTestCase {
         }
     }
 
-    /// A run killed after its log line and before its checkpoint left a log one epoch ahead; a
-    /// resume then logged that epoch twice, and a deleted log failed only after an epoch.
+    /// A run killed after its log line and before its checkpoint left a log one epoch ahead (and
+    /// a kill inside a line left half of it); a resume then logged that epoch twice, and a
+    /// deleted log failed only after an epoch.
     func testResumeKeepsTheLogInStepWithTheCheckpoint() throws {
         let dir = try Fixture.scratch("log-in-step")
         let frames = try Fixture.ethanol()
@@ -161,7 +162,7 @@ final class DataAndOutputSafetyTests: XCTestCase {
         _ = try Trainer<Double>(settings: one, frames: frames).run(resume: false)
         let handle = try XCTUnwrap(FileHandle(forWritingAtPath: one.logPath))
         handle.seekToEndOfFile()
-        handle.write(Data("{\"epoch\":2,\"train_loss\":1}\n".utf8))
+        handle.write(Data("{\"epoch\":2,\"train_loss\":1}\n{\"epoch\":3,\"tra".utf8))
         try handle.close()
         _ = try Trainer<Double>(settings: two, frames: frames).run(resume: true)
         func epochs() throws -> [Int] {
