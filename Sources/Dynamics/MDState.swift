@@ -90,6 +90,10 @@ public enum DynamicsError: Error, CustomStringConvertible, Equatable {
         case .invalidParameter(let s): return "invalid parameter: \(s)"
         case .nonFinite(let step, let atom, let quantity):
             let where_ = atom.map { "atom \($0)" } ?? "the system"
+            // At step 0 there is no earlier state to keep: the structure itself is the cause.
+            if step == 0 {
+                return "non-finite \(quantity) on \(where_) in the starting structure (atoms on top of each other, or a coordinate out of range)"
+            }
             return "non-finite \(quantity) on \(where_) at step \(step); the last good state (step \(step - 1)) is kept"
         case .badCheckpoint(let s): return "cannot restore checkpoint: \(s)"
         }

@@ -71,7 +71,12 @@ public struct Mat3: Equatable, Hashable, Sendable, CustomStringConvertible {
 
     public static func == (a: Mat3, b: Mat3) -> Bool { a.rows.0 == b.rows.0 && a.rows.1 == b.rows.1 && a.rows.2 == b.rows.2 }
     public func hash(into h: inout Hasher) { for r in [rows.0, rows.1, rows.2] { h.combine(r) } }
-    public var description: String { "[\(rows.0), \(rows.1), \(rows.2)]" }
+    /// Rows as plain numbers: a `Vec3` prints as `SIMD3<Double>(…)`, which reached users in
+    /// cell errors.
+    public var description: String {
+        func row(_ v: Vec3) -> String { "(\(v.x), \(v.y), \(v.z))" }
+        return "[\(row(rows.0)), \(row(rows.1)), \(row(rows.2))]"
+    }
 }
 
 /// Periodicity along the three cell axes.

@@ -108,6 +108,11 @@ final class SimulationTests: XCTestCase {
         }
         XCTAssertEqual(simulation.state.step, 10)
         XCTAssertTrue(simulation.forces.forces.allSatisfy { $0.y.isFinite })
+        // At step 0 there is no earlier state: the message said "the last good state (step -1) is kept".
+        let atStart = "\(DynamicsError.nonFinite(step: 0, atom: 3, quantity: "force"))"
+        XCTAssertTrue(atStart.contains("starting structure") && !atStart.contains("step -1"), atStart)
+        // Cells print as numbers, not as SIMD3<Double>(…).
+        XCTAssertEqual("\(Mat3(Vec3(1, 0, 0), Vec3(0, 2, 0), Vec3(0, 0, 0)))", "[(1.0, 0.0, 0.0), (0.0, 2.0, 0.0), (0.0, 0.0, 0.0)]")
     }
 
     /// Reporters see step 0 and every stride; the stop hook ends the run between steps; the
