@@ -64,9 +64,8 @@ struct Dipoles: ParsableCommand {
         let evaluator = try DipoleEvaluator(path: model, precision: double ? .double : .float)
 
         guard reader.frameCount > 0 else { throw InputError("\(trajectory): no frames") }
-        func canonical(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
         // --output ./traj.nc is the input itself, rebuilt in place.
-        let output = self.output.flatMap { canonical($0) == canonical(trajectory) ? nil : $0 }
+        let output = self.output.flatMap { canonicalPath($0) == canonicalPath(trajectory) ? nil : $0 }
         if let output, ["xyz", "extxyz", "pdb", "csv", "dcd", "xtc", "trr"].contains(URL(fileURLWithPath: output).pathExtension.lowercased()) {
             throw InputError("\(output): --output is an AMBER NetCDF trajectory; give it a NetCDF name such as .nc")
         }

@@ -48,8 +48,7 @@ struct Evaluate: ParsableCommand {
         if let parity {
             guard let data else { throw ValidationError("--parity plots a labelled dataset: it needs --data") }
             // `--parity d.extxyz` replaced the dataset with the plot.
-            func canonical(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
-            if let input = [("--data", data), ("--model", model)].first(where: { canonical($0.1) == canonical(parity) }) {
+            if let input = [("--data", data), ("--model", model)].first(where: { canonicalPath($0.1) == canonicalPath(parity) }) {
                 throw ValidationError("--parity \(parity) is the \(input.0) file; writing the plot would destroy it")
             }
         }

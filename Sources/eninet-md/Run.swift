@@ -66,11 +66,10 @@ struct Run: ParsableCommand {
             throw InputError("\(settings.deckPath): this deck asks for a minimisation; use `eninet-md minimize`")
         }
         if let restart {
-            func canonical(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
             let outputs = [("output.log", settings.output.logPath), ("output.trajectory", settings.output.trajectoryPath),
                            ("output.final_structure", settings.output.finalStructurePath)]
             // output.restart may name the file it continues from: it is read before it is replaced.
-            if let clash = outputs.first(where: { $0.1.map(canonical) == canonical(restart) }) {
+            if let clash = outputs.first(where: { $0.1.map(canonicalPath) == canonicalPath(restart) }) {
                 throw InputError("\(clash.0) = \(restart) would overwrite the restart this run continues from")
             }
         }
@@ -125,9 +124,11 @@ struct Run: ParsableCommand {
                                           (output.forcesEvery > 0, existing.hasForces, "forces_every")] where asked && !has {
                     throw InputError("\(path): this trajectory has no \(key.replacingOccurrences(of: "_every", with: "")) variable, but the deck asks for them (output.\(key)); continue without them or start a new trajectory")
                 }
-                let keep = try RunSetup.framesToKeep(trajectory: path, atomCount: structure.count,
+                let keep = try RunSetup.framesToKeep(of: existing, atomCount: structure.count,
                                                      periodic: structure.cell?.pbc.any ?? false, restartStep: startStep,
                                                      stride: output.trajectoryEvery, timestepFs: settings.dynamics.timestepFs)
+                // Closed before the file is cut and appended to (the deferred close is then a no-op).
+                try existing.close()
                 writer = try AmberTrajectoryWriter(appendingTo: path, keepingFrames: keep.count)
                 lastKeptStep = keep.lastStep
             } else {

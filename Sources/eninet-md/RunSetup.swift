@@ -5,6 +5,10 @@ import Dynamics
 import Trajectory
 import Deck
 
+/// The file `path` names, symbolic links followed: two paths name one file when these agree
+/// (the commands refuse an output that would overwrite one of their inputs).
+func canonicalPath(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
+
 /// An error the CLI reports about a user's input files, in one line.
 struct InputError: Error, CustomStringConvertible {
     let description: String
@@ -28,18 +32,17 @@ enum RunSetup {
         return structure
     }
 
-    /// How many frames of the trajectory at `path` a run restarted at `restartStep` keeps, and
+    /// How many frames of the trajectory `reader` reads a run restarted at `restartStep` keeps, and
     /// the step of the last: those up to that step (later ones belong to the abandoned
     /// continuation). Checked before
     /// anything is cut: the atoms and the cell must be the run's, and the frames `stride` steps
     /// apart as the deck writes them. Counting by the deck's stride alone cut away frames
     /// written at another stride, and a trajectory of other atoms was cut before its first
     /// frame was refused.
-    static func framesToKeep(trajectory path: String, atomCount: Int, periodic: Bool,
+    static func framesToKeep(of reader: AmberTrajectoryReader, atomCount: Int, periodic: Bool,
                              restartStep: Int, stride: Int, timestepFs: Double) throws -> (count: Int, lastStep: Int?) {
         let spacingFs = Double(stride) * timestepFs
-        let reader = try AmberTrajectoryReader(path: path)
-        defer { try? reader.close() }
+        let path = reader.path
         guard reader.atomCount == atomCount else {
             throw InputError("\(path): the trajectory has \(reader.atomCount) atoms, this run \(atomCount); give another output.trajectory")
         }
