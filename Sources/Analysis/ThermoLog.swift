@@ -42,6 +42,14 @@ public struct ThermoLog: Sendable {
                 guard !header.isEmpty, header.allSatisfy({ Double($0) == nil }) else {
                     throw AnalysisError("\(path):\(lineNumber): expected a header of column names, got '\(line)'")
                 }
+                // A second column of one name would be unreachable by name, and averaged as the first.
+                var firstColumn: [String: Int] = [:]
+                for (c, name) in header.enumerated() {
+                    if let earlier = firstColumn[name] {
+                        throw AnalysisError("\(path):\(lineNumber): column '\(name)' is named twice (columns \(earlier + 1) and \(c + 1))")
+                    }
+                    firstColumn[name] = c
+                }
                 names = header
                 columns = [[Double]](repeating: [], count: header.count)
                 continue
@@ -55,6 +63,11 @@ public struct ThermoLog: Sendable {
                 if cell.isEmpty || cell == "-" { columns[c].append(.nan); continue }
                 guard let v = Double(cell) else {
                     throw AnalysisError("\(path):\(lineNumber): column '\(names?[c] ?? "")': '\(cell)' is not a number")
+                }
+                // An empty cell or "-" is a value not reported; "nan" or "inf" is a run gone wrong,
+                // whose averages would silently leave it out.
+                guard v.isFinite else {
+                    throw AnalysisError("\(path):\(lineNumber): column '\(names?[c] ?? "")': '\(cell)' is not finite (the run failed there? keep the rows before it, or mark a missing value with an empty cell or '-')")
                 }
                 columns[c].append(v)
             }

@@ -207,7 +207,11 @@ public struct TrajectoryData: Sendable {
 /// More atoms than any trajectory this program reads whole (a position alone would take 2.4 GB).
 private let maximumListedAtoms = 100_000_000
 
-public func parseElementList(_ text: String) throws -> [String] {
+///
+/// With `atomCount` (the trajectory's), a list that runs past it is refused as soon as it does,
+/// before the rest is built: `H*99999999` for a 9-atom file built 3 GB of symbols first.
+public func parseElementList(_ text: String, atomCount: Int? = nil) throws -> [String] {
+    let limit = min(maximumListedAtoms, atomCount ?? maximumListedAtoms)
     var out: [String] = []
     for raw in text.split(separator: ",") {
         let item = raw.trimmingCharacters(in: .whitespaces)
@@ -219,7 +223,10 @@ public func parseElementList(_ text: String) throws -> [String] {
         if parts.count == 2 {
             guard let c = Int(parts[1]), c > 0 else { throw AnalysisError("--elements: bad repeat count in '\(item)'") }
             // Checked before the list is built: H*9000000000000000000 asked for 10²⁰ bytes and aborted.
-            guard c <= maximumListedAtoms - out.count else {
+            guard c <= limit - out.count else {
+                if let atomCount, atomCount < maximumListedAtoms {
+                    throw AnalysisError("--elements: '\(item)' makes more than the trajectory's \(atomCount) atoms")
+                }
                 throw AnalysisError("--elements: '\(item)' makes more than \(maximumListedAtoms) atoms")
             }
             count = c

@@ -207,7 +207,7 @@ final class MdinReader {
             let key = e.key == "ntwv" ? "output.velocities_every" : "output.forces_every"
             let n = try integer(e)
             if n == -1 {
-                guard ntwx > 0 else { throw error(e, "key '\(e.written)' = -1 stores \(e.key == "ntwv" ? "velocities" : "forces") in the trajectory at the ntwx stride, but ntwx is 0") }
+                guard ntwx > 0 else { throw error(e, "key '\(e.written)' = -1 stores \(e.key == "ntwv" ? "velocities" : "forces") in the trajectory at the ntwx stride, but ntwx is \(ntwx) (give ntwx a positive stride)") }
                 try put(key, .integer(ntwx), e)
             } else if n < -1 {
                 throw error(e, "key '\(e.written)' must be -1, 0 or a positive stride (got \(e.text))")

@@ -287,6 +287,17 @@ public struct ENINetConfiguration: Equatable, Sendable {
         let std = scaler.has("std_float32") ? Double(Float(try scaler.double("std_float32"))) : try scaler.double("std")
         let rbf = try r.object("rbf")
         let two = try rbf.object("twobody"), three = try rbf.object("threebody")
+        // Options of the reference code that this engine implements one way only: another value
+        // would load and give numbers of a different network.
+        if h.has("activation"), try h.string("activation").lowercased() != "silu" {
+            throw ModelFileError("\(source): hyper_parameters.activation is '\(try h.string("activation"))'; eninet-md implements 'silu' only")
+        }
+        if h.has("use_linegraph"), try !h.bool("use_linegraph") {
+            throw ModelFileError("\(source): hyper_parameters.use_linegraph is false; eninet-md implements the network with its three-body (line-graph) blocks only")
+        }
+        if h.has("readout"), try h.string("readout") != "EquivariantScalarReadout" {
+            throw ModelFileError("\(source): hyper_parameters.readout is '\(try h.string("readout"))'; eninet-md implements 'EquivariantScalarReadout' only")
+        }
         let aggregationName = try h.string("g_aggregation")
         let aggregation: Aggregation
         switch aggregationName {
@@ -343,10 +354,14 @@ public struct ENINetConfiguration: Equatable, Sendable {
             throw bad("rbf gamma must be positive and finite")
         }
         // The RMS norm divides by sqrt(mean square + ε): a negative ε can make that the square
-        // root of a negative number. Zero stays allowed (files with it exist, and a vector that
-        // vanishes exactly is as unlikely as an atom on the cutoff sphere).
+        // root of a negative number, and zero divides by zero where the vectors cancel by
+        // symmetry (every atom of a perfect lattice: forces of 1e15 eV/Å). The max/min norm
+        // does not read ε (the reference layout sets 0).
         guard vectorNormEpsilon.isFinite, vectorNormEpsilon >= 0 else {
             throw bad("vector_norm_epsilon = \(vectorNormEpsilon) (must be finite and at least 0)")
+        }
+        guard vectorNorm != .rms || vectorNormEpsilon > 0 else {
+            throw bad("vector_norm_epsilon = 0 with vector_norm = \"rms\" divides by zero where the vectors cancel by symmetry (a perfect lattice); give a positive value such as 1e-8")
         }
         guard scaleStd.isFinite, scaleMean.isFinite else { throw bad("scaler mean/std must be finite") }
         for (z, e) in elementEnergies where !(z >= 0 && z < elementCount && e.isFinite) {

@@ -201,6 +201,15 @@ public final class NeighborList {
         guard images <= Self.maximumImageCount, !copies.overflow, copies.partialValue <= Self.maximumImageCopies,
               nbins < Int(Int32.max) else {
             let widths = frame.perpendicularWidths
+            if images == 1 {
+                // No periodic image is the trouble: the atoms are too far apart to bin. The box's
+                // edges, not its widths, whose cross products overflow for such spans.
+                let m = frame.matrix
+                let span = cell == nil ? "the box around the atoms spans \(m[0, 0]) × \(m[1, 1]) × \(m[2, 2]) Å"
+                    : "the cell's widths are \(widths.x), \(widths.y), \(widths.z) Å"
+                throw GeometryError.positionOutOfRange(
+                    "the atoms are too far apart for the cell-list search (\(span): \(nbins) bins of at least half the cutoff \(cut) Å, at most \(Int32.max)); is an atom far from the others?")
+            }
             throw GeometryError.cellTooSmall(
                 "the cutoff \(cut) Å (with the skin) reaches \(imageRange.x), \(imageRange.y), \(imageRange.z) periodic images along a, b, c "
                 + "(cell widths \(widths.x), \(widths.y), \(widths.z) Å): \(images) images of \(n) atoms; at most "

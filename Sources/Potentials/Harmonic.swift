@@ -98,6 +98,12 @@ public final class HarmonicBonds: Potential {
     public func compute(_ configuration: Configuration) throws -> ForceResult {
         var result = ForceResult.zero(atoms: configuration.count)
         let periodicCell = configuration.cell.flatMap { $0.pbc.any ? $0 : nil }
+        // A rest length beyond half the narrowest periodic width pulls the partner towards where
+        // another of its images is as near: the bond would jump to that image, and the energy
+        // with it (the documented rule; LAMMPS stops on "bond extent > half of periodic box length").
+        let halfWidth = periodicCell.map { cell in
+            (0..<3).filter { cell.pbc[$0] }.map { cell.perpendicularWidths[$0] }.min() ?? .infinity
+        }.map { $0 / 2 } ?? .infinity
         for b in bonds {
             guard b.i < configuration.count, b.j < configuration.count else {
                 throw PotentialError("harmonic bond \(b.i)-\(b.j): atom index beyond the \(configuration.count) atoms of the system")
@@ -105,6 +111,9 @@ public final class HarmonicBonds: Potential {
             var d = configuration.positions[b.j] - configuration.positions[b.i]
             if let cell = periodicCell { d = cell.minimumImage(d) }
             let r = norm(d)
+            guard b.restLength < halfWidth else {
+                throw PotentialError("harmonic bond \(b.i)-\(b.j): its rest length \(b.restLength) Å is not shorter than half the cell's narrowest periodic width (\(String(format: "%.4f", halfWidth)) Å), so the nearest image of atom \(b.j) is ambiguous; use a larger cell")
+            }
             let stretch = r - b.restLength
             result.energy += 0.5 * b.springConstant * stretch * stretch
             // A zero-length bond has no direction; its force vanishes by symmetry.

@@ -191,7 +191,10 @@ public enum ExtendedXYZDataset {
                     chars = chars.dropFirst(v.count)
                 }
             }
-            out[key.lowercased()] = value
+            // Two values for one key (keys are read case-blind) would leave one of them unread.
+            guard out.updateValue(value, forKey: key.lowercased()) == nil else {
+                throw bad("the comment line gives '\(key)' twice (keys are read without regard to case)")
+            }
         }
         return out
     }
@@ -205,7 +208,9 @@ public enum ExtendedXYZDataset {
         for k in stride(from: 0, to: parts.count, by: 3) {
             // Bounded so that the columns' sum cannot overflow (a count of 2⁶³ − 6 trapped).
             guard let width = Int(parts[k + 2]), (1...1_000_000).contains(width) else { throw bad("malformed Properties '\(spec)'") }
-            out[parts[k].lowercased()] = column..<(column + width)
+            guard out.updateValue(column..<(column + width), forKey: parts[k].lowercased()) == nil else {
+                throw bad("Properties names '\(parts[k])' twice")
+            }
             column += width
         }
         if let p = out["pos"], p.count != 3 { throw bad("pos must have 3 columns") }

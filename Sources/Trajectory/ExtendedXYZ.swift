@@ -260,7 +260,12 @@ struct FrameParser {
         var pbc: [Bool]? = nil
         var info: [String: [Double]] = [:]
         var textInfo: [String: String] = [:]
+        var seenKeys = Set<String>()
         for entry in entries {
+            // ASE keeps the last of two values for one key; which one the writer meant is unknowable.
+            guard seenKeys.insert(entry.key).inserted else {
+                throw error(commentLine, "the comment line gives '\(entry.key)' twice")
+            }
             switch entry.key {
             case "Properties":
                 propertiesText = entry.value

@@ -75,6 +75,11 @@ final class NetCDFFile {
             throw TrajectoryError("\(path): no such file")
         }
         guard !isDirectory.boolValue else { throw TrajectoryError("\(path): is a directory, not a NetCDF file") }
+        // A FIFO without a writer blocks the first read forever, and libnetcdf seeks, which
+        // no pipe or device allows: only a regular file can be a NetCDF input.
+        if let type = try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType, type != .typeRegular {
+            throw TrajectoryError("\(path): not a regular file (a pipe or device); a NetCDF file must be a file on disk")
+        }
         guard let handle = FileHandle(forReadingAtPath: path) else { throw TrajectoryError("\(path): cannot be opened for reading") }
         let magic = [UInt8](handle.readData(ofLength: 8))
         try? handle.close()

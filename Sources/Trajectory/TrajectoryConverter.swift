@@ -156,6 +156,8 @@ public enum TrajectoryConverter {
                 guard rename(temporary, output) == 0 else { throw TrajectoryError("\(output): cannot rename into place") }
             } catch {
                 try? FileManager.default.removeItem(atPath: temporary)
+                // The writer names the file it writes, which the user never asked for.
+                if let e = error as? TrajectoryError { throw TrajectoryError(e.description.replacingOccurrences(of: temporary, with: output)) }
                 throw error
             }
         case .amberRestart:

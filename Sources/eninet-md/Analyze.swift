@@ -73,7 +73,7 @@ struct TrajectoryInputOptions: ParsableArguments {
 
     /// Element symbols from --elements, --topology or the file.
     func symbols(for data: TrajectoryData) throws -> [String] {
-        let listed = try atomElements.elements.map { try parseElementList($0) }
+        let listed = try atomElements.elements.map { try parseElementList($0, atomCount: data.atomCount) }
         let fromTopology = try atomElements.topology.map { try TrajectoryFile.topologySymbols(path: $0) }
         return try data.resolveSymbols(elements: listed, topology: fromTopology, topologyPath: atomElements.topology)
     }

@@ -48,7 +48,7 @@ struct Dipoles: ParsableCommand {
         threadOptions.apply()
         let reader = try AmberTrajectoryReader(path: trajectory)
         guard !reader.isRestart else { throw InputError("\(trajectory): a restart holds one frame; give a trajectory") }
-        let symbols = try atomElements.elements.map(parseElementList) ?? TrajectoryFile.topologySymbols(path: atomElements.topology ?? "")
+        let symbols = try atomElements.elements.map { try parseElementList($0, atomCount: reader.atomCount) } ?? TrajectoryFile.topologySymbols(path: atomElements.topology ?? "")
         let source = atomElements.elements != nil ? "--elements" : (atomElements.topology ?? "")
         guard symbols.count == reader.atomCount else {
             throw InputError("\(source) names \(symbols.count) atoms but \(trajectory) has \(reader.atomCount)")
@@ -111,6 +111,10 @@ struct Dipoles: ParsableCommand {
             }
             try writer.close()
             try reader.close()
+            // In place, the rebuilt file takes the place of the user's: keep its permissions.
+            if output == nil, let mode = try? FileManager.default.attributesOfItem(atPath: trajectory)[.posixPermissions] {
+                try? FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: temporary)
+            }
             guard rename(temporary, destination) == 0 else {
                 throw InputError("\(destination): cannot replace it with \(temporary) (errno \(errno))")
             }

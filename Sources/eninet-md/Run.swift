@@ -85,7 +85,8 @@ struct Run: ParsableCommand {
                 let checkpoint = try RunSetup.restoredCheckpoint(saved, structure: structure, path: restart)
                 simulation = try Simulation(restoring: checkpoint, integrator: integrator, potential: potential)
             } else {
-                simulation = try Simulation(state: try RunSetup.initialState(structure, settings.dynamics),
+                simulation = try Simulation(state: try RunSetup.initialState(structure, settings.dynamics,
+                                                                           degreesOfFreedom: integrator.degreesOfFreedom(atomCount: structure.count)),
                                             integrator: integrator, potential: potential)
             }
         } catch let error as GeometryError {

@@ -26,6 +26,16 @@ final class ThermoTests: XCTestCase {
         XCTAssertThrowsError(try ThermoLog.parse("a,b\n1,zz\n", path: "x.log")) {
             XCTAssertTrue("\($0)".contains("'zz'"), "\($0)")
         }
+        // A column named twice would be averaged as the first; a non-finite value would be left
+        // out of the averages with only the count to show it.
+        XCTAssertThrowsError(try ThermoLog.parse("step,energy,temp,energy\n0,1,2,3\n", path: "x.log")) {
+            XCTAssertTrue("\($0)".contains("x.log:1: column 'energy' is named twice (columns 2 and 4)"), "\($0)")
+        }
+        for bad in ["nan", "inf", "-inf", "NaN"] {
+            XCTAssertThrowsError(try ThermoLog.parse("step,energy\n0,1\n10,\(bad)\n", path: "x.log")) {
+                XCTAssertTrue("\($0)".contains("x.log:3: column 'energy': '\(bad)' is not finite"), "\($0)")
+            }
+        }
     }
 
     /// An AR(1) series x(n) = φ x(n−1) + ε has var(mean) = σ²/N · (1+φ)/(1−φ) for large N:

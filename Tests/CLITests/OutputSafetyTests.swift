@@ -221,5 +221,28 @@ final class OutputSafetyTests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("'masses'") && result.stderr.contains("not copied"), result.stderr)
         XCTAssertTrue(try AmberTrajectoryReader(path: dir.path("d.nc")).hasDipole)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before)
+
+        // In place (on the file without masses), the rebuilt file keeps the user's permissions,
+        // and a wrong --elements count is refused as soon as the list passes the file's atoms.
+        result = try CLI.run(["dipoles", "--model", model.path, dir.path("d.nc"), "--elements", "C,C,O,H*6", "--output", dir.path("p.nc")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: dir.path("p.nc"))
+        result = try CLI.run(["dipoles", "--model", model.path, dir.path("p.nc"), "--elements", "C,C,O,H*6"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual((try FileManager.default.attributesOfItem(atPath: dir.path("p.nc"))[.posixPermissions] as? NSNumber)?.intValue, 0o640)
+        result = try CLI.run(["dipoles", "--model", model.path, dir.path("p.nc"), "--elements", "C,C,O,H*99999999"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("'H*99999999' makes more than the trajectory's 9 atoms"), result.stderr)
+    }
+
+    /// A FIFO with no writer blocked the first read of a NetCDF input forever.
+    func testAPipeNamedAsATrajectoryIsRefusedNotWaitedOn() throws {
+        let dir = try RunDirectory(deck: "")
+        defer { dir.remove() }
+        let fifo = dir.path("pipe.nc")
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        let result = try CLI.run(["analyze", "rdf", fifo, "--elements", "H", "--csv", dir.path("r.csv")], timeout: 30)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("\(fifo): not a regular file"), result.stderr)
     }
 }

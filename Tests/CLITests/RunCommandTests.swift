@@ -349,3 +349,38 @@ final class ThermostatCouplingTests: XCTestCase {
         try checkCoupling("bussi", strong: "tau_fs = 50", weak: "tau_fs = 5000")
     }
 }
+
+final class InitialTemperatureTests: XCTestCase {
+    /// The drawn velocities are scaled over the degrees of freedom the log counts, so step 0
+    /// logs the temperature asked for, whatever the integrator: Langevin counts 3N, and the
+    /// draw scaled over 3N − 3 (step 0 of the shipped 300 K ethanol run logged 266.7 K);
+    /// Verlet counts 3N − 3, and without the drift removed the draw scaled over 3N.
+    func testStepZeroLogsTheInitialTemperature() throws {
+        let cases: [(String, String)] = [
+            ("langevin", "temperature_K = 150.0\nfriction_per_ps = 5.0"),
+            ("verlet", "remove_com_motion = false"),
+            ("verlet", "remove_com_motion = true"),
+            ("bussi", "temperature_K = 150.0\ntau_fs = 100"),
+        ]
+        for (integrator, extra) in cases {
+            let dir = try RunDirectory(deck: argonDeck(dynamics: """
+                integrator = "\(integrator)"
+                timestep_fs = 2.0
+                steps = 1
+                initial_temperature_K = 120
+                seed = 3
+                \(extra)
+                """, output: "log = \"out/log.csv\"\nlog_every = 1"))
+            defer { dir.remove() }
+            let result = try CLI.run(["run", dir.path("deck.toml"), "--quiet"])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let rows = try String(contentsOfFile: dir.path("out/log.csv"), encoding: .utf8).split(separator: "\n")
+            let header = rows.first?.split(separator: ",").map(String.init) ?? []
+            guard let column = header.firstIndex(of: "temperature_K"), rows.count > 1 else {
+                XCTFail("\(integrator): no temperature in the log: \(rows)"); continue
+            }
+            let first = rows[1].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            XCTAssertEqual(Double(first[column]) ?? 0, 120, accuracy: 1e-6, "\(integrator) \(extra)")
+        }
+    }
+}

@@ -119,6 +119,10 @@ final class MdinTests: XCTestCase {
         XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=1,\n ntwx=100 /\n" + eninetmd)) { e in
             XCTAssertEqual("\(e)", "test.in:3: key 'ntwx' (output.trajectory_every) = 100 needs a trajectory file (give trajectory='file.nc' in &eninetmd)")
         }
+        // The message said "ntwx is 0" whatever ntwx was.
+        XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=1, ntwx=-3,\n ntwv=-1 /\n" + eninetmd)) { e in
+            XCTAssertEqual("\(e)", "test.in:3: key 'ntwv' = -1 stores velocities in the trajectory at the ntwx stride, but ntwx is -3 (give ntwx a positive stride)")
+        }
         XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=1 /\n")) { e in
             XCTAssertTrue("\(e)".contains("missing system.structure"), "\(e)")
         }

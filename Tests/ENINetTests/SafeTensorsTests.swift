@@ -123,6 +123,7 @@ final class SafeTensorsTests: XCTestCase {
         smooth.configuration.aggregation = .normalizedSum
         smooth.configuration.averageNeighborCount = 12.5
         smooth.configuration.vectorNorm = .rms
+        smooth.configuration.vectorNormEpsilon = 1e-8
         smooth.configuration.maxNeighbors = nil
         smooth.configuration.lineGraphRule = .geometric
         smooth.configuration.tripletBondCutoff = true
@@ -257,6 +258,21 @@ final class SafeTensorsTests: XCTestCase {
                 XCTAssertTrue("\($0)".contains(fragment), "\($0)")
             }
         }
+        // The reference layout: options of the official code that this engine implements one
+        // way only were read past, so a file with another activation loaded as a different network.
+        func reference(_ extra: String) -> String {
+            #"{"hyper_parameters": {"n_elements": 10, "g_feat_dim": 8, "lg_feat_dim": 2, "n_rbf": 4, "cutoff": 3, "n_interactions": 1, "g_aggregation": "sum""#
+                + extra + #"}, "scaler": {"mean": 0, "std": 1}, "rbf": {"twobody": {"n": 4, "gamma_float32": 1}, "threebody": {"n": 4, "gamma_float32": 0.5}}}"#
+        }
+        XCTAssertNoThrow(try ENINetConfiguration(jsonString: reference(#", "activation": "silu", "use_linegraph": true, "readout": "EquivariantScalarReadout""#), source: "r.json"))
+        XCTAssertNoThrow(try ENINetConfiguration(jsonString: reference(#", "readout": null"#), source: "r.json"))
+        for (extra, fragment) in [(#", "activation": "relu""#, "hyper_parameters.activation is 'relu'"),
+                                  (#", "use_linegraph": false"#, "hyper_parameters.use_linegraph is false"),
+                                  (#", "readout": "AttentionReadout""#, "hyper_parameters.readout is 'AttentionReadout'")] {
+            XCTAssertThrowsError(try ENINetConfiguration(jsonString: reference(extra), source: "r.json")) {
+                XCTAssertTrue("\($0)".contains("r.json: " + fragment), "\($0)")
+            }
+        }
         var c = ENINetConfiguration(featureCount: 8, tripletFeatureCount: 2, radialBasisCount: 4, cutoff: 3, interactionCount: 1)
         c.vectorNorm = .maxMin
         XCTAssertNoThrow(try c.validate(source: "x"))
@@ -266,16 +282,24 @@ final class SafeTensorsTests: XCTestCase {
 
     /// A negative or non-finite `vector_norm_epsilon` (the RMS norm's `sqrt(mean + ε)` could
     /// take the root of a negative number), infinite RBF widths and a cutoff whose double is
-    /// beyond Float's range (its three-body basis centres were NaN) are refused, naming the key;
-    /// ε = 0 stays valid for both norms (the reference exports' value).
+    /// beyond Float's range (its three-body basis centres were NaN) are refused, naming the key.
+    /// ε = 0 stays valid for the max/min norm (the reference exports' value, unread there) but
+    /// not for the RMS norm, which then divides by zero wherever the vectors cancel by symmetry.
     func testVectorNormEpsilonGammaAndCutoffAreChecked() {
         let c = ENINetConfiguration(featureCount: 8, tripletFeatureCount: 2, radialBasisCount: 4, cutoff: 3, interactionCount: 1)
         for norm in [ENINetConfiguration.VectorNorm.rms, .maxMin] {
             var valid = c
             valid.vectorNorm = norm
-            for epsilon in [0, 1e-8] {
+            for epsilon in norm == .rms ? [1e-8] : [0, 1e-8] {
                 valid.vectorNormEpsilon = epsilon
                 XCTAssertNoThrow(try valid.validate(source: "x"), "\(norm), ε = \(epsilon)")
+            }
+            if norm == .rms {
+                var zero = valid
+                zero.vectorNormEpsilon = 0
+                XCTAssertThrowsError(try zero.validate(source: "x")) {
+                    XCTAssertTrue("\($0)".contains("vector_norm_epsilon = 0 with vector_norm = \"rms\""), "\($0)")
+                }
             }
             for epsilon in [-1e-8, .nan, .infinity] {
                 var bad = valid

@@ -178,6 +178,12 @@ final class NeighborListTests: XCTestCase {
             XCTAssertEqual(pairs, bruteForcePairs(positions: molecule, cell: cell, cutoff: 5), "width \(width)")
             XCTAssertEqual(pairs.count, 12, "width \(width)")
         }
+        // A molecule with an atom 1e300 Å away has no periodic image to blame: the message said
+        // "cell too small" with widths "0.0, 0.0, 1e+300" (its cross products overflowed).
+        XCTAssertThrowsError(try NeighborList(cutoff: 5, skin: 0.5, kind: .full).update(positions: molecule + [Vec3(0, 0, 1e300)], cell: nil)) {
+            guard case GeometryError.positionOutOfRange = $0 else { return XCTFail("\($0)") }
+            XCTAssertTrue("\($0)".contains("the atoms are too far apart for the cell-list search (the box around the atoms spans 6.5 × 6.5 × 1e+300 Å"), "\($0)")
+        }
     }
 
     /// Unwrapped atoms scattered over a hundred cells each way, in a cell five times narrower

@@ -252,6 +252,14 @@ final class FiniteDifferenceTests: XCTestCase {
         XCTAssertThrowsError(try LennardJones(sigma: -1, epsilon: 0.01, cutoff: 8))
         XCTAssertThrowsError(try Morse(depth: 1, alpha: 1, equilibriumDistance: 1, cutoff: 0))
         XCTAssertThrowsError(try HarmonicBonds(bonds: [.init(1, 1, springConstant: 1, restLength: 1)]))
+        // A rest length of half the cell or more pulls the partner to where another image is as
+        // near; the slab's non-periodic 30 Å axis does not count.
+        let slab = try? Cell.orthorhombic(Vec3(8, 9, 30), pbc: Periodicity(true, true, false))
+        let pair = Configuration(atomicNumbers: [1, 1], positions: [.zero, Vec3(0, 0, 3.9)], cell: slab)
+        XCTAssertNoThrow(try HarmonicBonds(bonds: [.init(0, 1, springConstant: 1, restLength: 3.9)]).compute(pair))
+        XCTAssertThrowsError(try HarmonicBonds(bonds: [.init(0, 1, springConstant: 1, restLength: 4.0)]).compute(pair)) {
+            XCTAssertTrue("\($0)".contains("harmonic bond 0-1: its rest length 4.0 Å is not shorter than half the cell's narrowest periodic width (4.0000 Å)"), "\($0)")
+        }
         let conf = Configuration(atomicNumbers: [1, 1], positions: [.zero, Vec3(1, 0, 0)], cell: nil)
         XCTAssertThrowsError(try HarmonicRestraint(tethers: [.init(atom: 7, anchor: .zero, springConstant: 1)]).compute(conf)) {
             XCTAssertTrue("\($0)".contains("atom 7"))

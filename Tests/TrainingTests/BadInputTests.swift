@@ -78,6 +78,12 @@ final class BadInputTests: XCTestCase {
         expectError(good.replacingOccurrences(of: "energy=-10.5 ", with: ""), containing: ["frame 0", "no energy"])
     }
 
+    func testAKeyGivenTwiceNamesTheFrameAndKey() {
+        // The energy read was whichever came last; keys are read case-blind, so Energy= collides too.
+        expectError(good.replacingOccurrences(of: "energy=-10.5 ", with: "energy=-10.5 Energy=-3 "), containing: ["frame 0", "'Energy' twice"])
+        expectError(good.replacingOccurrences(of: "pos:R:3", with: "pos:R:3:pos:R:3"), containing: ["frame 0", "Properties names 'pos' twice"])
+    }
+
     func testEmptyFile() {
         expectError("", containing: ["bad.extxyz", "no frames"])
         expectError("\n\n  \n", containing: ["no frames"])

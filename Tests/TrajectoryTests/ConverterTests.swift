@@ -81,5 +81,14 @@ final class ConverterTests: XCTestCase {
         assertThrowsMessage(["frame 1 has a cell but frame 0 has none"]) {
             _ = try TrajectoryConverter.convert(input: p("late-cell.extxyz"), output: p("late.nc"))
         }
+        // The writer's errors named the temporary file it wrote ("o.nc.convert.tmp"), which the
+        // user never asked for and which is gone when the message is read.
+        let three = "3\nProperties=species:S:1:pos:R:3 time_fs=1\nH 0 0 0\nH 0 0 0.74\nH 0 0 1.5\n"
+        try (frame + three).write(toFile: p("grows.extxyz"), atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try TrajectoryConverter.convert(input: p("grows.extxyz"), output: p("grows.nc"))) {
+            XCTAssertTrue("\($0)".contains(p("grows.nc") + ": frame 1 has 3 positions"), "\($0)")
+            XCTAssertFalse("\($0)".contains("convert.tmp"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: p("grows.nc")))
     }
 }

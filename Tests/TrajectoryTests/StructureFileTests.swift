@@ -156,6 +156,11 @@ final class StructureFileTests: XCTestCase {
         assertThrowsMessage(["bad.xyz:2", "Lattice", "9 numbers"]) {
             _ = try ExtendedXYZ.read(text: "1\nLattice=\"1 0 0 0 1 0\"\nH 0 0 0\n", path: "bad.xyz")
         }
+        // ASE keeps the last of two values for one key, and so did this reader: a second cell
+        // silently replaced the first.
+        assertThrowsMessage(["bad.xyz:2", "'Lattice' twice"]) {
+            _ = try ExtendedXYZ.read(text: "1\nLattice=\"9 0 0 0 9 0 0 0 9\" Lattice=\"5 0 0 0 5 0 0 0 5\"\nH 0 0 0\n", path: "bad.xyz")
+        }
         assertThrowsMessage(["bad.xyz:2", "unterminated"]) {
             _ = try ExtendedXYZ.read(text: "1\ncomment=\"never closed\nH 0 0 0\n", path: "bad.xyz")
         }
