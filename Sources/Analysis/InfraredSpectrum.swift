@@ -69,10 +69,10 @@ public enum InfraredSpectrum {
         guard frames >= 4 else { throw AnalysisError("IR: a dipole series of \(frames) frames is too short; need at least 4") }
         var temperature = 0.0
         if options.correction != .none {
-            guard let t = options.temperature, t > 0 else {
+            guard let t = options.temperature else {
                 throw AnalysisError("IR: the \(options.correction.rawValue) quantum correction needs a temperature; pass --temperature-K")
             }
-            guard t.isFinite else { throw AnalysisError("IR: --temperature-K must be finite; got \(t)") }
+            guard t > 0, t.isFinite else { throw AnalysisError("IR: --temperature-K must be positive and finite; got \(t) K") }
             temperature = t
         }
         let derivative = dipoleDerivative(dipoles, frameSpacing: frameSpacing)

@@ -213,7 +213,11 @@ public enum MeanSquaredDisplacement {
         let lagTimes = (0...options.maxLag).map { Double($0) * dt }
         let tMax = lagTimes[options.maxLag]
         let fitRange = options.fitRange ?? (0.2 * tMax)...(0.8 * tMax)
-        let fitIndices = lagTimes.indices.filter { fitRange.contains(lagTimes[$0]) }
+        // Bounds on the lag grid count as met to a thousandth of a frame: with single-precision
+        // times the lags sit at 160.0000024 fs, and a fit asked to end at 160 fs dropped that
+        // lag and gave another D than the default range ending at the same lag.
+        let slack = 1e-3 * dt
+        let fitIndices = lagTimes.indices.filter { lagTimes[$0] >= fitRange.lowerBound - slack && lagTimes[$0] <= fitRange.upperBound + slack }
         guard fitIndices.count >= 2 else {
             throw AnalysisError("MSD: the fit range \(fitRange.lowerBound)–\(fitRange.upperBound) fs holds fewer than 2 lags (spacing \(dt) fs, max lag \(tMax) fs)")
         }

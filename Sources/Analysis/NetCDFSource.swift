@@ -13,7 +13,9 @@ enum NetCDFSource {
         guard !range.isEmpty else {
             throw AnalysisError("\(path) has \(reader.frameCount) frames; the requested range selects none")
         }
-        let stride = max(1, request.stride)
+        // A stride past the selection reads its first frame alone; libnetcdf refuses strides
+        // beyond its own int range ("Illegal stride", which read like a damaged file).
+        let stride = max(1, min(request.stride, max(1, range.count)))
         let frames = (range.count - 1) / stride + 1
         var data = TrajectoryData(path: path, atomCount: reader.atomCount, frameCount: frames)
         if reader.variableNames.contains("time") {

@@ -26,6 +26,13 @@ struct DeckField {
 
     var got: String { node.origin?.text ?? node.value.rendered }
 
+    /// The key as the user wrote it, for messages about another key: `'ntwx'` for a mapped
+    /// AMBER key, else the last part of the canonical key (`trajectory_every`).
+    var writtenName: String {
+        if let origin = node.origin, origin.key != key { return "'\(origin.key)'" }
+        return String(key.split(separator: ".").last ?? Substring(key))
+    }
+
     func error(_ message: String) -> DeckError {
         if let origin = node.origin {
             return DeckError(file: origin.file, line: origin.line, message: message)

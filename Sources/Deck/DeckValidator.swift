@@ -193,7 +193,7 @@ struct DeckValidator {
             let startField = try t.required("switch_start_A", because: "truncation = \"switch\" needs it")
             let s = try startField.positive()
             guard s < cutoff else {
-                throw startField.error("key \(startField.displayName) must be smaller than cutoff_A = \(cutoffField.got) (got \(startField.got))")
+                throw startField.error("key \(startField.displayName) must be smaller than \(cutoffField.writtenName) = \(cutoffField.got) (got \(startField.got))")
             }
             return (cutoff, .switched(startA: s), skin)
         default:
@@ -354,10 +354,11 @@ struct DeckValidator {
             out.trajectoryEvery = out.trajectoryPath == nil ? 0 : 100
         }
         // Velocities, forces and dipoles are stored in the trajectory frames.
+        let strideName = t.field("trajectory_every")?.writtenName ?? "trajectory_every"
         func frameStride(_ f: DeckField) throws -> Int {
             let n = try f.nonNegativeInteger()
             if n > 0 && (out.trajectoryPath == nil || n != out.trajectoryEvery) {
-                throw f.error("key \(f.displayName) must be 0 or equal to trajectory_every = \(out.trajectoryEvery) (they are stored in the trajectory frames) (got \(f.got))")
+                throw f.error("key \(f.displayName) must be 0 or equal to \(strideName) = \(out.trajectoryEvery) (they are stored in the trajectory frames) (got \(f.got))")
             }
             return n
         }

@@ -130,6 +130,13 @@ final class MdinReader {
             }
             try put("task", .string(minimise ? "minimize" : "md"), from: e)
         }
+        // AMBER reads the dynamics keys only when it runs dynamics: under imin = 1 they are
+        // ignored (with a word), not checked as if an MD run were to follow.
+        let dynamicsOnly: Set = ["nstlim", "dt", "ntt", "gamma_ln", "temp0", "tempi", "ig", "tautp"]
+        if minimise {
+            for key in dynamicsOnly.sorted() { if let e = cntrl[key] { ignored(e, "imin = 1 minimises; it is read for dynamics only") } }
+            for key in dynamicsOnly { cntrl[key] = nil }
+        }
         var ntt: Int64 = 0
         if let e = cntrl["ntt"] {
             ntt = try integer(e)
@@ -150,6 +157,7 @@ final class MdinReader {
         for entry in groups {
             switch entry.group {
             case "cntrl":
+                if minimise && dynamicsOnly.contains(entry.key) { continue }
                 try mapCntrl(entry, ntt: ntt, ntwx: ntwx, put: put)
             case "eninetmd":
                 guard let key = MdinReader.eninetKeys[entry.key] else {

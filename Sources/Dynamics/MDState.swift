@@ -82,6 +82,9 @@ public enum DynamicsError: Error, CustomStringConvertible, Equatable {
     /// first atom concerned (nil when only the energy is bad). The simulation keeps the last
     /// good state.
     case nonFinite(step: Int, atom: Int?, quantity: String)
+    /// The potential failed on the positions of `step` (an atom out of range of the neighbour
+    /// search, an external code's error); the simulation keeps the last good state.
+    case stepFailed(step: Int, reason: String)
     case badCheckpoint(String)
 
     public var description: String {
@@ -95,6 +98,8 @@ public enum DynamicsError: Error, CustomStringConvertible, Equatable {
                 return "non-finite \(quantity) on \(where_) in the starting structure (atoms on top of each other, or a coordinate out of range)"
             }
             return "non-finite \(quantity) on \(where_) at step \(step); the last good state (step \(step - 1)) is kept"
+        case .stepFailed(let step, let reason):
+            return "step \(step): \(reason); the last good state (step \(step - 1)) is kept"
         case .badCheckpoint(let s): return "cannot restore checkpoint: \(s)"
         }
     }

@@ -121,7 +121,8 @@ public final class Simulation {
     /// Runs `steps` steps, polling `stopRequested` before each and reporting after each.
     ///
     /// A step that produces a non-finite energy, force, position or velocity throws
-    /// `DynamicsError.nonFinite` naming the step and first bad atom; `state`, `forces` and the
+    /// `DynamicsError.nonFinite` naming the step and first bad atom, and one whose forces the
+    /// potential cannot compute `DynamicsError.stepFailed`; `state`, `forces` and the
     /// integrator then still hold the last good step, ready to be written.
     @discardableResult
     public func run(steps: Int) throws -> RunOutcome {
@@ -147,7 +148,15 @@ public final class Simulation {
             var next = state
             var nextForces = forces
             var nextIntegrator = integrator
-            try nextIntegrator.step(&next, forces: &nextForces, potential: potential)
+            do {
+                try nextIntegrator.step(&next, forces: &nextForces, potential: potential)
+            } catch let error as DynamicsError {
+                throw error
+            } catch {
+                // Named with its step, as a non-finite result is, so that the caller knows the
+                // state it holds is the last good one.
+                throw DynamicsError.stepFailed(step: state.step + 1, reason: "\(error)")
+            }
             try Simulation.checkFinite(next, nextForces)
             state = next
             forces = nextForces

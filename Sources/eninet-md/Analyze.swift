@@ -95,6 +95,13 @@ struct TrajectoryInputOptions: ParsableArguments {
             }
             plot.series += try overlays.map(Self.overlaySeries)
         }
+        // A result that overflowed (a frame spacing of 1e300 fs, a correction at 1e-300 K) is
+        // no spectrum; writing it with "inf" cells and exiting 0 would pass it on.
+        for column in table.columns {
+            if let row = column.values.firstIndex(where: { !$0.isFinite }) {
+                throw InputError("\(csv): not written: column '\(column.header)' is \(column.values[row]) at row \(row + 1) (the result overflowed; check --frame-dt-fs, --temperature-K and the trajectory's numbers)")
+            }
+        }
         try AtomicFile.write(table.csv(), to: csv)
         if let svg { try AtomicFile.write(plot.render(), to: svg) }
     }
@@ -154,7 +161,11 @@ struct SpectrumOptions: ParsableArguments {
         } else {
             lag = SpectralOptions.defaultMaxLag(frames: frames, frameSpacing: dt)
         }
+        if let blocks, blocks < 0 { throw ValidationError("--blocks must be 0 (no error bars) or at least 2; got \(blocks)") }
         let b = blocks ?? SpectralOptions.defaultBlocks(frames: frames, maxLag: lag)
+        if let maxFrequency, !(maxFrequency > 0 && maxFrequency.isFinite) {
+            throw ValidationError("--max-freq-cm1 must be a positive, finite wavenumber; got \(maxFrequency)")
+        }
         let nyquist = SpectralUnits.nyquist(frameSpacing: dt)
         return SpectralOptions(maxLag: lag, window: w, zeroPadding: padding, blocks: b, subtractMean: subtractMean,
                                threads: threads, maxFrequency: maxFrequency ?? min(4500, nyquist))
@@ -345,15 +356,39 @@ struct AnalyzeMSD: ParsableCommand {
         let lag: Int
         if let t = maxLag {
             lag = try lagFrames(maxLagFs: t, frameSpacing: dt)
+            guard lag < data.frameCount else {
+                throw ValidationError("--max-lag-fs \(t) fs is \(lag) frames of \(dt) fs, but the trajectory has \(data.frameCount) frames")
+            }
         } else {
             lag = max(1, (data.frameCount - 1) / 4)
         }
+        // A straight line through fewer than two lags is no fit.
+        guard lag >= 2 else {
+            throw ValidationError(maxLag != nil
+                ? "--max-lag-fs gives a largest lag of \(lag) frame of \(dt) fs; the fit needs lags of at least 2 frames"
+                : "the trajectory's \(data.frameCount) frames give a largest lag of 1 frame (a quarter of them); the fit needs at least 2 (give --max-lag-fs, or a longer trajectory)")
+        }
+        if let blocks, blocks < 0 { throw ValidationError("--blocks must be 0 (no error bars) or at least 2; got \(blocks)") }
         let b = blocks ?? (data.frameCount / 4 > lag ? 4 : 0)
         var fit: ClosedRange<Double>? = nil
         if fitStart != nil || fitEnd != nil {
             let t = Double(lag) * dt
+            for (name, value) in [("--fit-start-fs", fitStart), ("--fit-end-fs", fitEnd)] {
+                guard let value else { continue }
+                guard value.isFinite, value >= 0 else { throw ValidationError("\(name) must be a finite lag time of 0 fs or more; got \(value)") }
+                // A thousandth of a frame: single-precision times put the lags at 160.0000024 fs.
+                guard value <= t + 1e-3 * dt else {
+                    throw ValidationError("\(name) \(value) fs is beyond the largest lag, \(t) fs (--max-lag-fs)")
+                }
+            }
             let lo = fitStart ?? 0.2 * t, hi = fitEnd ?? 0.8 * t
-            guard lo < hi else { throw ValidationError("--fit-start-fs must be below --fit-end-fs") }
+            guard lo < hi else {
+                switch (fitStart, fitEnd) {
+                case (nil, _): throw ValidationError("--fit-end-fs \(hi) fs is not above the fit's default start, \(lo) fs (20 % of the largest lag); give --fit-start-fs too")
+                case (_, nil): throw ValidationError("--fit-start-fs \(lo) fs is not below the fit's default end, \(hi) fs (80 % of the largest lag); give --fit-end-fs too")
+                default: throw ValidationError("--fit-start-fs \(lo) fs must be below --fit-end-fs \(hi) fs")
+                }
+            }
             fit = lo...hi
         }
         let result = try MeanSquaredDisplacement.compute(unwrappedPositions: unwrapped, atomCount: data.atomCount, frameSpacing: dt,
@@ -362,7 +397,7 @@ struct AnalyzeMSD: ParsableCommand {
         let table = result.table
         try input.write(table, plot: SVGPlot(table: table, title: "Mean-squared displacement — \(URL(fileURLWithPath: input.trajectory).lastPathComponent)",
                                              xLabel: "lag time (fs)", yLabel: "MSD (Å²)"))
-        print("MSD of \(data.atomCount) atoms, \(data.frameCount) frames \(dt) fs apart, fit \(result.fitRange.lowerBound)–\(result.fitRange.upperBound) fs")
+        print("MSD of \(data.atomCount) atoms, \(data.frameCount) frames \(dt) fs apart, fit " + String(format: "%.6g–%.6g fs", result.fitRange.lowerBound, result.fitRange.upperBound))
         for d in result.diffusion {
             // 1 Å²/fs = 0.1 cm²/s = 1e4 × 1e-5 cm²/s.
             let err = d.standardError.map { String(format: " ± %.4g", $0 * 1e4) } ?? ""
@@ -374,8 +409,9 @@ struct AnalyzeMSD: ParsableCommand {
 
 /// `--max-lag-fs` in frames. Checked in floating point first: 10³⁰⁰ fs trapped converting to `Int`.
 private func lagFrames(maxLagFs t: Double, frameSpacing dt: Double) throws -> Int {
-    guard t > 0, t.isFinite else { throw ValidationError("--max-lag-fs must be positive and finite") }
+    guard t > 0, t.isFinite else { throw ValidationError("--max-lag-fs must be positive and finite; got \(t)") }
     let frames = (t / dt).rounded()
-    guard frames < 1e9 else { throw ValidationError("--max-lag-fs \(t) fs is \(frames) frames of \(dt) fs") }
+    guard frames < 1e9 else { throw ValidationError("--max-lag-fs \(t) fs is \(frames) frames of \(dt) fs, more than any trajectory holds") }
+    guard frames >= 1 else { throw ValidationError("--max-lag-fs \(t) fs is less than one frame (frames are \(dt) fs apart)") }
     return Int(frames)
 }

@@ -66,6 +66,11 @@ struct Evaluate: ParsableCommand {
         let target = network.configuration.target
         let neighborList = network.makeNeighborList(skin: 1.0)
         var nonFiniteFrames: [Int] = []
+        // An empty frame has no energy to predict; 0.0 with exit 0 read as a result (`minimize`
+        // and `run` refuse such structures too).
+        if let empty = frames.firstIndex(where: { $0.count == 0 }) {
+            throw EvaluateError(description: "\(structure): frame \(empty) has no atoms")
+        }
         for (index, frame) in frames.enumerated() {
             let masses = try frame.masses ?? frame.atomicNumbers.enumerated().map { i, z in
                 guard let m = Elements.mass(of: z) else { throw EvaluateError(description: "\(structure): frame \(index), atom \(i): unknown element Z = \(z)") }

@@ -78,20 +78,22 @@ struct Run: ParsableCommand {
         let structure = try RunSetup.structure(settings)
         let potential = try RunSetup.potential(settings.potential)
         let integrator = try RunSetup.integrator(settings.dynamics, atomCount: structure.count)
-        let simulation: Simulation
-        do {
-            if let restart {
-                let saved = try AmberRestart.read(path: restart, expectedAtomCount: structure.count)
-                let checkpoint = try RunSetup.restoredCheckpoint(saved, structure: structure, path: restart)
-                simulation = try Simulation(restoring: checkpoint, integrator: integrator, potential: potential)
-            } else {
-                simulation = try Simulation(state: try RunSetup.initialState(structure, settings.dynamics,
-                                                                           degreesOfFreedom: integrator.degreesOfFreedom(atomCount: structure.count)),
-                                            integrator: integrator, potential: potential)
+        // The first forces: what the potential refuses there (a cell too small, coinciding
+        // atoms, an element the model does not know) belongs to the structure or the restart.
+        func firstForces(_ make: () throws -> Simulation) throws -> Simulation {
+            do { return try make() } catch let error as InputError { throw error } catch {
+                throw InputError("\(restart ?? settings.system.structurePath): \(error)")
             }
-        } catch let error as GeometryError {
-            // The first forces: a cell the neighbour list refuses belongs to the structure (or restart).
-            throw InputError("\(restart ?? settings.system.structurePath): \(error)")
+        }
+        let simulation: Simulation
+        if let restart {
+            let saved = try AmberRestart.read(path: restart, expectedAtomCount: structure.count)
+            let checkpoint = try RunSetup.restoredCheckpoint(saved, structure: structure, path: restart)
+            simulation = try firstForces { try Simulation(restoring: checkpoint, integrator: integrator, potential: potential) }
+        } else {
+            let start = try RunSetup.initialState(structure, settings.dynamics,
+                                                  degreesOfFreedom: integrator.degreesOfFreedom(atomCount: structure.count))
+            simulation = try firstForces { try Simulation(state: start, integrator: integrator, potential: potential) }
         }
         let startStep = simulation.state.step
         let output = settings.output
@@ -218,13 +220,20 @@ struct Minimize: ParsableCommand {
                                 cell: structure.cell, atomicNumbers: structure.atomicNumbers)
         let every = max(1, settings.output.logEvery)
         StopSignal.shared.install()
-        let result = try FIRE().minimize(&state, potential: potential, forceTolerance: settings.minimize.fmaxEVPerA,
+        let result: FIRE.Result
+        do {
+            result = try FIRE().minimize(&state, potential: potential, forceTolerance: settings.minimize.fmaxEVPerA,
                                          maxSteps: settings.minimize.maxSteps, observer: { step, forces in
-            if step % every == 0 {
-                let fmax = forces.forces.map(norm).max() ?? 0
-                print(String(format: "%8d  E = %.10f eV  fmax = %.3e eV/Å", step, forces.energy, fmax))
-            }
-        }, stopRequested: { StopSignal.shared.requested })
+                if step % every == 0 {
+                    let fmax = forces.forces.map(norm).max() ?? 0
+                    print(String(format: "%8d  E = %.10f eV  fmax = %.3e eV/Å", step, forces.energy, fmax))
+                }
+            }, stopRequested: { StopSignal.shared.requested })
+        } catch {
+            // What the potential refuses (coinciding atoms, an unknown element, a cell too small)
+            // belongs to the structure being minimised.
+            throw InputError("\(settings.system.structurePath): \(error)")
+        }
         print(String(format: "%@ after %d steps: E = %.10f eV, fmax = %.3e eV/Å",
                      result.stopped ? "stopped" : (result.converged ? "converged" : "not converged"),
                      result.steps, result.energy, result.maxForce))

@@ -40,7 +40,10 @@ final class InfraredTests: XCTestCase {
         // Schofield's e^(βħω/2) at 1 K passes Double's range below 1,000 cm⁻¹: it wrote
         // columns of inf with exit 0. An infinite temperature made the correction 1.
         for (correction, temperature, fragment) in [(InfraredSpectrum.Correction.schofield, 1.0, "overflows from"),
-                                                    (.harmonic, Double.infinity, "must be finite")] {
+                                                    (.harmonic, Double.infinity, "must be positive and finite; got inf K"),
+                                                    // Given but not positive, it was "needs a temperature; pass --temperature-K".
+                                                    (.standard, -300, "must be positive and finite; got -300.0 K"),
+                                                    (.standard, 0, "must be positive and finite; got 0.0 K")] {
             XCTAssertThrowsError(try InfraredSpectrum.compute(dipoles: m, frameSpacing: dt, options: .init(
                 spectral: SpectralOptions(maxLag: 2000, window: .hann), correction: correction, temperature: temperature))) {
                 XCTAssertTrue("\($0)".contains(fragment), "\($0)")

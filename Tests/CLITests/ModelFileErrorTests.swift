@@ -153,6 +153,13 @@ final class ModelFileErrorTests: XCTestCase {
             return try XCTUnwrap(object?["energy"] as? Double)
         }
         XCTAssertEqual(try energy(huge.stdout), try energy(alone.stdout), accuracy: 1e-9)
+        // A frame of no atoms printed energy 0.0 and exited 0.
+        let empty = dir.appendingPathComponent("empty.extxyz")
+        try "6\nProperties=species:S:1:pos:R:3\n\(atoms)0\nProperties=species:S:1:pos:R:3\n".write(to: empty, atomically: true, encoding: .utf8)
+        let none = try CLI.run(["evaluate", "--model", model, "--structure", empty.path, "--json"])
+        XCTAssertEqual(none.status, 1, none.stderr)
+        XCTAssertTrue(none.stderr.contains("empty.extxyz: frame 1 has no atoms"), none.stderr)
+        XCTAssertEqual(none.stdout, "", "nothing printed before the refusal")
     }
 
     /// A model whose weights are finite but whose outputs overflow (a scaler std of 10³⁰⁸, found

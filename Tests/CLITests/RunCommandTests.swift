@@ -384,3 +384,37 @@ final class InitialTemperatureTests: XCTestCase {
         }
     }
 }
+
+final class FailedStepTests: XCTestCase {
+    /// A 200 fs timestep flings argon atoms 10¹⁰ cells away within a few steps, and the
+    /// neighbour search refuses them. That error came without its step, and the trajectory
+    /// ended at the last frame written by stride, not at the last good step (as a non-finite
+    /// force's does). Errors of the first forces now name the structure file.
+    func testAStepThePotentialRefusesIsNamedAndTheLastGoodStepKept() throws {
+        let dir = try RunDirectory(deck: argonDeck(dynamics: """
+            integrator = "verlet"
+            timestep_fs = 200
+            steps = 2000
+            """, output: "log = \"out/log.csv\"\nlog_every = 1\ntrajectory = \"out/t.nc\"\ntrajectory_every = 1000"))
+        defer { dir.remove() }
+        let result = try CLI.run(["run", dir.path("deck.toml"), "--quiet"])
+        XCTAssertNotEqual(result.status, 0)
+        let message = result.stderr
+        guard let range = message.range(of: #"step (\d+): "#, options: .regularExpression),
+              let failed = Int(message[range].dropFirst(5).dropLast(2)) else {
+            return XCTFail("no step in: \(message)")
+        }
+        XCTAssertGreaterThan(failed, 1, message)
+        XCTAssertTrue(message.contains("the last good frame (step \(failed - 1)) is in the trajectory"), message)
+        let reader = try AmberTrajectoryReader(path: dir.path("out/t.nc"))
+        XCTAssertEqual(reader.frameCount, 2, "step 0 by stride, then the last good step")
+        XCTAssertEqual(try reader.frame(1).time, Double(failed - 1) * 200, accuracy: 1e-3)
+
+        try "2\nProperties=species:S:1:pos:R:3\nAr 0 0 0\nAr 0 0 0\n".write(toFile: dir.path("argon108.extxyz"), atomically: true, encoding: .utf8)
+        for command in ["run", "minimize"] {
+            let r = try CLI.run([command, dir.path("deck.toml"), "--quiet"].filter { command == "run" || $0 != "--quiet" })
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertTrue(r.stderr.contains(dir.path("argon108.extxyz") + ": "), "\(command): \(r.stderr)")
+        }
+    }
+}

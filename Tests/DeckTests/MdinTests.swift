@@ -58,8 +58,14 @@ final class MdinTests: XCTestCase {
         XCTAssertEqual(s.minimize, MinimizeSettings(maxSteps: 250, fmaxEVPerA: 0.01))
         XCTAssertEqual(s.potential, .morse(MorseSettings(depthEV: 0.0104, alphaPerA: 1.6, r0A: 3.8, cutoffA: 9.0, truncation: .shift, skinA: 1.0)))
         XCTAssertEqual(s.output.logEvery, 10)
-        XCTAssertEqual(s.warnings.count, 1)
-        XCTAssertTrue(s.warnings[0].contains(":3: warning: 'TEMP0' ignored"), s.warnings[0])
+        // AMBER reads the dynamics keys only for dynamics: under imin = 1 they are ignored, with
+        // a word, and no longer checked (ntt = 3 without gamma_ln, a negative temp0 were refused).
+        XCTAssertEqual(s.warnings.count, 2, "\(s.warnings)")
+        XCTAssertTrue(s.warnings[0].contains(":3: warning: 'NTT' ignored (imin = 1 minimises"), s.warnings[0])
+        XCTAssertTrue(s.warnings[1].contains(":3: warning: 'TEMP0' ignored (imin = 1 minimises"), s.warnings[1])
+        let loose = try mdin("t\n&cntrl imin=1, maxcyc=5, ntt=3, temp0=-5, dt=-1 /\n" + eninetmd)
+        XCTAssertEqual(loose.task, .minimize)
+        XCTAssertEqual(loose.warnings.count, 3, "\(loose.warnings)")
     }
 
     func testTimestepConversionAndAmberDefaults() throws {
@@ -122,6 +128,13 @@ final class MdinTests: XCTestCase {
         // The message said "ntwx is 0" whatever ntwx was.
         XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=1, ntwx=-3,\n ntwv=-1 /\n" + eninetmd)) { e in
             XCTAssertEqual("\(e)", "test.in:3: key 'ntwv' = -1 stores velocities in the trajectory at the ntwx stride, but ntwx is -3 (give ntwx a positive stride)")
+        }
+        // Messages about a second key named it by its TOML name, which an mdin deck never wrote.
+        XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=1, ntwx=10,\n ntwv=5 /\n&eninetmd structure='../argon108.extxyz', potential='lj', epsilon_eV=1, sigma_A=1, cutoff_A=2.5, trajectory='t.nc' /\n")) { e in
+            XCTAssertEqual("\(e)", "test.in:3: key 'ntwv' (output.velocities_every) must be 0 or equal to 'ntwx' = 10 (they are stored in the trajectory frames) (got 5)")
+        }
+        XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=1, cut=8.5 /\n&eninetmd structure='../argon108.extxyz', potential='lj', epsilon_eV=1, sigma_A=1,\n truncation='switch', switch_start_A=9.0 /\n")) { e in
+            XCTAssertEqual("\(e)", "test.in:4: key 'switch_start_A' (potential.switch_start_A) must be smaller than 'cut' = 8.5 (got 9.0)")
         }
         XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=1 /\n")) { e in
             XCTAssertTrue("\(e)".contains("missing system.structure"), "\(e)")

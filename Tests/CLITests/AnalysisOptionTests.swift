@@ -1,0 +1,78 @@
+import Foundation
+import XCTest
+
+/// `analyze` options that ran to exit 0 with a result that was not what they said (from a
+/// probe of the release binary): a fit range silently clipped or moved by single-precision
+/// times, negative block counts, wavenumber limits of zero or below, spectra of `inf`.
+final class AnalysisOptionTests: XCTestCase {
+    /// 81 frames of argon, 10 fs apart (single-precision times in the file).
+    func argonTrajectory(_ dir: RunDirectory) throws -> String {
+        try argonDeck(dynamics: "integrator = \"verlet\"\ntimestep_fs = 2\nsteps = 400\ninitial_temperature_K = 120\nseed = 4",
+                      output: "log_every = 0\ntrajectory = \"t.nc\"\ntrajectory_every = 5\nvelocities_every = 5")
+            .write(toFile: dir.path("deck.toml"), atomically: true, encoding: .utf8)
+        let result = try CLI.run(["run", dir.path("deck.toml"), "--quiet"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        return dir.path("t.nc")
+    }
+
+    func testMSDFitRangesAreCheckedAndMeetTheLagGrid() throws {
+        let dir = try RunDirectory(deck: "")
+        defer { dir.remove() }
+        let trajectory = try argonTrajectory(dir)
+        func msd(_ options: [String]) throws -> CLI.Result {
+            try CLI.run(["analyze", "msd", trajectory, "--elements", "Ar*108", "--csv", dir.path("m.csv")] + options)
+        }
+        func coefficient(_ r: CLI.Result) -> String? {
+            r.stdout.split(separator: "\n").first { $0.hasPrefix("D_total") }.map(String.init)
+        }
+        // The default range is 20–80 % of the largest lag (200 fs): 40–160 fs. Asking for
+        // 40–160 fs explicitly dropped the lag at 160.0000024 fs and changed D.
+        let byDefault = try msd([])
+        XCTAssertEqual(byDefault.status, 0, byDefault.stderr)
+        XCTAssertTrue(byDefault.stdout.contains("fit 40–160 fs"), byDefault.stdout)
+        let explicit = try msd(["--fit-start-fs", "40", "--fit-end-fs", "160"])
+        XCTAssertEqual(explicit.status, 0, explicit.stderr)
+        XCTAssertNotNil(coefficient(byDefault))
+        XCTAssertEqual(coefficient(explicit), coefficient(byDefault))
+
+        for (options, fragment) in [
+            (["--fit-start-fs", "10", "--fit-end-fs", "1e6"], "--fit-end-fs 1000000.0 fs is beyond the largest lag, 200"),
+            (["--fit-start-fs=-10"], "--fit-start-fs must be a finite lag time of 0 fs or more; got -10.0"),
+            (["--fit-start-fs", "nan"], "--fit-start-fs must be a finite lag time of 0 fs or more; got nan"),
+            (["--fit-end-fs", "20"], "--fit-end-fs 20.0 fs is not above the fit's default start, 40"),
+            (["--fit-start-fs", "170"], "--fit-start-fs 170.0 fs is not below the fit's default end, 160"),
+            (["--max-lag-fs", "10"], "--max-lag-fs gives a largest lag of 1 frame"),
+            (["--max-lag-fs", "4"], "--max-lag-fs 4.0 fs is less than one frame"),
+            (["--max-lag-fs", "5000"], "but the trajectory has 81 frames"),
+            (["--blocks=-3"], "--blocks must be 0 (no error bars) or at least 2; got -3"),
+        ] {
+            let r = try msd(options)
+            XCTAssertNotEqual(r.status, 0, "\(options)")
+            XCTAssertTrue(r.stderr.contains(fragment), "\(options): \(r.stderr)")
+        }
+    }
+
+    func testSpectraRefuseLimitsThatGiveNoSpectrum() throws {
+        let dir = try RunDirectory(deck: "")
+        defer { dir.remove() }
+        let trajectory = try argonTrajectory(dir)
+        let csv = dir.path("v.csv")
+        for (options, fragment) in [
+            (["--max-freq-cm1=-10"], "--max-freq-cm1 must be a positive, finite wavenumber; got -10.0"),
+            (["--max-freq-cm1", "0"], "--max-freq-cm1 must be a positive, finite wavenumber; got 0.0"),
+            (["--max-freq-cm1", "nan"], "--max-freq-cm1 must be a positive, finite wavenumber; got nan"),
+            (["--blocks=-1"], "--blocks must be 0 (no error bars) or at least 2; got -1"),
+            // 1e300 fs between frames: a Nyquist frequency of 1e-296 cm⁻¹ and a CSV of inf.
+            (["--frame-dt-fs", "1e300"], "not written: column"),
+        ] {
+            let r = try CLI.run(["analyze", "vdos", trajectory, "--elements", "Ar*108", "--csv", csv] + options)
+            XCTAssertNotEqual(r.status, 0, "\(options)")
+            XCTAssertTrue(r.stderr.contains(fragment), "\(options): \(r.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: csv), "\(options)")
+        }
+        // A stride past the trajectory selects one frame, as 81 does; it read like a damaged file.
+        let r = try CLI.run(["analyze", "vdos", trajectory, "--elements", "Ar*108", "--csv", csv, "--stride", "2147483648"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertFalse(r.stderr.contains("Illegal stride") || r.stderr.contains("truncated"), r.stderr)
+    }
+}
