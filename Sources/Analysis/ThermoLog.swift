@@ -31,11 +31,18 @@ public struct ThermoLog: Sendable {
         var columns: [[Double]] = []
         var isCSV = false
         // "\r\n" is one Character to Swift: a split on "\n" alone left a Windows log one line long.
-        for (index, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+        func nextContentLine(after index: Int) -> String? {
+            lines[(index + 1)...].lazy.map { $0.trimmingCharacters(in: .whitespaces) }.first { !$0.isEmpty }
+        }
+        for (index, rawLine) in lines.enumerated() {
             let lineNumber = index + 1
             var line = rawLine.trimmingCharacters(in: .whitespaces)
             if line.isEmpty { continue }
             if names == nil {
+                // The console form of `run` (its standard output, kept with `> run.out`) opens
+                // with "# title: ..." lines; the header is the last "#" line before the numbers.
+                if line.hasPrefix("#"), let next = nextContentLine(after: index), next.hasPrefix("#") { continue }
                 if line.hasPrefix("#") { line.removeFirst() }
                 isCSV = line.contains(",")
                 let header = split(line, csv: isCSV)

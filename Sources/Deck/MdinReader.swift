@@ -195,6 +195,8 @@ final class MdinReader {
         case "nstlim": try put("dynamics.steps", value(e), e)
         case "dt":
             guard case .some(let dt) = number(e) else { throw error(e, "key '\(e.written)' must be a number in ps (got \(e.text))") }
+            // In fs it passed Double's range and was called "not finite", which 1e306 is.
+            guard (dt * 1000).isFinite else { throw error(e, "key '\(e.written)' = \(e.text) ps is too large a timestep") }
             try put("dynamics.timestep_fs", .float(dt * 1000), e)
         case "gamma_ln":
             if ntt == 3 { try put("dynamics.friction_per_ps", value(e), e) } else { ignored(e, "only used with ntt = 3") }

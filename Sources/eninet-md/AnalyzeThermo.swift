@@ -41,6 +41,7 @@ struct AnalyzeThermo: ParsableCommand {
         try AtomicFile.checkDistinct(outputs: [("--csv", csv)] + (svg.map { [("--svg", $0)] } ?? []), inputs: [("log", log)])
         var table = try ThermoLog.read(path: log)
         if let t0 = discard {
+            guard t0.isFinite else { throw ValidationError("--discard-fs must be a finite time; got \(t0)") }
             let time = try table.column("time_fs")
             guard let first = time.firstIndex(where: { $0 >= t0 }) else {
                 throw ValidationError("\(log): no rows at or after \(t0) fs")
@@ -55,6 +56,9 @@ struct AnalyzeThermo: ParsableCommand {
             }
         } ?? table.names.filter { $0 != "step" && $0 != "time_fs" }
         guard names.count > 0 else { throw ValidationError("--columns names no column") }
+        if let repeated = names.indices.first(where: { names[..<$0].contains(names[$0]) }) {
+            throw ValidationError("--columns names '\(names[repeated])' twice")
+        }
         guard blocks <= table.rowCount else {
             throw ValidationError("\(log): --blocks \(blocks) is more than its \(table.rowCount) rows")
         }

@@ -14,7 +14,7 @@ struct Evaluate: ParsableCommand {
         discussion: """
         Reads every frame of the structure file (.xyz/.extxyz/.pdb; periodic when the file has a \
         lattice) and prints, per frame, the model's outputs: energy (eV), forces (eV/Å) and, for \
-        periodic frames, the stress (eV/Å³, ASE sign: −virial/volume, no kinetic part) for energy \
+        frames periodic along all three axes, the stress (eV/Å³, ASE sign: −virial/volume, no kinetic part) for energy \
         models; the dipole (e·Å) or polarizability (e·Å²/V) for models trained on those. With \
         --json, one JSON object per frame and line.
         """)
@@ -90,7 +90,9 @@ struct Evaluate: ParsableCommand {
             case .energy:
                 object.append(("energy", Self.number(out.energy)))
                 object.append(("forces", "[" + out.forces.map(Self.vector).joined(separator: ",") + "]"))
-                if let cell = frame.cell, cell.pbc.any {
+                // The stress divides by the cell's volume: along a non-periodic axis that length
+                // is vacuum of any size, so a slab or wire has none (as `run` logs no pressure).
+                if let cell = frame.cell, cell.pbc.x && cell.pbc.y && cell.pbc.z {
                     let stress = (-1 / cell.volume) * out.virial
                     object.append(("stress", Self.matrix(stress)))
                 }

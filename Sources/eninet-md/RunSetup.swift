@@ -20,7 +20,11 @@ struct InputError: Error, CustomStringConvertible {
 enum RunSetup {
     /// Reads the deck's structure (first frame) and builds the requested supercell.
     static func structure(_ settings: DeckSettings) throws -> Structure {
-        var structure = try StructureFile.readFirst(path: settings.system.structurePath)
+        let path = settings.system.structurePath
+        let frames = try StructureFile.read(path: path, frames: 0..<2)
+        guard var structure = frames.first else { throw InputError("\(path): no frames") }
+        // ASE's read takes a file's last frame; say which one this run takes.
+        if frames.count > 1 { printError("warning: \(path) holds more than one frame; the first is the starting structure") }
         guard structure.count > 0 else { throw InputError("\(settings.system.structurePath): the structure has no atoms") }
         let r = settings.system.replicate
         if r != SIMD3(1, 1, 1) {

@@ -26,6 +26,19 @@ final class ThermoTests: XCTestCase {
         XCTAssertThrowsError(try ThermoLog.parse("a,b\n1,zz\n", path: "x.log")) {
             XCTAssertTrue("\($0)".contains("'zz'"), "\($0)")
         }
+        // What `run` prints (kept with `run deck > run.out`): the title and setup lines came
+        // first and the title was taken for the header.
+        let console = """
+        # title: Argon, Lennard-Jones, NVE
+        # deck: /tmp/argon-lj.toml (toml), task: md
+
+        #           step        time_fs   potential_eV  temperature_K
+                       0         0.0000     -9.1000000        120.000
+                      10        20.0000     -9.0500000        118.500
+        """
+        let c = try ThermoLog.parse(console, path: "run.out")
+        XCTAssertEqual(c.names, ["step", "time_fs", "potential_eV", "temperature_K"])
+        XCTAssertEqual(try c.column("temperature_K"), [120, 118.5])
         // A column named twice would be averaged as the first; a non-finite value would be left
         // out of the averages with only the count to show it.
         XCTAssertThrowsError(try ThermoLog.parse("step,energy,temp,energy\n0,1,2,3\n", path: "x.log")) {

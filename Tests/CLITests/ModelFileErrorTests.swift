@@ -160,6 +160,16 @@ final class ModelFileErrorTests: XCTestCase {
         XCTAssertEqual(none.status, 1, none.stderr)
         XCTAssertTrue(none.stderr.contains("empty.extxyz: frame 1 has no atoms"), none.stderr)
         XCTAssertEqual(none.stdout, "", "nothing printed before the refusal")
+        // A slab's cell volume includes vacuum of any height: its stress was printed as if the
+        // cell were bulk. Only cells periodic along all three axes get one.
+        for (pbc, hasStress) in [("T T T", true), ("T T F", false)] {
+            let url = dir.appendingPathComponent("slab.extxyz")
+            try "6\nLattice=\"12 0 0 0 12 0 0 0 12\" pbc=\"\(pbc)\" Properties=species:S:1:pos:R:3\n\(atoms)".write(to: url, atomically: true, encoding: .utf8)
+            let r = try CLI.run(["evaluate", "--model", model, "--structure", url.path, "--json"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+            XCTAssertEqual(object?["stress"] != nil, hasStress, "pbc \(pbc): \(r.stdout)")
+        }
     }
 
     /// A model whose weights are finite but whose outputs overflow (a scaler std of 10³⁰⁸, found

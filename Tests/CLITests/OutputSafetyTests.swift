@@ -184,6 +184,14 @@ final class OutputSafetyTests: XCTestCase {
                               "--svg", dir.path("a.svg"), "--plot", "nothing"])
         XCTAssertNotEqual(result.status, 0)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path("a.csv")))
+        // A column asked for twice was averaged twice; a NaN start time said "no rows at or after nan fs".
+        for (options, fragment) in [(["--columns", "total_eV,total_eV"], "--columns names 'total_eV' twice"),
+                                    (["--discard-fs", "nan"], "--discard-fs must be a finite time; got nan")] {
+            result = try CLI.run(["analyze", "thermo", dir.path("log.csv"), "--blocks", "2", "--csv", dir.path("a.csv")] + options)
+            XCTAssertNotEqual(result.status, 0, "\(options)")
+            XCTAssertTrue(result.stderr.contains(fragment), "\(options): \(result.stderr)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path("a.csv")))
         result = try CLI.run(["analyze", "thermo", dir.path("log.csv"), "--blocks", "2", "--csv", dir.path("a.csv")])
         XCTAssertEqual(result.status, 0, result.stderr)
     }

@@ -418,3 +418,20 @@ final class FailedStepTests: XCTestCase {
         }
     }
 }
+
+final class StartingFrameTests: XCTestCase {
+    /// A structure file of several frames starts the run from its first, as before, but now
+    /// says so: ASE's `read` takes the last, and the choice was silent.
+    func testAMultiFrameStructureSaysWhichFrameStarts() throws {
+        let dir = try RunDirectory(deck: argonDeck(dynamics: "integrator = \"verlet\"\ntimestep_fs = 2\nsteps = 1", output: "log_every = 0"))
+        defer { dir.remove() }
+        let one = try String(contentsOfFile: dir.path("argon108.extxyz"), encoding: .utf8)
+        let result0 = try CLI.run(["run", dir.path("deck.toml"), "--quiet"])
+        XCTAssertEqual(result0.status, 0, result0.stderr)
+        XCTAssertFalse(result0.stderr.contains("more than one frame"), result0.stderr)
+        try (one + one).write(toFile: dir.path("argon108.extxyz"), atomically: true, encoding: .utf8)
+        let result = try CLI.run(["run", dir.path("deck.toml"), "--quiet"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stderr.contains("warning: \(dir.path("argon108.extxyz")) holds more than one frame; the first is the starting structure"), result.stderr)
+    }
+}
