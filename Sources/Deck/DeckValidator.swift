@@ -118,7 +118,8 @@ struct DeckValidator {
             for (k, item) in items.enumerated() {
                 let e = f.element(k, item)
                 let n = try e.integer()
-                guard n >= 1 else { throw e.invalid("must be at least 1") }
+                // The element's own value: an mdin list's origin text is the whole list ("2, 0, 2").
+                guard n >= 1 else { throw e.error("key \(e.displayName) must be at least 1 (got \(n))") }
                 replicate[k] = n
             }
         }

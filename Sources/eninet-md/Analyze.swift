@@ -119,6 +119,10 @@ struct TrajectoryInputOptions: ParsableArguments {
                   let b = Double(fields[1].trimmingCharacters(in: .whitespaces)) else {
                 throw ValidationError("\(path):\(index + 1): expected two numbers in the first two columns")
             }
+            // Drawn as a gap, a nan or inf read as a missing stretch of the other spectrum.
+            guard a.isFinite, b.isFinite else {
+                throw ValidationError("\(path):\(index + 1): the first two columns must be finite numbers; got \(fields[0]), \(fields[1])")
+            }
             x.append(a); y.append(b)
         }
         guard !x.isEmpty else { throw ValidationError("\(path): no rows after the header") }
@@ -290,6 +294,10 @@ struct AnalyzeRDF: ParsableCommand {
         let data = try input.load(positions: true, cells: true)
         let symbols = try input.symbols(for: data)
         let defaultRMax = data.cells.compactMap { $0 }.map { 0.5 * $0.perpendicularWidths.min() }.min() ?? 10
+        // A periodic frame is normalised by its cell's volume; --volume was read past silently.
+        if let volume, data.cells.contains(where: { $0 != nil }) {
+            throw ValidationError("--volume \(volume) Å³ is for trajectories without a cell; \(input.trajectory) has one, whose volume normalises g")
+        }
         let rdf = try RadialDistribution(symbols: symbols, rMax: rMax ?? defaultRMax, binWidth: binWidth, volume: volume)
         for f in 0..<data.frameCount {
             try rdf.add(positions: try data.frame(f), cell: data.cells.isEmpty ? nil : data.cells[f], frame: f)

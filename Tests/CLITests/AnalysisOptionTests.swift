@@ -75,4 +75,23 @@ final class AnalysisOptionTests: XCTestCase {
         XCTAssertNotEqual(r.status, 0)
         XCTAssertFalse(r.stderr.contains("Illegal stride") || r.stderr.contains("truncated"), r.stderr)
     }
+
+    /// `rdf --volume` on a periodic trajectory was read past; an overlay with `nan` cells was
+    /// drawn with a gap.
+    func testOptionsThatWouldBeIgnoredOrDrawnWithGapsAreRefused() throws {
+        let dir = try RunDirectory(deck: "")
+        defer { dir.remove() }
+        let trajectory = try argonTrajectory(dir)
+        var r = try CLI.run(["analyze", "rdf", trajectory, "--elements", "Ar*108", "--csv", dir.path("g.csv"), "--volume", "1000"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("--volume 1000.0 Å³ is for trajectories without a cell"), r.stderr)
+        r = try CLI.run(["analyze", "rdf", trajectory, "--elements", "Ar*108", "--csv", dir.path("g.csv")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        try "r_A,g\n1,0.5\n2,nan\n3,1\n".write(toFile: dir.path("other.csv"), atomically: true, encoding: .utf8)
+        r = try CLI.run(["analyze", "rdf", trajectory, "--elements", "Ar*108", "--csv", dir.path("h.csv"),
+                         "--svg", dir.path("h.svg"), "--overlay", dir.path("other.csv")])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains(dir.path("other.csv") + ":3: the first two columns must be finite numbers"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path("h.csv")))
+    }
 }

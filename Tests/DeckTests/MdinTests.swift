@@ -132,6 +132,9 @@ final class MdinTests: XCTestCase {
         XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=10,\n  dt=1e306 /\n" + eninetmd)) { e in
             XCTAssertEqual("\(e)", "test.in:3: key 'dt' = 1e306 ps is too large a timestep")
         }
+        XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=10 /\n&eninetmd structure='../argon108.extxyz', replicate=2, 0, 2,\n potential='lj', epsilon_eV=1, sigma_A=1, cutoff_A=2.5 /\n")) { e in
+            XCTAssertEqual("\(e)", "test.in:3: key 'replicate' (system.replicate[1]) must be at least 1 (got 0)")
+        }
         // Messages about a second key named it by its TOML name, which an mdin deck never wrote.
         XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=1, ntwx=10,\n ntwv=5 /\n&eninetmd structure='../argon108.extxyz', potential='lj', epsilon_eV=1, sigma_A=1, cutoff_A=2.5, trajectory='t.nc' /\n")) { e in
             XCTAssertEqual("\(e)", "test.in:3: key 'ntwv' (output.velocities_every) must be 0 or equal to 'ntwx' = 10 (they are stored in the trajectory frames) (got 5)")
