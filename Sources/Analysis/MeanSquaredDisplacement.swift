@@ -89,6 +89,10 @@ public enum Unwrapping {
 /// unwrapped (`Unwrapping.unwrap`). `D` comes from a least-squares line through
 /// `MSD = 6Dτ + b` on the fit range (Einstein relation in three dimensions).
 public enum MeanSquaredDisplacement {
+    /// How near a lag (in frames) a fit bound must come to meet it: with single-precision
+    /// times the lags sit at 160.0000024 fs, and a fit asked to end at 160 fs dropped that lag
+    /// and gave another D than the default range ending at the same lag.
+    public static let lagTolerance = 1e-3
     public struct Options: Sendable {
         /// Largest lag (frames).
         public var maxLag: Int
@@ -213,10 +217,7 @@ public enum MeanSquaredDisplacement {
         let lagTimes = (0...options.maxLag).map { Double($0) * dt }
         let tMax = lagTimes[options.maxLag]
         let fitRange = options.fitRange ?? (0.2 * tMax)...(0.8 * tMax)
-        // Bounds on the lag grid count as met to a thousandth of a frame: with single-precision
-        // times the lags sit at 160.0000024 fs, and a fit asked to end at 160 fs dropped that
-        // lag and gave another D than the default range ending at the same lag.
-        let slack = 1e-3 * dt
+        let slack = lagTolerance * dt
         let fitIndices = lagTimes.indices.filter { lagTimes[$0] >= fitRange.lowerBound - slack && lagTimes[$0] <= fitRange.upperBound + slack }
         guard fitIndices.count >= 2 else {
             throw AnalysisError("MSD: the fit range \(fitRange.lowerBound)–\(fitRange.upperBound) fs holds fewer than 2 lags (spacing \(dt) fs, max lag \(tMax) fs)")

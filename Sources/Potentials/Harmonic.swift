@@ -93,7 +93,11 @@ public final class HarmonicBonds: Potential {
             }
         }
         self.bonds = bonds
+        longestBond = bonds.max { $0.restLength < $1.restLength }
     }
+
+    /// The bond of the longest rest length, the one the cell must be wide enough for.
+    private let longestBond: Bond?
 
     public func compute(_ configuration: Configuration) throws -> ForceResult {
         var result = ForceResult.zero(atoms: configuration.count)
@@ -101,9 +105,13 @@ public final class HarmonicBonds: Potential {
         // A rest length beyond half the narrowest periodic width pulls the partner towards where
         // another of its images is as near: the bond would jump to that image, and the energy
         // with it (the documented rule; LAMMPS stops on "bond extent > half of periodic box length").
-        let halfWidth = periodicCell.map { cell in
-            (0..<3).filter { cell.pbc[$0] }.map { cell.perpendicularWidths[$0] }.min() ?? .infinity
-        }.map { $0 / 2 } ?? .infinity
+        if let cell = periodicCell, let b = longestBond {
+            let widths = cell.perpendicularWidths
+            let halfWidth = (0..<3).filter { cell.pbc[$0] }.map { widths[$0] }.min().map { $0 / 2 } ?? .infinity
+            guard b.restLength < halfWidth else {
+                throw PotentialError("harmonic bond \(b.i)-\(b.j): its rest length \(b.restLength) Å is not shorter than half the cell's narrowest periodic width (\(String(format: "%.4f", halfWidth)) Å), so the nearest image of atom \(b.j) is ambiguous; use a larger cell")
+            }
+        }
         for b in bonds {
             guard b.i < configuration.count, b.j < configuration.count else {
                 throw PotentialError("harmonic bond \(b.i)-\(b.j): atom index beyond the \(configuration.count) atoms of the system")
@@ -111,9 +119,6 @@ public final class HarmonicBonds: Potential {
             var d = configuration.positions[b.j] - configuration.positions[b.i]
             if let cell = periodicCell { d = cell.minimumImage(d) }
             let r = norm(d)
-            guard b.restLength < halfWidth else {
-                throw PotentialError("harmonic bond \(b.i)-\(b.j): its rest length \(b.restLength) Å is not shorter than half the cell's narrowest periodic width (\(String(format: "%.4f", halfWidth)) Å), so the nearest image of atom \(b.j) is ambiguous; use a larger cell")
-            }
             let stretch = r - b.restLength
             result.energy += 0.5 * b.springConstant * stretch * stretch
             // A zero-length bond has no direction; its force vanishes by symmetry.

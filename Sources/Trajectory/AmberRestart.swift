@@ -58,16 +58,8 @@ public struct AmberRestart: Sendable {
         for key in state.keys where !AmberTrajectoryWriter.isValidName(AmberRestart.statePrefix + key) {
             throw TrajectoryError("\(path): state key '\(key)' must hold only letters, digits and '_'")
         }
-        let temporary = path + ".tmp"
-        do {
+        try replacingFile(at: path) { temporary in
             try writeFile(temporary, program: program, programVersion: programVersion)
-            try syncToDisk(path: temporary)
-            guard rename(temporary, path) == 0 else {
-                throw TrajectoryError("\(path): cannot rename the finished restart into place: \(String(cString: strerror(errno)))")
-            }
-        } catch {
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw error
         }
     }
 

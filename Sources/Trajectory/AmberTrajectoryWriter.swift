@@ -450,8 +450,7 @@ extension AmberTrajectoryWriter {
 
     /// Rewrites `path` with only its first `keep` frames (temporary file, then rename).
     static func truncate(path: String, layout: Layout, keeping keep: Int) throws {
-        let temporary = path + ".truncate.tmp"
-        do {
+        try replacingFile(at: path, temporarySuffix: ".truncate.tmp") { temporary in
             let writer = try AmberTrajectoryWriter(
                 path: temporary, atomCount: layout.atomCount, velocities: layout.velocitiesID != nil,
                 forces: layout.forcesID != nil, periodic: layout.cellLengthsID != nil, extras: layout.extras,
@@ -474,14 +473,25 @@ extension AmberTrajectoryWriter {
             try source.close()
             try writer.file.sync()
             try writer.close()
-            try syncToDisk(path: temporary)
-            guard rename(temporary, path) == 0 else {
-                throw TrajectoryError("\(path): cannot replace the file with its truncated copy: \(String(cString: strerror(errno)))")
-            }
-        } catch {
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw error
         }
+    }
+}
+
+/// Writes a new file at `path` through a temporary one beside it (`path + temporarySuffix`),
+/// synced and renamed into place: a failure leaves whatever was at `path` as it was, and the
+/// writing's errors name `path`, not a temporary file the user never asked for.
+public func replacingFile(at path: String, temporarySuffix: String = ".tmp", _ write: (_ temporary: String) throws -> Void) throws {
+    let temporary = path + temporarySuffix
+    do {
+        try write(temporary)
+        try syncToDisk(path: temporary)
+        guard rename(temporary, path) == 0 else {
+            throw TrajectoryError("\(path): cannot rename the finished file into place: \(String(cString: strerror(errno)))")
+        }
+    } catch {
+        try? FileManager.default.removeItem(atPath: temporary)
+        if let e = error as? TrajectoryError { throw TrajectoryError(e.description.replacingOccurrences(of: temporary, with: path)) }
+        throw error
     }
 }
 

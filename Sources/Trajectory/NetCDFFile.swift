@@ -70,15 +70,15 @@ final class NetCDFFile {
     /// Opens an existing file after checking it is a NetCDF-3 file (classic, 64-bit offset
     /// or CDF-5); HDF5-based NetCDF-4 files, empty and non-NetCDF files are refused clearly.
     static func open(path: String, writable: Bool = false) throws -> NetCDFFile {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw TrajectoryError("\(path): no such file")
-        }
-        guard !isDirectory.boolValue else { throw TrajectoryError("\(path): is a directory, not a NetCDF file") }
-        // A FIFO without a writer blocks the first read forever, and libnetcdf seeks, which
-        // no pipe or device allows: only a regular file can be a NetCDF input.
-        if let type = try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType, type != .typeRegular {
-            throw TrajectoryError("\(path): not a regular file (a pipe or device); a NetCDF file must be a file on disk")
+        // `stat` follows symbolic links, as the reads below do. A FIFO without a writer blocks
+        // the first read forever, and libnetcdf seeks, which no pipe or device allows: only a
+        // regular file can be a NetCDF input.
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw TrajectoryError("\(path): no such file") }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: throw TrajectoryError("\(path): is a directory, not a NetCDF file")
+        default: throw TrajectoryError("\(path): not a regular file (a pipe or device); a NetCDF file must be a file on disk")
         }
         guard let handle = FileHandle(forReadingAtPath: path) else { throw TrajectoryError("\(path): cannot be opened for reading") }
         let magic = [UInt8](handle.readData(ofLength: 8))
@@ -90,7 +90,7 @@ final class NetCDFFile {
         guard magic.count >= 4, magic[0...2] == [0x43, 0x44, 0x46], [1, 2, 5].contains(magic[3]) else {
             throw TrajectoryError("\(path): not a NetCDF-3 file (its first bytes are not CDF\\1, CDF\\2 or CDF\\5; ASCII AMBER restarts and mdcrd files are not supported)")
         }
-        try NetCDFHeaderCheck.verify(path: path)
+        try NetCDFHeaderCheck.verify(path: path, size: Int(info.st_size))
         var id: Int32 = -1
         let status = nc_open(path, writable ? NC_WRITE : NC_NOWRITE, &id)
         guard status == NC_NOERR else {

@@ -9,9 +9,9 @@ enum NetCDFHeaderCheck {
     struct Malformed: Error { let reason: String }
 
     /// Throws a `TrajectoryError` naming the file when it is shorter than its header says.
-    static func verify(path: String) throws {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-              let size = (attributes[.size] as? NSNumber)?.intValue else { return }
+    /// `size` is the file's own (`stat`, which follows symbolic links: the size of a link
+    /// itself made every linked trajectory "truncated").
+    static func verify(path: String, size: Int) throws {
         guard let handle = FileHandle(forReadingAtPath: path) else { return }
         defer { try? handle.close() }
         var length = min(size, 1 << 16)

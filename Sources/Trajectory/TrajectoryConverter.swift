@@ -135,8 +135,7 @@ public enum TrajectoryConverter {
             where source.extraNames.contains(extra.name) {
                 extras.append(extra)
             }
-            let temporary = output + ".convert.tmp"
-            do {
+            try replacingFile(at: output, temporarySuffix: ".convert.tmp") { temporary in
                 let writer = try AmberTrajectoryWriter(path: temporary, atomCount: first.positions.count, velocities: velocities,
                                                        forces: forces, periodic: first.cell != nil, extras: extras,
                                                        title: "converted from \(URL(fileURLWithPath: input).lastPathComponent)")
@@ -153,12 +152,6 @@ public enum TrajectoryConverter {
                     try writer.write(frame)
                 }
                 try writer.close()
-                guard rename(temporary, output) == 0 else { throw TrajectoryError("\(output): cannot rename into place") }
-            } catch {
-                try? FileManager.default.removeItem(atPath: temporary)
-                // The writer names the file it writes, which the user never asked for.
-                if let e = error as? TrajectoryError { throw TrajectoryError(e.description.replacingOccurrences(of: temporary, with: output)) }
-                throw error
             }
         case .amberRestart:
             let frame = try source.frame(indices[indices.count - 1])

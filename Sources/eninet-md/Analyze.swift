@@ -165,7 +165,7 @@ struct SpectrumOptions: ParsableArguments {
         } else {
             lag = SpectralOptions.defaultMaxLag(frames: frames, frameSpacing: dt)
         }
-        if let blocks, blocks < 0 { throw ValidationError("--blocks must be 0 (no error bars) or at least 2; got \(blocks)") }
+        try checkBlocks(blocks)
         let b = blocks ?? SpectralOptions.defaultBlocks(frames: frames, maxLag: lag)
         if let maxFrequency, !(maxFrequency > 0 && maxFrequency.isFinite) {
             throw ValidationError("--max-freq-cm1 must be a positive, finite wavenumber; got \(maxFrequency)")
@@ -376,7 +376,7 @@ struct AnalyzeMSD: ParsableCommand {
                 ? "--max-lag-fs gives a largest lag of \(lag) frame of \(dt) fs; the fit needs lags of at least 2 frames"
                 : "the trajectory's \(data.frameCount) frames give a largest lag of 1 frame (a quarter of them); the fit needs at least 2 (give --max-lag-fs, or a longer trajectory)")
         }
-        if let blocks, blocks < 0 { throw ValidationError("--blocks must be 0 (no error bars) or at least 2; got \(blocks)") }
+        try checkBlocks(blocks)
         let b = blocks ?? (data.frameCount / 4 > lag ? 4 : 0)
         var fit: ClosedRange<Double>? = nil
         if fitStart != nil || fitEnd != nil {
@@ -384,8 +384,7 @@ struct AnalyzeMSD: ParsableCommand {
             for (name, value) in [("--fit-start-fs", fitStart), ("--fit-end-fs", fitEnd)] {
                 guard let value else { continue }
                 guard value.isFinite, value >= 0 else { throw ValidationError("\(name) must be a finite lag time of 0 fs or more; got \(value)") }
-                // A thousandth of a frame: single-precision times put the lags at 160.0000024 fs.
-                guard value <= t + 1e-3 * dt else {
+                guard value <= t + MeanSquaredDisplacement.lagTolerance * dt else {
                     throw ValidationError("\(name) \(value) fs is beyond the largest lag, \(t) fs (--max-lag-fs)")
                 }
             }
@@ -413,6 +412,11 @@ struct AnalyzeMSD: ParsableCommand {
         }
         print("wrote \(input.csv)" + (input.svg.map { " and \($0)" } ?? ""))
     }
+}
+
+/// `--blocks` of the correlation analyses: a negative count ran without error bars, unnoticed.
+private func checkBlocks(_ blocks: Int?) throws {
+    if let blocks, blocks < 0 { throw ValidationError("--blocks must be 0 (no error bars) or at least 2; got \(blocks)") }
 }
 
 /// `--max-lag-fs` in frames. Checked in floating point first: 10³⁰⁰ fs trapped converting to `Int`.

@@ -92,9 +92,10 @@ struct Dipoles: ParsableCommand {
             printError("warning: \(trajectory): \(dropped.joined(separator: ", ")) not copied to \(output ?? "")")
         }
 
-        let destination = output ?? trajectory
-        let temporary = destination + ".tmp"
-        do {
+        // In place through a symbolic link, the file it names is rewritten; renaming over the
+        // link itself would replace it with a file of the link's own mode.
+        let destination = output ?? URL(fileURLWithPath: trajectory).resolvingSymlinksInPath().path
+        try replacingFile(at: destination) { temporary in
             let writer = try AmberTrajectoryWriter(path: temporary, atomCount: reader.atomCount, velocities: reader.hasVelocities,
                                                    forces: reader.hasForces, periodic: reader.hasCell, extras: extras,
                                                    title: reader.title)
@@ -112,15 +113,9 @@ struct Dipoles: ParsableCommand {
             try writer.close()
             try reader.close()
             // In place, the rebuilt file takes the place of the user's: keep its permissions.
-            if output == nil, let mode = try? FileManager.default.attributesOfItem(atPath: trajectory)[.posixPermissions] {
+            if output == nil, let mode = try? FileManager.default.attributesOfItem(atPath: destination)[.posixPermissions] {
                 try? FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: temporary)
             }
-            guard rename(temporary, destination) == 0 else {
-                throw InputError("\(destination): cannot replace it with \(temporary) (errno \(errno))")
-            }
-        } catch {
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw error
         }
         print("wrote dipoles of \(reader.frameCount) frames to \(destination)")
     }

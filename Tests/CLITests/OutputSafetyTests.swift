@@ -238,6 +238,13 @@ final class OutputSafetyTests: XCTestCase {
         result = try CLI.run(["dipoles", "--model", model.path, dir.path("p.nc"), "--elements", "C,C,O,H*6"])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertEqual((try FileManager.default.attributesOfItem(atPath: dir.path("p.nc"))[.posixPermissions] as? NSNumber)?.intValue, 0o640)
+        // Through a symbolic link (which the NetCDF reader's size check once took for the file,
+        // calling it truncated), the named file is rewritten and the link stays a link.
+        try FileManager.default.createSymbolicLink(atPath: dir.path("l.nc"), withDestinationPath: dir.path("p.nc"))
+        result = try CLI.run(["dipoles", "--model", model.path, dir.path("l.nc"), "--elements", "C,C,O,H*6"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: dir.path("l.nc")), dir.path("p.nc"))
+        XCTAssertEqual((try FileManager.default.attributesOfItem(atPath: dir.path("p.nc"))[.posixPermissions] as? NSNumber)?.intValue, 0o640)
         result = try CLI.run(["dipoles", "--model", model.path, dir.path("p.nc"), "--elements", "C,C,O,H*99999999"])
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue(result.stderr.contains("'H*99999999' makes more than the trajectory's 9 atoms"), result.stderr)

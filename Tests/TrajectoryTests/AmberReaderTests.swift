@@ -173,6 +173,13 @@ final class AmberReaderTests: XCTestCase {
         func p(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
         assertThrowsMessage([p("missing.nc"), "no such file"]) { _ = try AmberTrajectoryReader(path: p("missing.nc")) }
+        // The regular-file check (a FIFO hung the first read) must follow symbolic links: its
+        // first form looked at the link itself and refused a linked trajectory.
+        try FileManager.default.createSymbolicLink(atPath: p("linked.nc"), withDestinationPath: TestPaths.fixture("mda-ethanol-pos-vel-frc.nc"))
+        XCTAssertEqual(try AmberTrajectoryReader(path: p("linked.nc")).atomCount, 9)
+        XCTAssertEqual(mkfifo(p("pipe.nc"), 0o600), 0)
+        assertThrowsMessage([p("pipe.nc"), "not a regular file"]) { _ = try AmberTrajectoryReader(path: p("pipe.nc")) }
+        assertThrowsMessage([dir.path, "is a directory"]) { _ = try AmberTrajectoryReader(path: dir.path) }
 
         FileManager.default.createFile(atPath: p("empty.nc"), contents: Data())
         assertThrowsMessage([p("empty.nc"), "empty"]) { _ = try AmberTrajectoryReader(path: p("empty.nc")) }
