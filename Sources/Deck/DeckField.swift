@@ -83,6 +83,11 @@ struct DeckField {
             guard let v = Int(exactly: i) else { throw invalid("is out of range") }
             return v
         case .float:
+            // An AMBER mdin numeral past Int64 arrives as a real: say what is wrong with it.
+            let digits = got.trimmingCharacters(in: .whitespaces).drop(while: { $0 == "+" || $0 == "-" })
+            if !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) {
+                throw invalid("is larger than the largest integer, \(Int.max)")
+            }
             throw invalid("must be an integer")
         default:
             throw invalid("must be an integer")

@@ -34,14 +34,17 @@ public struct ThermoSample: Sendable {
     public var conservedEnergy: Double
 }
 
-/// Everything needed to continue a run bit for bit: the state and the integrator's evolving
-/// state (random stream, thermostat heat). Forces are recomputed from positions on restore.
+/// Everything needed to continue a run bit for bit: the state, the integrator's evolving
+/// state (random stream, thermostat heat) and the positions the potential's neighbour lists
+/// were built from (``Potential/listAnchors``). Forces are recomputed from positions on restore.
 public struct Checkpoint: Codable, Sendable, Equatable {
     public var state: MDState
     public var integrator: [String: String]
-    public init(state: MDState, integrator: [String: String]) {
+    public var listAnchors: [[Vec3]]
+    public init(state: MDState, integrator: [String: String], listAnchors: [[Vec3]] = []) {
         self.state = state
         self.integrator = integrator
+        self.listAnchors = listAnchors
     }
 }
 
@@ -82,28 +85,30 @@ public final class Simulation {
     }
 
     /// Continues from `checkpoint` with a freshly configured `integrator` (same parameters as the
-    /// interrupted run) whose evolving state is replaced by the saved one.
+    /// interrupted run) whose evolving state is replaced by the saved one, and the potential's
+    /// neighbour lists rebuilt from the checkpoint's anchors. Without anchors that fit (a
+    /// checkpoint of another potential or an older restart file) the lists are built from the
+    /// restored positions: the run is then the same only up to the last bits of its pair sums.
     public convenience init(restoring checkpoint: Checkpoint, integrator: any Integrator,
                             potential: any Potential) throws {
         var restored = integrator
         try restored.restoreState(checkpoint.integrator)
-        potential.invalidateCaches()
-        try self.init(state: checkpoint.state, integrator: restored, potential: potential)
+        let state = checkpoint.state
+        if try !potential.restoreListAnchors(checkpoint.listAnchors, atomCount: state.count, cell: state.cell) {
+            potential.invalidateCaches()
+        }
+        try self.init(state: state, integrator: restored, potential: potential)
     }
 
     public func addReporter(_ reporter: any Reporter) { reporters.append(reporter) }
 
-    /// The state to write into a restart file.
+    /// The state to write into a restart file, at any step: a run restarted from it continues
+    /// with the bits this one continues with. Call it from the restart reporter.
     ///
-    /// Drops the potential's caches and recomputes the forces from the positions, exactly as a
-    /// restart does, so that this run and one restarted from the checkpoint continue with
-    /// identical bits. Call it from the restart reporter.
-    public func checkpoint() throws -> Checkpoint {
-        potential.invalidateCaches()
-        let fresh = try potential.compute(state.configuration)
-        try Simulation.checkFinite(state, fresh)
-        forces = fresh
-        return Checkpoint(state: state, integrator: integrator.exportState())
+    /// Taking one changes nothing in this run, so where restarts are written (or whether a
+    /// signal stopped the run) does not move the trajectory.
+    public func checkpoint() -> Checkpoint {
+        Checkpoint(state: state, integrator: integrator.exportState(), listAnchors: potential.listAnchors)
     }
 
     /// Current thermodynamic quantities.

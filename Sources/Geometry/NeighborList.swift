@@ -61,13 +61,7 @@ public final class NeighborList {
     @discardableResult
     public func update(positions: [Vec3], cell: Cell?) throws -> Bool {
         if needsRebuild(positions: positions, cell: cell) {
-            do {
-                try build(positions: positions, cell: cell)
-            } catch {
-                // Half-built state must not count as a list for these positions.
-                positionsAtBuild = []
-                throw error
-            }
+            try rebuild(from: positions, cell: cell)
             return true
         }
         return false
@@ -84,6 +78,25 @@ public final class NeighborList {
 
     /// Forces a rebuild at the next `update`.
     public func invalidate() { positionsAtBuild = [] }
+
+    /// The positions the list was last built from (nil before the first build and after
+    /// ``invalidate()``). Which pairs the list holds, in which order, and the images its atoms
+    /// were wrapped by follow from them and the cell alone.
+    public var anchorPositions: [Vec3]? { buildCount > 0 && !positionsAtBuild.isEmpty ? positionsAtBuild : nil }
+
+    /// Builds the list from `anchor`, positions an earlier run built it from
+    /// (``anchorPositions``), so that it is the list that run had: the same pairs in the same
+    /// order, and the same rebuilds to come. `update` then rebuilds only when an atom has moved
+    /// more than half the skin from `anchor`.
+    public func rebuild(from anchor: [Vec3], cell: Cell?) throws {
+        do {
+            try build(positions: anchor, cell: cell)
+        } catch {
+            // Half-built state must not count as a list for these positions.
+            positionsAtBuild = []
+            throw error
+        }
+    }
 
     private func needsRebuild(positions: [Vec3], cell: Cell?) -> Bool {
         guard positions.count == positionsAtBuild.count, cell == cellAtBuild, buildCount > 0 else { return true }

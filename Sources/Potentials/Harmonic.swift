@@ -160,4 +160,31 @@ public final class PotentialSum: Potential {
     }
 
     public func invalidateCaches() { terms.forEach { $0.invalidateCaches() } }
+
+    public var listAnchorCount: Int { terms.reduce(0) { $0 + $1.listAnchorCount } }
+
+    /// The terms' anchors in term order; none unless every term has all of its own.
+    public var listAnchors: [[Vec3]] {
+        var all: [[Vec3]] = []
+        for term in terms {
+            let own = term.listAnchors
+            guard own.count == term.listAnchorCount else { return [] }
+            all += own
+        }
+        return all
+    }
+
+    public func restoreListAnchors(_ anchors: [[Vec3]], atomCount: Int, cell: Cell?) throws -> Bool {
+        guard anchors.count == listAnchorCount, anchors.allSatisfy({ $0.count == atomCount }) else { return false }
+        var next = 0
+        for term in terms {
+            let own = Array(anchors[next ..< next + term.listAnchorCount])
+            next += own.count
+            guard try term.restoreListAnchors(own, atomCount: atomCount, cell: cell) else {
+                invalidateCaches()
+                return false
+            }
+        }
+        return true
+    }
 }

@@ -6,7 +6,7 @@ import Geometry
 /// generic over the pair function, so per-species tables slot in as another `PairFunction`.
 /// Periodic images are all counted, so a cutoff longer than half the box is handled exactly
 /// as ASE's `NeighborList` does.
-public final class LennardJones: Potential {
+public final class LennardJones: SingleListPotential {
     /// σ (Å).
     public let sigma: Double
     /// ε (eV).
@@ -48,7 +48,6 @@ public final class LennardJones: Potential {
         return ForceResult(energy: sum.energy, forces: forces, virial: sum.virial)
     }
 
-    public func invalidateCaches() { neighborList.invalidate() }
 }
 
 struct LennardJonesPair: PairFunction {

@@ -7,7 +7,7 @@ import Darwin
 
 /// The Morse pair potential u(r) = D[e^{−2α(r−r₀)} − 2e^{−α(r−r₀)}] between all atoms
 /// (LAMMPS `pair_style morse`; ASE's `MorsePotential` with ρ₀ = α r₀), minimum −D at r₀.
-public final class Morse: Potential {
+public final class Morse: SingleListPotential {
     /// Well depth D (eV).
     public let depth: Double
     /// Width parameter α (1/Å).
@@ -44,7 +44,6 @@ public final class Morse: Potential {
         return ForceResult(energy: sum.energy, forces: forces, virial: sum.virial)
     }
 
-    public func invalidateCaches() { neighborList.invalidate() }
 }
 
 struct MorsePair: PairFunction {

@@ -39,15 +39,48 @@ public protocol Potential: AnyObject {
     var name: String { get }
     /// Energy, forces and virial of `configuration`.
     func compute(_ configuration: Configuration) throws -> ForceResult
-    /// Drops every cache (neighbour lists) so that the next `compute` starts afresh.
-    ///
-    /// The order in which a pair sum adds its terms depends on when its neighbour list was
-    /// last built. A run that restarts from a file rebuilds its lists at the restart step; the
-    /// uninterrupted run calls this at the same step (``Simulation/checkpoint()`` does) so that
-    /// both continue with identical bits. The default does nothing (for cache-free potentials).
+    /// Drops every cache (neighbour lists) so that the next `compute` starts afresh. The
+    /// default does nothing (for cache-free potentials).
     func invalidateCaches()
+
+    /// How many neighbour lists' build positions ``listAnchors`` holds, whatever the state
+    /// (so that a sum can split what a restart gives back among its terms).
+    var listAnchorCount: Int { get }
+    /// The positions each of its neighbour lists was last built from, `listAnchorCount` of them
+    /// in a fixed order, or none before the first `compute`.
+    ///
+    /// A pair sum adds its terms in the order of its list, which depends on the positions the
+    /// list was built from: a run continued from a restart that rebuilt its lists from the
+    /// current positions would differ from the uninterrupted run in the last bits. Saved in the
+    /// restart and given back to ``restoreListAnchors(_:cell:)``, they rebuild the very lists the
+    /// interrupted run had. Empty by default: for potentials whose results do not depend on
+    /// when a list was built (ENINet sorts its graph) or that keep none.
+    var listAnchors: [[Vec3]] { get }
+    /// Rebuilds the lists from `anchors` as ``listAnchors`` gave them. Returns false, changing
+    /// nothing, when they do not fit this potential (their count, or their atom count against
+    /// `atomCount`): a restart written by another potential, or by a version that saved none.
+    func restoreListAnchors(_ anchors: [[Vec3]], atomCount: Int, cell: Cell?) throws -> Bool
 }
 
 extension Potential {
     public func invalidateCaches() {}
+    public var listAnchorCount: Int { 0 }
+    public var listAnchors: [[Vec3]] { [] }
+    public func restoreListAnchors(_ anchors: [[Vec3]], atomCount: Int, cell: Cell?) throws -> Bool { anchors.isEmpty }
+}
+
+/// The ``Potential`` anchor members of a potential with one Verlet list.
+public protocol SingleListPotential: Potential {
+    var neighborList: NeighborList { get }
+}
+
+extension SingleListPotential {
+    public func invalidateCaches() { neighborList.invalidate() }
+    public var listAnchorCount: Int { 1 }
+    public var listAnchors: [[Vec3]] { neighborList.anchorPositions.map { [$0] } ?? [] }
+    public func restoreListAnchors(_ anchors: [[Vec3]], atomCount: Int, cell: Cell?) throws -> Bool {
+        guard anchors.count == 1, anchors[0].count == atomCount else { return false }
+        try neighborList.rebuild(from: anchors[0], cell: cell)
+        return true
+    }
 }

@@ -15,6 +15,8 @@ import Geometry
 /// `eninetmd_time_fs` (double), `eninetmd_step` (text, decimal), `eninetmd_pbc` ("T T F") and
 /// one text attribute `eninetmd_state_<key>` per entry of `state` (random generator and
 /// thermostat state). Unit conversions never touch these, so a restart round-trips bit for bit.
+/// `eninetmd_list_positions` (double(eninetmd_list, atom, spatial), Å), when present, holds the
+/// positions each of the potential's neighbour lists was last built from.
 ///
 /// `write` creates `<path>.tmp` in the same directory, syncs and closes it, then renames it
 /// over `path`: a restart on disk is always complete.
@@ -30,16 +32,20 @@ public struct AmberRestart: Sendable {
     public var step: Int?
     /// Opaque state for an exact continuation; keys are letters, digits and `_`.
     public var state: [String: String]
+    /// The positions (Å) each neighbour list of the potential was last built from, one array
+    /// of all atoms per list (``Potential/listAnchors``); empty when none was saved.
+    public var listAnchors: [[Vec3]]
     public var title: String?
 
     public init(time: Double, positions: [Vec3], velocities: [Vec3]? = nil, cell: Cell? = nil,
-                step: Int? = nil, state: [String: String] = [:], title: String? = nil) {
+                step: Int? = nil, state: [String: String] = [:], listAnchors: [[Vec3]] = [], title: String? = nil) {
         self.time = time
         self.positions = positions
         self.velocities = velocities
         self.cell = cell
         self.step = step
         self.state = state
+        self.listAnchors = listAnchors
         self.title = title
     }
 
@@ -54,6 +60,9 @@ public struct AmberRestart: Sendable {
         guard n > 0 else { throw TrajectoryError("\(path): a restart needs at least one atom") }
         if let velocities, velocities.count != n {
             throw TrajectoryError("\(path): \(velocities.count) velocities for \(n) atoms")
+        }
+        if let bad = listAnchors.firstIndex(where: { $0.count != n }) {
+            throw TrajectoryError("\(path): neighbour-list anchor \(bad) has \(listAnchors[bad].count) positions for \(n) atoms")
         }
         for key in state.keys where !AmberTrajectoryWriter.isValidName(AmberRestart.statePrefix + key) {
             throw TrajectoryError("\(path): state key '\(key)' must hold only letters, digits and '_'")
@@ -116,6 +125,12 @@ public struct AmberRestart: Sendable {
         let exactVelocitiesID = velocities == nil ? nil
             : try file.defineVariable("eninetmd_velocities", type: NC_DOUBLE, dimensions: [atomDim, spatialDim],
                                       units: "angstrom/femtosecond")
+        var anchorsID: Int32? = nil
+        if !listAnchors.isEmpty {
+            let listDim = try file.defineDimension("eninetmd_list", length: listAnchors.count)
+            anchorsID = try file.defineVariable("eninetmd_list_positions", type: NC_DOUBLE, dimensions: [listDim, atomDim, spatialDim],
+                                                units: AmberNetCDF.lengthUnits)
+        }
         try file.endDefinitions()
 
         try file.putCharacters("xyz", variable: spatialID, name: "spatial")
@@ -149,6 +164,10 @@ public struct AmberRestart: Sendable {
             let m = cell.matrix
             let rows = [m[0], m[1], m[2]].flatMap { [$0.x, $0.y, $0.z] }
             try file.check(nc_put_var_double(file.ncid, exactCellID, rows), "cannot write eninetmd_cell")
+        }
+        if let anchorsID {
+            let flat = listAnchors.flatMap { $0.flatMap { [$0.x, $0.y, $0.z] } }
+            try file.check(nc_put_var_double(file.ncid, anchorsID, flat), "cannot write eninetmd_list_positions")
         }
         try file.close()
     }
@@ -200,6 +219,20 @@ public struct AmberRestart: Sendable {
         if let stepText = file.text(attribute: "eninetmd_step") {
             guard let step = Int(stepText) else { throw TrajectoryError("\(path): eninetmd_step \"\(stepText)\" is not an integer") }
             restart.step = step
+        }
+        if let id = file.variableID("eninetmd_list_positions") {
+            let shape = try file.variableDimensions(id).map { try file.dimensionLength($0) }
+            guard shape.count == 3, shape[0] > 0, shape[1] == n, shape[2] == 3 else {
+                throw TrajectoryError("\(path): 'eninetmd_list_positions' has shape \(shape), not (eninetmd_list, atom=\(n), spatial=3)")
+            }
+            var flat = [Double](repeating: 0, count: shape[0] * 3 * n)
+            try file.check(nc_get_var_double(file.ncid, id, &flat), "cannot read eninetmd_list_positions")
+            if let bad = flat.firstIndex(where: { !$0.isFinite }) {
+                throw TrajectoryError("\(path): 'eninetmd_list_positions' holds \(flat[bad]) (list \(bad / (3 * n)), atom \(bad / 3 % n))")
+            }
+            restart.listAnchors = (0..<shape[0]).map { list in
+                (0..<n).map { i in let o = 3 * (list * n + i); return Vec3(flat[o], flat[o + 1], flat[o + 2]) }
+            }
         }
         for name in try file.globalAttributeNames() where name.hasPrefix(statePrefix) {
             restart.state[String(name.dropFirst(statePrefix.count))] = file.text(attribute: name) ?? ""

@@ -145,12 +145,6 @@ struct Run: ParsableCommand {
             trajectory = reporter
             simulation.addReporter(reporter)
         }
-        var restartWriter: RestartReporter? = nil
-        if let path = output.restartPath {
-            let reporter = RestartReporter(path: path, stride: output.restartEvery, title: settings.title)
-            restartWriter = reporter
-            simulation.addReporter(reporter)
-        }
         var logFile: LogFile? = nil
         if let path = output.logPath, output.logEvery > 0 {
             let continued = restart != nil && FileManager.default.fileExists(atPath: path)
@@ -163,6 +157,15 @@ struct Run: ParsableCommand {
         }
         if !quiet && output.logEvery > 0 {
             simulation.addReporter(ThermoLogReporter(stride: output.logEvery, format: .columns, write: { print($0.hasSuffix("\n") ? String($0.dropLast()) : $0) }))
+        }
+        // The restart comes after the trajectory frame and the log row of its step: a run killed
+        // between them leaves an older restart, whose continuation cuts the newer frame and row
+        // and writes them again; the other way round, the row would be lost.
+        var restartWriter: RestartReporter? = nil
+        if let path = output.restartPath {
+            let reporter = RestartReporter(path: path, stride: output.restartEvery, title: settings.title)
+            restartWriter = reporter
+            simulation.addReporter(reporter)
         }
         simulation.addReporter(ProgressReporter())
 

@@ -67,10 +67,10 @@ final class RestartReporter: Reporter {
 
     func write(_ simulation: Simulation) throws {
         guard lastWrittenStep != simulation.state.step else { return }
-        let checkpoint = try simulation.checkpoint()
+        let checkpoint = simulation.checkpoint()
         let s = checkpoint.state
         try AmberRestart(time: s.time, positions: s.positions, velocities: s.velocities, cell: s.cell,
-                         step: s.step, state: checkpoint.integrator, title: title).write(to: path)
+                         step: s.step, state: checkpoint.integrator, listAnchors: checkpoint.listAnchors, title: title).write(to: path)
         lastWrittenStep = s.step
     }
 }

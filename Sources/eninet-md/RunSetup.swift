@@ -209,6 +209,6 @@ enum RunSetup {
         }
         let state = try MDState(positions: restart.positions, velocities: restart.velocities, masses: try masses(structure),
                                 cell: restart.cell, atomicNumbers: structure.atomicNumbers, time: restart.time, step: step)
-        return Checkpoint(state: state, integrator: restart.state)
+        return Checkpoint(state: state, integrator: restart.state, listAnchors: restart.listAnchors)
     }
 }

@@ -79,6 +79,17 @@ final class ExactRestartTests: XCTestCase {
         // The run really moved: a trivially identical pair of runs would prove nothing.
         let start = try StructureFile.readFirst(path: dir.path("argon108.extxyz"))
         XCTAssertGreaterThan(zip(full.positions, start.positions).map { norm($0 - $1) }.max() ?? 0, 0.05)
+
+        // Writing restarts changes nothing in the run: every 7 steps instead of every 200.
+        try FileManager.default.removeItem(atPath: dir.path("out"))
+        try String(contentsOfFile: deck, encoding: .utf8).replacingOccurrences(of: "restart_every = 200", with: "restart_every = 7")
+            .write(toFile: deck, atomically: true, encoding: .utf8)
+        result = try CLI.run(["run", deck, "--quiet"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let often = try AmberRestart.read(path: dir.path("out/r.ncrst"))
+        XCTAssertEqual(often.step, 400)
+        XCTAssertEqual(often.positions, full.positions, "restart_every moved the trajectory")
+        XCTAssertEqual(often.velocities, full.velocities, "restart_every moved the trajectory")
     }
 
     func testLangevinContinuesBitForBit() throws {
@@ -187,10 +198,23 @@ final class InterruptedRunTests: XCTestCase {
         XCTAssertEqual(last.positions, restart.positions.map { Vec3(Double(Float($0.x)), Double(Float($0.y)), Double(Float($0.z))) },
                        "the trajectory's last frame is the stopped state")
 
-        let result = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--restart", dir.path("out/r.ncrst"),
+        XCTAssertEqual(restart.listAnchors.count, 1, "the Lennard-Jones list's build positions")
+        var result = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--restart", dir.path("out/r.ncrst"),
                                   "--steps", String(stoppedAt + 50)])
         XCTAssertEqual(result.status, 0, result.stderr)
-        XCTAssertEqual(try AmberRestart.read(path: dir.path("out/r.ncrst")).step, stoppedAt + 50)
+        let continued = try AmberRestart.read(path: dir.path("out/r.ncrst"))
+        XCTAssertEqual(continued.step, stoppedAt + 50)
+
+        // The signal came at a step of its own choosing, not where the run rebuilt its list:
+        // the continuation is still the uninterrupted run, bit for bit.
+        try FileManager.default.removeItem(atPath: dir.path("out"))
+        result = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--steps", String(stoppedAt + 50)])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let uninterrupted = try AmberRestart.read(path: dir.path("out/r.ncrst"))
+        XCTAssertEqual(uninterrupted.step, stoppedAt + 50)
+        XCTAssertEqual(continued.positions, uninterrupted.positions)
+        XCTAssertEqual(continued.velocities, uninterrupted.velocities)
+        XCTAssertEqual(continued.state, uninterrupted.state)
     }
 }
 

@@ -338,6 +338,7 @@ final class AmberWriterTests: XCTestCase {
         let velocities = vectors(s.count, seed: 0.123, scale: 0.0371)
         let restart = AmberRestart(time: 12345.678901234567, positions: s.positions, velocities: velocities, cell: cell,
                                    step: 24_691_357_802, state: ["rng": "0x9e3779b97f4a7c15 0x1234", "thermostat_zeta": "-0.125"],
+                                   listAnchors: [s.positions.map { $0 + Vec3(0.1, -0.2, 1e-13) }, vectors(s.count, seed: 0.7, scale: 9.1)],
                                    title: "exact continuation")
         try restart.write(to: file)
         XCTAssertFalse(FileManager.default.fileExists(atPath: file + ".tmp"))
@@ -348,6 +349,7 @@ final class AmberWriterTests: XCTestCase {
         XCTAssertEqual(back.time, restart.time)
         XCTAssertEqual(back.step, 24_691_357_802)
         XCTAssertEqual(back.state, restart.state)
+        XCTAssertEqual(back.listAnchors, restart.listAnchors, "neighbour-list anchors must round-trip bit for bit")
         XCTAssertEqual(back.title, "exact continuation")
 
         // What AMBER tools see: the convention's variables, doubles, AMBER units and orientation.
@@ -368,6 +370,7 @@ final class AmberWriterTests: XCTestCase {
         XCTAssertEqual(raw.text("units", variable: raw.variable("cell_angles") ?? -1), "degree")
         XCTAssertEqual(raw.signature("cell_lengths")?.dims, ["cell_spatial"])
         XCTAssertEqual(raw.text("eninetmd_step"), "24691357802")
+        XCTAssertEqual(raw.signature("eninetmd_list_positions")?.dims, ["eninetmd_list", "atom", "spatial"])
         let standard = raw.doubles("coordinates"), amberVelocities = raw.doubles("velocities")
         let p0 = Vec3(standard[0], standard[1], standard[2]), p9 = Vec3(standard[27], standard[28], standard[29])
         XCTAssertEqual(norm(p9 - p0), norm(s.positions[9] - s.positions[0]), accuracy: 1e-12)
@@ -379,7 +382,19 @@ final class AmberWriterTests: XCTestCase {
         let vacuumRaw = try RawNetCDF(path("vacuum.ncrst"))
         XCTAssertNil(vacuumRaw.variable("cell_lengths"))
         XCTAssertNil(vacuumRaw.variable("cell_angles"))
+        XCTAssertNil(vacuumRaw.variable("eninetmd_list_positions"), "no anchors, no variable")
         vacuumRaw.close()
+
+        // Anchors of another atom count are refused; a damaged one is refused on reading.
+        XCTAssertThrowsError(try AmberRestart(time: 1, positions: [Vec3(1, 2, 3)], listAnchors: [[]]).write(to: path("short.ncrst"))) {
+            XCTAssertTrue("\($0)".contains("anchor 0 has 0 positions for 1 atoms"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("short.ncrst")))
+        try AmberRestart(time: 1, positions: [Vec3(1, 2, 3), Vec3(4, 5, 6)], listAnchors: [[Vec3(1, 2, 3), Vec3(4, .nan, 6)]])
+            .write(to: path("nan.ncrst"))
+        XCTAssertThrowsError(try AmberRestart.read(path: path("nan.ncrst"))) {
+            XCTAssertTrue("\($0)".contains("'eninetmd_list_positions' holds nan (list 0, atom 1)"), "\($0)")
+        }
         XCTAssertEqual(try AmberRestart.read(path: path("vacuum.ncrst")).cell, vacuumCell)
 
         // A conventional reader view of the same file (no eninetmd_* data used).
