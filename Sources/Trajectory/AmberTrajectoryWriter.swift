@@ -479,13 +479,16 @@ extension AmberTrajectoryWriter {
 
 /// Writes a new file at `path` through a temporary one beside it (`path + temporarySuffix`),
 /// synced and renamed into place: a failure leaves whatever was at `path` as it was, and the
-/// writing's errors name `path`, not a temporary file the user never asked for.
+/// writing's errors name `path`, not a temporary file the user never asked for. A symbolic
+/// link at `path` stays a link: the file it names is the one replaced, as a plain write
+/// through the link would (a rename over the link itself would swap it for a new file).
 public func replacingFile(at path: String, temporarySuffix: String = ".tmp", _ write: (_ temporary: String) throws -> Void) throws {
-    let temporary = path + temporarySuffix
+    let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+    let temporary = target + temporarySuffix
     do {
         try write(temporary)
         try syncToDisk(path: temporary)
-        guard rename(temporary, path) == 0 else {
+        guard rename(temporary, target) == 0 else {
             throw TrajectoryError("\(path): cannot rename the finished file into place: \(String(cString: strerror(errno)))")
         }
     } catch {

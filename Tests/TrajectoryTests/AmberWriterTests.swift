@@ -330,6 +330,22 @@ final class AmberWriterTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: file + ".truncate.tmp"))
     }
 
+    /// A restart (like every file written through a temporary one and renamed into place)
+    /// written at a symbolic link rewrites the file the link names; the link stays a link.
+    func testARestartWrittenThroughALinkRewritesTheFileItNames() throws {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: path("elsewhere"), withIntermediateDirectories: true)
+        try AmberRestart(time: 1, positions: [Vec3(1, 2, 3)]).write(to: path("elsewhere/real.ncrst"))
+        try fm.createSymbolicLink(atPath: path("link.ncrst"), withDestinationPath: path("elsewhere/real.ncrst"))
+
+        try AmberRestart(time: 2, positions: [Vec3(4, 5, 6)], step: 7).write(to: path("link.ncrst"))
+        XCTAssertEqual(try fm.destinationOfSymbolicLink(atPath: path("link.ncrst")), path("elsewhere/real.ncrst"))
+        let real = try AmberRestart.read(path: path("elsewhere/real.ncrst"))
+        XCTAssertEqual(real.positions, [Vec3(4, 5, 6)])
+        XCTAssertEqual(real.step, 7)
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: path("elsewhere")), ["real.ncrst"], "no temporary file left")
+    }
+
     func testRestartRoundTripsExactlyAndStaysAmberReadable() throws {
         let file = path("state.ncrst")
         let structures = try StructureFile.read(path: TestPaths.fixture("cu64-triclinic-2frames.extxyz"))
