@@ -94,9 +94,13 @@ public final class Simulation {
         var restored = integrator
         try restored.restoreState(checkpoint.integrator)
         let state = checkpoint.state
-        if try !potential.restoreListAnchors(checkpoint.listAnchors, atomCount: state.count, cell: state.cell) {
-            potential.invalidateCaches()
+        let restoredLists: Bool
+        do {
+            restoredLists = try potential.restoreListAnchors(checkpoint.listAnchors, atomCount: state.count, cell: state.cell)
+        } catch {
+            throw DynamicsError.badCheckpoint("its neighbour-list positions: \(error)")
         }
+        if !restoredLists { potential.invalidateCaches() }
         try self.init(state: state, integrator: restored, potential: potential)
     }
 

@@ -117,6 +117,34 @@ final class ExactRestartTests: XCTestCase {
     }
 }
 
+final class RestartListPositionTests: XCTestCase {
+    /// Unusable neighbour-list positions in a restart (here one a thousand orders of magnitude
+    /// away) are a one-line error naming the restart file and what in it is wrong.
+    func testUnusableListPositionsAreANamedError() throws {
+        let dir = try RunDirectory(deck: argonDeck(dynamics: """
+        integrator = "verlet"
+        timestep_fs = 2.0
+        steps = 20
+        initial_temperature_K = 100
+        seed = 1
+        """, output: """
+        log_every = 0
+        restart = "r.ncrst"
+        """))
+        defer { dir.remove() }
+        var result = try CLI.run(["run", dir.path("deck.toml"), "--quiet"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        var restart = try AmberRestart.read(path: dir.path("r.ncrst"))
+        XCTAssertEqual(restart.listAnchors.count, 1)
+        restart.listAnchors[0][0].x = 1e300
+        try restart.write(to: dir.path("bad.ncrst"))
+        result = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--restart", dir.path("bad.ncrst"), "--steps", "30"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains(dir.path("bad.ncrst") + ": cannot restore checkpoint: its neighbour-list positions:"), result.stderr)
+        XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+    }
+}
+
 final class InterruptedRunTests: XCTestCase {
     let longRun = """
     integrator = "langevin"
