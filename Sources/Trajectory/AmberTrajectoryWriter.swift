@@ -301,7 +301,12 @@ public final class AmberTrajectoryWriter {
             var values = (AmberNetCDF.doubleFill, AmberNetCDF.doubleFill, AmberNetCDF.doubleFill)
             if let given = extras[extra.name] {
                 values.0 = given[0]
-                if extra.width == 3 { values.1 = given[1]; values.2 = given[2] }
+                if extra.width == 3 {
+                    // A vector on `spatial` turns with the coordinates it belongs with.
+                    var v = Vec3(given[0], given[1], given[2])
+                    if let rotation { v = rotation.leftMultiply(v) }
+                    values = (v.x, v.y, v.z)
+                }
             }
             var start = (frame, 0), count = (1, extra.width)
             try withUnsafePointer(to: &start) { s in

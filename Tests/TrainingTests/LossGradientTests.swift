@@ -87,6 +87,10 @@ final class LossGradientTests: XCTestCase {
             }.max() ?? 0
             XCTAssertLessThan(forceError, 1e-12, label)
             XCTAssertEqual(loss.predictedDipoles.count, expected.predictedDipoles.count, label)
+            // Frame by frame: the shares' dipoles in the batch's order (validation pairs them with frames).
+            XCTAssertFalse(expected.predictedDipoles.isEmpty, label)
+            let dipoleError = zip(loss.predictedDipoles, expected.predictedDipoles).map { norm($0 - $1) }.max() ?? 0
+            XCTAssertLessThan(dipoleError, 1e-12, label)
         }
         for workers in [2, 3] {
             let gradient = BatchGradient(model: model, workers: workers)

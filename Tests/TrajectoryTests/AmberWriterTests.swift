@@ -275,8 +275,12 @@ final class AmberWriterTests: XCTestCase {
         let s = structures[0]
         let cell = try XCTUnwrap(s.cell)
         let file = path("cu64.nc")
-        let writer = try AmberTrajectoryWriter(path: file, atomCount: s.count, forces: true, periodic: true)
-        try writer.write(time: 0, positions: s.positions, forces: s.forces, cell: cell)
+        let velocities = vectors(s.count, seed: 0.41, scale: 0.02)
+        let dipole = Vec3(0.7, -1.3, 2.2)
+        let writer = try AmberTrajectoryWriter(path: file, atomCount: s.count, velocities: true, forces: true, periodic: true,
+                                               extras: [.dipole])
+        try writer.write(time: 0, positions: s.positions, velocities: velocities, forces: s.forces, cell: cell,
+                         extras: ["dipole": [dipole.x, dipole.y, dipole.z]])
         try writer.close()
         let back = try AmberTrajectoryReader(path: file).frame(0)
         let stored = try XCTUnwrap(back.cell)
@@ -290,6 +294,19 @@ final class AmberWriterTests: XCTestCase {
             XCTAssertEqual(norm(stored.fractional(back.positions[i]) - cell.fractional(s.positions[i])), 0, accuracy: 2e-6)
             XCTAssertEqual(norm(back.positions[i] - back.positions[5]), norm(s.positions[i] - s.positions[5]), accuracy: 1e-5)
             XCTAssertEqual(norm(back.forces?[i] ?? .zero), norm(s.forces?[i] ?? .zero), accuracy: 1e-6)
+        }
+        // The same rotation for every vector: its projection on a bond of the stored frame is
+        // the one on that bond as given. Lengths alone would not see a vector left unrotated.
+        XCTAssertGreaterThan(norm(back.positions[17] - s.positions[17]), 0.5, "the cell must really turn for this check")
+        let storedDipole = try XCTUnwrap(back.extras["dipole"])
+        for i in [0, 17, 63] {
+            let bond = back.positions[i] - back.positions[5], givenBond = s.positions[i] - s.positions[5]
+            let force = try XCTUnwrap(back.forces?[i]), givenForce = try XCTUnwrap(s.forces?[i])
+            let velocity = try XCTUnwrap(back.velocities?[i])
+            XCTAssertEqual(dot(force, bond), dot(givenForce, givenBond), accuracy: 1e-4, "force \(i)")
+            XCTAssertEqual(dot(velocity, bond), dot(velocities[i], givenBond), accuracy: 1e-5, "velocity \(i)")
+            XCTAssertEqual(dot(Vec3(storedDipole[0], storedDipole[1], storedDipole[2]), bond), dot(dipole, givenBond),
+                           accuracy: 1e-5, "dipole against bond \(i)")
         }
     }
 
