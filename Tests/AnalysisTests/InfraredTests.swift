@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 import Geometry
 @testable import Analysis
@@ -28,6 +29,10 @@ final class InfraredTests: XCTestCase {
         var sumSquares = 0.0
         for x in mdot { sumSquares += x * x }
         let meanSquare = sumSquares / Double(mdot.count / 3)
+        // Ṁ from outside the code: central differences of A cos(ωt + φ) have the mean square
+        // A² sin²(ω Δt) / (2 Δt²) over many periods.
+        let analytic = (pow(0.02 * sin(w1 * dt), 2) + pow(0.01 * sin(w2 * dt), 2)) / (2 * dt * dt)
+        XCTAssertEqual(meanSquare, analytic, accuracy: 2e-3 * analytic)
         XCTAssertEqual(s.integral(of: "ir_classical") ?? 0, meanSquare / 2, accuracy: 1e-9 * meanSquare)
         // The corrected curve is the classical one times Q(ν̃).
         let classical = s.curve("ir_classical")?.values ?? [], corrected = s.curve("ir_harmonic")?.values ?? []

@@ -63,6 +63,29 @@ final class MSDTests: XCTestCase {
         print("random walk: D = \(total.coefficient) ± \(total.standardError ?? .nan) Å²/fs (true \(diffusion)); O \(r.diffusion[1].coefficient), H \(r.diffusion[2].coefficient)")
     }
 
+    /// Two species walking with different D: each element's curve and coefficient are its own
+    /// atoms' (the walk above gives O and H one D, so a swap of labels would not show there).
+    func testEachElementGetsItsOwnDiffusionCoefficient() throws {
+        var rng = SeededGenerator(seed: 7)
+        let atoms = 600, frames = 2000, dt = 10.0
+        let symbols = (0..<atoms).map { $0 % 3 == 0 ? "O" : "H" }
+        let diffusion: [String: Double] = ["O": 0.0005, "H": 0.004]
+        var walk = [Double](repeating: 0, count: frames * atoms * 3)
+        for t in 1..<frames {
+            for i in 0..<atoms {
+                let sigma = (2 * (diffusion[symbols[i]] ?? 0) * dt).squareRoot()
+                for x in 0..<3 { walk[(t * atoms + i) * 3 + x] = walk[((t - 1) * atoms + i) * 3 + x] + sigma * rng.gaussian() }
+            }
+        }
+        let r = try MeanSquaredDisplacement.compute(unwrappedPositions: walk, atomCount: atoms, frameSpacing: dt,
+                                                    symbols: symbols, options: .init(maxLag: 300))
+        let byName = Dictionary(uniqueKeysWithValues: r.diffusion.map { ($0.name, $0.coefficient) })
+        XCTAssertEqual(try XCTUnwrap(byName["O"]), 0.0005, accuracy: 0.06 * 0.0005)
+        XCTAssertEqual(try XCTUnwrap(byName["H"]), 0.004, accuracy: 0.06 * 0.004)
+        // The total is the atom-weighted mean: 1/3 O and 2/3 H.
+        XCTAssertEqual(try XCTUnwrap(byName["total"]), (0.0005 + 2 * 0.004) / 3, accuracy: 0.05 * 0.003)
+    }
+
     /// A uniform drift of the whole system adds (vτ)² to the MSD; removing the centre-of-mass
     /// motion takes it out again.
     func testCenterOfMassDriftRemoval() throws {

@@ -17,17 +17,23 @@ final class EvaluationMetricsTests: XCTestCase {
         return try ENINetModel(file: try network.modelFile(dtype: .float64), precision: .double)
     }
 
+    /// The first `count` ethanol frames, each with the model's output on it.
+    func predictions(_ model: ENINetModel, count: Int, forces: Bool) throws -> [(frame: TrainingFrame, output: ENINetOutput)] {
+        let list = model.makeNeighborList(skin: 1.0)
+        return try Fixture.ethanol().prefix(count).map { f in
+            let graph = try model.graph(positions: f.positions, cell: f.cell, neighborList: list)
+            return (f, try model.evaluate(atomicNumbers: f.atomicNumbers, positions: f.positions, graph: graph, forces: forces))
+        }
+    }
+
     func testEnergyAndForceErrorsAreThoseOfTheLabels() throws {
         let model = try model(target: .energy)
-        var frames = Array(try Fixture.ethanol().prefix(4))
-        let list = model.makeNeighborList(skin: 1.0)
-        for k in frames.indices {
-            let f = frames[k]
-            let out = try model.evaluate(atomicNumbers: f.atomicNumbers, positions: f.positions,
-                                         graph: try model.graph(positions: f.positions, cell: f.cell, neighborList: list))
+        let frames = try predictions(model, count: 4, forces: true).enumerated().map { k, p -> TrainingFrame in
+            var f = p.frame
             // 3 meV per atom above or below, alternately; every force component 2 meV/Å off.
-            frames[k].energy = out.energy + (k % 2 == 0 ? 1 : -1) * 0.003 * Double(f.atomicNumbers.count)
-            frames[k].forces = out.forces.enumerated().map { i, force in force + Vec3(0.002, -0.002, i % 2 == 0 ? 0.002 : -0.002) }
+            f.energy = p.output.energy + (k % 2 == 0 ? 1 : -1) * 0.003 * Double(f.atomicNumbers.count)
+            f.forces = p.output.forces.enumerated().map { i, force in force + Vec3(0.002, -0.002, i % 2 == 0 ? 0.002 : -0.002) }
+            return f
         }
         let metrics = try DatasetEvaluation.evaluate(model: model, frames: frames)
         XCTAssertEqual(metrics.frameCount, 4)
@@ -39,15 +45,12 @@ final class EvaluationMetricsTests: XCTestCase {
 
     func testDipoleErrorsAreThoseOfTheLabels() throws {
         let model = try model(target: .dipole)
-        var frames = Array(try Fixture.ethanol().prefix(3))
-        let list = model.makeNeighborList(skin: 1.0)
-        for k in frames.indices {
-            let f = frames[k]
-            let out = try model.evaluate(atomicNumbers: f.atomicNumbers, positions: f.positions,
-                                         graph: try model.graph(positions: f.positions, cell: f.cell, neighborList: list), forces: false)
-            let mu = out.dipole(positions: f.positions, masses: f.atomicNumbers.map { Elements.mass(of: $0) ?? 1 })
+        let frames = try predictions(model, count: 3, forces: false).map { p -> TrainingFrame in
+            var f = p.frame
+            let mu = p.output.dipole(positions: f.positions, masses: f.atomicNumbers.map { Elements.mass(of: $0) ?? 1 })
             XCTAssertGreaterThan(norm(mu), 1e-3, "a zero dipole would not tell a sign slip from the truth")
-            frames[k].dipole = mu + Vec3(0.05, -0.05, 0.05)
+            f.dipole = mu + Vec3(0.05, -0.05, 0.05)
+            return f
         }
         let metrics = try DatasetEvaluation.evaluate(model: model, frames: frames)
         XCTAssertEqual(try XCTUnwrap(metrics.dipoleMAE), 0.05, accuracy: 1e-12)
