@@ -434,5 +434,13 @@ final class AmberWriterTests: XCTestCase {
         let conventional = try AmberTrajectoryReader(path: file).frame(0)
         XCTAssertEqual(conventional.time, 12345.678901234567, accuracy: 1e-9)
         XCTAssertEqual(norm((conventional.cell?.lengths ?? .zero) - cell.lengths), 0, accuracy: 1e-12)
+        // What AMBER tools rebuild: atoms where they were in the box, velocities turned with them.
+        let amberCell = try XCTUnwrap(conventional.cell), amberVelocity = try XCTUnwrap(conventional.velocities)
+        XCTAssertGreaterThan(norm(conventional.positions[9] - s.positions[9]), 0.5, "the cell must really turn for this check")
+        for i in [0, 9, 40] {
+            XCTAssertEqual(norm(amberCell.fractional(conventional.positions[i]) - cell.fractional(s.positions[i])), 0, accuracy: 1e-12)
+            let bond = conventional.positions[i] - conventional.positions[5], givenBond = s.positions[i] - s.positions[5]
+            XCTAssertEqual(dot(amberVelocity[i], bond), dot(velocities[i], givenBond), accuracy: 1e-12, "velocity \(i)")
+        }
     }
 }
