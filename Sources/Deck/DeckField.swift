@@ -84,9 +84,11 @@ struct DeckField {
             return v
         case .float:
             // An AMBER mdin numeral past Int64 arrives as a real: say what is wrong with it.
-            let digits = got.trimmingCharacters(in: .whitespaces).drop(while: { $0 == "+" || $0 == "-" })
+            let numeral = got.trimmingCharacters(in: .whitespaces)
+            let digits = numeral.drop(while: { $0 == "+" || $0 == "-" })
             if !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) {
-                throw invalid("is larger than the largest integer, \(Int.max)")
+                throw invalid(numeral.hasPrefix("-") ? "is smaller than the smallest integer, \(Int.min)"
+                                                     : "is larger than the largest integer, \(Int.max)")
             }
             throw invalid("must be an integer")
         default:

@@ -51,10 +51,10 @@ public protocol Potential: AnyObject {
     ///
     /// A pair sum adds its terms in the order of its list, which depends on the positions the
     /// list was built from: a run continued from a restart that rebuilt its lists from the
-    /// current positions would differ from the uninterrupted run in the last bits. Saved in the
-    /// restart and given back to ``restoreListAnchors(_:cell:)``, they rebuild the very lists the
-    /// interrupted run had. Empty by default: for potentials whose results do not depend on
-    /// when a list was built (ENINet sorts its graph) or that keep none.
+    /// current positions would differ from the uninterrupted run in the last bits. Saved in
+    /// the restart and given back to ``restoreListAnchors(_:atomCount:cell:)``, they rebuild
+    /// the very lists the interrupted run had. Empty by default: for potentials whose results
+    /// do not depend on when a list was built (ENINet sorts its graph) or that keep none.
     var listAnchors: [[Vec3]] { get }
     /// Rebuilds the lists from `anchors` as ``listAnchors`` gave them. Returns false, changing
     /// nothing, when they do not fit this potential (their count, or their atom count against

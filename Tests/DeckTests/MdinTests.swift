@@ -142,6 +142,10 @@ final class MdinTests: XCTestCase {
         XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=1, cut=8.5 /\n&eninetmd structure='../argon108.extxyz', potential='lj', epsilon_eV=1, sigma_A=1,\n truncation='switch', switch_start_A=9.0 /\n")) { e in
             XCTAssertEqual("\(e)", "test.in:4: key 'switch_start_A' (potential.switch_start_A) must be smaller than 'cut' = 8.5 (got 9.0)")
         }
+        // Numerals past Int64 read as reals, and said "must be an integer".
+        XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=10,\n  ig=-99999999999999999999 /\n" + eninetmd)) { e in
+            XCTAssertEqual("\(e)", "test.in:3: key 'ig' (dynamics.seed) is smaller than the smallest integer, -9223372036854775808 (got -99999999999999999999)")
+        }
         XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=1 /\n")) { e in
             XCTAssertTrue("\(e)".contains("missing system.structure"), "\(e)")
         }
