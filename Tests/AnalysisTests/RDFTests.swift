@@ -56,6 +56,9 @@ final class RDFTests: XCTestCase {
             // Beyond 1.5 Å every bin holds hundreds of pairs per frame: 3 % noise at most.
             for k in 3..<g.count { XCTAssertEqual(g[k], 1, accuracy: 0.05, "pair \(p) bin \(k)") }
         }
+        // The all-atom g counts every ordered pair once, unlike ones too: 1 as well.
+        let total = try XCTUnwrap(rdf.totalG())
+        for k in 3..<total.count { XCTAssertEqual(total[k], 1, accuracy: 0.05, "g_total bin \(k)") }
         let table = rdf.table
         XCTAssertEqual(table.columns.map(\.header), ["r_A", "g_total_1", "g_Ar-Ar_1", "n_Ar-Ar_1", "g_Ar-Ne_1", "n_Ar-Ne_1", "n_Ne-Ar_1", "g_Ne-Ne_1", "n_Ne-Ne_1"])
     }

@@ -64,9 +64,25 @@ final class StructureFileTests: XCTestCase {
         let v = try XCTUnwrap(s.velocities?.first)
         XCTAssertEqual(v.x, 1 / aseTimeUnitInFemtoseconds, accuracy: 1e-15)
         XCTAssertEqual(v.z, -2 / aseTimeUnitInFemtoseconds, accuracy: 1e-15)
+        // `velocities` are in ASE's units too: the same atom moving at 1 Å per ASE time unit.
+        let aseVelocities = "1\nProperties=species:S:1:pos:R:3:velocities:R:3 pbc=\"F F F\"\nH 0 0 0 1 0 -2\n"
+        let w = try XCTUnwrap(ExtendedXYZ.read(text: aseVelocities).first?.velocities?.first)
+        XCTAssertEqual(w.x, v.x, accuracy: 1e-15)
+        XCTAssertEqual(w.z, v.z, accuracy: 1e-15)
         // `vel` is Å/fs as written.
         let gpumd = "1\nProperties=species:S:1:pos:R:3:vel:R:3\nH 0 0 0 0.5 0 0\n"
         XCTAssertEqual(try ExtendedXYZ.read(text: gpumd).first?.velocities?.first?.x, 0.5)
+    }
+
+    /// A six-value `stress` is ASE's Voigt order, xx yy zz yz xz xy; the file gets the full
+    /// symmetric 3×3 (the only form ASE's reader takes), rows in order.
+    func testVoigtStressIsWrittenAsTheFullMatrix() throws {
+        var s = Structure(symbols: ["Ar"], atomicNumbers: [18], positions: [Vec3(0, 0, 0)], cell: try Cell.orthorhombic(Vec3(5, 5, 5)))
+        s.info["stress"] = [1, 2, 3, 4, 5, 6]
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("voigt-\(UUID().uuidString).extxyz").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try StructureFile.write([s], to: path)
+        XCTAssertEqual(try StructureFile.readFirst(path: path).info["stress"], [1, 6, 5, 6, 2, 4, 5, 4, 3])
     }
 
     func testTriclinicEMTFramesKeepFullLattice() throws {
