@@ -39,6 +39,41 @@ final class RDFTests: XCTestCase {
         }
     }
 
+    /// An ideal gas of 150 Ar and 50 Ne in 1000 Å³: around any atom the local density of Ar is
+    /// 0.15 Å⁻³ and of Ne 0.05 Å⁻³, so the table's running counts n_Ar-Ne (Ne around Ar) and
+    /// n_Ne-Ar differ threefold, and a like pair's density counts each pair for both atoms.
+    /// The same frames without a cell but with `volume` give g = ρ V / N.
+    func testCoordinationLabelsDensitiesAndAGivenVolume() throws {
+        var rng = SeededGenerator(seed: 11)
+        let box = 10.0, atoms = 200
+        let cell = try Cell.orthorhombic(Vec3(box, box, box))
+        let symbols = (0..<atoms).map { $0 % 4 == 0 ? "Ne" : "Ar" }
+        let periodic = try RadialDistribution(symbols: symbols, rMax: 4.5, binWidth: 0.5)
+        let open = try RadialDistribution(symbols: symbols, rMax: 4.5, binWidth: 0.5, volume: box * box * box)
+        for _ in 0..<40 {
+            let p = (0..<atoms).map { _ in Vec3(Double.random(in: 0..<box, using: &rng), Double.random(in: 0..<box, using: &rng), Double.random(in: 0..<box, using: &rng)) }
+            try periodic.add(positions: p, cell: cell)
+            try open.add(positions: p, cell: nil)
+        }
+        let ar = try XCTUnwrap(periodic.elements.firstIndex(of: "Ar")), ne = try XCTUnwrap(periodic.elements.firstIndex(of: "Ne"))
+        let sphere = 4 / 3 * Double.pi * pow(4.5, 3)
+        func column(_ name: String) throws -> [Double] { try XCTUnwrap(periodic.table.columns.first { $0.header == name }).values }
+        XCTAssertEqual(try column("n_Ar-Ne_1").last ?? 0, 0.05 * sphere, accuracy: 0.05 * 0.05 * sphere)
+        XCTAssertEqual(try column("n_Ne-Ar_1").last ?? 0, 0.15 * sphere, accuracy: 0.05 * 0.15 * sphere)
+        for k in 3..<periodic.binCount {
+            XCTAssertEqual(periodic.localDensity(center: ar, around: ar)[k], 149.0 / 1000, accuracy: 0.1 * 0.149, "Ar around Ar, bin \(k)")
+            XCTAssertEqual(periodic.localDensity(center: ar, around: ne)[k], 50.0 / 1000, accuracy: 0.1 * 0.05, "Ne around Ar, bin \(k)")
+        }
+        // No cell: pairs are counted without images, and the volume given sets the scale of g.
+        let pair = try XCTUnwrap(open.pairs.firstIndex { $0 == (ar, ne) || $0 == (ne, ar) })
+        let g = try XCTUnwrap(open.g(pair: pair))
+        let rho = open.localDensity(center: ar, around: ne)
+        for k in 1..<open.binCount {
+            XCTAssertGreaterThan(g[k], 0.3, "bin \(k)")
+            XCTAssertEqual(g[k], rho[k] * 1000 / 50, accuracy: 1e-12 * g[k], "bin \(k)")
+        }
+    }
+
     /// Uniformly random points (an ideal gas) have g = 1 for every pair, within noise.
     func testIdealGasIsOneForEveryPair() throws {
         var rng = SeededGenerator(seed: 7)
