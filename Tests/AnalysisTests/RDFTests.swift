@@ -39,19 +39,24 @@ final class RDFTests: XCTestCase {
         }
     }
 
+    /// 40 frames of `atoms` points uniformly random in a cube of side `box`.
+    func idealGasFrames(seed: UInt64, atoms: Int, box: Double) -> [[Vec3]] {
+        var rng = SeededGenerator(seed: seed)
+        func coordinate() -> Double { Double.random(in: 0..<box, using: &rng) }
+        return (0..<40).map { _ in (0..<atoms).map { _ in Vec3(coordinate(), coordinate(), coordinate()) } }
+    }
+
     /// An ideal gas of 150 Ar and 50 Ne in 1000 Å³: around any atom the local density of Ar is
     /// 0.15 Å⁻³ and of Ne 0.05 Å⁻³, so the table's running counts n_Ar-Ne (Ne around Ar) and
     /// n_Ne-Ar differ threefold, and a like pair's density counts each pair for both atoms.
     /// The same frames without a cell but with `volume` give g = ρ V / N.
     func testCoordinationLabelsDensitiesAndAGivenVolume() throws {
-        var rng = SeededGenerator(seed: 11)
         let box = 10.0, atoms = 200
         let cell = try Cell.orthorhombic(Vec3(box, box, box))
         let symbols = (0..<atoms).map { $0 % 4 == 0 ? "Ne" : "Ar" }
         let periodic = try RadialDistribution(symbols: symbols, rMax: 4.5, binWidth: 0.5)
         let open = try RadialDistribution(symbols: symbols, rMax: 4.5, binWidth: 0.5, volume: box * box * box)
-        for _ in 0..<40 {
-            let p = (0..<atoms).map { _ in Vec3(Double.random(in: 0..<box, using: &rng), Double.random(in: 0..<box, using: &rng), Double.random(in: 0..<box, using: &rng)) }
+        for p in idealGasFrames(seed: 11, atoms: atoms, box: box) {
             try periodic.add(positions: p, cell: cell)
             try open.add(positions: p, cell: nil)
         }
@@ -76,13 +81,11 @@ final class RDFTests: XCTestCase {
 
     /// Uniformly random points (an ideal gas) have g = 1 for every pair, within noise.
     func testIdealGasIsOneForEveryPair() throws {
-        var rng = SeededGenerator(seed: 7)
         let box = 10.0, atoms = 200
         let cell = try Cell.orthorhombic(Vec3(box, box, box))
         let symbols = (0..<atoms).map { $0 % 2 == 0 ? "Ar" : "Ne" }
         let rdf = try RadialDistribution(symbols: symbols, rMax: 4.5, binWidth: 0.5)
-        for _ in 0..<40 {
-            let p = (0..<atoms).map { _ in Vec3(Double.random(in: 0..<box, using: &rng), Double.random(in: 0..<box, using: &rng), Double.random(in: 0..<box, using: &rng)) }
+        for p in idealGasFrames(seed: 7, atoms: atoms, box: box) {
             try rdf.add(positions: p, cell: cell)
         }
         XCTAssertEqual(rdf.pairs.count, 3)
