@@ -74,6 +74,24 @@ final class StructureFileTests: XCTestCase {
         XCTAssertEqual(try ExtendedXYZ.read(text: gpumd).first?.velocities?.first?.x, 0.5)
     }
 
+    /// Momenta of an atom with its own mass (deuterium, 2.014 amu) turn into velocities with
+    /// that mass, on reading and on writing (ASE's `masses` column).
+    func testMomentaUseTheFilesOwnMasses() throws {
+        let text = "1\nProperties=species:S:1:pos:R:3:masses:R:1:momenta:R:3 pbc=\"F F F\"\nH 0 0 0 2.014 2.014 0 -4.028\n"
+        let s = try XCTUnwrap(ExtendedXYZ.read(text: text).first)
+        let v = try XCTUnwrap(s.velocities?.first)
+        XCTAssertEqual(v.x, 1 / aseTimeUnitInFemtoseconds, accuracy: 1e-15)
+        XCTAssertEqual(v.z, -2 / aseTimeUnitInFemtoseconds, accuracy: 1e-15)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("deuterium-\(UUID().uuidString).extxyz").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try StructureFile.write([s], to: path)
+        let back = try StructureFile.readFirst(path: path)
+        XCTAssertEqual(back.masses, [2.014])
+        XCTAssertEqual(try XCTUnwrap(back.velocities?.first).x, v.x, accuracy: 1e-15)
+        // Written as momenta with that mass: 2.014 amu·Å per ASE time unit.
+        XCTAssertTrue(try String(contentsOfFile: path, encoding: .utf8).contains("2.014"), "the masses column")
+    }
+
     /// A six-value `stress` is ASE's Voigt order, xx yy zz yz xz xy; the file gets the full
     /// symmetric 3×3 (the only form ASE's reader takes), rows in order.
     func testVoigtStressIsWrittenAsTheFullMatrix() throws {
