@@ -121,4 +121,37 @@ final class RunOutputTests: XCTestCase {
         XCTAssertFalse(fromFile.isEmpty)
         XCTAssertEqual(given, fromFile)
     }
+
+    /// Velocities given in the structure file lose their centre-of-mass drift, weighted by
+    /// mass: an H moving at 0.01 Å/fs beside a resting O keeps its velocity relative to the O,
+    /// and the pair's momentum becomes zero (an average unweighted by mass would leave −0.08).
+    func testTheStructuresVelocitiesLoseTheirMassWeightedDrift() throws {
+        let dir = try RunDirectory(deck: "")
+        defer { dir.remove() }
+        try "2\nProperties=species:S:1:pos:R:3:vel:R:3\nH 0 0 0 0.01 0 0\nO 3 0 0 0 0 0\n"
+            .write(toFile: dir.path("pair.extxyz"), atomically: true, encoding: .utf8)
+        try """
+            [system]
+            structure = "pair.extxyz"
+            [potential]
+            type = "harmonic"
+            bonds = [[0, 1, 0.1, 3.0]]
+            [dynamics]
+            integrator = "verlet"
+            timestep_fs = 1.0
+            steps = 0
+            remove_com_motion = true
+            [output]
+            log_every = 0
+            trajectory = "t.nc"
+            trajectory_every = 1
+            velocities_every = 1
+            """.write(toFile: dir.path("deck.toml"), atomically: true, encoding: .utf8)
+        let result = try CLI.run(["run", dir.path("deck.toml"), "--quiet"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let v = try XCTUnwrap(try AmberTrajectoryReader(path: dir.path("t.nc")).frame(0).velocities)
+        let momentum = 1.008 * v[0] + 15.999 * v[1]
+        XCTAssertEqual(norm(momentum), 0, accuracy: 1e-8)
+        XCTAssertEqual(v[0].x - v[1].x, 0.01, accuracy: 1e-8)
+    }
 }
