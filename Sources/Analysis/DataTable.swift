@@ -1,4 +1,5 @@
 import Foundation
+import Trajectory
 
 /// Named columns of numbers with units: what every analysis writes as CSV and plots as SVG.
 public struct DataTable: Sendable {
@@ -76,20 +77,13 @@ public enum AtomicFile {
 
     public static func write(_ text: String, to path: String) throws {
         try checkWritable(path)
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent()
-        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
         do {
-            try text.write(to: tmp, atomically: false, encoding: .utf8)
-            // rename(2) replaces an existing target atomically.
-            guard rename(tmp.path, url.path) == 0 else {
-                throw AnalysisError("cannot rename \(tmp.path) to \(path): \(String(cString: strerror(errno)))")
+            try replacingFile(at: path, temporarySuffix: ".tmp-\(getpid())") { temporary in
+                try text.write(toFile: temporary, atomically: false, encoding: .utf8)
             }
-        } catch let e as AnalysisError {
-            try? FileManager.default.removeItem(at: tmp)
-            throw e
+        } catch let e as TrajectoryError {
+            throw AnalysisError(e.description)
         } catch {
-            try? FileManager.default.removeItem(at: tmp)
             throw AnalysisError("cannot write \(path): \(error.localizedDescription)")
         }
     }

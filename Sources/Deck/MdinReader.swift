@@ -134,8 +134,9 @@ final class MdinReader {
         // ignored (with a word), not checked as if an MD run were to follow.
         let dynamicsOnly: Set = ["nstlim", "dt", "ntt", "gamma_ln", "temp0", "tempi", "ig", "tautp"]
         if minimise {
-            for key in dynamicsOnly.sorted() { if let e = cntrl[key] { ignored(e, "imin = 1 minimises; it is read for dynamics only") } }
-            for key in dynamicsOnly { cntrl[key] = nil }
+            for key in dynamicsOnly.sorted() {
+                if let e = cntrl.removeValue(forKey: key) { ignored(e, "imin = 1 minimises; it is read for dynamics only") }
+            }
         }
         var ntt: Int64 = 0
         if let e = cntrl["ntt"] {

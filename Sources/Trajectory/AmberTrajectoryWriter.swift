@@ -484,14 +484,18 @@ extension AmberTrajectoryWriter {
 
 /// Writes a new file at `path` through a temporary one beside it (`path + temporarySuffix`),
 /// synced and renamed into place: a failure leaves whatever was at `path` as it was, and the
-/// writing's errors name `path`, not a temporary file the user never asked for. A symbolic
-/// link at `path` stays a link: the file it names is the one replaced, as a plain write
-/// through the link would (a rename over the link itself would swap it for a new file).
+/// writing's errors name `path`, not a temporary file the user never asked for. The file it
+/// replaces keeps its place and permissions, as a plain write over it would: a symbolic link
+/// at `path` stays a link (the file it names is the one replaced), and the new file takes the
+/// old one's mode.
 public func replacingFile(at path: String, temporarySuffix: String = ".tmp", _ write: (_ temporary: String) throws -> Void) throws {
     let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
     let temporary = target + temporarySuffix
     do {
         try write(temporary)
+        if let mode = try? FileManager.default.attributesOfItem(atPath: target)[.posixPermissions] {
+            try? FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: temporary)
+        }
         try syncToDisk(path: temporary)
         guard rename(temporary, target) == 0 else {
             throw TrajectoryError("\(path): cannot rename the finished file into place: \(String(cString: strerror(errno)))")

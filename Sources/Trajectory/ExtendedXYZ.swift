@@ -206,13 +206,15 @@ public enum ExtendedXYZ {
     }
 }
 
-/// Writes text to `path` through a temporary file in the same directory and a rename, so a
-/// reader never sees a half-written file.
+/// Writes text to `path` through ``replacingFile(at:temporarySuffix:_:)``, so a reader never
+/// sees a half-written file.
 func writeAtomically(_ text: String, to path: String) throws {
-    do {
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-    } catch {
-        throw TrajectoryError("\(path): cannot write (\(error.localizedDescription))")
+    try replacingFile(at: path) { temporary in
+        do {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: temporary))
+        } catch {
+            throw TrajectoryError("\(path): cannot write (\(error.localizedDescription))")
+        }
     }
 }
 

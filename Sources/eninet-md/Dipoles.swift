@@ -92,9 +92,8 @@ struct Dipoles: ParsableCommand {
             printError("warning: \(trajectory): \(dropped.joined(separator: ", ")) not copied to \(output ?? "")")
         }
 
-        // In place through a symbolic link, the file it names is rewritten; renaming over the
-        // link itself would replace it with a file of the link's own mode.
-        let destination = output ?? URL(fileURLWithPath: trajectory).resolvingSymlinksInPath().path
+        // In place, the rebuilt file takes the place (and permissions) of the user's.
+        let destination = output ?? trajectory
         try replacingFile(at: destination) { temporary in
             let writer = try AmberTrajectoryWriter(path: temporary, atomCount: reader.atomCount, velocities: reader.hasVelocities,
                                                    forces: reader.hasForces, periodic: reader.hasCell, extras: extras,
@@ -112,10 +111,6 @@ struct Dipoles: ParsableCommand {
             }
             try writer.close()
             try reader.close()
-            // In place, the rebuilt file takes the place of the user's: keep its permissions.
-            if output == nil, let mode = try? FileManager.default.attributesOfItem(atPath: destination)[.posixPermissions] {
-                try? FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: temporary)
-            }
         }
         print("wrote dipoles of \(reader.frameCount) frames to \(destination)")
     }

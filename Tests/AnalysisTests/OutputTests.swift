@@ -5,6 +5,23 @@ import FoundationXML
 @testable import Analysis
 
 final class OutputTests: XCTestCase {
+    /// An analysis output at a symbolic link rewrites the file the link names and keeps its
+    /// mode, as restarts and trajectories do (one shared replace-by-rename).
+    func testAnOutputThroughALinkRewritesTheFileItNames() throws {
+        let fm = FileManager.default
+        let dir = fm.temporaryDirectory.appendingPathComponent("atomic-\(UUID().uuidString)").path
+        try fm.createDirectory(atPath: dir + "/elsewhere", withIntermediateDirectories: true)
+        defer { try? fm.removeItem(atPath: dir) }
+        try AtomicFile.write("old\n", to: dir + "/elsewhere/out.csv")
+        try fm.setAttributes([.posixPermissions: 0o640], ofItemAtPath: dir + "/elsewhere/out.csv")
+        try fm.createSymbolicLink(atPath: dir + "/link.csv", withDestinationPath: dir + "/elsewhere/out.csv")
+        try AtomicFile.write("new\n", to: dir + "/link.csv")
+        XCTAssertEqual(try fm.destinationOfSymbolicLink(atPath: dir + "/link.csv"), dir + "/elsewhere/out.csv")
+        XCTAssertEqual(try String(contentsOfFile: dir + "/elsewhere/out.csv", encoding: .utf8), "new\n")
+        XCTAssertEqual((try fm.attributesOfItem(atPath: dir + "/elsewhere/out.csv")[.posixPermissions] as? NSNumber)?.intValue, 0o640)
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: dir + "/elsewhere"), ["out.csv"], "no temporary file left")
+    }
+
     func testCSVHeaderNamesUnitsAndValuesRoundTrip() throws {
         let x = (0..<50).map { Double($0) * 4.1695 }
         let y = x.map { exp(-$0 / 70) * 1.234567890123e-3 }

@@ -353,6 +353,7 @@ final class AmberWriterTests: XCTestCase {
         let fm = FileManager.default
         try fm.createDirectory(atPath: path("elsewhere"), withIntermediateDirectories: true)
         try AmberRestart(time: 1, positions: [Vec3(1, 2, 3)]).write(to: path("elsewhere/real.ncrst"))
+        try fm.setAttributes([.posixPermissions: 0o640], ofItemAtPath: path("elsewhere/real.ncrst"))
         try fm.createSymbolicLink(atPath: path("link.ncrst"), withDestinationPath: path("elsewhere/real.ncrst"))
 
         try AmberRestart(time: 2, positions: [Vec3(4, 5, 6)], step: 7).write(to: path("link.ncrst"))
@@ -361,6 +362,18 @@ final class AmberWriterTests: XCTestCase {
         XCTAssertEqual(real.positions, [Vec3(4, 5, 6)])
         XCTAssertEqual(real.step, 7)
         XCTAssertEqual(try fm.contentsOfDirectory(atPath: path("elsewhere")), ["real.ncrst"], "no temporary file left")
+        XCTAssertEqual((try fm.attributesOfItem(atPath: path("elsewhere/real.ncrst"))[.posixPermissions] as? NSNumber)?.intValue, 0o640,
+                       "the replaced file keeps its mode")
+
+        // Extended XYZ goes the same way.
+        let structure = Structure(symbols: ["Ar"], atomicNumbers: [18], positions: [Vec3(1, 2, 3)])
+        try StructureFile.write([structure], to: path("elsewhere/real.extxyz"))
+        try fm.createSymbolicLink(atPath: path("link.extxyz"), withDestinationPath: path("elsewhere/real.extxyz"))
+        var moved = structure
+        moved.positions = [Vec3(4, 5, 6)]
+        try StructureFile.write([moved], to: path("link.extxyz"))
+        XCTAssertEqual(try fm.destinationOfSymbolicLink(atPath: path("link.extxyz")), path("elsewhere/real.extxyz"))
+        XCTAssertEqual(try StructureFile.readFirst(path: path("elsewhere/real.extxyz")).positions, [Vec3(4, 5, 6)])
     }
 
     func testRestartRoundTripsExactlyAndStaysAmberReadable() throws {
