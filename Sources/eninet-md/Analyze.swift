@@ -32,16 +32,16 @@ struct TrajectoryInputOptions: ParsableArguments {
 
     @OptionGroup var atomElements: AtomElementOptions
 
-    @Option(name: .customLong("frame-dt-fs"), help: ArgumentHelp("Time between stored frames (fs); default: from the file's time variable.", valueName: "fs"))
+    @Option(name: .customLong("frame-dt-fs"), parsing: .unconditional, help: ArgumentHelp("Time between stored frames (fs); default: from the file's time variable.", valueName: "fs"))
     var frameSpacing: Double?
 
-    @Option(name: .customLong("first-frame"), help: ArgumentHelp("First frame to use (0-based).", valueName: "n"))
+    @Option(name: .customLong("first-frame"), parsing: .unconditional, help: ArgumentHelp("First frame to use (0-based).", valueName: "n"))
     var firstFrame: Int = 0
 
-    @Option(name: .customLong("last-frame"), help: ArgumentHelp("Frame after the last one to use (default: all).", valueName: "n"))
+    @Option(name: .customLong("last-frame"), parsing: .unconditional, help: ArgumentHelp("Frame after the last one to use (default: all).", valueName: "n"))
     var lastFrame: Int?
 
-    @Option(name: .customLong("stride"), help: ArgumentHelp("Use every n-th frame.", valueName: "n"))
+    @Option(name: .customLong("stride"), parsing: .unconditional, help: ArgumentHelp("Use every n-th frame.", valueName: "n"))
     var stride: Int = 1
 
     @Option(name: .customLong("csv"), help: ArgumentHelp("Output table (CSV).", valueName: "out.csv"))
@@ -132,25 +132,25 @@ struct TrajectoryInputOptions: ParsableArguments {
 
 /// Options of the correlation-based spectra.
 struct SpectrumOptions: ParsableArguments {
-    @Option(name: .customLong("max-lag-fs"), help: ArgumentHelp("Correlation length T_corr (fs); resolution 33356/T_corr cm-1. Default: the smaller of 2000 fs and half the trajectory.", valueName: "fs"))
+    @Option(name: .customLong("max-lag-fs"), parsing: .unconditional, help: ArgumentHelp("Correlation length T_corr (fs); resolution 33356/T_corr cm-1. Default: the smaller of 2000 fs and half the trajectory.", valueName: "fs"))
     var maxLag: Double?
 
     @Option(name: .customLong("window"), help: "Taper of the correlation: hann (cos²), gaussian (σ = T_corr/3), blackman, none.")
     var window: String = "hann"
 
-    @Option(name: .customLong("padding"), help: "Zero-padding factor of the transform (interpolates the frequency grid).")
+    @Option(name: .customLong("padding"), parsing: .unconditional, help: "Zero-padding factor of the transform (interpolates the frequency grid).")
     var padding: Int = 4
 
-    @Option(name: .customLong("blocks"), help: ArgumentHelp("Blocks for standard errors (0: none). Default: 4 when each block is at least twice T_corr, else none.", valueName: "n"))
+    @Option(name: .customLong("blocks"), parsing: .unconditional, help: ArgumentHelp("Blocks for standard errors (0: none). Default: 4 when each block is at least twice T_corr, else none.", valueName: "n"))
     var blocks: Int?
 
-    @Option(name: .customLong("max-freq-cm1"), help: ArgumentHelp("Highest wavenumber written (cm-1); an error above the Nyquist frequency 16678/Δt[fs]. Default: the smaller of 4500 cm-1 and Nyquist.", valueName: "cm-1"))
+    @Option(name: .customLong("max-freq-cm1"), parsing: .unconditional, help: ArgumentHelp("Highest wavenumber written (cm-1); an error above the Nyquist frequency 16678/Δt[fs]. Default: the smaller of 4500 cm-1 and Nyquist.", valueName: "cm-1"))
     var maxFrequency: Double?
 
     @Flag(name: .customLong("subtract-mean"), help: "Subtract each series' mean before correlating.")
     var subtractMean = false
 
-    @Option(name: .customLong("threads"), help: "Worker threads over atoms.")
+    @Option(name: .customLong("threads"), parsing: .unconditional, help: "Worker threads over atoms.")
     var threads: Int = 1
 
     func validate() throws { try ThreadOptions.check(threads) }
@@ -199,10 +199,10 @@ struct AnalyzeVDOS: ParsableCommand {
     @Flag(name: .customLong("mass-weighted"), inversion: .prefixedNo, help: "Weight each atom's velocity autocorrelation by its mass (the VDOS proper); --no-mass-weighted gives the plain VACF spectrum, also normalised to the degrees of freedom.")
     var massWeighted = true
 
-    @Option(name: .customLong("temperature-K"), help: ArgumentHelp("Temperature in the prefactor 2/k_B T (K). Default: the kinetic temperature.", valueName: "K"))
+    @Option(name: .customLong("temperature-K"), parsing: .unconditional, help: ArgumentHelp("Temperature in the prefactor 2/k_B T (K). Default: the kinetic temperature.", valueName: "K"))
     var temperature: Double?
 
-    @Option(name: .customLong("dof"), help: "Degrees of freedom for the normalisation (default 3N; 3N-3 when the centre of mass is fixed).")
+    @Option(name: .customLong("dof"), parsing: .unconditional, help: "Degrees of freedom for the normalisation (default 3N; 3N-3 when the centre of mass is fixed).")
     var degreesOfFreedom: Int?
 
     @Flag(name: .customLong("from-positions"), help: "Use central differences of positions when the trajectory has no velocities (or instead of them).")
@@ -247,7 +247,7 @@ struct AnalyzeIR: ParsableCommand {
     @Option(name: .customLong("correction"), help: "Quantum correction: none (classical), standard 2/(1+e^(-βħω)), harmonic βħω/(1-e^(-βħω)), schofield e^(βħω/2).")
     var correction: String = "none"
 
-    @Option(name: .customLong("temperature-K"), help: ArgumentHelp("Temperature of the quantum correction (K); required unless --correction none.", valueName: "K"))
+    @Option(name: .customLong("temperature-K"), parsing: .unconditional, help: ArgumentHelp("Temperature of the quantum correction (K); required unless --correction none.", valueName: "K"))
     var temperature: Double?
 
     func run() throws {
@@ -281,13 +281,13 @@ struct AnalyzeRDF: ParsableCommand {
 
     @OptionGroup var input: TrajectoryInputOptions
 
-    @Option(name: .customLong("r-max"), help: ArgumentHelp("Largest distance (Å). Default: half the smallest cell width, or 10 Å without a cell.", valueName: "A"))
+    @Option(name: .customLong("r-max"), parsing: .unconditional, help: ArgumentHelp("Largest distance (Å). Default: half the smallest cell width, or 10 Å without a cell.", valueName: "A"))
     var rMax: Double?
 
-    @Option(name: .customLong("bin-width"), help: ArgumentHelp("Histogram bin (Å).", valueName: "A"))
+    @Option(name: .customLong("bin-width"), parsing: .unconditional, help: ArgumentHelp("Histogram bin (Å).", valueName: "A"))
     var binWidth: Double = 0.02
 
-    @Option(name: .customLong("volume"), help: ArgumentHelp("Volume (Å³) for normalising g of a non-periodic system.", valueName: "A3"))
+    @Option(name: .customLong("volume"), parsing: .unconditional, help: ArgumentHelp("Volume (Å³) for normalising g of a non-periodic system.", valueName: "A3"))
     var volume: Double?
 
     func run() throws {
@@ -332,19 +332,19 @@ struct AnalyzeMSD: ParsableCommand {
 
     @OptionGroup var input: TrajectoryInputOptions
 
-    @Option(name: .customLong("max-lag-fs"), help: ArgumentHelp("Largest lag (fs). Default: a quarter of the trajectory.", valueName: "fs"))
+    @Option(name: .customLong("max-lag-fs"), parsing: .unconditional, help: ArgumentHelp("Largest lag (fs). Default: a quarter of the trajectory.", valueName: "fs"))
     var maxLag: Double?
 
-    @Option(name: .customLong("fit-start-fs"), help: ArgumentHelp("Start of the linear fit (fs). Default: 20 % of the largest lag.", valueName: "fs"))
+    @Option(name: .customLong("fit-start-fs"), parsing: .unconditional, help: ArgumentHelp("Start of the linear fit (fs). Default: 20 % of the largest lag.", valueName: "fs"))
     var fitStart: Double?
 
-    @Option(name: .customLong("fit-end-fs"), help: ArgumentHelp("End of the linear fit (fs). Default: 80 % of the largest lag.", valueName: "fs"))
+    @Option(name: .customLong("fit-end-fs"), parsing: .unconditional, help: ArgumentHelp("End of the linear fit (fs). Default: 80 % of the largest lag.", valueName: "fs"))
     var fitEnd: Double?
 
-    @Option(name: .customLong("blocks"), help: "Blocks for standard errors (0: none). Default: 4 when each block is longer than the largest lag.")
+    @Option(name: .customLong("blocks"), parsing: .unconditional, help: "Blocks for standard errors (0: none). Default: 4 when each block is longer than the largest lag.")
     var blocks: Int?
 
-    @Option(name: .customLong("threads"), help: "Worker threads over atoms.")
+    @Option(name: .customLong("threads"), parsing: .unconditional, help: "Worker threads over atoms.")
     var threads: Int = 1
 
     @Flag(name: .customLong("remove-com-drift"), help: "Subtract the motion of the centre of mass (mass-weighted) from every atom first.")

@@ -16,10 +16,10 @@ struct AnalyzeThermo: ParsableCommand {
     @Argument(help: "Thermodynamic log (CSV or whitespace columns with a header).")
     var log: String
 
-    @Option(name: .customLong("discard-fs"), help: ArgumentHelp("Skip rows with time_fs below this (equilibration).", valueName: "fs"))
+    @Option(name: .customLong("discard-fs"), parsing: .unconditional, help: ArgumentHelp("Skip rows with time_fs below this (equilibration).", valueName: "fs"))
     var discard: Double?
 
-    @Option(name: .customLong("blocks"), help: "Blocks for the standard error.")
+    @Option(name: .customLong("blocks"), parsing: .unconditional, help: "Blocks for the standard error.")
     var blocks: Int = 10
 
     @Option(name: .customLong("columns"), help: ArgumentHelp("Comma-separated columns to average (default: all but step and time_fs).", valueName: "list"))

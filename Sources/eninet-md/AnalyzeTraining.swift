@@ -26,10 +26,10 @@ struct AnalyzeTraining: ParsableCommand {
     @Option(name: .customLong("energy-svg"), help: ArgumentHelp("Plot of the energy MAE against time (SVG).", valueName: "out.svg"))
     var energySVG: String?
 
-    @Option(name: .customLong("force-target"), help: ArgumentHelp("Dashed line on the force plot (meV/Å).", valueName: "meV/Å"))
+    @Option(name: .customLong("force-target"), parsing: .unconditional, help: ArgumentHelp("Dashed line on the force plot (meV/Å).", valueName: "meV/Å"))
     var forceTarget: Double?
 
-    @Option(name: .customLong("energy-target"), help: ArgumentHelp("Dashed line on the energy plot (meV/atom).", valueName: "meV/atom"))
+    @Option(name: .customLong("energy-target"), parsing: .unconditional, help: ArgumentHelp("Dashed line on the energy plot (meV/atom).", valueName: "meV/atom"))
     var energyTarget: Double?
 
     func run() throws {

@@ -19,16 +19,16 @@ struct BenchAnalysis: ParsableCommand {
         `RESULT vdos_over_read_ratio <v> ratio`.
         """)
 
-    @Option(help: "Frames in the synthetic trajectory.")
+    @Option(parsing: .unconditional, help: "Frames in the synthetic trajectory.")
     var frames: Int = 10_000
 
-    @Option(help: "Atoms in the synthetic trajectory.")
+    @Option(parsing: .unconditional, help: "Atoms in the synthetic trajectory.")
     var atoms: Int = 1_000
 
-    @Option(help: "Worker threads for the correlation (1: none).")
+    @Option(parsing: .unconditional, help: "Worker threads for the correlation (1: none).")
     var threads: Int = 1
 
-    @Option(help: "Blocks for error bars (default: as analyze vdos, 4 when each block is at least 2·T_corr long, else none).")
+    @Option(parsing: .unconditional, help: "Blocks for error bars (default: as analyze vdos, 4 when each block is at least 2·T_corr long, else none).")
     var blocks: Int?
 
     @Flag(help: "Plan FFTs with FFTW_MEASURE instead of FFTW_ESTIMATE (planning time included).")

@@ -7,13 +7,13 @@ import Tensors
 struct BenchTensors: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tensors", abstract: "GEMM throughput and autodiff overhead.")
 
-    @Option(help: "Threads for OpenBLAS and the element loops. One by default: on a shared machine a second thread mostly measures the neighbours.")
+    @Option(parsing: .unconditional, help: "Threads for OpenBLAS and the element loops. One by default: on a shared machine a second thread mostly measures the neighbours.")
     var threads: Int = 1
 
-    @Option(help: "OpenBLAS threads, if different from --threads.")
+    @Option(parsing: .unconditional, help: "OpenBLAS threads, if different from --threads.")
     var blasThreads: Int?
 
-    @Option(help: "Seconds spent timing each GEMM shape.")
+    @Option(parsing: .unconditional, help: "Seconds spent timing each GEMM shape.")
     var seconds: Double = 0.15
 
     @Flag(help: "Skip the memory loop of 10,000 passes.")

@@ -21,17 +21,17 @@ struct Convert: ParsableCommand {
     @Argument(help: "Output file (.nc, .ncrst, .rst7, .xyz, .extxyz, .pdb).")
     var output: String
 
-    @Option(help: "Frames START:END (end exclusive, negatives count from the end), or one index.")
+    @Option(parsing: .unconditional, help: "Frames START:END (end exclusive, negatives count from the end), or one index.")
     var frames: String?
 
-    @Option(help: "Keep every N-th selected frame.")
+    @Option(parsing: .unconditional, help: "Keep every N-th selected frame.")
     var stride: Int = 1
 
     @Option(name: [.customLong("symbols-from"), .customLong("topology")],
             help: "Structure file (.xyz/.extxyz/.pdb) giving the elements of a NetCDF input, same atom order.")
     var symbolsFrom: String?
 
-    @Option(help: "Time between structure-file frames that have no time_fs key, in fs.")
+    @Option(parsing: .unconditional, help: "Time between structure-file frames that have no time_fs key, in fs.")
     var frameIntervalFs: Double = 1
 
     @Flag(help: "Do not copy velocities.")

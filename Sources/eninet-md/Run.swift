@@ -51,7 +51,7 @@ struct Run: ParsableCommand {
     @Option(help: "Continue from this restart file (written by eninet-md) instead of the deck's structure.")
     var restart: String?
 
-    @Option(help: "Total number of steps (overrides dynamics.steps).")
+    @Option(parsing: .unconditional, help: "Total number of steps (overrides dynamics.steps).")
     var steps: Int?
 
     @Flag(help: "Print no thermodynamic lines on standard output.")

@@ -10,7 +10,7 @@ import Tensors
 /// 1.23–1.29 on 1, and 8.5–9.4 against 13.6–14.5 ms for ten aspirins; a `small` training step
 /// at batch 8, 35–44 against about 56 ms.
 struct ThreadOptions: ParsableArguments {
-    @Option(help: "Threads for ENINet's matrix products and element loops.")
+    @Option(parsing: .unconditional, help: "Threads for ENINet's matrix products and element loops.")
     var threads: Int = 1
 
     func validate() throws { try Self.check(threads) }

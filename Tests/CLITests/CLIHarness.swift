@@ -90,4 +90,26 @@ final class CLIBasicsTests: XCTestCase {
         XCTAssertFalse(result.terminatedBySignal)
         XCTAssertTrue(result.stderr.contains("no-such-command"), result.stderr)
     }
+
+    /// A negative number after a numeric option is that option's value, refused by its own
+    /// check, as `--stride=-5` always was; argument-parser's default took `-5` for an option and
+    /// said the value was missing.
+    func testANegativeNumberIsTheOptionsValue() throws {
+        let cases: [([String], String)] = [
+            (["analyze", "msd", "t.nc", "--csv", "o.csv", "--stride", "-5"], "--stride must be at least 1"),
+            (["analyze", "msd", "t.nc", "--csv", "o.csv", "--first-frame", "-1"], "--first-frame must be at least 0"),
+            (["convert", "a.nc", "b.extxyz", "--frame-interval-fs", "-1"], "--frame-interval-fs must be above 0"),
+            (["bench", "tensors", "--seconds", "-1"], "--seconds must be above 0"),
+            // A frame selection counting from the end gets as far as the missing input.
+            (["convert", "nope.nc", "b.ncrst", "--frames", "-1"], "nope.nc: no such file"),
+            (["analyze", "vdos", "t.nc", "--csv", "o.csv", "--threads", "-2"], "--threads -2 must be from 1"),
+        ]
+        for (arguments, message) in cases {
+            let result = try CLI.run(arguments)
+            XCTAssertNotEqual(result.status, 0, arguments.joined(separator: " "))
+            XCTAssertFalse(result.terminatedBySignal)
+            XCTAssertTrue(result.stderr.contains(message), "\(arguments.joined(separator: " ")): \(result.stderr)")
+            XCTAssertFalse(result.stderr.contains("Missing value"), result.stderr)
+        }
+    }
 }
