@@ -46,7 +46,7 @@ enum NetCDFSource {
                 let a = Vec3(angles[3 * f], angles[3 * f + 1], angles[3 * f + 2])
                 if l == .zero { return nil }
                 do { return try Cell.fromLengthsAndAngles(l, a) } catch {
-                    throw AnalysisError("\(path): frame \(range.lowerBound + f * stride): cell lengths \(l) and angles \(a) do not form a cell")
+                    throw AnalysisError("\(path): frame \(range.lowerBound + f * stride): cell lengths \(l.plainDescription) and angles \(a.plainDescription) do not form a cell")
                 }
             }
             if data.cells.allSatisfy({ $0 == nil }) { data.cells = [] }

@@ -86,6 +86,10 @@ public struct TrajectoryData: Sendable {
         guard t.count >= 2 else {
             throw AnalysisError("\(path): only \(t.count) frame selected; a spacing needs two (or give --frame-dt-fs)")
         }
+        // A NaN fails every comparison, so the spacing check below would pass it.
+        if let k = t.firstIndex(where: { !$0.isFinite }) {
+            throw AnalysisError("\(path): frame \(k) has time \(t[k]) fs; give --frame-dt-fs to set the spacing")
+        }
         let dt = (t[t.count - 1] - t[0]) / Double(t.count - 1)
         guard dt > 0 else {
             throw AnalysisError("\(path): frame times do not increase (first \(t[0]) fs, last \(t[t.count - 1]) fs); give --frame-dt-fs")

@@ -55,6 +55,12 @@ struct DeckField {
         guard case .string(let s) = node.value else {
             throw invalid("must be a string")
         }
+        // Strings name files, elements and titles. A NUL cuts a path where the operating system
+        // reads it, but not where the deck's checks compare paths: `log = "in.extxyz\u0000.csv"`
+        // passed the check against overwriting the structure, then wrote over it.
+        if s.unicodeScalars.contains("\0") {
+            throw error("key \(displayName) contains a NUL character (\\u0000), which no file name or value here can hold")
+        }
         return s
     }
 

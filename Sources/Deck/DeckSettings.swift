@@ -238,6 +238,16 @@ public enum PotentialSettings: Equatable, Sendable {
         }
     }
 
+    /// Whether a term pulls atoms towards fixed points (harmonic restraints): the total
+    /// momentum then changes, and all 3N velocity components are degrees of freedom.
+    public var restrainsAtoms: Bool {
+        switch self {
+        case .harmonic(let h): return !h.restraints.isEmpty
+        case .sum(let terms): return terms.contains(where: \.restrainsAtoms)
+        default: return false
+        }
+    }
+
     /// Largest 0-based atom index the potential refers to (harmonic terms),
     /// for checking against the structure once it is read; nil if none.
     public var maxAtomIndex: Int? {

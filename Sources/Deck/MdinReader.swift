@@ -46,9 +46,21 @@ final class MdinReader {
 
     /// AMBER keys that change nothing here; accepted with a warning.
     static let ignoredKeys: Set<String> = [
-        "ntx", "irest", "ntxo", "ioutfm", "iwrap", "ntwe", "ntave", "ntb", "nscm", "ntmin", "drms",
+        "ntx", "irest", "ntxo", "ioutfm", "iwrap", "ntwe", "ntave", "ntb", "nscm", "ntmin", "ncyc", "drms",
         "ntrx", "ntwprt", "idecomp", "pres0", "taup", "barostat", "tol", "jfastw", "vlimit", "ntf",
         "ntc", "ntp", "igb", "ntr", "nmropt", "iphmd", "icnstph", "ifqnt",
+    ]
+
+    /// What takes the place of ignored keys that do mean something in AMBER.
+    static let ignoredBecause: [String: String] = [
+        "ntb": "periodicity comes from the structure file's cell and pbc",
+        "nscm": "centre-of-mass motion is removed from the initial velocities only",
+        "iwrap": "coordinates are always written unwrapped",
+        "ntmin": "the minimiser is FIRE, stopped by fmax_eV_per_A in &eninetmd",
+        "ncyc": "the minimiser is FIRE, stopped by fmax_eV_per_A in &eninetmd",
+        "drms": "the minimiser is FIRE, stopped by fmax_eV_per_A in &eninetmd",
+        "ntx": "a run continues from a restart with eninet-md run --restart FILE",
+        "irest": "a run continues from a restart with eninet-md run --restart FILE",
     ]
 
     /// Ignored keys that would change the physics unless they hold this value.
@@ -184,6 +196,15 @@ final class MdinReader {
             putDefault("dynamics.tau_fs", .float(1000), amberKey: "tautp", text: "1.0")
         }
         if cntrl["ntpr"] == nil { putDefault("output.log_every", .integer(50), amberKey: "ntpr", text: "50") }
+        // AMBER writes no coordinates without ntwx, whatever file -x names; a trajectory named
+        // in &eninetmd got the TOML deck's stride of 100 instead.
+        if cntrl["ntwx"] == nil {
+            putDefault("output.trajectory_every", .integer(0), amberKey: "ntwx", text: "0")
+            if let named = groups.first(where: { $0.group == "eninetmd" && $0.key == "trajectory" }) {
+                warnings.append(DeckError(file: file, line: named.line, message:
+                    "warning: '\(named.written)' is given but ntwx is not: AMBER's default ntwx = 0 writes no frames (set ntwx to a stride)").description)
+            }
+        }
         dropCutForPotentialsWithoutCutoff(root)
         return root
     }
@@ -237,7 +258,7 @@ final class MdinReader {
                 if n != required.value { throw error(e, "key '\(e.written)' = \(e.text): \(required.reason)") }
                 ignored(e, "has no meaning here")
             } else if MdinReader.ignoredKeys.contains(e.key) {
-                ignored(e, "has no meaning here")
+                ignored(e, MdinReader.ignoredBecause[e.key] ?? "has no meaning here")
             } else {
                 var message = "unknown key '\(e.written)' in &cntrl"
                 let candidates = MdinReader.cntrlKeys + MdinReader.ignoredKeys.sorted()

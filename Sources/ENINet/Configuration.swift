@@ -349,7 +349,8 @@ public struct ENINetConfiguration: Equatable, Sendable {
         guard Float(2 * cutoff).isFinite else {
             throw bad("cutoff = \(cutoff) (twice it must be a finite single-precision number, below \(Float.greatestFiniteMagnitude / 2))")
         }
-        guard interactionCount >= 0 else { throw bad("n_interactions = \(interactionCount)") }
+        // Without an interaction every atom's energy depends on its element alone: all forces zero.
+        guard interactionCount >= 1 else { throw bad("n_interactions = \(interactionCount) (at least 1)") }
         guard twoBodyGamma > 0, threeBodyGamma > 0, twoBodyGamma.isFinite, threeBodyGamma.isFinite else {
             throw bad("rbf gamma must be positive and finite")
         }
@@ -364,6 +365,8 @@ public struct ENINetConfiguration: Equatable, Sendable {
             throw bad("vector_norm_epsilon = 0 with vector_norm = \"rms\" divides by zero where the vectors cancel by symmetry (a perfect lattice); give a positive value such as 1e-8")
         }
         guard scaleStd.isFinite, scaleMean.isFinite else { throw bad("scaler mean/std must be finite") }
+        // A standard deviation of 0 makes every force 0; a negative one turns every force round.
+        guard scaleStd > 0 else { throw bad("scaler std = \(scaleStd) (must be positive)") }
         for (z, e) in elementEnergies where !(z >= 0 && z < elementCount && e.isFinite) {
             throw bad("element_energies[\(z)] = \(e) (atomic number below n_elements, finite energy)")
         }

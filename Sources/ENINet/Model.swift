@@ -51,7 +51,7 @@ public final class ENINetModel: @unchecked Sendable {
     /// Evaluates a configuration on a given graph.
     public func evaluate(atomicNumbers: [Int], positions: [Vec3], graph: ENINetGraph, forces: Bool = true) throws -> ENINetOutput {
         for (i, r) in positions.enumerated() where !r.isFinite {
-            throw ModelFileError("evaluate: atom \(i) has a non-finite position \(r)")
+            throw ModelFileError("evaluate: atom \(i) has a non-finite position \(r.plainDescription)")
         }
         if let net = double {
             return try net.evaluate(atomicNumbers: atomicNumbers, positions: positions, graph: graph, forces: forces).output

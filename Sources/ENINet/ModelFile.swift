@@ -49,6 +49,14 @@ public struct ENINetModelFile: Sendable {
             try check(ENINetParameterLayout.layerShapes(configuration, layer: layer))
         }
         try check(ENINetParameterLayout.readoutShapes(configuration))
+        // The network's tensors that the configuration leaves out: `n_interactions = 1` on a
+        // two-layer file dropped the second layer without a word. Other names (a checkpoint's
+        // optimiser moments) are not the network's.
+        let expected = Set(ENINetParameterLayout.expectedShapes(configuration).map(\.0))
+        if let unused = weights.names.first(where: { ($0.hasPrefix("conv_layers.") || $0.hasPrefix("readout.")) && !expected.contains($0) }) {
+            throw ModelFileError("\(weights.path): tensor '\(unused)' is not part of the network its configuration describes "
+                + "(n_interactions = \(configuration.interactionCount), g_feat_dim = \(configuration.featureCount))")
+        }
     }
 
     private func check(_ expected: [(String, [Int])]) throws {

@@ -4,6 +4,8 @@ public typealias Vec3 = SIMD3<Double>
 extension SIMD3 where Scalar: FloatingPoint {
     /// Whether no component is NaN or infinite.
     @inlinable public var isFinite: Bool { x.isFinite && y.isFinite && z.isFinite }
+    /// `(x, y, z)` for messages: interpolated as it is, a vector prints as `SIMD3<Double>(…)`.
+    public var plainDescription: String { "(\(x), \(y), \(z))" }
 }
 
 @inlinable public func dot(_ a: Vec3, _ b: Vec3) -> Double { (a * b).sum() }
@@ -145,7 +147,7 @@ public struct Cell: Equatable, Hashable, Sendable, CustomStringConvertible {
     /// An orthorhombic box with edge lengths `lengths` (Å).
     public static func orthorhombic(_ lengths: Vec3, pbc: Periodicity = .all) throws -> Cell {
         guard lengths.min() > 0, lengths.isFinite else {
-            throw GeometryError.invalidCellParameters("box lengths \(lengths) must be positive")
+            throw GeometryError.invalidCellParameters("box lengths \(lengths.plainDescription) must be positive")
         }
         return try Cell(matrix: Mat3(Vec3(lengths.x, 0, 0), Vec3(0, lengths.y, 0), Vec3(0, 0, lengths.z)), pbc: pbc)
     }
@@ -159,13 +161,13 @@ public struct Cell: Equatable, Hashable, Sendable, CustomStringConvertible {
         let (ca, cb, cg) = (cosExact(rad.x, anglesDegrees.x), cosExact(rad.y, anglesDegrees.y), cosExact(rad.z, anglesDegrees.z))
         let sg = sinExact(rad.z, anglesDegrees.z)
         guard a > 0, b > 0, c > 0, sg > 0 else {
-            throw GeometryError.invalidCellParameters("lengths \(lengths), angles \(anglesDegrees)")
+            throw GeometryError.invalidCellParameters("lengths \(lengths.plainDescription), angles \(anglesDegrees.plainDescription)")
         }
         let cx = c * cb
         let cy = c * (ca - cb * cg) / sg
         let cz2 = c * c - cx * cx - cy * cy
         guard cz2 > 0 else {
-            throw GeometryError.invalidCellParameters("angles \(anglesDegrees) do not form a cell")
+            throw GeometryError.invalidCellParameters("angles \(anglesDegrees.plainDescription) do not form a cell")
         }
         return try Cell(matrix: Mat3(Vec3(a, 0, 0), Vec3(b * cg, b * sg, 0), Vec3(cx, cy, cz2.squareRoot())), pbc: pbc)
     }

@@ -113,21 +113,22 @@ public enum ExtendedXYZDataset {
                 dipole = Vec3(v[0], v[1], v[2])
             }
             var cell: Cell? = nil
+            // Checked with or without a Lattice, as the structure reader checks it.
+            var periodic = Periodicity.all
+            if let p = info["pbc"] {
+                // T/F as ASE writes them (and True/False); anything else is not silently "false".
+                let flags = try p.split(separator: " ").map { flag -> Bool in
+                    switch flag.uppercased() {
+                    case "T", "TRUE": return true
+                    case "F", "FALSE": return false
+                    default: throw bad("pbc '\(p)': '\(flag)' is not T or F")
+                    }
+                }
+                guard flags.count == 3 else { throw bad("pbc '\(p)' needs three flags") }
+                periodic = Periodicity(flags[0], flags[1], flags[2])
+            }
             if let lattice = info["lattice"] {
                 let v = try vector(lattice, count: 9, key: "Lattice", bad: bad)
-                var periodic = Periodicity.all
-                if let p = info["pbc"] {
-                    // T/F as ASE writes them (and True/False); anything else is not silently "false".
-                    let flags = try p.split(separator: " ").map { flag -> Bool in
-                        switch flag.uppercased() {
-                        case "T", "TRUE": return true
-                        case "F", "FALSE": return false
-                        default: throw bad("pbc '\(p)': '\(flag)' is not T or F")
-                        }
-                    }
-                    guard flags.count == 3 else { throw bad("pbc '\(p)' needs three flags") }
-                    periodic = Periodicity(flags[0], flags[1], flags[2])
-                }
                 do {
                     cell = try Cell(matrix: Mat3(Vec3(v[0], v[1], v[2]), Vec3(v[3], v[4], v[5]), Vec3(v[6], v[7], v[8])), pbc: periodic)
                 } catch { throw bad("Lattice: \(error)") }
@@ -146,11 +147,11 @@ public enum ExtendedXYZDataset {
                     throw bad("atom \(a) (line \(lineNumber + 1)) has \(fields.count) columns, Properties needs \(columns)")
                 }
                 let symbol = String(fields[species.lowerBound])
-                guard let number = Elements.atomicNumber(of: symbol) else { throw bad("atom \(a): unknown element '\(symbol)'") }
+                guard let number = Elements.atomicNumber(of: symbol) else { throw bad("atom \(a) (line \(lineNumber + 1)): unknown element '\(symbol)'") }
                 func numbers(_ range: Range<Int>, _ what: String) throws -> Vec3 {
                     var v = Vec3.zero
                     for (c, k) in range.enumerated() {
-                        guard let x = Double(fields[k]) else { throw bad("atom \(a): \(what) '\(fields[k])' is not a number") }
+                        guard let x = Double(fields[k]) else { throw bad("atom \(a) (line \(lineNumber + 1)): \(what) '\(fields[k])' is not a number") }
                         v[c] = x
                     }
                     return v

@@ -102,6 +102,8 @@ public struct TrainingSettings: Equatable, Sendable {
         func string(_ key: String) throws -> String? {
             guard let v = values[key] else { return nil }
             guard case .string(let s) = v, !s.isEmpty else { throw TrainingError("\(at(key)): '\(key)' must be a non-empty string") }
+            // The file system cuts a path at a NUL, where the checks between outputs and inputs do not.
+            guard !s.unicodeScalars.contains("\0") else { throw TrainingError("\(at(key)): '\(key)' contains a NUL character (\\u0000)") }
             return s
         }
         func boolean(_ key: String) throws -> Bool? {

@@ -5,9 +5,11 @@ import Geometry
 /// An AMBER NetCDF restart (`Conventions = "AMBERRESTART"`) plus what an exact continuation
 /// of an ENINetMD run needs.
 ///
-/// On file, for AMBER tools: `time` (scalar double, ps), `coordinates` and `velocities`
-/// (double(atom, spatial), Å and Å/ps) and, for a cell, `cell_lengths` / `cell_angles`, all in
-/// the AMBER orientation (a along x, b in the xy plane).
+/// On file, for AMBER tools: `time` (scalar double, ps), `coordinates` (double(atom, spatial),
+/// Å), `velocities` (the same shape, in AMBER's unit Å/(1/20.455 ps) with `scale_factor` 20.455,
+/// as AMBER writes them: readers that apply the factor get Å/ps, sander and pmemd read AMBER's
+/// unit) and, for a cell, `cell_lengths` / `cell_angles`, all in the AMBER orientation (a along
+/// x, b in the xy plane).
 ///
 /// For ENINetMD, ignored by other readers and preferred by `read`: exact internal copies
 /// `eninetmd_coordinates` (Å), `eninetmd_velocities` (Å/fs) and `eninetmd_cell`
@@ -111,6 +113,7 @@ public struct AmberRestart: Sendable {
                                                     units: AmberNetCDF.lengthUnits)
         let velocitiesID = velocities == nil ? nil
             : try file.defineVariable("velocities", type: NC_DOUBLE, dimensions: [atomDim, spatialDim], units: AmberNetCDF.velocityUnits)
+        if let velocitiesID { try file.putNumber(AmberNetCDF.velocityScaleFactor, attribute: "scale_factor", variable: velocitiesID) }
         var lengthsID: Int32 = -1, anglesID: Int32 = -1, exactCellID: Int32 = -1
         if amberCell {
             lengthsID = try file.defineVariable("cell_lengths", type: NC_DOUBLE, dimensions: [cellSpatialDim], units: AmberNetCDF.lengthUnits)
@@ -150,7 +153,8 @@ public struct AmberRestart: Sendable {
         try put(positions, scale: 1, rotate: true, variable: coordinatesID, name: "coordinates")
         try put(positions, scale: 1, rotate: false, variable: exactCoordinatesID, name: "eninetmd_coordinates")
         if let velocities, let velocitiesID, let exactVelocitiesID {
-            try put(velocities, scale: AmberNetCDF.velocityToFile, rotate: true, variable: velocitiesID, name: "velocities")
+            try put(velocities, scale: AmberNetCDF.velocityToFile / AmberNetCDF.velocityScaleFactor, rotate: true,
+                    variable: velocitiesID, name: "velocities")
             try put(velocities, scale: 1, rotate: false, variable: exactVelocitiesID, name: "eninetmd_velocities")
         }
         if let cell, amberCell {

@@ -255,7 +255,7 @@ public final class AmberTrajectoryReader {
         do {
             return try Cell.fromLengthsAndAngles(l, a)
         } catch {
-            throw TrajectoryError("\(path): frame \(index): cell lengths \(l) and angles \(a) do not form a cell (\(error))")
+            throw TrajectoryError("\(path): frame \(index): cell lengths \(l.plainDescription) and angles \(a.plainDescription) do not form a cell (\(error))")
         }
     }
 

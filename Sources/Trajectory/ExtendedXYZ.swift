@@ -343,6 +343,15 @@ struct FrameParser {
             func vector(_ column: Column) throws -> Vec3 {
                 Vec3(try number(column.offset, column), try number(column.offset + 1, column), try number(column.offset + 2, column))
             }
+            /// Positions and velocities start dynamics: a NaN there surfaced later as a
+            /// "non-finite force on atom 0", whichever atom held it.
+            func finiteVector(_ column: Column) throws -> Vec3 {
+                let v = try vector(column)
+                if let k = (0..<3).first(where: { !v[$0].isFinite }) {
+                    throw error(lineNumber, "atom \(atom), column '\(column.name)': '\(scanner.string(tokens[column.offset + k]).prefix(40))' is not a finite number")
+                }
+                return v
+            }
             for column in columns {
                 switch column.role {
                 case .species:
@@ -367,10 +376,10 @@ struct FrameParser {
                         numbers.append(z)
                         symbols.append(Elements.symbol(of: z) ?? "X")
                     }
-                case .positions: positions.append(try vector(column))
+                case .positions: positions.append(try finiteVector(column))
                 case .forces: forces?.append(try vector(column))
-                case .momenta: momenta?.append(try vector(column))
-                case .aseVelocities, .velocitiesPerFs: velocities?.append(try vector(column) * velocityScale)
+                case .momenta: momenta?.append(try finiteVector(column))
+                case .aseVelocities, .velocitiesPerFs: velocities?.append(try finiteVector(column) * velocityScale)
                 case .masses:
                     let m = try number(column.offset, column)
                     guard m > 0 else { throw error(lineNumber, "atom \(atom): mass \(m) is not positive") }

@@ -19,6 +19,10 @@ public enum AmberNetCDF {
 
     /// Velocities in Å/fs → Å/ps.
     public static let velocityToFile = Units.femtosecondsPerPicosecond
+    /// AMBER's velocity unit is Å per 1/20.455 ps: its restarts store velocities in that unit
+    /// with this `scale_factor`. sander and pmemd read the stored numbers as they are and ParmEd
+    /// requires the attribute, so a restart for them must be written the same way.
+    public static let velocityScaleFactor = 20.455
     /// Forces in eV/Å → kcal/mol/Å.
     public static let forceToFile = Units.kcalPerMolPerEV
 
@@ -132,6 +136,11 @@ final class NetCDFFile {
                 try check(nc_put_att_text(ncid, variable, attribute, chars.count, chars.baseAddress), "cannot write attribute '\(attribute)'")
             }
         }
+    }
+
+    func putNumber(_ value: Double, attribute: String, variable: Int32 = NC_GLOBAL) throws {
+        var v = value
+        try check(nc_put_att_double(ncid, variable, attribute, NC_DOUBLE, 1, &v), "cannot write attribute '\(attribute)'")
     }
 
     func endDefinitions() throws { try check(nc_enddef(ncid), "cannot leave define mode") }

@@ -7,6 +7,9 @@ enum NetCDFHeaderCheck {
     /// Why the header could not be parsed: it runs past the end of the bytes given.
     struct OutOfData: Error {}
     struct Malformed: Error { let reason: String }
+    /// The header's record count is the "streaming" marker: the count is unknown, and libnetcdf
+    /// reports the marker itself (4,294,967,295 frames), which nothing should try to read.
+    struct Streaming: Error {}
 
     /// Throws a `TrajectoryError` naming the file when it is shorter than its header says.
     /// `size` is the file's own (`stat`, which follows symbolic links: the size of a link
@@ -31,6 +34,9 @@ enum NetCDFHeaderCheck {
                 length = min(size, length * 4)
             } catch let e as Malformed {
                 throw TrajectoryError("\(path): damaged NetCDF header (\(e.reason))")
+            } catch is Streaming {
+                throw TrajectoryError("\(path): the NetCDF header records no frame count (the 'streaming' marker); "
+                    + "the file was cut off while being written, or streamed; this program reads only files whose header counts their frames")
             }
         }
     }
@@ -43,8 +49,9 @@ enum NetCDFHeaderCheck {
         let cdf5 = version == 5
         reader.offset = 4
         let wide = { (r: inout BigEndianReader) throws -> Int in cdf5 ? try r.int64() : try r.int32() }
-        var numberOfRecords = try wide(&reader)
-        if numberOfRecords == (cdf5 ? -1 : 0xFFFF_FFFF) { numberOfRecords = 0 }  // streaming: unknown
+        let numberOfRecords = try wide(&reader)
+        if numberOfRecords == (cdf5 ? -1 : 0xFFFF_FFFF) { throw Streaming() }
+        guard numberOfRecords >= 0 else { throw Malformed(reason: "record count \(numberOfRecords)") }
 
         // Dimensions
         var dimensionLengths: [Int] = []

@@ -75,8 +75,9 @@ public enum PDB {
                         }
                         values.append(x)
                     }
-                    // CRYST1 1 1 1 90 90 90 is the PDB placeholder for "no cell".
-                    if values[0] == 1 && values[1] == 1 && values[2] == 1 {
+                    // CRYST1 1 1 1 90 90 90 is the PDB placeholder for "no cell"; VMD and
+                    // MDAnalysis write zero lengths for a system without a box.
+                    if (values[0] == 1 && values[1] == 1 && values[2] == 1) || (values[0] == 0 && values[1] == 0 && values[2] == 0) {
                         cell = nil
                     } else {
                         do {

@@ -97,7 +97,7 @@ extension PDB {
             for i in 0..<s.count {
                 let r = s.positions[i]
                 guard r.max() < 9999.9995, r.min() > -999.9995 else {
-                    throw TrajectoryError("\(path): frame \(k), atom \(i): position \(r) does not fit PDB's columns")
+                    throw TrajectoryError("\(path): frame \(k), atom \(i): position \(r.plainDescription) does not fit PDB's columns")
                 }
                 let symbol = s.symbols[i]
                 let name = symbol.count == 1 ? " \(symbol)  " : symbol.padding(toLength: 4, withPad: " ", startingAt: 0)

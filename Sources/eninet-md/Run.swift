@@ -77,7 +77,9 @@ struct Run: ParsableCommand {
 
         let structure = try RunSetup.structure(settings)
         let potential = try RunSetup.potential(settings.potential)
-        let integrator = try RunSetup.integrator(settings.dynamics, atomCount: structure.count)
+        let restrained = RunSetup.restrainedDegreesOfFreedom(settings.potential, atomCount: structure.count)
+        let integrator = try RunSetup.integrator(settings.dynamics, degreesOfFreedom: restrained)
+        let degreesOfFreedom = restrained ?? integrator.degreesOfFreedom(atomCount: structure.count)
         // The first forces: what the potential refuses there (a cell too small, coinciding
         // atoms, an element the model does not know) belongs to the structure or the restart.
         func firstForces(_ make: () throws -> Simulation) throws -> Simulation {
@@ -91,10 +93,10 @@ struct Run: ParsableCommand {
             let checkpoint = try RunSetup.restoredCheckpoint(saved, structure: structure, path: restart)
             simulation = try firstForces { try Simulation(restoring: checkpoint, integrator: integrator, potential: potential) }
         } else {
-            let start = try RunSetup.initialState(structure, settings.dynamics,
-                                                  degreesOfFreedom: integrator.degreesOfFreedom(atomCount: structure.count))
+            let start = try RunSetup.initialState(structure, settings.dynamics, degreesOfFreedom: degreesOfFreedom)
             simulation = try firstForces { try Simulation(state: start, integrator: integrator, potential: potential) }
         }
+        simulation.degreesOfFreedom = degreesOfFreedom
         let startStep = simulation.state.step
         let output = settings.output
 
@@ -111,6 +113,10 @@ struct Run: ParsableCommand {
             _ = try evaluator.dipole(of: simulation.state)
             dipoles = evaluator
         }
+
+        // Every output a continuation changes is checked before the first is changed.
+        let logContinued = restart != nil && output.logEvery > 0 && output.logPath.map { FileManager.default.fileExists(atPath: $0) } == true
+        let logRows = try logContinued ? output.logPath.flatMap { try LogFile.rowsKept(path: $0, throughStep: startStep) } : nil
 
         var trajectory: TrajectoryReporter? = nil
         if let path = output.trajectoryPath, output.trajectoryEvery > 0 {
@@ -147,12 +153,11 @@ struct Run: ParsableCommand {
         }
         var logFile: LogFile? = nil
         if let path = output.logPath, output.logEvery > 0 {
-            let continued = restart != nil && FileManager.default.fileExists(atPath: path)
-            if continued { try LogFile.keepRows(path: path, throughStep: startStep) }
+            if let logRows { try LogFile.replace(path: path, with: logRows) }
             let file = try LogFile(path: path, append: restart != nil)
             logFile = file
             let reporter = ThermoLogReporter(stride: output.logEvery, format: .csv, write: { try file.write($0) })
-            reporter.writesHeader = !continued
+            reporter.writesHeader = !logContinued
             simulation.addReporter(reporter)
         }
         if !quiet && output.logEvery > 0 {

@@ -93,18 +93,26 @@ final class LogFile {
         try handle.write(contentsOf: Data((line.hasSuffix("\n") ? line : line + "\n").utf8))
     }
 
-    /// Cuts the CSV log at `path` after its row of `step`: a run restarted from an earlier
-    /// restart than the log reached writes those steps again (rows were repeated, which
-    /// `analyze thermo` refused). The header and rows that are not steps stay.
-    static func keepRows(path: String, throughStep step: Int) throws {
+    /// The CSV log at `path` cut after its row of `step`, or nil when nothing follows that row:
+    /// a run restarted from an earlier restart than the log reached writes those steps again
+    /// (rows were repeated, which `analyze thermo` refused). The header and rows that are not
+    /// steps stay. A file whose first line is not this program's header (another program's
+    /// CSV, an empty file) is refused: rows appended to it made a table nothing could read.
+    /// Only reads, so that a continuation checks every output before it changes one.
+    static func rowsKept(path: String, throughStep step: Int) throws -> String? {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw InputError("\(path): cannot read the log to continue it (\(error.localizedDescription))")
         }
         let lines = text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+        let header = ThermoLogReporter.columns.joined(separator: ",")
+        guard let first = lines.first, first == header else {
+            let found = lines.first.map { "'\($0.prefix(60))'" } ?? "nothing (an empty file)"
+            throw InputError("\(path): the log to continue starts with \(found), not this program's header '\(header)'; give another output.log")
+        }
         // A row cut short by a kill has fewer fields than the header: dropped, so that the
         // continuation's first row does not run on from it.
-        let fields = lines.first.map { $0.split(separator: ",", omittingEmptySubsequences: false).count } ?? 0
+        let fields = ThermoLogReporter.columns.count
         let kept = lines.enumerated().filter { index, line in
             guard index > 0 else { return true }
             let cells = line.split(separator: ",", omittingEmptySubsequences: false)
@@ -112,9 +120,13 @@ final class LogFile {
             return rowStep <= step
         }.map(\.element)
         let cut = kept.map { $0 + "\n" }.joined()
-        guard cut != text else { return }
-        do { try Data(cut.utf8).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw InputError("\(path): cannot shorten the log to step \(step) (\(error.localizedDescription))")
+        return cut == text ? nil : cut
+    }
+
+    /// Replaces the log at `path` with `rows` (from ``rowsKept(path:throughStep:)``).
+    static func replace(path: String, with rows: String) throws {
+        do { try Data(rows.utf8).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw InputError("\(path): cannot shorten the log (\(error.localizedDescription))")
         }
     }
 

@@ -65,7 +65,16 @@ enum RunSetup {
               restartStep >= firstStride * stride else {
             throw InputError("\(path): its first frame, at \(t0) fs, is not on this run's stride of \(spacingFs) fs before the restart's step \(restartStep) (output.trajectory_every); keep the stride or give another output.trajectory")
         }
-        let keep = min(restartStep / stride - firstStride + 1, times.count)
+        let reached = restartStep / stride - firstStride + 1
+        // Frames missing before the restart's step (a trajectory copied back from an earlier
+        // point of the run): the continuation appended after the gap, and analyses then refused
+        // the file as unevenly spaced.
+        guard times.count >= reached else {
+            let last = Double(firstStride + times.count - 1) * spacingFs
+            throw InputError("\(path): its frames end at \(last) fs, but the restart is at step \(restartStep) (\(Double(restartStep) * timestepFs) fs): "
+                + "the frames between are missing; continue with the trajectory written together with this restart, or give another output.trajectory")
+        }
+        let keep = reached
         // Stored in single precision, so times agree to a part in 10⁷ of themselves.
         for k in 0..<keep where abs(times[k] - (t0 + Double(k) * spacingFs)) > 0.01 * spacingFs + 2 * abs(times[k]) * 0x1p-24 {
             throw InputError("\(path): its frames are not \(spacingFs) fs apart as this run writes them (output.trajectory_every; frame \(k) is at \(times[k]) fs); keep the stride or give another output.trajectory")
@@ -148,7 +157,16 @@ enum RunSetup {
         }
     }
 
-    static func integrator(_ d: DynamicsSettings, atomCount: Int) throws -> any Integrator {
+    /// 3N where restraints break the conservation of total momentum, nil otherwise (the
+    /// integrator's own count: 3N − 3 for Verlet and Bussi). With eight tethered atoms, Bussi's
+    /// 3N − 3 = 21 held the kinetic energy at 21/24 of its canonical mean while the log read the
+    /// target temperature.
+    static func restrainedDegreesOfFreedom(_ potential: PotentialSettings, atomCount: Int) -> Int? {
+        potential.restrainsAtoms ? 3 * atomCount : nil
+    }
+
+    /// `degreesOfFreedom`: the count the thermostat aims at, when not the integrator's own.
+    static func integrator(_ d: DynamicsSettings, degreesOfFreedom: Int?) throws -> any Integrator {
         switch d.integrator {
         case .verlet:
             return try VelocityVerlet(timestep: d.timestepFs)
@@ -158,7 +176,7 @@ enum RunSetup {
                                      friction: frictionPerPs, seed: d.seed)
         case .bussi(let tau):
             return try BussiThermostat(timestep: d.timestepFs, temperature: d.temperatureK ?? 0,
-                                       relaxationTime: tau, seed: d.seed)
+                                       relaxationTime: tau, seed: d.seed, degreesOfFreedom: degreesOfFreedom)
         }
     }
 
@@ -206,6 +224,16 @@ enum RunSetup {
         }
         guard let step = restart.step else {
             throw InputError("\(path): restart has no step counter (not written by eninet-md); an exact continuation needs one")
+        }
+        // Each of these went on with exit status 0: NaN times through every output, a cold
+        // restart at zero velocity, or a molecule continued as a crystal (or the reverse).
+        guard restart.time.isFinite else { throw InputError("\(path): restart time is \(restart.time) fs") }
+        guard restart.velocities != nil else {
+            throw InputError("\(path): restart holds no velocities ('velocities' and 'eninetmd_velocities' are absent); every restart a run writes has them")
+        }
+        let restartPeriodicity = restart.cell?.pbc ?? .none, runPeriodicity = structure.cell?.pbc ?? .none
+        guard restartPeriodicity == runPeriodicity else {
+            throw InputError("\(path): restart is periodic along \"\(restartPeriodicity)\" (x y z), the deck's structure along \"\(runPeriodicity)\"")
         }
         let state = try MDState(positions: restart.positions, velocities: restart.velocities, masses: try masses(structure),
                                 cell: restart.cell, atomicNumbers: structure.atomicNumbers, time: restart.time, step: step)

@@ -119,6 +119,9 @@ final class MissingDataTests: XCTestCase {
         data.times = nil
         XCTAssertThrowsError(try data.frameSpacing()) { XCTAssertTrue("\($0)".contains("--frame-dt-fs"), "\($0)") }
         XCTAssertEqual(try data.frameSpacing(override: 0.5), 0.5)
+        // A NaN in the middle fails every comparison: the spacing check passed it as 10 fs.
+        let holed = TrajectoryData(path: "t.nc", atomCount: 1, frameCount: 5, times: [0, 10, 20, .nan, 40])
+        XCTAssertThrowsError(try holed.frameSpacing()) { XCTAssertTrue("\($0)".contains("frame 3 has time nan"), "\($0)") }
     }
 
     /// AMBER stores time in single precision: 2,000 frames 1 fs apart from 200 ps on were

@@ -27,11 +27,32 @@ final class ModelFileErrorTests: XCTestCase {
 
         let bytes = try Data(contentsOf: model)
         let json = URL(fileURLWithPath: model.path.replacingOccurrences(of: ".safetensors", with: ".json"))
-        func variant(_ name: String, _ data: Data) throws -> String {
+        /// The weights `data` beside the reference configuration, or that configuration edited by `edit`.
+        func variant(_ name: String, _ data: Data, configuration edit: ((inout [String: Any]) -> Void)? = nil) throws -> String {
             let url = dir.appendingPathComponent(name + ".safetensors")
             try data.write(to: url)
-            try FileManager.default.copyItem(at: json, to: dir.appendingPathComponent(name + ".json"))
+            if let edit {
+                var object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
+                edit(&object)
+                try JSONSerialization.data(withJSONObject: object).write(to: dir.appendingPathComponent(name + ".json"))
+            } else {
+                try FileManager.default.copyItem(at: json, to: dir.appendingPathComponent(name + ".json"))
+            }
             return url.path
+        }
+        func hyperParameter(_ key: String, _ value: Any) -> (inout [String: Any]) -> Void {
+            { object in
+                var h = object["hyper_parameters"] as? [String: Any] ?? [:]
+                h[key] = value
+                object["hyper_parameters"] = h
+            }
+        }
+        func scalerStd(_ value: Double) -> (inout [String: Any]) -> Void {
+            { object in
+                var scaler = object["scaler"] as? [String: Any] ?? [:]
+                scaler["std"] = value
+                object["scaler"] = scaler
+            }
         }
         // A tensor renamed in the header (same length, offsets intact) is missing under its real name.
         let tensor = "readout.out.1.mix.net.2.bias"
@@ -56,6 +77,12 @@ final class ModelFileErrorTests: XCTestCase {
             (try variant("corrupt", garbled), water, "corrupt.safetensors"),
             (try variant("empty", Data()), water, "empty.safetensors"),
             (try variant("poisoned", poisoned), water, "tensor '\(tensor)' holds nan at element 0"),
+            // Configurations that loaded and silently gave zero, reversed or one-layer forces.
+            (try variant("no-interaction", bytes, configuration: hyperParameter("n_interactions", 0)), water, "n_interactions = 0 (at least 1)"),
+            (try variant("one-of-two-layers", bytes, configuration: hyperParameter("n_interactions", 1)), water,
+             "tensor 'conv_layers.threebody_conv.1."),
+            (try variant("zero-std", bytes, configuration: scalerStd(0)), water, "scaler std = 0.0 (must be positive)"),
+            (try variant("negative-std", bytes, configuration: scalerStd(-0.75)), water, "scaler std = -0.75 (must be positive)"),
         ]
         // The untouched model evaluates the same water: the failures come from the damage.
         let good = try CLI.run(["evaluate", "--model", model.path, "--structure", water.path, "--json"])

@@ -118,30 +118,103 @@ final class ExactRestartTests: XCTestCase {
 }
 
 final class RestartListPositionTests: XCTestCase {
-    /// Unusable neighbour-list positions in a restart (here one a thousand orders of magnitude
-    /// away) are a one-line error naming the restart file and what in it is wrong.
-    func testUnusableListPositionsAreANamedError() throws {
+    /// Argon under velocity Verlet (2 fs, from 100 K, seed 1) for `steps` steps with `output`,
+    /// run once: the directory holds the outputs a continuation starts from.
+    private func verletArgonRun(steps: Int, output: String) throws -> RunDirectory {
         let dir = try RunDirectory(deck: argonDeck(dynamics: """
         integrator = "verlet"
         timestep_fs = 2.0
-        steps = 20
+        steps = \(steps)
         initial_temperature_K = 100
         seed = 1
-        """, output: """
-        log_every = 0
-        restart = "r.ncrst"
-        """))
-        defer { dir.remove() }
-        var result = try CLI.run(["run", dir.path("deck.toml"), "--quiet"])
+        """, output: output))
+        let result = try CLI.run(["run", dir.path("deck.toml"), "--quiet"])
         XCTAssertEqual(result.status, 0, result.stderr)
+        return dir
+    }
+
+    /// Unusable neighbour-list positions in a restart (here one a thousand orders of magnitude
+    /// away) are a one-line error naming the restart file and what in it is wrong.
+    func testUnusableListPositionsAreANamedError() throws {
+        let dir = try verletArgonRun(steps: 20, output: "log_every = 0\nrestart = \"r.ncrst\"")
+        defer { dir.remove() }
         var restart = try AmberRestart.read(path: dir.path("r.ncrst"))
         XCTAssertEqual(restart.listAnchors.count, 1)
         restart.listAnchors[0][0].x = 1e300
         try restart.write(to: dir.path("bad.ncrst"))
-        result = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--restart", dir.path("bad.ncrst"), "--steps", "30"])
+        let result = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--restart", dir.path("bad.ncrst"), "--steps", "30"])
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue(result.stderr.contains(dir.path("bad.ncrst") + ": cannot restore checkpoint: its neighbour-list positions:"), result.stderr)
         XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+    }
+
+    /// Restarts a run cannot honestly continue from, found by fuzzing: each ran on with status 0
+    /// (NaN times in every output; zero velocities; the periodic argon continued as a molecule).
+    /// Each is refused before an output is touched.
+    func testRestartsWithoutATimeVelocitiesOrTheRunsPeriodicityAreRefused() throws {
+        let dir = try verletArgonRun(steps: 20, output: "log = \"log.csv\"\nlog_every = 10\nrestart = \"r.ncrst\"")
+        defer { dir.remove() }
+        var result: CLI.Result
+        let good = try AmberRestart.read(path: dir.path("r.ncrst"))
+        let log = try String(contentsOfFile: dir.path("log.csv"), encoding: .utf8)
+        var noTime = good, noVelocities = good, molecule = good
+        noTime.time = .nan
+        noVelocities.velocities = nil
+        molecule.cell = nil
+        let cases: [(String, AmberRestart, String)] = [
+            ("nan-time.ncrst", noTime, "restart time is nan fs"),
+            ("no-velocities.ncrst", noVelocities, "restart holds no velocities"),
+            ("molecule.ncrst", molecule, "restart is periodic along \"F F F\" (x y z), the deck's structure along \"T T T\""),
+        ]
+        for (name, restart, message) in cases {
+            try restart.write(to: dir.path(name))
+            result = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--restart", dir.path(name), "--steps", "30"])
+            XCTAssertEqual(result.status, 1, "\(name): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains(dir.path(name) + ": " + message), "\(name): \(result.stderr)")
+            XCTAssertEqual(try String(contentsOfFile: dir.path("log.csv"), encoding: .utf8), log, "\(name) changed the log")
+        }
+        result = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--restart", dir.path("r.ncrst"), "--steps", "30"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+    }
+
+    /// Outputs a continuation cannot honestly extend, found by fuzzing, each appended to with
+    /// status 0: a trajectory that ends before the restart's step (a gap that analyses then
+    /// refused as uneven spacing), a log of another program or an empty one. Each is refused
+    /// before either output is changed.
+    func testOutputsThatDoNotLeadUpToTheRestartAreRefusedBeforeAnyChanges() throws {
+        let dir = try verletArgonRun(steps: 10, output: """
+        log = "log.csv"
+        log_every = 5
+        trajectory = "t.nc"
+        trajectory_every = 5
+        restart = "r.ncrst"
+        """)
+        defer { dir.remove() }
+        let early = try Data(contentsOf: URL(fileURLWithPath: dir.path("t.nc")))
+        var result = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--steps", "20"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let log = try Data(contentsOf: URL(fileURLWithPath: dir.path("log.csv")))
+        let trajectory = try Data(contentsOf: URL(fileURLWithPath: dir.path("t.nc")))
+        func refuses(_ message: String, line: UInt = #line) throws {
+            let result = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--restart", dir.path("r.ncrst"), "--steps", "30"])
+            XCTAssertEqual(result.status, 1, result.stderr, line: line)
+            XCTAssertTrue(result.stderr.contains(message), result.stderr, line: line)
+        }
+        // The trajectory of the 10-step run beside the restart of the 20-step one.
+        try early.write(to: URL(fileURLWithPath: dir.path("t.nc")))
+        try refuses(dir.path("t.nc") + ": its frames end at 20.0 fs, but the restart is at step 20 (40.0 fs): the frames between are missing")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("t.nc"))), early)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("log.csv"))), log)
+        try trajectory.write(to: URL(fileURLWithPath: dir.path("t.nc")))
+        for (content, found) in [("a,b\n1,2\n", "'a,b'"), ("", "nothing (an empty file)")] {
+            try content.write(toFile: dir.path("log.csv"), atomically: true, encoding: .utf8)
+            try refuses(dir.path("log.csv") + ": the log to continue starts with \(found), not this program's header")
+            XCTAssertEqual(try String(contentsOfFile: dir.path("log.csv"), encoding: .utf8), content)
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("t.nc"))), trajectory, "the trajectory was cut before the log was refused")
+        }
+        try log.write(to: URL(fileURLWithPath: dir.path("log.csv")))
+        result = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--restart", dir.path("r.ncrst"), "--steps", "30"])
+        XCTAssertEqual(result.status, 0, result.stderr)
     }
 }
 

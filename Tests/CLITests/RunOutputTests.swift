@@ -35,6 +35,48 @@ final class RunOutputTests: XCTestCase {
         }
     }
 
+    /// Eight atoms tethered by harmonic restraints and nothing else, under Bussi's thermostat at
+    /// 300 K for 100 ps: restraints break momentum conservation, so all 24 velocity components
+    /// are degrees of freedom and the mean kinetic energy is 24 · ½ k_B T = 0.310 eV. Counting
+    /// 3N − 3 = 21, as without restraints, held it at 0.271 eV while the log read 300 K.
+    func testBussiWithRestraintsThermostatsEveryComponent() throws {
+        let dir = try RunDirectory(deck: "")
+        defer { dir.remove() }
+        let sites = (0..<8).map { Vec3(Double($0) * 3, Double($0 % 2) * 2, 0) }
+        let atoms = sites.map { "C \($0.x) \($0.y) \($0.z)" }.joined(separator: "\n")
+        try "8\nProperties=species:S:1:pos:R:3 pbc=\"F F F\"\n\(atoms)\n".write(toFile: dir.path("tethered.extxyz"), atomically: true, encoding: .utf8)
+        let restraints = sites.enumerated().map { "[\($0.offset), 5.0, \($0.element.x), \($0.element.y), \($0.element.z)]" }.joined(separator: ", ")
+        try """
+            [system]
+            structure = "tethered.extxyz"
+            [potential]
+            type = "harmonic"
+            restraints = [\(restraints)]
+            [dynamics]
+            integrator = "bussi"
+            timestep_fs = 1.0
+            steps = 105000
+            temperature_K = 300.0
+            tau_fs = 100.0
+            initial_temperature_K = 300
+            seed = 5
+            [output]
+            log = "log.csv"
+            log_every = 10
+            """.write(toFile: dir.path("deck.toml"), atomically: true, encoding: .utf8)
+        let result = try CLI.run(["run", dir.path("deck.toml"), "--quiet"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let rows = try logRows(dir.path("log.csv")).filter { ($0["step"] ?? 0) >= 5000 }
+        XCTAssertEqual(rows.count, 10_001)
+        let kinetic = rows.compactMap { $0["kinetic_eV"] }.reduce(0, +) / Double(rows.count)
+        let temperature = rows.compactMap { $0["temperature_K"] }.reduce(0, +) / Double(rows.count)
+        let canonical = 24 * 0.5 * Units.boltzmann * 300
+        // About 1,000 independent samples of a kinetic energy whose relative spread is
+        // sqrt(2/24) = 0.29: 1 % statistical error.
+        XCTAssertEqual(kinetic, canonical, accuracy: 0.04 * canonical, "mean kinetic energy over 100 ps")
+        XCTAssertEqual(temperature, 300, accuracy: 0.04 * 300, "mean logged temperature over 100 ps")
+    }
+
     /// Heated from 60 K to 150 K, the total energy climbs while the thermostat's heat balances
     /// it: the conserved column stays put where the total does not. Writing the total in its
     /// place would pass every NVE test.

@@ -37,6 +37,12 @@ final class MdinTests: XCTestCase {
         // ntb, ntc, ntf: accepted, each with a warning naming its line.
         XCTAssertEqual(s.warnings.count, 3, "\(s.warnings)")
         XCTAssertTrue(s.warnings.allSatisfy { $0.hasPrefix(Fixtures.path("good/argon-langevin.in") + ":6: warning:") }, "\(s.warnings)")
+        // ntb means something in AMBER: the warning says what takes its place.
+        XCTAssertTrue(s.warnings.contains { $0.contains("'ntb' ignored (periodicity comes from the structure file's cell and pbc)") }, "\(s.warnings)")
+        // AMBER's minimisation keys are accepted with a word (ncyc was refused as "did you mean 'ntc'?").
+        let minimise = try mdin("t\n&cntrl imin=1, maxcyc=50, ncyc=10, ntmin=1 /\n" + eninetmd)
+        XCTAssertEqual(minimise.task, .minimize)
+        XCTAssertTrue(minimise.warnings.contains { $0.contains("'ncyc' ignored (the minimiser is FIRE") }, "\(minimise.warnings)")
     }
 
     /// The same deck with Windows line endings was one line to the namelist reader ("\r\n" is
@@ -75,6 +81,12 @@ final class MdinTests: XCTestCase {
         XCTAssertEqual(s.dynamics.integrator, .verlet)        // ntt default 0
         XCTAssertEqual(s.output.logEvery, 50)                 // ntpr default
         XCTAssertEqual(s.output.trajectoryEvery, 0)           // ntwx default
+        // A trajectory named in &eninetmd does not change AMBER's ntwx = 0: no frames, and a word
+        // (the TOML stride of 100 used to apply).
+        let named = try mdin("t\n&cntrl nstlim=3 /\n&eninetmd structure='../argon108.extxyz', potential='lj', epsilon_eV=1, sigma_A=1, cutoff_A=2.5,\n trajectory='t.nc' /\n")
+        XCTAssertEqual(named.output.trajectoryEvery, 0)
+        XCTAssertEqual(named.warnings.count, 1, "\(named.warnings)")
+        XCTAssertTrue(named.warnings.first?.contains(":4: warning: 'trajectory' is given but ntwx is not") ?? false, "\(named.warnings)")
         let d = try mdin("title\n&cntrl nstlim=3 /\n" + eninetmd)
         XCTAssertEqual(d.dynamics.timestepFs, 1.0, accuracy: 1e-12)  // dt default 0.001 ps
     }

@@ -74,7 +74,10 @@ final class BadInputTests: XCTestCase {
     }
 
     func testUnknownElementAndMissingEnergy() {
-        expectError(good.replacingOccurrences(of: "H 0 0 0 ", with: "Xx 0 0 0 "), containing: ["frame 0", "unknown element 'Xx'"])
+        expectError(good.replacingOccurrences(of: "H 0 0 0 ", with: "Xx 0 0 0 "), containing: ["frame 0", "atom 0 (line 3): unknown element 'Xx'"])
+        expectError(good + good.replacingOccurrences(of: "0 0 0.74", with: "0 0 0.7x"), containing: ["frame 1", "atom 1 (line 8): position '0.7x'"])
+        // A pbc flag other than T or F is refused without a Lattice too, as the structure reader does.
+        expectError(good.replacingOccurrences(of: "pbc=\"F F F\"", with: "pbc=\"F F Q\""), containing: ["frame 0", "'Q' is not T or F"])
         expectError(good.replacingOccurrences(of: "energy=-10.5 ", with: ""), containing: ["frame 0", "no energy"])
     }
 
@@ -106,6 +109,7 @@ final class BadInputTests: XCTestCase {
         expect(data.merging(["data.batch_size": .float(2.5)]) { $1 }, ["data.batch_size", "integer"])
         expect(data.merging(["data.train": .float(12.5)]) { $1 }, ["data.train", "whole count"])
         expect(data.merging(["loss.energy_weight": .integer(0), "loss.force_weight": .integer(0)]) { $1 }, ["every loss weight is zero"])
+        expect(data.merging(["output.model": .string("x.extxyz\u{0}.safetensors")]) { $1 }, ["output.model", "NUL"])
         XCTAssertNoThrow(try TrainingSettings(values: data, source: "t", baseDirectory: "/tmp"))
         XCTAssertEqual(try TrainingSettings(values: data, source: "t", baseDirectory: "/tmp").dataFile, "/tmp/x.extxyz")
     }

@@ -223,6 +223,12 @@ final class AmberReaderTests: XCTestCase {
         assertThrowsMessage([p("cut-data.nc"), "truncated"]) { _ = try AmberTrajectoryReader(path: p("cut-data.nc")) }
         try bytes.prefix(40).write(to: URL(fileURLWithPath: p("cut-header.nc")))
         assertThrowsMessage([p("cut-header.nc"), "truncated or damaged header"]) { _ = try AmberTrajectoryReader(path: p("cut-header.nc")) }
+        // The record count replaced by the "streaming" marker: libnetcdf then reports
+        // 4,294,967,295 frames, and reading them once asked for 34 GB and aborted.
+        var streamed = bytes
+        streamed.replaceSubrange(4..<8, with: [0xFF, 0xFF, 0xFF, 0xFF])
+        try streamed.write(to: URL(fileURLWithPath: p("streamed.nc")))
+        assertThrowsMessage([p("streamed.nc"), "records no frame count"]) { _ = try AmberTrajectoryReader(path: p("streamed.nc")) }
         XCTAssertEqual(try AmberTrajectoryReader(path: good).frameCount, 6)
     }
 }

@@ -27,6 +27,14 @@ struct RawNetCDF {
         return String(cString: chars)
     }
 
+    func number(_ name: String, variable: Int32) -> Double? {
+        var type: nc_type = 0, length = 0
+        guard nc_inq_att(ncid, variable, name, &type, &length) == NC_NOERR, type == NC_DOUBLE, length == 1 else { return nil }
+        var value = 0.0
+        nc_get_att_double(ncid, variable, name, &value)
+        return value
+    }
+
     func hasAttribute(_ name: String, variable: Int32) -> Bool {
         var type: nc_type = 0, length = 0
         return nc_inq_att(ncid, variable, name, &type, &length) == NC_NOERR
@@ -420,7 +428,11 @@ final class AmberWriterTests: XCTestCase {
         let standard = raw.doubles("coordinates"), amberVelocities = raw.doubles("velocities")
         let p0 = Vec3(standard[0], standard[1], standard[2]), p9 = Vec3(standard[27], standard[28], standard[29])
         XCTAssertEqual(norm(p9 - p0), norm(s.positions[9] - s.positions[0]), accuracy: 1e-12)
-        XCTAssertEqual(norm(Vec3(amberVelocities[0], amberVelocities[1], amberVelocities[2])), norm(velocities[0]) * 1000, accuracy: 1e-12)
+        // Velocities in AMBER's own unit, Å/(1/20.455 ps), with the scale factor to Å/ps, as
+        // AMBER writes them: sander reads the numbers as they are, ParmEd needs the attribute.
+        XCTAssertEqual(raw.number("scale_factor", variable: raw.variable("velocities") ?? -1), 20.455)
+        XCTAssertEqual(norm(Vec3(amberVelocities[0], amberVelocities[1], amberVelocities[2])), norm(velocities[0]) * 1000 / 20.455, accuracy: 1e-12)
+        XCTAssertFalse(raw.hasAttribute("scale_factor", variable: raw.variable("coordinates") ?? -1))
 
         // A molecule with a non-periodic cell: no AMBER box, the cell still comes back exactly.
         let vacuumCell = try Cell(matrix: Mat3(Vec3(30, 1, 0), Vec3(0, 30, 2), Vec3(0, 0, 30)), pbc: .none)

@@ -164,6 +164,19 @@ final class StructureFileTests: XCTestCase {
         XCTAssertEqual(cell.b.x, 21 * cos(120 * Double.pi / 180), accuracy: 1e-12)
         XCTAssertEqual(cell.lengths.y, 21, accuracy: 1e-12)
         XCTAssertEqual(cell.c, Vec3(0, 0, 22))
+        // VMD writes zero lengths for a system without a box, the PDB standard 1 1 1: no cell.
+        for lengths in ["   0.000    0.000    0.000", "   1.000    1.000    1.000"] {
+            let boxless = "CRYST1\(lengths)  90.00  90.00  90.00 P 1           1\n" + pdb.split(separator: "\n").dropFirst().joined(separator: "\n")
+            let molecule = try XCTUnwrap(PDB.read(text: boxless).first)
+            XCTAssertNil(molecule.cell, lengths)
+            XCTAssertEqual(molecule.positions, p.positions)
+        }
+        // A cell that cannot be is named in plain numbers (a Swift vector printed as SIMD3<Double>(…)).
+        let flat = "CRYST1   -5.000   10.000   10.000  90.00  90.00  90.00 P 1           1\n" + pdb.split(separator: "\n").dropFirst().joined(separator: "\n")
+        XCTAssertThrowsError(try PDB.read(text: flat, path: "flat.pdb")) {
+            XCTAssertTrue("\($0)".contains("flat.pdb:1: CRYST1:") && "\($0)".contains("(-5.0, 10.0, 10.0)"), "\($0)")
+            XCTAssertFalse("\($0)".contains("SIMD3"), "\($0)")
+        }
 
         // PDB writer → reader keeps elements, three decimals and the cell.
         let dir = try TestPaths.temporaryDirectory()
@@ -183,6 +196,13 @@ final class StructureFileTests: XCTestCase {
         }
         assertThrowsMessage(["bad.xyz:3", "unknown element 'Qq'"]) {
             _ = try ExtendedXYZ.read(text: "1\nenergy=1\nQq 0 0 0\n", path: "bad.xyz")
+        }
+        // A NaN position is refused where it stands; it surfaced as a non-finite force on atom 0.
+        assertThrowsMessage(["bad.xyz:9", "(frame 1)", "atom 2, column 'pos': 'nan' is not a finite number"]) {
+            _ = try ExtendedXYZ.read(text: frame0 + "3\nenergy=2\nH 0 0 0\nH 0 0 0.74\nH nan 0 2\n", path: "bad.xyz")
+        }
+        assertThrowsMessage(["bad.xyz:4", "atom 1, column 'vel': 'inf' is not a finite number"]) {
+            _ = try ExtendedXYZ.read(text: "2\nProperties=species:S:1:pos:R:3:vel:R:3\nH 0 0 0 0 0 0\nH 0 0 1 0 inf 0\n", path: "bad.xyz")
         }
         assertThrowsMessage(["bad.xyz:11", "(frame 2)", "1 of 2 atoms", "truncated"]) {
             _ = try ExtendedXYZ.read(text: frame0 + frame0 + "2\nenergy=3\nH 0 0 0\n", path: "bad.xyz")
