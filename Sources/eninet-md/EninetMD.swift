@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// The `eninet-md` command: molecular dynamics with ENINet and classic potentials.
 @main
@@ -11,9 +12,16 @@ struct EninetMD: ParsableCommand {
 
     static func main() {
         MemoryTuning.keepLargeBuffersInTheHeap()
+        var command: ParsableCommand
+        do { command = try parseAsRoot() } catch { exit(withError: error) }
         do {
-            var command = try parseAsRoot()
             try command.run()
+        } catch let error as ValidationError {
+            // An option found wrong by the command's own work (against the data it read): the
+            // message alone. The usage line printed here would be the top-level one
+            // ("Usage: eninet-md <subcommand>"), not the subcommand's.
+            fputs("Error: \(message(for: error))\n", stderr)
+            Foundation.exit(exitCode(for: error).rawValue)
         } catch {
             exit(withError: error)
         }

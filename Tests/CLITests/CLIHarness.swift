@@ -112,4 +112,12 @@ final class CLIBasicsTests: XCTestCase {
             XCTAssertFalse(result.stderr.contains("Missing value"), result.stderr)
         }
     }
+
+    /// An option refused by the command's own work (here before it reads the log) is a usage
+    /// error, exit 64, and one line: the usage that followed it was the top-level command's.
+    func testAnOptionRefusedWhileRunningIsOneLine() throws {
+        let result = try CLI.run(["analyze", "thermo", "log.csv", "--csv", "o.csv", "--blocks", "1"])
+        XCTAssertEqual(result.status, 64, result.stderr)
+        XCTAssertEqual(result.stderr, "Error: --blocks must be at least 2\n")
+    }
 }
