@@ -174,8 +174,8 @@ struct Run: ParsableCommand {
         }
         simulation.addReporter(ProgressReporter())
 
-        StopSignal.shared.install()
-        simulation.stopRequested = { StopSignal.shared.requested }
+        StopSignal.install()
+        simulation.stopRequested = { StopSignal.requested }
 
         let remaining = max(0, settings.dynamics.steps - startStep)
         let outcome: RunOutcome
@@ -202,7 +202,7 @@ struct Run: ParsableCommand {
             try StructureFile.write([final], to: path)
         }
         if case .stopped(let step) = outcome {
-            throw RunStopped(signal: StopSignal.shared.signal.map(StopSignal.name) ?? "request", step: step,
+            throw RunStopped(signal: StopSignal.signal.map(StopSignal.name) ?? "request", step: step,
                              restartPath: output.restartPath)
         }
     }
@@ -227,7 +227,7 @@ struct Minimize: ParsableCommand {
         var state = try MDState(positions: structure.positions, velocities: nil, masses: try RunSetup.masses(structure),
                                 cell: structure.cell, atomicNumbers: structure.atomicNumbers)
         let every = max(1, settings.output.logEvery)
-        StopSignal.shared.install()
+        StopSignal.install()
         let result: FIRE.Result
         do {
             result = try FIRE().minimize(&state, potential: potential, forceTolerance: settings.minimize.fmaxEVPerA,
@@ -236,7 +236,7 @@ struct Minimize: ParsableCommand {
                     let fmax = forces.forces.map(norm).max() ?? 0
                     print(String(format: "%8d  E = %.10f eV  fmax = %.3e eV/Å", step, forces.energy, fmax))
                 }
-            }, stopRequested: { StopSignal.shared.requested })
+            }, stopRequested: { StopSignal.requested })
         } catch {
             // What the potential refuses (coinciding atoms, an unknown element, a cell too small)
             // belongs to the structure being minimised.
@@ -253,7 +253,7 @@ struct Minimize: ParsableCommand {
             try StructureFile.write([final], to: path)
         }
         if result.stopped {
-            throw InputError("stopped by \(StopSignal.shared.signal.map(StopSignal.name) ?? "request") after step \(result.steps)"
+            throw InputError("stopped by \(StopSignal.signal.map(StopSignal.name) ?? "request") after step \(result.steps)"
                              + (settings.output.finalStructurePath.map { "; the structure so far is in \($0)" } ?? ""))
         }
         if !result.converged {

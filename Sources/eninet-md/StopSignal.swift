@@ -12,17 +12,15 @@ nonisolated(unsafe) private var receivedStopSignal: sig_atomic_t = 0
 /// Turns SIGINT and SIGTERM into a flag that the run loop polls once per step, so a run
 /// stops at the end of a step with its trajectory and restart written, instead of dying
 /// mid-write.
-final class StopSignal: @unchecked Sendable {
-    static let shared = StopSignal()
-
-    var signal: Int32? {
+enum StopSignal {
+    static var signal: Int32? {
         let received = receivedStopSignal
         return received == 0 ? nil : Int32(received)
     }
 
-    var requested: Bool { signal != nil }
+    static var requested: Bool { signal != nil }
 
-    func install() {
+    static func install() {
         for sig in [SIGINT, SIGTERM] {
             Glibc.signal(sig) { caught in
                 if receivedStopSignal == 0 { receivedStopSignal = sig_atomic_t(caught) }
@@ -30,7 +28,7 @@ final class StopSignal: @unchecked Sendable {
         }
     }
 
-    func uninstall() {
+    static func uninstall() {
         Glibc.signal(SIGINT, SIG_DFL)
         Glibc.signal(SIGTERM, SIG_DFL)
     }

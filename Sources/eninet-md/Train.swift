@@ -56,17 +56,17 @@ struct Train: ParsableCommand {
                 print("threads: \(TensorThreads.count); each batch's structures are shared among them (a given thread count reproduces its own run exactly)")
             }
         }
-        StopSignal.shared.install()
+        StopSignal.install()
         let last: EpochReport?
         do {
-            last = try trainer.run(resume: resume, stopRequested: { StopSignal.shared.requested }) { report in if !quiet { print(report.line) } }
+            last = try trainer.run(resume: resume, stopRequested: { StopSignal.requested }) { report in if !quiet { print(report.line) } }
         } catch let stopped as TrainingStopped {
-            throw TrainFailure(message: "\(StopSignal.shared.signal.map(StopSignal.name) ?? "request"): \(stopped)")
+            throw TrainFailure(message: "\(StopSignal.signal.map(StopSignal.name) ?? "request"): \(stopped)")
         }
-        if let signal = StopSignal.shared.signal {
+        if let signal = StopSignal.signal {
             throw TrainFailure(message: "\(StopSignal.name(signal)): stopped after the training, before the test evaluation; the files are complete")
         }
-        StopSignal.shared.uninstall()
+        StopSignal.uninstall()
         print("best model: \(s.modelPath) (validation loss \(String(format: "%.5e", trainer.bestValidationLoss)), \(last?.epoch ?? trainer.epoch) epochs)")
         if !trainer.split.test.isEmpty, FileManager.default.fileExists(atPath: s.modelPath) {
             let model = try ENINetModel(contentsOf: s.modelPath, precision: s.precision)
