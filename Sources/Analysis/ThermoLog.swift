@@ -30,6 +30,10 @@ public struct ThermoLog: Sendable {
         var names: [String]? = nil
         var columns: [[Double]] = []
         var isCSV = false
+        // Block averages and --discard-fs assume rows in time order; two logs joined after a
+        // restart repeat or go back in time.
+        var timeColumn: Int? = nil
+        var previousTime: (value: Double, line: Int)? = nil
         // "\r\n" is one Character to Swift: a split on "\n" alone left a Windows log one line long.
         let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
         func nextContentLine(after index: Int) -> String? {
@@ -58,6 +62,7 @@ public struct ThermoLog: Sendable {
                     firstColumn[name] = c
                 }
                 names = header
+                timeColumn = firstColumn["time_fs"]
                 columns = [[Double]](repeating: [], count: header.count)
                 continue
             }
@@ -75,6 +80,12 @@ public struct ThermoLog: Sendable {
                 // whose averages would silently leave it out.
                 guard v.isFinite else {
                     throw AnalysisError("\(path):\(lineNumber): column '\(names?[c] ?? "")': '\(cell)' is not finite (the run failed there? keep the rows before it, or mark a missing value with an empty cell or '-')")
+                }
+                if c == timeColumn {
+                    if let previous = previousTime, v <= previous.value {
+                        throw AnalysisError("\(path):\(lineNumber): time_fs \(cell) does not follow \(previous.value) at line \(previous.line); rows must be in time order (two runs' logs joined? keep one copy of each step)")
+                    }
+                    previousTime = (v, lineNumber)
                 }
                 columns[c].append(v)
             }

@@ -80,27 +80,36 @@ public final class ENINetModel: @unchecked Sendable {
 }
 
 extension ENINetOutput {
-    /// The mass-weighted centre of `positions`.
-    static func centreOfMass(positions: [Vec3], masses: [Double]) -> Vec3 {
-        let total = masses.reduce(0, +)
-        guard total > 0 else { return positions.reduce(.zero, +) / Double(max(positions.count, 1)) }
-        return zip(positions, masses).reduce(Vec3.zero) { $0 + $1.1 * $1.0 } / total
+    /// The origin of the dipole and polarizability readouts: the centre of `atomicNumbers`'
+    /// standard masses, the origin training uses. A model's atom charges need not add up to
+    /// zero, so the origin is part of the model: masses from a structure file (deuterium,
+    /// say) moved it and changed the predicted dipole of a neutral molecule.
+    public static func readoutOrigin(positions: [Vec3], atomicNumbers: [Int]) -> Vec3 {
+        var total = 0.0, centre = Vec3.zero
+        for (z, r) in zip(atomicNumbers, positions) {
+            let m = Elements.mass(of: z) ?? 1
+            total += m
+            centre += m * r
+        }
+        return centre / max(total, 1e-300)
     }
 
-    /// The dipole readout `μ = Σ_i (mu_i + q_i (r_i − r_com))` (for models trained on dipoles).
-    public func dipole(positions: [Vec3], masses: [Double]) -> Vec3 {
-        let centre = Self.centreOfMass(positions: positions, masses: masses)
+    /// The dipole readout `μ = Σ_i (mu_i + q_i (r_i − r_o))` (for models trained on dipoles),
+    /// about ``readoutOrigin(positions:atomicNumbers:)``.
+    public func dipole(positions: [Vec3], atomicNumbers: [Int]) -> Vec3 {
+        let origin = Self.readoutOrigin(positions: positions, atomicNumbers: atomicNumbers)
         var mu = Vec3.zero
-        for i in 0..<min(positions.count, atomScalars.count) { mu += atomVectors[i] + atomScalars[i] * (positions[i] - centre) }
+        for i in 0..<min(positions.count, atomScalars.count) { mu += atomVectors[i] + atomScalars[i] * (positions[i] - origin) }
         return mu
     }
 
-    /// The polarizability readout `α = Σ_i (q_i I + mu_i ⊗ (r_i − r_com) + (r_i − r_com) ⊗ mu_i)`.
-    public func polarizability(positions: [Vec3], masses: [Double]) -> Mat3 {
-        let centre = Self.centreOfMass(positions: positions, masses: masses)
+    /// The polarizability readout `α = Σ_i (q_i I + mu_i ⊗ (r_i − r_o) + (r_i − r_o) ⊗ mu_i)`,
+    /// about ``readoutOrigin(positions:atomicNumbers:)``.
+    public func polarizability(positions: [Vec3], atomicNumbers: [Int]) -> Mat3 {
+        let origin = Self.readoutOrigin(positions: positions, atomicNumbers: atomicNumbers)
         var alpha = Mat3.zero
         for i in 0..<min(positions.count, atomScalars.count) {
-            let d = positions[i] - centre
+            let d = positions[i] - origin
             alpha += atomScalars[i] * Mat3.identity + Mat3.outer(atomVectors[i], d) + Mat3.outer(d, atomVectors[i])
         }
         return alpha

@@ -7,7 +7,7 @@ import Tensors
 public struct PreparedFrame: Sendable {
     public var frame: TrainingFrame
     public var graph: ENINetGraph
-    /// Positions relative to the centre of mass (the dipole readout's lever arms).
+    /// Positions relative to ``ENINetOutput/readoutOrigin(positions:atomicNumbers:)`` (the dipole readout's lever arms).
     public var centredPositions: [Vec3]
 
     /// Builds the graph of `frame` for `configuration` (cutoff, cap, line-graph rule).
@@ -17,13 +17,7 @@ public struct PreparedFrame: Sendable {
         _ = try list.update(positions: frame.positions, cell: frame.cell)
         graph = try ENINetGraph(positions: frame.positions, neighborList: list, cutoff: configuration.cutoff,
                                 maxNeighbors: configuration.maxNeighbors, rule: configuration.lineGraphRule)
-        var total = 0.0, centre = Vec3.zero
-        for (z, r) in zip(frame.atomicNumbers, frame.positions) {
-            let m = Elements.mass(of: z) ?? 1
-            total += m
-            centre += m * r
-        }
-        centre /= max(total, 1e-300)
+        let centre = ENINetOutput.readoutOrigin(positions: frame.positions, atomicNumbers: frame.atomicNumbers)
         centredPositions = frame.positions.map { $0 - centre }
     }
 }

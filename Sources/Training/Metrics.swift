@@ -131,8 +131,7 @@ public enum DatasetEvaluation {
             } catch {
                 throw FrameEvaluationError(frame: f.index, reason: "\(error)")
             }
-            let masses = f.atomicNumbers.map { Elements.mass(of: $0) ?? 1 }
-            let mu = out.dipole(positions: f.positions, masses: masses)
+            let mu = out.dipole(positions: f.positions, atomicNumbers: f.atomicNumbers)
             // One overflow would turn every error figure into NaN with no hint of its frame.
             guard dipoleModel ? mu.isFinite : out.energy.isFinite && out.forces.allSatisfy(\.isFinite) else {
                 throw FrameEvaluationError(frame: f.index, reason: "the model's \(dipoleModel ? "dipole is" : "energy or forces are") not finite")

@@ -128,6 +128,9 @@ public struct TrainingSettings: Equatable, Sendable {
         if let extra = extraTrainingFile, Self.canonical(extra) == Self.canonical(dataFile) {
             throw TrainingError("\(at("data.extra_training_file")): 'data.extra_training_file' is data.file itself; its validation and test frames would be trained on")
         }
+        if splitFile != nil, let key = ["data.train", "data.validation", "data.test"].first(where: { values[$0] != nil }) {
+            throw TrainingError("\(at(key)): '\(key)' and 'data.split_file' both set the split; give one of them")
+        }
         if let x = try number("data.train", 0...1e9) { trainSize = x }
         if let x = try number("data.validation", 0...1e9) { validationSize = x }
         testSize = try number("data.test", 0...1e9)
@@ -173,7 +176,17 @@ public struct TrainingSettings: Equatable, Sendable {
         if let x = try integer("optimizer.warmup_steps", 0...100_000_000) { warmupSteps = x }
         if let x = try number("optimizer.plateau_factor", 1e-6...1) { plateauFactor = x }
         if let x = try integer("optimizer.plateau_patience", 0...1_000_000) { plateauPatience = x }
-        if let x = try number("optimizer.min_learning_rate", 0...10) { minimumLearningRate = x }
+        if let x = try number("optimizer.min_learning_rate", 0...10) {
+            // The schedule never goes below the minimum, so a minimum above the rate raised the
+            // rate from the first step.
+            guard x <= learningRate else {
+                throw TrainingError("\(at("optimizer.min_learning_rate")): 'optimizer.min_learning_rate' = \(x) is above 'optimizer.learning_rate' = \(learningRate)")
+            }
+            minimumLearningRate = x
+        } else {
+            // The default's ratio to the default rate, so that a low rate is still reduced.
+            minimumLearningRate = min(minimumLearningRate, learningRate * 1e-3)
+        }
         if let x = try number("optimizer.ema_decay", 0...0.999999999) { emaDecay = x }
         if let x = try number("optimizer.gradient_clip", 0...1e12) { gradientClip = x }
         if let x = try integer("optimizer.early_stopping_patience", 1...1_000_000) { earlyStoppingPatience = x }

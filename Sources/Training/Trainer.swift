@@ -270,10 +270,13 @@ public final class Trainer<T: ENINetFloat> {
                 epochsSinceBest += 1
             }
             let seconds = Date().timeIntervalSince(epochStart)
+            let elapsed = elapsedBeforeRun + Date().timeIntervalSince(started)
+            var eta = seconds * Double(settings.maxEpochs - epoch)
+            // The shipped ethanol run said 8,381 s at its first epoch and stopped at its 59-minute limit.
+            if let limit = settings.timeLimitMinutes { eta = min(eta, max(0, 60 * limit - elapsed)) }
             let report = EpochReport(epoch: epoch, step: step, trainLoss: trainLoss, validationLoss: validationLoss, validation: metrics,
                                      learningRate: schedule.rate(step: step), samplesPerSecond: Double(order.count) / max(seconds, 1e-9),
-                                     etaSeconds: seconds * Double(settings.maxEpochs - epoch),
-                                     elapsedSeconds: elapsedBeforeRun + Date().timeIntervalSince(started), isBest: isBest)
+                                     etaSeconds: eta, elapsedSeconds: elapsed, isBest: isBest)
             // The log line before the checkpoint: a run killed between the two leaves a line
             // that `resume` drops (``prepareOutputs(resume:)``) and writes again, identical.
             try appendLog(report.json)

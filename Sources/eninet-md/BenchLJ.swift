@@ -37,6 +37,8 @@ struct BenchLJ: ParsableCommand {
         // 4·cells³ atoms: 1000 aborted allocating, 10¹¹ overflowed.
         guard cells <= 200 else { throw ValidationError("--cells must be at most 200 (32 million atoms); got \(cells)") }
         guard (0...1_000_000).contains(unwrappedBoxes) else { throw ValidationError("--unwrapped-boxes must be from 0 to 1000000") }
+        // A negative stride skipped the trajectory timing without a word.
+        guard trajectoryEvery >= 0 else { throw ValidationError("--trajectory-every must be 0 (off) or a positive number of steps; got \(trajectoryEvery)") }
         let sigma = 3.405, epsilon = 0.0103, mass = 39.948
         let tau = sigma / (epsilon / mass * Units.accelerationPerForceOverMass).squareRoot()
         let timestep = 0.005 * tau

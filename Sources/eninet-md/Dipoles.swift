@@ -57,10 +57,6 @@ struct Dipoles: ParsableCommand {
             guard let z = Elements.atomicNumber(of: s) else { throw InputError("\(source): atom \(i): unknown element '\(s)'") }
             return z
         }
-        let masses = try atomicNumbers.enumerated().map { i, z in
-            guard let m = Elements.mass(of: z), m > 0 else { throw InputError("\(source): atom \(i) (\(symbols[i])) has no standard mass") }
-            return m
-        }
         let evaluator = try DipoleEvaluator(path: model, precision: double ? .double : .float)
 
         guard reader.frameCount > 0 else { throw InputError("\(trajectory): no frames") }
@@ -102,7 +98,7 @@ struct Dipoles: ParsableCommand {
                 var frame = try reader.frame(index)
                 let mu: Vec3
                 do {
-                    mu = try evaluator.dipole(atomicNumbers: atomicNumbers, positions: frame.positions, cell: frame.cell, masses: masses)
+                    mu = try evaluator.dipole(atomicNumbers: atomicNumbers, positions: frame.positions, cell: frame.cell)
                 } catch {
                     throw InputError("\(trajectory): frame \(index): \(error)")
                 }

@@ -27,11 +27,11 @@ final class DipoleEvaluator {
         neighborList = model.makeNeighborList(skin: 1.0)
     }
 
-    /// The dipole (e·Å) about the centre of mass.
-    func dipole(atomicNumbers: [Int], positions: [Vec3], cell: Cell?, masses: [Double]) throws -> Vec3 {
+    /// The dipole (e·Å) about the centre of standard masses (``ENINetOutput/readoutOrigin(positions:atomicNumbers:)``).
+    func dipole(atomicNumbers: [Int], positions: [Vec3], cell: Cell?) throws -> Vec3 {
         let graph = try model.graph(positions: positions, cell: cell, neighborList: neighborList)
         let out = try model.evaluate(atomicNumbers: atomicNumbers, positions: positions, graph: graph, forces: false)
-        let mu = out.dipole(positions: positions, masses: masses)
+        let mu = out.dipole(positions: positions, atomicNumbers: atomicNumbers)
         guard mu.isFinite else {
             throw InputError("\(path): the dipole is not finite (\(mu))")
         }
@@ -39,6 +39,6 @@ final class DipoleEvaluator {
     }
 
     func dipole(of state: MDState) throws -> Vec3 {
-        try dipole(atomicNumbers: state.atomicNumbers, positions: state.positions, cell: state.cell, masses: state.masses)
+        try dipole(atomicNumbers: state.atomicNumbers, positions: state.positions, cell: state.cell)
     }
 }

@@ -72,10 +72,6 @@ struct Evaluate: ParsableCommand {
             throw EvaluateError(description: "\(structure): frame \(empty) has no atoms")
         }
         for (index, frame) in frames.enumerated() {
-            let masses = try frame.masses ?? frame.atomicNumbers.enumerated().map { i, z in
-                guard let m = Elements.mass(of: z) else { throw EvaluateError(description: "\(structure): frame \(index), atom \(i): unknown element Z = \(z)") }
-                return m
-            }
             let graph: ENINetGraph
             let out: ENINetOutput
             do {
@@ -97,9 +93,9 @@ struct Evaluate: ParsableCommand {
                     object.append(("stress", Self.matrix(stress)))
                 }
             case .dipole:
-                object.append(("dipole", Self.vector(out.dipole(positions: frame.positions, masses: masses))))
+                object.append(("dipole", Self.vector(out.dipole(positions: frame.positions, atomicNumbers: frame.atomicNumbers))))
             case .polarizability:
-                object.append(("polarizability", Self.matrix(out.polarizability(positions: frame.positions, masses: masses))))
+                object.append(("polarizability", Self.matrix(out.polarizability(positions: frame.positions, atomicNumbers: frame.atomicNumbers))))
             }
             // `number` prints a non-finite value as null (JSON has no NaN); the frame is still
             // printed, and the run ends with an error naming it.
@@ -108,7 +104,7 @@ struct Evaluate: ParsableCommand {
                 print("{" + object.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
             } else {
                 print("frame \(index): \(frame.count) atoms, \(graph.edgeCount) edges, \(graph.tripletCount) triplets")
-                for (key, value) in object.dropFirst(2) where key != "forces" { print("  \(key): \(value)") }
+                for (key, value) in object.dropFirst(2) where key != "forces" { print("  \(key) (\(Self.units[key] ?? "")): \(value)") }
                 if target == .energy {
                     let largest = out.forces.map(norm).max() ?? 0
                     print("  max |force|: \(Self.number(largest)) eV/Å")
@@ -121,6 +117,10 @@ struct Evaluate: ParsableCommand {
                                 + (nonFiniteFrames.count > 2 ? "; so are those of \(nonFiniteFrames.count - 1) more frames" : ""))
         }
     }
+
+    /// What the plain-text output prints beside each value; the JSON keys are documented in `--help`.
+    static let units = ["energy": "eV", "stress": "eV/Å³, ASE's sign: negative under compression", "dipole": "e·Å",
+                        "polarizability": "e·Å²/V"]
 
     static func number(_ x: Double) -> String {
         x.isFinite ? "\(x)" : "null"

@@ -56,6 +56,9 @@ struct Train: ParsableCommand {
                 print("threads: \(TensorThreads.count); each batch's structures are shared among them (a given thread count reproduces its own run exactly)")
             }
         }
+        if trainer.split.validation.isEmpty {
+            printError("warning: no validation frames (data.validation = 0): the training frames' loss picks the best model and drives the plateau and early stopping")
+        }
         StopSignal.install()
         let last: EpochReport?
         do {

@@ -7,6 +7,10 @@ extension Evaluate {
     /// `evaluate --data D`: energy, force and dipole errors of the model on a labelled dataset,
     /// per element and overall; `--json` prints the overall figures as one JSON object.
     func evaluateDataset(_ network: ENINetModel, path: String) throws {
+        // Scored as an energy model, a polarizability model printed errors of thousands of meV and exited 0.
+        guard network.configuration.target != .polarizability else {
+            throw EvaluateError(description: "\(model): the model predicts polarizabilities, which --data cannot score (a dataset holds energies, forces and dipoles); use --structure to print them")
+        }
         let metrics: ErrorMetrics
         do {
             metrics = try DatasetEvaluation.evaluate(model: network, frames: try ExtendedXYZDataset.read(path: path))

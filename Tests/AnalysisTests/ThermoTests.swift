@@ -26,6 +26,13 @@ final class ThermoTests: XCTestCase {
         XCTAssertThrowsError(try ThermoLog.parse("a,b\n1,zz\n", path: "x.log")) {
             XCTAssertTrue("\($0)".contains("'zz'"), "\($0)")
         }
+        // Two runs' logs joined: the second restarts at an earlier time. Block averages and
+        // --discard-fs took the rows in file order.
+        let joined = "step,time_fs,potential_eV\n0,0.0,-1\n10,5.0,-2\n20,10.0,-3\n10,5.0,-2\n"
+        XCTAssertThrowsError(try ThermoLog.parse(joined, path: "x.log")) {
+            XCTAssertTrue("\($0)".contains("x.log:5") && "\($0)".contains("line 4"), "\($0)")
+        }
+        XCTAssertEqual(try ThermoLog.parse("step,potential_eV\n10,-1\n0,-2\n").rowCount, 2, "without time_fs, any order")
         // What `run` prints (kept with `run deck > run.out`): the title and setup lines came
         // first and the title was taken for the header.
         let console = """

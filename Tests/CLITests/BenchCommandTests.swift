@@ -90,6 +90,7 @@ final class BenchCommandTests: XCTestCase {
         let cases: [([String], String)] = [
             (["bench", "lj", "--cells", "1000"], "--cells must be at most 200"),
             (["bench", "lj", "--cells", "99999999999"], "--cells must be at most 200"),
+            (["bench", "lj", "--trajectory-every=-1"], "--trajectory-every must be 0 (off) or a positive"),
             (["bench", "tensors", "--seconds", "inf"], "--seconds"),
             (["bench", "tensors", "--seconds", "nan"], "--seconds"),
             (["bench", "tensors", "--rows", "999999999"], "--rows"),

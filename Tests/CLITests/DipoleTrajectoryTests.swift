@@ -23,11 +23,11 @@ final class DipoleTrajectoryTests: XCTestCase {
     }
 
     /// 60 steps of NVE ethanol, a frame every 10 steps, with dipoles when asked.
-    func runMD(in dir: URL, dipoles: Bool, name: String) throws -> URL {
+    func runMD(in dir: URL, dipoles: Bool, name: String, structure: URL = structure) throws -> URL {
         let deck = """
         title = "ethanol dipoles"
         [system]
-        structure = "\(Self.structure.path)"
+        structure = "\(structure.path)"
         [potential]
         type = "eninet"
         model = "\(Self.energyModel.path)"
@@ -77,6 +77,38 @@ final class DipoleTrajectoryTests: XCTestCase {
         }
         // The molecule vibrates: the dipole changes between frames.
         XCTAssertGreaterThan(abs(stored[6][0] - stored[0][0]) + abs(stored[6][1] - stored[0][1]) + abs(stored[6][2] - stored[0][2]), 1e-3)
+    }
+
+    /// Masses from the structure file (deuterium here) move the centre of mass but not the
+    /// dipole. The model's atom charges add up to about +0.46 e, so the origin matters: `evaluate`
+    /// and `run` took the file's masses, while `dipoles`, `evaluate --data` and training take
+    /// the standard ones (μ_y of this frame went from 0.355 to 0.322 e·Å).
+    func testMassesFromTheStructureFileDoNotMoveTheDipole() throws {
+        let dir = try scratch()
+        var lines = try String(contentsOf: Self.structure, encoding: .utf8)
+            .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        XCTAssertTrue(lines[1].contains("Properties=species:S:1:pos:R:3 "))
+        lines[1] = lines[1].replacingOccurrences(of: "Properties=species:S:1:pos:R:3 ", with: "Properties=species:S:1:pos:R:3:masses:R:1 ")
+        for i in 2..<11 { lines[i] += lines[i].hasPrefix("H") ? " 2.014" : (lines[i].hasPrefix("O") ? " 15.999" : " 12.011") }
+        let deuterated = dir.appendingPathComponent("ethanol-d6.xyz")
+        try lines.joined(separator: "\n").write(to: deuterated, atomically: true, encoding: .utf8)
+        func dipole(of url: URL) throws -> [Double] {
+            let result = try CLI.run(["evaluate", "--model", Self.dipoleModel.path, "--structure", url.path, "--json"])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            return try XCTUnwrap(object["dipole"] as? [Double])
+        }
+        XCTAssertEqual(try dipole(of: deuterated), try dipole(of: Self.structure))
+
+        // During MD the dipole is taken from the run's state, which holds the file's masses.
+        let trajectory = try runMD(in: dir, dipoles: true, name: "d6", structure: deuterated)
+        let recomputed = dir.appendingPathComponent("recomputed.nc")
+        let result = try CLI.run(["dipoles", "--model", Self.dipoleModel.path, trajectory.path, "--elements", "C,C,O,H*6",
+                                  "--output", recomputed.path])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        for (a, b) in zip(try dipoleSeries(trajectory), try dipoleSeries(recomputed)) {
+            for k in 0..<3 { XCTAssertEqual(a[k], b[k], accuracy: 2e-5) }
+        }
     }
 
     func testDipolesCommandAddsTheSameSeriesAndKeepsEverythingElse() throws {

@@ -26,6 +26,23 @@ final class EvaluatePrecisionTests: XCTestCase {
         XCTAssertNotEqual(byDefault.energy, float.energy)
         XCTAssertEqual(byDefault.energy, float.energy, accuracy: 1e-4 * abs(double.energy))
     }
+
+    /// The plain-text output names the unit of each value (only the force's had one), and its
+    /// energy is the JSON's to the Float network's precision.
+    func testTheTextOutputNamesItsUnits() throws {
+        let model = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/energy/ethanol-energy.safetensors").path
+        let dipoleModel = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/dipole/ethanol-dipole.safetensors").path
+        let structure = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/ethanol.xyz").path
+        let text = try CLI.run(["evaluate", "--model", model, "--structure", structure])
+        XCTAssertEqual(text.status, 0, text.stderr)
+        let energyLine = try XCTUnwrap(text.stdout.split(separator: "\n").first { $0.hasPrefix("  energy (eV): ") }, text.stdout)
+        let energy = try XCTUnwrap(Double(energyLine.dropFirst("  energy (eV): ".count)))
+        XCTAssertEqual(energy, try frame(["evaluate", "--model", model, "--structure", structure, "--json", "--float"]).energy)
+        XCTAssertTrue(text.stdout.contains("  max |force|: ") && text.stdout.contains(" eV/Å\n"), text.stdout)
+        let dipole = try CLI.run(["evaluate", "--model", dipoleModel, "--structure", structure])
+        XCTAssertEqual(dipole.status, 0, dipole.stderr)
+        XCTAssertTrue(dipole.stdout.contains("  dipole (e·Å): ["), dipole.stdout)
+    }
 }
 
 /// `evaluate --json`'s stress is the strain derivative of its energy over the volume,

@@ -16,6 +16,74 @@ final class ModelFileErrorTests: XCTestCase {
         return dir
     }
 
+    /// `model` with its configuration changed by `edit`, written to `url` (the data offsets
+    /// count from the end of the header, so the tensors stay where they are).
+    private static func model(_ model: URL, editedAs url: URL, _ edit: (inout [String: Any]) throws -> Void) throws -> URL {
+        let bytes = try Data(contentsOf: model)
+        let headerLength = bytes.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        var header = try XCTUnwrap(JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<(8 + headerLength))) as? [String: Any])
+        var metadata = try XCTUnwrap(header["__metadata__"] as? [String: String])
+        var configuration = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try XCTUnwrap(metadata["eninet_config"]).utf8)) as? [String: Any])
+        try edit(&configuration)
+        metadata["eninet_config"] = String(decoding: try JSONSerialization.data(withJSONObject: configuration), as: UTF8.self)
+        header["__metadata__"] = metadata
+        let newHeader = try JSONSerialization.data(withJSONObject: header)
+        var file = Data((0..<8).map { UInt8(truncatingIfNeeded: newHeader.count >> (8 * $0)) })
+        file.append(newHeader)
+        file.append(bytes.subdata(in: (8 + headerLength)..<bytes.count))
+        try file.write(to: url)
+        return url
+    }
+
+    /// The readouts of a polarizability model (the shipped dipole model's weights relabelled)
+    /// turn with the molecule, α' = R α Rᵀ, and do not move with it; `--data`, which has no
+    /// polarizabilities to score them against, scored it as an energy model (errors of 34,000
+    /// meV/atom, exit 0) and now refuses it.
+    func testPolarizabilityModelsTurnWithTheMoleculeAndAreNotScoredAsEnergies() throws {
+        let dipoleModel = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/dipole/ethanol-dipole.safetensors")
+        guard FileManager.default.fileExists(atPath: dipoleModel.path) else { throw XCTSkip("\(dipoleModel.path) is absent") }
+        let dir = try scratchDirectory("polarizability")
+        let model = try Self.model(dipoleModel, editedAs: dir.appendingPathComponent("polarizability.safetensors")) { $0["target"] = "polarizability" }
+        let positions = Self.ethanolAtoms.split(separator: "\n").map { $0.split(separator: " ").dropFirst().compactMap { Double($0) } }
+        let symbols = Self.ethanolAtoms.split(separator: "\n").map { $0.split(separator: " ")[0] }
+        // A rotation by 0.7 rad about (1, 2, 2)/3, and a shift.
+        let axis = [1.0 / 3, 2.0 / 3, 2.0 / 3], angle = 0.7
+        let k = [[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]]
+        let rotation = (0..<3).map { i in (0..<3).map { j in
+            (i == j ? 1 : 0) + sin(angle) * k[i][j] + (1 - cos(angle)) * (0..<3).reduce(0) { $0 + k[i][$1] * k[$1][j] }
+        } }
+        func turned(_ r: [Double]) -> [Double] { (0..<3).map { i in (0..<3).reduce(0) { $0 + rotation[i][$1] * r[$1] } + [3.0, -2.0, 5.0][i] } }
+        func frame(_ position: ([Double]) -> [Double]) -> String {
+            "6\nProperties=species:S:1:pos:R:3 pbc=\"F F F\"\n" + zip(symbols, positions).map { s, r in
+                "\(s) " + position(r).map { String($0) }.joined(separator: " ")
+            }.joined(separator: "\n") + "\n"
+        }
+        let structure = dir.appendingPathComponent("two.xyz")
+        try (frame { $0 } + frame(turned)).write(to: structure, atomically: true, encoding: .utf8)
+        let result = try CLI.run(["evaluate", "--model", model.path, "--structure", structure.path, "--json"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let alphas = try result.stdout.split(separator: "\n").map { line in
+            try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["polarizability"] as? [[Double]])
+        }
+        XCTAssertEqual(alphas.count, 2)
+        let alpha = alphas[0]
+        XCTAssertGreaterThan(alpha.joined().map(abs).max() ?? 0, 1e-3, "a readout of zeros would pass the rest")
+        for i in 0..<3 { for j in 0..<3 {
+            let expected = (0..<3).reduce(0.0) { s, a in s + (0..<3).reduce(0.0) { $0 + rotation[i][a] * alpha[a][$1] * rotation[j][$1] } }
+            XCTAssertEqual(alphas[1][i][j], expected, accuracy: 1e-9, "α[\(i)][\(j)]")
+            XCTAssertEqual(alpha[i][j], alpha[j][i], accuracy: 1e-12, "symmetric")
+        } }
+
+        let data = dir.appendingPathComponent("labelled.extxyz")
+        let forces = Self.ethanolAtoms.split(separator: "\n").map { $0 + " 0.1 -0.2 0.3" }.joined(separator: "\n") + "\n"
+        try "6\nProperties=species:S:1:pos:R:3:forces:R:3 energy=-950.0 pbc=\"F F F\"\n\(forces)"
+            .write(to: data, atomically: true, encoding: .utf8)
+        let scored = try CLI.run(["evaluate", "--model", model.path, "--data", data.path, "--json"])
+        XCTAssertEqual(scored.status, 1, scored.stdout)
+        XCTAssertTrue(scored.stderr.contains("polarizability.safetensors: the model predicts polarizabilities"), scored.stderr)
+        XCTAssertTrue(scored.stdout.isEmpty, scored.stdout)
+    }
+
     func testBadModelsAndUnknownElementsAreClearErrors() throws {
         let model = CLI.sharedDirectory.appendingPathComponent("eninet-reference/eninet-small.safetensors")
         guard FileManager.default.fileExists(atPath: model.path) else { throw XCTSkip("../shared is absent") }
@@ -205,24 +273,11 @@ final class ModelFileErrorTests: XCTestCase {
     func testOutputsThatOverflowAreAnErrorNamingTheFrame() throws {
         let model = Self.ethanolModel
         let dir = try scratchDirectory("overflow")
-        // The same file with the configuration's scaler std replaced (the data offsets count
-        // from the end of the header, so the tensors stay where they are).
-        let bytes = try Data(contentsOf: model)
-        let headerLength = bytes.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
-        var header = try XCTUnwrap(JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<(8 + headerLength))) as? [String: Any])
-        var metadata = try XCTUnwrap(header["__metadata__"] as? [String: String])
-        var configuration = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try XCTUnwrap(metadata["eninet_config"]).utf8)) as? [String: Any])
-        var scaler = try XCTUnwrap(configuration["scaler"] as? [String: Any])
-        scaler["std"] = 1e308
-        configuration["scaler"] = scaler
-        metadata["eninet_config"] = String(decoding: try JSONSerialization.data(withJSONObject: configuration), as: UTF8.self)
-        header["__metadata__"] = metadata
-        let newHeader = try JSONSerialization.data(withJSONObject: header)
-        var file = Data((0..<8).map { UInt8(truncatingIfNeeded: newHeader.count >> (8 * $0)) })
-        file.append(newHeader)
-        file.append(bytes.subdata(in: (8 + headerLength)..<bytes.count))
-        let overflowing = dir.appendingPathComponent("overflowing.safetensors")
-        try file.write(to: overflowing)
+        let overflowing = try Self.model(model, editedAs: dir.appendingPathComponent("overflowing.safetensors")) { configuration in
+            var scaler = try XCTUnwrap(configuration["scaler"] as? [String: Any])
+            scaler["std"] = 1e308
+            configuration["scaler"] = scaler
+        }
 
         let frame = Self.ethanolAtoms
         let structure = dir.appendingPathComponent("two.xyz")

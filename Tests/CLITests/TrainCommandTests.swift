@@ -6,6 +6,43 @@ import Trajectory
 /// file, `evaluate --data --json` reports its errors with the documented keys, and `run`
 /// integrates with it.
 final class TrainCommandTests: XCTestCase {
+    /// Without validation frames the training frames chose the best model and the plateau
+    /// under the name `validation_loss`, and nothing said so.
+    func testNoValidationFramesIsAWarning() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("train-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = CLI.repositoryRoot.appendingPathComponent("Tests/TrainingTests/Fixtures/ethanol-20.extxyz").path
+        func train(validation: Int) throws -> CLI.Result {
+            let config = """
+            [data]
+            file = "\(data)"
+            train = 8
+            validation = \(validation)
+            test = 4
+            [model]
+            features = 8
+            triplet_features = 2
+            rbf = 6
+            cutoff = 3.0
+            interactions = 1
+            [optimizer]
+            max_epochs = 1
+            [output]
+            directory = "\(dir.path)/out\(validation)"
+            """
+            let path = dir.appendingPathComponent("train\(validation).toml")
+            try config.write(to: path, atomically: true, encoding: .utf8)
+            return try CLI.run(["train", path.path, "--quiet"], timeout: 120)
+        }
+        let without = try train(validation: 0)
+        XCTAssertEqual(without.status, 0, without.stderr)
+        XCTAssertTrue(without.stderr.contains("warning: no validation frames"), without.stderr)
+        let with = try train(validation: 4)
+        XCTAssertEqual(with.status, 0, with.stderr)
+        XCTAssertFalse(with.stderr.contains("warning"), with.stderr)
+    }
+
     func testTrainEvaluateAndRunWithTheTrainedModel() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("train-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

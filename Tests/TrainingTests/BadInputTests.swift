@@ -112,6 +112,21 @@ final class BadInputTests: XCTestCase {
         expect(data.merging(["output.model": .string("x.extxyz\u{0}.safetensors")]) { $1 }, ["output.model", "NUL"])
         XCTAssertNoThrow(try TrainingSettings(values: data, source: "t", baseDirectory: "/tmp"))
         XCTAssertEqual(try TrainingSettings(values: data, source: "t", baseDirectory: "/tmp").dataFile, "/tmp/x.extxyz")
+        // A floor above the rate would have raised the rate from the first step.
+        expect(data.merging(["optimizer.learning_rate": .float(1e-4), "optimizer.min_learning_rate": .float(1e-3)]) { $1 },
+               ["optimizer.min_learning_rate", "above", "optimizer.learning_rate"])
+        // Counts beside a split file were ignored without a word.
+        expect(data.merging(["data.split_file": .string("split.json"), "data.validation": .integer(50)]) { $1 },
+               ["data.validation", "data.split_file"])
+    }
+
+    func testALearningRateBelowTheDefaultFloorIsKept() throws {
+        let settings = try TrainingSettings(values: ["data.file": .string("x.extxyz"), "optimizer.learning_rate": .float(1e-7)],
+                                            source: "t", baseDirectory: "/tmp")
+        let schedule = LearningRateSchedule(base: settings.learningRate, warmupSteps: 0, factor: settings.plateauFactor,
+                                            patience: settings.plateauPatience, minimum: settings.minimumLearningRate)
+        XCTAssertEqual(schedule.rate(step: 0), 1e-7, accuracy: 1e-20)
+        XCTAssertEqual(settings.minimumLearningRate, 1e-10, accuracy: 1e-25, "reductions still reduce")
     }
 
     func testResumeWithoutCheckpointNamesTheFile() throws {

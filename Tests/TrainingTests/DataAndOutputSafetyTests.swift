@@ -206,8 +206,10 @@ final class DataAndOutputSafetyTests: XCTestCase {
         let settings = try Fixture.tinySettings(output: dir, extra: ["optimizer.max_epochs": .integer(10),
                                                                      "optimizer.time_limit_minutes": .float(1e-7)])
         let first = try Trainer<Double>(settings: settings, frames: try Fixture.ethanol())
-        _ = try first.run(resume: false)
+        let report = try XCTUnwrap(try first.run(resume: false))
         XCTAssertEqual(first.epoch, 1)
+        // The limit has passed: no time is left, whatever nine more epochs would take.
+        XCTAssertEqual(report.etaSeconds, 0)
         let again = try Trainer<Double>(settings: settings, frames: try Fixture.ethanol())
         XCTAssertNil(try again.run(resume: true))
         XCTAssertEqual(again.epoch, 1)
