@@ -78,6 +78,7 @@ public struct ErrorMetrics: Sendable {
         if let x = forceMAEmeVPerA { o["force_mae_meV_per_A"] = x }
         if let x = forceRMSEmeVPerA { o["force_rmse_meV_per_A"] = x }
         if let x = dipoleMAE { o["dipole_mae_eA"] = x }
+        if let x = dipoleRMSE { o["dipole_rmse_eA"] = x }
         return o
     }
 

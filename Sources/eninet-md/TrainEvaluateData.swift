@@ -30,13 +30,16 @@ extension Evaluate {
         }
         print("\(metrics.frameCount) frames of \(path)")
         func f(_ x: Double?) -> String { x.map { String(format: "%10.3f", $0) } ?? "         -" }
-        print("element    E MAE      E RMSE (meV/atom, frames containing it)   F MAE      F RMSE (meV/Å)")
-        for e in metrics.perElement {
-            let symbol = Elements.symbol(of: e.atomicNumber) ?? "\(e.atomicNumber)"
-            let hasEnergy = metrics.energyMAEmeVPerAtom != nil, hasForce = metrics.forceMAEmeVPerA != nil
-            print("\(symbol.padding(toLength: 8, withPad: " ", startingAt: 0)) \(f(hasEnergy ? e.energyMAE : nil)) \(f(hasEnergy ? e.energyRMSE : nil))                               \(f(hasForce ? e.forceMAE : nil)) \(f(hasForce ? e.forceRMSE : nil))")
+        // A dipole model has no energy or force errors: the table would be dashes only.
+        if metrics.energyMAEmeVPerAtom != nil || metrics.forceMAEmeVPerA != nil {
+            print("element    E MAE      E RMSE (meV/atom, frames containing it)   F MAE      F RMSE (meV/Å)")
+            for e in metrics.perElement {
+                let symbol = Elements.symbol(of: e.atomicNumber) ?? "\(e.atomicNumber)"
+                let hasEnergy = metrics.energyMAEmeVPerAtom != nil, hasForce = metrics.forceMAEmeVPerA != nil
+                print("\(symbol.padding(toLength: 8, withPad: " ", startingAt: 0)) \(f(hasEnergy ? e.energyMAE : nil)) \(f(hasEnergy ? e.energyRMSE : nil))                               \(f(hasForce ? e.forceMAE : nil)) \(f(hasForce ? e.forceRMSE : nil))")
+            }
+            print("overall  \(f(metrics.energyMAEmeVPerAtom)) \(f(metrics.energyRMSEmeVPerAtom))                               \(f(metrics.forceMAEmeVPerA)) \(f(metrics.forceRMSEmeVPerA))")
         }
-        print("overall  \(f(metrics.energyMAEmeVPerAtom)) \(f(metrics.energyRMSEmeVPerAtom))                               \(f(metrics.forceMAEmeVPerA)) \(f(metrics.forceRMSEmeVPerA))")
         if let d = metrics.dipoleMAE, let r = metrics.dipoleRMSE { print(String(format: "dipole: MAE %.5f e·Å, RMSE %.5f e·Å (per component)", d, r)) }
     }
 }

@@ -55,5 +55,17 @@ final class ScheduleAndMetricsTests: XCTestCase {
         XCTAssertEqual(Set(json?.keys.map { $0 } ?? []), ["energy_mae_meV_per_atom", "energy_rmse_meV_per_atom", "force_mae_meV_per_A",
                                                           "force_rmse_meV_per_A", "frames"])
         XCTAssertTrue(m.paritySVG().hasPrefix("<svg"))
+
+        // A dipole model: errors (0.03, 0, −0.04) and (0, 0, 0) e·Å, per component. The RMSE was
+        // printed as text but left out of the JSON.
+        var d = ErrorMetrics()
+        d.add(atomicNumbers: [1, 8], energy: nil, reference: 0, forces: nil, referenceForces: [],
+              dipole: Vec3(0.13, 0.2, 0.26), referenceDipole: Vec3(0.1, 0.2, 0.3))
+        d.add(atomicNumbers: [1, 8], energy: nil, reference: 0, forces: nil, referenceForces: [],
+              dipole: Vec3(0.1, 0.2, 0.3), referenceDipole: Vec3(0.1, 0.2, 0.3))
+        let dipoleJSON = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(d.jsonString().utf8)) as? [String: Any])
+        XCTAssertEqual(Set(dipoleJSON.keys), ["dipole_mae_eA", "dipole_rmse_eA", "frames"])
+        XCTAssertEqual(try XCTUnwrap(dipoleJSON["dipole_mae_eA"] as? Double), 0.07 / 6, accuracy: 1e-12)
+        XCTAssertEqual(try XCTUnwrap(dipoleJSON["dipole_rmse_eA"] as? Double), (0.0025 / 6).squareRoot(), accuracy: 1e-12)
     }
 }
