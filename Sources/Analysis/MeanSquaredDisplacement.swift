@@ -189,6 +189,8 @@ public enum MeanSquaredDisplacement {
             var perGroup: [[Double]] = []
             for g in names.indices {
                 perGroup.append((0...options.maxLag).map { m in
+                    // Zero by definition; the FFT's round-off gave −2e-15, which a log-scale plot cannot show.
+                    guard m > 0 else { return 0 }
                     let n = Double(length - m)
                     let s1 = (prefix[g][length] - prefix[g][m]) + prefix[g][length - m]
                     return (s1 / n - 2 * correlation[g][m]) / atomsPerGroup[g]

@@ -171,10 +171,14 @@ public struct TrajectoryData: Sendable {
         return d
     }
 
-    /// Positions unwrapped across periodic boundaries.
-    public func unwrappedPositions() throws -> [Double] {
+    /// Positions unwrapped across periodic boundaries, from frame to frame, of frames 0, `step`,
+    /// 2 `step`, ... (unwrapped before they are thinned).
+    public func unwrappedPositions(keepingEvery step: Int = 1) throws -> [Double] {
         guard let p = positions else { throw AnalysisError("\(path) has no coordinates") }
-        return cells.isEmpty ? p : try Unwrapping.unwrap(p, atomCount: atomCount, cells: cells)
+        let all = cells.isEmpty ? p : try Unwrapping.unwrap(p, atomCount: atomCount, cells: cells)
+        guard step > 1 else { return all }
+        let w = 3 * atomCount
+        return Swift.stride(from: 0, to: frameCount, by: step).flatMap { all[($0 * w)..<(($0 + 1) * w)] }
     }
 
     /// Positions of frame `f` as vectors.

@@ -104,6 +104,9 @@ struct Run: ParsableCommand {
             for line in settings.summaryLines { print("# " + line) }
             if settings.dynamics.seedFromClock { print("# seed drawn from the clock: \(settings.dynamics.seed)") }
             if let restart { print("# continuing from \(restart) at step \(startStep)") }
+        } else if settings.dynamics.seedFromClock && restart == nil {
+            // The only record of it: without it the run cannot be repeated.
+            printError("# seed drawn from the clock: \(settings.dynamics.seed)")
         }
 
         var dipoles: DipoleEvaluator? = nil

@@ -76,6 +76,54 @@ final class AnalysisOptionTests: XCTestCase {
         XCTAssertFalse(r.stderr.contains("Illegal stride") || r.stderr.contains("truncated"), r.stderr)
     }
 
+    /// Two atoms crossing a 10 Å cube at 3 Å per frame (stored wrapped into the cell). Kept
+    /// frames 2 apart are 6 Å apart, more than half the cell: `msd --stride 2` unwrapped the
+    /// thinned frames and took the −4 Å image (MSD 16 Å² at the first lag, not 36).
+    func testMSDUnwrapsEveryFrameBeforeTheStride() throws {
+        let dir = try RunDirectory(deck: "")
+        defer { dir.remove() }
+        var text = ""
+        for f in 0..<41 {
+            text += "2\nLattice=\"10 0 0 0 10 0 0 0 10\" Properties=species:S:1:pos:R:3 pbc=\"T T T\" time_fs=\(f)\n"
+            for (x, y) in [(1.0, 2.0), (5.0, 7.0)] {
+                let moved = (x + 3 * Double(f)).truncatingRemainder(dividingBy: 10)
+                text += "Ar \(moved) \(y) 5.0\n"
+            }
+        }
+        try text.write(toFile: dir.path("walk.extxyz"), atomically: true, encoding: .utf8)
+        let r = try CLI.run(["analyze", "msd", dir.path("walk.extxyz"), "--stride", "2", "--csv", dir.path("m.csv")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let rows = try String(contentsOfFile: dir.path("m.csv"), encoding: .utf8).split(separator: "\n").dropFirst()
+            .map { $0.split(separator: ",").compactMap { Double($0) } }
+        XCTAssertGreaterThanOrEqual(rows.count, 3)
+        for (lag, row) in rows.enumerated() {
+            XCTAssertEqual(row[0], 2 * Double(lag), accuracy: 1e-9, "lag time (fs)")
+            // Ballistic: (6 Å × lag)², exactly 0 at lag 0 (round-off made it −2e-15).
+            XCTAssertEqual(row[1], 36 * Double(lag * lag), accuracy: 1e-9, "MSD at lag \(lag): \(row)")
+        }
+        XCTAssertEqual(rows[0][1], 0)
+    }
+
+    /// A cell periodic along no axis (`pbc="F F F"` with a Lattice) is no cell to the RDF, which
+    /// then needs --volume: --volume was refused because the file "has a cell", so no g at all.
+    func testAnRDFOfANonPeriodicCellTakesTheVolumeGiven() throws {
+        let dir = try RunDirectory(deck: "")
+        defer { dir.remove() }
+        var text = ""
+        for f in 0..<3 {
+            text += "3\nLattice=\"20 0 0 0 20 0 0 0 20\" Properties=species:S:1:pos:R:3 pbc=\"F F F\"\n"
+            text += "Ar 0 0 0\nAr \(3.0 + 0.1 * Double(f)) 0 0\nAr 0 4 0\n"
+        }
+        try text.write(toFile: dir.path("gas.extxyz"), atomically: true, encoding: .utf8)
+        let r = try CLI.run(["analyze", "rdf", dir.path("gas.extxyz"), "--volume", "1000", "--csv", dir.path("g.csv")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = try String(contentsOfFile: dir.path("g.csv"), encoding: .utf8).split(separator: "\n")
+        let header = lines[0].split(separator: ",").map(String.init)
+        XCTAssertTrue(header.contains { $0.hasPrefix("g_") }, "\(header)")
+        // The default r_max is 10 Å, not half of the 20 Å box that does not repeat.
+        XCTAssertEqual(try XCTUnwrap(lines.last?.split(separator: ",").first.flatMap { Double($0) }), 10, accuracy: 0.02)
+    }
+
     /// `rdf --volume` on a periodic trajectory was read past; an overlay with `nan` cells was
     /// drawn with a gap.
     func testOptionsThatWouldBeIgnoredOrDrawnWithGapsAreRefused() throws {
@@ -84,7 +132,7 @@ final class AnalysisOptionTests: XCTestCase {
         let trajectory = try argonTrajectory(dir)
         var r = try CLI.run(["analyze", "rdf", trajectory, "--elements", "Ar*108", "--csv", dir.path("g.csv"), "--volume", "1000"])
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.stderr.contains("--volume 1000.0 Å³ is for trajectories without a cell"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("--volume 1000.0 Å³ is for trajectories without a periodic cell"), r.stderr)
         r = try CLI.run(["analyze", "rdf", trajectory, "--elements", "Ar*108", "--csv", dir.path("g.csv")])
         XCTAssertEqual(r.status, 0, r.stderr)
         try "r_A,g\n1,0.5\n2,nan\n3,1\n".write(toFile: dir.path("other.csv"), atomically: true, encoding: .utf8)

@@ -104,6 +104,34 @@ final class ExactRestartTests: XCTestCase {
         """)
     }
 
+    /// `seed = -1` under `--quiet` printed nothing: the seed, the only way to repeat the run,
+    /// was lost. It goes to standard error, and a run with it gives the same log.
+    func testASeedFromTheClockIsPrintedUnderQuietAndRepeatsTheRun() throws {
+        let dir = try RunDirectory(deck: argonDeck(dynamics: """
+        integrator = "langevin"
+        timestep_fs = 2.0
+        steps = 40
+        temperature_K = 150.0
+        friction_per_ps = 5.0
+        initial_temperature_K = 120
+        seed = -1
+        """, output: "log = \"a.csv\"\nlog_every = 10"))
+        defer { dir.remove() }
+        let drawn = try CLI.run(["run", dir.path("deck.toml"), "--quiet"])
+        XCTAssertEqual(drawn.status, 0, drawn.stderr)
+        XCTAssertTrue(drawn.stdout.isEmpty, drawn.stdout)
+        let prefix = "# seed drawn from the clock: "
+        let line = try XCTUnwrap(drawn.stderr.split(separator: "\n").first { $0.hasPrefix(prefix) }, drawn.stderr)
+        let seed = try XCTUnwrap(UInt64(line.dropFirst(prefix.count)), String(line))
+        let again = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--set", "dynamics.seed=\(seed)",
+                                 "--set", "output.log=\"\(dir.path("b.csv"))\""])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertFalse(again.stderr.contains(prefix), again.stderr)
+        let first = try String(contentsOfFile: dir.path("a.csv"), encoding: .utf8)
+        XCTAssertEqual(first.split(separator: "\n").count, 6)
+        XCTAssertEqual(try String(contentsOfFile: dir.path("b.csv"), encoding: .utf8), first)
+    }
+
     func testBussiContinuesBitForBit() throws {
         try checkExactContinuation(dynamics: """
         integrator = "bussi"
