@@ -57,7 +57,7 @@ struct Train: ParsableCommand {
             }
         }
         if trainer.split.validation.isEmpty {
-            printError("warning: no validation frames (data.validation = 0): the training frames' loss picks the best model and drives the plateau and early stopping")
+            printError("warning: no validation frames (data.validation = 0, or an empty list in data.split_file): the training frames' loss picks the best model and drives the plateau and early stopping")
         }
         StopSignal.install()
         let last: EpochReport?

@@ -48,6 +48,19 @@ enum CLI {
         return process
     }
 
+    /// Waits for a process from ``start(_:in:stdout:stderr:program:)``. One still running after
+    /// `timeout` is killed and fails the test: a run that missed its SIGTERM hung the suite
+    /// for 882 s, writing a 1.6 GB trajectory.
+    static func wait(for process: Process, timeout: TimeInterval = 60, file: StaticString = #filePath, line: UInt = #line) {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            XCTFail("process \(process.processIdentifier) did not end within \(timeout) s; killed", file: file, line: line)
+        }
+        process.waitUntilExit()
+    }
+
     /// Runs the binary (or `program`, such as a script's interpreter) to completion, with a time
     /// limit so a hang fails the test instead of stalling the suite.
     static func run(_ arguments: [String], in directory: URL? = nil, timeout: TimeInterval = 120, program: URL? = nil) throws -> Result {

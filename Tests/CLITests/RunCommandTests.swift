@@ -282,7 +282,7 @@ final class InterruptedRunTests: XCTestCase {
         let process = try CLI.start(["run", dir.path("deck.toml"), "--quiet"])
         try waitForFrames(dir.path("out/t.nc"), atLeast: 5, process: process)
         kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        CLI.wait(for: process)
         XCTAssertEqual(process.terminationReason, .uncaughtSignal)
 
         let killed = try AmberTrajectoryReader(path: dir.path("out/t.nc"))
@@ -312,7 +312,7 @@ final class InterruptedRunTests: XCTestCase {
         let process = try CLI.start(["run", dir.path("deck.toml"), "--quiet"], stderr: err)
         try waitForFrames(dir.path("out/t.nc"), atLeast: 3, process: process)
         kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
+        CLI.wait(for: process)
         try err.close()
         XCTAssertEqual(process.terminationReason, .exit, "the run must exit, not die of the signal")
         XCTAssertNotEqual(process.terminationStatus, 0)
