@@ -33,6 +33,9 @@ public struct TrainingSettings: Equatable, Sendable {
     public var cutoff = 5.0
     public var interactionCount = 2
     public var smooth = true
+    /// The smooth variant's ε in `sqrt(mean |v|² + ε)`: larger damps the steep forces on an atom
+    /// whose every neighbour is near the cutoff (`Docs/model-files.md`).
+    public var vectorNormEpsilon = 1e-8
     public var precision: ENINetPrecision = .float
     public var modelSeed: UInt64 = 1
     public var initialModel: String? = nil
@@ -65,7 +68,7 @@ public struct TrainingSettings: Equatable, Sendable {
     public static let keys: [String] = [
         "data.file", "data.split_file", "data.extra_training_file", "data.train", "data.validation", "data.test", "data.seed", "data.batch_size",
         "model.target", "model.features", "model.triplet_features", "model.rbf", "model.cutoff", "model.interactions",
-        "model.variant", "model.precision", "model.seed", "model.initial",
+        "model.variant", "model.vector_norm_epsilon", "model.precision", "model.seed", "model.initial",
         "targets.scale",
         "loss.energy_weight", "loss.force_weight", "loss.dipole_weight", "loss.energy_per_atom",
         "optimizer.learning_rate", "optimizer.weight_decay", "optimizer.warmup_steps", "optimizer.plateau_factor",
@@ -156,6 +159,12 @@ public struct TrainingSettings: Equatable, Sendable {
             }
             smooth = s == "smooth"
         }
+        if let x = try number("model.vector_norm_epsilon", 1e-30...1) {
+            guard smooth else {
+                throw TrainingError("\(at("model.vector_norm_epsilon")): 'model.vector_norm_epsilon' belongs to the smooth variant; the reference variant's max-min norm has none")
+            }
+            vectorNormEpsilon = x
+        }
         if let x = try choice("model.precision", [ENINetPrecision.float, .double]) { precision = x }
         if let x = try integer("model.seed", 0...Int.max) { modelSeed = UInt64(x) }
         initialModel = try string("model.initial").map(path)
@@ -235,6 +244,7 @@ public struct TrainingSettings: Equatable, Sendable {
                                     scaleStd: target == .energy ? statistics.std : 1,
                                     elementEnergies: target == .energy && !statistics.constantComposition ? statistics.elementEnergies : [:],
                                     averageNeighborCount: statistics.averageNeighborCount, target: target)
+        c.vectorNormEpsilon = vectorNormEpsilon
         if !smooth { c = c.withReferenceOptions; c.aggregation = .sum }
         return c
     }

@@ -6,7 +6,7 @@ import Foundation
 struct Analyze: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "analyze",
-        abstract: "Analyse a trajectory: vdos, ir, rdf, msd; and a log: thermo.",
+        abstract: "Analyse a trajectory: vdos, ir, rdf, msd; a thermodynamic log: thermo; a training log: training.",
         discussion: """
         Reads an AMBER NetCDF trajectory (from this engine or any AMBER-convention program) or a \
         multi-frame extended XYZ / XYZ / PDB file, and writes a CSV table (first column the \

@@ -66,20 +66,23 @@ enum RunSetup {
             throw InputError("\(path): its first frame, at \(t0) fs, is not on this run's stride of \(spacingFs) fs before the restart's step \(restartStep) (output.trajectory_every); keep the stride or give another output.trajectory")
         }
         let reached = restartStep / stride - firstStride + 1
+        // The spacing first: with another stride than the trajectory's, the count below came out
+        // short and the message gave the frames' end at the new spacing (1000 fs for 2000). A
+        // short trajectory's last frame may be off the grid (a run stopped by a signal).
+        let onGrid = times.count >= reached ? reached : times.count - 1
+        // Stored in single precision, so times agree to a part in 10⁷ of themselves (and are
+        // printed as the Float they are).
+        for k in 0..<onGrid where abs(times[k] - (t0 + Double(k) * spacingFs)) > 0.01 * spacingFs + 2 * abs(times[k]) * 0x1p-24 {
+            throw InputError("\(path): its frames are not \(spacingFs) fs apart as this run writes them (output.trajectory_every; frame \(k) is at \(Float(times[k])) fs); keep the stride or give another output.trajectory")
+        }
         // Frames missing before the restart's step (a trajectory copied back from an earlier
         // point of the run): the continuation appended after the gap, and analyses then refused
         // the file as unevenly spaced.
         guard times.count >= reached else {
-            let last = Double(firstStride + times.count - 1) * spacingFs
-            throw InputError("\(path): its frames end at \(last) fs, but the restart is at step \(restartStep) (\(Double(restartStep) * timestepFs) fs): "
+            throw InputError("\(path): its frames end at \(Float(times[times.count - 1])) fs, but the restart is at step \(restartStep) (\(Double(restartStep) * timestepFs) fs): "
                 + "the frames between are missing; continue with the trajectory written together with this restart, or give another output.trajectory")
         }
-        let keep = reached
-        // Stored in single precision, so times agree to a part in 10⁷ of themselves.
-        for k in 0..<keep where abs(times[k] - (t0 + Double(k) * spacingFs)) > 0.01 * spacingFs + 2 * abs(times[k]) * 0x1p-24 {
-            throw InputError("\(path): its frames are not \(spacingFs) fs apart as this run writes them (output.trajectory_every; frame \(k) is at \(times[k]) fs); keep the stride or give another output.trajectory")
-        }
-        return (keep, keep > 0 ? (firstStride + keep - 1) * stride : nil)
+        return (reached, reached > 0 ? (firstStride + reached - 1) * stride : nil)
     }
 
     /// The supercell of `structure` repeated `counts` times along the cell vectors.

@@ -223,8 +223,8 @@ final class RestartListPositionTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
         let log = try Data(contentsOf: URL(fileURLWithPath: dir.path("log.csv")))
         let trajectory = try Data(contentsOf: URL(fileURLWithPath: dir.path("t.nc")))
-        func refuses(_ message: String, line: UInt = #line) throws {
-            let result = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--restart", dir.path("r.ncrst"), "--steps", "30"])
+        func refuses(_ message: String, _ extra: [String] = [], line: UInt = #line) throws {
+            let result = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--restart", dir.path("r.ncrst"), "--steps", "30"] + extra)
             XCTAssertEqual(result.status, 1, result.stderr, line: line)
             XCTAssertTrue(result.stderr.contains(message), result.stderr, line: line)
         }
@@ -234,6 +234,11 @@ final class RestartListPositionTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("t.nc"))), early)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("log.csv"))), log)
         try trajectory.write(to: URL(fileURLWithPath: dir.path("t.nc")))
+        // Another stride than the trajectory's: refused for its spacing. It was refused as
+        // "its frames end at 16.0 fs", the end counted at the new spacing (they end at 40 fs).
+        try refuses(dir.path("t.nc") + ": its frames are not 4.0 fs apart as this run writes them (output.trajectory_every; frame 1 is at 10.0 fs)",
+                    ["--set", "output.trajectory_every=2"])
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("t.nc"))), trajectory)
         for (content, found) in [("a,b\n1,2\n", "'a,b'"), ("", "nothing (an empty file)")] {
             try content.write(toFile: dir.path("log.csv"), atomically: true, encoding: .utf8)
             try refuses(dir.path("log.csv") + ": the log to continue starts with \(found), not this program's header")

@@ -63,5 +63,15 @@ final class ElementEnergyTests: XCTestCase {
         XCTAssertTrue(single.constantComposition)
         XCTAssertEqual(single.mean, frames[0].energy / 5, accuracy: 1e-9)
         XCTAssertTrue(settings.modelConfiguration(statistics: single).elementEnergies.isEmpty)
+
+        // The smooth variant's ε reaches the model file's configuration; the reference variant has none.
+        XCTAssertEqual(settings.modelConfiguration(statistics: single).vectorNormEpsilon, 1e-8)
+        let damped = try TrainingSettings(values: ["data.file": .string("x.extxyz"), "model.vector_norm_epsilon": .float(1e-4)],
+                                          source: "t", baseDirectory: "/tmp")
+        XCTAssertEqual(damped.modelConfiguration(statistics: single).vectorNormEpsilon, 1e-4)
+        XCTAssertThrowsError(try TrainingSettings(values: ["data.file": .string("x.extxyz"), "model.variant": .string("reference"),
+                                                           "model.vector_norm_epsilon": .float(1e-4)], source: "t", baseDirectory: "/tmp")) {
+            XCTAssertTrue("\($0)".contains("'model.vector_norm_epsilon' belongs to the smooth variant"), "\($0)")
+        }
     }
 }
