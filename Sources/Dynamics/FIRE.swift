@@ -28,6 +28,8 @@ public struct FIRE: Sendable {
         public var maxForce: Double
         /// True when `stopRequested` ended the minimisation.
         public var stopped = false
+        /// The forces (eV/Å) at the final positions.
+        public var forces: [Vec3] = []
     }
 
     /// Moves `positions` of `state` downhill until every force is below `forceTolerance`
@@ -49,11 +51,11 @@ public struct FIRE: Sendable {
             let maxForce = f.map { norm($0) }.max() ?? 0
             try observer?(steps, result)
             if maxForce < forceTolerance || steps >= maxSteps {
-                return Result(converged: maxForce < forceTolerance, steps: steps, energy: result.energy, maxForce: maxForce)
+                return Result(converged: maxForce < forceTolerance, steps: steps, energy: result.energy, maxForce: maxForce, forces: f)
             }
             // Polled once per step, so the positions returned are those the forces belong to.
             if stopRequested() {
-                return Result(converged: false, steps: steps, energy: result.energy, maxForce: maxForce, stopped: true)
+                return Result(converged: false, steps: steps, energy: result.energy, maxForce: maxForce, stopped: true, forces: f)
             }
             if !first {
                 var vf = 0.0, vv = 0.0, ff = 0.0

@@ -252,6 +252,8 @@ struct Minimize: ParsableCommand {
             var final = structure
             final.positions = state.positions
             final.velocities = nil
+            // Running.md promises forces with the energy; the file had the energy alone.
+            final.forces = result.forces
             final.info = ["energy": [result.energy]]
             try StructureFile.write([final], to: path)
         }

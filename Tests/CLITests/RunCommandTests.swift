@@ -412,6 +412,20 @@ final class DeckErrorTests: XCTestCase {
         XCTAssertTrue(result.stdout.contains("converged after"), result.stdout)
         let final = try StructureFile.readFirst(path: dir.path("final.extxyz"))
         XCTAssertEqual(norm(final.positions[1] - final.positions[0]), pow(2, 1.0 / 6) * 3.4, accuracy: 1e-3)
+        // The forces at the minimum come with the energy (they were left out), equal and opposite.
+        let forces = try XCTUnwrap(final.forces)
+        XCTAssertEqual(forces.count, 2)
+        XCTAssertLessThan(forces.map(norm).max() ?? 1, 1e-6)
+        XCTAssertEqual(norm(forces[0] + forces[1]), 0, accuracy: 1e-15)
+        XCTAssertNotNil(final.info["energy"])
+        // Stopped after two steps, far from the minimum: the file's largest force is the fmax printed.
+        let early = try CLI.run(["minimize", dir.path("deck.toml"), "--set", "minimize.max_steps=2"])
+        XCTAssertEqual(early.status, 1, early.stderr)
+        let line = try XCTUnwrap(early.stdout.split(separator: "\n").first { $0.hasPrefix("not converged after 2 steps") }, early.stdout)
+        let printed = try XCTUnwrap(Double(try XCTUnwrap(line.split(separator: " ").dropLast().last)))
+        let stopped = try XCTUnwrap(try StructureFile.readFirst(path: dir.path("final.extxyz")).forces)
+        XCTAssertGreaterThan(printed, 1e-3)
+        XCTAssertEqual(stopped.map(norm).max() ?? 0, printed, accuracy: 1e-3 * printed)
     }
 
     /// The argon crystal shrunk fifty-fold (a 0.32 Å cell): the cutoff reaches about 200,000 images.
