@@ -51,16 +51,16 @@ final class MdinReader {
         "ntc", "ntp", "igb", "ntr", "nmropt", "iphmd", "icnstph", "ifqnt",
     ]
 
+    private static let minimiser = "the minimiser is FIRE, stopped by fmax_eV_per_A in &eninetmd"
+    private static let restartFlag = "a run continues from a restart with eninet-md run --restart FILE"
+
     /// What takes the place of ignored keys that do mean something in AMBER.
     static let ignoredBecause: [String: String] = [
         "ntb": "periodicity comes from the structure file's cell and pbc",
         "nscm": "centre-of-mass motion is removed from the initial velocities only",
         "iwrap": "coordinates are always written unwrapped",
-        "ntmin": "the minimiser is FIRE, stopped by fmax_eV_per_A in &eninetmd",
-        "ncyc": "the minimiser is FIRE, stopped by fmax_eV_per_A in &eninetmd",
-        "drms": "the minimiser is FIRE, stopped by fmax_eV_per_A in &eninetmd",
-        "ntx": "a run continues from a restart with eninet-md run --restart FILE",
-        "irest": "a run continues from a restart with eninet-md run --restart FILE",
+        "ntmin": minimiser, "ncyc": minimiser, "drms": minimiser,
+        "ntx": restartFlag, "irest": restartFlag,
     ]
 
     /// Ignored keys that would change the physics unless they hold this value.

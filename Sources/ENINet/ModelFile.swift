@@ -44,6 +44,11 @@ public struct ENINetModelFile: Sendable {
     public func checkShapes() throws {
         // Part by part, layer by layer: a header that claimed 10⁹ layers made listing every
         // expected tensor first take minutes and gigabytes; now it fails at the first missing layer.
+        var expected = Set<String>()
+        func check(_ shapes: [(String, [Int])]) throws {
+            try self.check(shapes)
+            expected.formUnion(shapes.map(\.0))
+        }
         try check(ENINetParameterLayout.embeddingShapes(configuration))
         for layer in 0..<configuration.interactionCount {
             try check(ENINetParameterLayout.layerShapes(configuration, layer: layer))
@@ -52,7 +57,6 @@ public struct ENINetModelFile: Sendable {
         // The network's tensors that the configuration leaves out: `n_interactions = 1` on a
         // two-layer file dropped the second layer without a word. Other names (a checkpoint's
         // optimiser moments) are not the network's.
-        let expected = Set(ENINetParameterLayout.expectedShapes(configuration).map(\.0))
         if let unused = weights.names.first(where: { ($0.hasPrefix("conv_layers.") || $0.hasPrefix("readout.")) && !expected.contains($0) }) {
             throw ModelFileError("\(weights.path): tensor '\(unused)' is not part of the network its configuration describes "
                 + "(n_interactions = \(configuration.interactionCount), g_feat_dim = \(configuration.featureCount))")

@@ -115,12 +115,23 @@ public struct FrameEvaluationError: Error, CustomStringConvertible {
     public var description: String { "frame \(frame): \(reason)" }
 }
 
+/// A polarizability model: no labelled dataset holds its output. The caller names the model file.
+public struct UnscorableModelError: Error, CustomStringConvertible {
+    public var description: String { "the model predicts polarizabilities, which a dataset of energies, forces and dipoles cannot score" }
+}
+
 /// Errors of a saved model on labelled frames (what `eninet-md evaluate --data` prints).
 public enum DatasetEvaluation {
     public static func evaluate(model: ENINetModel, frames: [TrainingFrame]) throws -> ErrorMetrics {
+        let dipoleModel: Bool
+        switch model.configuration.target {
+        case .energy: dipoleModel = false
+        case .dipole: dipoleModel = true
+        // Scored as an energy model, it gave errors of thousands of meV and no error.
+        case .polarizability: throw UnscorableModelError()
+        }
         var metrics = ErrorMetrics()
         let list = model.makeNeighborList(skin: 1.0)
-        let dipoleModel = model.configuration.target == .dipole
         for f in frames {
             if dipoleModel && f.dipole == nil {
                 throw FrameEvaluationError(frame: f.index, reason: "no reference dipole (dipole=\"x y z\" in the comment line), which a dipole model is scored against")
@@ -132,14 +143,14 @@ public enum DatasetEvaluation {
             } catch {
                 throw FrameEvaluationError(frame: f.index, reason: "\(error)")
             }
-            let mu = out.dipole(positions: f.positions, atomicNumbers: f.atomicNumbers)
+            let mu = dipoleModel ? out.dipole(positions: f.positions, atomicNumbers: f.atomicNumbers) : nil
             // One overflow would turn every error figure into NaN with no hint of its frame.
-            guard dipoleModel ? mu.isFinite : out.energy.isFinite && out.forces.allSatisfy(\.isFinite) else {
+            guard mu.map(\.isFinite) ?? (out.energy.isFinite && out.forces.allSatisfy(\.isFinite)) else {
                 throw FrameEvaluationError(frame: f.index, reason: "the model's \(dipoleModel ? "dipole is" : "energy or forces are") not finite")
             }
             metrics.add(atomicNumbers: f.atomicNumbers, energy: dipoleModel ? nil : out.energy, reference: f.energy,
                         forces: dipoleModel ? nil : out.forces, referenceForces: f.forces,
-                        dipole: dipoleModel ? mu : nil, referenceDipole: f.dipole)
+                        dipole: mu, referenceDipole: f.dipole)
         }
         return metrics
     }

@@ -93,9 +93,7 @@ public struct AmberRestart: Sendable {
         try file.putText(program, attribute: "program")
         try file.putText(programVersion, attribute: "programVersion")
         if let title { try file.putText(title, attribute: "title") }
-        var exactTime = time
-        try file.check(nc_put_att_double(file.ncid, NC_GLOBAL, "eninetmd_time_fs", NC_DOUBLE, 1, &exactTime),
-                       "cannot write attribute 'eninetmd_time_fs'")
+        try file.putNumber(time, attribute: "eninetmd_time_fs")
         if let step { try file.putText(String(step), attribute: "eninetmd_step") }
         if let cell { try file.putText(cell.pbc.description, attribute: "eninetmd_pbc") }
         for key in state.keys.sorted() {

@@ -7,15 +7,13 @@ extension Evaluate {
     /// `evaluate --data D`: energy, force and dipole errors of the model on a labelled dataset,
     /// per element and overall; `--json` prints the overall figures as one JSON object.
     func evaluateDataset(_ network: ENINetModel, path: String) throws {
-        // Scored as an energy model, a polarizability model printed errors of thousands of meV and exited 0.
-        guard network.configuration.target != .polarizability else {
-            throw EvaluateError(description: "\(model): the model predicts polarizabilities, which --data cannot score (a dataset holds energies, forces and dipoles); use --structure to print them")
-        }
         let metrics: ErrorMetrics
         do {
             metrics = try DatasetEvaluation.evaluate(model: network, frames: try ExtendedXYZDataset.read(path: path))
         } catch let error as TrainingError {
             throw EvaluateError(description: error.description)
+        } catch let error as UnscorableModelError {
+            throw EvaluateError(description: "\(model): \(error); --structure prints them")
         } catch {
             throw EvaluateError(description: "\(path): \(error)")
         }
@@ -30,12 +28,12 @@ extension Evaluate {
         }
         print("\(metrics.frameCount) frames of \(path)")
         func f(_ x: Double?) -> String { x.map { String(format: "%10.3f", $0) } ?? "         -" }
+        let hasEnergy = metrics.energyMAEmeVPerAtom != nil, hasForce = metrics.forceMAEmeVPerA != nil
         // A dipole model has no energy or force errors: the table would be dashes only.
-        if metrics.energyMAEmeVPerAtom != nil || metrics.forceMAEmeVPerA != nil {
+        if hasEnergy || hasForce {
             print("element    E MAE      E RMSE (meV/atom, frames containing it)   F MAE      F RMSE (meV/Å)")
             for e in metrics.perElement {
                 let symbol = Elements.symbol(of: e.atomicNumber) ?? "\(e.atomicNumber)"
-                let hasEnergy = metrics.energyMAEmeVPerAtom != nil, hasForce = metrics.forceMAEmeVPerA != nil
                 print("\(symbol.padding(toLength: 8, withPad: " ", startingAt: 0)) \(f(hasEnergy ? e.energyMAE : nil)) \(f(hasEnergy ? e.energyRMSE : nil))                               \(f(hasForce ? e.forceMAE : nil)) \(f(hasForce ? e.forceRMSE : nil))")
             }
             print("overall  \(f(metrics.energyMAEmeVPerAtom)) \(f(metrics.energyRMSEmeVPerAtom))                               \(f(metrics.forceMAEmeVPerA)) \(f(metrics.forceRMSEmeVPerA))")
