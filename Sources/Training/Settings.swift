@@ -33,9 +33,13 @@ public struct TrainingSettings: Equatable, Sendable {
     public var cutoff = 5.0
     public var interactionCount = 2
     public var smooth = true
-    /// The smooth variant's ε in `sqrt(mean |v|² + ε)`: larger damps the steep forces on an atom
-    /// whose every neighbour is near the cutoff (`Docs/model-files.md`).
-    public var vectorNormEpsilon = 1e-8
+    /// The smooth variant's ε in `sqrt(mean |v|² + ε)`, when the configuration gives one. With
+    /// `model.initial` it replaces the initial model's ε (it changes no weight's shape).
+    public var vectorNormEpsilon: Double? = nil
+    /// Large enough that an atom whose every neighbour is near the cutoff keeps gentle forces:
+    /// at 1e-8 (the default before 2026-12-07) the shipped ethanol model pushed a lone H with
+    /// 700 eV/Å 1e-3 Å inside the cutoff (`Docs/model-files.md`).
+    public static let defaultVectorNormEpsilon = 1e-2
     public var precision: ENINetPrecision = .float
     public var modelSeed: UInt64 = 1
     public var initialModel: String? = nil
@@ -244,7 +248,7 @@ public struct TrainingSettings: Equatable, Sendable {
                                     scaleStd: target == .energy ? statistics.std : 1,
                                     elementEnergies: target == .energy && !statistics.constantComposition ? statistics.elementEnergies : [:],
                                     averageNeighborCount: statistics.averageNeighborCount, target: target)
-        c.vectorNormEpsilon = vectorNormEpsilon
+        c.vectorNormEpsilon = vectorNormEpsilon ?? Self.defaultVectorNormEpsilon
         if !smooth { c = c.withReferenceOptions; c.aggregation = .sum }
         return c
     }

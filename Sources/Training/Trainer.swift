@@ -114,6 +114,12 @@ public final class Trainer<T: ENINetFloat> {
             if !file.configuration.species.isEmpty {
                 file.configuration.species = trainedElements.union(file.configuration.species).sorted()
             }
+            if let epsilon = settings.vectorNormEpsilon {
+                guard file.configuration.vectorNorm == .rms else {
+                    throw TrainingError("\(initial): model.vector_norm_epsilon is given, but model.initial uses the reference max-min vector norm, which has no epsilon")
+                }
+                file.configuration.vectorNormEpsilon = epsilon
+            }
             file.configuration.provenance = provenance
             model = try ENINetDifferentiableModel<T>(file: file)
         } else {

@@ -83,6 +83,63 @@ final class EthanolModelTests: XCTestCase {
         XCTAssertLessThan(dipoleMAE, 0.003, "dipole MAE per component on 300 test frames (trained to 0.00085)")
     }
 
+    // MARK: - Issue 5, point 3, on the shipped model: an atom leaving every neighbour
+
+    /// One H atom moved away from the molecule, along −z from the H with the lowest z, so that
+    /// its nearest neighbour is at d and every other atom farther: from 3 to 4.9 Å in 0.01 Å
+    /// steps, then across the cutoff (5 Å) in 1e-4 Å steps. Every message that reaches the
+    /// lone atom carries a cutoff function; the smooth norm divides that factor out until the
+    /// vectors fall below √ε, so with ε = 1e-8 (the model shipped before 2026-12-07) the forces
+    /// turned steep just inside the cutoff: 703 eV/Å at d = 4.9993 Å, a force changing by
+    /// 132 eV/Å between neighbouring 1e-4 Å steps. The retrained model has ε = 1e-2: at most
+    /// 0.74 eV/Å, changing by at most 1.4e-4 eV/Å per step (2026-12-07).
+    func testAHydrogenLeavingTheMoleculeFeelsGentleForcesUpToTheCutoff() throws {
+        try requireFiles(Self.energyModel)
+        let molecule = try XCTUnwrap(try StructureFile.read(path: Self.examples.appendingPathComponent("ethanol.xyz").path).first)
+        let anchor = try XCTUnwrap(molecule.positions.indices.min { molecule.positions[$0].z < molecule.positions[$1].z })
+        let coarse: [Double] = (0..<190).map { 3.0 + 0.01 * Double($0) }
+        let fine: [Double] = (0...1002).map { 4.9 + 1e-4 * Double($0) }
+        let distances = coarse + fine
+        let frames = distances.map { d -> Structure in
+            var frame = molecule
+            frame.symbols.append("H")
+            frame.atomicNumbers.append(1)
+            frame.positions.append(molecule.positions[anchor] - Vec3(0, 0, d))
+            return frame
+        }
+        for d in [3.0, 4.9999] {
+            let lone = molecule.positions[anchor] - Vec3(0, 0, d)
+            XCTAssertEqual(molecule.positions.map { norm($0 - lone) }.min() ?? 0, d, accuracy: 1e-9, "nearest neighbour at d")
+        }
+        let dir = try scratchDirectory()
+        let scan = dir.appendingPathComponent("scan.xyz")
+        try StructureFile.write(frames, to: scan.path)
+        let result = try CLI.run(["evaluate", "--model", Self.energyModel.path, "--structure", scan.path, "--json"], timeout: 300)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        var energies: [Double] = [], forces: [[Vec3]] = []
+        for line in result.stdout.split(separator: "\n") {
+            let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            energies.append(try XCTUnwrap(json["energy"] as? Double))
+            let f = try XCTUnwrap(json["forces"] as? [[Double]])
+            forces.append(f.map { Vec3($0[0], $0[1], $0[2]) })
+        }
+        XCTAssertEqual(energies.count, distances.count)
+        guard energies.count == distances.count else { return }
+        let lone = molecule.positions.count
+        let largest = forces.map { norm($0[lone]) }.enumerated().max { $0.element < $1.element }
+        var steepest = 0.0, steepestAt = 0.0
+        for k in coarse.count..<(distances.count - 1) {
+            let change = zip(forces[k], forces[k + 1]).map { norm($1 - $0) }.max() ?? 0
+            if change > steepest { (steepest, steepestAt) = (change, distances[k]) }
+        }
+        let beyond = distances.indices.filter { distances[$0] > 5.0 + 1e-9 }
+        print("ethanol + lone H: largest force on it \(largest?.element ?? .nan) eV/Å at d = \(distances[largest?.offset ?? 0]) Å; largest change of any force between 1e-4 Å steps \(steepest) eV/Å (at \(steepestAt) Å); energy falls \(energies[0] - energies[distances.count - 1]) eV from 3 Å to beyond the cutoff")
+        XCTAssertLessThan(largest?.element ?? .infinity, 2, "force on the lone H (eV/Å)")
+        XCTAssertLessThan(steepest, 1e-3, "change of a force between 1e-4 Å steps (eV/Å), i.e. a slope of at most 10 eV/Å²")
+        XCTAssertFalse(beyond.isEmpty)
+        for k in beyond { XCTAssertEqual(norm(forces[k][lone]), 0, "no force beyond the cutoff, d = \(distances[k])") }
+    }
+
     // MARK: - Issue 6, point 5: stability at 500 K and energy conservation
 
     /// Runs a deck built from the shipped example's keys with the given dynamics table.

@@ -135,6 +135,37 @@ final class TrainingRunTests: XCTestCase {
         }
     }
 
+    /// `model.vector_norm_epsilon` beside `model.initial` replaces the initial model's ε (the one
+    /// non-shape option a fine-tune may change: the shipped `energy-stable` ethanol model was
+    /// retrained that way); without the key the initial ε stays, and an initial model with the
+    /// reference max-min norm, which has no ε, is refused naming its file.
+    func testFineTuningTakesTheGivenVectorNormEpsilon() throws {
+        let frames = try Fixture.ethanol()
+        let dir = try Fixture.scratch("fine-tune-epsilon")
+        let fresh = try Trainer<Double>(settings: try Fixture.tinySettings(output: dir), frames: frames)
+        XCTAssertEqual(fresh.model.configuration.vectorNormEpsilon, TrainingSettings.defaultVectorNormEpsilon)
+        var initial = try fresh.model.modelFile(dtype: .float64)
+        initial.configuration.vectorNormEpsilon = 1e-8
+        let path = (dir as NSString).appendingPathComponent("initial-1e-8.safetensors")
+        try initial.write(to: path)
+        let kept = try Trainer<Double>(settings: try Fixture.tinySettings(output: dir, extra: ["model.initial": .string(path)]),
+                                       frames: frames)
+        XCTAssertEqual(kept.model.configuration.vectorNormEpsilon, 1e-8)
+        let replaced = try Trainer<Double>(settings: try Fixture.tinySettings(output: dir, extra: [
+            "model.initial": .string(path), "model.vector_norm_epsilon": .float(1e-3)]), frames: frames)
+        XCTAssertEqual(replaced.model.configuration.vectorNormEpsilon, 1e-3)
+        XCTAssertEqual(try replaced.model.modelFile(dtype: .float64).configuration.vectorNormEpsilon, 1e-3, "the saved file")
+
+        let reference = try Trainer<Double>(settings: try Fixture.tinySettings(output: dir, extra: ["model.variant": .string("reference")]),
+                                            frames: frames)
+        let referencePath = (dir as NSString).appendingPathComponent("initial-reference.safetensors")
+        try reference.model.modelFile(dtype: .float64).write(to: referencePath)
+        XCTAssertThrowsError(try Trainer<Double>(settings: try Fixture.tinySettings(output: dir, extra: [
+            "model.initial": .string(referencePath), "model.vector_norm_epsilon": .float(1e-3)]), frames: frames)) {
+            XCTAssertTrue("\($0)".contains("initial-reference.safetensors: model.vector_norm_epsilon is given, but model.initial uses the reference max-min vector norm"), "\($0)")
+        }
+    }
+
     /// A validation or test frame with an element that no training frame has is refused before
     /// training, naming the frame and the atom. It used to be scored with the element's untrained
     /// embedding row (validation) or to fail only after the whole training (test). An initial
