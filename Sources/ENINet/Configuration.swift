@@ -136,12 +136,14 @@ public struct ENINetConfiguration: Equatable, Sendable {
         return ModelFileError("atom \(i) is \(name), an element the model was not trained on (its species: \(known))")
     }
 
-    /// Whether `other` is the same network with the same options: the provenance aside, and
-    /// the species too when either does not record them.
+    /// Whether `other` is the same network with the same options: the provenance aside, the
+    /// species too when either does not record them, and ε where both use the max-min norm,
+    /// which does not read it.
     public func describesTheSameNetwork(as other: ENINetConfiguration) -> Bool {
         var a = self, b = other
         a.provenance = [:]; b.provenance = [:]
         if a.species.isEmpty || b.species.isEmpty { a.species = []; b.species = [] }
+        if a.vectorNorm == .maxMin && b.vectorNorm == .maxMin { a.vectorNormEpsilon = 0; b.vectorNormEpsilon = 0 }
         return a == b
     }
 
@@ -362,7 +364,7 @@ public struct ENINetConfiguration: Equatable, Sendable {
             throw bad("vector_norm_epsilon = \(vectorNormEpsilon) (must be finite and at least 0)")
         }
         guard vectorNorm != .rms || vectorNormEpsilon > 0 else {
-            throw bad("vector_norm_epsilon = 0 with vector_norm = \"rms\" divides by zero where the vectors cancel by symmetry (a perfect lattice); give a positive value such as 1e-8")
+            throw bad("vector_norm_epsilon = 0 with vector_norm = \"rms\" divides by zero where the vectors cancel by symmetry (a perfect lattice); give a positive value such as 1e-2")
         }
         guard scaleStd.isFinite, scaleMean.isFinite else { throw bad("scaler mean/std must be finite") }
         // A standard deviation of 0 makes every force 0; a negative one turns every force round.

@@ -248,8 +248,11 @@ public struct TrainingSettings: Equatable, Sendable {
                                     scaleStd: target == .energy ? statistics.std : 1,
                                     elementEnergies: target == .energy && !statistics.constantComposition ? statistics.elementEnergies : [:],
                                     averageNeighborCount: statistics.averageNeighborCount, target: target)
-        c.vectorNormEpsilon = vectorNormEpsilon ?? Self.defaultVectorNormEpsilon
-        if !smooth { c = c.withReferenceOptions; c.aggregation = .sum }
+        if smooth {
+            c.vectorNormEpsilon = vectorNormEpsilon ?? Self.defaultVectorNormEpsilon
+        } else {
+            c = c.withReferenceOptions; c.aggregation = .sum
+        }
         return c
     }
 }

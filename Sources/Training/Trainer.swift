@@ -397,6 +397,12 @@ public final class Trainer<T: ENINetFloat> {
             throw TrainingError("\(path): cannot resume: \(error)")
         }
         guard file.configuration.describesTheSameNetwork(as: model.configuration) else {
+            var epsilonOnly = file.configuration
+            epsilonOnly.vectorNormEpsilon = model.configuration.vectorNormEpsilon
+            if epsilonOnly.describesTheSameNetwork(as: model.configuration) {
+                // Runs started before the default moved from 1e-8 to 1e-2 and never stated it.
+                throw TrainingError("\(path): cannot resume: the checkpoint's vector_norm_epsilon is \(file.configuration.vectorNormEpsilon), these settings give \(model.configuration.vectorNormEpsilon) (the default for new models is \(TrainingSettings.defaultVectorNormEpsilon) since 2026-12-07); set model.vector_norm_epsilon = \(file.configuration.vectorNormEpsilon) to continue this run")
+            }
             throw TrainingError("\(path): cannot resume: the checkpoint's model configuration differs from the one these settings and data give")
         }
         guard let json = file.weights.metadata["training_state"],

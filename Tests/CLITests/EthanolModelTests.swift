@@ -85,7 +85,7 @@ final class EthanolModelTests: XCTestCase {
 
     // MARK: - Issue 5, point 3, on the shipped model: an atom leaving every neighbour
 
-    /// One H atom moved away from the molecule, along −z from the H with the lowest z, so that
+    /// One H atom moved away from the molecule, along −z from its lowest atom (an H), so that
     /// its nearest neighbour is at d and every other atom farther: from 3 to 4.9 Å in 0.01 Å
     /// steps, then across the cutoff (5 Å) in 1e-4 Å steps. Every message that reaches the
     /// lone atom carries a cutoff function; the smooth norm divides that factor out until the

@@ -151,6 +151,41 @@ final class DataAndOutputSafetyTests: XCTestCase {
         }
     }
 
+    /// The default ε of the smooth norm moved from 1e-8 to 1e-2. A smooth run started before,
+    /// with a configuration that never stated it, is refused on resume with the key and value to
+    /// add, and resumes once they are added. A reference-variant run, whose max-min norm does not
+    /// read ε, resumes whatever ε its checkpoint records.
+    func testARunStartedBeforeTheEpsilonDefaultChangedResumes() throws {
+        let frames = try Fixture.ethanol()
+        let dir = try Fixture.scratch("epsilon-resume")
+        let old = try Fixture.tinySettings(output: dir, extra: ["optimizer.max_epochs": .integer(1), "model.vector_norm_epsilon": .float(1e-8)])
+        _ = try Trainer<Double>(settings: old, frames: frames).run(resume: false)
+        let unstated = try Fixture.tinySettings(output: dir, extra: ["optimizer.max_epochs": .integer(2)])
+        XCTAssertThrowsError(try Trainer<Double>(settings: unstated, frames: frames).run(resume: true)) { error in
+            for expected in ["checkpoint's vector_norm_epsilon is 1e-08, these settings give 0.01", "set model.vector_norm_epsilon = 1e-08"] {
+                XCTAssertTrue("\(error)".contains(expected), "'\(error)' lacks '\(expected)'")
+            }
+        }
+        let stated = try Trainer<Double>(settings: try Fixture.tinySettings(output: dir, extra: [
+            "optimizer.max_epochs": .integer(2), "model.vector_norm_epsilon": .float(1e-8)]), frames: frames)
+        _ = try stated.run(resume: true)
+        XCTAssertEqual(stated.epoch, 2)
+
+        let referenceDir = try Fixture.scratch("epsilon-resume-reference")
+        let reference = try Fixture.tinySettings(output: referenceDir, extra: ["optimizer.max_epochs": .integer(1), "model.variant": .string("reference")])
+        _ = try Trainer<Double>(settings: reference, frames: frames).run(resume: false)
+        var checkpoint = try SafeTensorsFile(contentsOf: reference.checkpointPath)
+        let configuration = try XCTUnwrap(checkpoint.metadata["eninet_config"])
+        let altered = configuration.replacingOccurrences(of: #""vector_norm_epsilon":[^,}]*"#, with: "\"vector_norm_epsilon\":0.5", options: .regularExpression)
+        XCTAssertNotEqual(altered, configuration)
+        checkpoint.metadata["eninet_config"] = altered
+        try checkpoint.write(to: reference.checkpointPath)
+        let resumed = try Trainer<Double>(settings: try Fixture.tinySettings(output: referenceDir, extra: [
+            "optimizer.max_epochs": .integer(2), "model.variant": .string("reference")]), frames: frames)
+        _ = try resumed.run(resume: true)
+        XCTAssertEqual(resumed.epoch, 2)
+    }
+
     /// A run killed after its log line and before its checkpoint left a log one epoch ahead (and
     /// a kill inside a line left half of it); a resume then logged that epoch twice, and a
     /// deleted log failed only after an epoch.
