@@ -38,7 +38,7 @@ public struct TrainingSettings: Equatable, Sendable {
     public var vectorNormEpsilon: Double? = nil
     /// Large enough that an atom whose every neighbour is near the cutoff keeps gentle forces:
     /// at 1e-8 (the default before 2026-12-07) the shipped ethanol model pushed a lone H with
-    /// 700 eV/Å 1e-3 Å inside the cutoff (`Docs/model-files.md`).
+    /// 703 eV/Å at 7e-4 Å inside the cutoff (`Docs/model-files.md`).
     public static let defaultVectorNormEpsilon = 1e-2
     public var precision: ENINetPrecision = .float
     public var modelSeed: UInt64 = 1
