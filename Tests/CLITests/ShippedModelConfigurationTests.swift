@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import ENINet
 
 /// Every shipped model file says what its training configuration says. The README and
 /// `Docs/ethanol.md` give `eninet-md train Examples/.../train-*.toml` as the exact commands
@@ -25,17 +26,6 @@ final class ShippedModelConfigurationTests: XCTestCase {
         return values
     }
 
-    /// The `eninet_config` JSON of a safetensors file's `__metadata__`.
-    static func configuration(ofModel url: URL) throws -> [String: Any] {
-        let data = try Data(contentsOf: url)
-        XCTAssertGreaterThan(data.count, 8)
-        let length = data.prefix(8).enumerated().reduce(0) { $0 | (Int($1.element) << (8 * $1.offset)) }
-        let header = try XCTUnwrap(JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + length))) as? [String: Any])
-        let metadata = try XCTUnwrap(header["__metadata__"] as? [String: String])
-        let text = try XCTUnwrap(metadata["eninet_config"])
-        return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
-    }
-
     func testEveryShippedModelRecordsWhatItsTrainingConfigurationSays() throws {
         let examples = CLI.repositoryRoot.appendingPathComponent("Examples")
         let configurations = ["ethanol/train-energy.toml", "ethanol/train-energy-stable.toml", "ethanol/train-dipole.toml",
@@ -47,21 +37,21 @@ final class ShippedModelConfigurationTests: XCTestCase {
             let directory = try XCTUnwrap(keys["output.directory"], name)
             let modelURL = folder.appendingPathComponent(directory).appendingPathComponent(try XCTUnwrap(keys["output.model"], name))
             guard FileManager.default.fileExists(atPath: modelURL.path) else { throw XCTSkip("\(modelURL.path) is absent") }
-            let model = try Self.configuration(ofModel: modelURL)
+            let model = try ENINetModelFile(contentsOf: modelURL.path).configuration
             // Every shipped configuration states the keys below, so none rests on a default
             // that a later version may change.
-            let expected: [(config: String, model: String)] = [
-                ("model.features", "g_feat_dim"), ("model.triplet_features", "lg_feat_dim"), ("model.rbf", "n_rbf"),
-                ("model.cutoff", "cutoff"), ("model.interactions", "n_interactions"), ("model.vector_norm_epsilon", "vector_norm_epsilon"),
+            let expected: [(config: String, recorded: Double)] = [
+                ("model.features", Double(model.featureCount)), ("model.triplet_features", Double(model.tripletFeatureCount)),
+                ("model.rbf", Double(model.radialBasisCount)), ("model.cutoff", model.cutoff),
+                ("model.interactions", Double(model.interactionCount)), ("model.vector_norm_epsilon", model.vectorNormEpsilon),
             ]
-            for (configKey, modelKey) in expected {
+            for (configKey, recorded) in expected {
                 let stated = try XCTUnwrap(keys[configKey].flatMap(Double.init), "\(name) states \(configKey)")
-                let recorded = try XCTUnwrap((model[modelKey] as? NSNumber)?.doubleValue, "\(modelURL.lastPathComponent): \(modelKey)")
-                XCTAssertEqual(recorded, stated, "\(name): \(configKey) against \(modelURL.lastPathComponent)'s \(modelKey)")
+                XCTAssertEqual(recorded, stated, "\(name): \(configKey) against \(modelURL.lastPathComponent)")
             }
-            XCTAssertEqual(model["target"] as? String, keys["model.target"], name)
-            XCTAssertEqual(model["vector_norm"] as? String, (keys["model.variant"] ?? "smooth") == "smooth" ? "rms" : "max_min", name)
-            let provenance = try XCTUnwrap(model["provenance"] as? [String: String], name)
+            XCTAssertEqual(model.target.rawValue, keys["model.target"], name)
+            XCTAssertEqual(model.vectorNorm, (keys["model.variant"] ?? "smooth") == "smooth" ? .rms : .maxMin, name)
+            let provenance = model.provenance
             XCTAssertEqual(provenance["initial_model"], keys["model.initial"].map { ($0 as NSString).lastPathComponent }, name)
             XCTAssertEqual(provenance["data"], keys["data.file"].map { ($0 as NSString).lastPathComponent }, name)
         }
