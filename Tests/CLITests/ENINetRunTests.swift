@@ -69,5 +69,30 @@ final class ENINetRunTests: XCTestCase {
         XCTAssertEqual(cell.volume, 1270.24, accuracy: 0.05)
         XCTAssertEqual(totals.count, 3)
         XCTAssertTrue(totals.allSatisfy(\.isFinite))
+
+        // The run's forces are those of the periodic crystal: frame 0 (stored in float32) equals
+        // `evaluate` on the file's first frame with its cell, and not on the same atoms as a cluster.
+        var first = try XCTUnwrap(try ExtendedXYZ.read(path: copper.path, frames: 0..<1).first)
+        let stored = try trajectory.frame(0)
+        XCTAssertLessThan(zip(stored.positions, first.positions).map { norm($0 - $1) }.max() ?? 1, 1e-5)
+        func evaluatedForces(_ structure: Structure, _ name: String) throws -> [Double] {
+            let path = dir.appendingPathComponent(name).path
+            try ExtendedXYZ.write([structure], to: path)
+            let model = CLI.sharedDirectory.appendingPathComponent("eninet-reference/eninet-small.safetensors").path
+            let result = try CLI.run(["evaluate", "--model", model, "--structure", path, "--json", "--double"], timeout: 120)
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let line = try XCTUnwrap(result.stdout.split(separator: "\n").first)
+            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            return try XCTUnwrap(object["forces"] as? [[Double]]).flatMap { $0 }
+        }
+        let periodic = try evaluatedForces(first, "crystal.extxyz")
+        first.cell = nil
+        let cluster = try evaluatedForces(first, "cluster.extxyz")
+        let runForces = try XCTUnwrap(stored.forces).flatMap { [$0.x, $0.y, $0.z] }
+        let largest = periodic.map(abs).max() ?? 0
+        XCTAssertGreaterThan(largest, 1e-3)
+        XCTAssertEqual(runForces.count, periodic.count)
+        XCTAssertLessThan(zip(runForces, periodic).map { abs($0 - $1) }.max() ?? 1, 1e-5 * largest, "run against evaluate with the cell")
+        XCTAssertGreaterThan(zip(runForces, cluster).map { abs($0 - $1) }.max() ?? 0, 0.1 * largest, "the cluster's forces should differ")
     }
 }

@@ -106,6 +106,13 @@ final class PhysicsTests: XCTestCase {
             for i in 0..<m.positions.count {
                 XCTAssertLessThan(norm(turned.forces[i] - rotation.rightMultiply(base.forces[i])), 1e-10)
             }
+            // The per-atom readouts of the dipole and polarizability models: scalars invariant, vectors turned.
+            let largestVector = base.atomVectors.map(norm).max() ?? 0
+            XCTAssertGreaterThan(largestVector, 1e-3, "smooth \(smooth): the readout vectors are not all zero")
+            for i in 0..<m.positions.count {
+                XCTAssertLessThan(norm(turned.atomVectors[i] - rotation.rightMultiply(base.atomVectors[i])), 1e-10 * max(largestVector, 1))
+                XCTAssertEqual(turned.atomScalars[i], base.atomScalars[i], accuracy: 1e-12 * max(abs(base.atomScalars[i]), 1))
+            }
             // A permutation of the atoms permutes the forces.
             let order = [4, 2, 7, 0, 8, 1, 6, 3, 5]
             let permuted = try model.evaluate(atomicNumbers: order.map { m.numbers[$0] }, positions: order.map { m.positions[$0] }, cell: nil)

@@ -18,7 +18,7 @@ final class ReferenceForwardTests: XCTestCase {
                                     tripletOut: try ref.integers("graph.triplet_bond_out").map(Int32.init))
         var worst = (name: "", error: 0.0)
         var compared = 0
-        _ = try PlainForward<Double>(configuration: model.configuration, file: model.weights)
+        let plain = try PlainForward<Double>(configuration: model.configuration, file: model.weights)
             .run(atomicNumbers: z, positions: positions, graph: graph) { name, values in
                 guard let expected = try? ref.doubles(name) else { return }
                 compared += 1
@@ -27,6 +27,14 @@ final class ReferenceForwardTests: XCTestCase {
                 if err > worst.error { worst = (name, err) }
             }
         XCTAssertEqual(compared, 1 + 6 + 8 * model.configuration.interactionCount + 3, "edge lengths, 6 initial, 8 per layer, 2 final, readout")
+        // The reference records no per-atom readout vectors (the dipole and polarizability
+        // readouts' mu_i), so the loop-by-loop oracle stands in for it against the evaluator.
+        let evaluated = try ENINetModel(file: model, precision: .double)
+            .evaluate(atomicNumbers: z, positions: positions, graph: graph, forces: false)
+        let vectors = evaluated.atomVectors.flatMap { [$0.x, $0.y, $0.z] }
+        XCTAssertGreaterThan(plain.vectors.map(abs).max() ?? 0, 1e-3, "readout vectors are not all zero")
+        XCTAssertLessThan(maxRelativeError(vectors, plain.vectors), tolerance, "\(intermediates): readout vectors")
+        XCTAssertLessThan(maxRelativeError(evaluated.atomScalars, plain.scalars), tolerance, "\(intermediates): readout scalars")
         print("\(intermediates): \(compared) tensors, worst relative error \(worst.error) at \(worst.name)")
     }
 

@@ -75,9 +75,11 @@ final class ReferenceModelTests: XCTestCase {
         print("\(modelName) \(precision): \(cases.count - skip.count) cases, max rel. error energy \(worstE), forces \(worstF), readout scalars \(worstQ), node vector norms \(worstN)")
     }
 
+    // Double gets 1e-10, not the 1e-6 the issue asks: it agrees to 3e-13 (QM9, whose positions
+    // pass through JSON: 1e-11), and a stage slipped into Float (1e-7 relative) must show.
     func testSmallModelDouble() throws {
         try check(model: "eninet-small.safetensors", cases: try Self.pesCases("eninet-small-vectors.safetensors"),
-                  precision: .double, energyTolerance: 1e-6, forceTolerance: 1e-6)
+                  precision: .double, energyTolerance: 1e-10, forceTolerance: 1e-10)
     }
 
     func testSmallModelFloat() throws {
@@ -87,7 +89,7 @@ final class ReferenceModelTests: XCTestCase {
 
     func testMD17ModelDouble() throws {
         try check(model: "eninet-md17.safetensors", cases: try Self.pesCases("eninet-md17-vectors.safetensors"),
-                  precision: .double, energyTolerance: 1e-6, forceTolerance: 1e-6)
+                  precision: .double, energyTolerance: 1e-10, forceTolerance: 1e-10)
     }
 
     func testMD17ModelFloat() throws {
@@ -101,7 +103,7 @@ final class ReferenceModelTests: XCTestCase {
 
     func testQM9ModelDouble() throws {
         try check(model: "qm9-example.safetensors", cases: try Self.qm9Cases(), precision: .double,
-                  energyTolerance: 1e-6, forceTolerance: 0)
+                  energyTolerance: 1e-10, forceTolerance: 0)
     }
 
     func testQM9ModelFloat() throws {

@@ -204,6 +204,13 @@ final class FiniteDifferenceTests: XCTestCase {
             XCTAssertEqual(try shifted.compute(dimer(r)).forces[1].x, try plain.compute(dimer(r)).forces[1].x, accuracy: 1e-15)
             XCTAssertEqual(try switched.compute(dimer(r)).energy, try plain.compute(dimer(r)).energy, accuracy: 1e-15)
         }
+        // Inside the switching region, the documented quintic by hand: at t = 1/4,
+        // S = 1 − 10/64 + 15/256 − 6/1024 and dS/dr = (−30/16 + 60/64 − 30/256) / 1.5 Å.
+        let (s, dsdr) = (0.896484375, -1.0546875 / 1.5)
+        let inside = try plain.compute(dimer(7.375)), insideSwitched = try switched.compute(dimer(7.375))
+        XCTAssertEqual(insideSwitched.energy, inside.energy * s, accuracy: 1e-18)
+        XCTAssertEqual(insideSwitched.forces[1].x, inside.forces[1].x * s - inside.energy * dsdr, accuracy: 1e-17)
+        XCTAssertGreaterThan(abs(inside.energy * dsdr), 1e-5, "the switch's own force term is not negligible here")
         let near = try switched.compute(dimer(rc - 1e-4))
         XCTAssertLessThan(abs(near.energy), 1e-12)
         XCTAssertLessThan(abs(near.forces[1].x), 1e-9)

@@ -49,6 +49,49 @@ final class LossGradientTests: XCTestCase {
         print("full-loss gradient: \(checked) parameters, worst relative error \(worst)")
     }
 
+    /// The loss's terms are the mean-squared errors, against the frames' labels, of what the
+    /// evaluator that `run` and `evaluate` use predicts (the hand-scheduled network, not the
+    /// tensor model the loss differentiates), and the total is their weighted sum. The gradient
+    /// test above differentiates whatever the loss is: a loss fitting −F or E per structure
+    /// instead of per atom would pass it.
+    func testLossTermsAreTheEvaluatorsErrorsAgainstTheLabels() throws {
+        let frames = Array(try Fixture.ethanol().prefix(3))
+        var configuration = ENINetConfiguration(featureCount: 4, tripletFeatureCount: 2, radialBasisCount: 4, cutoff: 3.0,
+                                                interactionCount: 1, scaleMean: -1.2, scaleStd: 0.7, averageNeighborCount: 6)
+        configuration.elementEnergies = [1: -10.3, 6: -48.2, 8: -70.1]
+        var g = SplitMix64(seed: 5)
+        let model = try ENINetDifferentiableModel<Double>(configuration: configuration, using: &g)
+        let batch = try TrainingBatch(frames.map { try PreparedFrame($0, configuration: configuration) })
+        let weights = LossWeights(energy: 2, forces: 10, dipole: 3)
+        let loss = try model.loss(on: batch, weights: weights)
+        let evaluator = try ENINetModel(file: try model.modelFile(dtype: .float64), precision: .double)
+
+        var energySquares = 0.0, forceSquares = 0.0, dipoleSquares = 0.0, forceComponents = 0
+        for frame in frames {
+            let out = try evaluator.evaluate(atomicNumbers: frame.atomicNumbers, positions: frame.positions, cell: nil)
+            let perAtom = (out.energy - frame.energy) / Double(frame.atomicNumbers.count)
+            energySquares += perAtom * perAtom
+            for (f, label) in zip(out.forces, frame.forces) {
+                let d = f - label
+                forceSquares += d.x * d.x + d.y * d.y + d.z * d.z
+                forceComponents += 3
+            }
+            let d = out.dipole(positions: frame.positions, atomicNumbers: frame.atomicNumbers) - (try XCTUnwrap(frame.dipole))
+            dipoleSquares += d.x * d.x + d.y * d.y + d.z * d.z
+        }
+        let energyMSE = energySquares / Double(frames.count), forceMSE = forceSquares / Double(forceComponents)
+        let dipoleMSE = dipoleSquares / Double(3 * frames.count)
+        XCTAssertEqual(forceComponents, 3 * 9 * frames.count)
+        XCTAssertEqual(loss.energyMSE, energyMSE, accuracy: 1e-10 * energyMSE)
+        XCTAssertEqual(loss.forceMSE, forceMSE, accuracy: 1e-10 * forceMSE)
+        XCTAssertEqual(loss.dipoleMSE, dipoleMSE, accuracy: 1e-10 * dipoleMSE)
+        let total = 2 * energyMSE + 10 * forceMSE + 3 * dipoleMSE
+        XCTAssertEqual(loss.total.item, total, accuracy: 1e-10 * total)
+        // Each term is far from zero, so a sign slip in one of them cannot hide in the others.
+        XCTAssertGreaterThan(min(energyMSE, forceMSE, dipoleMSE), 1e-3)
+        print("loss against the labels: energy \(energyMSE) (eV/atom)², forces \(forceMSE) (eV/Å)², dipole \(dipoleMSE) (e·Å)²")
+    }
+
     /// A batch shared among workers (``BatchGradient``, two threads) gives the loss, the errors,
     /// the predictions and the gradient of the whole batch: four ethanol frames and a 7-atom
     /// fragment of one (so that the shares differ in atoms as well as structures), energy per
