@@ -77,6 +77,7 @@ extension PotentialSettings: CustomStringConvertible {
         case .morse(let p): return "morse D \(p.depthEV) eV, alpha \(p.alphaPerA) 1/A, r0 \(p.r0A) A, " + cut(p.cutoffA, p.truncation, p.skinA)
         case .harmonic(let h): return "harmonic \(h.bonds.count) bonds, \(h.restraints.count) restraints"
         case .eninet(let e): return "eninet \(e.modelPath) (\(e.precision.rawValue)), skin \(e.skinA) A"
+        case .external(let x): return "external '\(x.command)' in \(x.workingDirectory), timeout \(x.timeoutS) s"
         case .sum(let terms): return "sum of " + terms.map { "[\($0.description)]" }.joined(separator: " + ")
         }
     }
@@ -202,6 +203,21 @@ public struct HarmonicSettings: Equatable, Sendable {
     }
 }
 
+/// Another program computes energy and forces (``Potentials/ExternalPotential``).
+public struct ExternalSettings: Equatable, Sendable {
+    /// Run through `/bin/sh -c` at every force evaluation.
+    public var command: String
+    /// The deck's directory, where the command runs (so that it finds files beside the deck).
+    public var workingDirectory: String
+    public var timeoutS: Double
+
+    public init(command: String, workingDirectory: String, timeoutS: Double = 3600) {
+        self.command = command
+        self.workingDirectory = workingDirectory
+        self.timeoutS = timeoutS
+    }
+}
+
 public enum ENINetPrecision: String, Equatable, Sendable {
     case float
     case double
@@ -226,6 +242,7 @@ public enum PotentialSettings: Equatable, Sendable {
     case morse(MorseSettings)
     case harmonic(HarmonicSettings)
     case eninet(ENINetSettings)
+    case external(ExternalSettings)
     /// Terms added together; never nested (a term is never itself a sum).
     case sum([PotentialSettings])
 
@@ -265,6 +282,7 @@ public enum PotentialSettings: Equatable, Sendable {
         case .morse: return "morse"
         case .harmonic: return "harmonic"
         case .eninet: return "eninet"
+        case .external: return "external"
         case .sum: return "sum"
         }
     }

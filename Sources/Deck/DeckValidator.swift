@@ -60,7 +60,7 @@ struct DeckValidator {
     let context: DeckContext
     var warnings: [String] = []
 
-    static let potentialTypes = ["lj", "morse", "harmonic", "eninet", "sum"]
+    static let potentialTypes = ["lj", "morse", "harmonic", "eninet", "external", "sum"]
     static let integrators = ["verlet", "langevin", "bussi"]
 
     mutating func validate(_ root: TOMLTable, format: DeckFormat, deckPath: String) throws -> DeckSettings {
@@ -166,6 +166,13 @@ struct DeckValidator {
             let precision = try ENINetPrecision(rawValue: t.field("precision")?.choice(["float", "double"]) ?? "float") ?? .float
             let skin = try t.field("skin_A")?.nonNegative() ?? 1.0
             return .eninet(ENINetSettings(modelPath: model, precision: precision, skinA: skin))
+        case "external":
+            try t.checkKeys(["type", "command", "timeout_s"], note: note)
+            let commandField = try t.required("command")
+            let command = try commandField.string()
+            guard !command.allSatisfy(\.isWhitespace) else { throw commandField.invalid("must name the program to run") }
+            let timeout = try t.field("timeout_s")?.positive() ?? 3600
+            return .external(ExternalSettings(command: command, workingDirectory: context.baseDirectory, timeoutS: timeout))
         default:
             try t.checkKeys(["type", "terms"], note: note)
             let termsField = try t.required("terms")

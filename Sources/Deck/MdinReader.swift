@@ -37,7 +37,7 @@ final class MdinReader {
     /// How to supply canonical keys that an mdin deck lacks.
     static let missingHints: [String: String] = [
         "system.structure": "give structure='file.extxyz' in an &eninetmd group (or on the command line)",
-        "potential.type": "give potential='lj' (or 'morse', 'eninet') and its parameters in an &eninetmd group",
+        "potential.type": "give potential='lj' (or 'morse', 'eninet', 'external') and its parameters in an &eninetmd group",
         "dynamics.friction_per_ps": "ntt = 3 (Langevin) needs gamma_ln > 0 (ps^-1) in &cntrl",
         "output.trajectory": "give trajectory='file.nc' in &eninetmd",
         "output.restart": "give restart='file.ncrst' in &eninetmd",
@@ -95,6 +95,8 @@ final class MdinReader {
         "r0_a": "potential.r0_A",
         "model": "potential.model",
         "precision": "potential.precision",
+        "command": "potential.command",
+        "timeout_s": "potential.timeout_s",
         "remove_com_motion": "dynamics.remove_com_motion",
         "fmax_ev_per_a": "minimize.fmax_eV_per_A",
         "log": "output.log",

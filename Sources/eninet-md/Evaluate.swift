@@ -22,7 +22,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Model file (.safetensors; configuration in its metadata or in a .json beside it).")
     var model: String
 
-    @Option(help: "Structure file (.xyz, .extxyz, .pdb).")
+    @Option(help: "Structure file (.xyz, .extxyz, .pdb), or - for extended XYZ on standard input (an external potential's frame).")
     var structure: String?
 
     @Option(help: "Labelled dataset (extended XYZ with energies and forces): print MAE/RMSE per element and overall.")
@@ -61,7 +61,7 @@ struct Evaluate: ParsableCommand {
         let network = try ENINetModel(contentsOf: model, precision: (precision ?? defaultPrecision) == .double ? .double : .float)
         if let data { return try evaluateDataset(network, path: data) }
         guard let structure else { throw ValidationError("give exactly one of --structure and --data") }
-        let frames = try StructureFile.read(path: structure)
+        let frames = structure == "-" ? try Self.standardInputFrames() : try StructureFile.read(path: structure)
         guard !frames.isEmpty else { throw EvaluateError(description: "\(structure): no frames") }
         let target = network.configuration.target
         let neighborList = network.makeNeighborList(skin: 1.0)
@@ -116,6 +116,16 @@ struct Evaluate: ParsableCommand {
                                 + (nonFiniteFrames.count == 2 ? "; so are those of 1 more frame" : "")
                                 + (nonFiniteFrames.count > 2 ? "; so are those of \(nonFiniteFrames.count - 1) more frames" : ""))
         }
+    }
+
+    /// Extended XYZ read from standard input: the frame an external potential
+    /// (`potential.type = "external"`) hands to its program.
+    static func standardInputFrames() throws -> [Structure] {
+        let data = FileHandle.standardInput.readDataToEndOfFile()
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw EvaluateError(description: "standard input: not UTF-8 text")
+        }
+        return try ExtendedXYZ.read(text: text, path: "standard input")
     }
 
     /// What the plain-text output prints beside each value; the JSON keys are documented in `--help`.

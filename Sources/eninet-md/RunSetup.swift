@@ -155,6 +155,8 @@ enum RunSetup {
             return terms.count == 1 ? terms[0] : PotentialSum(terms)
         case .eninet(let e):
             return try eninetPotential(e)
+        case .external(let x):
+            return try ExternalPotential(command: x.command, workingDirectory: x.workingDirectory, timeout: x.timeoutS)
         case .sum(let terms):
             return PotentialSum(try terms.map(potential))
         }

@@ -1,0 +1,107 @@
+import Foundation
+import XCTest
+import Geometry
+@testable import Potentials
+
+/// The external-program potential: what it hands the program, how it reads the answer, and
+/// every way an answer can be wrong. The programs here are one-line shell commands; the CLI
+/// tests run `eninet-md evaluate` as the program and compare with the built-in potential.
+final class ExternalPotentialTests: XCTestCase {
+    private var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("external-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: directory) }
+
+    private let dimer = Configuration(atomicNumbers: [8, 1], positions: [Vec3(0.1, -0.2, 0.3), Vec3(1.0 / 3, 0.7, -1e-17)], cell: nil)
+
+    /// A program that keeps the frame it was given and prints `answer`.
+    private func potential(answering answer: String, timeout: Double = 60) throws -> ExternalPotential {
+        try answer.write(to: directory.appendingPathComponent("answer.json"), atomically: true, encoding: .utf8)
+        return try ExternalPotential(command: "cat > frame.extxyz; echo 'a log line first'; cat answer.json",
+                                     workingDirectory: directory.path, timeout: timeout)
+    }
+
+    private func assertThrows(_ parts: [String], _ body: () throws -> Void, line: UInt = #line) {
+        XCTAssertThrowsError(try body(), line: line) { error in
+            let message = "\(error)"
+            for part in parts { XCTAssertTrue(message.contains(part), "'\(part)' not in: \(message)", line: line) }
+        }
+    }
+
+    func testTheProgramGetsTheExactFrameAndItsAnswerIsTheResult() throws {
+        let external = try potential(answering: #"{"energy": -1.25, "forces": [[1, 2, 3], [-4.5, 5e-3, 6]]}"#)
+        let result = try external.compute(dimer)
+        XCTAssertEqual(result.energy, -1.25)
+        XCTAssertEqual(result.forces, [Vec3(1, 2, 3), Vec3(-4.5, 5e-3, 6)])
+        // A molecule's virial is Σ r ⊗ F.
+        let expected = Mat3.outer(dimer.positions[0], result.forces[0]) + Mat3.outer(dimer.positions[1], result.forces[1])
+        XCTAssertEqual(result.virial, expected)
+        XCTAssertEqual(external.calls, 1)
+
+        let frame = try String(contentsOf: directory.appendingPathComponent("frame.extxyz"), encoding: .utf8)
+        let lines = frame.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, 4)
+        XCTAssertEqual(lines[0], "2")
+        XCTAssertEqual(lines[1], "Properties=species:S:1:pos:R:3")
+        for (i, line) in lines.dropFirst(2).enumerated() {
+            let fields = line.split(separator: " ").map(String.init)
+            XCTAssertEqual(fields[0], ["O", "H"][i])
+            // The very doubles the engine holds, 1/3 and 1e-17 included.
+            XCTAssertEqual(fields.dropFirst().compactMap(Double.init), [dimer.positions[i].x, dimer.positions[i].y, dimer.positions[i].z])
+        }
+    }
+
+    func testAPeriodicCellGoesOutAsALatticeAndItsStressComesBackAsTheVirial() throws {
+        let cell = try Cell(matrix: Mat3(Vec3(5, 0, 0), Vec3(1, 6, 0), Vec3(0, 0.5, 7)), pbc: .all)
+        let crystal = Configuration(atomicNumbers: [29, 29], positions: [Vec3(0, 0, 0), Vec3(2.5, 3, 3.5)], cell: cell)
+        let external = try potential(answering: #"{"energy": 2, "forces": [[0, 0, 0.5], [0, 0, -0.5]], "stress": [[0.01, 0.002, 0], [0.002, -0.02, 0], [0, 0, 0.03]]}"#)
+        let result = try external.compute(crystal)
+        let stress = Mat3(Vec3(0.01, 0.002, 0), Vec3(0.002, -0.02, 0), Vec3(0, 0, 0.03))
+        // ASE's stress is −W/V.
+        XCTAssertEqual(result.virial, -cell.volume * stress)
+        let frame = try String(contentsOf: directory.appendingPathComponent("frame.extxyz"), encoding: .utf8)
+        XCTAssertTrue(frame.contains(#"Lattice="5.0 0.0 0.0 1.0 6.0 0.0 0.0 0.5 7.0" pbc="T T T""#), frame)
+
+        let noStress = try potential(answering: #"{"energy": 2, "forces": [[0, 0, 0.5], [0, 0, -0.5]]}"#)
+        assertThrows(["no stress", "periodic"]) { _ = try noStress.compute(crystal) }
+    }
+
+    func testWrongAnswersAreErrorsNamingTheCommand() throws {
+        let cases: [(String, [String])] = [
+            (#"{"energy": 1, "forces": [[1, 2, 3]]}"#, ["forces has 1 rows, expected 2"]),
+            (#"{"energy": 1, "forces": [[1, 2, 3], [1, 2]]}"#, ["forces[1] is not 3 numbers"]),
+            (#"{"energy": "low", "forces": [[1, 2, 3], [4, 5, 6]]}"#, ["energy is missing or not a number"]),
+            (#"{"forces": [[1, 2, 3], [4, 5, 6]]}"#, ["energy is missing"]),
+            (#"{"energy": 1}"#, ["forces is missing"]),
+            (#"{"energy": 1e999, "forces": [[1, 2, 3], [4, 5, 6]]}"#, ["energy"]),
+            (#"{"energy": 1, "forces": [[1, 2, 3], [4, 5, 6]], "atoms": 3}"#, ["3 atoms", "has 2"]),
+            (#"{"energy": 1, "forces": [[1, 2, 3], [4, 5, 6]]"#, ["not a JSON object"]),
+            ("energy 1", ["no line of its output starts with '{'"]),
+        ]
+        for (answer, parts) in cases {
+            let external = try potential(answering: answer)
+            assertThrows(["external", "cat answer.json"] + parts) { _ = try external.compute(dimer) }
+        }
+    }
+
+    func testAFailingProgramIsAnErrorWithItsStandardError() throws {
+        let failing = try ExternalPotential(command: "cat > /dev/null; echo 'SCF did not converge' >&2; exit 3",
+                                            workingDirectory: directory.path)
+        assertThrows(["exited with status 3", "SCF did not converge"]) { _ = try failing.compute(dimer) }
+        let missing = try ExternalPotential(command: "./no-such-program", workingDirectory: directory.path)
+        assertThrows(["no-such-program", "exited with status 127"]) { _ = try missing.compute(dimer) }
+    }
+
+    func testAHangingProgramIsStoppedAfterItsTimeout() throws {
+        let hanging = try ExternalPotential(command: "sleep 30", workingDirectory: directory.path, timeout: 0.5)
+        let start = Date()
+        assertThrows(["no answer within 0.5 s"]) { _ = try hanging.compute(dimer) }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 10)
+        assertThrows(["command is empty"]) { _ = try ExternalPotential(command: "  ") }
+        assertThrows(["timeout"]) { _ = try ExternalPotential(command: "true", timeout: 0) }
+    }
+}
