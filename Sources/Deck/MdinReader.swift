@@ -271,15 +271,16 @@ final class MdinReader {
     }
 
     /// AMBER inputs carry `cut` out of habit; for potentials whose range is
-    /// not a deck setting (an ENINet model's own cutoff, harmonic terms) it is
+    /// not a deck setting (an ENINet model's own cutoff, harmonic terms, an external program) it is
     /// dropped with a warning rather than rejected.
     private func dropCutForPotentialsWithoutCutoff(_ root: TOMLTable) {
         guard let p = root["potential"], case .table(let potential) = p.value,
               let typeNode = potential["type"], case .string(let type) = typeNode.value,
-              type == "eninet" || type == "harmonic",
+              type == "eninet" || type == "harmonic" || type == "external",
               let cut = potential["cutoff_A"], let origin = cut.origin, origin.key.lowercased() == "cut" else { return }
         potential.remove("cutoff_A")
-        let why = type == "eninet" ? "an ENINet model sets its own cutoff" : "harmonic terms have no cutoff"
+        let why = ["eninet": "an ENINet model sets its own cutoff",
+                   "external": "an external program sets its own range"][type] ?? "harmonic terms have no cutoff"
         warnings.append(DeckError(file: file, line: origin.line, message: "warning: '\(origin.key)' ignored (\(why))").description)
     }
 

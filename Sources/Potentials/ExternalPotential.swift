@@ -9,50 +9,54 @@ import Geometry
 /// reads the configuration as one extended-XYZ frame on its standard input (symbols and
 /// positions in Å; `Lattice` and `pbc` for a cell) and prints, as the last line of its standard
 /// output that starts with `{`, one JSON object: `energy` (eV), `forces` (`[N][3]`, eV/Å) and,
-/// for a cell periodic along every axis, `stress` (`[3][3]`, eV/Å³, ASE's sign: −virial/volume).
+/// for a cell periodic along every axis, `stress` (`[3][3]`, or ASE's six Voigt components
+/// xx yy zz yz xz xy; eV/Å³, ASE's sign: −virial/volume).
 /// That is what `eninet-md evaluate --structure - --json` prints, so an ENINet model served by
 /// another `eninet-md` is an external program too.
 ///
-/// Anything else is an error that names the command: a non-zero exit (with the end of what the
-/// program wrote to standard error), no JSON line, a missing or non-finite number, a force
-/// count that is not the atom count, no stress for a periodic cell (the logged pressure would
-/// be wrong without it), or no answer within `timeout` seconds (the program is then killed).
+/// Anything else is an ``ExternalProgramError`` that names the command: a non-zero exit (with
+/// the end of what the program wrote to standard error), no JSON line, a missing or non-finite
+/// number, a force count that is not the atom count, no stress for a periodic cell (the logged
+/// pressure would be wrong without it), or no answer within `timeout` seconds (the program and
+/// what it started are then stopped).
 public final class ExternalPotential: Potential {
     public let name = "external"
-    public let command: String
-    public let workingDirectory: String?
-    /// Seconds one call may take.
-    public let timeout: Double
-    /// How many times the program has run.
+    private let program: ExternalProgram
+    public var command: String { program.command }
+    /// How many times the program has answered.
     public private(set) var calls = 0
-    /// Where the frame, the answer and the error text of a call lie: files rather than pipes,
-    /// so that a program writing much before it reads cannot block on a full pipe.
-    private let scratch: URL
 
+    /// - Parameters:
+    ///   - workingDirectory: where the command runs (nil: the current directory).
+    ///   - timeout: seconds one evaluation may take.
     public init(command: String, workingDirectory: String? = nil, timeout: Double = 3600) throws {
         guard !command.allSatisfy(\.isWhitespace) else { throw PotentialError("external: the command is empty") }
         guard timeout > 0, timeout.isFinite else { throw PotentialError("external: timeout \(timeout) s must be positive") }
-        self.command = command
-        self.workingDirectory = workingDirectory
-        self.timeout = timeout
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("eninetmd-external-\(UUID().uuidString)")
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("eninetmd-external-\(UUID().uuidString)")
         do {
             try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         } catch {
             throw PotentialError("external: cannot create the scratch directory \(scratch.path): \(error.localizedDescription)")
         }
+        program = ExternalProgram(command: command, workingDirectory: workingDirectory ?? FileManager.default.currentDirectoryPath,
+                                  timeout: timeout, scratch: scratch)
     }
 
-    deinit { try? FileManager.default.removeItem(at: scratch) }
+    deinit { try? FileManager.default.removeItem(at: program.scratch) }
 
     public func compute(_ configuration: Configuration) throws -> ForceResult {
-        let answer = try run(input: try Self.extendedXYZ(configuration))
+        let output = try program.run(input: try ExternalFrame.extendedXYZ(configuration))
+        let result = try ExternalAnswer.decode(output, for: configuration, command: command)
         calls += 1
-        return try Self.result(of: answer, for: configuration, command: command)
+        return result
     }
+}
 
-    /// One frame of extended XYZ, positions in Swift's shortest round-trip decimal form (the
-    /// program reads back the very doubles the engine holds).
+/// The frame an external program reads. `Trajectory` has the full extended-XYZ writer, but
+/// `Potentials` does not depend on it (design.md's module table); this is the subset a frame needs.
+enum ExternalFrame {
+    /// Positions in Swift's shortest round-trip decimal form: the program reads back the very
+    /// doubles the engine holds.
     static func extendedXYZ(_ configuration: Configuration) throws -> String {
         var comment = "Properties=species:S:1:pos:R:3"
         if let cell = configuration.cell {
@@ -68,72 +72,26 @@ public final class ExternalPotential: Potential {
         }
         return lines.joined(separator: "\n") + "\n"
     }
+}
 
-    /// The program's standard output, after checking that it ran and ended in time.
-    private func run(input: String) throws -> String {
-        let inputURL = scratch.appendingPathComponent("frame.extxyz")
-        let outputURL = scratch.appendingPathComponent("answer")
-        let errorURL = scratch.appendingPathComponent("error")
-        let process = Process()
-        do {
-            try input.write(to: inputURL, atomically: false, encoding: .utf8)
-            for url in [outputURL, errorURL] { try Data().write(to: url) }
-            process.standardInput = try FileHandle(forReadingFrom: inputURL)
-            process.standardOutput = try FileHandle(forWritingTo: outputURL)
-            process.standardError = try FileHandle(forWritingTo: errorURL)
-        } catch {
-            throw PotentialError("external: cannot prepare the program's files in \(scratch.path): \(error.localizedDescription)")
-        }
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
-        if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
-        let finished = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in finished.signal() }
-        do {
-            try process.run()
-        } catch {
-            throw PotentialError("external: cannot start '\(command)': \(error.localizedDescription)")
-        }
-        if finished.wait(timeout: .now() + timeout) == .timedOut {
-            // The shell leads a process group of its own (Foundation starts it so), and the
-            // whole group is stopped: the program the shell started keeps the output files
-            // open, and Foundation reports the shell's end only once they are all closed.
-            kill(-process.processIdentifier, SIGTERM)
-            if finished.wait(timeout: .now() + 2) == .timedOut {
-                kill(-process.processIdentifier, SIGKILL)
-                _ = finished.wait(timeout: .now() + 5)
-            }
-            throw PotentialError("external: '\(command)' gave no answer within \(timeout) s (stopped)")
-        }
-        let errorText = (try? String(contentsOf: errorURL, encoding: .utf8)) ?? ""
-        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
-            let how = process.terminationReason == .exit ? "exited with status \(process.terminationStatus)"
-                                                           : "was killed by signal \(process.terminationStatus)"
-            throw PotentialError("external: '\(command)' \(how)" + Self.tail(errorText))
-        }
-        guard let output = try? String(contentsOf: outputURL, encoding: .utf8) else {
-            throw PotentialError("external: '\(command)' printed no UTF-8 text" + Self.tail(errorText))
-        }
-        return output
-    }
+/// Energy, forces and virial from what an external program printed (``ExternalPotential``).
+enum ExternalAnswer {
+    /// JSON `true`/`false` arrive as NSNumbers that cast to Double (and `is Bool` holds for 0 and 1 too).
+    private static let booleanType = ObjectIdentifier(type(of: NSNumber(value: true) as Any))
 
-    /// The last lines of the program's error text, for the message.
-    private static func tail(_ text: String) -> String {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: true).suffix(5)
-        return lines.isEmpty ? "" : "; its standard error ends:\n" + lines.joined(separator: "\n")
-    }
-
-    /// Energy, forces and virial from the program's answer (see the type's documentation).
-    static func result(of output: String, for configuration: Configuration, command: String) throws -> ForceResult {
-        func failure(_ what: String) -> PotentialError { PotentialError("external: '\(command)': \(what)") }
-        guard let line = output.split(separator: "\n").last(where: { $0.drop(while: \.isWhitespace).hasPrefix("{") }) else {
+    static func decode(_ output: String, for configuration: Configuration, command: String) throws -> ForceResult {
+        func failure(_ what: String) -> ExternalProgramError { ExternalProgramError(command, what) }
+        // `\r\n` is one Character in Swift: splitting on "\n" alone would not split it.
+        guard let line = output.split(whereSeparator: \.isNewline).last(where: { $0.drop(while: \.isWhitespace).hasPrefix("{") }) else {
             throw failure("no line of its output starts with '{' (expected a JSON object with energy and forces)")
         }
         guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
-            throw failure("its last JSON line is not a JSON object: \(line.prefix(200))")
+            throw failure("its last line starting with '{' is not a JSON object: \(line.prefix(200))")
         }
         func number(_ value: Any?, _ name: String) throws -> Double {
-            guard let x = (value as? NSNumber)?.doubleValue else { throw failure("\(name) is missing or not a number") }
+            guard let value, ObjectIdentifier(type(of: value)) != booleanType, let x = (value as? NSNumber)?.doubleValue else {
+                throw failure("\(name) is missing or not a number")
+            }
             guard x.isFinite else { throw failure("\(name) is not finite") }
             return x
         }
@@ -154,11 +112,19 @@ public final class ExternalPotential: Potential {
         let forces = try rows(object["forces"], "forces", count: n)
         let virial: Mat3
         if let cell = configuration.cell, cell.pbc.x && cell.pbc.y && cell.pbc.z {
-            guard object["stress"] != nil else {
+            guard let value = object["stress"] else {
                 throw failure("no stress for a cell periodic along every axis (eV/Å³, ASE's sign); the pressure needs it")
             }
-            let s = try rows(object["stress"], "stress", count: 3)
-            virial = -cell.volume * Mat3(s[0], s[1], s[2])
+            let stress: Mat3
+            if let voigt = value as? [Any], voigt.count == 6, !(voigt[0] is [Any]) {
+                // ASE's `get_stress()`: xx, yy, zz, yz, xz, xy.
+                let v = try voigt.enumerated().map { try number($0.element, "stress[\($0.offset)]") }
+                stress = Mat3(Vec3(v[0], v[5], v[4]), Vec3(v[5], v[1], v[3]), Vec3(v[4], v[3], v[2]))
+            } else {
+                let s = try rows(value, "stress", count: 3)
+                stress = Mat3(s[0], s[1], s[2])
+            }
+            virial = -cell.volume * stress
         } else {
             // Without a cell (or periodic along fewer axes) no pressure is logged; for a
             // translation-invariant energy, −∂E/∂ε is Σ r ⊗ F.

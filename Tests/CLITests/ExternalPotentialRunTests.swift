@@ -89,6 +89,7 @@ final class ExternalPotentialRunTests: XCTestCase {
         XCTAssertNotEqual(result.status, 0)
         XCTAssertFalse(result.terminatedBySignal)
         XCTAssertTrue(result.stderr.contains("exited with status 2") && result.stderr.contains("no basis set for O"), result.stderr)
+        XCTAssertFalse(result.stderr.contains("ethanol.xyz:"), "the program's failure is not the structure's: \(result.stderr)")
 
         // A deck without the command is refused, naming the key.
         try deck.replacingOccurrences(of: "command = \"cat > /dev/null; echo 'no basis set for O' >&2; exit 2\"\n", with: "")

@@ -66,6 +66,10 @@ final class ExternalPotentialTests: XCTestCase {
         let frame = try String(contentsOf: directory.appendingPathComponent("frame.extxyz"), encoding: .utf8)
         XCTAssertTrue(frame.contains(#"Lattice="5.0 0.0 0.0 1.0 6.0 0.0 0.0 0.5 7.0" pbc="T T T""#), frame)
 
+        // ASE's get_stress() order: xx yy zz yz xz xy.
+        let voigt = try potential(answering: #"{"energy": 2, "forces": [[0, 0, 0.5], [0, 0, -0.5]], "stress": [0.01, -0.02, 0.03, 0, 0, 0.002]}"#)
+        XCTAssertEqual(try voigt.compute(crystal).virial, -cell.volume * stress)
+
         let noStress = try potential(answering: #"{"energy": 2, "forces": [[0, 0, 0.5], [0, 0, -0.5]]}"#)
         assertThrows(["no stress", "periodic"]) { _ = try noStress.compute(crystal) }
     }
@@ -81,11 +85,28 @@ final class ExternalPotentialTests: XCTestCase {
             (#"{"energy": 1, "forces": [[1, 2, 3], [4, 5, 6]], "atoms": 3}"#, ["3 atoms", "has 2"]),
             (#"{"energy": 1, "forces": [[1, 2, 3], [4, 5, 6]]"#, ["not a JSON object"]),
             ("energy 1", ["no line of its output starts with '{'"]),
+            (#"{"energy": true, "forces": [[1, 2, 3], [4, 5, 6]]}"#, ["energy is missing or not a number"]),
         ]
         for (answer, parts) in cases {
             let external = try potential(answering: answer)
             assertThrows(["external", "cat answer.json"] + parts) { _ = try external.compute(dimer) }
         }
+    }
+
+    /// Windows line endings (`\r\n` is one Character in Swift).
+    func testAnAnswerWithWindowsLineEndingsIsRead() throws {
+        let external = try potential(answering: "a log line\r\n{\"energy\": 3, \"forces\": [[0, 0, 1], [0, 0, -1]]}\r\n")
+        XCTAssertEqual(try external.compute(dimer).energy, 3)
+    }
+
+    /// A program may leave a child running (a server it starts, say): the call ends with the
+    /// program, not with its children.
+    func testAChildLeftRunningDoesNotHoldTheCall() throws {
+        let external = try ExternalPotential(command: #"cat > /dev/null; (sleep 20 &); echo '{"energy": 1, "forces": [[0, 0, 0], [0, 0, 0]]}'"#,
+                                             workingDirectory: directory.path, timeout: 15)
+        let start = Date()
+        XCTAssertEqual(try external.compute(dimer).energy, 1)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
     }
 
     func testAFailingProgramIsAnErrorWithItsStandardError() throws {
@@ -98,9 +119,14 @@ final class ExternalPotentialTests: XCTestCase {
 
     func testAHangingProgramIsStoppedAfterItsTimeout() throws {
         let hanging = try ExternalPotential(command: "sleep 30", workingDirectory: directory.path, timeout: 0.5)
-        let start = Date()
+        var start = Date()
         assertThrows(["no answer within 0.5 s"]) { _ = try hanging.compute(dimer) }
-        XCTAssertLessThan(Date().timeIntervalSince(start), 10)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
+        // One that ignores SIGTERM is killed 2 s later.
+        let stubborn = try ExternalPotential(command: "trap '' TERM; sleep 30", workingDirectory: directory.path, timeout: 0.5)
+        start = Date()
+        assertThrows(["no answer within 0.5 s"]) { _ = try stubborn.compute(dimer) }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 8)
         assertThrows(["command is empty"]) { _ = try ExternalPotential(command: "  ") }
         assertThrows(["timeout"]) { _ = try ExternalPotential(command: "true", timeout: 0) }
     }

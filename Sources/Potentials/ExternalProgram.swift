@@ -1,0 +1,111 @@
+import Foundation
+
+/// A failure of an external program or of its answer; the message names the command.
+public struct ExternalProgramError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ command: String, _ what: String) { description = "external program '\(command)': \(what)" }
+}
+
+/// Runs a shell command once per call: text on its standard input, its standard output back.
+///
+/// Started with `posix_spawn` and reaped with `waitpid`, not with Foundation's `Process`, which
+/// reports a program's end only once every process holding a descriptor it hands out has closed
+/// it: a program that leaves a child running in the background blocked every call until the
+/// child ended. The program leads a process group of its own, so that a timeout stops the
+/// children it started too, and a stop signal sent to `eninet-md` lets the current evaluation
+/// finish (the run then stops between steps, with its restart).
+struct ExternalProgram {
+    let command: String
+    let workingDirectory: String
+    /// Seconds one call may take.
+    let timeout: Double
+    /// Where the input, the output and the error text of a call lie: files rather than pipes,
+    /// so that neither side blocks on a full pipe.
+    let scratch: URL
+
+    /// The program's standard output, after checking that it ended in time with status 0.
+    func run(input: String) throws -> String {
+        let inputPath = scratch.appendingPathComponent("frame.extxyz").path
+        let outputPath = scratch.appendingPathComponent("answer").path
+        let errorPath = scratch.appendingPathComponent("error").path
+        do {
+            try input.write(toFile: inputPath, atomically: false, encoding: .utf8)
+        } catch {
+            throw ExternalProgramError(command, "cannot write its input \(inputPath): \(error.localizedDescription)")
+        }
+        let pid = try spawn(input: inputPath, output: outputPath, error: errorPath)
+        let status = try wait(for: pid)
+        let signal = status & 0x7f
+        guard signal == 0, (status >> 8) & 0xff == 0 else {
+            let how = signal == 0 ? "exited with status \((status >> 8) & 0xff)" : "was killed by signal \(signal)"
+            throw ExternalProgramError(command, how + Self.tail(ofFile: errorPath))
+        }
+        guard let data = FileManager.default.contents(atPath: outputPath) else {
+            throw ExternalProgramError(command, "its output \(outputPath) cannot be read")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// `/bin/sh` running the command in the working directory, standard streams on the files.
+    private func spawn(input: String, output: String, error: String) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, input, O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, error, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // Ignored signals would stay ignored across exec (the run's stop handling ignores some):
+        // the program gets the default dispositions and no blocked signals.
+        var defaults = sigset_t(), none = sigset_t()
+        sigemptyset(&defaults)
+        sigemptyset(&none)
+        for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE] { sigaddset(&defaults, s) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        // The directory and the command reach the shell as arguments, so neither is re-quoted.
+        let arguments = ["/bin/sh", "-c", "cd -- \"$1\" && eval \"$2\"", "sh", workingDirectory, command]
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid = pid_t()
+        let status = posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, environ)
+        guard status == 0 else {
+            throw ExternalProgramError(command, "cannot start /bin/sh: \(String(cString: strerror(status)))")
+        }
+        return pid
+    }
+
+    /// The wait status of `pid`; past the timeout its process group is stopped (SIGTERM, then SIGKILL).
+    private func wait(for pid: pid_t) throws -> Int32 {
+        final class Status: @unchecked Sendable { var value: Int32 = 0 }
+        let status = Status(), ended = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            var s: Int32 = 0
+            while waitpid(pid, &s, 0) == -1 && errno == EINTR {}
+            status.value = s
+            ended.signal()
+        }
+        guard ended.wait(timeout: .now() + timeout) == .timedOut else { return status.value }
+        kill(-pid, SIGTERM)
+        if ended.wait(timeout: .now() + 2) == .timedOut {
+            kill(-pid, SIGKILL)
+            _ = ended.wait(timeout: .now() + 10)
+        }
+        throw ExternalProgramError(command, "no answer within \(timeout) s (stopped)")
+    }
+
+    /// The last lines of the program's error text (at most 4 KB of it), for the message.
+    static func tail(ofFile path: String) -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        try? handle.seek(toOffset: size > 4096 ? size - 4096 : 0)
+        let text = String(decoding: (try? handle.readToEnd()) ?? Data(), as: UTF8.self)
+        let lines = text.split(whereSeparator: \.isNewline).suffix(5).map { $0.count > 300 ? $0.prefix(300) + "…" : $0 }
+        return lines.isEmpty ? "" : "; its standard error ends:\n" + lines.joined(separator: "\n")
+    }
+}
