@@ -95,8 +95,16 @@ final class EthanolModelTests: XCTestCase {
     /// 0.74 eV/Å, changing by at most 1.4e-4 eV/Å per step (2026-12-07).
     func testAHydrogenLeavingTheMoleculeFeelsGentleForcesUpToTheCutoff() throws {
         try requireFiles(Self.energyModel)
-        let molecule = try XCTUnwrap(try StructureFile.read(path: Self.examples.appendingPathComponent("ethanol.xyz").path).first)
+        try Self.assertGentleForcesOnALoneHydrogen(model: Self.energyModel, molecule: Self.examples.appendingPathComponent("ethanol.xyz"),
+                                                   label: "ethanol", scratch: try scratchDirectory())
+    }
+
+    /// The scan above, on any molecule whose lowest atom (in z) is an H, for any energy model.
+    static func assertGentleForcesOnALoneHydrogen(model: URL, molecule path: URL, label: String, scratch dir: URL,
+                                                  file: StaticString = #filePath, line: UInt = #line) throws {
+        let molecule = try XCTUnwrap(try StructureFile.read(path: path.path).first)
         let anchor = try XCTUnwrap(molecule.positions.indices.min { molecule.positions[$0].z < molecule.positions[$1].z })
+        XCTAssertEqual(molecule.atomicNumbers[anchor], 1, "the lowest atom should be an H", file: file, line: line)
         let coarse: [Double] = (0..<190).map { 3.0 + 0.01 * Double($0) }
         let fine: [Double] = (0...1002).map { 4.9 + 1e-4 * Double($0) }
         let distances = coarse + fine
@@ -109,21 +117,20 @@ final class EthanolModelTests: XCTestCase {
         }
         for d in [3.0, 4.9999] {
             let lone = molecule.positions[anchor] - Vec3(0, 0, d)
-            XCTAssertEqual(molecule.positions.map { norm($0 - lone) }.min() ?? 0, d, accuracy: 1e-9, "nearest neighbour at d")
+            XCTAssertEqual(molecule.positions.map { norm($0 - lone) }.min() ?? 0, d, accuracy: 1e-9, "nearest neighbour at d", file: file, line: line)
         }
-        let dir = try scratchDirectory()
         let scan = dir.appendingPathComponent("scan.xyz")
         try StructureFile.write(frames, to: scan.path)
-        let result = try CLI.run(["evaluate", "--model", Self.energyModel.path, "--structure", scan.path, "--json"], timeout: 300)
-        XCTAssertEqual(result.status, 0, result.stderr)
+        let result = try CLI.run(["evaluate", "--model", model.path, "--structure", scan.path, "--json"], timeout: 300)
+        XCTAssertEqual(result.status, 0, result.stderr, file: file, line: line)
         var energies: [Double] = [], forces: [[Vec3]] = []
-        for line in result.stdout.split(separator: "\n") {
-            let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        for text in result.stdout.split(separator: "\n") {
+            let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
             energies.append(try XCTUnwrap(json["energy"] as? Double))
             let f = try XCTUnwrap(json["forces"] as? [[Double]])
             forces.append(f.map { Vec3($0[0], $0[1], $0[2]) })
         }
-        XCTAssertEqual(energies.count, distances.count)
+        XCTAssertEqual(energies.count, distances.count, file: file, line: line)
         guard energies.count == distances.count else { return }
         let lone = molecule.positions.count
         let largest = forces.map { norm($0[lone]) }.enumerated().max { $0.element < $1.element }
@@ -133,11 +140,11 @@ final class EthanolModelTests: XCTestCase {
             if change > steepest { (steepest, steepestAt) = (change, distances[k]) }
         }
         let beyond = distances.indices.filter { distances[$0] > 5.0 + 1e-9 }
-        print("ethanol + lone H: largest force on it \(largest?.element ?? .nan) eV/Å at d = \(distances[largest?.offset ?? 0]) Å; largest change of any force between 1e-4 Å steps \(steepest) eV/Å (at \(steepestAt) Å); energy falls \(energies[0] - energies[distances.count - 1]) eV from 3 Å to beyond the cutoff")
-        XCTAssertLessThan(largest?.element ?? .infinity, 2, "force on the lone H (eV/Å)")
-        XCTAssertLessThan(steepest, 1e-3, "change of a force between 1e-4 Å steps (eV/Å), i.e. a slope of at most 10 eV/Å²")
-        XCTAssertFalse(beyond.isEmpty)
-        for k in beyond { XCTAssertEqual(norm(forces[k][lone]), 0, "no force beyond the cutoff, d = \(distances[k])") }
+        print("\(label) + lone H: largest force on it \(largest?.element ?? .nan) eV/Å at d = \(distances[largest?.offset ?? 0]) Å; largest change of any force between 1e-4 Å steps \(steepest) eV/Å (at \(steepestAt) Å); energy falls \(energies[0] - energies[distances.count - 1]) eV from 3 Å to beyond the cutoff")
+        XCTAssertLessThan(largest?.element ?? .infinity, 2, "force on the lone H (eV/Å)", file: file, line: line)
+        XCTAssertLessThan(steepest, 1e-3, "change of a force between 1e-4 Å steps (eV/Å), i.e. a slope of at most 10 eV/Å²", file: file, line: line)
+        XCTAssertFalse(beyond.isEmpty, file: file, line: line)
+        for k in beyond { XCTAssertEqual(norm(forces[k][lone]), 0, "no force beyond the cutoff, d = \(distances[k])", file: file, line: line) }
     }
 
     // MARK: - Issue 6, point 5: stability at 500 K and energy conservation
@@ -173,39 +180,17 @@ final class EthanolModelTests: XCTestCase {
     /// leaves its reference mean by more than 0.5 Å.
     func testLangevinAt500KKeepsEveryBondNearItsReferenceLength() throws {
         try requireFiles(Self.energyModel, Self.dataset)
-        let reference = try StructureFile.read(path: Self.dataset.path)
-        let atomCount = reference[0].positions.count
-        var meanDistance = [Double](repeating: 0, count: atomCount * atomCount)
-        for frame in reference {
-            for i in 0..<atomCount { for j in 0..<atomCount { meanDistance[i * atomCount + j] += norm(frame.positions[j] - frame.positions[i]) } }
-        }
-        meanDistance = meanDistance.map { $0 / Double(reference.count) }
-        let bonds = (0..<atomCount).flatMap { i in ((i + 1)..<atomCount).map { (i, $0) } }.filter { meanDistance[$0.0 * atomCount + $0.1] < 1.65 }
-        XCTAssertEqual(bonds.count, 8, "ethanol has 8 bonds")
+        let stability = try BondStability(reference: Self.dataset)
+        XCTAssertEqual(stability.bonds.count, 8, "ethanol has 8 bonds")
 
         let dir = try scratchDirectory()
         let picoseconds = Self.fullValidation ? 100 : 20
-        _ = try runEthanol(dynamics: """
-            integrator = "langevin"
-            timestep_fs = 0.5
-            steps = \(picoseconds * 2000)
-            temperature_K = 500
-            friction_per_ps = 10
-            initial_temperature_K = 500
-            seed = 11
-            """, trajectoryEvery: 20, in: dir)
+        _ = try runEthanol(dynamics: BondStability.dynamics(picoseconds: picoseconds), trajectoryEvery: 20, in: dir)
         let trajectory = try AmberTrajectoryReader(path: dir.appendingPathComponent("t.nc").path)
         XCTAssertEqual(trajectory.frameCount, picoseconds * 100 + 1, "\(picoseconds) ps stored every 10 fs")
-        var worst = 0.0, worstBond = (0, 0), worstFrame = 0
-        for index in 0..<trajectory.frameCount {
-            let positions = try trajectory.frame(index).positions
-            for (i, j) in bonds {
-                let deviation = abs(norm(positions[j] - positions[i]) - meanDistance[i * atomCount + j])
-                if deviation > worst { (worst, worstBond, worstFrame) = (deviation, (i, j), index) }
-            }
-        }
-        print("ethanol 500 K, \(picoseconds) ps: largest bond deviation \(worst) Å (atoms \(worstBond), frame \(worstFrame))")
-        XCTAssertLessThan(worst, 0.5, "bond \(worstBond) left its reference mean by \(worst) Å at frame \(worstFrame)")
+        let worst = try stability.largestDeviation(in: trajectory)
+        print("ethanol 500 K, \(picoseconds) ps: largest bond deviation \(worst.deviation) Å (atoms \(worst.bond), frame \(worst.frame))")
+        XCTAssertLessThan(worst.deviation, 0.5, "bond \(worst.bond) left its reference mean by \(worst.deviation) Å at frame \(worst.frame)")
     }
 
     func testNVEAtHalfAFemtosecondConservesEnergy() throws {

@@ -29,7 +29,7 @@ final class ShippedModelConfigurationTests: XCTestCase {
     func testEveryShippedModelRecordsWhatItsTrainingConfigurationSays() throws {
         let examples = CLI.repositoryRoot.appendingPathComponent("Examples")
         let configurations = ["ethanol/train-energy.toml", "ethanol/train-energy-stable.toml", "ethanol/train-dipole.toml",
-                              "aspirin/train-energy.toml"]
+                              "aspirin/train-energy.toml", "aspirin/train-energy-stable.toml"]
         for name in configurations {
             let configURL = examples.appendingPathComponent(name)
             let keys = Self.keys(ofTOML: try String(contentsOf: configURL, encoding: .utf8))

@@ -1,0 +1,62 @@
+import Foundation
+import XCTest
+import Geometry
+import Trajectory
+
+/// The shipped aspirin model for MD (`Examples/aspirin/energy-stable`, fine-tuned from
+/// `energy/` with ε = 1e-2 by `train-energy-stable.toml`): gentle forces on an atom leaving the
+/// molecule, and bonds near their GFN2-xTB means at 500 K. The 500 K run is 10 ps in the
+/// default suite and 100 ps with `ENINETMD_FULL_VALIDATION=1`.
+final class AspirinModelTests: XCTestCase {
+    static let examples = CLI.repositoryRoot.appendingPathComponent("Examples/aspirin")
+    static let energyModel = examples.appendingPathComponent("energy-stable/aspirin-energy-stable.safetensors")
+    static let molecule = examples.appendingPathComponent("aspirin.xyz")
+    static let dataset = CLI.sharedDirectory.appendingPathComponent("data/xtb/aspirin-gfn2-500K.extxyz")
+
+    private func scratchDirectory() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aspirin-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        return dir
+    }
+
+    /// `energy/`'s file (ε = 1e-8) pushed the departing H with 27 eV/Å at 4.9991 Å; this one
+    /// with at most 0.062 eV/Å (2026-12-07).
+    func testAHydrogenLeavingTheMoleculeFeelsGentleForcesUpToTheCutoff() throws {
+        try EthanolModelTests.assertGentleForcesOnALoneHydrogen(model: Self.energyModel, molecule: Self.molecule, label: "aspirin",
+                                                                scratch: try scratchDirectory())
+    }
+
+    /// Fu et al. (2022), "Forces are not enough": no bond leaves its mean in the GFN2-xTB data by
+    /// more than 0.5 Å. By hand over 100 ps: 0.256 Å (seed 11) and 0.279 Å (seed 12); `energy/`
+    /// gave 0.29 Å, and a model retrained from scratch with ε = 1e-2 0.43 Å (Docs/training.md).
+    func testLangevinAt500KKeepsEveryBondNearItsReferenceLength() throws {
+        guard FileManager.default.fileExists(atPath: Self.dataset.path) else { throw XCTSkip("\(Self.dataset.path) is absent") }
+        let stability = try BondStability(reference: Self.dataset)
+        XCTAssertEqual(stability.bonds.count, 21, "aspirin has 21 bonds")
+
+        let dir = try scratchDirectory()
+        let picoseconds = EthanolModelTests.fullValidation ? 100 : 10
+        let deck = """
+        [system]
+        structure = "\(Self.molecule.path)"
+        [potential]
+        type = "eninet"
+        model = "\(Self.energyModel.path)"
+        [dynamics]
+        \(BondStability.dynamics(picoseconds: picoseconds))
+        [output]
+        log_every = 0
+        trajectory = "t.nc"
+        trajectory_every = 20
+        """
+        try deck.write(to: dir.appendingPathComponent("deck.toml"), atomically: true, encoding: .utf8)
+        let result = try CLI.run(["run", dir.appendingPathComponent("deck.toml").path, "--quiet"], in: dir, timeout: 1800)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let trajectory = try AmberTrajectoryReader(path: dir.appendingPathComponent("t.nc").path)
+        XCTAssertEqual(trajectory.frameCount, picoseconds * 100 + 1)
+        let worst = try stability.largestDeviation(in: trajectory)
+        print("aspirin 500 K, \(picoseconds) ps: largest bond deviation \(worst.deviation) Å (atoms \(worst.bond), frame \(worst.frame))")
+        XCTAssertLessThan(worst.deviation, 0.5, "bond \(worst.bond) left its reference mean by \(worst.deviation) Å at frame \(worst.frame)")
+    }
+}
