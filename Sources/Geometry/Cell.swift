@@ -21,6 +21,11 @@ public struct Mat3: Equatable, Hashable, Sendable, CustomStringConvertible {
     @inlinable public init(_ r0: Vec3, _ r1: Vec3, _ r2: Vec3) { rows = (r0, r1, r2) }
     @inlinable public init(rows: [Vec3]) { self.init(rows[0], rows[1], rows[2]) }
 
+    /// A symmetric tensor from ASE's six Voigt components, in ASE's order xx yy zz yz xz xy.
+    @inlinable public init(aseVoigt v: [Double]) {
+        self.init(Vec3(v[0], v[5], v[4]), Vec3(v[5], v[1], v[3]), Vec3(v[4], v[3], v[2]))
+    }
+
     public static let zero = Mat3(.zero, .zero, .zero)
     public static let identity = Mat3(Vec3(1, 0, 0), Vec3(0, 1, 0), Vec3(0, 0, 1))
 

@@ -23,8 +23,8 @@ public final class ExternalPotential: Potential {
     public let name = "external"
     private let program: ExternalProgram
     public var command: String { program.command }
-    /// How many times the program has answered.
-    public private(set) var calls = 0
+    /// How many times the program has answered (for tests).
+    private(set) var calls = 0
 
     /// - Parameters:
     ///   - workingDirectory: where the command runs (nil: the current directory).
@@ -63,6 +63,8 @@ enum ExternalFrame {
             let rows = [cell.matrix.rows.0, cell.matrix.rows.1, cell.matrix.rows.2]
             let lattice = rows.flatMap { [$0.x, $0.y, $0.z] }.map { "\($0)" }.joined(separator: " ")
             comment = "Lattice=\"\(lattice)\" pbc=\"\(cell.pbc.description)\" " + comment
+        } else {
+            comment += " pbc=\"F F F\""
         }
         var lines = ["\(configuration.count)", comment]
         lines.reserveCapacity(configuration.count + 2)
@@ -76,9 +78,6 @@ enum ExternalFrame {
 
 /// Energy, forces and virial from what an external program printed (``ExternalPotential``).
 enum ExternalAnswer {
-    /// JSON `true`/`false` arrive as NSNumbers that cast to Double (and `is Bool` holds for 0 and 1 too).
-    private static let booleanType = ObjectIdentifier(type(of: NSNumber(value: true) as Any))
-
     static func decode(_ output: String, for configuration: Configuration, command: String) throws -> ForceResult {
         func failure(_ what: String) -> ExternalProgramError { ExternalProgramError(command, what) }
         // `\r\n` is one Character in Swift: splitting on "\n" alone would not split it.
@@ -89,9 +88,11 @@ enum ExternalAnswer {
             throw failure("its last line starting with '{' is not a JSON object: \(line.prefix(200))")
         }
         func number(_ value: Any?, _ name: String) throws -> Double {
-            guard let value, ObjectIdentifier(type(of: value)) != booleanType, let x = (value as? NSNumber)?.doubleValue else {
+            // JSON's true arrives as an NSNumber of type "c" and would read as 1 (as in the dataset reader).
+            guard let n = value as? NSNumber, String(cString: n.objCType) != "c" else {
                 throw failure("\(name) is missing or not a number")
             }
+            let x = n.doubleValue
             guard x.isFinite else { throw failure("\(name) is not finite") }
             return x
         }
@@ -117,9 +118,8 @@ enum ExternalAnswer {
             }
             let stress: Mat3
             if let voigt = value as? [Any], voigt.count == 6, !(voigt[0] is [Any]) {
-                // ASE's `get_stress()`: xx, yy, zz, yz, xz, xy.
-                let v = try voigt.enumerated().map { try number($0.element, "stress[\($0.offset)]") }
-                stress = Mat3(Vec3(v[0], v[5], v[4]), Vec3(v[5], v[1], v[3]), Vec3(v[4], v[3], v[2]))
+                // ASE's `get_stress()`.
+                stress = Mat3(aseVoigt: try voigt.enumerated().map { try number($0.element, "stress[\($0.offset)]") })
             } else {
                 let s = try rows(value, "stress", count: 3)
                 stress = Mat3(s[0], s[1], s[2])

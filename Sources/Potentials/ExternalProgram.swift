@@ -22,18 +22,26 @@ struct ExternalProgram {
     /// Where the input, the output and the error text of a call lie: files rather than pipes,
     /// so that neither side blocks on a full pipe.
     let scratch: URL
+    private let inputPath: String, outputPath: String, errorPath: String
+
+    init(command: String, workingDirectory: String, timeout: Double, scratch: URL) {
+        self.command = command
+        self.workingDirectory = workingDirectory
+        self.timeout = timeout
+        self.scratch = scratch
+        inputPath = scratch.appendingPathComponent("frame.extxyz").path
+        outputPath = scratch.appendingPathComponent("answer").path
+        errorPath = scratch.appendingPathComponent("error").path
+    }
 
     /// The program's standard output, after checking that it ended in time with status 0.
     func run(input: String) throws -> String {
-        let inputPath = scratch.appendingPathComponent("frame.extxyz").path
-        let outputPath = scratch.appendingPathComponent("answer").path
-        let errorPath = scratch.appendingPathComponent("error").path
         do {
             try input.write(toFile: inputPath, atomically: false, encoding: .utf8)
         } catch {
             throw ExternalProgramError(command, "cannot write its input \(inputPath): \(error.localizedDescription)")
         }
-        let pid = try spawn(input: inputPath, output: outputPath, error: errorPath)
+        let pid = try spawn()
         let status = try wait(for: pid)
         let signal = status & 0x7f
         guard signal == 0, (status >> 8) & 0xff == 0 else {
@@ -47,26 +55,32 @@ struct ExternalProgram {
     }
 
     /// `/bin/sh` running the command in the working directory, standard streams on the files.
-    private func spawn(input: String, output: String, error: String) throws -> pid_t {
+    private func spawn() throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, input, O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, error, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        for (descriptor, path, flags) in [(Int32(0), inputPath, O_RDONLY), (1, outputPath, O_WRONLY | O_CREAT | O_TRUNC),
+                                          (2, errorPath, O_WRONLY | O_CREAT | O_TRUNC)] {
+            let status = posix_spawn_file_actions_addopen(&actions, descriptor, path, flags, 0o600)
+            guard status == 0 else {
+                throw ExternalProgramError(command, "cannot prepare its standard streams: \(String(cString: strerror(status)))")
+            }
+        }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        // Ignored signals would stay ignored across exec (the run's stop handling ignores some):
-        // the program gets the default dispositions and no blocked signals.
+        // Signals ignored or blocked in eninet-md stay so across exec, and eninet-md may have
+        // inherited them (started by nohup, from a script with `&`, by a parent ignoring
+        // SIGPIPE): the program gets the default dispositions and no blocked signals.
         var defaults = sigset_t(), none = sigset_t()
         sigemptyset(&defaults)
         sigemptyset(&none)
         for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE] { sigaddset(&defaults, s) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        let flags = Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)
+        for status in [posix_spawnattr_setsigdefault(&attributes, &defaults), posix_spawnattr_setsigmask(&attributes, &none),
+                       posix_spawnattr_setpgroup(&attributes, 0), posix_spawnattr_setflags(&attributes, flags)] where status != 0 {
+            throw ExternalProgramError(command, "cannot prepare its process attributes: \(String(cString: strerror(status)))")
+        }
         // The directory and the command reach the shell as arguments, so neither is re-quoted.
         let arguments = ["/bin/sh", "-c", "cd -- \"$1\" && eval \"$2\"", "sh", workingDirectory, command]
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]

@@ -193,9 +193,10 @@ public enum ExtendedXYZ {
         out += " "; out += exactText(v.z)
     }
 
-    /// ASE's reader accepts only a 3×3 `stress`; ASE Voigt order is xx yy zz yz xz xy.
+    /// ASE's reader accepts only a 3×3 `stress`.
     static func fullStress(fromVoigt v: [Double]) -> [Double] {
-        [v[0], v[5], v[4], v[5], v[1], v[3], v[4], v[3], v[2]]
+        let m = Mat3(aseVoigt: v)
+        return [m[0], m[1], m[2]].flatMap { [$0.x, $0.y, $0.z] }
     }
 
     static func standardMasses(_ numbers: [Int], path: String) throws -> [Double] {

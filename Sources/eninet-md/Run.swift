@@ -83,11 +83,7 @@ struct Run: ParsableCommand {
         // The first forces: what the potential refuses there (a cell too small, coinciding
         // atoms, an element the model does not know) belongs to the structure or the restart.
         func firstForces(_ make: () throws -> Simulation) throws -> Simulation {
-            do { return try make() } catch let error as InputError { throw error } catch let error as ExternalProgramError {
-                throw error  // the program's failure, not the structure's
-            } catch {
-                throw InputError("\(restart ?? settings.system.structurePath): \(error)")
-            }
+            do { return try make() } catch { throw InputError.blaming(restart ?? settings.system.structurePath, for: error) }
         }
         let simulation: Simulation
         if let restart {
@@ -242,12 +238,8 @@ struct Minimize: ParsableCommand {
                     print(String(format: "%8d  E = %.10f eV  fmax = %.3e eV/Å", step, forces.energy, fmax))
                 }
             }, stopRequested: { StopSignal.requested })
-        } catch let error as ExternalProgramError {
-            throw error
         } catch {
-            // What the potential refuses (coinciding atoms, an unknown element, a cell too small)
-            // belongs to the structure being minimised.
-            throw InputError("\(settings.system.structurePath): \(error)")
+            throw InputError.blaming(settings.system.structurePath, for: error)
         }
         print(String(format: "%@ after %d steps: E = %.10f eV, fmax = %.3e eV/Å",
                      result.stopped ? "stopped" : (result.converged ? "converged" : "not converged"),

@@ -13,6 +13,16 @@ func canonicalPath(_ path: String) -> String { URL(fileURLWithPath: path).standa
 struct InputError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+
+    /// What a potential refuses in the first forces or a minimisation (coinciding atoms, an
+    /// element the model does not know, a cell too small) belongs to the structure at `path`;
+    /// errors already named (`InputError`) and an external program's failure pass unchanged.
+    static func blaming(_ path: String, for error: Error) -> Error {
+        switch error {
+        case is InputError, is ExternalProgramError: return error
+        default: return InputError("\(path): \(error)")
+        }
+    }
 }
 
 /// Turns validated deck settings into the objects a run needs: the structure, the

@@ -23,7 +23,7 @@ final class AspirinModelTests: XCTestCase {
     /// `energy/`'s file (ε = 1e-8) pushed the departing H with 27 eV/Å at 4.9991 Å; this one
     /// with at most 0.062 eV/Å (2026-12-07).
     func testAHydrogenLeavingTheMoleculeFeelsGentleForcesUpToTheCutoff() throws {
-        try EthanolModelTests.assertGentleForcesOnALoneHydrogen(model: Self.energyModel, molecule: Self.molecule, label: "aspirin",
+        try ShippedModelChecks.assertGentleForcesOnALoneHydrogen(model: Self.energyModel, molecule: Self.molecule, label: "aspirin",
                                                                 scratch: try scratchDirectory())
     }
 
@@ -36,7 +36,7 @@ final class AspirinModelTests: XCTestCase {
         XCTAssertEqual(stability.bonds.count, 21, "aspirin has 21 bonds")
 
         let dir = try scratchDirectory()
-        let picoseconds = EthanolModelTests.fullValidation ? 100 : 10
+        let picoseconds = ShippedModelChecks.fullValidation ? 100 : 10
         let deck = """
         [system]
         structure = "\(Self.molecule.path)"
@@ -44,7 +44,7 @@ final class AspirinModelTests: XCTestCase {
         type = "eninet"
         model = "\(Self.energyModel.path)"
         [dynamics]
-        \(BondStability.dynamics(picoseconds: picoseconds))
+        \(ShippedModelChecks.langevinAt500K(picoseconds: picoseconds))
         [output]
         log_every = 0
         trajectory = "t.nc"

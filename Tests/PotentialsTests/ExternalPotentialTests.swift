@@ -46,7 +46,7 @@ final class ExternalPotentialTests: XCTestCase {
         let lines = frame.split(separator: "\n").map(String.init)
         XCTAssertEqual(lines.count, 4)
         XCTAssertEqual(lines[0], "2")
-        XCTAssertEqual(lines[1], "Properties=species:S:1:pos:R:3")
+        XCTAssertEqual(lines[1], #"Properties=species:S:1:pos:R:3 pbc="F F F""#)
         for (i, line) in lines.dropFirst(2).enumerated() {
             let fields = line.split(separator: " ").map(String.init)
             XCTAssertEqual(fields[0], ["O", "H"][i])
