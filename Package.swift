@@ -66,6 +66,7 @@ let package = Package(
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Trajectory", "Geometry"], exclude: ["Scripts"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "ENINet", "Tensors", "Geometry"], exclude: ["Fixtures"]),
         .testTarget(name: "DeckTests", dependencies: ["Deck"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CLITests", dependencies: ["eninet-md", "Trajectory", "Geometry", "CNetCDF", "ENINet"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CLITests", dependencies: ["eninet-md", "Trajectory", "Geometry", "CNetCDF", "ENINet", "Training"],
+                    resources: [.copy("Fixtures")]),
     ]
 )
