@@ -162,6 +162,14 @@ final class RunOutputTests: XCTestCase {
         let fromFile = try msd([]), given = try msd(["--frame-dt-fs", "10"])
         XCTAssertFalse(fromFile.isEmpty)
         XCTAssertEqual(given, fromFile)
+        // The two agree also if both ignored the stride: the lags must step by 2 × 10 fs, and a
+        // spacing given twice as long must halve D.
+        let lags = try String(contentsOfFile: dir.path("m.csv"), encoding: .utf8).split(separator: "\n").dropFirst().prefix(3)
+            .map { Double($0.split(separator: ",")[0]) }
+        XCTAssertEqual(lags, [0, 20, 40])
+        func coefficient(_ line: String) -> Double? { line.split(separator: " ").dropFirst(2).first.flatMap { Double($0) } }
+        let d = try XCTUnwrap(coefficient(fromFile)), halved = try XCTUnwrap(coefficient(try msd(["--frame-dt-fs", "20"])))
+        XCTAssertEqual(halved, d / 2, accuracy: 1e-4 * d)
     }
 
     /// Velocities given in the structure file lose their centre-of-mass drift, weighted by
