@@ -210,8 +210,10 @@ public struct ExternalSettings: Equatable, Sendable {
     /// The deck's directory, where the command runs (so that it finds files beside the deck).
     public var workingDirectory: String
     public var timeoutS: Double
+    /// An hour: long for one evaluation of a quantum-chemistry code, short beside a lost night.
+    public static let defaultTimeoutS = 3600.0
 
-    public init(command: String, workingDirectory: String, timeoutS: Double = 3600) {
+    public init(command: String, workingDirectory: String, timeoutS: Double = defaultTimeoutS) {
         self.command = command
         self.workingDirectory = workingDirectory
         self.timeoutS = timeoutS

@@ -171,7 +171,7 @@ struct DeckValidator {
             let commandField = try t.required("command")
             let command = try commandField.string()
             guard !command.allSatisfy(\.isWhitespace) else { throw commandField.invalid("must name the program to run") }
-            let timeout = try t.field("timeout_s")?.positive() ?? 3600
+            let timeout = try t.field("timeout_s")?.positive() ?? ExternalSettings.defaultTimeoutS
             return .external(ExternalSettings(command: command, workingDirectory: context.baseDirectory, timeoutS: timeout))
         default:
             try t.checkKeys(["type", "terms"], note: note)

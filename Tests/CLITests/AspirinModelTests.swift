@@ -14,13 +14,6 @@ final class AspirinModelTests: XCTestCase {
     static let molecule = examples.appendingPathComponent("aspirin.xyz")
     static let dataset = CLI.sharedDirectory.appendingPathComponent("data/xtb/aspirin-gfn2-500K.extxyz")
 
-    private func scratchDirectory() throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aspirin-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
-        return dir
-    }
-
     /// Both models on the 900 test frames of the configurations' split (random, seed 1: 1000
     /// training, 100 validation frames), drawn as `train` draws it. Measured on 2026-12-07:
     /// `energy-stable/` 19.95 meV/Å and 0.293 meV/atom, `energy/` 35.8 and 0.843; the bounds
@@ -31,7 +24,7 @@ final class AspirinModelTests: XCTestCase {
         let frames = try StructureFile.read(path: Self.dataset.path)
         let split = try DatasetSplit.random(frameCount: frames.count, train: 1000, validation: 100, test: nil, seed: 1)
         XCTAssertEqual(split.test.count, 900)
-        let testFile = try scratchDirectory().appendingPathComponent("test.extxyz")
+        let testFile = try scratchDirectory("aspirin").appendingPathComponent("test.extxyz")
         try StructureFile.write(split.test.map { frames[$0] }, to: testFile.path)
         for (model, forceBound, energyBound) in [(Self.energyModel, 21.0, 0.31), (model, 37.5, 0.89)] {
             let result = try CLI.run(["evaluate", "--model", model.path, "--data", testFile.path, "--json"], timeout: 300)
@@ -49,7 +42,7 @@ final class AspirinModelTests: XCTestCase {
     /// with at most 0.062 eV/Å (2026-12-07).
     func testAHydrogenLeavingTheMoleculeFeelsGentleForcesUpToTheCutoff() throws {
         try ShippedModelChecks.assertGentleForcesOnALoneHydrogen(model: Self.energyModel, molecule: Self.molecule, label: "aspirin",
-                                                                scratch: try scratchDirectory())
+                                                                scratch: try scratchDirectory("aspirin"))
     }
 
     /// Fu et al. (2022), "Forces are not enough": no bond leaves its mean in the GFN2-xTB data by
@@ -60,7 +53,7 @@ final class AspirinModelTests: XCTestCase {
         let stability = try BondStability(reference: Self.dataset)
         XCTAssertEqual(stability.bonds.count, 21, "aspirin has 21 bonds")
 
-        let dir = try scratchDirectory()
+        let dir = try scratchDirectory("aspirin")
         let picoseconds = ShippedModelChecks.fullValidation ? 100 : 10
         let deck = """
         [system]

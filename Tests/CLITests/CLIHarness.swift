@@ -88,6 +88,29 @@ enum CLI {
     }
 }
 
+extension CLI {
+    /// The JSON objects `eninet-md evaluate ... --json` prints, one per frame, after checking
+    /// that it exited with status 0.
+    static func evaluatedFrames(_ arguments: [String], timeout: TimeInterval = 120,
+                                file: StaticString = #filePath, line: UInt = #line) throws -> [[String: Any]] {
+        let result = try run(["evaluate"] + arguments + ["--json"], timeout: timeout)
+        XCTAssertEqual(result.status, 0, result.stderr, file: file, line: line)
+        return try result.stdout.split(separator: "\n").map { text in
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], file: file, line: line)
+        }
+    }
+}
+
+extension XCTestCase {
+    /// A fresh directory, removed when the test ends.
+    func scratchDirectory(_ prefix: String) throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        return dir
+    }
+}
+
 final class CLIBasicsTests: XCTestCase {
     func testHelpListsEveryCommandAndExitsZero() throws {
         let result = try CLI.run(["--help"])

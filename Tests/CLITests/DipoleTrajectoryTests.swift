@@ -16,10 +16,7 @@ final class DipoleTrajectoryTests: XCTestCase {
         for url in [Self.energyModel, Self.dipoleModel] where !FileManager.default.fileExists(atPath: url.path) {
             throw XCTSkip("\(url.path) is absent")
         }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dipoles-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
-        return dir
+        return try scratchDirectory("dipoles")
     }
 
     /// 60 steps of NVE ethanol, a frame every 10 steps, with dipoles when asked.

@@ -79,10 +79,7 @@ final class ENINetRunTests: XCTestCase {
             let path = dir.appendingPathComponent(name).path
             try ExtendedXYZ.write([structure], to: path)
             let model = CLI.sharedDirectory.appendingPathComponent("eninet-reference/eninet-small.safetensors").path
-            let result = try CLI.run(["evaluate", "--model", model, "--structure", path, "--json", "--double"], timeout: 120)
-            XCTAssertEqual(result.status, 0, result.stderr)
-            let line = try XCTUnwrap(result.stdout.split(separator: "\n").first)
-            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let object = try XCTUnwrap(try CLI.evaluatedFrames(["--model", model, "--structure", path, "--double"]).first)
             return try XCTUnwrap(object["forces"] as? [[Double]]).flatMap { $0 }
         }
         let periodic = try evaluatedForces(first, "crystal.extxyz")

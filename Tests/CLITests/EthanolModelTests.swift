@@ -28,13 +28,6 @@ final class EthanolModelTests: XCTestCase {
         }
     }
 
-    func scratchDirectory() throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ethanol-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
-        return dir
-    }
-
     static func splitIndices(_ key: String) throws -> [Int] {
         let object = try JSONSerialization.jsonObject(with: Data(contentsOf: split)) as? [String: Any]
         return (object?[key] as? [Int]) ?? []
@@ -48,7 +41,7 @@ final class EthanolModelTests: XCTestCase {
         let frames = try StructureFile.read(path: Self.dataset.path)
         let test = try Self.splitIndices("test")
         XCTAssertEqual(test.count, 900)
-        let dir = try scratchDirectory()
+        let dir = try scratchDirectory("ethanol")
         let testFile = dir.appendingPathComponent("test.extxyz")
         try StructureFile.write(test.map { frames[$0] }, to: testFile.path)
         for model in [Self.thousandFrameModel, Self.energyModel] {
@@ -71,7 +64,7 @@ final class EthanolModelTests: XCTestCase {
         try requireFiles(Self.dipoleModel, Self.dataset, Self.split)
         let frames = try StructureFile.read(path: Self.dataset.path)
         let test = try Self.splitIndices("test").prefix(300)
-        let dir = try scratchDirectory()
+        let dir = try scratchDirectory("ethanol")
         let testFile = dir.appendingPathComponent("test.extxyz")
         try StructureFile.write(test.map { frames[$0] }, to: testFile.path)
         let result = try CLI.run(["evaluate", "--model", Self.dipoleModel.path, "--data", testFile.path, "--json"], timeout: 300)
@@ -95,7 +88,7 @@ final class EthanolModelTests: XCTestCase {
     func testAHydrogenLeavingTheMoleculeFeelsGentleForcesUpToTheCutoff() throws {
         try requireFiles(Self.energyModel)
         try ShippedModelChecks.assertGentleForcesOnALoneHydrogen(model: Self.energyModel, molecule: Self.examples.appendingPathComponent("ethanol.xyz"),
-                                                   label: "ethanol", scratch: try scratchDirectory())
+                                                   label: "ethanol", scratch: try scratchDirectory("ethanol"))
     }
 
     // MARK: - Issue 6, point 5: stability at 500 K and energy conservation
@@ -134,7 +127,7 @@ final class EthanolModelTests: XCTestCase {
         let stability = try BondStability(reference: Self.dataset)
         XCTAssertEqual(stability.bonds.count, 8, "ethanol has 8 bonds")
 
-        let dir = try scratchDirectory()
+        let dir = try scratchDirectory("ethanol")
         let picoseconds = ShippedModelChecks.fullValidation ? 100 : 20
         _ = try runEthanol(dynamics: ShippedModelChecks.langevinAt500K(picoseconds: picoseconds), trajectoryEvery: 20, in: dir)
         let trajectory = try AmberTrajectoryReader(path: dir.appendingPathComponent("t.nc").path)
@@ -146,7 +139,7 @@ final class EthanolModelTests: XCTestCase {
 
     func testNVEAtHalfAFemtosecondConservesEnergy() throws {
         try requireFiles(Self.energyModel)
-        let dir = try scratchDirectory()
+        let dir = try scratchDirectory("ethanol")
         let (rows, header) = try runEthanol(dynamics: """
             integrator = "verlet"
             timestep_fs = 0.5
@@ -199,7 +192,7 @@ final class EthanolModelTests: XCTestCase {
 
     func testInfraredPeaksMatchTheGFN2Reference() throws {
         try requireFiles(Self.energyModel, Self.dipoleModel, Self.referenceNVE)
-        let dir = try scratchDirectory()
+        let dir = try scratchDirectory("ethanol")
         // The README's main job (Examples/ethanol/ethanol-md.toml, seed 1) and the same deck with
         // seeds 2 and 3, written to the scratch folder; their spectra are averaged. One 20 ps
         // run's O–H peak moves by about ±25 cm⁻¹ from seed to seed (3511, 3540 and 3561 for

@@ -39,9 +39,7 @@ final class ExternalPotentialRunTests: XCTestCase {
     }
 
     func testAnotherEninetMdAsTheProgramRunsTheSameDynamicsAsTheBuiltInPotential() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("external-run-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let directory = try scratchDirectory("external-run")
         let model = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/energy-stable/ethanol-energy-stable.safetensors").path
         let molecule = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/ethanol.xyz").path
         // The same molecule in a 12 Å cube, periodic: its images lie beyond the 5 Å cutoff, but
@@ -68,9 +66,7 @@ final class ExternalPotentialRunTests: XCTestCase {
     }
 
     func testAFailingProgramStopsTheRunWithItsMessage() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("external-fail-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let directory = try scratchDirectory("external-fail")
         let molecule = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/ethanol.xyz").path
         let deck = """
         [system]

@@ -8,14 +8,6 @@ final class ModelFileErrorTests: XCTestCase {
     private static let ethanolModel = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/energy/ethanol-energy.safetensors")
     private static let ethanolAtoms = "C 0.0 0.0 0.0\nC 1.5 0.0 0.0\nO 2.0 1.3 0.0\nH -0.4 1.0 0.2\nH -0.4 -0.5 -0.9\nH -0.4 -0.5 0.9\n"
 
-    /// A fresh directory, removed when the test ends.
-    private func scratchDirectory(_ prefix: String) throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
-        return dir
-    }
-
     /// `model` with its configuration changed by `edit`, written to `url` (the data offsets
     /// count from the end of the header, so the tensors stay where they are).
     private static func model(_ model: URL, editedAs url: URL, _ edit: (inout [String: Any]) throws -> Void) throws -> URL {

@@ -46,11 +46,8 @@ enum ShippedModelChecks {
         }
         let scan = dir.appendingPathComponent("scan.xyz")
         try StructureFile.write(frames, to: scan.path)
-        let result = try CLI.run(["evaluate", "--model", model.path, "--structure", scan.path, "--json"], timeout: 300)
-        XCTAssertEqual(result.status, 0, result.stderr, file: file, line: line)
         var energies: [Double] = [], forces: [[Vec3]] = []
-        for text in result.stdout.split(separator: "\n") {
-            let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        for json in try CLI.evaluatedFrames(["--model", model.path, "--structure", scan.path], timeout: 300, file: file, line: line) {
             energies.append(try XCTUnwrap(json["energy"] as? Double))
             let f = try XCTUnwrap(json["forces"] as? [[Double]])
             forces.append(f.map { Vec3($0[0], $0[1], $0[2]) })

@@ -90,11 +90,7 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(metrics["frames"] as? Int, 20)
         // The figures against the labels worked out here from `evaluate --structure`'s predictions:
         // energies per atom per frame, forces per Cartesian component (Docs/training.md).
-        let predicted = try CLI.run(["evaluate", "--model", model, "--structure", data, "--json", "--double"])
-        XCTAssertEqual(predicted.status, 0, predicted.stderr)
-        let predictions = try predicted.stdout.split(separator: "\n").map { line in
-            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-        }
+        let predictions = try CLI.evaluatedFrames(["--model", model, "--structure", data, "--double"])
         let labelled = try ExtendedXYZ.read(path: data)
         XCTAssertEqual(predictions.count, labelled.count)
         var energyErrors: [Double] = [], forceErrors: [Double] = []
