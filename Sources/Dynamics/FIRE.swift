@@ -26,7 +26,9 @@ public struct FIRE: Sendable {
         public var energy: Double
         /// Largest force norm on any atom (eV/Å) at the final positions.
         public var maxForce: Double
-        /// True when `stopRequested` ended the minimisation.
+        /// True when `stopRequested` ended the minimisation, or the potential abandoned an
+        /// evaluation on a stop request (``EvaluationStopped``): the positions are then those of
+        /// the step before.
         public var stopped = false
         /// The forces (eV/Å) at the final positions.
         public var forces: [Vec3] = []
@@ -42,8 +44,18 @@ public struct FIRE: Sendable {
         var stepsSinceReset = 0
         var first = true
         var steps = 0
+        // The last positions whose forces are known, for a stop that abandons an evaluation.
+        var last: (positions: [Vec3], result: ForceResult, maxForce: Double)? = nil
         while true {
-            let result = try potential.compute(state.configuration)
+            let result: ForceResult
+            do {
+                result = try potential.compute(state.configuration)
+            } catch let stop as EvaluationStopped {
+                guard let last else { throw stop }
+                state.positions = last.positions
+                return Result(converged: false, steps: steps - 1, energy: last.result.energy, maxForce: last.maxForce,
+                              stopped: true, forces: last.result.forces)
+            }
             let f = result.forces
             if let bad = f.firstIndex(where: { !$0.isFinite }) {
                 throw DynamicsError.nonFinite(step: steps, atom: bad, quantity: "force during minimisation")
@@ -76,6 +88,7 @@ public struct FIRE: Sendable {
                 }
             }
             first = false
+            last = (state.positions, result, maxForce)
             var dr2 = 0.0
             for i in 0..<v.count {
                 v[i] += dt * f[i]

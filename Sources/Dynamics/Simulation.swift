@@ -51,7 +51,8 @@ public struct Checkpoint: Codable, Sendable, Equatable {
 /// How `run(steps:)` ended.
 public enum RunOutcome: Equatable, Sendable {
     case completed
-    /// `stopRequested` returned true; the state is that after the last completed step.
+    /// `stopRequested` returned true, or the potential abandoned an evaluation on a stop
+    /// request (``EvaluationStopped``); the state is that after the last completed step.
     case stopped(atStep: Int)
 }
 
@@ -127,7 +128,9 @@ public final class Simulation {
                             conservedEnergy: forces.energy + kinetic + integrator.thermostatHeat)
     }
 
-    /// Runs `steps` steps, polling `stopRequested` before each and reporting after each.
+    /// Runs `steps` steps, polling `stopRequested` before each and reporting after each. A
+    /// potential that throws ``EvaluationStopped`` within a step stops the run the same way,
+    /// after the step before.
     ///
     /// A step that produces a non-finite energy, force, position or velocity throws
     /// `DynamicsError.nonFinite` naming the step and first bad atom, and one whose forces the
@@ -157,10 +160,18 @@ public final class Simulation {
             var next = state
             var nextForces = forces
             var nextIntegrator = integrator
+            // The step may rebuild a list before a stop abandons it; the restart must carry the
+            // lists this state was computed with (a list built elsewhere can sum in another order).
+            let anchors = potential.listAnchors
             do {
                 try nextIntegrator.step(&next, forces: &nextForces, potential: potential)
             } catch let error as DynamicsError {
                 throw error
+            } catch is EvaluationStopped {
+                if try !potential.restoreListAnchors(anchors, atomCount: state.count, cell: state.cell) {
+                    potential.invalidateCaches()
+                }
+                return .stopped(atStep: state.step)
             } catch {
                 // Named with its step, as a non-finite result is, so that the caller knows the
                 // state it holds is the last good one.

@@ -18,7 +18,8 @@ import Geometry
 /// the end of what the program wrote to standard error), no JSON line, a missing or non-finite
 /// number, a force count that is not the atom count, no stress for a periodic cell (the logged
 /// pressure would be wrong without it), or no answer within `timeout` seconds (the program and
-/// what it started are then stopped).
+/// what it started are then stopped). A stop request while the program runs stops it the same
+/// way and throws ``EvaluationStopped``.
 public final class ExternalPotential: Potential {
     public let name = "external"
     private let program: ExternalProgram
@@ -29,7 +30,9 @@ public final class ExternalPotential: Potential {
     /// - Parameters:
     ///   - workingDirectory: where the command runs (nil: the current directory).
     ///   - timeout: seconds one evaluation may take.
-    public init(command: String, workingDirectory: String? = nil, timeout: Double = 3600) throws {
+    ///   - stopRequested: polled while the program runs (the CLI connects SIGINT and SIGTERM).
+    public init(command: String, workingDirectory: String? = nil, timeout: Double = 3600,
+                stopRequested: @escaping @Sendable () -> Bool = { false }) throws {
         guard !command.allSatisfy(\.isWhitespace) else { throw PotentialError("external: the command is empty") }
         guard timeout > 0, timeout.isFinite else { throw PotentialError("external: timeout \(timeout) s must be positive") }
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("eninetmd-external-\(UUID().uuidString)")
@@ -39,7 +42,7 @@ public final class ExternalPotential: Potential {
             throw PotentialError("external: cannot create the scratch directory \(scratch.path): \(error.localizedDescription)")
         }
         program = ExternalProgram(command: command, workingDirectory: workingDirectory ?? FileManager.default.currentDirectoryPath,
-                                  timeout: timeout, scratch: scratch)
+                                  timeout: timeout, scratch: scratch, stopRequested: stopRequested)
     }
 
     deinit { try? FileManager.default.removeItem(at: program.scratch) }

@@ -11,23 +11,28 @@ public struct ExternalProgramError: Error, CustomStringConvertible {
 /// Started with `posix_spawn` and reaped with `waitpid`, not with Foundation's `Process`, which
 /// reports a program's end only once every process holding a descriptor it hands out has closed
 /// it: a program that leaves a child running in the background blocked every call until the
-/// child ended. The program leads a process group of its own, so that a timeout stops the
-/// children it started too, and a stop signal sent to `eninet-md` lets the current evaluation
-/// finish (the run then stops between steps, with its restart).
+/// child ended. The program leads a process group of its own, so that a timeout or a stop
+/// request ends the children it started too; a terminal's Ctrl-C reaches `eninet-md` alone,
+/// which then stops the group itself.
 struct ExternalProgram {
     let command: String
     let workingDirectory: String
     /// Seconds one call may take.
     let timeout: Double
+    /// Polled while the program runs; when it turns true the program's group is stopped and the
+    /// call throws ``EvaluationStopped`` (a quantum-chemistry step can take an hour).
+    let stopRequested: @Sendable () -> Bool
     /// Where the input, the output and the error text of a call lie: files rather than pipes,
     /// so that neither side blocks on a full pipe.
     let scratch: URL
     private let inputPath: String, outputPath: String, errorPath: String
 
-    init(command: String, workingDirectory: String, timeout: Double, scratch: URL) {
+    init(command: String, workingDirectory: String, timeout: Double, scratch: URL,
+         stopRequested: @escaping @Sendable () -> Bool = { false }) {
         self.command = command
         self.workingDirectory = workingDirectory
         self.timeout = timeout
+        self.stopRequested = stopRequested
         self.scratch = scratch
         inputPath = scratch.appendingPathComponent("frame.extxyz").path
         outputPath = scratch.appendingPathComponent("answer").path
@@ -93,7 +98,12 @@ struct ExternalProgram {
         return pid
     }
 
-    /// The wait status of `pid`; past the timeout its process group is stopped (SIGTERM, then SIGKILL).
+    /// How often a running program is checked for a stop request: a stop takes effect within
+    /// this time (and the 2 s a program gets to end on SIGTERM).
+    static let stopPollInterval = 0.05
+
+    /// The wait status of `pid`. Past the timeout, or on a stop request, its process group is
+    /// stopped (SIGTERM, then SIGKILL) and the call throws.
     private func wait(for pid: pid_t) throws -> Int32 {
         final class Status: @unchecked Sendable { var value: Int32 = 0 }
         let status = Status(), ended = DispatchSemaphore(value: 0)
@@ -103,13 +113,28 @@ struct ExternalProgram {
             status.value = s
             ended.signal()
         }
-        guard ended.wait(timeout: .now() + timeout) == .timedOut else { return status.value }
+        let deadline = DispatchTime.now() + timeout
+        while true {
+            let slice = min(deadline, .now() + Self.stopPollInterval)
+            if ended.wait(timeout: slice) == .success { return status.value }
+            if stopRequested() {
+                stopGroup(pid, ended)
+                throw EvaluationStopped("external program '\(command)' stopped on request, before it answered")
+            }
+            if DispatchTime.now() >= deadline {
+                stopGroup(pid, ended)
+                throw ExternalProgramError(command, "no answer within \(timeout) s (stopped)")
+            }
+        }
+    }
+
+    /// SIGTERM to the program's group, SIGKILL 2 s later if it has not ended.
+    private func stopGroup(_ pid: pid_t, _ ended: DispatchSemaphore) {
         kill(-pid, SIGTERM)
         if ended.wait(timeout: .now() + 2) == .timedOut {
             kill(-pid, SIGKILL)
             _ = ended.wait(timeout: .now() + 10)
         }
-        throw ExternalProgramError(command, "no answer within \(timeout) s (stopped)")
     }
 
     /// The last lines of the program's error text (at most 4 KB of it), for the message.

@@ -28,6 +28,15 @@ public struct PotentialError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
+/// An evaluation abandoned because the user asked the run to stop (SIGINT, SIGTERM) while it
+/// was under way: no result, nothing wrong with the configuration. Thrown by potentials whose
+/// evaluation can take minutes (``ExternalPotential``); the run loop treats it as a stop after
+/// the last completed step.
+public struct EvaluationStopped: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
 /// One protocol for every potential (the ASE Calculator idea): Lennard-Jones, Morse,
 /// harmonic terms, ENINet, sums, external codes. Nothing else in the engine knows which one
 /// it talks to.

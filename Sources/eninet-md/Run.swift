@@ -41,7 +41,8 @@ struct Run: ParsableCommand {
         discussion: """
         Writes the thermodynamic log, an AMBER NetCDF trajectory and restart files as the deck's
         [output] table asks. SIGINT or SIGTERM stop the run at the end of the current step,
-        write the last frame and a restart, and exit non-zero. With --restart the run continues
+        write the last frame and a restart, and exit non-zero (an external program still
+        computing a step's forces is stopped, and the run ends after the step before). With --restart the run continues
         bit for bit from a restart file up to the deck's total number of steps.
         """)
 
@@ -76,14 +77,23 @@ struct Run: ParsableCommand {
         try settings.output.createParentDirectories()
 
         let structure = try RunSetup.structure(settings)
-        let potential = try RunSetup.potential(settings.potential)
+        // Installed before the first forces: an external program runs in a process group of its
+        // own, which a terminal's Ctrl-C does not reach, so eninet-md must stay alive to stop it.
+        StopSignal.install()
+        let potential = try RunSetup.potential(settings.potential, stopRequested: { StopSignal.requested })
         let restrained = RunSetup.restrainedDegreesOfFreedom(settings.potential, atomCount: structure.count)
         let integrator = try RunSetup.integrator(settings.dynamics, degreesOfFreedom: restrained)
         let degreesOfFreedom = restrained ?? integrator.degreesOfFreedom(atomCount: structure.count)
         // The first forces: what the potential refuses there (a cell too small, coinciding
         // atoms, an element the model does not know) belongs to the structure or the restart.
         func firstForces(_ make: () throws -> Simulation) throws -> Simulation {
-            do { return try make() } catch { throw InputError.blaming(restart ?? settings.system.structurePath, for: error) }
+            do {
+                return try make()
+            } catch is EvaluationStopped {
+                throw InputError("stopped by \(StopSignal.signal.map(StopSignal.name) ?? "request") during the first forces, before step 1; nothing was written")
+            } catch {
+                throw InputError.blaming(restart ?? settings.system.structurePath, for: error)
+            }
         }
         let simulation: Simulation
         if let restart {
@@ -175,7 +185,6 @@ struct Run: ParsableCommand {
         }
         simulation.addReporter(ProgressReporter())
 
-        StopSignal.install()
         simulation.stopRequested = { StopSignal.requested }
 
         let remaining = max(0, settings.dynamics.steps - startStep)
@@ -224,11 +233,11 @@ struct Minimize: ParsableCommand {
         let settings = try deckOptions.load(extra: [DeckOverride(key: "task", value: "\"minimize\"", source: "eninet-md minimize")])
         try settings.output.createParentDirectories()
         let structure = try RunSetup.structure(settings)
-        let potential = try RunSetup.potential(settings.potential)
+        StopSignal.install()
+        let potential = try RunSetup.potential(settings.potential, stopRequested: { StopSignal.requested })
         var state = try MDState(positions: structure.positions, velocities: nil, masses: try RunSetup.masses(structure),
                                 cell: structure.cell, atomicNumbers: structure.atomicNumbers)
         let every = max(1, settings.output.logEvery)
-        StopSignal.install()
         let result: FIRE.Result
         do {
             result = try FIRE().minimize(&state, potential: potential, forceTolerance: settings.minimize.fmaxEVPerA,
@@ -238,6 +247,8 @@ struct Minimize: ParsableCommand {
                     print(String(format: "%8d  E = %.10f eV  fmax = %.3e eV/Å", step, forces.energy, fmax))
                 }
             }, stopRequested: { StopSignal.requested })
+        } catch is EvaluationStopped {
+            throw InputError("stopped by \(StopSignal.signal.map(StopSignal.name) ?? "request") during the first forces; nothing was written")
         } catch {
             throw InputError.blaming(settings.system.structurePath, for: error)
         }

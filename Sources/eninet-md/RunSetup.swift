@@ -16,10 +16,11 @@ struct InputError: Error, CustomStringConvertible {
 
     /// What a potential refuses in the first forces or a minimisation (coinciding atoms, an
     /// element the model does not know, a cell too small) belongs to the structure at `path`;
-    /// errors already named (`InputError`) and an external program's failure pass unchanged.
+    /// errors already named (`InputError`), an external program's failure and a stop request
+    /// pass unchanged.
     static func blaming(_ path: String, for error: Error) -> Error {
         switch error {
-        case is InputError, is ExternalProgramError: return error
+        case is InputError, is ExternalProgramError, is EvaluationStopped: return error
         default: return InputError("\(path): \(error)")
         }
     }
@@ -141,8 +142,10 @@ enum RunSetup {
     }
 
     /// The potential the deck asks for. Harmonic indices were checked against the atom count
-    /// by `structure(_:)`.
-    static func potential(_ settings: PotentialSettings) throws -> any Potential {
+    /// by `structure(_:)`. `stopRequested` is polled by potentials whose evaluations can
+    /// take minutes (an external program), so that a stop does not wait for them.
+    static func potential(_ settings: PotentialSettings,
+                          stopRequested: @escaping @Sendable () -> Bool = { false }) throws -> any Potential {
         switch settings {
         case .lennardJones(let lj):
             return try LennardJones(sigma: lj.sigmaA, epsilon: lj.epsilonEV, cutoff: lj.cutoffA,
@@ -166,9 +169,10 @@ enum RunSetup {
         case .eninet(let e):
             return try eninetPotential(e)
         case .external(let x):
-            return try ExternalPotential(command: x.command, workingDirectory: x.workingDirectory, timeout: x.timeoutS)
+            return try ExternalPotential(command: x.command, workingDirectory: x.workingDirectory, timeout: x.timeoutS,
+                                         stopRequested: stopRequested)
         case .sum(let terms):
-            return PotentialSum(try terms.map(potential))
+            return PotentialSum(try terms.map { try potential($0, stopRequested: stopRequested) })
         }
     }
 

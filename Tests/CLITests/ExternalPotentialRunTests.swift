@@ -65,6 +65,110 @@ final class ExternalPotentialRunTests: XCTestCase {
         }
     }
 
+    /// SIGINT while the program computes a step's forces (a quantum-chemistry step can take an
+    /// hour; the program's process group does not get a terminal's Ctrl-C) stops the program
+    /// at once, and the run ends after the step before with its frame and restart written; the
+    /// restart continues as the uninterrupted run. During the first forces, nothing is written.
+    func testSigintStopsAProgramMidStepAndTheRunEndsAfterTheStepBefore() throws {
+        let directory = try scratchDirectory("external-sigint")
+        let molecule = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/ethanol.xyz").path
+        // Free flight (zero forces) but for call `hang`, which waits as a long evaluation would.
+        let zeros = Array(repeating: "[0, 0, 0]", count: 9).joined(separator: ", ")
+        let program = """
+        cat > /dev/null
+        n=$(cat calls 2>/dev/null || echo 0); n=$((n + 1)); echo $n > calls
+        if [ "$n" = "$(cat hang)" ]; then echo $$ > sleeper.pid; exec sleep 60; fi
+        echo '{"energy": -1.5, "forces": [\(zeros)]}'
+        """
+        try program.write(to: directory.appendingPathComponent("program.sh"), atomically: true, encoding: .utf8)
+        func deck(_ name: String, steps: Int) throws -> String {
+            let text = """
+            [system]
+            structure = "\(molecule)"
+            [potential]
+            type = "external"
+            command = "sh program.sh"
+            [dynamics]
+            integrator = "langevin"
+            friction_per_ps = 5
+            temperature_K = 300
+            timestep_fs = 0.5
+            steps = \(steps)
+            initial_temperature_K = 300
+            seed = 4
+            [output]
+            trajectory = "\(name).nc"
+            trajectory_every = 1
+            restart = "\(name).ncrst"
+            restart_every = 1000
+            """
+            let url = directory.appendingPathComponent("\(name).toml")
+            try text.write(to: url, atomically: true, encoding: .utf8)
+            return url.path
+        }
+        func interrupted(hangingAt call: Int, name: String) throws -> (status: Int32, stderr: String, seconds: Double) {
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent("calls"))
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent("sleeper.pid"))
+            try String(call).write(to: directory.appendingPathComponent("hang"), atomically: true, encoding: .utf8)
+            let errURL = directory.appendingPathComponent("\(name).err")
+            _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+            let err = try FileHandle(forWritingTo: errURL)
+            let process = try CLI.start(["run", try deck(name, steps: 10), "--quiet"], in: directory, stderr: err)
+            let pidURL = directory.appendingPathComponent("sleeper.pid")
+            let deadline = Date().addingTimeInterval(30)
+            while process.isRunning && Date() < deadline && !FileManager.default.fileExists(atPath: pidURL.path) { usleep(20_000) }
+            usleep(200_000)
+            let signalled = Date()
+            kill(process.processIdentifier, SIGINT)
+            CLI.wait(for: process, timeout: 20)
+            try err.close()
+            XCTAssertEqual(process.terminationReason, .exit, "eninet-md must exit, not die of the signal")
+            let sleeper = try XCTUnwrap(Int32(try String(contentsOf: pidURL, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+            XCTAssertFalse(ExternalPotentialRunTests.isRunning(sleeper), "the program should have been stopped")
+            return (process.terminationStatus, try String(contentsOf: errURL, encoding: .utf8), Date().timeIntervalSince(signalled))
+        }
+
+        // Call 1 is the first forces, call s + 1 step s's: call 4 hangs in step 3.
+        let stopped = try interrupted(hangingAt: 4, name: "stopped")
+        XCTAssertNotEqual(stopped.status, 0)
+        XCTAssertLessThan(stopped.seconds, 8, "the stop waited for the program")
+        XCTAssertTrue(stopped.stderr.contains("stopped by SIGINT after step 2"), stopped.stderr)
+        let restart = try AmberRestart.read(path: directory.appendingPathComponent("stopped.ncrst").path)
+        XCTAssertEqual(restart.step, 2)
+        XCTAssertEqual(try AmberTrajectoryReader(path: directory.appendingPathComponent("stopped.nc").path).frameCount, 3)
+
+        // The continuation (no call hangs now) against the uninterrupted run.
+        try "0".write(to: directory.appendingPathComponent("hang"), atomically: true, encoding: .utf8)
+        let continued = try CLI.run(["run", try deck("stopped", steps: 10), "--quiet",
+                                     "--restart", directory.appendingPathComponent("stopped.ncrst").path], in: directory)
+        XCTAssertEqual(continued.status, 0, continued.stderr)
+        let whole = try CLI.run(["run", try deck("whole", steps: 10), "--quiet"], in: directory)
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        let a = try AmberRestart.read(path: directory.appendingPathComponent("stopped.ncrst").path)
+        let b = try AmberRestart.read(path: directory.appendingPathComponent("whole.ncrst").path)
+        XCTAssertEqual(a.step, 10)
+        XCTAssertEqual(a.positions, b.positions)
+        XCTAssertEqual(a.velocities, b.velocities)
+        XCTAssertEqual(a.state, b.state)
+
+        // Stopped in the first forces: an error, and no output files.
+        let first = try interrupted(hangingAt: 1, name: "first")
+        XCTAssertNotEqual(first.status, 0)
+        XCTAssertLessThan(first.seconds, 8, "the stop waited for the program")
+        XCTAssertTrue(first.stderr.contains("stopped by SIGINT during the first forces"), first.stderr)
+        for file in ["first.nc", "first.ncrst"] {
+            XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent(file).path), file)
+        }
+    }
+
+    /// Whether process `pid` exists and has not ended (a zombie has ended).
+    static func isRunning(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+        return state != "Z" && state != "X"
+    }
+
     func testAFailingProgramStopsTheRunWithItsMessage() throws {
         let directory = try scratchDirectory("external-fail")
         let molecule = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/ethanol.xyz").path

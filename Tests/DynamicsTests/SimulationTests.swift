@@ -118,6 +118,66 @@ final class SimulationTests: XCTestCase {
         XCTAssertEqual(resumed.thermo.conservedEnergy.bitPattern, whole.thermo.conservedEnergy.bitPattern)
     }
 
+    /// A potential that abandons an evaluation on a stop request (an external program stopped
+    /// by SIGINT) ends the run after the step before, as a stop between steps would: the state,
+    /// forces and integrator are that step's, and the checkpoint carries the lists that step
+    /// used, although the abandoned evaluation had rebuilt one, so the continuation is the
+    /// uninterrupted run, bit for bit.
+    func testAnEvaluationStoppedMidStepEndsTheRunAfterTheStepBefore() throws {
+        final class Interrupted: Potential {
+            let inner: LennardJones
+            var stopAtCall: Int
+            var calls = 0
+            init(_ inner: LennardJones, stopAtCall: Int) { self.inner = inner; self.stopAtCall = stopAtCall }
+            var name: String { "interrupted" }
+            func compute(_ c: Configuration) throws -> ForceResult {
+                calls += 1
+                // The list is rebuilt first, as a sum whose first term is a pair potential would.
+                let result = try inner.compute(c)
+                if calls == stopAtCall { throw EvaluationStopped("stopped on request") }
+                return result
+            }
+            var listAnchorCount: Int { inner.listAnchorCount }
+            var listAnchors: [[Vec3]] { inner.listAnchors }
+            func restoreListAnchors(_ anchors: [[Vec3]], atomCount: Int, cell: Cell?) throws -> Bool {
+                try inner.restoreListAnchors(anchors, atomCount: atomCount, cell: cell)
+            }
+            func invalidateCaches() { inner.invalidateCaches() }
+        }
+        func integrator() throws -> LangevinBAOAB { try LangevinBAOAB(timestep: 2, temperature: 200, friction: 5, seed: 21) }
+        let start = try argonCrystal(cells: 2, temperature: 200, seed: 5)
+
+        // The uninterrupted run, step by step, to find a step that rebuilds the list.
+        let wholePotential = try lj()
+        let whole = try Simulation(state: start, integrator: try integrator(), potential: wholePotential)
+        var states: [Checkpoint] = [whole.checkpoint()]
+        var rebuildStep: Int? = nil
+        for step in 1...200 {
+            let before = wholePotential.listAnchors
+            try whole.run(steps: 1)
+            states.append(whole.checkpoint())
+            if step > 20, rebuildStep == nil, wholePotential.listAnchors != before { rebuildStep = step }
+        }
+        let rebuild = try XCTUnwrap(rebuildStep, "the list should have been rebuilt within 200 steps")
+
+        // Call 1 is the first forces; call s + 1 those of step s.
+        let interruptedPotential = Interrupted(try lj(), stopAtCall: rebuild + 1)
+        let stopped = try Simulation(state: start, integrator: try integrator(), potential: interruptedPotential)
+        XCTAssertEqual(try stopped.run(steps: 200), .stopped(atStep: rebuild - 1))
+        XCTAssertEqual(stopped.state, states[rebuild - 1].state)
+        let saved = stopped.checkpoint()
+        XCTAssertEqual(saved, states[rebuild - 1], "the checkpoint should be that of the step before, list anchors included")
+        XCTAssertNotEqual(saved.listAnchors, states[rebuild].listAnchors)
+
+        interruptedPotential.stopAtCall = 0
+        let decoded = try JSONDecoder().decode(Checkpoint.self, from: try JSONEncoder().encode(saved))
+        let resumed = try Simulation(restoring: decoded, integrator: try integrator(), potential: try lj())
+        try resumed.run(steps: 200 - (rebuild - 1))
+        XCTAssertEqual(resumed.state, whole.state)
+        XCTAssertEqual(resumed.forces.forces, whole.forces.forces)
+        XCTAssertEqual(resumed.integrator.exportState(), whole.integrator.exportState())
+    }
+
     /// Langevin's logged temperature averages to its target. Every atom here is tethered by
     /// a harmonic spring and the thermostat acts on all 3N velocities, so equipartition gives
     /// ⟨K⟩ = (3N/2) k_B T exactly; a temperature counted over 3N − 3 degrees of freedom would
@@ -280,5 +340,36 @@ final class SimulationTests: XCTestCase {
         XCTAssertEqual(early.steps, 3)
         XCTAssertEqual(try lj.compute(stopped.configuration).energy, early.energy, accuracy: 1e-12)
         XCTAssertGreaterThan(early.energy, result.energy)
+
+        // An evaluation abandoned on a stop request (an external program stopped by SIGINT)
+        // ends it too, with the positions of the step before, whose forces are known.
+        final class StopsAtCall: Potential {
+            let inner: any Potential, call: Int
+            var calls = 0
+            init(_ inner: any Potential, call: Int) { self.inner = inner; self.call = call }
+            var name: String { "stops" }
+            func compute(_ c: Configuration) throws -> ForceResult {
+                calls += 1
+                if calls == call { throw EvaluationStopped("stopped on request") }
+                return try inner.compute(c)
+            }
+        }
+        var abandoned = try MDState(positions: positions, masses: Array(repeating: 39.948, count: 13), cell: nil,
+                                    atomicNumbers: Array(repeating: 18, count: 13))
+        let midway = try FIRE().minimize(&abandoned, potential: StopsAtCall(lj, call: 4), forceTolerance: 1e-5, maxSteps: 5000)
+        XCTAssertTrue(midway.stopped)
+        XCTAssertEqual(midway.steps, 2)
+        var twoSteps = try MDState(positions: positions, masses: Array(repeating: 39.948, count: 13), cell: nil,
+                                   atomicNumbers: Array(repeating: 18, count: 13))
+        let reference = try FIRE().minimize(&twoSteps, potential: lj, forceTolerance: 1e-5, maxSteps: 2)
+        XCTAssertEqual(abandoned.positions, twoSteps.positions)
+        XCTAssertEqual(midway.energy, reference.energy)
+        XCTAssertEqual(midway.forces, reference.forces)
+        // Abandoned at the first evaluation, there are no positions with forces to return.
+        var first = try MDState(positions: positions, masses: Array(repeating: 39.948, count: 13), cell: nil,
+                                atomicNumbers: Array(repeating: 18, count: 13))
+        XCTAssertThrowsError(try FIRE().minimize(&first, potential: StopsAtCall(lj, call: 1))) { error in
+            XCTAssertTrue(error is EvaluationStopped, "\(error)")
+        }
     }
 }

@@ -117,6 +117,35 @@ final class ExternalPotentialTests: XCTestCase {
         assertThrows(["no-such-program", "exited with status 127"]) { _ = try missing.compute(dimer) }
     }
 
+    /// A stop request (SIGINT to a run) does not wait for a long evaluation: the program and
+    /// what it started are stopped within moments and the call throws ``EvaluationStopped``.
+    func testAStopRequestStopsTheProgramAndItsChildrenAtOnce() throws {
+        let start = Date()
+        let external = try ExternalPotential(command: "cat > /dev/null; sleep 30 & echo $! > child.pid; wait",
+                                             workingDirectory: directory.path, timeout: 60,
+                                             stopRequested: { Date().timeIntervalSince(start) > 0.5 })
+        XCTAssertThrowsError(try external.compute(dimer)) { error in
+            XCTAssertTrue(error is EvaluationStopped, "\(error)")
+            XCTAssertTrue("\(error)".contains("sleep 30"), "\(error)")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 4)
+        let pidText = try String(contentsOf: directory.appendingPathComponent("child.pid"), encoding: .utf8)
+        let child = try XCTUnwrap(Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
+        XCTAssertFalse(Self.isRunning(child), "the program's child \(child) should have been stopped")
+        // Without a stop request the same program is left to run to its timeout.
+        let patient = try ExternalPotential(command: "cat > /dev/null; sleep 1; echo '{\"energy\": 2, \"forces\": [[0, 0, 0], [0, 0, 0]]}'",
+                                            workingDirectory: directory.path, timeout: 60, stopRequested: { false })
+        XCTAssertEqual(try patient.compute(dimer).energy, 2)
+    }
+
+    /// Whether process `pid` exists and has not ended (a zombie has ended).
+    static func isRunning(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+        return state != "Z" && state != "X"
+    }
+
     func testAHangingProgramIsStoppedAfterItsTimeout() throws {
         let hanging = try ExternalPotential(command: "sleep 30", workingDirectory: directory.path, timeout: 0.5)
         var start = Date()
