@@ -168,7 +168,8 @@ public final class Simulation {
             } catch let error as DynamicsError {
                 throw error
             } catch is EvaluationStopped {
-                if try !potential.restoreListAnchors(anchors, atomCount: state.count, cell: state.cell) {
+                // Anchors it gave itself a step ago fit; should they not, the lists start afresh.
+                if (try? potential.restoreListAnchors(anchors, atomCount: state.count, cell: state.cell)) != true {
                     potential.invalidateCaches()
                 }
                 return .stopped(atStep: state.step)

@@ -41,6 +41,8 @@ struct ExternalProgram {
 
     /// The program's standard output, after checking that it ended in time with status 0.
     func run(input: String) throws -> String {
+        // A stop that came while another term of a sum was computing: no use starting the program.
+        if stopRequested() { throw stopped() }
         do {
             try input.write(toFile: inputPath, atomically: false, encoding: .utf8)
         } catch {
@@ -117,24 +119,34 @@ struct ExternalProgram {
         while true {
             let slice = min(deadline, .now() + Self.stopPollInterval)
             if ended.wait(timeout: slice) == .success { return status.value }
-            if stopRequested() {
-                stopGroup(pid, ended)
-                throw EvaluationStopped("external program '\(command)' stopped on request, before it answered")
-            }
-            if DispatchTime.now() >= deadline {
-                stopGroup(pid, ended)
-                throw ExternalProgramError(command, "no answer within \(timeout) s (stopped)")
-            }
+            let stop = stopRequested()
+            guard stop || DispatchTime.now() >= deadline else { continue }
+            // An answer that came in the meantime is kept: it may have taken an hour.
+            if ended.wait(timeout: .now()) == .success { return status.value }
+            stopGroup(pid, ended)
+            throw stop ? stopped() : ExternalProgramError(command, "no answer within \(timeout) s (stopped)")
         }
     }
 
-    /// SIGTERM to the program's group, SIGKILL 2 s later if it has not ended.
+    private func stopped() -> EvaluationStopped {
+        EvaluationStopped("external program '\(command)' stopped on request, before it answered")
+    }
+
+    /// SIGTERM to the program's group, SIGKILL to what is left of it 2 s later. The group, not
+    /// just the program: `/bin/sh` ends at once on SIGTERM, while what it started may catch it
+    /// and go on.
     private func stopGroup(_ pid: pid_t, _ ended: DispatchSemaphore) {
         kill(-pid, SIGTERM)
-        if ended.wait(timeout: .now() + 2) == .timedOut {
-            kill(-pid, SIGKILL)
-            _ = ended.wait(timeout: .now() + 10)
+        let deadline = DispatchTime.now() + 2
+        var programEnded = false
+        while DispatchTime.now() < deadline {
+            if !programEnded { programEnded = ended.wait(timeout: .now() + 0.02) == .success } else { usleep(20_000) }
+            // ESRCH: no process of the group is left (ended members that nobody has reaped yet
+            // still count, and get the SIGKILL, which does them no harm).
+            if programEnded && kill(-pid, 0) == -1 && errno == ESRCH { return }
         }
+        kill(-pid, SIGKILL)
+        if !programEnded { _ = ended.wait(timeout: .now() + 10) }
     }
 
     /// The last lines of the program's error text (at most 4 KB of it), for the message.

@@ -41,9 +41,10 @@ struct Run: ParsableCommand {
         discussion: """
         Writes the thermodynamic log, an AMBER NetCDF trajectory and restart files as the deck's
         [output] table asks. SIGINT or SIGTERM stop the run at the end of the current step,
-        write the last frame and a restart, and exit non-zero (an external program still
-        computing a step's forces is stopped, and the run ends after the step before). With --restart the run continues
-        bit for bit from a restart file up to the deck's total number of steps.
+        write the last frame and a restart, and exit non-zero; an external program still
+        computing a step's forces is stopped, and the run ends after the step before. With
+        --restart the run continues bit for bit from a restart file up to the deck's total
+        number of steps.
         """)
 
     @OptionGroup var deckOptions: DeckOptions
@@ -90,7 +91,7 @@ struct Run: ParsableCommand {
             do {
                 return try make()
             } catch is EvaluationStopped {
-                throw InputError("stopped by \(StopSignal.signal.map(StopSignal.name) ?? "request") during the first forces, before step 1; nothing was written")
+                throw InputError("stopped by \(StopSignal.cause) while computing the starting forces; nothing was written")
             } catch {
                 throw InputError.blaming(restart ?? settings.system.structurePath, for: error)
             }
@@ -212,7 +213,7 @@ struct Run: ParsableCommand {
             try StructureFile.write([final], to: path)
         }
         if case .stopped(let step) = outcome {
-            throw RunStopped(signal: StopSignal.signal.map(StopSignal.name) ?? "request", step: step,
+            throw RunStopped(signal: StopSignal.cause, step: step,
                              restartPath: output.restartPath)
         }
     }
@@ -248,7 +249,7 @@ struct Minimize: ParsableCommand {
                 }
             }, stopRequested: { StopSignal.requested })
         } catch is EvaluationStopped {
-            throw InputError("stopped by \(StopSignal.signal.map(StopSignal.name) ?? "request") during the first forces; nothing was written")
+            throw InputError("stopped by \(StopSignal.cause) while computing the starting forces; nothing was written")
         } catch {
             throw InputError.blaming(settings.system.structurePath, for: error)
         }
@@ -265,7 +266,7 @@ struct Minimize: ParsableCommand {
             try StructureFile.write([final], to: path)
         }
         if result.stopped {
-            throw InputError("stopped by \(StopSignal.signal.map(StopSignal.name) ?? "request") after step \(result.steps)"
+            throw InputError("stopped by \(StopSignal.cause) after step \(result.steps)"
                              + (settings.output.finalStructurePath.map { "; the structure so far is in \($0)" } ?? ""))
         }
         if !result.converged {

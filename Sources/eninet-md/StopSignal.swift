@@ -34,4 +34,7 @@ enum StopSignal {
     }
 
     static func name(_ sig: Int32) -> String { sig == SIGINT ? "SIGINT" : (sig == SIGTERM ? "SIGTERM" : "signal \(sig)") }
+
+    /// What stopped the run, for its message: the signal's name, or "request" before any.
+    static var cause: String { signal.map(name) ?? "request" }
 }

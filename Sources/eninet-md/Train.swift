@@ -64,7 +64,7 @@ struct Train: ParsableCommand {
         do {
             last = try trainer.run(resume: resume, stopRequested: { StopSignal.requested }) { report in if !quiet { print(report.line) } }
         } catch let stopped as TrainingStopped {
-            throw TrainFailure(message: "\(StopSignal.signal.map(StopSignal.name) ?? "request"): \(stopped)")
+            throw TrainFailure(message: "\(StopSignal.cause): \(stopped)")
         }
         if let signal = StopSignal.signal {
             throw TrainFailure(message: "\(StopSignal.name(signal)): stopped after the training, before the test evaluation; the files are complete")

@@ -68,7 +68,9 @@ final class ExternalPotentialRunTests: XCTestCase {
     /// SIGINT while the program computes a step's forces (a quantum-chemistry step can take an
     /// hour; the program's process group does not get a terminal's Ctrl-C) stops the program
     /// at once, and the run ends after the step before with its frame and restart written; the
-    /// restart continues as the uninterrupted run. During the first forces, nothing is written.
+    /// restart continues as the uninterrupted run. The program is a term of a sum, beside a
+    /// Lennard-Jones term with its neighbour list. SIGTERM during the starting forces: an
+    /// error, and nothing written.
     func testSigintStopsAProgramMidStepAndTheRunEndsAfterTheStepBefore() throws {
         let directory = try scratchDirectory("external-sigint")
         let molecule = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/ethanol.xyz").path
@@ -86,6 +88,14 @@ final class ExternalPotentialRunTests: XCTestCase {
             [system]
             structure = "\(molecule)"
             [potential]
+            type = "sum"
+            [[potential.terms]]
+            type = "lj"
+            epsilon_eV = 0.002
+            sigma_A = 1.0
+            cutoff_A = 4.0
+            skin_A = 0.2
+            [[potential.terms]]
             type = "external"
             command = "sh program.sh"
             [dynamics]
@@ -106,7 +116,7 @@ final class ExternalPotentialRunTests: XCTestCase {
             try text.write(to: url, atomically: true, encoding: .utf8)
             return url.path
         }
-        func interrupted(hangingAt call: Int, name: String) throws -> (status: Int32, stderr: String, seconds: Double) {
+        func interrupted(hangingAt call: Int, name: String, signal: Int32) throws -> (status: Int32, stderr: String, seconds: Double) {
             try? FileManager.default.removeItem(at: directory.appendingPathComponent("calls"))
             try? FileManager.default.removeItem(at: directory.appendingPathComponent("sleeper.pid"))
             try String(call).write(to: directory.appendingPathComponent("hang"), atomically: true, encoding: .utf8)
@@ -119,17 +129,19 @@ final class ExternalPotentialRunTests: XCTestCase {
             while process.isRunning && Date() < deadline && !FileManager.default.fileExists(atPath: pidURL.path) { usleep(20_000) }
             usleep(200_000)
             let signalled = Date()
-            kill(process.processIdentifier, SIGINT)
+            kill(process.processIdentifier, signal)
             CLI.wait(for: process, timeout: 20)
             try err.close()
             XCTAssertEqual(process.terminationReason, .exit, "eninet-md must exit, not die of the signal")
             let sleeper = try XCTUnwrap(Int32(try String(contentsOf: pidURL, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+            let gone = Date().addingTimeInterval(2)
+            while ExternalPotentialRunTests.isRunning(sleeper) && Date() < gone { usleep(20_000) }
             XCTAssertFalse(ExternalPotentialRunTests.isRunning(sleeper), "the program should have been stopped")
             return (process.terminationStatus, try String(contentsOf: errURL, encoding: .utf8), Date().timeIntervalSince(signalled))
         }
 
         // Call 1 is the first forces, call s + 1 step s's: call 4 hangs in step 3.
-        let stopped = try interrupted(hangingAt: 4, name: "stopped")
+        let stopped = try interrupted(hangingAt: 4, name: "stopped", signal: SIGINT)
         XCTAssertNotEqual(stopped.status, 0)
         XCTAssertLessThan(stopped.seconds, 8, "the stop waited for the program")
         XCTAssertTrue(stopped.stderr.contains("stopped by SIGINT after step 2"), stopped.stderr)
@@ -151,11 +163,11 @@ final class ExternalPotentialRunTests: XCTestCase {
         XCTAssertEqual(a.velocities, b.velocities)
         XCTAssertEqual(a.state, b.state)
 
-        // Stopped in the first forces: an error, and no output files.
-        let first = try interrupted(hangingAt: 1, name: "first")
+        // Stopped in the starting forces: an error, and no output files.
+        let first = try interrupted(hangingAt: 1, name: "first", signal: SIGTERM)
         XCTAssertNotEqual(first.status, 0)
         XCTAssertLessThan(first.seconds, 8, "the stop waited for the program")
-        XCTAssertTrue(first.stderr.contains("stopped by SIGINT during the first forces"), first.stderr)
+        XCTAssertTrue(first.stderr.contains("stopped by SIGTERM while computing the starting forces"), first.stderr)
         for file in ["first.nc", "first.ncrst"] {
             XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent(file).path), file)
         }
