@@ -28,6 +28,13 @@ func printError(_ line: String) {
 }
 
 /// A run ended early on request; the files needed to continue it are written.
+extension InputError {
+    /// A stop that abandoned the starting forces (an external program's): nothing is written.
+    static var stoppedInStartingForces: InputError {
+        InputError("stopped by \(StopSignal.cause) while computing the starting forces; nothing was written")
+    }
+}
+
 struct RunStopped: Error, CustomStringConvertible {
     let signal: String, step: Int, restartPath: String?
     var description: String {
@@ -91,7 +98,7 @@ struct Run: ParsableCommand {
             do {
                 return try make()
             } catch is EvaluationStopped {
-                throw InputError("stopped by \(StopSignal.cause) while computing the starting forces; nothing was written")
+                throw InputError.stoppedInStartingForces
             } catch {
                 throw InputError.blaming(restart ?? settings.system.structurePath, for: error)
             }
@@ -249,7 +256,7 @@ struct Minimize: ParsableCommand {
                 }
             }, stopRequested: { StopSignal.requested })
         } catch is EvaluationStopped {
-            throw InputError("stopped by \(StopSignal.cause) while computing the starting forces; nothing was written")
+            throw InputError.stoppedInStartingForces
         } catch {
             throw InputError.blaming(settings.system.structurePath, for: error)
         }

@@ -9,9 +9,9 @@ import Glibc
 /// the test suite went on for 12 minutes after it).
 nonisolated(unsafe) private var receivedStopSignal: sig_atomic_t = 0
 
-/// Turns SIGINT and SIGTERM into a flag that the run loop polls once per step, so a run
-/// stops at the end of a step with its trajectory and restart written, instead of dying
-/// mid-write.
+/// Turns SIGINT and SIGTERM into a flag that the run loop polls once per step, and an external
+/// program's wait every 50 ms, so a run stops at the end of a step with its trajectory and
+/// restart written, instead of dying mid-write.
 enum StopSignal {
     static var signal: Int32? {
         let received = receivedStopSignal

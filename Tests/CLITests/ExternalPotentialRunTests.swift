@@ -69,8 +69,9 @@ final class ExternalPotentialRunTests: XCTestCase {
     /// hour; the program's process group does not get a terminal's Ctrl-C) stops the program
     /// at once, and the run ends after the step before with its frame and restart written; the
     /// restart continues as the uninterrupted run. The program is a term of a sum, beside a
-    /// Lennard-Jones term with its neighbour list. SIGTERM during the starting forces: an
-    /// error, and nothing written.
+    /// Lennard-Jones term whose 0.01 Å skin rebuilds its list about every step, so that the
+    /// abandoned step has rebuilt it. SIGTERM during the starting forces: an error, and nothing
+    /// written.
     func testSigintStopsAProgramMidStepAndTheRunEndsAfterTheStepBefore() throws {
         let directory = try scratchDirectory("external-sigint")
         let molecule = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/ethanol.xyz").path
@@ -94,7 +95,7 @@ final class ExternalPotentialRunTests: XCTestCase {
             epsilon_eV = 0.002
             sigma_A = 1.0
             cutoff_A = 4.0
-            skin_A = 0.2
+            skin_A = 0.01
             [[potential.terms]]
             type = "external"
             command = "sh program.sh"
@@ -147,6 +148,7 @@ final class ExternalPotentialRunTests: XCTestCase {
         XCTAssertTrue(stopped.stderr.contains("stopped by SIGINT after step 2"), stopped.stderr)
         let restart = try AmberRestart.read(path: directory.appendingPathComponent("stopped.ncrst").path)
         XCTAssertEqual(restart.step, 2)
+        XCTAssertEqual(restart.listAnchors.count, 1, "the Lennard-Jones list's build positions")
         XCTAssertEqual(try AmberTrajectoryReader(path: directory.appendingPathComponent("stopped.nc").path).frameCount, 3)
 
         // The continuation (no call hangs now) against the uninterrupted run.

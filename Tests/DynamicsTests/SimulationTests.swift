@@ -5,6 +5,28 @@ import ENINet
 import Potentials
 import Dynamics
 
+/// A potential that abandons its `call`-th evaluation as an external program stopped by a
+/// signal does (``EvaluationStopped``), after its inner potential has computed, and so may have
+/// rebuilt its list, as the first term of a sum would have.
+private final class StopsAtCall: Potential {
+    let inner: any Potential, call: Int
+    var calls = 0
+    init(_ inner: any Potential, call: Int) { self.inner = inner; self.call = call }
+    var name: String { "stops at call \(call)" }
+    func compute(_ c: Configuration) throws -> ForceResult {
+        calls += 1
+        let result = try inner.compute(c)
+        if calls == call { throw EvaluationStopped("stopped on request") }
+        return result
+    }
+    var listAnchorCount: Int { inner.listAnchorCount }
+    var listAnchors: [[Vec3]] { inner.listAnchors }
+    func restoreListAnchors(_ anchors: [[Vec3]], atomCount: Int, cell: Cell?) throws -> Bool {
+        try inner.restoreListAnchors(anchors, atomCount: atomCount, cell: cell)
+    }
+    func invalidateCaches() { inner.invalidateCaches() }
+}
+
 final class SimulationTests: XCTestCase {
     private func lj() throws -> LennardJones {
         try LennardJones(sigma: 3.4, epsilon: 0.0104, cutoff: 8.5, scheme: .switched(onset: 7.0), skin: 1.0)
@@ -124,26 +146,6 @@ final class SimulationTests: XCTestCase {
     /// used, although the abandoned evaluation had rebuilt one, so the continuation is the
     /// uninterrupted run, bit for bit.
     func testAnEvaluationStoppedMidStepEndsTheRunAfterTheStepBefore() throws {
-        final class Interrupted: Potential {
-            let inner: LennardJones
-            var stopAtCall: Int
-            var calls = 0
-            init(_ inner: LennardJones, stopAtCall: Int) { self.inner = inner; self.stopAtCall = stopAtCall }
-            var name: String { "interrupted" }
-            func compute(_ c: Configuration) throws -> ForceResult {
-                calls += 1
-                // The list is rebuilt first, as a sum whose first term is a pair potential would.
-                let result = try inner.compute(c)
-                if calls == stopAtCall { throw EvaluationStopped("stopped on request") }
-                return result
-            }
-            var listAnchorCount: Int { inner.listAnchorCount }
-            var listAnchors: [[Vec3]] { inner.listAnchors }
-            func restoreListAnchors(_ anchors: [[Vec3]], atomCount: Int, cell: Cell?) throws -> Bool {
-                try inner.restoreListAnchors(anchors, atomCount: atomCount, cell: cell)
-            }
-            func invalidateCaches() { inner.invalidateCaches() }
-        }
         func integrator() throws -> LangevinBAOAB { try LangevinBAOAB(timestep: 2, temperature: 200, friction: 5, seed: 21) }
         let start = try argonCrystal(cells: 2, temperature: 200, seed: 5)
 
@@ -161,7 +163,7 @@ final class SimulationTests: XCTestCase {
         let rebuild = try XCTUnwrap(rebuildStep, "the list should have been rebuilt within 200 steps")
 
         // Call 1 is the first forces; call s + 1 those of step s.
-        let interruptedPotential = Interrupted(try lj(), stopAtCall: rebuild + 1)
+        let interruptedPotential = StopsAtCall(try lj(), call: rebuild + 1)
         let stopped = try Simulation(state: start, integrator: try integrator(), potential: interruptedPotential)
         XCTAssertEqual(try stopped.run(steps: 200), .stopped(atStep: rebuild - 1))
         XCTAssertEqual(stopped.state, states[rebuild - 1].state)
@@ -169,7 +171,6 @@ final class SimulationTests: XCTestCase {
         XCTAssertEqual(saved, states[rebuild - 1], "the checkpoint should be that of the step before, list anchors included")
         XCTAssertNotEqual(saved.listAnchors, states[rebuild].listAnchors)
 
-        interruptedPotential.stopAtCall = 0
         let decoded = try JSONDecoder().decode(Checkpoint.self, from: try JSONEncoder().encode(saved))
         let resumed = try Simulation(restoring: decoded, integrator: try integrator(), potential: try lj())
         try resumed.run(steps: 200 - (rebuild - 1))
@@ -343,17 +344,6 @@ final class SimulationTests: XCTestCase {
 
         // An evaluation abandoned on a stop request (an external program stopped by SIGINT)
         // ends it too, with the positions of the step before, whose forces are known.
-        final class StopsAtCall: Potential {
-            let inner: any Potential, call: Int
-            var calls = 0
-            init(_ inner: any Potential, call: Int) { self.inner = inner; self.call = call }
-            var name: String { "stops" }
-            func compute(_ c: Configuration) throws -> ForceResult {
-                calls += 1
-                if calls == call { throw EvaluationStopped("stopped on request") }
-                return try inner.compute(c)
-            }
-        }
         var abandoned = try MDState(positions: positions, masses: Array(repeating: 39.948, count: 13), cell: nil,
                                     atomicNumbers: Array(repeating: 18, count: 13))
         let midway = try FIRE().minimize(&abandoned, potential: StopsAtCall(lj, call: 4), forceTolerance: 1e-5, maxSteps: 5000)

@@ -139,6 +139,15 @@ final class ExternalPotentialTests: XCTestCase {
         while Self.isRunning(child) && Date() < deadline { usleep(20_000) }
         XCTAssertFalse(Self.isRunning(child), "the program's child \(child), which ignores SIGTERM, should have been killed")
 
+        // A program that ends on SIGTERM: the stop does not wait for PID 1 to reap what the
+        // command's shell started (here that took 1–1.7 s of a stop's time).
+        let begunPath = directory.appendingPathComponent("begun").path
+        let plain = try ExternalPotential(command: "cat > /dev/null; touch begun; sleep 30", workingDirectory: directory.path,
+                                          timeout: 60, stopRequested: { FileManager.default.fileExists(atPath: begunPath) })
+        let plainStart = Date()
+        XCTAssertThrowsError(try plain.compute(dimer)) { XCTAssertTrue($0 is EvaluationStopped, "\($0)") }
+        XCTAssertLessThan(Date().timeIntervalSince(plainStart), 1, "the stop waited for ended members of the group")
+
         let startedPath = directory.appendingPathComponent("started").path
         let stoppedAlready = try ExternalPotential(command: "touch started; cat > /dev/null", workingDirectory: directory.path,
                                                    stopRequested: { true })
