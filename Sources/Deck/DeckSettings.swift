@@ -392,8 +392,35 @@ public struct OutputSettings: Equatable, Sendable {
     }
 
     /// Every output file named, for creating parent directories before a run.
-    public var allPaths: [String] {
-        [logPath, trajectoryPath, restartPath, finalStructurePath].compactMap { $0 }
+    public var allPaths: [String] { namedPaths.map(\.path) }
+
+    /// Every output file named, with its deck key.
+    public var namedPaths: [(key: String, path: String)] {
+        [("output.log", logPath), ("output.trajectory", trajectoryPath), ("output.restart", restartPath),
+         ("output.final_structure", finalStructurePath)].compactMap { key, path in path.map { (key, $0) } }
+    }
+
+    /// Checks that every output file can be written, before a run writes any: not a directory,
+    /// and the file (when it exists) or its directory writable. A restart or final structure
+    /// is written at the end; without this, a 20,000-step run found out then, with nothing to
+    /// continue from, and an unwritable log left an empty trajectory behind.
+    /// - Throws: ``DeckError`` naming the key and the path.
+    public func checkWritable() throws {
+        let files = FileManager.default
+        for (key, path) in namedPaths {
+            var isDirectory: ObjCBool = false
+            let exists = files.fileExists(atPath: path, isDirectory: &isDirectory)
+            let parent = (path as NSString).deletingLastPathComponent
+            let problem: String?
+            if exists && isDirectory.boolValue {
+                problem = "is a directory"
+            } else if exists {
+                problem = files.isWritableFile(atPath: path) ? nil : "cannot be written (no permission)"
+            } else {
+                problem = files.isWritableFile(atPath: parent.isEmpty ? "." : parent) ? nil : "cannot be created: no permission to write in \(parent.isEmpty ? "." : parent)"
+            }
+            if let problem { throw DeckError(file: path, line: nil, message: "\(key) \(problem)") }
+        }
     }
 
     /// Creates the missing parent directories of every output file (the deck

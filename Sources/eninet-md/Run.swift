@@ -83,6 +83,7 @@ struct Run: ParsableCommand {
             }
         }
         try settings.output.createParentDirectories()
+        try settings.output.checkWritable()
 
         let structure = try RunSetup.structure(settings)
         // Installed before the first forces: an external program runs in a process group of its
@@ -114,6 +115,10 @@ struct Run: ParsableCommand {
         }
         simulation.degreesOfFreedom = degreesOfFreedom
         let startStep = simulation.state.step
+        // Continuing would cut the outputs back to the restart's step and add nothing.
+        if let restart, startStep > settings.dynamics.steps {
+            throw InputError("\(restart) is at step \(startStep), past the run's total of \(settings.dynamics.steps) steps (dynamics.steps, or --steps): nothing was changed")
+        }
         let output = settings.output
 
         if !quiet {
@@ -240,6 +245,7 @@ struct Minimize: ParsableCommand {
         // `task = "minimize"` nor the `[dynamics]` table an MD deck requires.
         let settings = try deckOptions.load(extra: [DeckOverride(key: "task", value: "\"minimize\"", source: "eninet-md minimize")])
         try settings.output.createParentDirectories()
+        try settings.output.checkWritable()
         let structure = try RunSetup.structure(settings)
         StopSignal.install()
         let potential = try RunSetup.potential(settings.potential, stopRequested: { StopSignal.requested })

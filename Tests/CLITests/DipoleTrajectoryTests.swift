@@ -149,5 +149,13 @@ final class DipoleTrajectoryTests: XCTestCase {
             XCTAssertTrue(result.stderr.contains(fragment), "\(arguments): \(result.stderr)")
             XCTAssertEqual(try Data(contentsOf: plain), original, "the trajectory is unchanged after \(arguments)")
         }
+        // --output naming the model replaced the model with the new trajectory, and exited 0.
+        let model = dir.appendingPathComponent("dipole.safetensors")
+        try FileManager.default.copyItem(at: Self.dipoleModel, to: model)
+        let modelBytes = try Data(contentsOf: model)
+        let overModel = try CLI.run(["dipoles", plain.path, "--model", model.path, "--elements", "C,C,O,H*6", "--output", model.path])
+        XCTAssertNotEqual(overModel.status, 0)
+        XCTAssertTrue(overModel.stderr.contains("--output") && overModel.stderr.contains("--model"), overModel.stderr)
+        XCTAssertEqual(try Data(contentsOf: model), modelBytes, "the model is unchanged")
     }
 }

@@ -96,7 +96,9 @@ final class OutputSafetyTests: XCTestCase {
     }
 
     /// `--set output.log=deck.toml` replaced the deck with the CSV log, and a log named like
-    /// the restart being read was appended to it; a model file was replaced the same way.
+    /// the restart being read was appended to it; a model file was replaced the same way. A
+    /// restart past the run's total cut the outputs back; a log naming a directory failed only
+    /// after the trajectory was created.
     func testOutputsOverTheDeckTheModelOrTheRestartAreRefused() throws {
         let dir = try RunDirectory(deck: argonDeck(dynamics: verlet, output: "restart = \"out/r.ncrst\""))
         defer { dir.remove() }
@@ -115,6 +117,25 @@ final class OutputSafetyTests: XCTestCase {
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue(result.stderr.contains("would overwrite the restart"), result.stderr)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("saved.ncrst"))), restart)
+
+        // A restart past the run's total: continuing cut the trajectory and restart back to the
+        // restart's step, added nothing, and exited 0.
+        result = try CLI.run(["run", deck, "--quiet", "--steps", "30"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let outputs = ["out/r.ncrst"].map { dir.path($0) }
+        let before = try outputs.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }
+        result = try CLI.run(["run", deck, "--quiet", "--restart", dir.path("saved.ncrst"), "--steps", "10"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("is at step 20, past the run's total of 10 steps"), result.stderr)
+        XCTAssertEqual(try outputs.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }, before, "the outputs are unchanged")
+
+        // An output that cannot be written is found before the run writes anything: a log named
+        // like the directory the run creates for the trajectory left an empty trajectory behind.
+        result = try CLI.run(["run", deck, "--quiet", "--set", "output.log=\(dir.path("made"))",
+                              "--set", "output.trajectory=\(dir.path("made/fresh.nc"))", "--set", "output.trajectory_every=1"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("output.log is a directory"), result.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path("made/fresh.nc")), "a trajectory was started")
 
         let model = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/energy/ethanol-energy.safetensors")
         if FileManager.default.fileExists(atPath: model.path) {
