@@ -507,6 +507,11 @@ final class MdinReader {
                     guard case .value(let raw) = t else {
                         throw DeckError(file: file, line: tLine, message: "key '\(written)': unexpected '=' (missing comma?)")
                     }
+                    // `nstlim(1) = 5` lexes as a value followed by '=': it is a key, not the
+                    // previous key's next value, and the error should name it.
+                    if k + 1 < tokens.count, tokens[k + 1].0 == .equals {
+                        throw DeckError(file: file, line: tLine, message: "'\(raw)' is not a key name (array elements such as nstlim(1) are not read; write the key alone)")
+                    }
                     values.append(try literal(raw, key: written, line: tLine))
                     texts.append(raw.hasPrefix("'") || raw.hasPrefix("\"") ? raw + String(raw.first ?? "'") : raw)
                     k += 1

@@ -165,7 +165,7 @@ public enum TrajectoryConverter {
             for k in indices {
                 let frame = try source.frame(k)
                 guard symbols.count == frame.positions.count else {
-                    throw TrajectoryError("\(options.symbolsFrom ?? input): \(symbols.count) atoms, but \(input) has \(frame.positions.count)")
+                    throw TrajectoryError("\(options.symbolsFrom ?? input): \(symbols.count) atoms, but frame \(k) of \(input) has \(frame.positions.count)")
                 }
                 structures.append(try source.structure(k, frame: frame, symbols: symbols, options: options))
             }

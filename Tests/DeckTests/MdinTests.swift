@@ -161,6 +161,10 @@ final class MdinTests: XCTestCase {
         XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=1 /\n")) { e in
             XCTAssertTrue("\(e)".contains("missing system.structure"), "\(e)")
         }
+        // An array element read as the previous key's next value: "key 'imin': invalid value 'nstlim(1)'".
+        XCTAssertThrowsError(try mdin("t\n&cntrl imin=0,\n  nstlim(1)=5 /\n" + eninetmd)) { e in
+            XCTAssertEqual("\(e)", "test.in:3: 'nstlim(1)' is not a key name (array elements such as nstlim(1) are not read; write the key alone)")
+        }
     }
 }
 

@@ -91,5 +91,10 @@ final class ConverterTests: XCTestCase {
             XCTAssertFalse("\($0)".contains("convert.tmp"), "\($0)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: p("grows.nc")))
+        // Into a structure format, the message named neither the frame nor its line.
+        XCTAssertThrowsError(try TrajectoryConverter.convert(input: p("grows.extxyz"), output: p("grows.xyz"))) {
+            XCTAssertTrue("\($0)".contains("2 atoms, but frame 1 of " + p("grows.extxyz") + " has 3"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: p("grows.xyz")))
     }
 }
