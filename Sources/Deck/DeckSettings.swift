@@ -401,23 +401,29 @@ public struct OutputSettings: Equatable, Sendable {
     }
 
     /// Checks that every output file can be written, before a run writes any: not a directory,
-    /// and the file (when it exists) or its directory writable. A restart or final structure
-    /// is written at the end; without this, a 20,000-step run found out then, with nothing to
-    /// continue from, and an unwritable log left an empty trajectory behind.
+    /// its directory writable (the restart, the final structure and a new log are written under
+    /// a temporary name there and renamed), and, for the trajectory and the log, which a
+    /// continuation extends in place, the file itself when it exists. A restart or final
+    /// structure is written at the end; without this, a 20,000-step run found out then, with
+    /// nothing to continue from, and an unwritable log left an empty trajectory behind.
     /// - Throws: ``DeckError`` naming the key and the path.
     public func checkWritable() throws {
         let files = FileManager.default
         for (key, path) in namedPaths {
+            let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
             var isDirectory: ObjCBool = false
-            let exists = files.fileExists(atPath: path, isDirectory: &isDirectory)
-            let parent = (path as NSString).deletingLastPathComponent
+            let exists = files.fileExists(atPath: resolved, isDirectory: &isDirectory)
+            let parent = (resolved as NSString).deletingLastPathComponent
+            let directory = parent.isEmpty ? "." : parent
             let problem: String?
             if exists && isDirectory.boolValue {
                 problem = "is a directory"
-            } else if exists {
-                problem = files.isWritableFile(atPath: path) ? nil : "cannot be written (no permission)"
+            } else if !files.isWritableFile(atPath: directory) {
+                problem = "cannot be written: no permission to write in \(directory)"
+            } else if exists && ["output.trajectory", "output.log"].contains(key) && !files.isWritableFile(atPath: resolved) {
+                problem = "cannot be written (no permission)"
             } else {
-                problem = files.isWritableFile(atPath: parent.isEmpty ? "." : parent) ? nil : "cannot be created: no permission to write in \(parent.isEmpty ? "." : parent)"
+                problem = nil
             }
             if let problem { throw DeckError(file: path, line: nil, message: "\(key) \(problem)") }
         }

@@ -373,6 +373,11 @@ final class MdinReader {
     }
 
     /// Splits the file into title and namelist entries (in file order).
+    /// `key(i) = value`: Fortran namelists allow it; this reader takes whole keys only.
+    private static func arrayElement(_ written: String, file: String, line: Int) -> DeckError {
+        DeckError(file: file, line: line, message: "'\(written)' is not a key name (array elements such as nstlim(1) are not read; write the key alone)")
+    }
+
     private func parseNamelists(_ text: String) throws -> (title: String, entries: [NamelistEntry], cntrlLine: Int) {
         // "\r\n" is one Character to Swift, which components(separatedBy: "\n") never cut: a
         // Windows mdin deck was one line, and "no &cntrl namelist group found".
@@ -509,8 +514,8 @@ final class MdinReader {
                     }
                     // `nstlim(1) = 5` lexes as a value followed by '=': it is a key, not the
                     // previous key's next value, and the error should name it.
-                    if k + 1 < tokens.count, tokens[k + 1].0 == .equals {
-                        throw DeckError(file: file, line: tLine, message: "'\(raw)' is not a key name (array elements such as nstlim(1) are not read; write the key alone)")
+                    if raw.contains("("), k + 1 < tokens.count, tokens[k + 1].0 == .equals {
+                        throw Self.arrayElement(raw, file: file, line: tLine)
                     }
                     values.append(try literal(raw, key: written, line: tLine))
                     texts.append(raw.hasPrefix("'") || raw.hasPrefix("\"") ? raw + String(raw.first ?? "'") : raw)
@@ -521,6 +526,8 @@ final class MdinReader {
                 }
                 entries.append(NamelistEntry(group: group, key: key, written: written, values: values,
                                              text: texts.joined(separator: ", "), line: line))
+            case .value(let raw) where raw.contains("(") && k + 1 < tokens.count && tokens[k + 1].0 == .equals:
+                throw Self.arrayElement(raw, file: file, line: line)
             case .equals, .comma, .value:
                 throw DeckError(file: file, line: line, message: "expected a key in &\(group)")
             }

@@ -162,6 +162,32 @@ final class OutputSafetyTests: XCTestCase {
         }
     }
 
+    /// With its outputs already there in a directory that cannot be written, a run extended the
+    /// trajectory and the log, then failed at its end on the restart (written beside the old one
+    /// and renamed): nothing to continue from. Root may write anywhere, so the run goes as
+    /// `nobody` through `setpriv`; skipped where the suite cannot do that.
+    func testOutputsInADirectoryThatCannotBeWrittenAreRefusedBeforeTheRun() throws {
+        let setpriv = URL(fileURLWithPath: "/usr/bin/setpriv")
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: setpriv.path) else {
+            throw XCTSkip("needs root and setpriv to run as a user without permissions")
+        }
+        let output = "log = \"out/log.csv\"\nlog_every = 10\ntrajectory = \"out/t.nc\"\ntrajectory_every = 10\nrestart = \"out/r.ncrst\""
+        let dir = try RunDirectory(deck: argonDeck(dynamics: verlet, output: output))
+        defer { dir.remove() }
+        var result = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--steps", "20"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let files = ["out/log.csv", "out/t.nc", "out/r.ncrst"].map { dir.path($0) }
+        for file in files { try FileManager.default.setAttributes([.posixPermissions: 0o666], ofItemAtPath: file) }
+        try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: dir.path("out"))
+        let before = try files.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }
+        result = try CLI.run(["--reuid=nobody", "--regid=nogroup", "--clear-groups", CLI.executable.path,
+                              "run", dir.path("deck.toml"), "--quiet", "--restart", dir.path("out/r.ncrst"), "--steps", "40"],
+                             program: setpriv)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("output.log cannot be written: no permission to write in"), result.stderr)
+        XCTAssertEqual(try files.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }, before, "the outputs are unchanged")
+    }
+
     /// A structure of no atoms ran and "converged"; a trajectory named .xyz was NetCDF under
     /// that name; replicate = [100000, 100000, 1] filled the memory until the kernel killed it.
     func testEmptyStructuresMisnamedTrajectoriesAndHugeSupercellsAreRefused() throws {

@@ -165,6 +165,12 @@ final class MdinTests: XCTestCase {
         XCTAssertThrowsError(try mdin("t\n&cntrl imin=0,\n  nstlim(1)=5 /\n" + eninetmd)) { e in
             XCTAssertEqual("\(e)", "test.in:3: 'nstlim(1)' is not a key name (array elements such as nstlim(1) are not read; write the key alone)")
         }
+        XCTAssertThrowsError(try mdin("t\n&cntrl nstlim(1)=5 /\n" + eninetmd)) { e in
+            XCTAssertEqual("\(e)", "test.in:2: 'nstlim(1)' is not a key name (array elements such as nstlim(1) are not read; write the key alone)")
+        }
+        XCTAssertThrowsError(try mdin("t\n&cntrl nstlim = 5 = 6 /\n" + eninetmd)) { e in
+            XCTAssertEqual("\(e)", "test.in:2: key 'nstlim': unexpected '=' (missing comma?)")
+        }
     }
 }
 
