@@ -156,6 +156,11 @@ public struct SafeTensorsFile: Sendable {
 
     /// Reads and validates the file at `path`.
     public init(contentsOf path: String) throws {
+        // Foundation says only "NSCocoaErrorDomain error 256" for a directory.
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw ModelFileError("\(path): is a directory, not a model file")
+        }
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))

@@ -82,6 +82,11 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertThrowsError(try SafeTensorsFile(contentsOf: "/nonexistent/x.safetensors")) {
             XCTAssertTrue("\($0)".contains("/nonexistent/x.safetensors"))
         }
+        // `--model .` said "cannot read file (The operation could not be completed. … error 256.)".
+        let directory = FileManager.default.temporaryDirectory.path
+        XCTAssertThrowsError(try SafeTensorsFile(contentsOf: directory)) {
+            XCTAssertEqual("\($0)", "\(directory): is a directory, not a model file")
+        }
     }
 
     func testReferenceWeightFilesLoadWithTheirConfigurations() throws {
