@@ -62,10 +62,9 @@ struct Dipoles: ParsableCommand {
         guard reader.frameCount > 0 else { throw InputError("\(trajectory): no frames") }
         // --output ./traj.nc is the input itself, rebuilt in place.
         let output = self.output.flatMap { canonicalPath($0) == canonicalPath(trajectory) ? nil : $0 }
-        // Written first and renamed over its destination: naming an input would replace it.
-        if let output, let input = [("--model", model), ("--topology", atomElements.topology)]
-            .first(where: { $0.1.map(canonicalPath) == canonicalPath(output) }) {
-            throw InputError("--output \(output) is the file \(input.0) names; give another name")
+        if let output {
+            try AtomicFile.checkDistinct(outputs: [("--output", output)],
+                                         inputs: [("--model", model)] + (atomElements.topology.map { [("--topology", $0)] } ?? []))
         }
         if let output, ["xyz", "extxyz", "pdb", "csv", "dcd", "xtc", "trr"].contains(URL(fileURLWithPath: output).pathExtension.lowercased()) {
             throw InputError("\(output): --output is an AMBER NetCDF trajectory; give it a NetCDF name such as .nc")

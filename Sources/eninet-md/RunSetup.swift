@@ -16,11 +16,10 @@ struct InputError: Error, CustomStringConvertible {
 
     /// What a potential refuses in the first forces or a minimisation (coinciding atoms, an
     /// element the model does not know, a cell too small) belongs to the structure at `path`;
-    /// errors already named (`InputError`), an external program's failure and a stop request
-    /// pass unchanged.
+    /// errors already named (`InputError`) and an external program's failure pass unchanged.
     static func blaming(_ path: String, for error: Error) -> Error {
         switch error {
-        case is InputError, is ExternalProgramError, is EvaluationStopped: return error
+        case is InputError, is ExternalProgramError: return error
         default: return InputError("\(path): \(error)")
         }
     }

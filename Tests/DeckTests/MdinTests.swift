@@ -127,50 +127,31 @@ final class MdinTests: XCTestCase {
         }
     }
 
+    /// The deck `text` is refused with exactly `message`.
+    private func assertMdinError(_ text: String, _ message: String, line: UInt = #line) {
+        XCTAssertThrowsError(try mdin(text), line: line) { XCTAssertEqual("\($0)", message, line: line) }
+    }
+
     func testErrorsCiteTheAmberKeyAndItsText() {
-        XCTAssertThrowsError(try mdin("t\n&cntrl\n  nstlim=10,\n  dt=-0.002 /\n" + eninetmd)) { e in
-            XCTAssertEqual("\(e)", "test.in:4: key 'dt' (dynamics.timestep_fs) must be positive (got -0.002)")
-        }
-        XCTAssertThrowsError(try mdin("t\n&cntrl ntt=3, temp0=300 /\n" + eninetmd)) { e in
-            XCTAssertEqual("\(e)", "test.in: missing dynamics.friction_per_ps: ntt = 3 (Langevin) needs gamma_ln > 0 (ps^-1) in &cntrl")
-        }
-        XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=1,\n ntwx=100 /\n" + eninetmd)) { e in
-            XCTAssertEqual("\(e)", "test.in:3: key 'ntwx' (output.trajectory_every) = 100 needs a trajectory file (give trajectory='file.nc' in &eninetmd)")
-        }
+        assertMdinError("t\n&cntrl\n  nstlim=10,\n  dt=-0.002 /\n" + eninetmd, "test.in:4: key 'dt' (dynamics.timestep_fs) must be positive (got -0.002)")
+        assertMdinError("t\n&cntrl ntt=3, temp0=300 /\n" + eninetmd, "test.in: missing dynamics.friction_per_ps: ntt = 3 (Langevin) needs gamma_ln > 0 (ps^-1) in &cntrl")
+        assertMdinError("t\n&cntrl nstlim=1,\n ntwx=100 /\n" + eninetmd, "test.in:3: key 'ntwx' (output.trajectory_every) = 100 needs a trajectory file (give trajectory='file.nc' in &eninetmd)")
         // The message said "ntwx is 0" whatever ntwx was.
-        XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=1, ntwx=-3,\n ntwv=-1 /\n" + eninetmd)) { e in
-            XCTAssertEqual("\(e)", "test.in:3: key 'ntwv' = -1 stores velocities in the trajectory at the ntwx stride, but ntwx is -3 (give ntwx a positive stride)")
-        }
-        XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=10,\n  dt=1e306 /\n" + eninetmd)) { e in
-            XCTAssertEqual("\(e)", "test.in:3: key 'dt' = 1e306 ps is too large a timestep")
-        }
-        XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=10 /\n&eninetmd structure='../argon108.extxyz', replicate=2, 0, 2,\n potential='lj', epsilon_eV=1, sigma_A=1, cutoff_A=2.5 /\n")) { e in
-            XCTAssertEqual("\(e)", "test.in:3: key 'replicate' (system.replicate[1]) must be at least 1 (got 0)")
-        }
+        assertMdinError("t\n&cntrl nstlim=1, ntwx=-3,\n ntwv=-1 /\n" + eninetmd, "test.in:3: key 'ntwv' = -1 stores velocities in the trajectory at the ntwx stride, but ntwx is -3 (give ntwx a positive stride)")
+        assertMdinError("t\n&cntrl nstlim=10,\n  dt=1e306 /\n" + eninetmd, "test.in:3: key 'dt' = 1e306 ps is too large a timestep")
+        assertMdinError("t\n&cntrl nstlim=10 /\n&eninetmd structure='../argon108.extxyz', replicate=2, 0, 2,\n potential='lj', epsilon_eV=1, sigma_A=1, cutoff_A=2.5 /\n", "test.in:3: key 'replicate' (system.replicate[1]) must be at least 1 (got 0)")
         // Messages about a second key named it by its TOML name, which an mdin deck never wrote.
-        XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=1, ntwx=10,\n ntwv=5 /\n&eninetmd structure='../argon108.extxyz', potential='lj', epsilon_eV=1, sigma_A=1, cutoff_A=2.5, trajectory='t.nc' /\n")) { e in
-            XCTAssertEqual("\(e)", "test.in:3: key 'ntwv' (output.velocities_every) must be 0 or equal to 'ntwx' = 10 (they are stored in the trajectory frames) (got 5)")
-        }
-        XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=1, cut=8.5 /\n&eninetmd structure='../argon108.extxyz', potential='lj', epsilon_eV=1, sigma_A=1,\n truncation='switch', switch_start_A=9.0 /\n")) { e in
-            XCTAssertEqual("\(e)", "test.in:4: key 'switch_start_A' (potential.switch_start_A) must be smaller than 'cut' = 8.5 (got 9.0)")
-        }
+        assertMdinError("t\n&cntrl nstlim=1, ntwx=10,\n ntwv=5 /\n&eninetmd structure='../argon108.extxyz', potential='lj', epsilon_eV=1, sigma_A=1, cutoff_A=2.5, trajectory='t.nc' /\n", "test.in:3: key 'ntwv' (output.velocities_every) must be 0 or equal to 'ntwx' = 10 (they are stored in the trajectory frames) (got 5)")
+        assertMdinError("t\n&cntrl nstlim=1, cut=8.5 /\n&eninetmd structure='../argon108.extxyz', potential='lj', epsilon_eV=1, sigma_A=1,\n truncation='switch', switch_start_A=9.0 /\n", "test.in:4: key 'switch_start_A' (potential.switch_start_A) must be smaller than 'cut' = 8.5 (got 9.0)")
         // Numerals past Int64 read as reals, and said "must be an integer".
-        XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=10,\n  ig=-99999999999999999999 /\n" + eninetmd)) { e in
-            XCTAssertEqual("\(e)", "test.in:3: key 'ig' (dynamics.seed) is smaller than the smallest integer, -9223372036854775808 (got -99999999999999999999)")
-        }
+        assertMdinError("t\n&cntrl nstlim=10,\n  ig=-99999999999999999999 /\n" + eninetmd, "test.in:3: key 'ig' (dynamics.seed) is smaller than the smallest integer, -9223372036854775808 (got -99999999999999999999)")
         XCTAssertThrowsError(try mdin("t\n&cntrl nstlim=1 /\n")) { e in
             XCTAssertTrue("\(e)".contains("missing system.structure"), "\(e)")
         }
         // An array element read as the previous key's next value: "key 'imin': invalid value 'nstlim(1)'".
-        XCTAssertThrowsError(try mdin("t\n&cntrl imin=0,\n  nstlim(1)=5 /\n" + eninetmd)) { e in
-            XCTAssertEqual("\(e)", "test.in:3: 'nstlim(1)' is not a key name (array elements such as nstlim(1) are not read; write the key alone)")
-        }
-        XCTAssertThrowsError(try mdin("t\n&cntrl nstlim(1)=5 /\n" + eninetmd)) { e in
-            XCTAssertEqual("\(e)", "test.in:2: 'nstlim(1)' is not a key name (array elements such as nstlim(1) are not read; write the key alone)")
-        }
-        XCTAssertThrowsError(try mdin("t\n&cntrl nstlim = 5 = 6 /\n" + eninetmd)) { e in
-            XCTAssertEqual("\(e)", "test.in:2: key 'nstlim': unexpected '=' (missing comma?)")
-        }
+        assertMdinError("t\n&cntrl imin=0,\n  nstlim(1)=5 /\n" + eninetmd, "test.in:3: 'nstlim(1)' is not a key name (array elements such as nstlim(1) are not read; write the key alone)")
+        assertMdinError("t\n&cntrl nstlim(1)=5 /\n" + eninetmd, "test.in:2: 'nstlim(1)' is not a key name (array elements such as nstlim(1) are not read; write the key alone)")
+        assertMdinError("t\n&cntrl nstlim = 5 = 6 /\n" + eninetmd, "test.in:2: key 'nstlim': unexpected '=' (missing comma?)")
     }
 }
 
