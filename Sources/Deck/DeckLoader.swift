@@ -56,11 +56,25 @@ public enum DeckLoader {
         guard let data = FileManager.default.contents(atPath: absolute) else {
             throw DeckError(file: path, line: nil, message: "cannot read deck: permission denied or unreadable")
         }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw DeckError(file: path, line: nil, message: "cannot read deck: not UTF-8 text")
-        }
+        let text = try utf8Text(data, file: path)
         return try parse(text: text, file: path, baseDirectory: (absolute as NSString).deletingLastPathComponent,
                          deckPath: absolute, format: detectFormat(path: path, text: text), overrides: overrides)
+    }
+
+    /// `data` as text, or an error naming the line of the first byte that is not UTF-8 (a deck
+    /// saved as Latin-1 by an editor is otherwise refused as a whole, with no hint where).
+    public static func utf8Text(_ data: Data, file: String) throws -> String {
+        if let text = String(data: data, encoding: .utf8) { return text }
+        var bytes = data.makeIterator()
+        var decoder = UTF8()
+        var line = 1
+        while true {
+            switch decoder.decode(&bytes) {
+            case .scalarValue(let scalar): if scalar == "\n" { line += 1 }
+            case .emptyInput, .error:
+                throw DeckError(file: file, line: line, message: "not UTF-8 text: save the file as UTF-8 (this line has a byte that is not)")
+            }
+        }
     }
 
     /// Validates deck text that is already in memory.

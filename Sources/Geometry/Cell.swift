@@ -132,7 +132,10 @@ public struct Cell: Equatable, Hashable, Sendable, CustomStringConvertible {
     public let inverse: Mat3
 
     public init(matrix: Mat3, pbc: Periodicity = .all) throws {
-        guard let inv = matrix.inverse, abs(matrix.determinant) > 1e-12 else {
+        // Relative to the edges' product: lengths and angles of 120°, 120°, 120° leave a volume of
+        // about 3e-8 abc from round-off, which an absolute bound passed for any cell over 1e-4 Å.
+        let edgeProduct = norm(matrix.rows.0) * norm(matrix.rows.1) * norm(matrix.rows.2)
+        guard let inv = matrix.inverse, edgeProduct.isFinite, abs(matrix.determinant) > 1e-6 * edgeProduct else {
             throw GeometryError.singularCell("lattice vectors \(matrix) span no volume")
         }
         self.matrix = matrix

@@ -121,11 +121,37 @@ struct Evaluate: ParsableCommand {
     /// Extended XYZ read from standard input: the frame an external potential
     /// (`potential.type = "external"`) hands to its program.
     static func standardInputFrames() throws -> [Structure] {
-        let data = FileHandle.standardInput.readDataToEndOfFile()
+        let data = try boundedStandardInput()
         guard let text = String(data: data, encoding: .utf8) else {
             throw EvaluateError(description: "standard input: not UTF-8 text")
         }
         return try ExtendedXYZ.read(text: text, path: "standard input")
+    }
+
+    /// Standard input to its end, refused as soon as it cannot be extended XYZ: reading to the
+    /// end first hung on `yes |` and filled memory from `/dev/zero`.
+    static func boundedStandardInput(limit: Int = 1 << 30) throws -> Data {
+        var data = Data()
+        var firstLineChecked = false
+        while let chunk = try FileHandle.standardInput.read(upToCount: 1 << 16), !chunk.isEmpty {
+            data.append(chunk)
+            if !firstLineChecked {
+                if let newline = data.firstIndex(of: 0x0A) {
+                    let line = String(decoding: data[data.startIndex..<newline], as: UTF8.self)
+                    let count = line.trimmingCharacters(in: CharacterSet.whitespacesAndNewlines.union(CharacterSet(charactersIn: "\u{FEFF}")))
+                    guard let atoms = Int(count), atoms >= 0 else {
+                        throw EvaluateError(description: "standard input:1: expected the number of atoms of an extended-XYZ frame, found '\(count.prefix(60))'")
+                    }
+                    firstLineChecked = true
+                } else if data.count > 1 << 16 {
+                    throw EvaluateError(description: "standard input:1: no line end in the first 64 KB; expected the number of atoms of an extended-XYZ frame")
+                }
+            }
+            if data.count > limit {
+                throw EvaluateError(description: "standard input: more than \(limit >> 20) MB; give the file with --structure PATH instead")
+            }
+        }
+        return data
     }
 
     /// What the plain-text output prints beside each value; the JSON keys are documented in `--help`.

@@ -80,10 +80,12 @@ struct Train: ParsableCommand {
 
     /// Reads a TOML file into settings: tables become dotted keys; errors name file, line and key.
     static func settings(path: String) throws -> TrainingSettings {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw TrainingError("\(path): cannot read (\(error.localizedDescription))")
         }
+        let text: String
+        do { text = try DeckLoader.utf8Text(data, file: path) } catch { throw TrainingError("\(error)") }
         let root: TOMLTable
         do { root = try TOMLParser.parse(text, file: path) } catch { throw TrainingError("\(error)") }
         var values: [String: SettingValue] = [:], lines: [String: Int] = [:]

@@ -43,6 +43,27 @@ final class EvaluatePrecisionTests: XCTestCase {
         XCTAssertEqual(dipole.status, 0, dipole.stderr)
         XCTAssertTrue(dipole.stdout.contains("  dipole (e·Å): ["), dipole.stdout)
     }
+
+    /// `--structure -` read standard input to its end before parsing: `yes |` hung and
+    /// `/dev/zero` filled memory. A first line that is no atom count now ends it at once.
+    func testStandardInputThatIsNotExtendedXYZIsRefusedWithoutReadingItAll() throws {
+        let model = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/energy/ethanol-energy.safetensors").path
+        let structure = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/ethanol.xyz").path
+        func evaluate(from source: String) throws -> CLI.Result {
+            try CLI.run(["-c", "\(source) | \"$0\" evaluate --model \"$1\" --structure - --json", CLI.executable.path, model],
+                        timeout: 30, program: URL(fileURLWithPath: "/bin/sh"))
+        }
+        let piped = try evaluate(from: "cat \"\(structure)\"")
+        XCTAssertEqual(piped.status, 0, piped.stderr)
+        XCTAssertEqual(try frame(["evaluate", "--model", model, "--structure", structure, "--json"]).energy,
+                       try JSONDecoder().decode(Frame.self, from: Data(piped.stdout.utf8)).energy)
+        let endless = try evaluate(from: "yes")
+        XCTAssertNotEqual(endless.status, 0)
+        XCTAssertTrue(endless.stderr.contains("standard input:1: expected the number of atoms of an extended-XYZ frame, found 'y'"), endless.stderr)
+        let zeros = try evaluate(from: "cat /dev/zero")
+        XCTAssertNotEqual(zeros.status, 0)
+        XCTAssertTrue(zeros.stderr.contains("standard input:1: no line end in the first 64 KB"), zeros.stderr)
+    }
 }
 
 /// `evaluate --json`'s stress is the strain derivative of its energy over the volume,

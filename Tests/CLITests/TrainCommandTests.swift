@@ -43,6 +43,19 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertFalse(with.stderr.contains("warning"), with.stderr)
     }
 
+    /// A config saved as Latin-1 gave Foundation's "couldn't be opened because the text encoding
+    /// of its contents can't be determined", with no line.
+    func testAConfigThatIsNotUTF8NamesTheLine() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("train-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("latin1.toml").path
+        try Data(Array("[data]\nfile = \"x.extxyz\"\n# cutoff 5 ".utf8) + [0xC5, 0x0A]).write(to: URL(fileURLWithPath: path))
+        let result = try CLI.run(["train", path, "--quiet"], timeout: 60)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains(path + ":3: not UTF-8 text"), result.stderr)
+    }
+
     func testTrainEvaluateAndRunWithTheTrainedModel() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("train-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -44,4 +44,20 @@ final class BadDeckCorpusTests: XCTestCase {
             XCTAssertTrue("\(e)".hasSuffix(": cannot read deck: it is a directory"), "\(e)")
         }
     }
+
+    /// A deck saved as Latin-1 (an "Å" in a comment is the single byte 0xC5) names the line.
+    func testADeckThatIsNotUTF8NamesTheLineOfItsFirstBadByte() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("latin1-deck-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("latin1.toml").path
+        var bytes = Array("[system]\n# box of 20 \u{C5}\nstructure = \"a.xyz\" # \u{C5}\n".utf8)
+        let encodedÅ = try XCTUnwrap(bytes.firstIndex(of: 0xC3))
+        bytes.replaceSubrange(encodedÅ...encodedÅ + 1, with: [0xC5])
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try DeckLoader.load(path: path)) { e in
+            XCTAssertTrue("\(e)".hasPrefix(path + ":2: not UTF-8 text"), "\(e)")
+        }
+        XCTAssertEqual(try DeckLoader.utf8Text(Data("a\nb\u{C5}".utf8), file: "f"), "a\nb\u{C5}")
+    }
 }

@@ -308,5 +308,10 @@ final class CellTests: XCTestCase {
         XCTAssertThrowsError(try Cell(matrix: Mat3(Vec3(1, 0, 0), Vec3(2, 0, 0), Vec3(0, 0, 1))))
         XCTAssertThrowsError(try Cell.orthorhombic(Vec3(1, 0, 1)))
         XCTAssertThrowsError(try Cell.fromLengthsAndAngles(Vec3(1, 1, 1), Vec3(10, 10, 170)))
+        // Three 120° angles put c in the plane of a and b: only round-off is left of the volume.
+        XCTAssertThrowsError(try Cell.fromLengthsAndAngles(Vec3(10, 10, 10), Vec3(120, 120, 120)))
+        XCTAssertThrowsError(try Cell(matrix: Mat3(Vec3(100, 0, 0), Vec3(0, 100, 0), Vec3(50, 50, 1e-7))))
+        let skewed = try? Cell.fromLengthsAndAngles(Vec3(10, 10, 10), Vec3(119, 119, 119))
+        XCTAssertEqual(skewed?.volume ?? 0, 258.80, accuracy: 0.01, "a thin but real cell is kept")
     }
 }

@@ -177,6 +177,11 @@ final class StructureFileTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("flat.pdb:1: CRYST1:") && "\($0)".contains("(-5.0, 10.0, 10.0)"), "\($0)")
             XCTAssertFalse("\($0)".contains("SIMD3"), "\($0)")
         }
+        let coplanar = "CRYST1   10.000   10.000   10.000 120.00 120.00 120.00 P 1           1\n" + pdb.split(separator: "\n").dropFirst().joined(separator: "\n")
+        XCTAssertThrowsError(try PDB.read(text: coplanar, path: "coplanar.pdb")) {
+            XCTAssertTrue("\($0)".contains("coplanar.pdb:1: CRYST1:") && "\($0)".contains("span no volume"), "\($0)")
+            XCTAssertFalse("\($0)".contains("SIMD3"), "\($0)")
+        }
 
         // PDB writer → reader keeps elements, three decimals and the cell.
         let dir = try TestPaths.temporaryDirectory()
