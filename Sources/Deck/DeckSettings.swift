@@ -78,6 +78,11 @@ extension PotentialSettings: CustomStringConvertible {
         case .harmonic(let h): return "harmonic \(h.bonds.count) bonds, \(h.restraints.count) restraints"
         case .eninet(let e): return "eninet \(e.modelPath) (\(e.precision.rawValue)), skin \(e.skinA) A"
         case .external(let x): return "external '\(x.command)' in \(x.workingDirectory), timeout \(x.timeoutS) s"
+        case .ipi(let i):
+            switch i.address {
+            case .unix(let name): return "ipi client at unix:\(name) (/tmp/ipi_\(name)), timeout \(i.timeoutS) s"
+            case .tcp(let host, let port): return "ipi client at \(host):\(port), timeout \(i.timeoutS) s"
+            }
         case .sum(let terms): return "sum of " + terms.map { "[\($0.description)]" }.joined(separator: " + ")
         }
     }
@@ -220,6 +225,41 @@ public struct ExternalSettings: Equatable, Sendable {
     }
 }
 
+/// A force code connected over the i-PI socket protocol (``Potentials/SocketPotential``).
+public struct IPISettings: Equatable, Sendable {
+    public enum Address: Equatable, Sendable {
+        /// `unix:NAME`: the socket `/tmp/ipi_NAME`, where i-PI clients look for it.
+        case unix(name: String)
+        /// `HOST:PORT`: TCP on `localhost`, a numeric IPv4 address, or `*` (every address).
+        case tcp(host: String, port: Int)
+    }
+
+    public var address: Address
+    /// For the client to connect, and then for each answer.
+    public var timeoutS: Double
+
+    public init(address: Address, timeoutS: Double = ExternalSettings.defaultTimeoutS) {
+        self.address = address
+        self.timeoutS = timeoutS
+    }
+
+    /// Reads `unix:NAME` or `HOST:PORT`; nil for anything else.
+    public static func address(parsing text: String) -> Address? {
+        if text.hasPrefix("unix:") {
+            let name = String(text.dropFirst(5))
+            // sun_path holds 107 bytes and a NUL; "/tmp/ipi_" takes nine.
+            guard !name.isEmpty, !name.contains("/"), !name.contains("\0"), name.utf8.count <= 98 else { return nil }
+            return .unix(name: name)
+        }
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+              (1...65535).contains(port) else { return nil }
+        let host = String(text[..<colon])
+        var numeric = in_addr()
+        guard host == "*" || host == "localhost" || inet_pton(AF_INET, host, &numeric) == 1 else { return nil }
+        return .tcp(host: host, port: port)
+    }
+}
+
 public enum ENINetPrecision: String, Equatable, Sendable {
     case float
     case double
@@ -245,6 +285,7 @@ public enum PotentialSettings: Equatable, Sendable {
     case harmonic(HarmonicSettings)
     case eninet(ENINetSettings)
     case external(ExternalSettings)
+    case ipi(IPISettings)
     /// Terms added together; never nested (a term is never itself a sum).
     case sum([PotentialSettings])
 
@@ -285,6 +326,7 @@ public enum PotentialSettings: Equatable, Sendable {
         case .harmonic: return "harmonic"
         case .eninet: return "eninet"
         case .external: return "external"
+        case .ipi: return "ipi"
         case .sum: return "sum"
         }
     }

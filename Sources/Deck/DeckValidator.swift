@@ -60,7 +60,7 @@ struct DeckValidator {
     let context: DeckContext
     var warnings: [String] = []
 
-    static let potentialTypes = ["lj", "morse", "harmonic", "eninet", "external", "sum"]
+    static let potentialTypes = ["lj", "morse", "harmonic", "eninet", "external", "ipi", "sum"]
     static let integrators = ["verlet", "langevin", "bussi"]
 
     mutating func validate(_ root: TOMLTable, format: DeckFormat, deckPath: String) throws -> DeckSettings {
@@ -173,6 +173,14 @@ struct DeckValidator {
             guard !command.allSatisfy(\.isWhitespace) else { throw commandField.invalid("must name the program to run") }
             let timeout = try t.field("timeout_s")?.positive() ?? ExternalSettings.defaultTimeoutS
             return .external(ExternalSettings(command: command, workingDirectory: context.baseDirectory, timeoutS: timeout))
+        case "ipi":
+            try t.checkKeys(["type", "address", "timeout_s"], note: note)
+            let addressField = try t.required("address")
+            guard let address = IPISettings.address(parsing: try addressField.string()) else {
+                throw addressField.invalid("must be 'unix:NAME' (the socket /tmp/ipi_NAME) or 'HOST:PORT' (HOST localhost, a numeric IPv4 address or *)")
+            }
+            let timeout = try t.field("timeout_s")?.positive() ?? ExternalSettings.defaultTimeoutS
+            return .ipi(IPISettings(address: address, timeoutS: timeout))
         default:
             try t.checkKeys(["type", "terms"], note: note)
             let termsField = try t.required("terms")

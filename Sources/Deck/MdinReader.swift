@@ -37,7 +37,7 @@ final class MdinReader {
     /// How to supply canonical keys that an mdin deck lacks.
     static let missingHints: [String: String] = [
         "system.structure": "give structure='file.extxyz' in an &eninetmd group (or on the command line)",
-        "potential.type": "give potential='lj' (or 'morse', 'eninet', 'external') and its parameters in an &eninetmd group",
+        "potential.type": "give potential='lj' (or 'morse', 'eninet', 'external', 'ipi') and its parameters in an &eninetmd group",
         "dynamics.friction_per_ps": "ntt = 3 (Langevin) needs gamma_ln > 0 (ps^-1) in &cntrl",
         "output.trajectory": "give trajectory='file.nc' in &eninetmd",
         "output.restart": "give restart='file.ncrst' in &eninetmd",
@@ -97,6 +97,7 @@ final class MdinReader {
         "precision": "potential.precision",
         "command": "potential.command",
         "timeout_s": "potential.timeout_s",
+        "address": "potential.address",
         "remove_com_motion": "dynamics.remove_com_motion",
         "fmax_ev_per_a": "minimize.fmax_eV_per_A",
         "log": "output.log",
@@ -276,11 +277,12 @@ final class MdinReader {
     private func dropCutForPotentialsWithoutCutoff(_ root: TOMLTable) {
         guard let p = root["potential"], case .table(let potential) = p.value,
               let typeNode = potential["type"], case .string(let type) = typeNode.value,
-              type == "eninet" || type == "harmonic" || type == "external",
+              ["eninet", "harmonic", "external", "ipi"].contains(type),
               let cut = potential["cutoff_A"], let origin = cut.origin, origin.key.lowercased() == "cut" else { return }
         potential.remove("cutoff_A")
         let why = ["eninet": "an ENINet model sets its own cutoff",
-                   "external": "an external program sets its own range"][type] ?? "harmonic terms have no cutoff"
+                   "external": "an external program sets its own range",
+                   "ipi": "an i-PI client sets its own range"][type] ?? "harmonic terms have no cutoff"
         warnings.append(DeckError(file: file, line: origin.line, message: "warning: '\(origin.key)' ignored (\(why))").description)
     }
 

@@ -170,6 +170,13 @@ enum RunSetup {
         case .external(let x):
             return try ExternalPotential(command: x.command, workingDirectory: x.workingDirectory, timeout: x.timeoutS,
                                          stopRequested: stopRequested)
+        case .ipi(let i):
+            let address: SocketAddress
+            switch i.address {
+            case .unix(let name): address = .unix(name: name)
+            case .tcp(let host, let port): address = .tcp(host: host, port: port)
+            }
+            return try SocketPotential(address: address, timeout: i.timeoutS, stopRequested: stopRequested)
         case .sum(let terms):
             return PotentialSum(try terms.map { try potential($0, stopRequested: stopRequested) })
         }

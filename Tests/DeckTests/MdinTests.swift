@@ -163,6 +163,13 @@ final class MdinCutoffAndOutputTests: XCTestCase {
         XCTAssertEqual(s.warnings, ["e.in:2: warning: 'cut' ignored (an ENINet model sets its own cutoff)"])
     }
 
+    func testAnIPIClientTakesItsAddressFromEninetmdAndCutIsDropped() throws {
+        let text = "t\n&cntrl nstlim=2, cut=9.0 /\n&eninetmd structure='../argon108.extxyz', potential='ipi', address='localhost:31415', timeout_s=60 /\n"
+        let s = try DeckLoader.parse(text: text, file: "i.in", baseDirectory: Fixtures.path("good"), format: .mdin)
+        XCTAssertEqual(s.potential, .ipi(IPISettings(address: .tcp(host: "localhost", port: 31415), timeoutS: 60)))
+        XCTAssertEqual(s.warnings, ["i.in:2: warning: 'cut' ignored (an i-PI client sets its own range)"])
+    }
+
     func testCutAndCutoffTogetherAreAConflict() {
         let text = "t\n&cntrl cut=9.0 /\n&eninetmd structure='../argon108.extxyz', potential='lj',\n epsilon_eV=1, sigma_A=1, cutoff_A=2.5 /\n"
         XCTAssertThrowsError(try DeckLoader.parse(text: text, file: "c.in", baseDirectory: Fixtures.path("good"), format: .mdin)) { e in

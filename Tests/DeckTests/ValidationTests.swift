@@ -21,6 +21,24 @@ final class ValidationTests: XCTestCase {
         }
     }
 
+    func testAnIPIClientsAddressIsAUnixNameOrAHostAndPort() throws {
+        let dynamics = "\n[dynamics]\ntimestep_fs = 1\nsteps = 3\n"
+        func potential(_ address: String) throws -> PotentialSettings {
+            try load(head + "[potential]\ntype = \"ipi\"\naddress = \"\(address)\"\ntimeout_s = 30" + dynamics).potential
+        }
+        XCTAssertEqual(try potential("unix:qe-run"), .ipi(IPISettings(address: .unix(name: "qe-run"), timeoutS: 30)))
+        XCTAssertEqual(try potential("localhost:31415"), .ipi(IPISettings(address: .tcp(host: "localhost", port: 31415), timeoutS: 30)))
+        XCTAssertEqual(try potential("*:31415"), .ipi(IPISettings(address: .tcp(host: "*", port: 31415), timeoutS: 30)))
+        XCTAssertEqual(try potential("10.0.0.7:8000"), .ipi(IPISettings(address: .tcp(host: "10.0.0.7", port: 8000), timeoutS: 30)))
+        let rule = "must be 'unix:NAME' (the socket /tmp/ipi_NAME) or 'HOST:PORT' (HOST localhost, a numeric IPv4 address or *)"
+        for bad in ["unix:", "unix:a/b", "localhost", "localhost:0", "localhost:65536", "example.org:31415", "unix:" + String(repeating: "x", count: 99)] {
+            assertError(head + "[potential]\ntype = \"ipi\"\naddress = \"\(bad)\"" + dynamics,
+                        "v.toml:5: key 'potential.address' \(rule) (got \"\(bad)\")")
+        }
+        assertError(head + "[potential]\ntype = \"ipi\"\naddress = \"unix:a\"\ncommand = \"pw.x\"" + dynamics,
+                    "v.toml:6: unknown key 'potential.command' for potential type \"ipi\" (valid: type, address, timeout_s)")
+    }
+
     func testInlineSumTermsAndDefaults() throws {
         let s = try load(head + """
         [potential]

@@ -1,0 +1,251 @@
+import Foundation
+import XCTest
+import Geometry
+@testable import Potentials
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The i-PI socket potential against a client written here from the protocol's description
+/// (as ASE's `SocketClient` and i-PI's Fortran driver behave): what goes out on the wire, in
+/// which units and order, and every way a client can fail. `SocketPotentialASETests` talks to
+/// ASE's own client when ASE is installed.
+final class SocketPotentialTests: XCTestCase {
+    private var argon: LennardJones!
+
+    override func setUpWithError() throws {
+        argon = try LennardJones(sigma: 3.4, epsilon: 0.0104, cutoff: 6.0, scheme: .shifted, skin: 0)
+    }
+
+    private func crystal() throws -> Configuration {
+        let cell = try Cell(matrix: Mat3(Vec3(11, 0, 0), Vec3(1.5, 10.5, 0), Vec3(-0.7, 0.9, 12)), pbc: .all)
+        var generator = SystemRandomNumberGenerator()
+        var positions: [Vec3] = []
+        for i in 0..<3 { for j in 0..<3 { for k in 0..<3 {
+            let jitter = Vec3(Double.random(in: -0.2...0.2, using: &generator), Double.random(in: -0.2...0.2, using: &generator), 0.1)
+            positions.append(Vec3(Double(i) * 3.7, Double(j) * 3.5, Double(k) * 4) + jitter)
+        } } }
+        return Configuration(atomicNumbers: Array(repeating: 18, count: positions.count), positions: positions, cell: cell)
+    }
+
+    private func uniqueName() -> String { "eninetmd-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))" }
+
+    func testAnswersComeBackInElectronVoltsAndAngstromOverUnixAndTCP() throws {
+        let configuration = try crystal()
+        let direct = try argon.compute(configuration)
+        for address in [SocketAddress.unix(name: uniqueName()), .tcp(host: "localhost", port: Int.random(in: 20000...60000))] {
+            let server = try SocketPotential(address: address, timeout: 20)
+            let client = try TestIPIClient(address, needsInit: true) { positions, h in
+                // The client rebuilds the cell from h's columns, as ASE's client does.
+                let cell = try Cell(matrix: Mat3(Vec3(h[0], h[3], h[6]), Vec3(h[1], h[4], h[7]), Vec3(h[2], h[5], h[8])), pbc: .all)
+                let result = try self.argon.compute(Configuration(atomicNumbers: configuration.atomicNumbers, positions: positions, cell: cell))
+                return (result.energy, result.forces, result.virial)
+            }
+            var moved = configuration
+            for step in 0..<3 {
+                let result = try server.compute(moved)
+                let expected = step == 0 ? direct : try argon.compute(moved)
+                XCTAssertEqual(result.energy, expected.energy, accuracy: 1e-13 * abs(expected.energy), "\(address)")
+                let largest = expected.forces.map { norm($0) }.max() ?? 1
+                for (f, g) in zip(result.forces, expected.forces) { XCTAssertLessThan(norm(f - g), 1e-12 * largest, "\(address)") }
+                for (row, expectedRow) in [(result.virial.rows.0, expected.virial.rows.0), (result.virial.rows.1, expected.virial.rows.1),
+                                           (result.virial.rows.2, expected.virial.rows.2)] {
+                    XCTAssertLessThan(norm(row - expectedRow), 1e-12 * abs(expected.virial.rows.0.x), "\(address)")
+                }
+                moved.positions[5] += Vec3(0.05, -0.02, 0.01)
+            }
+            XCTAssertEqual(server.calls, 3)
+            // h in Bohr, columns the lattice vectors; h · h⁻¹ = 1.
+            let h = try XCTUnwrap(client.lastCellBohr), inverse = try XCTUnwrap(client.lastInverseCellPerBohr)
+            let a = configuration.cell?.matrix.rows.0 ?? .zero, b = configuration.cell?.matrix.rows.1 ?? .zero
+            XCTAssertEqual(h[0] * SocketPotential.bohrInAngstrom, a.x, accuracy: 1e-12)
+            XCTAssertEqual(h[1] * SocketPotential.bohrInAngstrom, b.x, accuracy: 1e-12)
+            XCTAssertEqual(h[3] * SocketPotential.bohrInAngstrom, a.y, accuracy: 1e-12)
+            for i in 0..<3 { for j in 0..<3 {
+                let product = (0..<3).reduce(0.0) { $0 + h[3 * i + $1] * inverse[3 * $1 + j] }
+                XCTAssertEqual(product, i == j ? 1 : 0, accuracy: 1e-12)
+            } }
+            XCTAssertEqual(client.initializations, 1, "NEEDINIT answered once, with INIT")
+        }
+    }
+
+    /// The virial is read column by column (Fortran's order): an asymmetric one comes back as sent.
+    func testAnAsymmetricVirialKeepsItsOrientationAndAMoleculeGetsAZeroCell() throws {
+        let configuration = try crystal()
+        let sent = Mat3(Vec3(1, 2, 3), Vec3(4, 5, 6), Vec3(7, 8, 9.5))
+        let address = SocketAddress.unix(name: uniqueName())
+        let server = try SocketPotential(address: address, timeout: 20)
+        let client = try TestIPIClient(address) { positions, _ in
+            (-1, [Vec3](repeating: Vec3(0.5, 0, -0.5), count: positions.count), sent)
+        }
+        let result = try server.compute(configuration)
+        XCTAssertEqual(result.energy, -1, accuracy: 1e-15)
+        for (row, expected) in [(result.virial.rows.0, sent.rows.0), (result.virial.rows.1, sent.rows.1), (result.virial.rows.2, sent.rows.2)] {
+            XCTAssertLessThan(norm(row - expected), 1e-14 * 10)
+        }
+        var molecule = configuration
+        molecule.cell = nil
+        let free = try server.compute(molecule)
+        XCTAssertEqual(client.lastCellBohr, [Double](repeating: 0, count: 9))
+        let expected = zip(molecule.positions, free.forces).reduce(Mat3.zero) { $0 + Mat3.outer($1.0, $1.1) }
+        XCTAssertEqual(free.virial, expected, "a molecule's virial is Σ r ⊗ F")
+    }
+
+    func testAWrongAtomCountANonFiniteEnergyAndADisconnectAreErrorsNamingTheAddress() throws {
+        let configuration = try crystal()
+        for fault in [TestIPIClient.Fault.wrongAtomCount, .nonFiniteEnergy, .disconnectOnPositions] {
+            let address = SocketAddress.unix(name: uniqueName())
+            let server = try SocketPotential(address: address, timeout: 20)
+            let client = try TestIPIClient(address, fault: fault) { positions, _ in (0, [Vec3](repeating: .zero, count: positions.count), .zero) }
+            XCTAssertThrowsError(try server.compute(configuration)) { error in
+                let message = "\(error)"
+                XCTAssertTrue(message.hasPrefix("ipi client at \(address):"), message)
+                switch fault {
+                case .wrongAtomCount: XCTAssertTrue(message.contains("forces for 26 atoms; the configuration has 27"), message)
+                case .nonFiniteEnergy: XCTAssertTrue(message.contains("non-finite energy"), message)
+                case .disconnectOnPositions: XCTAssertTrue(message.contains("disconnected before it answered"), message)
+                case .none: break
+                }
+            }
+            _ = client
+        }
+    }
+
+    func testNoClientTimesOutAStopRequestEndsTheWaitAndTheSocketFileIsNeverTakenOver() throws {
+        let configuration = try crystal()
+        let name = uniqueName()
+        let lonely = try SocketPotential(address: .unix(name: name), timeout: 0.3)
+        let started = Date()
+        XCTAssertThrowsError(try lonely.compute(configuration)) { error in
+            XCTAssertTrue("\(error)".contains("no client to connect within 0.3 s"), "\(error)")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 2)
+        // The file exists while its server lives: a second server refuses it and leaves it.
+        try withExtendedLifetime(lonely) {
+            XCTAssertThrowsError(try SocketPotential(address: .unix(name: name))) { error in
+                XCTAssertTrue("\(error)".contains("/tmp/ipi_\(name) exists; another run may be using it"), "\(error)")
+            }
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "/tmp/ipi_\(name)"))
+        }
+
+        final class Flag: @unchecked Sendable { var raised = false }
+        let stop = Flag()
+        let address = SocketAddress.unix(name: uniqueName())
+        let slow = try SocketPotential(address: address, timeout: 60, stopRequested: { stop.raised })
+        let client = try TestIPIClient(address, delay: 30) { positions, _ in (0, [Vec3](repeating: .zero, count: positions.count), .zero) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { stop.raised = true }
+        let asked = Date()
+        XCTAssertThrowsError(try slow.compute(configuration)) { error in XCTAssertTrue(error is EvaluationStopped, "\(error)") }
+        XCTAssertLessThan(Date().timeIntervalSince(asked), 2, "the stop is seen while the client computes")
+        _ = client
+    }
+
+    func testTheClientIsToldToExitAndTheSocketFileIsRemovedAtTheEnd() throws {
+        let configuration = try crystal()
+        let name = uniqueName()
+        var server: SocketPotential? = try SocketPotential(address: .unix(name: name), timeout: 20)
+        let client = try TestIPIClient(.unix(name: name)) { positions, _ in (0, [Vec3](repeating: .zero, count: positions.count), .zero) }
+        _ = try server?.compute(configuration)
+        server = nil
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "/tmp/ipi_\(name)"))
+        XCTAssertTrue(client.waitForEnd(seconds: 5))
+        XCTAssertTrue(client.receivedExit)
+    }
+}
+
+/// An i-PI client on a thread of the test process.
+final class TestIPIClient: @unchecked Sendable {
+    enum Fault { case none, wrongAtomCount, nonFiniteEnergy, disconnectOnPositions }
+    typealias Answer = (_ positions: [Vec3], _ cellBohr: [Double]) throws -> (energy: Double, forces: [Vec3], virial: Mat3)
+
+    private let descriptor: Int32
+    private let lock = NSLock()
+    private var _lastCell: [Double]?, _lastInverse: [Double]?, _initializations = 0, _receivedExit = false
+    private let ended = DispatchSemaphore(value: 0)
+
+    var lastCellBohr: [Double]? { lock.withLock { _lastCell } }
+    var lastInverseCellPerBohr: [Double]? { lock.withLock { _lastInverse } }
+    var initializations: Int { lock.withLock { _initializations } }
+    var receivedExit: Bool { lock.withLock { _receivedExit } }
+
+    init(_ address: SocketAddress, needsInit: Bool = false, fault: Fault = .none, delay: Double = 0,
+         answer: @escaping Answer) throws {
+        descriptor = try Self.connect(address)
+        let thread = Thread { [self] in
+            serve(needsInit: needsInit, fault: fault, delay: delay, answer: answer)
+            close(descriptor)
+            ended.signal()
+        }
+        thread.start()
+    }
+
+    func waitForEnd(seconds: Double) -> Bool { ended.wait(timeout: .now() + seconds) == .success }
+
+    private static func connect(_ address: SocketAddress) throws -> Int32 {
+        try SocketPotential.openSocket(for: address) { Glibc.connect($0, $1, $2) }
+    }
+
+    private func read(_ count: Int) -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: count)
+        var got = 0
+        while got < count {
+            let n = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress.map { $0 + got }, count - got, 0) }
+            if n <= 0 { return nil }
+            got += n
+        }
+        return buffer
+    }
+
+    private func doubles(_ count: Int) -> [Double]? {
+        read(8 * count).map { raw in (0..<count).map { i in raw.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8 * i, as: Double.self) } } }
+    }
+
+    private func int32() -> Int32? { read(4).map { raw in raw.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) } } }
+
+    private func write(_ bytes: [UInt8]) { bytes.withUnsafeBytes { _ = send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+
+    private func serve(needsInit: Bool, fault: Fault, delay: Double, answer: Answer) {
+        var state = needsInit ? "NEEDINIT" : "READY"
+        var pending: (energy: Double, forces: [Vec3], virial: Mat3)?
+        let bohr = SocketPotential.bohrInAngstrom, hartree = SocketPotential.hartreeInEV
+        while let header = read(12) {
+            switch String(decoding: header, as: UTF8.self).trimmingCharacters(in: .whitespaces) {
+            case "STATUS":
+                write(SocketPotential.header(state))
+            case "INIT":
+                guard let _ = int32(), let length = int32(), read(Int(length)) != nil else { return }
+                lock.withLock { _initializations += 1 }
+                state = "READY"
+            case "POSDATA":
+                guard let h = doubles(9), let inverse = doubles(9), let n = int32(), let flat = doubles(3 * Int(n)) else { return }
+                lock.withLock { _lastCell = h; _lastInverse = inverse }
+                if fault == .disconnectOnPositions { return }
+                if delay > 0 { Thread.sleep(forTimeInterval: delay) }
+                let positions = (0..<Int(n)).map { Vec3(flat[3 * $0], flat[3 * $0 + 1], flat[3 * $0 + 2]) * bohr }
+                guard let result = try? answer(positions, h.map { $0 * bohr }) else { return }
+                pending = result
+                state = "HAVEDATA"
+            case "GETFORCE":
+                guard let result = pending else { return }
+                var reply = SocketPotential.header("FORCEREADY")
+                reply += SocketPotential.bytes(of: fault == .nonFiniteEnergy ? Double.nan : result.energy / hartree)
+                let forces = fault == .wrongAtomCount ? Array(result.forces.dropLast()) : result.forces
+                reply += SocketPotential.bytes(of: Int32(forces.count))
+                reply += SocketPotential.bytes(of: forces.flatMap { [$0.x, $0.y, $0.z] }.map { $0 * bohr / hartree })
+                // Column by column, as ASE's client (virial.T in C order) and Fortran drivers write it.
+                let (r0, r1, r2) = result.virial.rows
+                reply += SocketPotential.bytes(of: [r0.x, r1.x, r2.x, r0.y, r1.y, r2.y, r0.z, r1.z, r2.z].map { $0 / hartree })
+                let extra = Array("{\"note\": 1}".utf8)
+                reply += SocketPotential.bytes(of: Int32(extra.count)) + extra
+                write(reply)
+                pending = nil
+                state = "READY"
+            case "EXIT":
+                lock.withLock { _receivedExit = true }
+                return
+            default:
+                return
+            }
+        }
+    }
+}
