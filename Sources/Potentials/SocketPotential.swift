@@ -4,29 +4,6 @@ import Geometry
 import Glibc
 #endif
 
-/// Where a ``SocketPotential`` listens for its client.
-public enum SocketAddress: Equatable, Sendable, CustomStringConvertible {
-    /// A Unix-domain socket `/tmp/ipi_NAME`, the path i-PI, ASE's `SocketClient`, Quantum
-    /// ESPRESSO (`--ipi NAME:UNIX`) and CP2K build from the name alone.
-    case unix(name: String)
-    /// A TCP port on one local address (`localhost`, a numeric IPv4 address, or `*` for all).
-    case tcp(host: String, port: Int)
-
-    static func unixPath(_ name: String) -> String { "/tmp/ipi_" + name }
-
-    static func ipv4(_ host: String) -> in_addr? {
-        var address = in_addr()
-        return inet_pton(AF_INET, host, &address) == 1 ? address : nil
-    }
-
-    public var description: String {
-        switch self {
-        case .unix(let name): return "unix:\(name) (\(Self.unixPath(name)))"
-        case .tcp(let host, let port): return "\(host):\(port)"
-        }
-    }
-}
-
 /// A force code connected through the i-PI socket protocol, the way i-PI and ASE's
 /// `SocketIOCalculator` drive Quantum ESPRESSO, CP2K, DFTB+, FHI-aims, LAMMPS (`fix ipi`) or any
 /// ASE calculator behind `SocketClient`: the code starts once, connects, and answers every
@@ -43,7 +20,7 @@ public enum SocketAddress: Equatable, Sendable, CustomStringConvertible {
 /// for a cell periodic along every axis, and Σ r ⊗ F otherwise.
 ///
 /// A client that disconnects, answers out of turn, gives a wrong atom count or non-finite
-/// numbers, or takes longer than `timeout` seconds is a ``PotentialError`` naming the address;
+/// numbers, or takes longer than `timeout` seconds is an ``IPIError`` naming the address;
 /// a stop request while waiting throws ``EvaluationStopped``. At the end the client is sent
 /// `EXIT`.
 public final class SocketPotential: Potential {
@@ -53,18 +30,19 @@ public final class SocketPotential: Potential {
     public let timeout: Double
     private let stopRequested: @Sendable () -> Bool
     private var listener: Int32 = -1
-    private var connection: Int32 = -1
+    private var connection: IPIConnection?
     /// Evaluations answered (for tests).
     private(set) var calls = 0
 
-    public static let bohrInAngstrom = 0.529177210903  // CODATA 2018
-    public static let hartreeInEV = 27.211386245988     // CODATA 2018
+    public static let bohrInAngstrom = IPIWire.bohrInAngstrom
+    public static let hartreeInEV = IPIWire.hartreeInEV
 
     /// Binds and listens at once, so that an address in use is an error before a run starts
     /// and a client may connect as soon as it likes.
     public init(address: SocketAddress, timeout: Double = 3600,
                 stopRequested: @escaping @Sendable () -> Bool = { false }) throws {
         guard timeout > 0, timeout.isFinite else { throw PotentialError("ipi: timeout \(timeout) s must be positive") }
+        try address.validate()
         self.address = address
         self.timeout = timeout
         self.stopRequested = stopRequested
@@ -72,11 +50,13 @@ public final class SocketPotential: Potential {
     }
 
     deinit {
-        if connection >= 0 {
+        if let connection {
             // A client that is waiting for its next order ends on EXIT; one that has gone
             // makes this send fail, which is no concern at the end.
-            _ = Self.header("EXIT").withUnsafeBytes { send(connection, $0.baseAddress, 12, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
-            close(connection)
+            _ = IPIWire.header("EXIT").withUnsafeBytes {
+                send(connection.descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+            }
+            close(connection.descriptor)
         }
         if listener >= 0 {
             close(listener)
@@ -88,177 +68,91 @@ public final class SocketPotential: Potential {
 
     public func compute(_ configuration: Configuration) throws -> ForceResult {
         if stopRequested() { throw EvaluationStopped("ipi: stopped on request before the client was asked") }
-        if connection < 0 { connection = try acceptClient() }
+        let client = try connection ?? acceptClient()
+        connection = client
         do {
-            let result = try exchange(configuration)
+            let result = try exchange(configuration, over: client)
             calls += 1
             return result
         } catch {
             // The conversation's state is unknown after a failure: the next evaluation (there is
             // none in a run, which ends) would wait for a new client.
-            close(connection)
-            connection = -1
+            close(client.descriptor)
+            connection = nil
             throw error
         }
     }
 
-    // MARK: The conversation
+    private var peer: String { "ipi client at \(address)" }
 
-    private func exchange(_ configuration: Configuration) throws -> ForceResult {
+    private func exchange(_ configuration: Configuration, over client: IPIConnection) throws -> ForceResult {
         let deadline = Date().addingTimeInterval(timeout)
-        var status = try askStatus(deadline)
+        func askStatus() throws -> String {
+            try client.sendAll(IPIWire.header("STATUS"), until: deadline)
+            return try client.header(until: deadline) ?? ""
+        }
+        var status = try askStatus()
         if status == "NEEDINIT" {
             // Bead 0 and a one-byte string, as ASE sends: some codes read no empty string.
-            try sendAll(Self.header("INIT") + Self.bytes(of: Int32(0)) + Self.bytes(of: Int32(1)) + [0])
-            status = try askStatus(deadline)
+            try client.sendAll(IPIWire.header("INIT") + IPIWire.bytes(of: Int32(0)) + IPIWire.bytes(of: Int32(1)) + [0], until: deadline)
+            status = try askStatus()
         }
-        guard status == "READY" else { throw failure("answered STATUS with '\(status)', expected READY") }
+        guard status == "READY" else { throw client.failure("answered STATUS with \(IPIConnection.readable(status)), expected READY") }
 
         let n = configuration.count
-        let bohr = Self.bohrInAngstrom
-        var frame = Self.header("POSDATA")
-        let (h, inverse) = Self.cellMatrices(configuration.cell)
-        frame += Self.bytes(of: h.map { $0 / bohr })
-        frame += Self.bytes(of: inverse.map { $0 * bohr })
-        frame += Self.bytes(of: Int32(n))
-        frame += Self.bytes(of: configuration.positions.flatMap { [$0.x / bohr, $0.y / bohr, $0.z / bohr] })
-        try sendAll(frame)
+        let bohr = IPIWire.bohrInAngstrom, hartree = IPIWire.hartreeInEV
+        let (h, inverse) = IPIWire.cellMatrices(configuration.cell)
+        var frame = IPIWire.header("POSDATA")
+        frame += IPIWire.bytes(of: h.map { $0 / bohr })
+        frame += IPIWire.bytes(of: inverse.map { $0 * bohr })
+        frame += IPIWire.bytes(of: Int32(n))
+        frame += IPIWire.bytes(of: configuration.positions.flatMap { [$0.x / bohr, $0.y / bohr, $0.z / bohr] })
+        try client.sendAll(frame, until: deadline)
 
-        status = try askStatus(deadline)
-        guard status == "HAVEDATA" else { throw failure("answered STATUS after the positions with '\(status)', expected HAVEDATA") }
-        try sendAll(Self.header("GETFORCE"))
-        let reply = try receiveHeader(deadline)
-        guard reply == "FORCEREADY" else { throw failure("answered GETFORCE with '\(reply)', expected FORCEREADY") }
-        let energy = try receiveDoubles(1, deadline, "energy")[0] * Self.hartreeInEV
-        let count = try receiveInt32(deadline)
-        guard count == n else { throw failure("sent forces for \(count) atoms; the configuration has \(n)") }
-        let flat = try receiveDoubles(3 * n, deadline, "forces").map { $0 * Self.hartreeInEV / bohr }
+        status = try askStatus()
+        guard status == "HAVEDATA" else { throw client.failure("answered STATUS after the positions with \(IPIConnection.readable(status)), expected HAVEDATA") }
+        try client.sendAll(IPIWire.header("GETFORCE"), until: deadline)
+        let reply = try client.header(until: deadline) ?? ""
+        guard reply == "FORCEREADY" else { throw client.failure("answered GETFORCE with \(IPIConnection.readable(reply)), expected FORCEREADY") }
+        let energy = try client.doubles(1, until: deadline, "energy")[0] * hartree
+        let count = try client.int32(until: deadline)
+        guard count == n else { throw client.failure("sent forces for \(count) atoms; the configuration has \(n)") }
+        let flat = try client.doubles(3 * n, until: deadline, "force").map { $0 * hartree / bohr }
         let forces = (0..<n).map { Vec3(flat[3 * $0], flat[3 * $0 + 1], flat[3 * $0 + 2]) }
-        let wire = try receiveDoubles(9, deadline, "virial").map { $0 * Self.hartreeInEV }
-        let extra = try receiveInt32(deadline)
-        guard extra >= 0, extra < 1 << 26 else { throw failure("announced \(extra) bytes of extra data") }
-        _ = try receive(Int(extra), deadline)
+        let wire = try client.doubles(9, until: deadline, "virial").map { $0 * hartree }
+        let extra = try client.int32(until: deadline)
+        guard extra >= 0, extra < 1 << 26 else { throw client.failure("announced \(extra) bytes of extra data") }
+        _ = try client.bytes(Int(extra), until: deadline)
 
         let virial: Mat3
         if let cell = configuration.cell, cell.pbc.x && cell.pbc.y && cell.pbc.z {
-            // Written column by column (Fortran's order, and the transpose of ASE's client's).
-            virial = Mat3(Vec3(wire[0], wire[3], wire[6]), Vec3(wire[1], wire[4], wire[7]), Vec3(wire[2], wire[5], wire[8]))
+            // Row by row, as i-PI reads it and its Fortran drivers write it (ASE's client writes
+            // the transpose; a virial is symmetric for any energy that turns with the system).
+            virial = Mat3(Vec3(wire[0], wire[1], wire[2]), Vec3(wire[3], wire[4], wire[5]), Vec3(wire[6], wire[7], wire[8]))
         } else {
             virial = zip(configuration.positions, forces).reduce(Mat3.zero) { $0 + Mat3.outer($1.0, $1.1) }
         }
         return ForceResult(energy: energy, forces: forces, virial: virial)
     }
 
-    /// The cell `h` (lattice vectors as columns) and its inverse, row by row, in Å and 1/Å.
-    static func cellMatrices(_ cell: Cell?) -> (h: [Double], inverse: [Double]) {
-        guard let cell else { return ([Double](repeating: 0, count: 9), [Double](repeating: 0, count: 9)) }
-        // `matrix` holds the vectors as rows: h is its transpose, and h⁻¹ the transpose of its inverse.
-        func transposedRows(_ m: Mat3) -> [Double] {
-            let (a, b, c) = m.rows
-            return [a.x, b.x, c.x, a.y, b.y, c.y, a.z, b.z, c.z]
-        }
-        return (transposedRows(cell.matrix), transposedRows(cell.inverse))
-    }
-
-    private func failure(_ what: String) -> PotentialError {
-        PotentialError("ipi client at \(address): \(what)")
-    }
-
-    private func askStatus(_ deadline: Date) throws -> String {
-        try sendAll(Self.header("STATUS"))
-        return try receiveHeader(deadline)
-    }
-
-    static func header(_ word: String) -> [UInt8] {
-        Array(word.utf8) + [UInt8](repeating: 0x20, count: 12 - word.utf8.count)
-    }
-
-    static func bytes<T>(of value: T) -> [UInt8] { withUnsafeBytes(of: value) { Array($0) } }
-    static func bytes(of values: [Double]) -> [UInt8] { values.withUnsafeBytes { Array($0) } }
-
-    private func receiveHeader(_ deadline: Date) throws -> String {
-        let raw = try receive(12, deadline)
-        return String(decoding: raw, as: UTF8.self).trimmingCharacters(in: .whitespaces)
-    }
-
-    private func receiveInt32(_ deadline: Date) throws -> Int32 {
-        try receive(4, deadline).withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
-    }
-
-    private func receiveDoubles(_ count: Int, _ deadline: Date, _ what: String) throws -> [Double] {
-        let raw = try receive(8 * count, deadline)
-        let values = (0..<count).map { i in raw.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8 * i, as: Double.self) } }
-        guard values.allSatisfy(\.isFinite) else { throw failure("sent a non-finite \(what)") }
-        return values
-    }
-
-    // MARK: Sockets
-
-    private func sendAll(_ bytes: [UInt8]) throws {
-        var sent = 0
-        while sent < bytes.count {
-            // MSG_NOSIGNAL: a client that has gone is an error here, not a SIGPIPE that ends eninet-md.
-            let n = bytes.withUnsafeBytes { raw -> Int in
-                guard let base = raw.baseAddress else { return 0 }
-                return send(connection, base + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
-            }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                let gone = errno == EPIPE || errno == ECONNRESET
-                throw failure(gone ? "disconnected before it answered" : "the connection broke while sending (\(String(cString: strerror(errno))))")
-            }
-            sent += n
-        }
-    }
-
-    private func receive(_ count: Int, _ deadline: Date) throws -> [UInt8] {
-        var buffer = [UInt8](repeating: 0, count: count)
-        var received = 0
-        while received < count {
-            try waitUntilReadable(connection, deadline, waitingFor: "an answer")
-            let n = buffer.withUnsafeMutableBytes { raw -> Int in
-                guard let base = raw.baseAddress else { return 0 }
-                return recv(connection, base + received, raw.count - received, 0)
-            }
-            if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
-            guard n > 0 else {
-                // A client that closes with the engine's last words unread resets the connection.
-                let gone = n == 0 || errno == ECONNRESET
-                throw failure(gone ? "disconnected before it answered" : "the connection broke (\(String(cString: strerror(errno))))")
-            }
-            received += n
-        }
-        return buffer
-    }
-
-    /// Polls in slices of 50 ms, so that a stop request is seen while a client computes.
-    private func waitUntilReadable(_ descriptor: Int32, _ deadline: Date, waitingFor what: String) throws {
-        while true {
-            if stopRequested() { throw EvaluationStopped("ipi: stopped on request while waiting for \(what) from \(address)") }
-            let left = deadline.timeIntervalSinceNow
-            guard left > 0 else { throw failure("no \(what) within \(timeout) s") }
-            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&entry, 1, Int32(min(left, 0.05) * 1000) + 1)
-            if ready > 0 { return }
-            if ready < 0 && errno != EINTR { throw failure("cannot wait for \(what): \(String(cString: strerror(errno)))") }
-        }
-    }
-
-    private func acceptClient() throws -> Int32 {
-        try waitUntilReadable(listener, Date().addingTimeInterval(timeout), waitingFor: "client to connect")
-        let client = accept(listener, nil, nil)
-        guard client >= 0 else { throw failure("cannot accept the client: \(String(cString: strerror(errno)))") }
-        return client
+    private func acceptClient() throws -> IPIConnection {
+        try IPIConnection.wait(listener, for: Int16(POLLIN), until: Date().addingTimeInterval(timeout), allowed: timeout,
+                               peer: "ipi server at \(address)", waitingFor: "client to connect", stopRequested: stopRequested)
+        let descriptor = accept(listener, nil, nil)
+        guard descriptor >= 0 else { throw IPIError("ipi server at \(address): cannot accept the client: \(String(cString: strerror(errno)))") }
+        // Not inherited by an external program of a sum (Glibc's module does not offer accept4).
+        _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+        return IPIConnection(descriptor: descriptor, peer: peer, timeout: timeout, stopRequested: stopRequested)
     }
 
     private static func listen(at address: SocketAddress) throws -> Int32 {
-        func failure(_ what: String) -> PotentialError { PotentialError("ipi: cannot listen at \(address): \(what)") }
+        func failure(_ what: String) -> IPIError { IPIError("ipi: cannot listen at \(address): \(what)") }
         if case .unix(let name) = address, access(SocketAddress.unixPath(name), F_OK) == 0 {
             // As i-PI does: a file there may be another run's live socket, so it is never removed.
             throw failure("\(SocketAddress.unixPath(name)) exists; another run may be using it (remove it if none is)")
         }
         let descriptor: Int32
-        do { descriptor = try openSocket(for: address) { bind($0, $1, $2) } } catch let error as SocketCallFailure {
+        do { descriptor = try IPIWire.openSocket(for: address) { bind($0, $1, $2) } } catch let error as IPIWire.CallFailure {
             throw failure(error.reason)
         }
         guard Glibc.listen(descriptor, 1) == 0 else {
@@ -267,56 +161,5 @@ public final class SocketPotential: Potential {
             throw failure(reason)
         }
         return descriptor
-    }
-
-    struct SocketCallFailure: Error { let reason: String }
-
-    /// A stream socket for `address` on which `call` (bind or connect) succeeded.
-    static func openSocket(for address: SocketAddress, _ call: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32) throws -> Int32 {
-        func attempt<Address>(_ family: Int32, _ socketAddress: Address) throws -> Int32 {
-            let descriptor = socket(family, Int32(SOCK_STREAM.rawValue), 0)
-            guard descriptor >= 0 else { throw SocketCallFailure(reason: String(cString: strerror(errno))) }
-            if family == AF_INET {
-                // A port a finished run used stays in TIME_WAIT for a minute; a new run may take it.
-                var yes: Int32 = 1
-                setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-            }
-            var copy = socketAddress
-            let status = withUnsafePointer(to: &copy) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(descriptor, $0, socklen_t(MemoryLayout<Address>.size)) }
-            }
-            guard status == 0 else {
-                let reason = String(cString: strerror(errno))
-                close(descriptor)
-                throw SocketCallFailure(reason: reason)
-            }
-            return descriptor
-        }
-        switch address {
-        case .unix(let name):
-            return try attempt(AF_UNIX, unixAddress(SocketAddress.unixPath(name)))
-        case .tcp(let host, let port):
-            var inet = sockaddr_in()
-            inet.sin_family = sa_family_t(AF_INET)
-            inet.sin_port = in_port_t(UInt16(port).bigEndian)
-            switch host {
-            case "*": inet.sin_addr.s_addr = INADDR_ANY
-            case "localhost": inet.sin_addr.s_addr = UInt32(INADDR_LOOPBACK).bigEndian
-            default:
-                guard let numeric = SocketAddress.ipv4(host) else { throw SocketCallFailure(reason: "'\(host)' is no IPv4 address") }
-                inet.sin_addr = numeric
-            }
-            return try attempt(AF_INET, inet)
-        }
-    }
-
-    /// A Unix-socket address for `path` (shorter than `sun_path`, checked by ``SocketAddress``).
-    private static func unixAddress(_ path: String) -> sockaddr_un {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, byte) in path.utf8.prefix(raw.count - 1).enumerated() { raw[i] = byte }
-        }
-        return address
     }
 }

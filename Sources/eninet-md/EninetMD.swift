@@ -8,7 +8,7 @@ struct EninetMD: ParsableCommand {
         commandName: "eninet-md",
         abstract: "Molecular dynamics with the ENINet learned force field and classic potentials.",
         version: "0.1.0",
-        subcommands: [Run.self, Minimize.self, Convert.self, Evaluate.self, Train.self, Dipoles.self, Analyze.self, Bench.self])
+        subcommands: [Run.self, Minimize.self, Convert.self, Evaluate.self, IPIClient.self, Train.self, Dipoles.self, Analyze.self, Bench.self])
 
     static func main() {
         MemoryTuning.keepLargeBuffersInTheHeap()

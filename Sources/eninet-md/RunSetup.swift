@@ -16,10 +16,11 @@ struct InputError: Error, CustomStringConvertible {
 
     /// What a potential refuses in the first forces or a minimisation (coinciding atoms, an
     /// element the model does not know, a cell too small) belongs to the structure at `path`;
-    /// errors already named (`InputError`) and an external program's failure pass unchanged.
+    /// errors already named (`InputError`) and an external program's or an i-PI client's
+    /// failure pass unchanged.
     static func blaming(_ path: String, for error: Error) -> Error {
         switch error {
-        case is InputError, is ExternalProgramError: return error
+        case is InputError, is ExternalProgramError, is IPIError: return error
         default: return InputError("\(path): \(error)")
         }
     }
@@ -140,6 +141,13 @@ enum RunSetup {
         }
     }
 
+    static func socketAddress(_ address: IPISettings.Address) -> SocketAddress {
+        switch address {
+        case .unix(let name): return .unix(name: name)
+        case .tcp(let host, let port): return .tcp(host: host, port: port)
+        }
+    }
+
     /// The potential the deck asks for. Harmonic indices were checked against the atom count
     /// by `structure(_:)`. `stopRequested` is polled by potentials whose evaluations can
     /// take minutes (an external program), so that a stop does not wait for them.
@@ -171,12 +179,7 @@ enum RunSetup {
             return try ExternalPotential(command: x.command, workingDirectory: x.workingDirectory, timeout: x.timeoutS,
                                          stopRequested: stopRequested)
         case .ipi(let i):
-            let address: SocketAddress
-            switch i.address {
-            case .unix(let name): address = .unix(name: name)
-            case .tcp(let host, let port): address = .tcp(host: host, port: port)
-            }
-            return try SocketPotential(address: address, timeout: i.timeoutS, stopRequested: stopRequested)
+            return try SocketPotential(address: socketAddress(i.address), timeout: i.timeoutS, stopRequested: stopRequested)
         case .sum(let terms):
             return PotentialSum(try terms.map { try potential($0, stopRequested: stopRequested) })
         }

@@ -1,5 +1,7 @@
 import Foundation
 import XCTest
+import Geometry
+import Trajectory
 
 /// Runs the built `eninet-md` binary as a user would and captures what it prints.
 enum CLI {
@@ -98,6 +100,48 @@ extension CLI {
         return try result.stdout.split(separator: "\n").map { text in
             try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], file: file, line: line)
         }
+    }
+}
+
+extension CLI {
+    /// A deck of 20 velocity-Verlet steps of 0.5 fs from 300 K (seed 4), logged every 5 steps to
+    /// `NAME.csv`, with the trajectory `NAME.nc`: the runs that compare one potential with another.
+    static func shortVerletDeck(structure: String, potential: String, name: String, output: String = "") -> String {
+        """
+        [system]
+        structure = "\(structure)"
+        [potential]
+        \(potential)
+        [dynamics]
+        integrator = "verlet"
+        timestep_fs = 0.5
+        steps = 20
+        initial_temperature_K = 300
+        seed = 4
+        [output]
+        log = "\(name).csv"
+        log_every = 5
+        trajectory = "\(name).nc"
+        \(output)
+        """
+    }
+}
+
+extension CLI {
+    static var ethanolMDModel: String {
+        repositoryRoot.appendingPathComponent("Examples/ethanol/energy-stable/ethanol-energy-stable.safetensors").path
+    }
+
+    /// The shipped ethanol as a molecule and, written into `directory`, in a periodic 12 Å cube
+    /// (its images lie beyond the 5 Å cutoff, but a frame carries a lattice and an answer a
+    /// stress): the two cases where another potential must run the built-in one's dynamics.
+    static func ethanolMoleculeAndCube(in directory: URL) throws -> [(label: String, path: String)] {
+        let molecule = repositoryRoot.appendingPathComponent("Examples/ethanol/ethanol.xyz").path
+        guard var structure = try ExtendedXYZ.read(path: molecule).first else { throw CocoaError(.fileReadCorruptFile) }
+        structure.cell = try Cell(matrix: Mat3(Vec3(12, 0, 0), Vec3(0, 12, 0), Vec3(0, 0, 12)), pbc: .all)
+        let periodic = directory.appendingPathComponent("periodic.extxyz").path
+        try ExtendedXYZ.write([structure], to: periodic)
+        return [("molecule", molecule), ("periodic", periodic)]
     }
 }
 

@@ -10,24 +10,8 @@ import Trajectory
 final class ExternalPotentialRunTests: XCTestCase {
     private func run(_ potential: String, structure: String, in directory: URL) throws -> (log: [String], last: Frame) {
         let name = potential.hasPrefix("type = \"external\"") ? "external" : "builtin"
-        let deck = """
-        [system]
-        structure = "\(structure)"
-        [potential]
-        \(potential)
-        [dynamics]
-        integrator = "verlet"
-        timestep_fs = 0.5
-        steps = 20
-        initial_temperature_K = 300
-        seed = 4
-        [output]
-        log = "\(name).csv"
-        log_every = 5
-        trajectory = "\(name).nc"
-        trajectory_every = 20
-        forces_every = 20
-        """
+        let deck = CLI.shortVerletDeck(structure: structure, potential: potential, name: name,
+                                       output: "trajectory_every = 20\nforces_every = 20")
         let deckURL = directory.appendingPathComponent("\(name).toml")
         try deck.write(to: deckURL, atomically: true, encoding: .utf8)
         let result = try CLI.run(["run", deckURL.path, "--quiet"], timeout: 300)
@@ -40,16 +24,9 @@ final class ExternalPotentialRunTests: XCTestCase {
 
     func testAnotherEninetMdAsTheProgramRunsTheSameDynamicsAsTheBuiltInPotential() throws {
         let directory = try scratchDirectory("external-run")
-        let model = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/energy-stable/ethanol-energy-stable.safetensors").path
-        let molecule = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/ethanol.xyz").path
-        // The same molecule in a 12 Å cube, periodic: its images lie beyond the 5 Å cutoff, but
-        // the frame carries a lattice and the answer a stress.
-        var structure = try XCTUnwrap(try ExtendedXYZ.read(path: molecule).first)
-        structure.cell = try Cell(matrix: Mat3(Vec3(12, 0, 0), Vec3(0, 12, 0), Vec3(0, 0, 12)), pbc: .all)
-        let periodic = directory.appendingPathComponent("periodic.extxyz").path
-        try ExtendedXYZ.write([structure], to: periodic)
-
-        for (label, path) in [("molecule", molecule), ("periodic", periodic)] {
+        let model = CLI.ethanolMDModel
+        let cases = try CLI.ethanolMoleculeAndCube(in: directory)
+        for (label, path) in cases {
             let builtin = try run("type = \"eninet\"\nmodel = \"\(model)\"\nprecision = \"double\"", structure: path, in: directory)
             let command = "'\(CLI.executable.path)' evaluate --model '\(model)' --structure - --json --double"
             let external = try run("type = \"external\"\ncommand = \"\(command)\"", structure: path, in: directory)
@@ -57,7 +34,7 @@ final class ExternalPotentialRunTests: XCTestCase {
             XCTAssertEqual(external.log.count, 6, label)
             XCTAssertEqual(external.last.positions, builtin.last.positions, label)
             XCTAssertEqual(try XCTUnwrap(external.last.forces), try XCTUnwrap(builtin.last.forces), label)
-            XCTAssertNotEqual(external.last.positions, structure.positions, "\(label): the atoms should have moved")
+            XCTAssertNotEqual(external.last.positions, try ExtendedXYZ.read(path: path).first?.positions, "\(label): the atoms should have moved")
             if label == "periodic" {
                 let pressures = external.log.dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false)[6] }
                 XCTAssertTrue(pressures.allSatisfy { Double($0) != nil }, "\(label): the log should have pressures: \(external.log)")

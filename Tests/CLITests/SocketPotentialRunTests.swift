@@ -95,4 +95,109 @@ final class SocketPotentialASETests: XCTestCase {
         }
         XCTAssertGreaterThan(rows[4][3], 1e-4, "the atoms should have moved")
     }
+
+    /// The other way round: ASE's server (`SocketIOCalculator`) asks `eninet-md ipi-client` for
+    /// ethanol's energy and forces, which are `evaluate`'s.
+    func testASEsServerGetsWhatEvaluatePrints() throws {
+        let env = URL(fileURLWithPath: "/usr/bin/env")
+        guard (try? CLI.run(["python3", "-c", "import ase.calculators.socketio"], timeout: 60, program: env))?.status == 0 else {
+            throw XCTSkip("python3 with ASE is not installed")
+        }
+        let directory = try scratchDirectory("ipi-ase-server")
+        let model = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/energy-stable/ethanol-energy-stable.safetensors").path
+        let molecule = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/ethanol.xyz").path
+        let name = "eninetmd-ase-server-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let result = directory.appendingPathComponent("result.json").path
+        let server = try CLI.start(["python3", CLI.fixtures.appendingPathComponent("ase-ipi-server.py").path, molecule, name, result], program: env)
+        let client = try CLI.run(["ipi-client", "--model", model, "--structure", molecule, "--address", "unix:\(name)", "--double"], timeout: 120)
+        CLI.wait(for: server, timeout: 60)
+        XCTAssertEqual(server.terminationStatus, 0)
+        XCTAssertEqual(client.status, 0, client.stderr)
+        XCTAssertTrue(client.stdout.contains("answered 2 evaluations"), client.stdout)
+        struct Answer: Decodable { let energy: Double; let forces: [[Double]] }
+        let answers = try JSONDecoder().decode([Answer].self, from: Data(contentsOf: URL(fileURLWithPath: result)))
+        let evaluated = try XCTUnwrap(try CLI.evaluatedFrames(["--model", model, "--structure", molecule, "--double"]).first)
+        let energy = try XCTUnwrap(evaluated["energy"] as? Double), forces = try XCTUnwrap(evaluated["forces"] as? [[Double]])
+        // ASE's units are CODATA 2014, this program's 2018: a few parts in 1e9.
+        XCTAssertEqual(answers[0].energy, energy, accuracy: 1e-7 * abs(energy))
+        for (f, g) in zip(answers[0].forces, forces) {
+            XCTAssertLessThan(norm(Vec3(f[0], f[1], f[2]) - Vec3(g[0], g[1], g[2])), 1e-7)
+        }
+        XCTAssertGreaterThan(abs(answers[1].energy - answers[0].energy), 1e-4, "the second geometry is another")
+    }
+}
+
+/// `run` with `potential.type = "ipi"` served by `eninet-md ipi-client` with the same model runs
+/// the dynamics of the built-in potential: for a molecule (a zero cell on the wire) and a
+/// periodic cell (its virial makes the pressure). The numbers pass through atomic units, so
+/// they agree to rounding, not to the bit.
+final class SocketPotentialRunTests: XCTestCase {
+    private func run(_ potential: String, name: String, structure: String, in directory: URL,
+                     client: [String]? = nil) throws -> [[Double]] {
+        let deck = CLI.shortVerletDeck(structure: structure, potential: potential, name: name)
+        let deckURL = directory.appendingPathComponent("\(name).toml")
+        try deck.write(to: deckURL, atomically: true, encoding: .utf8)
+        let output = directory.appendingPathComponent("\(name).client-out")
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+        let outputHandle = try FileHandle(forWritingTo: output)
+        let process = try client.map { try CLI.start($0, stdout: outputHandle, stderr: outputHandle) }
+        let result = try CLI.run(["run", deckURL.path, "--quiet"], timeout: 300)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        if let process {
+            CLI.wait(for: process, timeout: 30)
+            try outputHandle.close()
+            let said = try String(contentsOf: output, encoding: .utf8)
+            XCTAssertEqual(process.terminationStatus, 0, said)
+            // The starting forces and one evaluation per step.
+            XCTAssertTrue(said.contains("ipi-client: answered 21 evaluations"), said)
+        }
+        let log = try String(contentsOf: directory.appendingPathComponent("\(name).csv"), encoding: .utf8)
+        return log.split(separator: "\n").dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).map { Double($0) ?? .nan } }
+    }
+
+    func testAnEninetMdClientRunsTheSameDynamicsAsTheBuiltInPotential() throws {
+        let directory = try scratchDirectory("ipi-run")
+        let model = CLI.ethanolMDModel
+        let cases = try CLI.ethanolMoleculeAndCube(in: directory)
+        for (label, path) in cases {
+            let builtin = try run("type = \"eninet\"\nmodel = \"\(model)\"\nprecision = \"double\"", name: "builtin-\(label)",
+                                  structure: path, in: directory)
+            let name = "eninetmd-run-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            let served = try run("type = \"ipi\"\naddress = \"unix:\(name)\"\ntimeout_s = 60", name: "ipi-\(label)", structure: path,
+                                 in: directory, client: ["ipi-client", "--model", model, "--structure", path, "--address", "unix:\(name)", "--double"])
+            XCTAssertEqual(served.count, 5, label)
+            XCTAssertEqual(served.count, builtin.count, label)
+            for (a, b) in zip(served, builtin) {
+                XCTAssertEqual(a.count, b.count, label)
+                for (x, y) in zip(a, b) where !(x.isNaN && y.isNaN) {
+                    XCTAssertEqual(x, y, accuracy: 1e-8 * max(1, abs(y)), "\(label): \(a) against \(b)")
+                }
+            }
+            XCTAssertGreaterThan(abs(served[4][2] - served[0][2]), 1e-3, "\(label): the energy should have moved")
+            if label == "periodic" { XCTAssertFalse(served[1][6].isNaN, "\(label): the log should have a pressure") }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "/tmp/ipi_\(name)"))
+        }
+    }
+
+    func testAClientWithAnotherAtomCountIsAnErrorAtBothEnds() throws {
+        let directory = try scratchDirectory("ipi-mismatch")
+        let model = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/energy-stable/ethanol-energy-stable.safetensors").path
+        let molecule = CLI.repositoryRoot.appendingPathComponent("Examples/ethanol/ethanol.xyz").path
+        var structure = try XCTUnwrap(try ExtendedXYZ.read(path: molecule).first)
+        structure.positions.removeLast(); structure.symbols.removeLast(); structure.atomicNumbers.removeLast()
+        let fewer = directory.appendingPathComponent("fewer.extxyz").path
+        try ExtendedXYZ.write([structure], to: fewer)
+        let name = "eninetmd-mismatch-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let deck = directory.appendingPathComponent("d.toml")
+        try "[system]\nstructure = \"\(molecule)\"\n[potential]\ntype = \"ipi\"\naddress = \"unix:\(name)\"\ntimeout_s = 30\n[dynamics]\ntimestep_fs = 0.5\nsteps = 2\n[output]\nlog = \"d.csv\"\ntrajectory = \"d.nc\"\n"
+            .write(to: deck, atomically: true, encoding: .utf8)
+        let client = try CLI.start(["ipi-client", "--model", model, "--structure", fewer, "--address", "unix:\(name)"])
+        let result = try CLI.run(["run", deck.path, "--quiet"], timeout: 60)
+        CLI.wait(for: client, timeout: 30)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("ipi client at unix:\(name) (/tmp/ipi_\(name)): disconnected"), result.stderr)
+        XCTAssertNotEqual(client.terminationStatus, 0, "the client names the mismatch and exits non-zero")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("d.nc").path), "nothing written")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "/tmp/ipi_\(name)"))
+    }
 }

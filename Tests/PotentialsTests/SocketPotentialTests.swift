@@ -30,11 +30,32 @@ final class SocketPotentialTests: XCTestCase {
 
     private func uniqueName() -> String { "eninetmd-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))" }
 
+    /// A server on a free TCP port: a random one can be in use.
+    private func tcpServer(timeout: Double) throws -> SocketPotential {
+        for attempt in 1...10 {
+            do { return try SocketPotential(address: .tcp(host: "localhost", port: Int.random(in: 20000...60000)), timeout: timeout) } catch {
+                if attempt == 10 { throw error }
+            }
+        }
+        throw XCTSkip("no free port")
+    }
+
+    /// Energy, forces and virial through atomic units and back: equal but for rounding.
+    private func assertAgree(_ result: ForceResult, _ expected: ForceResult, _ label: String, line: UInt = #line) {
+        XCTAssertEqual(result.energy, expected.energy, accuracy: 1e-13 * abs(expected.energy), label, line: line)
+        let largest = expected.forces.map { norm($0) }.max() ?? 1
+        for (f, g) in zip(result.forces, expected.forces) { XCTAssertLessThan(norm(f - g), 1e-12 * largest, label, line: line) }
+        for (row, expectedRow) in [(result.virial.rows.0, expected.virial.rows.0), (result.virial.rows.1, expected.virial.rows.1),
+                                   (result.virial.rows.2, expected.virial.rows.2)] {
+            XCTAssertLessThan(norm(row - expectedRow), 1e-12 * abs(expected.virial.rows.0.x), label, line: line)
+        }
+    }
+
     func testAnswersComeBackInElectronVoltsAndAngstromOverUnixAndTCP() throws {
         let configuration = try crystal()
         let direct = try argon.compute(configuration)
-        for address in [SocketAddress.unix(name: uniqueName()), .tcp(host: "localhost", port: Int.random(in: 20000...60000))] {
-            let server = try SocketPotential(address: address, timeout: 20)
+        for server in [try SocketPotential(address: .unix(name: uniqueName()), timeout: 20), try tcpServer(timeout: 20)] {
+            let address = server.address
             let client = try TestIPIClient(address, needsInit: true) { positions, h in
                 // The client rebuilds the cell from h's columns, as ASE's client does.
                 let cell = try Cell(matrix: Mat3(Vec3(h[0], h[3], h[6]), Vec3(h[1], h[4], h[7]), Vec3(h[2], h[5], h[8])), pbc: .all)
@@ -43,21 +64,14 @@ final class SocketPotentialTests: XCTestCase {
             }
             var moved = configuration
             for step in 0..<3 {
-                let result = try server.compute(moved)
-                let expected = step == 0 ? direct : try argon.compute(moved)
-                XCTAssertEqual(result.energy, expected.energy, accuracy: 1e-13 * abs(expected.energy), "\(address)")
-                let largest = expected.forces.map { norm($0) }.max() ?? 1
-                for (f, g) in zip(result.forces, expected.forces) { XCTAssertLessThan(norm(f - g), 1e-12 * largest, "\(address)") }
-                for (row, expectedRow) in [(result.virial.rows.0, expected.virial.rows.0), (result.virial.rows.1, expected.virial.rows.1),
-                                           (result.virial.rows.2, expected.virial.rows.2)] {
-                    XCTAssertLessThan(norm(row - expectedRow), 1e-12 * abs(expected.virial.rows.0.x), "\(address)")
-                }
+                assertAgree(try server.compute(moved), step == 0 ? direct : try argon.compute(moved), "\(address)")
                 moved.positions[5] += Vec3(0.05, -0.02, 0.01)
             }
             XCTAssertEqual(server.calls, 3)
             // h in Bohr, columns the lattice vectors; h · h⁻¹ = 1.
             let h = try XCTUnwrap(client.lastCellBohr), inverse = try XCTUnwrap(client.lastInverseCellPerBohr)
             let a = configuration.cell?.matrix.rows.0 ?? .zero, b = configuration.cell?.matrix.rows.1 ?? .zero
+            XCTAssertEqual(h[0], 11 / 0.529177210903, accuracy: 1e-12, "Bohr, CODATA 2018")
             XCTAssertEqual(h[0] * SocketPotential.bohrInAngstrom, a.x, accuracy: 1e-12)
             XCTAssertEqual(h[1] * SocketPotential.bohrInAngstrom, b.x, accuracy: 1e-12)
             XCTAssertEqual(h[3] * SocketPotential.bohrInAngstrom, a.y, accuracy: 1e-12)
@@ -69,7 +83,7 @@ final class SocketPotentialTests: XCTestCase {
         }
     }
 
-    /// The virial is read column by column (Fortran's order): an asymmetric one comes back as sent.
+    /// The virial is read row by row (i-PI's order): an asymmetric one comes back as sent.
     func testAnAsymmetricVirialKeepsItsOrientationAndAMoleculeGetsAZeroCell() throws {
         let configuration = try crystal()
         let sent = Mat3(Vec3(1, 2, 3), Vec3(4, 5, 6), Vec3(7, 8, 9.5))
@@ -94,21 +108,45 @@ final class SocketPotentialTests: XCTestCase {
     func testAWrongAtomCountANonFiniteEnergyAndADisconnectAreErrorsNamingTheAddress() throws {
         let configuration = try crystal()
         for fault in [TestIPIClient.Fault.wrongAtomCount, .nonFiniteEnergy, .disconnectOnPositions] {
-            let address = SocketAddress.unix(name: uniqueName())
-            let server = try SocketPotential(address: address, timeout: 20)
+            let name = uniqueName(), address = SocketAddress.unix(name: name)
+            var server: SocketPotential? = try SocketPotential(address: address, timeout: 20)
             let client = try TestIPIClient(address, fault: fault) { positions, _ in (0, [Vec3](repeating: .zero, count: positions.count), .zero) }
-            XCTAssertThrowsError(try server.compute(configuration)) { error in
+            XCTAssertThrowsError(try server?.compute(configuration)) { error in
                 let message = "\(error)"
+                XCTAssertTrue(error is IPIError, message)
                 XCTAssertTrue(message.hasPrefix("ipi client at \(address):"), message)
                 switch fault {
                 case .wrongAtomCount: XCTAssertTrue(message.contains("forces for 26 atoms; the configuration has 27"), message)
                 case .nonFiniteEnergy: XCTAssertTrue(message.contains("non-finite energy"), message)
-                case .disconnectOnPositions: XCTAssertTrue(message.contains("disconnected before it answered"), message)
-                case .none: break
+                case .disconnectOnPositions: XCTAssertTrue(message.contains(": disconnected"), message)
+                case .none, .stopReadingAfterStatus: break
                 }
             }
+            server = nil
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "/tmp/ipi_\(name)"), "removed after a failure")
             _ = client
         }
+    }
+
+    /// A client that stops reading: a frame larger than the socket's buffer (480 KB) waited in
+    /// `send` for ever, past the timeout and deaf to SIGINT.
+    func testAClientThatStopsReadingTimesOutInsteadOfBlockingTheSend() throws {
+        let atoms = 20_000
+        var positions: [Vec3] = []
+        for i in 0..<atoms {
+            let x = Double(i % 30), y = Double((i / 30) % 30), z = Double(i / 900)
+            positions.append(Vec3(x, y, z) * 3.5)
+        }
+        let big = Configuration(atomicNumbers: [Int](repeating: 18, count: atoms), positions: positions, cell: nil)
+        let address = SocketAddress.unix(name: uniqueName())
+        let server = try SocketPotential(address: address, timeout: 1)
+        let client = try TestIPIClient(address, fault: .stopReadingAfterStatus) { positions, _ in (0, [Vec3](repeating: .zero, count: positions.count), .zero) }
+        let started = Date()
+        XCTAssertThrowsError(try server.compute(big)) { error in
+            XCTAssertTrue("\(error)".contains("no room to send within 1.0 s"), "\(error)")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 3)
+        _ = client
     }
 
     func testNoClientTimesOutAStopRequestEndsTheWaitAndTheSocketFileIsNeverTakenOver() throws {
@@ -129,6 +167,12 @@ final class SocketPotentialTests: XCTestCase {
         }
 
         final class Flag: @unchecked Sendable { var raised = false }
+        let stopWaiting = Flag()
+        let waiting = try SocketPotential(address: .unix(name: uniqueName()), timeout: 60, stopRequested: { stopWaiting.raised })
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.2) { stopWaiting.raised = true }
+        XCTAssertThrowsError(try waiting.compute(configuration)) { error in
+            XCTAssertTrue(error is EvaluationStopped && "\(error)".contains("waiting for client to connect"), "\(error)")
+        }
         let stop = Flag()
         let address = SocketAddress.unix(name: uniqueName())
         let slow = try SocketPotential(address: address, timeout: 60, stopRequested: { stop.raised })
@@ -138,6 +182,29 @@ final class SocketPotentialTests: XCTestCase {
         XCTAssertThrowsError(try slow.compute(configuration)) { error in XCTAssertTrue(error is EvaluationStopped, "\(error)") }
         XCTAssertLessThan(Date().timeIntervalSince(asked), 2, "the stop is seen while the client computes")
         _ = client
+    }
+
+    /// This program's own client against its own server, on a triclinic cell: the driver reads
+    /// the cell's columns as the lattice vectors and writes the virial column by column.
+    func testTheDriverServesAPotentialToTheServerOverUnixAndTCP() throws {
+        let configuration = try crystal()
+        for overTCP in [false, true] {
+            // The only reference, so that setting it to nil ends the server (and sends EXIT).
+            var server: SocketPotential? = try overTCP ? tcpServer(timeout: 20) : SocketPotential(address: .unix(name: uniqueName()), timeout: 20)
+            let address = try XCTUnwrap(server).address
+            let driver = IPIDriver(address: address, potential: try XCTUnwrap(argon), atomicNumbers: configuration.atomicNumbers)
+            final class Outcome: @unchecked Sendable { var answered: Result<Int, Error>?; let done = DispatchSemaphore(value: 0) }
+            let outcome = Outcome()
+            Thread { outcome.answered = Result { try driver.run(connectTimeout: 10) }; outcome.done.signal() }.start()
+            var moved = configuration
+            for _ in 0..<2 {
+                assertAgree(try XCTUnwrap(server).compute(moved), try argon.compute(moved), "\(address)")
+                moved.positions[3] += Vec3(0.03, 0.02, -0.04)
+            }
+            server = nil  // EXIT
+            XCTAssertEqual(outcome.done.wait(timeout: .now() + 10), .success)
+            XCTAssertEqual(try outcome.answered?.get(), 2)
+        }
     }
 
     func testTheClientIsToldToExitAndTheSocketFileIsRemovedAtTheEnd() throws {
@@ -155,7 +222,7 @@ final class SocketPotentialTests: XCTestCase {
 
 /// An i-PI client on a thread of the test process.
 final class TestIPIClient: @unchecked Sendable {
-    enum Fault { case none, wrongAtomCount, nonFiniteEnergy, disconnectOnPositions }
+    enum Fault { case none, wrongAtomCount, nonFiniteEnergy, disconnectOnPositions, stopReadingAfterStatus }
     typealias Answer = (_ positions: [Vec3], _ cellBohr: [Double]) throws -> (energy: Double, forces: [Vec3], virial: Mat3)
 
     private let descriptor: Int32
@@ -182,7 +249,7 @@ final class TestIPIClient: @unchecked Sendable {
     func waitForEnd(seconds: Double) -> Bool { ended.wait(timeout: .now() + seconds) == .success }
 
     private static func connect(_ address: SocketAddress) throws -> Int32 {
-        try SocketPotential.openSocket(for: address) { Glibc.connect($0, $1, $2) }
+        try IPIWire.openSocket(for: address) { Glibc.connect($0, $1, $2) }
     }
 
     private func read(_ count: Int) -> [UInt8]? {
@@ -207,11 +274,16 @@ final class TestIPIClient: @unchecked Sendable {
     private func serve(needsInit: Bool, fault: Fault, delay: Double, answer: Answer) {
         var state = needsInit ? "NEEDINIT" : "READY"
         var pending: (energy: Double, forces: [Vec3], virial: Mat3)?
-        let bohr = SocketPotential.bohrInAngstrom, hartree = SocketPotential.hartreeInEV
+        // CODATA 2018, written out here so that a wrong constant in the program cannot cancel.
+        let bohr = 0.529177210903, hartree = 27.211386245988
         while let header = read(12) {
             switch String(decoding: header, as: UTF8.self).trimmingCharacters(in: .whitespaces) {
             case "STATUS":
-                write(SocketPotential.header(state))
+                write(IPIWire.header(state))
+                if fault == .stopReadingAfterStatus {
+                    Thread.sleep(forTimeInterval: 10)
+                    return
+                }
             case "INIT":
                 guard let _ = int32(), let length = int32(), read(Int(length)) != nil else { return }
                 lock.withLock { _initializations += 1 }
@@ -227,16 +299,16 @@ final class TestIPIClient: @unchecked Sendable {
                 state = "HAVEDATA"
             case "GETFORCE":
                 guard let result = pending else { return }
-                var reply = SocketPotential.header("FORCEREADY")
-                reply += SocketPotential.bytes(of: fault == .nonFiniteEnergy ? Double.nan : result.energy / hartree)
+                var reply = IPIWire.header("FORCEREADY")
+                reply += IPIWire.bytes(of: fault == .nonFiniteEnergy ? Double.nan : result.energy / hartree)
                 let forces = fault == .wrongAtomCount ? Array(result.forces.dropLast()) : result.forces
-                reply += SocketPotential.bytes(of: Int32(forces.count))
-                reply += SocketPotential.bytes(of: forces.flatMap { [$0.x, $0.y, $0.z] }.map { $0 * bohr / hartree })
-                // Column by column, as ASE's client (virial.T in C order) and Fortran drivers write it.
+                reply += IPIWire.bytes(of: Int32(forces.count))
+                reply += IPIWire.bytes(of: forces.flatMap { [$0.x, $0.y, $0.z] }.map { $0 * bohr / hartree })
+                // Row by row, as i-PI reads it and its Fortran drivers write it.
                 let (r0, r1, r2) = result.virial.rows
-                reply += SocketPotential.bytes(of: [r0.x, r1.x, r2.x, r0.y, r1.y, r2.y, r0.z, r1.z, r2.z].map { $0 / hartree })
+                reply += IPIWire.bytes(of: [r0.x, r0.y, r0.z, r1.x, r1.y, r1.z, r2.x, r2.y, r2.z].map { $0 / hartree })
                 let extra = Array("{\"note\": 1}".utf8)
-                reply += SocketPotential.bytes(of: Int32(extra.count)) + extra
+                reply += IPIWire.bytes(of: Int32(extra.count)) + extra
                 write(reply)
                 pending = nil
                 state = "READY"
