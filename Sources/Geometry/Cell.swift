@@ -134,8 +134,11 @@ public struct Cell: Equatable, Hashable, Sendable, CustomStringConvertible {
     public init(matrix: Mat3, pbc: Periodicity = .all) throws {
         // Relative to the edges' product: lengths and angles of 120°, 120°, 120° leave a volume of
         // about 3e-8 abc from round-off, which an absolute bound passed for any cell over 1e-4 Å.
+        // (An edge of 1e300 Å, the box the neighbour search puts around a stray atom, has no
+        // finite squared length: then the absolute bound alone.)
         let edgeProduct = norm(matrix.rows.0) * norm(matrix.rows.1) * norm(matrix.rows.2)
-        guard let inv = matrix.inverse, edgeProduct.isFinite, abs(matrix.determinant) > 1e-6 * edgeProduct else {
+        let flatness = edgeProduct.isFinite ? 1e-6 * edgeProduct : 0
+        guard let inv = matrix.inverse, abs(matrix.determinant) > max(1e-12, flatness) else {
             throw GeometryError.singularCell("lattice vectors \(matrix) span no volume")
         }
         self.matrix = matrix

@@ -17,21 +17,39 @@ public final class IPIDriver {
     private let potential: any Potential
     private let atomicNumbers: [Int]
     private let periodicity: Periodicity
+    private let structureHasCell: Bool
+    private let warn: (String) -> Void
+    private var warnedOfTheCell = false
     private let stopRequested: @Sendable () -> Bool
 
+    /// - Parameters:
+    ///   - periodicity: the axes along which a cell from the server is periodic; `.none`
+    ///     ignores the server's cell (a molecule in a box).
+    ///   - structureHasCell: whether the structure said which axes are periodic; when not, the
+    ///     first cell from the server is reported through `warn`.
     public init(address: SocketAddress, potential: any Potential, atomicNumbers: [Int], periodicity: Periodicity = .all,
+                structureHasCell: Bool = true, warn: @escaping (String) -> Void = { _ in },
                 stopRequested: @escaping @Sendable () -> Bool = { false }) {
         self.address = address
         self.potential = potential
         self.atomicNumbers = atomicNumbers
         self.periodicity = periodicity
+        self.structureHasCell = structureHasCell
+        self.warn = warn
         self.stopRequested = stopRequested
     }
 
+    /// How a conversation ended.
+    public struct Ending: Equatable, Sendable {
+        public let answered: Int
+        /// False when the server closed the connection instead: ASE's server ends that way, and
+        /// so does one that failed.
+        public let serverSentExit: Bool
+    }
+
     /// Connects (trying again for up to `connectTimeout` seconds, so that the server may start
-    /// later) and answers until the server sends `EXIT` or closes the connection. Returns the
-    /// number of evaluations answered.
-    public func run(connectTimeout: Double = 60) throws -> Int {
+    /// later) and answers until the server sends `EXIT` or closes the connection.
+    public func run(connectTimeout: Double = 60) throws -> Ending {
         try address.validate()
         let server = try connect(within: connectTimeout)
         defer { close(server.descriptor) }
@@ -40,7 +58,11 @@ public final class IPIDriver {
         var answered = 0
         while true {
             // Between evaluations the server may take as long as it likes (other beads, other clients).
-            guard let order = try server.header(until: nil, endIsAllowed: true) else { return answered }
+            guard let order = try server.header(until: nil, endIsAllowed: true, waitingFor: "the server's next request") else {
+                // ASE's server ends by closing, without EXIT (as its client takes a close for one);
+                // so does a server that failed, which the caller's report tells apart.
+                return Ending(answered: answered, serverSentExit: false)
+            }
             switch order {
             case "STATUS":
                 try server.sendAll(IPIWire.header(state), until: nil)
@@ -59,7 +81,7 @@ public final class IPIDriver {
                 answered += 1
                 state = "READY"
             case "EXIT":
-                return answered
+                return Ending(answered: answered, serverSentExit: true)
             default:
                 throw server.failure("sent \(IPIConnection.readable(order)), which is no i-PI order")
             }
@@ -78,14 +100,25 @@ public final class IPIDriver {
         let flat = try server.doubles(3 * count, until: nil, "position").map { $0 * bohr }
         let positions = (0..<count).map { Vec3(flat[3 * $0], flat[3 * $0 + 1], flat[3 * $0 + 2]) }
         let cell: Cell?
-        if h.allSatisfy({ $0 == 0 }) {
+        if h.allSatisfy({ $0 == 0 }) || periodicity == .none {
             cell = nil
         } else {
             do { cell = try Cell(matrix: IPIWire.fromColumnMajor(h), pbc: periodicity) } catch {
                 throw server.failure("sent a cell that cannot be: \(error)")
             }
         }
-        let result = try potential.compute(Configuration(atomicNumbers: atomicNumbers, positions: positions, cell: cell))
+        if cell != nil && !warnedOfTheCell && !structureHasCell {
+            warnedOfTheCell = true
+            warn("the server sends a cell and the structure has none: computed as periodic along a, b and c (give --molecule for a molecule in a box)")
+        }
+        let result: ForceResult
+        do {
+            result = try potential.compute(Configuration(atomicNumbers: atomicNumbers, positions: positions, cell: cell))
+        } catch let error as EvaluationStopped {
+            throw error
+        } catch {
+            throw server.failure("the configuration it sent cannot be evaluated: \(error)")
+        }
         var message = IPIWire.header("FORCEREADY")
         message += IPIWire.bytes(of: result.energy / hartree)
         message += IPIWire.bytes(of: Int32(count))
@@ -96,11 +129,35 @@ public final class IPIDriver {
         return message
     }
 
+    /// `connect` that gives up at `deadline` or on a stop request (errno ETIMEDOUT or EINTR):
+    /// a blocking one waited minutes for a host that drops packets, deaf to SIGINT.
+    private func connectWithoutBlocking(_ descriptor: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t,
+                                        until deadline: Date) -> Int32 {
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+        if Glibc.connect(descriptor, address, length) == 0 { return 0 }
+        guard errno == EINPROGRESS else { return -1 }
+        while true {
+            if stopRequested() { errno = EINTR; return -1 }
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0 else { errno = ETIMEDOUT; return -1 }
+            var entry = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
+            let ready = poll(&entry, 1, Int32(min(left, 0.05) * 1000) + 1)
+            if ready < 0 && errno != EINTR { return -1 }
+            guard ready > 0 else { continue }
+            var failure: Int32 = 0
+            var size = socklen_t(MemoryLayout<Int32>.size)
+            guard getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &failure, &size) == 0 else { return -1 }
+            if failure == 0 { return 0 }
+            errno = failure
+            return -1
+        }
+    }
+
     private func connect(within seconds: Double) throws -> IPIConnection {
         let deadline = Date().addingTimeInterval(seconds)
         while true {
             do {
-                let descriptor = try IPIWire.openSocket(for: address) { Glibc.connect($0, $1, $2) }
+                let descriptor = try IPIWire.openSocket(for: address) { connectWithoutBlocking($0, $1, $2, until: deadline) }
                 return IPIConnection(descriptor: descriptor, peer: "ipi server at \(address)", timeout: nil, stopRequested: stopRequested)
             } catch let error as IPIWire.CallFailure {
                 if stopRequested() { throw EvaluationStopped("ipi: stopped on request while connecting to \(address)") }

@@ -144,10 +144,10 @@ struct IPIConnection {
 
     func failure(_ what: String) -> IPIError { IPIError("\(peer): \(what)") }
 
-    /// A header as the peer sent it, for a message: printable ASCII, or its bytes in hex.
+    /// A header from ``header(until:endIsAllowed:waitingFor:)`` quoted for a message (its bytes
+    /// in hex when they were not printable).
     static func readable(_ header: String) -> String {
-        header.unicodeScalars.allSatisfy({ (0x20..<0x7F).contains($0.value) }) ? "'\(header)'"
-            : "bytes " + header.utf8.map { String(format: "%02x", $0) }.joined(separator: " ")
+        header.hasPrefix("<bytes ") ? header : "'\(header)'"
     }
 
     /// Sends without blocking past `deadline` or a stop request: a peer that stops reading
@@ -176,12 +176,12 @@ struct IPIConnection {
 
     /// `count` bytes, waiting until `deadline` (nil: as long as it takes). Nil when the peer
     /// closed the connection before the first byte and `endIsAllowed`.
-    func receive(_ count: Int, until deadline: Date?, endIsAllowed: Bool = false) throws -> [UInt8]? {
+    func receive(_ count: Int, until deadline: Date?, endIsAllowed: Bool = false, waitingFor what: String = "answer") throws -> [UInt8]? {
         var buffer = [UInt8](repeating: 0, count: count)
         var received = 0
         while received < count {
             try Self.wait(descriptor, for: Int16(POLLIN), until: deadline, allowed: timeout, peer: peer,
-                          waitingFor: "answer", stopRequested: stopRequested)
+                          waitingFor: what, stopRequested: stopRequested)
             let n = buffer.withUnsafeMutableBytes { raw -> Int in
                 guard let base = raw.baseAddress else { return 0 }
                 return recv(descriptor, base + received, raw.count - received, 0)
@@ -202,8 +202,13 @@ struct IPIConnection {
         try receive(count, until: deadline) ?? []
     }
 
-    func header(until deadline: Date?, endIsAllowed: Bool = false) throws -> String? {
-        guard let raw = try receive(12, until: deadline, endIsAllowed: endIsAllowed) else { return nil }
+    /// The 12-byte header, spaces trimmed; `<bytes …>` in hex when it is not printable ASCII,
+    /// which no valid header equals.
+    func header(until deadline: Date?, endIsAllowed: Bool = false, waitingFor what: String = "answer") throws -> String? {
+        guard let raw = try receive(12, until: deadline, endIsAllowed: endIsAllowed, waitingFor: what) else { return nil }
+        guard raw.allSatisfy({ (0x20..<0x7F).contains($0) }) else {
+            return "<bytes " + raw.map { String(format: "%02x", $0) }.joined(separator: " ") + ">"
+        }
         return String(decoding: raw, as: UTF8.self).trimmingCharacters(in: .whitespaces)
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Deck
 import Foundation
+import Geometry
 import Potentials
 import Trajectory
 
@@ -16,7 +17,7 @@ struct IPIClient: ParsableCommand {
         it sends EXIT or closes the connection. The server sends positions and a cell (atomic \
         units); the elements are the structure file's, in its order. A zero cell is a molecule; \
         any other is periodic along the structure file's periodic axes (all three when the file \
-        has no lattice).
+        has no lattice, with a warning), or ignored with --molecule.
         """)
 
     @Option(help: "Model file (.safetensors).")
@@ -34,6 +35,9 @@ struct IPIClient: ParsableCommand {
     @Flag(help: "Run the network in Double instead of Float.")
     var double = false
 
+    @Flag(help: "Ignore the server's cell: a molecule in a box (ASE sends its atoms' cell whatever their pbc).")
+    var molecule = false
+
     @OptionGroup var threadOptions: ThreadOptions
 
     func validate() throws {
@@ -49,11 +53,20 @@ struct IPIClient: ParsableCommand {
         guard let parsed = IPISettings.address(parsing: address) else { throw ValidationError("--address \(address) must be unix:NAME or HOST:PORT") }
         guard let first = try StructureFile.read(path: structure).first else { throw ValidationError("\(structure): no frame") }
         let potential = try RunSetup.eninetPotential(ENINetSettings(modelPath: model, precision: double ? .double : .float))
+        // The structure itself first: an element the model does not know, or coinciding atoms,
+        // are the file's mistake, better named before a server waits on them.
+        do {
+            _ = try potential.compute(Configuration(atomicNumbers: first.atomicNumbers, positions: first.positions, cell: first.cell))
+        } catch {
+            throw InputError("\(structure): \(error)")
+        }
         StopSignal.install()
         defer { StopSignal.uninstall() }
         let driver = IPIDriver(address: RunSetup.socketAddress(parsed), potential: potential, atomicNumbers: first.atomicNumbers,
-                               periodicity: first.cell?.pbc ?? .all, stopRequested: { StopSignal.requested })
-        let answered = try driver.run(connectTimeout: connectTimeout)
-        print("ipi-client: answered \(answered) evaluation\(answered == 1 ? "" : "s") for \(RunSetup.socketAddress(parsed))")
+                               periodicity: molecule ? .none : first.cell?.pbc ?? .all, structureHasCell: molecule || first.cell != nil,
+                               warn: { printError("warning: \($0)") }, stopRequested: { StopSignal.requested })
+        let ending = try driver.run(connectTimeout: connectTimeout)
+        let answered = "answered \(ending.answered) evaluation\(ending.answered == 1 ? "" : "s") for \(RunSetup.socketAddress(parsed))"
+        print("ipi-client: " + answered + (ending.serverSentExit ? "" : "; the server closed the connection without EXIT (ASE's server ends so; a failed one too)"))
     }
 }

@@ -193,7 +193,7 @@ final class SocketPotentialTests: XCTestCase {
             var server: SocketPotential? = try overTCP ? tcpServer(timeout: 20) : SocketPotential(address: .unix(name: uniqueName()), timeout: 20)
             let address = try XCTUnwrap(server).address
             let driver = IPIDriver(address: address, potential: try XCTUnwrap(argon), atomicNumbers: configuration.atomicNumbers)
-            final class Outcome: @unchecked Sendable { var answered: Result<Int, Error>?; let done = DispatchSemaphore(value: 0) }
+            final class Outcome: @unchecked Sendable { var answered: Result<IPIDriver.Ending, Error>?; let done = DispatchSemaphore(value: 0) }
             let outcome = Outcome()
             Thread { outcome.answered = Result { try driver.run(connectTimeout: 10) }; outcome.done.signal() }.start()
             var moved = configuration
@@ -203,8 +203,43 @@ final class SocketPotentialTests: XCTestCase {
             }
             server = nil  // EXIT
             XCTAssertEqual(outcome.done.wait(timeout: .now() + 10), .success)
-            XCTAssertEqual(try outcome.answered?.get(), 2)
+            XCTAssertEqual(try outcome.answered?.get(), IPIDriver.Ending(answered: 2, serverSentExit: true))
         }
+    }
+
+    /// A driver told the structure is a molecule ignores the server's box (ASE sends its atoms'
+    /// cell whatever their pbc); one that was told nothing computes periodic images and says so.
+    /// A server that closes without EXIT (ASE's ends so) ends the conversation, reported as such.
+    func testTheDriverIgnoresACellOnlyWhenToldAndAServerMayCloseWithoutExit() throws {
+        let box = try Cell(matrix: Mat3(Vec3(7, 0, 0), Vec3(0, 7.5, 0), Vec3(0, 0, 8)), pbc: .all)
+        let positions = [Vec3(1, 1, 1), Vec3(4.4, 1.2, 1.1), Vec3(2.5, 4.3, 1.4), Vec3(2.6, 2.5, 4.6)]
+        let boxed = Configuration(atomicNumbers: [18, 18, 18, 18], positions: positions, cell: box)
+        var molecule = boxed
+        molecule.cell = nil
+        let periodicEnergy = try argon.compute(boxed).energy, moleculeEnergy = try argon.compute(molecule).energy
+        XCTAssertGreaterThan(abs(periodicEnergy - moleculeEnergy), 1e-3, "the images lie within the cutoff")
+        final class Warnings: @unchecked Sendable { var said: [String] = [] }
+        for (periodicity, told, expected) in [(Periodicity.none, true, moleculeEnergy), (.all, false, periodicEnergy)] {
+            let address = SocketAddress.unix(name: uniqueName())
+            var server: SocketPotential? = try SocketPotential(address: address, timeout: 20)
+            let warnings = Warnings()
+            let driver = IPIDriver(address: address, potential: try XCTUnwrap(argon), atomicNumbers: boxed.atomicNumbers,
+                                   periodicity: periodicity, structureHasCell: told, warn: { warnings.said.append($0) })
+            let done = DispatchSemaphore(value: 0)
+            Thread { _ = try? driver.run(connectTimeout: 10); done.signal() }.start()
+            for _ in 0..<2 { XCTAssertEqual(try XCTUnwrap(server).compute(boxed).energy, expected, accuracy: 1e-12) }
+            server = nil
+            XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+            XCTAssertEqual(warnings.said.count, told ? 0 : 1, "\(warnings.said)")
+        }
+
+        let name = uniqueName()
+        let listener = try IPIWire.openSocket(for: .unix(name: name)) { bind($0, $1, $2) }
+        defer { close(listener); unlink("/tmp/ipi_\(name)") }
+        XCTAssertEqual(listen(listener, 1), 0)
+        DispatchQueue.global().async { let client = accept(listener, nil, nil); close(client) }
+        let driver = IPIDriver(address: .unix(name: name), potential: try XCTUnwrap(argon), atomicNumbers: [18])
+        XCTAssertEqual(try driver.run(connectTimeout: 5), IPIDriver.Ending(answered: 0, serverSentExit: false))
     }
 
     func testTheClientIsToldToExitAndTheSocketFileIsRemovedAtTheEnd() throws {
