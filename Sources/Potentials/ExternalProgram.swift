@@ -92,12 +92,27 @@ struct ExternalProgram {
         let arguments = ["/bin/sh", "-c", "cd -- \"$1\" && eval \"$2\"", "sh", workingDirectory, command]
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        Self.markOpenDescriptorsCloseOnExec()
         var pid = pid_t()
         let status = posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, environ)
         guard status == 0 else {
             throw ExternalProgramError(command, "cannot start /bin/sh: \(String(cString: strerror(status)))")
         }
         return pid
+    }
+
+    /// The run's open files (the trajectory libnetcdf opened, the log) were inherited by the
+    /// program and by whatever it leaves running in the background, which kept them open after
+    /// the run. libnetcdf takes no close-on-exec flag and Glibc's module has no
+    /// `posix_spawn_file_actions_addclosefrom_np`, so every descriptor above the standard three
+    /// is marked before the spawn (the program's own streams are opened by the spawn itself).
+    static func markOpenDescriptorsCloseOnExec() {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+        for entry in entries {
+            guard let descriptor = Int32(entry), descriptor > 2 else { continue }
+            let flags = fcntl(descriptor, F_GETFD)
+            if flags >= 0 && flags & FD_CLOEXEC == 0 { _ = fcntl(descriptor, F_SETFD, flags | FD_CLOEXEC) }
+        }
     }
 
     /// How often a running program is checked for a stop request: a stop takes effect within

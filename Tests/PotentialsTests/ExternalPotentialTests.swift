@@ -109,6 +109,22 @@ final class ExternalPotentialTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(start), 5)
     }
 
+    /// A file the engine holds open (a run's trajectory and log) is not handed to the program,
+    /// which could leave a child holding it after the run.
+    func testTheProgramInheritsNoOpenFileOfTheEngine() throws {
+        let held = directory.appendingPathComponent("held.nc").path
+        let descriptor = open(held, O_CREAT | O_WRONLY, 0o600)
+        XCTAssertGreaterThan(descriptor, 2)
+        defer { close(descriptor) }
+        let answer = #"{"energy": 0, "forces": [[0, 0, 0], [0, 0, 0]]}"#
+        try answer.write(to: directory.appendingPathComponent("answer.json"), atomically: true, encoding: .utf8)
+        let external = try ExternalPotential(command: "ls -l /proc/$$/fd > fds.txt; cat answer.json", workingDirectory: directory.path)
+        _ = try external.compute(dimer)
+        let listing = try String(contentsOf: directory.appendingPathComponent("fds.txt"), encoding: .utf8)
+        XCTAssertFalse(listing.contains("held.nc"), listing)
+        XCTAssertTrue(listing.contains("frame.extxyz"), "the program's own standard input is there: \(listing)")
+    }
+
     func testAFailingProgramIsAnErrorWithItsStandardError() throws {
         let failing = try ExternalPotential(command: "cat > /dev/null; echo 'SCF did not converge' >&2; exit 3",
                                             workingDirectory: directory.path)
