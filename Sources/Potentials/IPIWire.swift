@@ -71,7 +71,7 @@ enum IPIWire {
         return (columnMajor(cell.matrix), columnMajor(cell.inverse))
     }
 
-    /// `m` column by column: Fortran's order, in which drivers write the virial.
+    /// `m` column by column (`h` from a matrix whose rows are the lattice vectors).
     static func columnMajor(_ m: Mat3) -> [Double] {
         let (a, b, c) = m.rows
         return [a.x, b.x, c.x, a.y, b.y, c.y, a.z, b.z, c.z]

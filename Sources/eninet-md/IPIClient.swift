@@ -50,13 +50,15 @@ struct IPIClient: ParsableCommand {
 
     func run() throws {
         threadOptions.apply()
+        // validate() has parsed it already; the optional is only unwrapped here.
         guard let parsed = IPISettings.address(parsing: address) else { throw ValidationError("--address \(address) must be unix:NAME or HOST:PORT") }
-        guard let first = try StructureFile.read(path: structure).first else { throw ValidationError("\(structure): no frame") }
+        guard let first = try StructureFile.read(path: structure).first else { throw InputError("\(structure): no frame") }
         let potential = try RunSetup.eninetPotential(ENINetSettings(modelPath: model, precision: double ? .double : .float))
         // The structure itself first: an element the model does not know, or coinciding atoms,
         // are the file's mistake, better named before a server waits on them.
         do {
-            _ = try potential.compute(Configuration(atomicNumbers: first.atomicNumbers, positions: first.positions, cell: first.cell))
+            _ = try potential.compute(Configuration(atomicNumbers: first.atomicNumbers, positions: first.positions,
+                                                    cell: molecule ? nil : first.cell))
         } catch {
             throw InputError("\(structure): \(error)")
         }
@@ -66,6 +68,11 @@ struct IPIClient: ParsableCommand {
                                periodicity: molecule ? .none : first.cell?.pbc ?? .all, structureHasCell: molecule || first.cell != nil,
                                warn: { printError("warning: \($0)") }, stopRequested: { StopSignal.requested })
         let ending = try driver.run(connectTimeout: connectTimeout)
+        // Something listening there that is no i-PI server (a wrong port, a proxy) accepts and
+        // closes: not a finished run.
+        if ending.answered == 0 && !ending.serverSentExit {
+            throw InputError("ipi server at \(RunSetup.socketAddress(parsed)): closed the connection before asking for anything (is it an i-PI server?)")
+        }
         let answered = "answered \(ending.answered) evaluation\(ending.answered == 1 ? "" : "s") for \(RunSetup.socketAddress(parsed))"
         print("ipi-client: " + answered + (ending.serverSentExit ? "" : "; the server closed the connection without EXIT (ASE's server ends so; a failed one too)"))
     }
