@@ -76,11 +76,26 @@ public enum AtomicFile {
     }
 
     public static func write(_ text: String, to path: String) throws {
-        try checkWritable(path)
+        try writeAll([(text, path)])
+    }
+
+    /// Writes every file or none: each is renamed into place only after the ones after it are,
+    /// so that one that cannot be created (an SVG under `/proc`, which reports itself writable to
+    /// root) leaves the others as they were, instead of a new CSV beside no plot.
+    public static func writeAll(_ files: [(text: String, path: String)]) throws {
+        for file in files { try checkWritable(file.path) }
+        try writeNested(files[...])
+    }
+
+    private static func writeNested(_ files: ArraySlice<(text: String, path: String)>) throws {
+        guard let (text, path) = files.first else { return }
         do {
             try replacingFile(at: path, temporarySuffix: ".tmp-\(getpid())") { temporary in
                 try text.write(toFile: temporary, atomically: false, encoding: .utf8)
+                try writeNested(files.dropFirst())
             }
+        } catch let e as AnalysisError {
+            throw e
         } catch let e as TrajectoryError {
             throw AnalysisError(e.description)
         } catch {

@@ -105,8 +105,7 @@ struct TrajectoryInputOptions: ParsableArguments {
                 throw InputError("\(csv): not written: column '\(column.header)' is \(column.values[row]) at row \(row + 1) (the result overflowed; check --frame-dt-fs, --temperature-K and the trajectory's numbers)")
             }
         }
-        try AtomicFile.write(table.csv(), to: csv)
-        if let svg { try AtomicFile.write(plot.render(), to: svg) }
+        try AtomicFile.writeAll([(table.csv(), csv)] + (svg.map { [(plot.render(), $0)] } ?? []))
     }
 
     /// The first two columns of a CSV with a header line, as a plot series.

@@ -70,8 +70,7 @@ struct AnalyzeThermo: ParsableCommand {
             return SVGPlot(title: "\(plot) — \(URL(fileURLWithPath: log).lastPathComponent)",
                            xLabel: "time (fs)", yLabel: plot, series: [.init(label: plot, x: x, y: y)])
         }
-        try AtomicFile.write(ThermoAverage.csv(averages), to: csv)
-        if let svg, let chart { try AtomicFile.write(chart.render(), to: svg) }
+        try AtomicFile.writeAll([(ThermoAverage.csv(averages), csv)] + (svg.flatMap { path in chart.map { [($0.render(), path)] } } ?? []))
         print("\(table.rowCount) rows of \(log), \(blocks) blocks")
         for a in averages {
             let err = a.standardError.map { String(format: " ± %.4g", $0) } ?? ""

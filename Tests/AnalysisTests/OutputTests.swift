@@ -22,6 +22,28 @@ final class OutputTests: XCTestCase {
         XCTAssertEqual(try fm.contentsOfDirectory(atPath: dir + "/elsewhere"), ["out.csv"], "no temporary file left")
     }
 
+    /// A table and its plot are written together or not at all: a plot that cannot be created
+    /// (here its temporary name is taken by a directory; under `/proc` as root the same) left a
+    /// new table beside an old plot.
+    func testATableAndItsPlotAreWrittenTogetherOrNotAtAll() throws {
+        let fm = FileManager.default
+        let dir = fm.temporaryDirectory.appendingPathComponent("atomic-pair-\(UUID().uuidString)").path
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(atPath: dir) }
+        try AtomicFile.writeAll([("old table\n", dir + "/t.csv"), ("old plot\n", dir + "/t.svg")])
+        try fm.createDirectory(atPath: dir + "/t.svg.tmp-\(getpid())", withIntermediateDirectories: false)
+        XCTAssertThrowsError(try AtomicFile.writeAll([("new table\n", dir + "/t.csv"), ("new plot\n", dir + "/t.svg")])) { error in
+            XCTAssertTrue("\(error)".contains("t.svg"), "\(error)")
+        }
+        XCTAssertEqual(try String(contentsOfFile: dir + "/t.csv", encoding: .utf8), "old table\n")
+        XCTAssertEqual(try String(contentsOfFile: dir + "/t.svg", encoding: .utf8), "old plot\n")
+        try? fm.removeItem(atPath: dir + "/t.svg.tmp-\(getpid())")  // the failed write has removed it already
+        XCTAssertEqual(Set(try fm.contentsOfDirectory(atPath: dir)), ["t.csv", "t.svg"], "no temporary file left")
+        try AtomicFile.writeAll([("new table\n", dir + "/t.csv"), ("new plot\n", dir + "/t.svg")])
+        XCTAssertEqual(try String(contentsOfFile: dir + "/t.csv", encoding: .utf8), "new table\n")
+        XCTAssertEqual(try String(contentsOfFile: dir + "/t.svg", encoding: .utf8), "new plot\n")
+    }
+
     func testCSVHeaderNamesUnitsAndValuesRoundTrip() throws {
         let x = (0..<50).map { Double($0) * 4.1695 }
         let y = x.map { exp(-$0 / 70) * 1.234567890123e-3 }
