@@ -78,11 +78,7 @@ extension PotentialSettings: CustomStringConvertible {
         case .harmonic(let h): return "harmonic \(h.bonds.count) bonds, \(h.restraints.count) restraints"
         case .eninet(let e): return "eninet \(e.modelPath) (\(e.precision.rawValue)), skin \(e.skinA) A"
         case .external(let x): return "external '\(x.command)' in \(x.workingDirectory), timeout \(x.timeoutS) s"
-        case .ipi(let i):
-            switch i.address {
-            case .unix(let name): return "ipi client at unix:\(name) (/tmp/ipi_\(name)), timeout \(i.timeoutS) s"
-            case .tcp(let host, let port): return "ipi client at \(host):\(port), timeout \(i.timeoutS) s"
-            }
+        case .ipi(let i): return "ipi client at \(i.address), timeout \(i.timeoutS) s"
         case .sum(let terms): return "sum of " + terms.map { "[\($0.description)]" }.joined(separator: " + ")
         }
     }
@@ -227,11 +223,18 @@ public struct ExternalSettings: Equatable, Sendable {
 
 /// A force code connected over the i-PI socket protocol (``Potentials/SocketPotential``).
 public struct IPISettings: Equatable, Sendable {
-    public enum Address: Equatable, Sendable {
+    public enum Address: Equatable, Sendable, CustomStringConvertible {
         /// `unix:NAME`: the socket `/tmp/ipi_NAME`, where i-PI clients look for it.
         case unix(name: String)
         /// `HOST:PORT`: TCP on `localhost`, a numeric IPv4 address, or `*` (every address).
         case tcp(host: String, port: Int)
+
+        public var description: String {
+            switch self {
+            case .unix(let name): return "unix:\(name) (/tmp/ipi_\(name))"
+            case .tcp(let host, let port): return "\(host):\(port)"
+            }
+        }
     }
 
     public var address: Address

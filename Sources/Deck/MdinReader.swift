@@ -374,12 +374,12 @@ final class MdinReader {
         case value(String)   // raw literal text: number, quoted string, logical
     }
 
-    /// Splits the file into title and namelist entries (in file order).
     /// `key(i) = value`: Fortran namelists allow it; this reader takes whole keys only.
     private static func arrayElement(_ written: String, file: String, line: Int) -> DeckError {
         DeckError(file: file, line: line, message: "'\(written)' is not a key name (array elements such as nstlim(1) are not read; write the key alone)")
     }
 
+    /// Splits the file into title and namelist entries (in file order).
     private func parseNamelists(_ text: String) throws -> (title: String, entries: [NamelistEntry], cntrlLine: Int) {
         // "\r\n" is one Character to Swift, which components(separatedBy: "\n") never cut: a
         // Windows mdin deck was one line, and "no &cntrl namelist group found".

@@ -114,8 +114,7 @@ enum ExternalAnswer {
         }
         let energy = try number(object["energy"], "energy")
         let forces = try rows(object["forces"], "forces", count: n)
-        let virial: Mat3
-        if let cell = configuration.cell, cell.pbc.x && cell.pbc.y && cell.pbc.z {
+        let virial = try ForceResult.answeredVirial(for: configuration, forces: forces) { cell in
             guard let value = object["stress"] else {
                 throw failure("no stress for a cell periodic along every axis (eV/Å³, ASE's sign); the pressure needs it")
             }
@@ -127,11 +126,7 @@ enum ExternalAnswer {
                 let s = try rows(value, "stress", count: 3)
                 stress = Mat3(s[0], s[1], s[2])
             }
-            virial = -cell.volume * stress
-        } else {
-            // Without a cell (or periodic along fewer axes) no pressure is logged; for a
-            // translation-invariant energy, −∂E/∂ε is Σ r ⊗ F.
-            virial = zip(configuration.positions, forces).reduce(Mat3.zero) { $0 + Mat3.outer($1.0, $1.1) }
+            return -cell.volume * stress
         }
         return ForceResult(energy: energy, forces: forces, virial: virial)
     }

@@ -97,8 +97,7 @@ public final class IPIDriver {
         guard count == atomicNumbers.count else {
             throw server.failure("sent \(count) atoms; the structure has \(atomicNumbers.count)")
         }
-        let flat = try server.doubles(3 * count, until: nil, "position").map { $0 * bohr }
-        let positions = (0..<count).map { Vec3(flat[3 * $0], flat[3 * $0 + 1], flat[3 * $0 + 2]) }
+        let positions = try server.vectors(count, until: nil, "position", times: bohr)
         let cell: Cell?
         if h.allSatisfy({ $0 == 0 }) || periodicity == .none {
             cell = nil
@@ -122,42 +121,36 @@ public final class IPIDriver {
         var message = IPIWire.header("FORCEREADY")
         message += IPIWire.bytes(of: result.energy / hartree)
         message += IPIWire.bytes(of: Int32(count))
-        message += IPIWire.bytes(of: result.forces.flatMap { [$0.x, $0.y, $0.z] }.map { $0 * bohr / hartree })
-        let (v0, v1, v2) = result.virial.rows
-        message += IPIWire.bytes(of: [v0.x, v0.y, v0.z, v1.x, v1.y, v1.z, v2.x, v2.y, v2.z].map { $0 / hartree })  // row by row, as i-PI reads it
+        message += IPIWire.bytes(of: result.forces, times: bohr / hartree)
+        message += IPIWire.bytes(of: IPIWire.rowMajor(result.virial).map { $0 / hartree })
         message += IPIWire.bytes(of: Int32(0))
         return message
     }
 
-    /// `connect` that gives up at `deadline` or on a stop request (errno ETIMEDOUT or EINTR):
-    /// a blocking one waited minutes for a host that drops packets, deaf to SIGINT.
+    /// `connect` that waits no longer than `deadline` and hears a stop request (through
+    /// ``IPIConnection/wait``): a blocking one waited minutes for a host that drops packets,
+    /// deaf to SIGINT.
     private func connectWithoutBlocking(_ descriptor: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t,
-                                        until deadline: Date) -> Int32 {
+                                        until deadline: Date, seconds: Double) throws -> Int32 {
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
         if Glibc.connect(descriptor, address, length) == 0 { return 0 }
         guard errno == EINPROGRESS else { return -1 }
-        while true {
-            if stopRequested() { errno = EINTR; return -1 }
-            let left = deadline.timeIntervalSinceNow
-            guard left > 0 else { errno = ETIMEDOUT; return -1 }
-            var entry = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
-            let ready = poll(&entry, 1, Int32(min(left, 0.05) * 1000) + 1)
-            if ready < 0 && errno != EINTR { return -1 }
-            guard ready > 0 else { continue }
-            var failure: Int32 = 0
-            var size = socklen_t(MemoryLayout<Int32>.size)
-            guard getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &failure, &size) == 0 else { return -1 }
-            if failure == 0 { return 0 }
-            errno = failure
-            return -1
-        }
+        try IPIConnection.wait(descriptor, for: Int16(POLLOUT), until: deadline, allowed: seconds, peer: "ipi server at \(self.address)",
+                               waitingFor: "connection", stopRequested: stopRequested)
+        var failure: Int32 = 0
+        var size = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &failure, &size) == 0 else { return -1 }
+        errno = failure
+        return failure == 0 ? 0 : -1
     }
 
     private func connect(within seconds: Double) throws -> IPIConnection {
         let deadline = Date().addingTimeInterval(seconds)
         while true {
             do {
-                let descriptor = try IPIWire.openSocket(for: address) { connectWithoutBlocking($0, $1, $2, until: deadline) }
+                let descriptor = try IPIWire.openSocket(for: address) {
+                    try connectWithoutBlocking($0, $1, $2, until: deadline, seconds: seconds)
+                }
                 return IPIConnection(descriptor: descriptor, peer: "ipi server at \(address)", timeout: nil, stopRequested: stopRequested)
             } catch let error as IPIWire.CallFailure {
                 if stopRequested() { throw EvaluationStopped("ipi: stopped on request while connecting to \(address)") }

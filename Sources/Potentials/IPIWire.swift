@@ -62,6 +62,21 @@ enum IPIWire {
 
     static func bytes<T>(of value: T) -> [UInt8] { withUnsafeBytes(of: value) { Array($0) } }
     static func bytes(of values: [Double]) -> [UInt8] { values.withUnsafeBytes { Array($0) } }
+    /// Positions or forces as the wire holds them: x, y, z of each in turn, times `scale`.
+    static func bytes(of vectors: [Vec3], times scale: Double) -> [UInt8] {
+        bytes(of: vectors.flatMap { [$0.x * scale, $0.y * scale, $0.z * scale] })
+    }
+
+    /// A virial row by row, as i-PI reads it and its Fortran drivers write it (ASE's client
+    /// writes the transpose; a virial is symmetric for any energy that turns with the system).
+    static func rowMajor(_ m: Mat3) -> [Double] {
+        let (a, b, c) = m.rows
+        return [a.x, a.y, a.z, b.x, b.y, b.z, c.x, c.y, c.z]
+    }
+
+    static func fromRowMajor(_ values: [Double]) -> Mat3 {
+        Mat3(Vec3(values[0], values[1], values[2]), Vec3(values[3], values[4], values[5]), Vec3(values[6], values[7], values[8]))
+    }
 
     /// The cell `h` (lattice vectors as columns) and its inverse, row by row, in Å and 1/Å;
     /// zeros for no cell, as ASE's server sends for a molecule.
@@ -72,20 +87,16 @@ enum IPIWire {
     }
 
     /// `m` column by column (`h` from a matrix whose rows are the lattice vectors).
-    static func columnMajor(_ m: Mat3) -> [Double] {
-        let (a, b, c) = m.rows
-        return [a.x, b.x, c.x, a.y, b.y, c.y, a.z, b.z, c.z]
-    }
+    static func columnMajor(_ m: Mat3) -> [Double] { rowMajor(m.transposed) }
 
     /// The matrix whose columns are `values` in threes (the inverse of ``columnMajor(_:)``).
-    static func fromColumnMajor(_ values: [Double]) -> Mat3 {
-        Mat3(Vec3(values[0], values[3], values[6]), Vec3(values[1], values[4], values[7]), Vec3(values[2], values[5], values[8]))
-    }
+    static func fromColumnMajor(_ values: [Double]) -> Mat3 { fromRowMajor(values).transposed }
 
     struct CallFailure: Error { let reason: String }
 
-    /// A stream socket for `address` on which `call` (bind or connect) succeeded.
-    static func openSocket(for address: SocketAddress, _ call: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32) throws -> Int32 {
+    /// A stream socket for `address` on which `call` (bind or connect) returned 0; closed when
+    /// it did not, or threw.
+    static func openSocket(for address: SocketAddress, _ call: (Int32, UnsafePointer<sockaddr>, socklen_t) throws -> Int32) throws -> Int32 {
         func attempt<Address>(_ family: Int32, _ socketAddress: Address) throws -> Int32 {
             // Close-on-exec: an external program of a sum would otherwise inherit the socket and,
             // left running in the background, hold the port after the run.
@@ -97,8 +108,14 @@ enum IPIWire {
                 setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
             }
             var copy = socketAddress
-            let status = withUnsafePointer(to: &copy) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(descriptor, $0, socklen_t(MemoryLayout<Address>.size)) }
+            let status: Int32
+            do {
+                status = try withUnsafePointer(to: &copy) {
+                    try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { try call(descriptor, $0, socklen_t(MemoryLayout<Address>.size)) }
+                }
+            } catch {
+                close(descriptor)
+                throw error
             }
             guard status == 0 else {
                 let reason = String(cString: strerror(errno))
@@ -218,9 +235,15 @@ struct IPIConnection {
 
     func doubles(_ count: Int, until deadline: Date?, _ what: String) throws -> [Double] {
         let raw = try bytes(8 * count, until: deadline)
-        let values = (0..<count).map { i in raw.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8 * i, as: Double.self) } }
+        let values = raw.withUnsafeBytes { buffer in (0..<count).map { buffer.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self) } }
         guard values.allSatisfy(\.isFinite) else { throw failure("sent a non-finite \(what)") }
         return values
+    }
+
+    /// `count` positions or forces, times `scale`.
+    func vectors(_ count: Int, until deadline: Date?, _ what: String, times scale: Double) throws -> [Vec3] {
+        let flat = try doubles(3 * count, until: deadline, what)
+        return (0..<count).map { Vec3(flat[3 * $0], flat[3 * $0 + 1], flat[3 * $0 + 2]) * scale }
     }
 
     /// Polls in slices of 50 ms, so that a stop request is seen while the peer computes.

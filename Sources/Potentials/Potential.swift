@@ -22,6 +22,18 @@ public struct ForceResult: Sendable {
     }
 }
 
+extension ForceResult {
+    /// The virial of an answer from another code (``ExternalPotential``, ``SocketPotential``):
+    /// the code's own for a cell periodic along every axis (`reported`, which throws when the
+    /// code sent none), else Σ r ⊗ F, −∂E/∂ε for a translation-invariant energy (no pressure is
+    /// logged without such a cell).
+    static func answeredVirial(for configuration: Configuration, forces: [Vec3],
+                               reported: (Cell) throws -> Mat3) rethrows -> Mat3 {
+        if let cell = configuration.cell, cell.pbc == .all { return try reported(cell) }
+        return zip(configuration.positions, forces).reduce(Mat3.zero) { $0 + Mat3.outer($1.0, $1.1) }
+    }
+}
+
 /// Errors a potential reports: bad parameters, unsupported systems, non-finite results.
 public struct PotentialError: Error, CustomStringConvertible {
     public let description: String

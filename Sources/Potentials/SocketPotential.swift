@@ -106,7 +106,7 @@ public final class SocketPotential: Potential {
         frame += IPIWire.bytes(of: h.map { $0 / bohr })
         frame += IPIWire.bytes(of: inverse.map { $0 * bohr })
         frame += IPIWire.bytes(of: Int32(n))
-        frame += IPIWire.bytes(of: configuration.positions.flatMap { [$0.x / bohr, $0.y / bohr, $0.z / bohr] })
+        frame += IPIWire.bytes(of: configuration.positions, times: 1 / bohr)
         try client.sendAll(frame, until: deadline)
 
         status = try askStatus()
@@ -117,21 +117,13 @@ public final class SocketPotential: Potential {
         let energy = try client.doubles(1, until: deadline, "energy")[0] * hartree
         let count = try client.int32(until: deadline)
         guard count == n else { throw client.failure("sent forces for \(count) atoms; the configuration has \(n)") }
-        let flat = try client.doubles(3 * n, until: deadline, "force").map { $0 * hartree / bohr }
-        let forces = (0..<n).map { Vec3(flat[3 * $0], flat[3 * $0 + 1], flat[3 * $0 + 2]) }
+        let forces = try client.vectors(n, until: deadline, "force", times: hartree / bohr)
         let wire = try client.doubles(9, until: deadline, "virial").map { $0 * hartree }
         let extra = try client.int32(until: deadline)
         guard extra >= 0, extra < 1 << 26 else { throw client.failure("announced \(extra) bytes of extra data") }
         _ = try client.bytes(Int(extra), until: deadline)
 
-        let virial: Mat3
-        if let cell = configuration.cell, cell.pbc.x && cell.pbc.y && cell.pbc.z {
-            // Row by row, as i-PI reads it and its Fortran drivers write it (ASE's client writes
-            // the transpose; a virial is symmetric for any energy that turns with the system).
-            virial = Mat3(Vec3(wire[0], wire[1], wire[2]), Vec3(wire[3], wire[4], wire[5]), Vec3(wire[6], wire[7], wire[8]))
-        } else {
-            virial = zip(configuration.positions, forces).reduce(Mat3.zero) { $0 + Mat3.outer($1.0, $1.1) }
-        }
+        let virial = ForceResult.answeredVirial(for: configuration, forces: forces) { _ in IPIWire.fromRowMajor(wire) }
         return ForceResult(energy: energy, forces: forces, virial: virial)
     }
 

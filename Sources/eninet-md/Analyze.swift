@@ -105,7 +105,9 @@ struct TrajectoryInputOptions: ParsableArguments {
                 throw InputError("\(csv): not written: column '\(column.header)' is \(column.values[row]) at row \(row + 1) (the result overflowed; check --frame-dt-fs, --temperature-K and the trajectory's numbers)")
             }
         }
-        try AtomicFile.writeAll([(table.csv(), csv)] + (svg.map { [(plot.render(), $0)] } ?? []))
+        var files = [(text: table.csv(), path: csv)]
+        if let svg { files.append((plot.render(), svg)) }
+        try AtomicFile.writeAll(files)
     }
 
     /// The first two columns of a CSV with a header line, as a plot series.

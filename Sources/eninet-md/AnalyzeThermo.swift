@@ -70,7 +70,9 @@ struct AnalyzeThermo: ParsableCommand {
             return SVGPlot(title: "\(plot) — \(URL(fileURLWithPath: log).lastPathComponent)",
                            xLabel: "time (fs)", yLabel: plot, series: [.init(label: plot, x: x, y: y)])
         }
-        try AtomicFile.writeAll([(ThermoAverage.csv(averages), csv)] + (svg.flatMap { path in chart.map { [($0.render(), path)] } } ?? []))
+        var files = [(text: ThermoAverage.csv(averages), path: csv)]
+        if let svg, let chart { files.append((chart.render(), svg)) }
+        try AtomicFile.writeAll(files)
         print("\(table.rowCount) rows of \(log), \(blocks) blocks")
         for a in averages {
             let err = a.standardError.map { String(format: " ± %.4g", $0) } ?? ""

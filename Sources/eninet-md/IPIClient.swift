@@ -40,18 +40,23 @@ struct IPIClient: ParsableCommand {
 
     @OptionGroup var threadOptions: ThreadOptions
 
-    func validate() throws {
+    /// `--address` read, or an error naming the option.
+    private func serverAddress() throws -> SocketAddress {
         guard let parsed = IPISettings.address(parsing: address) else {
             throw ValidationError("--address \(address) must be unix:NAME or HOST:PORT")
         }
         if case .tcp(let host, _) = parsed, host == "*" { throw ValidationError("--address: a client connects to one host, not *") }
+        return RunSetup.socketAddress(parsed)
+    }
+
+    func validate() throws {
+        _ = try serverAddress()
         guard connectTimeout > 0, connectTimeout.isFinite else { throw ValidationError("--connect-timeout must be positive") }
     }
 
     func run() throws {
         threadOptions.apply()
-        // validate() has parsed it already; the optional is only unwrapped here.
-        guard let parsed = IPISettings.address(parsing: address) else { throw ValidationError("--address \(address) must be unix:NAME or HOST:PORT") }
+        let server = try serverAddress()
         guard let first = try StructureFile.read(path: structure).first else { throw InputError("\(structure): no frame") }
         let potential = try RunSetup.eninetPotential(ENINetSettings(modelPath: model, precision: double ? .double : .float))
         // The structure itself first: an element the model does not know, or coinciding atoms,
@@ -64,16 +69,16 @@ struct IPIClient: ParsableCommand {
         }
         StopSignal.install()
         defer { StopSignal.uninstall() }
-        let driver = IPIDriver(address: RunSetup.socketAddress(parsed), potential: potential, atomicNumbers: first.atomicNumbers,
+        let driver = IPIDriver(address: server, potential: potential, atomicNumbers: first.atomicNumbers,
                                periodicity: molecule ? .none : first.cell?.pbc ?? .all, structureHasCell: molecule || first.cell != nil,
                                warn: { printError("warning: \($0)") }, stopRequested: { StopSignal.requested })
         let ending = try driver.run(connectTimeout: connectTimeout)
         // Something listening there that is no i-PI server (a wrong port, a proxy) accepts and
         // closes: not a finished run.
         if ending.answered == 0 && !ending.serverSentExit {
-            throw InputError("ipi server at \(RunSetup.socketAddress(parsed)): closed the connection before asking for anything (is it an i-PI server?)")
+            throw InputError("ipi server at \(server): closed the connection before asking for anything (is it an i-PI server?)")
         }
-        let answered = "answered \(ending.answered) evaluation\(ending.answered == 1 ? "" : "s") for \(RunSetup.socketAddress(parsed))"
+        let answered = "answered \(ending.answered) evaluation\(ending.answered == 1 ? "" : "s") for \(server)"
         print("ipi-client: " + answered + (ending.serverSentExit ? "" : "; the server closed the connection without EXIT (ASE's server ends so; a failed one too)"))
     }
 }

@@ -27,14 +27,15 @@ func printError(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))
 }
 
-/// A run ended early on request; the files needed to continue it are written.
 extension InputError {
-    /// A stop that abandoned the starting forces (an external program's): nothing is written.
+    /// A stop that abandoned the starting forces (an external program's or an i-PI client's):
+    /// nothing is written.
     static var stoppedInStartingForces: InputError {
         InputError("stopped by \(StopSignal.cause) while computing the starting forces; nothing was written")
     }
 }
 
+/// A run ended early on request; the files needed to continue it are written.
 struct RunStopped: Error, CustomStringConvertible {
     let signal: String, step: Int, restartPath: String?
     var description: String {
@@ -48,8 +49,9 @@ struct Run: ParsableCommand {
         discussion: """
         Writes the thermodynamic log, an AMBER NetCDF trajectory and restart files as the deck's
         [output] table asks. SIGINT or SIGTERM stop the run at the end of the current step,
-        write the last frame and a restart, and exit non-zero; an external program still
-        computing a step's forces is stopped, and the run ends after the step before. With
+        write the last frame and a restart, and exit non-zero; an external program or i-PI
+        client still computing a step's forces is not waited for, and the run ends after the
+        step before. With
         --restart the run continues bit for bit from a restart file up to the deck's total
         number of steps.
         """)
