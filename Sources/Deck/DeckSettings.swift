@@ -51,6 +51,7 @@ extension DeckSettings {
             case .bussi(let tau): d += ", tau \(tau) fs"
             case .verlet: break
             }
+            if let b = dynamics.barostat { d += ", Monte Carlo barostat at \(b.pressureBar) bar every \(b.every) steps" }
             if let t = dynamics.initialTemperatureK { d += ", initial velocities at \(t) K" }
             d += ", seed \(dynamics.seed)" + (dynamics.seedFromClock ? " (from clock)" : "")
             lines.append(d)
@@ -375,10 +376,13 @@ public struct DynamicsSettings: Equatable, Sendable {
     public var seedFromClock: Bool
     /// Subtract the centre-of-mass velocity from the initial velocities.
     public var removeCenterOfMassMotion: Bool
+    /// Constant pressure by Monte Carlo volume moves; nil for constant volume.
+    public var barostat: BarostatSettings?
 
     public init(integrator: IntegratorSettings = .verlet, timestepFs: Double = 1.0, steps: Int = 0,
                 temperatureK: Double? = nil, initialTemperatureK: Double? = nil, seed: UInt64 = 0,
-                seedFromClock: Bool = false, removeCenterOfMassMotion: Bool = true) {
+                seedFromClock: Bool = false, removeCenterOfMassMotion: Bool = true, barostat: BarostatSettings? = nil) {
+        self.barostat = barostat
         self.integrator = integrator
         self.timestepFs = timestepFs
         self.steps = steps
@@ -387,6 +391,19 @@ public struct DynamicsSettings: Equatable, Sendable {
         self.seed = seed
         self.seedFromClock = seedFromClock
         self.removeCenterOfMassMotion = removeCenterOfMassMotion
+    }
+}
+
+/// The Monte Carlo barostat of `[dynamics]`: `barostat = "montecarlo"`, `pressure_bar`, `barostat_every`.
+public struct BarostatSettings: Equatable, Sendable {
+    /// Target pressure (bar).
+    public var pressureBar: Double
+    /// Steps between volume moves.
+    public var every: Int
+
+    public init(pressureBar: Double, every: Int = 25) {
+        self.pressureBar = pressureBar
+        self.every = every
     }
 }
 

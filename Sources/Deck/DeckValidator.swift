@@ -62,6 +62,7 @@ struct DeckValidator {
 
     static let potentialTypes = ["lj", "morse", "harmonic", "eninet", "external", "ipi", "sum"]
     static let integrators = ["verlet", "langevin", "bussi"]
+    static let barostats = ["none", "montecarlo"]
 
     mutating func validate(_ root: TOMLTable, format: DeckFormat, deckPath: String) throws -> DeckSettings {
         let top = TableReader(table: root, name: "", context: context)
@@ -258,7 +259,7 @@ struct DeckValidator {
 
     private mutating func readDynamics(_ t: TableReader, required: Bool) throws -> DynamicsSettings {
         try t.checkKeys(["integrator", "timestep_fs", "steps", "temperature_K", "friction_per_ps", "tau_fs",
-                         "initial_temperature_K", "seed", "remove_com_motion"])
+                         "initial_temperature_K", "seed", "remove_com_motion", "barostat", "pressure_bar", "barostat_every"])
         let integratorName = try t.field("integrator")?.choice(Self.integrators) ?? "verlet"
         let timestep = try (required ? t.required("timestep_fs") : t.field("timestep_fs"))?.positive() ?? 1.0
         let steps = try (required ? t.required("steps") : t.field("steps"))?.nonNegativeInteger() ?? 0
@@ -307,7 +308,28 @@ struct DeckValidator {
         let removeCOM = try t.field("remove_com_motion")?.bool() ?? true
         return DynamicsSettings(integrator: integrator, timestepFs: timestep, steps: steps, temperatureK: temperature,
                                 initialTemperatureK: initialTemperature, seed: seed, seedFromClock: fromClock,
-                                removeCenterOfMassMotion: removeCOM)
+                                removeCenterOfMassMotion: removeCOM, barostat: try readBarostat(t, integrator: integratorName))
+    }
+
+    private func readBarostat(_ t: TableReader, integrator: String) throws -> BarostatSettings? {
+        let kind = try t.field("barostat")?.choice(Self.barostats) ?? "none"
+        let pressureField = t.field("pressure_bar"), everyField = t.field("barostat_every")
+        guard kind == "montecarlo" else {
+            if let f = pressureField ?? everyField {
+                throw f.error("key \(f.displayName) has no effect without barostat = \"montecarlo\"")
+            }
+            return nil
+        }
+        if integrator == "verlet", let f = t.field("barostat") {
+            throw f.error("key \(f.displayName) = \"montecarlo\" needs a thermostat: integrator = \"langevin\" or \"bussi\" (its temperature_K is the barostat's)")
+        }
+        let pressure = try t.required("pressure_bar", because: "barostat = \"montecarlo\" needs a target").number()
+        var every = 25
+        if let f = everyField {
+            every = try f.integer()
+            guard every >= 1 else { throw f.invalid("must be a positive number of steps") }
+        }
+        return BarostatSettings(pressureBar: pressure, every: every)
     }
 
     private func unused(_ f: DeckField, _ integrator: String) -> DeckError {

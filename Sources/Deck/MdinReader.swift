@@ -47,8 +47,8 @@ final class MdinReader {
     /// AMBER keys that change nothing here; accepted with a warning.
     static let ignoredKeys: Set<String> = [
         "ntx", "irest", "ntxo", "ioutfm", "iwrap", "ntwe", "ntave", "ntb", "nscm", "ntmin", "ncyc", "drms",
-        "ntrx", "ntwprt", "idecomp", "pres0", "taup", "barostat", "tol", "jfastw", "vlimit", "ntf",
-        "ntc", "ntp", "igb", "ntr", "nmropt", "iphmd", "icnstph", "ifqnt",
+        "ntrx", "ntwprt", "idecomp", "taup", "tol", "jfastw", "vlimit", "ntf",
+        "ntc", "igb", "ntr", "nmropt", "iphmd", "icnstph", "ifqnt",
     ]
 
     private static let minimiser = "the minimiser is FIRE, stopped by fmax_eV_per_A in &eninetmd"
@@ -61,13 +61,13 @@ final class MdinReader {
         "iwrap": "coordinates are always written unwrapped",
         "ntmin": minimiser, "ncyc": minimiser, "drms": minimiser,
         "ntx": restartFlag, "irest": restartFlag,
+        "taup": "it is the Berendsen barostat's; the Monte Carlo barostat (barostat = 2) has none",
     ]
 
     /// Ignored keys that would change the physics unless they hold this value.
     static let requiredValues: [String: (value: Int64, reason: String)] = [
         "ntc": (1, "SHAKE constraints are not supported; use ntc = 1 with a smaller dt"),
         "ntf": (1, "force omission with SHAKE is not supported; use ntf = 1"),
-        "ntp": (0, "constant-pressure dynamics is not supported; use ntp = 0"),
         "igb": (0, "implicit solvent is not supported; use igb = 0"),
         "ntr": (0, "AMBER positional restraints are not supported; use a harmonic potential in a TOML deck"),
         "nmropt": (0, "NMR restraints and weight changes are not supported; use nmropt = 0"),
@@ -77,6 +77,7 @@ final class MdinReader {
     ]
 
     static let cntrlKeys = ["imin", "nstlim", "dt", "ntt", "gamma_ln", "temp0", "tempi", "ig", "tautp",
+                            "ntp", "barostat", "pres0", "mcbarint",
                             "ntpr", "ntwx", "ntwv", "ntwf", "ntwr", "cut", "maxcyc"]
 
     /// `&eninetmd` key (lower case) → canonical key.
@@ -147,7 +148,8 @@ final class MdinReader {
         }
         // AMBER reads the dynamics keys only when it runs dynamics: under imin = 1 they are
         // ignored (with a word), not checked as if an MD run were to follow.
-        let dynamicsOnly: Set = ["nstlim", "dt", "ntt", "gamma_ln", "temp0", "tempi", "ig", "tautp"]
+        let dynamicsOnly: Set = ["nstlim", "dt", "ntt", "gamma_ln", "temp0", "tempi", "ig", "tautp",
+                                 "ntp", "barostat", "pres0", "mcbarint"]
         if minimise {
             for key in dynamicsOnly.sorted() {
                 if let e = cntrl.removeValue(forKey: key) { ignored(e, "imin = 1 minimises; it is read for dynamics only") }
@@ -167,6 +169,22 @@ final class MdinReader {
             try put("dynamics.integrator", .string(integrator), from: e)
         }
         let thermostat = ntt == 3 || ntt == 11
+        // ntp = 1 with barostat = 2 is AMBER's Monte Carlo barostat, the only one here.
+        var ntp: Int64 = 0
+        if let e = cntrl["ntp"] {
+            ntp = try integer(e)
+            switch ntp {
+            case 0: break
+            case 1:
+                let barostat = try cntrl["barostat"].map(integer) ?? 1
+                guard barostat == 2 else {
+                    throw error(cntrl["barostat"] ?? e, "ntp = 1 needs barostat = 2 (Monte Carlo); barostat = 1 (Berendsen, AMBER's default) is not supported")
+                }
+                try put("dynamics.barostat", .string("montecarlo"), from: e)
+            default:
+                throw error(e, "key '\(e.written)' = \(e.text) is not supported (supported: 0 = constant volume, 1 = isotropic pressure with barostat = 2)")
+            }
+        }
         var ntwx: Int64 = 0
         if let e = cntrl["ntwx"] { ntwx = try integer(e) }
 
@@ -174,7 +192,7 @@ final class MdinReader {
             switch entry.group {
             case "cntrl":
                 if minimise && dynamicsOnly.contains(entry.key) { continue }
-                try mapCntrl(entry, ntt: ntt, ntwx: ntwx, put: put)
+                try mapCntrl(entry, ntt: ntt, ntp: ntp, ntwx: ntwx, put: put)
             case "eninetmd":
                 guard let key = MdinReader.eninetKeys[entry.key] else {
                     var message = "unknown key '\(entry.written)' in &eninetmd"
@@ -198,6 +216,10 @@ final class MdinReader {
         if ntt == 11 && cntrl["tautp"] == nil {
             putDefault("dynamics.tau_fs", .float(1000), amberKey: "tautp", text: "1.0")
         }
+        if ntp == 1 && !minimise {
+            if cntrl["pres0"] == nil { putDefault("dynamics.pressure_bar", .float(1.0), amberKey: "pres0", text: "1.0") }
+            if cntrl["mcbarint"] == nil { putDefault("dynamics.barostat_every", .integer(100), amberKey: "mcbarint", text: "100") }
+        }
         if cntrl["ntpr"] == nil { putDefault("output.log_every", .integer(50), amberKey: "ntpr", text: "50") }
         // AMBER writes no coordinates without ntwx, whatever file -x names; a trajectory named
         // in &eninetmd got the TOML deck's stride of 100 instead.
@@ -212,11 +234,17 @@ final class MdinReader {
         return root
     }
 
-    private func mapCntrl(_ e: NamelistEntry, ntt: Int64, ntwx: Int64,
+    private func mapCntrl(_ e: NamelistEntry, ntt: Int64, ntp: Int64, ntwx: Int64,
                                    put: (String, TOMLValue, NamelistEntry) throws -> Void) throws {
         switch e.key {
-        case "imin", "ntt":
+        case "imin", "ntt", "ntp":
             break
+        case "barostat":
+            if ntp != 1 { ignored(e, "only used with ntp = 1") }
+        case "pres0":
+            if ntp == 1 { try put("dynamics.pressure_bar", value(e), e) } else { ignored(e, "only used with ntp = 1") }
+        case "mcbarint":
+            if ntp == 1 { try put("dynamics.barostat_every", value(e), e) } else { ignored(e, "only used with ntp = 1") }
         case "nstlim": try put("dynamics.steps", value(e), e)
         case "dt":
             guard case .some(let dt) = number(e) else { throw error(e, "key '\(e.written)' must be a number in ps (got \(e.text))") }

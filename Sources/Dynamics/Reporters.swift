@@ -4,44 +4,58 @@ import Geometry
 /// Writes the thermodynamic log: one line per report, CSV or aligned columns.
 ///
 /// Columns: step, time_fs, potential_eV, kinetic_eV, total_eV, temperature_K, pressure_bar
-/// (empty/"-" without a fully periodic cell), conserved_eV.
+/// (empty/"-" without a fully periodic cell), conserved_eV; with `volume`, also volume_A3 and
+/// density_g_cm3 (for runs whose cell changes).
 public final class ThermoLogReporter: Reporter {
     public enum Format: Sendable { case csv, columns }
     public let stride: Int
     public let format: Format
+    /// Whether the volume and density columns are written.
+    public let volume: Bool
     private let write: (String) throws -> Void
     private var wroteHeader = false
     /// False when the lines continue a log that already has its header (a restarted run).
     public var writesHeader = true
 
     /// - Parameter write: receives each line including its newline (a file, stdout, a buffer).
-    public init(stride: Int, format: Format = .csv, write: @escaping (String) throws -> Void) {
+    public init(stride: Int, format: Format = .csv, volume: Bool = false, write: @escaping (String) throws -> Void) {
         self.stride = stride
         self.format = format
+        self.volume = volume
         self.write = write
     }
 
     public static let columns = ["step", "time_fs", "potential_eV", "kinetic_eV", "total_eV",
                                  "temperature_K", "pressure_bar", "conserved_eV"]
 
+    /// The columns of a log with or without the volume and density.
+    public static func columns(volume: Bool) -> [String] {
+        volume ? columns + ["volume_A3", "density_g_cm3"] : columns
+    }
+
     public func report(_ simulation: Simulation) throws {
         if !wroteHeader {
             wroteHeader = true
             if writesHeader {
             switch format {
-            case .csv: try write(Self.columns.joined(separator: ",") + "\n")
-            case .columns: try write("#" + Self.columns.map { pad($0, 15) }.joined() + "\n")
+            case .csv: try write(Self.columns(volume: volume).joined(separator: ",") + "\n")
+            case .columns: try write("#" + Self.columns(volume: volume).map { pad($0, 15) }.joined() + "\n")
             }
             }
         }
         let t = simulation.thermo
-        let fields: [String] = [
+        let missing = format == .csv ? "" : "-"
+        var fields: [String] = [
             String(t.step), String(format: "%.4f", t.time),
             String(format: "%.10g", t.potentialEnergy), String(format: "%.10g", t.kineticEnergy),
             String(format: "%.10g", t.totalEnergy), String(format: "%.6g", t.temperature),
-            t.pressure.map { String(format: "%.6g", $0) } ?? (format == .csv ? "" : "-"),
+            t.pressure.map { String(format: "%.6g", $0) } ?? missing,
             String(format: "%.10g", t.conservedEnergy),
         ]
+        if volume {
+            fields.append(t.volume.map { String(format: "%.8g", $0) } ?? missing)
+            fields.append(t.density.map { String(format: "%.6g", $0) } ?? missing)
+        }
         switch format {
         case .csv: try write(fields.joined(separator: ",") + "\n")
         case .columns: try write(" " + fields.map { pad($0, 15) }.joined() + "\n")

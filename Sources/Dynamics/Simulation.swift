@@ -30,6 +30,10 @@ public struct ThermoSample: Sendable {
     public var temperature: Double
     /// (2K + tr W)/(3V) in bar for a cell periodic along all three axes, else nil.
     public var pressure: Double?
+    /// Cell volume (Å³) for a cell periodic along all three axes, else nil.
+    public var volume: Double?
+    /// Mass density (g/cm³) for a cell periodic along all three axes, else nil.
+    public var density: Double?
     /// Total energy plus the heat the thermostat removed (eV): constant up to integration error.
     public var conservedEnergy: Double
 }
@@ -119,12 +123,15 @@ public final class Simulation {
     /// Current thermodynamic quantities.
     public var thermo: ThermoSample {
         let kinetic = state.kineticEnergy
-        var pressure: Double? = nil
+        var pressure: Double? = nil, volume: Double? = nil, density: Double? = nil
         if let cell = state.cell, cell.pbc.x && cell.pbc.y && cell.pbc.z {
             pressure = (2 * kinetic + forces.virial.trace) / (3 * cell.volume) * Units.barPerEVPerCubicAngstrom
+            volume = cell.volume
+            density = state.masses.reduce(0, +) * Units.gramsPerCubicCentimetrePerAmuPerCubicAngstrom / cell.volume
         }
         return ThermoSample(step: state.step, time: state.time, potentialEnergy: forces.energy, kineticEnergy: kinetic,
                             temperature: state.temperature(degreesOfFreedom: degreesOfFreedom), pressure: pressure,
+                            volume: volume, density: density,
                             conservedEnergy: forces.energy + kinetic + integrator.thermostatHeat)
     }
 

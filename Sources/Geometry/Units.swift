@@ -15,6 +15,8 @@ public enum Units {
     public static let energyPerMassVelocitySquared = 1.0 / accelerationPerForceOverMass
     /// eV/Å³ expressed in bar.
     public static let barPerEVPerCubicAngstrom = 1.602176634e-19 / 1e-30 / 1e5
+    /// Density (g/cm³) of one amu per Å³: 1.66053906660e-24 g over 1e-24 cm³.
+    public static let gramsPerCubicCentimetrePerAmuPerCubicAngstrom = 1.66053906660
     /// kcal/mol per eV (ASE's value: units.mol / units.kcal).
     public static let kcalPerMolPerEV = 23.060548012069493
     /// fs per ps.

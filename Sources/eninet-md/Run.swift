@@ -88,6 +88,9 @@ struct Run: ParsableCommand {
         try settings.output.checkWritable()
 
         let structure = try RunSetup.structure(settings)
+        if settings.dynamics.barostat != nil, structure.cell?.pbc != .all {
+            throw InputError("\(settings.system.structurePath): dynamics.barostat needs a cell periodic along a, b and c; this structure is periodic along \"\(structure.cell?.pbc ?? .none)\" (x y z)")
+        }
         // Installed before the first forces: an external program runs in a process group of its
         // own, which a terminal's Ctrl-C does not reach, so eninet-md must stay alive to stop it.
         StopSignal.install()
@@ -142,7 +145,8 @@ struct Run: ParsableCommand {
 
         // Every output a continuation changes is checked before the first is changed.
         let logContinued = restart != nil && output.logEvery > 0 && output.logPath.map { FileManager.default.fileExists(atPath: $0) } == true
-        let logRows = try logContinued ? output.logPath.flatMap { try LogFile.rowsKept(path: $0, throughStep: startStep) } : nil
+        let logVolume = settings.dynamics.barostat != nil
+        let logRows = try logContinued ? output.logPath.flatMap { try LogFile.rowsKept(path: $0, throughStep: startStep, volume: logVolume) } : nil
 
         var trajectory: TrajectoryReporter? = nil
         if let path = output.trajectoryPath, output.trajectoryEvery > 0 {
@@ -182,12 +186,12 @@ struct Run: ParsableCommand {
             if let logRows { try LogFile.replace(path: path, with: logRows) }
             let file = try LogFile(path: path, append: restart != nil)
             logFile = file
-            let reporter = ThermoLogReporter(stride: output.logEvery, format: .csv, write: { try file.write($0) })
+            let reporter = ThermoLogReporter(stride: output.logEvery, format: .csv, volume: logVolume, write: { try file.write($0) })
             reporter.writesHeader = !logContinued
             simulation.addReporter(reporter)
         }
         if !quiet && output.logEvery > 0 {
-            simulation.addReporter(ThermoLogReporter(stride: output.logEvery, format: .columns, write: { print($0.hasSuffix("\n") ? String($0.dropLast()) : $0) }))
+            simulation.addReporter(ThermoLogReporter(stride: output.logEvery, format: .columns, volume: logVolume, write: { print($0.hasSuffix("\n") ? String($0.dropLast()) : $0) }))
         }
         // The restart comes after the trajectory frame and the log row of its step: a run killed
         // between them leaves an older restart, whose continuation cuts the newer frame and row
@@ -216,6 +220,11 @@ struct Run: ParsableCommand {
         try trajectory?.close()
         try restartWriter?.write(simulation)
         _ = logFile
+        if !quiet, let barostat = simulation.integrator as? MonteCarloBarostat, barostat.attempts > 0 {
+            let percent = 100 * Double(barostat.acceptances) / Double(barostat.attempts)
+            print(String(format: "# barostat: %d of %d volume moves accepted (%.0f %%); moves now change the volume by up to %.3g %%",
+                         barostat.acceptances, barostat.attempts, percent, 100 * (exp(barostat.maximumLogVolumeChange) - 1)))
+        }
         if let path = output.finalStructurePath {
             let s = simulation.state
             var final = structure

@@ -99,20 +99,20 @@ final class LogFile {
     /// steps stay. A file whose first line is not this program's header (another program's
     /// CSV, an empty file) is refused: rows appended to it made a table nothing could read.
     /// Only reads, so that a continuation checks every output before it changes one.
-    static func rowsKept(path: String, throughStep step: Int) throws -> String? {
+    static func rowsKept(path: String, throughStep step: Int, volume: Bool = false) throws -> String? {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw InputError("\(path): cannot read the log to continue it (\(error.localizedDescription))")
         }
         let lines = text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" })
-        let header = ThermoLogReporter.columns.joined(separator: ",")
+        let header = ThermoLogReporter.columns(volume: volume).joined(separator: ",")
         guard let first = lines.first, first == header else {
             let found = lines.first.map { "'\($0.prefix(60))'" } ?? "nothing (an empty file)"
             throw InputError("\(path): the log to continue starts with \(found), not this program's header '\(header)'; give another output.log")
         }
         // A row cut short by a kill has fewer fields than the header: dropped, so that the
         // continuation's first row does not run on from it.
-        let fields = ThermoLogReporter.columns.count
+        let fields = ThermoLogReporter.columns(volume: volume).count
         let kept = lines.enumerated().filter { index, line in
             guard index > 0 else { return true }
             let cells = line.split(separator: ",", omittingEmptySubsequences: false)

@@ -195,6 +195,13 @@ enum RunSetup {
 
     /// `degreesOfFreedom`: the count the thermostat aims at, when not the integrator's own.
     static func integrator(_ d: DynamicsSettings, degreesOfFreedom: Int?) throws -> any Integrator {
+        let thermostat = try thermostat(d, degreesOfFreedom: degreesOfFreedom)
+        guard let b = d.barostat else { return thermostat }
+        return try MonteCarloBarostat(thermostat: thermostat, pressure: b.pressureBar, temperature: d.temperatureK ?? 0,
+                                      interval: b.every, seed: d.seed)
+    }
+
+    private static func thermostat(_ d: DynamicsSettings, degreesOfFreedom: Int?) throws -> any Integrator {
         switch d.integrator {
         case .verlet:
             return try VelocityVerlet(timestep: d.timestepFs)

@@ -41,7 +41,7 @@ func argonDeck(dynamics: String, output: String) -> String {
 final class ExactRestartTests: XCTestCase {
     /// Issue 3, point 3: N steps in one go, and N/2 steps then a continuation from the
     /// restart, end in bitwise-identical positions and velocities (and trajectories).
-    func checkExactContinuation(dynamics: String) throws {
+    static func checkExactContinuation(dynamics: String) throws {
         let output = """
         log_every = 0
         trajectory = "out/t.nc"
@@ -93,7 +93,7 @@ final class ExactRestartTests: XCTestCase {
     }
 
     func testLangevinContinuesBitForBit() throws {
-        try checkExactContinuation(dynamics: """
+        try Self.checkExactContinuation(dynamics: """
         integrator = "langevin"
         timestep_fs = 2.0
         steps = 400
@@ -133,7 +133,7 @@ final class ExactRestartTests: XCTestCase {
     }
 
     func testBussiContinuesBitForBit() throws {
-        try checkExactContinuation(dynamics: """
+        try Self.checkExactContinuation(dynamics: """
         integrator = "bussi"
         timestep_fs = 2.0
         steps = 400
@@ -142,6 +142,82 @@ final class ExactRestartTests: XCTestCase {
         initial_temperature_K = 120
         seed = 12
         """)
+    }
+}
+
+/// `[dynamics] barostat = "montecarlo"` through `eninet-md run`: exact continuation, the log's
+/// volume and density, the trajectory's cell per frame, and a structure it cannot apply to.
+final class BarostatRunTests: XCTestCase {
+    private let npt = """
+    integrator = "langevin"
+    timestep_fs = 4.0
+    steps = 400
+    temperature_K = 60.0
+    friction_per_ps = 5.0
+    initial_temperature_K = 60
+    seed = 13
+    barostat = "montecarlo"
+    pressure_bar = 3000
+    barostat_every = 4
+    """
+
+    func testAMonteCarloBarostatContinuesBitForBit() throws {
+        try ExactRestartTests.checkExactContinuation(dynamics: npt)
+    }
+
+    /// The log gains volume_A3 and density_g_cm3; each trajectory frame carries the cell of its
+    /// step (the log's volume), and a log continued from a restart reads as the uninterrupted one.
+    func testTheLogAndTrajectoryFollowTheCell() throws {
+        let output = """
+        log = "out/npt.csv"
+        log_every = 20
+        trajectory = "out/npt.nc"
+        trajectory_every = 20
+        restart = "out/npt.ncrst"
+        """
+        let dir = try RunDirectory(deck: argonDeck(dynamics: npt, output: output))
+        defer { dir.remove() }
+        let deck = dir.path("deck.toml")
+        var result = try CLI.run(["run", deck])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("# barostat: "), result.stdout)
+        let log = try String(contentsOfFile: dir.path("out/npt.csv"), encoding: .utf8)
+        let rows = log.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        XCTAssertEqual(rows[0], ["step", "time_fs", "potential_eV", "kinetic_eV", "total_eV", "temperature_K",
+                                 "pressure_bar", "conserved_eV", "volume_A3", "density_g_cm3"])
+        XCTAssertEqual(rows.count, 22)
+        let volumes = rows.dropFirst().compactMap { Double($0[8]) }
+        let densities = rows.dropFirst().compactMap { Double($0[9]) }
+        XCTAssertEqual(volumes.count, 21)
+        // 108 argon atoms: 108 · 39.948 amu · 1.66054 g/cm3 per amu/A3.
+        for (v, d) in zip(volumes, densities) { XCTAssertEqual(d * v, 108 * 39.948 * 1.66053906660, accuracy: 1e-4 * d * v) }
+        XCTAssertLessThan(volumes.last ?? 0, (volumes.first ?? 0) - 30, "3 kbar should compress the crystal: \(volumes)")
+
+        let reader = try AmberTrajectoryReader(path: dir.path("out/npt.nc"))
+        defer { try? reader.close() }
+        for (index, volume) in volumes.enumerated() {
+            let cell = try XCTUnwrap(try reader.cellOfFrame(index))
+            XCTAssertEqual(cell.volume, volume, accuracy: 1e-6 * volume, "frame \(index)")
+        }
+
+        // A continuation from step 200 rewrites the rows after it exactly.
+        try FileManager.default.copyItem(atPath: dir.path("out/npt.csv"), toPath: dir.path("whole.csv"))
+        try FileManager.default.removeItem(atPath: dir.path("out"))
+        result = try CLI.run(["run", deck, "--quiet", "--steps", "200"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        result = try CLI.run(["run", deck, "--quiet", "--restart", dir.path("out/npt.ncrst")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(try String(contentsOfFile: dir.path("out/npt.csv"), encoding: .utf8), log)
+    }
+
+    func testAStructureWithoutAFullyPeriodicCellIsRefused() throws {
+        let dir = try RunDirectory(deck: argonDeck(dynamics: npt, output: "log_every = 0").replacingOccurrences(of: "argon108.extxyz", with: "pair.xyz"))
+        defer { dir.remove() }
+        try "2\npair\nAr 0 0 0\nAr 0 0 3.8\n".write(toFile: dir.path("pair.xyz"), atomically: true, encoding: .utf8)
+        let result = try CLI.run(["run", dir.path("deck.toml")])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("pair.xyz: dynamics.barostat needs a cell periodic along a, b and c"), result.stderr)
     }
 }
 

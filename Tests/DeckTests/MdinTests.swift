@@ -100,6 +100,30 @@ final class MdinTests: XCTestCase {
         XCTAssertEqual(d.dynamics.temperatureK, 300)                 // AMBER default temp0
     }
 
+    /// ntp = 1 with barostat = 2 is AMBER's Monte Carlo barostat; pres0 and mcbarint take
+    /// AMBER's defaults (1 bar, every 100 steps) when left out.
+    func testTheMonteCarloBarostatMapsFromNtpBarostatPres0AndMcbarint() throws {
+        let s = try mdin("t\n&cntrl ntt=3, gamma_ln=2, temp0=90, ntp=1, barostat=2, pres0=250.0, mcbarint=20, taup=2.0 /\n" + eninetmd)
+        XCTAssertEqual(s.dynamics.barostat, BarostatSettings(pressureBar: 250, every: 20))
+        XCTAssertTrue(s.warnings.contains { $0.contains("'taup' ignored (it is the Berendsen barostat's") }, "\(s.warnings)")
+        let defaults = try mdin("t\n&cntrl ntt=11, ntp=1, barostat=2 /\n" + eninetmd)
+        XCTAssertEqual(defaults.dynamics.barostat, BarostatSettings(pressureBar: 1, every: 100))
+        let constantVolume = try mdin("t\n&cntrl ntt=3, gamma_ln=2, ntp=0, pres0=5 /\n" + eninetmd)
+        XCTAssertNil(constantVolume.dynamics.barostat)
+        XCTAssertTrue(constantVolume.warnings.contains { $0.contains("'pres0' ignored (only used with ntp = 1)") }, "\(constantVolume.warnings)")
+        assertMdinError("t\n&cntrl ntt=3, gamma_ln=2,\n ntp=1 /\n" + eninetmd,
+                        "test.in:3: ntp = 1 needs barostat = 2 (Monte Carlo); barostat = 1 (Berendsen, AMBER's default) is not supported")
+        assertMdinError("t\n&cntrl ntt=3, gamma_ln=2, ntp=1,\n barostat=1 /\n" + eninetmd,
+                        "test.in:3: ntp = 1 needs barostat = 2 (Monte Carlo); barostat = 1 (Berendsen, AMBER's default) is not supported")
+        assertMdinError("t\n&cntrl ntt=3, gamma_ln=2,\n ntp=2, barostat=2 /\n" + eninetmd,
+                        "test.in:3: key 'ntp' = 2 is not supported (supported: 0 = constant volume, 1 = isotropic pressure with barostat = 2)")
+        // NVE has no temperature for the acceptance test: the error names the AMBER key.
+        XCTAssertThrowsError(try mdin("t\n&cntrl ntt=0,\n ntp=1, barostat=2 /\n" + eninetmd)) {
+            XCTAssertTrue("\($0)".hasPrefix("test.in:3: key 'ntp'"), "\($0)")
+            XCTAssertTrue("\($0)".contains("needs a thermostat"), "\($0)")
+        }
+    }
+
     func testSeedFromClockAndForcesAtTrajectoryStride() throws {
         let s = try mdin("t\n&cntrl ig=-1, ntwx=10, ntwf=-1 /\n&eninetmd structure='../argon108.extxyz', potential='lj', epsilon_eV=1, sigma_A=1, cutoff_A=2.5, trajectory='t.nc' /\n")
         XCTAssertTrue(s.dynamics.seedFromClock)

@@ -141,3 +141,56 @@ final class ValidationTests: XCTestCase {
         XCTAssertEqual(s.potential.maxAtomIndex, 0)
     }
 }
+
+/// `[dynamics] barostat`: its keys, their defaults, and the combinations that mean nothing.
+final class BarostatDeckTests: XCTestCase {
+    private let base = Fixtures.path("good")
+    private let head = """
+    [system]
+    structure = "../argon108.extxyz"
+    [potential]
+    type = "lj"
+    epsilon_eV = 0.0104
+    sigma_A = 3.4
+    cutoff_A = 8.5
+    [dynamics]
+    timestep_fs = 2
+    steps = 10
+
+    """
+
+    private func load(_ text: String) throws -> DeckSettings {
+        try DeckLoader.parse(text: head + text, file: "b.toml", baseDirectory: base, format: .toml)
+    }
+
+    private func assertError(_ text: String, _ expected: String, line: UInt = #line) {
+        XCTAssertThrowsError(try load(text), line: line) { XCTAssertEqual("\($0)", expected, line: line) }
+    }
+
+    func testAMonteCarloBarostatIsReadWithItsDefaults() throws {
+        let langevin = "integrator = \"langevin\"\ntemperature_K = 90\nfriction_per_ps = 2\n"
+        let s = try load(langevin + "barostat = \"montecarlo\"\npressure_bar = -50.5\n")
+        XCTAssertEqual(s.dynamics.barostat, BarostatSettings(pressureBar: -50.5, every: 25))
+        XCTAssertTrue(s.summaryLines.contains { $0.contains("Monte Carlo barostat at -50.5 bar every 25 steps") }, "\(s.summaryLines)")
+        let every = try load("integrator = \"bussi\"\ntemperature_K = 90\ntau_fs = 100\nbarostat = \"montecarlo\"\npressure_bar = 1\nbarostat_every = 7\n")
+        XCTAssertEqual(every.dynamics.barostat, BarostatSettings(pressureBar: 1, every: 7))
+        XCTAssertNil(try load(langevin).dynamics.barostat)
+        XCTAssertNil(try load(langevin + "barostat = \"none\"\n").dynamics.barostat)
+    }
+
+    func testBarostatMistakesNameTheirKey() {
+        let langevin = "integrator = \"langevin\"\ntemperature_K = 90\nfriction_per_ps = 2\n"
+        assertError("barostat = \"montecarlo\"\npressure_bar = 1\n",
+                    "b.toml:11: key 'dynamics.barostat' = \"montecarlo\" needs a thermostat: integrator = \"langevin\" or \"bussi\" (its temperature_K is the barostat's)")
+        assertError(langevin + "barostat = \"montecarlo\"\n",
+                    "b.toml:8: [dynamics] is missing required key 'pressure_bar' (barostat = \"montecarlo\" needs a target)")
+        assertError(langevin + "pressure_bar = 1\n", "b.toml:14: key 'dynamics.pressure_bar' has no effect without barostat = \"montecarlo\"")
+        assertError(langevin + "barostat = \"none\"\nbarostat_every = 5\n", "b.toml:15: key 'dynamics.barostat_every' has no effect without barostat = \"montecarlo\"")
+        assertError(langevin + "barostat = \"montecarlo\"\npressure_bar = 1\nbarostat_every = 0\n",
+                    "b.toml:16: key 'dynamics.barostat_every' must be a positive number of steps (got 0)")
+        assertError(langevin + "barostat = \"berendsen\"\npressure_bar = 1\n",
+                    "b.toml:14: key 'dynamics.barostat' must be one of \"none\", \"montecarlo\" (got \"berendsen\")")
+        assertError(langevin + "barostat = \"montecarlo\"\npressure_bar = \"1 atm\"\n",
+                    "b.toml:15: key 'dynamics.pressure_bar' must be a number (got \"1 atm\")")
+    }
+}

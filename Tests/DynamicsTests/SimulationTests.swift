@@ -39,6 +39,8 @@ final class SimulationTests: XCTestCase {
             { try VelocityVerlet(timestep: 2) },
             { try LangevinBAOAB(timestep: 2, temperature: 200, friction: 5, seed: 99) },
             { try BussiThermostat(timestep: 2, temperature: 200, relaxationTime: 50, seed: 98) },
+            { try MonteCarloBarostat(thermostat: try LangevinBAOAB(timestep: 2, temperature: 200, friction: 5, seed: 97),
+                                     pressure: 500, temperature: 200, interval: 3, seed: 96) },
         ]
         for make in makers {
             let start = try argonCrystal(cells: 2, temperature: 150, seed: 7)
@@ -62,6 +64,11 @@ final class SimulationTests: XCTestCase {
             XCTAssertEqual(resumed.integrator.exportState(), whole.integrator.exportState(), name)
             XCTAssertEqual(resumed.thermo.conservedEnergy.bitPattern, whole.thermo.conservedEnergy.bitPattern, name)
             XCTAssertEqual(resumed.state.step, 400)
+            if let barostat = whole.integrator as? MonteCarloBarostat {
+                // The volume moved, so the continuation had a changed cell to carry.
+                XCTAssertGreaterThan(barostat.acceptances, 10)
+                XCTAssertNotEqual(whole.state.cell, start.cell)
+            }
         }
     }
 
