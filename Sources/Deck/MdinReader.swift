@@ -47,7 +47,7 @@ final class MdinReader {
     /// AMBER keys that change nothing here; accepted with a warning.
     static let ignoredKeys: Set<String> = [
         "ntx", "irest", "ntxo", "ioutfm", "iwrap", "ntwe", "ntave", "ntb", "nscm", "ntmin", "ncyc", "drms",
-        "ntrx", "ntwprt", "idecomp", "taup", "tol", "jfastw", "vlimit", "ntf",
+        "ntrx", "ntwprt", "idecomp", "taup", "comp", "tol", "jfastw", "vlimit", "ntf",
         "ntc", "igb", "ntr", "nmropt", "iphmd", "icnstph", "ifqnt",
     ]
 
@@ -62,6 +62,7 @@ final class MdinReader {
         "ntmin": minimiser, "ncyc": minimiser, "drms": minimiser,
         "ntx": restartFlag, "irest": restartFlag,
         "taup": "it is the Berendsen barostat's; the Monte Carlo barostat (barostat = 2) has none",
+        "comp": "the compressibility sets the Berendsen barostat's coupling; the Monte Carlo barostat (barostat = 2) needs none",
     ]
 
     /// Ignored keys that would change the physics unless they hold this value.
@@ -178,7 +179,8 @@ final class MdinReader {
             case 1:
                 let barostat = try cntrl["barostat"].map(integer) ?? 1
                 guard barostat == 2 else {
-                    throw error(cntrl["barostat"] ?? e, "ntp = 1 needs barostat = 2 (Monte Carlo); barostat = 1 (Berendsen, AMBER's default) is not supported")
+                    let given = barostat == 1 ? "barostat = 1 (Berendsen, AMBER's default)" : "barostat = \(barostat)"
+                    throw error(cntrl["barostat"] ?? e, "ntp = 1 needs barostat = 2 (Monte Carlo); \(given) is not supported")
                 }
                 try put("dynamics.barostat", .string("montecarlo"), from: e)
             default:

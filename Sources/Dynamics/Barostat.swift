@@ -57,6 +57,8 @@ public struct MonteCarloBarostat: Integrator {
     static let acceptanceBand = 0.25...0.75
     /// The largest δ: a move then scales the cell's edges by at most 10 %.
     static let largestLogVolumeChange = 0.3
+    /// A volume (Å³) no physical cell reaches: 1 m³. Past it the cell has run away.
+    static let largestVolume = 1e30
 
     /// - Parameters:
     ///   - thermostat: a thermostatted integrator (``LangevinBAOAB``, ``BussiThermostat``).
@@ -94,13 +96,33 @@ public struct MonteCarloBarostat: Integrator {
         let logChange = maximumLogVolumeChange * (2 * random.uniform() - 1)
         let newVolume = volume * exp(logChange)
         let scale = exp(logChange / 3)
+        // At zero or negative pressure a fluid has no equilibrium volume: said here, before the
+        // neighbour search fails on a cell whose widths overflow.
+        guard newVolume < Self.largestVolume else {
+            throw DynamicsError.stepFailed(step: state.step, reason: "the barostat's cell has grown to \(volume) A^3: at \(pressure) bar a fluid expands without bound")
+        }
         var trial = state
         trial.cell = try Cell(matrix: scale * cell.matrix, pbc: cell.pbc)
         trial.positions.withUnsafeMutableBufferPointer { x in
             for i in 0..<x.count { x[i] *= scale }
         }
         let anchors = potential.listAnchors
-        let trialForces = try potential.compute(trial.configuration)
+        func restoreLists() {
+            if (try? potential.restoreListAnchors(anchors, atomCount: state.count, cell: state.cell)) != true {
+                // Lists that cannot be given back are rebuilt from the current positions at the next step.
+                potential.invalidateCaches()
+            }
+        }
+        let trialForces: ForceResult
+        do {
+            trialForces = try potential.compute(trial.configuration)
+        } catch let stop as EvaluationStopped {
+            restoreLists()
+            throw stop
+        } catch {
+            restoreLists()
+            throw PotentialError("the barostat's trial volume \(newVolume) A^3 (from \(volume)): \(error)")
+        }
         let kT = Units.boltzmann * temperature
         let energyChange = trialForces.energy - forces.energy
         let w = energyChange + pressure / Units.barPerEVPerCubicAngstrom * (newVolume - volume)
@@ -113,9 +135,8 @@ public struct MonteCarloBarostat: Integrator {
             work += energyChange
             acceptances += 1
             recentAcceptances += 1
-        } else if (try? potential.restoreListAnchors(anchors, atomCount: state.count, cell: state.cell)) != true {
-            // Lists that cannot be given back are rebuilt from the current positions at the next step.
-            potential.invalidateCaches()
+        } else {
+            restoreLists()
         }
         attempts += 1
         recentAttempts += 1
@@ -149,6 +170,9 @@ public struct MonteCarloBarostat: Integrator {
         random = try RandomStream(restoring: saved, prefix: "barostat_rng")
         work = try ExactText.decode(saved, "barostat_work")
         maximumLogVolumeChange = try ExactText.decode(saved, "barostat_max_log_volume_change")
+        guard work.isFinite, maximumLogVolumeChange > 0, maximumLogVolumeChange <= Self.largestLogVolumeChange else {
+            throw DynamicsError.badCheckpoint("barostat_work \(work) eV and barostat_max_log_volume_change \(maximumLogVolumeChange) must be finite, the second in (0, \(Self.largestLogVolumeChange)]")
+        }
         let counts = (saved["barostat_counts"] ?? "").split(separator: " ").compactMap { Int($0) }
         guard counts.count == 4, counts.allSatisfy({ $0 >= 0 }) else {
             throw DynamicsError.badCheckpoint("barostat_counts is '\(saved["barostat_counts"] ?? "missing")', not four counts")

@@ -91,6 +91,12 @@ struct Run: ParsableCommand {
         if settings.dynamics.barostat != nil, structure.cell?.pbc != .all {
             throw InputError("\(settings.system.structurePath): dynamics.barostat needs a cell periodic along a, b and c; this structure is periodic along \"\(structure.cell?.pbc ?? .none)\" (x y z)")
         }
+        // The tethers' anchors stay where they are while the barostat scales the atoms, but
+        // their virial counts them as moving with the cell (LAMMPS fix spring/self): the log's
+        // pressure then misses the target (4166 against 5000 bar for tethered argon).
+        if settings.dynamics.barostat != nil, settings.potential.restrainsAtoms {
+            throw InputError("\(settings.deckPath): dynamics.barostat cannot be combined with harmonic restraints (their anchors do not move with the cell); restrain with bonds, or run at constant volume")
+        }
         // Installed before the first forces: an external program runs in a process group of its
         // own, which a terminal's Ctrl-C does not reach, so eninet-md must stay alive to stop it.
         StopSignal.install()
@@ -145,8 +151,12 @@ struct Run: ParsableCommand {
 
         // Every output a continuation changes is checked before the first is changed.
         let logContinued = restart != nil && output.logEvery > 0 && output.logPath.map { FileManager.default.fileExists(atPath: $0) } == true
-        let logVolume = settings.dynamics.barostat != nil
-        let logRows = try logContinued ? output.logPath.flatMap { try LogFile.rowsKept(path: $0, throughStep: startStep, volume: logVolume) } : nil
+        // A log continued from a run with a barostat keeps its volume columns, also at constant volume.
+        var logVolume = settings.dynamics.barostat != nil
+        var logRows: String? = nil
+        if logContinued, let path = output.logPath {
+            (logRows, logVolume) = try LogFile.rowsKept(path: path, throughStep: startStep, volume: logVolume)
+        }
 
         var trajectory: TrajectoryReporter? = nil
         if let path = output.trajectoryPath, output.trajectoryEvery > 0 {

@@ -99,17 +99,21 @@ final class LogFile {
     /// steps stay. A file whose first line is not this program's header (another program's
     /// CSV, an empty file) is refused: rows appended to it made a table nothing could read.
     /// Only reads, so that a continuation checks every output before it changes one.
-    static func rowsKept(path: String, throughStep step: Int, volume: Bool = false) throws -> String? {
+    /// `volume`: whether this run's log has the volume columns; a log that has them is
+    /// continued with them, so the returned flag says which header the file has.
+    static func rowsKept(path: String, throughStep step: Int, volume: Bool = false) throws -> (rows: String?, volume: Bool) {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw InputError("\(path): cannot read the log to continue it (\(error.localizedDescription))")
         }
         let lines = text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" })
         let header = ThermoLogReporter.columns(volume: volume).joined(separator: ",")
-        guard let first = lines.first, first == header else {
+        let withVolume = ThermoLogReporter.columns(volume: true).joined(separator: ",")
+        guard let first = lines.first, first == header || first == withVolume else {
             let found = lines.first.map { "'\($0.prefix(60))'" } ?? "nothing (an empty file)"
-            throw InputError("\(path): the log to continue starts with \(found), not this program's header '\(header)'; give another output.log")
+            throw InputError("\(path): the log to continue starts with \(found), not the header this run writes, '\(header)'; give another output.log")
         }
+        let volume = first == withVolume
         // A row cut short by a kill has fewer fields than the header: dropped, so that the
         // continuation's first row does not run on from it.
         let fields = ThermoLogReporter.columns(volume: volume).count
@@ -120,7 +124,7 @@ final class LogFile {
             return rowStep <= step
         }.map(\.element)
         let cut = kept.map { $0 + "\n" }.joined()
-        return cut == text ? nil : cut
+        return (cut == text ? nil : cut, volume)
     }
 
     /// Replaces the log at `path` with `rows` (from ``rowsKept(path:throughStep:)``).

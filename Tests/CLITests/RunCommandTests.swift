@@ -210,6 +210,46 @@ final class BarostatRunTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: dir.path("out/npt.csv"), encoding: .utf8), log)
     }
 
+    /// A run at constant volume continues a barostat run's restart and log: the log keeps its
+    /// volume columns, and the volume stays where the barostat left it.
+    func testAConstantVolumeRunContinuesABarostatRunsLog() throws {
+        let output = "log = \"out/npt.csv\"\nlog_every = 50\nrestart = \"out/npt.ncrst\""
+        let dir = try RunDirectory(deck: argonDeck(dynamics: npt, output: output))
+        defer { dir.remove() }
+        var result = try CLI.run(["run", dir.path("deck.toml"), "--quiet", "--steps", "200"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let nvt = npt.split(separator: "\n").filter { !$0.hasPrefix("barostat") && !$0.hasPrefix("pressure_bar") }.joined(separator: "\n")
+        try argonDeck(dynamics: nvt, output: output).write(toFile: dir.path("nvt.toml"), atomically: true, encoding: .utf8)
+        result = try CLI.run(["run", dir.path("nvt.toml"), "--quiet", "--restart", dir.path("out/npt.ncrst")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let rows = try String(contentsOfFile: dir.path("out/npt.csv"), encoding: .utf8).split(separator: "\n")
+            .map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        XCTAssertEqual(rows.count, 10)
+        XCTAssertTrue(rows.allSatisfy { $0.count == 10 }, "\(rows)")
+        let volumes = rows.dropFirst().compactMap { Double($0[8]) }
+        XCTAssertEqual(volumes.count, 9)
+        XCTAssertEqual(Set(volumes[4...]).count, 1, "constant volume after step 200: \(volumes)")
+        XCTAssertNotEqual(volumes[0], volumes[4])
+    }
+
+    /// Tethers' anchors do not move with the cell, while their virial counts them as moving:
+    /// the logged pressure would miss the target.
+    func testHarmonicRestraintsAreRefusedWithABarostat() throws {
+        let potential = """
+        [potential]
+        type = "sum"
+        terms = [{ type = "lj", epsilon_eV = 0.0104, sigma_A = 3.4, cutoff_A = 8.5 },
+                 { type = "harmonic", restraints = [[0, 0.05, 0.0, 0.0, 0.0]] }]
+        """
+        let deck = argonDeck(dynamics: npt, output: "log_every = 0")
+        let start = try XCTUnwrap(deck.range(of: "[potential]")), end = try XCTUnwrap(deck.range(of: "[dynamics]"))
+        let dir = try RunDirectory(deck: deck.replacingCharacters(in: start.lowerBound..<end.lowerBound, with: potential + "\n"))
+        defer { dir.remove() }
+        let result = try CLI.run(["run", dir.path("deck.toml")])
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("deck.toml: dynamics.barostat cannot be combined with harmonic restraints"), result.stderr)
+    }
+
     func testAStructureWithoutAFullyPeriodicCellIsRefused() throws {
         let dir = try RunDirectory(deck: argonDeck(dynamics: npt, output: "log_every = 0").replacingOccurrences(of: "argon108.extxyz", with: "pair.xyz"))
         defer { dir.remove() }
@@ -317,7 +357,7 @@ final class RestartListPositionTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("t.nc"))), trajectory)
         for (content, found) in [("a,b\n1,2\n", "'a,b'"), ("", "nothing (an empty file)")] {
             try content.write(toFile: dir.path("log.csv"), atomically: true, encoding: .utf8)
-            try refuses(dir.path("log.csv") + ": the log to continue starts with \(found), not this program's header")
+            try refuses(dir.path("log.csv") + ": the log to continue starts with \(found), not the header this run writes")
             XCTAssertEqual(try String(contentsOfFile: dir.path("log.csv"), encoding: .utf8), content)
             XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("t.nc"))), trajectory, "the trajectory was cut before the log was refused")
         }

@@ -103,9 +103,10 @@ final class MdinTests: XCTestCase {
     /// ntp = 1 with barostat = 2 is AMBER's Monte Carlo barostat; pres0 and mcbarint take
     /// AMBER's defaults (1 bar, every 100 steps) when left out.
     func testTheMonteCarloBarostatMapsFromNtpBarostatPres0AndMcbarint() throws {
-        let s = try mdin("t\n&cntrl ntt=3, gamma_ln=2, temp0=90, ntp=1, barostat=2, pres0=250.0, mcbarint=20, taup=2.0 /\n" + eninetmd)
+        let s = try mdin("t\n&cntrl ntt=3, gamma_ln=2, temp0=90, ntp=1, barostat=2, pres0=250.0, mcbarint=20, taup=2.0, comp=44.6 /\n" + eninetmd)
         XCTAssertEqual(s.dynamics.barostat, BarostatSettings(pressureBar: 250, every: 20))
         XCTAssertTrue(s.warnings.contains { $0.contains("'taup' ignored (it is the Berendsen barostat's") }, "\(s.warnings)")
+        XCTAssertTrue(s.warnings.contains { $0.contains("'comp' ignored (the compressibility sets the Berendsen barostat's coupling") }, "\(s.warnings)")
         let defaults = try mdin("t\n&cntrl ntt=11, ntp=1, barostat=2 /\n" + eninetmd)
         XCTAssertEqual(defaults.dynamics.barostat, BarostatSettings(pressureBar: 1, every: 100))
         let constantVolume = try mdin("t\n&cntrl ntt=3, gamma_ln=2, ntp=0, pres0=5 /\n" + eninetmd)
@@ -115,6 +116,8 @@ final class MdinTests: XCTestCase {
                         "test.in:3: ntp = 1 needs barostat = 2 (Monte Carlo); barostat = 1 (Berendsen, AMBER's default) is not supported")
         assertMdinError("t\n&cntrl ntt=3, gamma_ln=2, ntp=1,\n barostat=1 /\n" + eninetmd,
                         "test.in:3: ntp = 1 needs barostat = 2 (Monte Carlo); barostat = 1 (Berendsen, AMBER's default) is not supported")
+        assertMdinError("t\n&cntrl ntt=3, gamma_ln=2, ntp=1,\n barostat=3 /\n" + eninetmd,
+                        "test.in:3: ntp = 1 needs barostat = 2 (Monte Carlo); barostat = 3 is not supported")
         assertMdinError("t\n&cntrl ntt=3, gamma_ln=2,\n ntp=2, barostat=2 /\n" + eninetmd,
                         "test.in:3: key 'ntp' = 2 is not supported (supported: 0 = constant volume, 1 = isotropic pressure with barostat = 2)")
         // NVE has no temperature for the acceptance test: the error names the AMBER key.

@@ -10,17 +10,25 @@ private final class NoInteraction: Potential {
     func compute(_ configuration: Configuration) throws -> ForceResult { .zero(atoms: configuration.positions.count) }
 }
 
-/// Lennard-Jones in the cell it was made for; an infinite energy in any other, so that every
-/// volume move is refused after the pair list has been rebuilt for the trial cell.
+/// Lennard-Jones in the cell it was made for; in any other an infinite energy, so that every
+/// volume move is refused after the pair list has been rebuilt for the trial cell, or, with
+/// `throwing`, an error.
 private final class OnlyTheFirstCell: Potential {
     let pairs: LennardJones
+    let throwing: Bool
     private var cell: Cell?
-    init(_ pairs: LennardJones) { self.pairs = pairs }
+    init(_ pairs: LennardJones, throwing: Bool = false) {
+        self.pairs = pairs
+        self.throwing = throwing
+    }
     var name: String { "lj in one cell" }
     func compute(_ configuration: Configuration) throws -> ForceResult {
         var result = try pairs.compute(configuration)
         if cell == nil { cell = configuration.cell }
-        if configuration.cell != cell { result.energy = .infinity }
+        if configuration.cell != cell {
+            if throwing { throw PotentialError("no forces in another cell") }
+            result.energy = .infinity
+        }
         return result
     }
     func invalidateCaches() { pairs.invalidateCaches() }
@@ -126,6 +134,33 @@ final class BarostatTests: XCTestCase {
         XCTAssertEqual(tried.state, alone.state)
         XCTAssertEqual(tried.forces.forces, alone.forces.forces)
         XCTAssertEqual(tried.thermo.conservedEnergy.bitPattern, alone.thermo.conservedEnergy.bitPattern)
+
+        // A potential that fails on the trial stops the run at the step before, saying the
+        // failure came from a volume move.
+        let failing = try Simulation(state: start, integrator: try MonteCarloBarostat(thermostat: try thermostat(), pressure: 1, temperature: 120, interval: 3, seed: 53),
+                                     potential: OnlyTheFirstCell(try argonPairs(), throwing: true))
+        XCTAssertThrowsError(try failing.run(steps: 10)) {
+            XCTAssertTrue("\($0)".hasPrefix("step 3: the barostat's trial volume "), "\($0)")
+            XCTAssertTrue("\($0)".contains("no forces in another cell; the last good state (step 2) is kept"), "\($0)")
+        }
+        XCTAssertEqual(failing.state.step, 2)
+    }
+
+    /// An ideal gas at zero pressure expands without bound; the run stops with that said
+    /// rather than with the neighbour search failing on a cell whose widths overflow.
+    func testAVolumeThatRunsAwayStopsTheRunWithItsReason() throws {
+        let start = (0..<4).map { Vec3(Double($0), 0, 0) }
+        let state = try MDState(positions: start, masses: Array(repeating: 4, count: 4),
+                                cell: try Cell.orthorhombic(Vec3(repeating: 10)), atomicNumbers: Array(repeating: 2, count: 4))
+        let barostat = try MonteCarloBarostat(thermostat: try LangevinBAOAB(timestep: 1, temperature: 300, friction: 1, seed: 1),
+                                              pressure: 0, temperature: 300, interval: 1, seed: 2)
+        let simulation = try Simulation(state: state, integrator: barostat, potential: NoInteraction())
+        XCTAssertThrowsError(try simulation.run(steps: 1_000_000)) {
+            XCTAssertTrue("\($0)".contains("the barostat's cell has grown to "), "\($0)")
+            XCTAssertTrue("\($0)".contains("at 0.0 bar a fluid expands without bound"), "\($0)")
+        }
+        XCTAssertGreaterThan(simulation.state.cell?.volume ?? 0, 1e29)
+        XCTAssertLessThan(simulation.state.step, 1_000_000)
     }
 
     /// Accepted moves scale the cell and every position together, and their energy is booked as
@@ -192,6 +227,11 @@ final class BarostatTests: XCTestCase {
         var thermostatAlone = plain
         XCTAssertNoThrow(try thermostatAlone.restoreState(saved))
         XCTAssertEqual(thermostatAlone.exportState(), plain.exportState())
+        var zeroStep = saved
+        zeroStep["barostat_max_log_volume_change"] = String(0.0.bitPattern, radix: 16)
+        XCTAssertThrowsError(try barostat.restoreState(zeroStep)) {
+            XCTAssertTrue("\($0)".contains("must be finite, the second in (0, 0.3]"), "\($0)")
+        }
         saved["barostat_counts"] = "1 2"
         XCTAssertThrowsError(try barostat.restoreState(saved))
     }
