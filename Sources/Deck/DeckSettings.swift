@@ -51,7 +51,9 @@ extension DeckSettings {
             case .bussi(let tau): d += ", tau \(tau) fs"
             case .verlet: break
             }
-            if let b = dynamics.barostat { d += ", Monte Carlo barostat at \(b.pressureBar) bar every \(b.every) steps" }
+            if let b = dynamics.barostat {
+                d += ", \(b.anisotropic ? "anisotropic" : "isotropic") Monte Carlo barostat at \(b.pressureBar) bar every \(b.every) steps"
+            }
             if let t = dynamics.initialTemperatureK { d += ", initial velocities at \(t) K" }
             d += ", seed \(dynamics.seed)" + (dynamics.seedFromClock ? " (from clock)" : "")
             lines.append(d)
@@ -394,16 +396,20 @@ public struct DynamicsSettings: Equatable, Sendable {
     }
 }
 
-/// The Monte Carlo barostat of `[dynamics]`: `barostat = "montecarlo"`, `pressure_bar`, `barostat_every`.
+/// The Monte Carlo barostat of `[dynamics]`: `barostat = "montecarlo"`, `pressure_bar`,
+/// `barostat_every`, `barostat_coupling`.
 public struct BarostatSettings: Equatable, Sendable {
     /// Target pressure (bar).
     public var pressureBar: Double
     /// Steps between volume moves.
     public var every: Int
+    /// Scale x, y and z separately (one per move) rather than together.
+    public var anisotropic: Bool
 
-    public init(pressureBar: Double, every: Int = 25) {
+    public init(pressureBar: Double, every: Int = 25, anisotropic: Bool = false) {
         self.pressureBar = pressureBar
         self.every = every
+        self.anisotropic = anisotropic
     }
 }
 

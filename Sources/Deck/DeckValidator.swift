@@ -259,7 +259,8 @@ struct DeckValidator {
 
     private mutating func readDynamics(_ t: TableReader, required: Bool) throws -> DynamicsSettings {
         try t.checkKeys(["integrator", "timestep_fs", "steps", "temperature_K", "friction_per_ps", "tau_fs",
-                         "initial_temperature_K", "seed", "remove_com_motion", "barostat", "pressure_bar", "barostat_every"])
+                         "initial_temperature_K", "seed", "remove_com_motion", "barostat", "pressure_bar", "barostat_every",
+                         "barostat_coupling"])
         let integratorName = try t.field("integrator")?.choice(Self.integrators) ?? "verlet"
         let timestep = try (required ? t.required("timestep_fs") : t.field("timestep_fs"))?.positive() ?? 1.0
         let steps = try (required ? t.required("steps") : t.field("steps"))?.nonNegativeInteger() ?? 0
@@ -314,8 +315,9 @@ struct DeckValidator {
     private func readBarostat(_ t: TableReader, integrator: String) throws -> BarostatSettings? {
         let kind = try t.field("barostat")?.choice(Self.barostats) ?? "none"
         let pressureField = t.field("pressure_bar"), everyField = t.field("barostat_every")
+        let couplingField = t.field("barostat_coupling")
         guard kind == "montecarlo" else {
-            if let f = pressureField ?? everyField {
+            if let f = pressureField ?? everyField ?? couplingField {
                 throw f.error("key \(f.displayName) has no effect without barostat = \"montecarlo\"")
             }
             return nil
@@ -329,7 +331,8 @@ struct DeckValidator {
             every = try f.integer()
             guard every >= 1 else { throw f.invalid("must be a positive number of steps") }
         }
-        return BarostatSettings(pressureBar: pressure, every: every)
+        let coupling = try couplingField?.choice(["isotropic", "anisotropic"]) ?? "isotropic"
+        return BarostatSettings(pressureBar: pressure, every: every, anisotropic: coupling == "anisotropic")
     }
 
     private func unused(_ f: DeckField, _ integrator: String) -> DeckError {

@@ -170,21 +170,22 @@ final class MdinReader {
             try put("dynamics.integrator", .string(integrator), from: e)
         }
         let thermostat = ntt == 3 || ntt == 11
-        // ntp = 1 with barostat = 2 is AMBER's Monte Carlo barostat, the only one here.
+        // ntp = 1 (isotropic) or 2 (anisotropic) with barostat = 2 is AMBER's Monte Carlo barostat, the only one here.
         var ntp: Int64 = 0
         if let e = cntrl["ntp"] {
             ntp = try integer(e)
             switch ntp {
             case 0: break
-            case 1:
+            case 1, 2:
                 let barostat = try cntrl["barostat"].map(integer) ?? 1
                 guard barostat == 2 else {
                     let given = barostat == 1 ? "barostat = 1 (Berendsen, AMBER's default)" : "barostat = \(barostat)"
-                    throw error(cntrl["barostat"] ?? e, "ntp = 1 needs barostat = 2 (Monte Carlo); \(given) is not supported")
+                    throw error(cntrl["barostat"] ?? e, "ntp = \(ntp) needs barostat = 2 (Monte Carlo); \(given) is not supported")
                 }
                 try put("dynamics.barostat", .string("montecarlo"), from: e)
+                if ntp == 2 { try put("dynamics.barostat_coupling", .string("anisotropic"), from: e) }
             default:
-                throw error(e, "key '\(e.written)' = \(e.text) is not supported (supported: 0 = constant volume, 1 = isotropic pressure with barostat = 2)")
+                throw error(e, "key '\(e.written)' = \(e.text) is not supported (supported: 0 = constant volume, 1 = isotropic and 2 = anisotropic pressure with barostat = 2)")
             }
         }
         var ntwx: Int64 = 0
@@ -218,7 +219,7 @@ final class MdinReader {
         if ntt == 11 && cntrl["tautp"] == nil {
             putDefault("dynamics.tau_fs", .float(1000), amberKey: "tautp", text: "1.0")
         }
-        if ntp == 1 && !minimise {
+        if ntp != 0 && !minimise {
             if cntrl["pres0"] == nil { putDefault("dynamics.pressure_bar", .float(1.0), amberKey: "pres0", text: "1.0") }
             if cntrl["mcbarint"] == nil { putDefault("dynamics.barostat_every", .integer(100), amberKey: "mcbarint", text: "100") }
         }
@@ -242,11 +243,11 @@ final class MdinReader {
         case "imin", "ntt", "ntp":
             break
         case "barostat":
-            if ntp != 1 { ignored(e, "only used with ntp = 1") }
+            if ntp == 0 { ignored(e, "only used with ntp = 1 or 2") }
         case "pres0":
-            if ntp == 1 { try put("dynamics.pressure_bar", value(e), e) } else { ignored(e, "only used with ntp = 1") }
+            if ntp != 0 { try put("dynamics.pressure_bar", value(e), e) } else { ignored(e, "only used with ntp = 1 or 2") }
         case "mcbarint":
-            if ntp == 1 { try put("dynamics.barostat_every", value(e), e) } else { ignored(e, "only used with ntp = 1") }
+            if ntp != 0 { try put("dynamics.barostat_every", value(e), e) } else { ignored(e, "only used with ntp = 1 or 2") }
         case "nstlim": try put("dynamics.steps", value(e), e)
         case "dt":
             guard case .some(let dt) = number(e) else { throw error(e, "key '\(e.written)' must be a number in ps (got \(e.text))") }

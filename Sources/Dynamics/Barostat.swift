@@ -10,8 +10,11 @@ import Darwin
 /// Nervall, Bjelic and Brandsdal 2004: OpenMM's `MonteCarloBarostat`, AMBER's `barostat = 2`),
 /// around a thermostatted integrator.
 ///
-/// Every `interval` steps the cell and every position are scaled isotropically to a volume
-/// V′ = V e^ε, ε uniform in [−δ, δ] (a random walk in ln V, Frenkel and Smit's algorithm 11),
+/// Every `interval` steps the cell and every position are scaled to a volume V′ = V e^ε, ε
+/// uniform in [−δ, δ] (a random walk in ln V, Frenkel and Smit's algorithm 11): isotropically,
+/// or, with ``Coupling/anisotropic``, along one Cartesian axis drawn at random (OpenMM's
+/// `MonteCarloAnisotropicBarostat`, AMBER's `ntp = 2`), so that a crystal's cell finds its
+/// own shape;
 /// and the move is accepted with probability min(1, exp(−w/k_BT)),
 /// w = ΔU + P(V′ − V) − (N + 1) k_BT ln(V′/V), which samples the isothermal–isobaric
 /// distribution of positions and volume, V^N exp(−(U + PV)/k_BT); the extra 1 is the Jacobian
@@ -37,6 +40,16 @@ public struct MonteCarloBarostat: Integrator {
     public let temperature: Double
     /// Steps between volume moves.
     public let interval: Int
+    /// How a move deforms the cell.
+    public enum Coupling: String, Sendable {
+        /// All three Cartesian axes by the same factor: the cell keeps its shape.
+        case isotropic
+        /// One Cartesian axis, drawn at random, per move: the lengths along x, y and z relax
+        /// separately, each to the target pressure (the cell's angles change with them). A
+        /// fluid's shape then wanders freely, so this is for solids.
+        case anisotropic
+    }
+    public let coupling: Coupling
     public private(set) var random: RandomStream
     /// δ: the largest change of ln V a move proposes.
     public private(set) var maximumLogVolumeChange = 0.01
@@ -67,7 +80,8 @@ public struct MonteCarloBarostat: Integrator {
     ///   - interval: steps between volume moves (≥ 1).
     ///   - seed: seeds the barostat's own random stream, kept apart from the thermostat's so
     ///     that adding a barostat leaves the thermostat's noise as it was.
-    public init(thermostat: any Integrator, pressure: Double, temperature: Double, interval: Int, seed: UInt64) throws {
+    public init(thermostat: any Integrator, pressure: Double, temperature: Double, interval: Int, seed: UInt64,
+                coupling: Coupling = .isotropic) throws {
         guard thermostat is LangevinBAOAB || thermostat is BussiThermostat else {
             throw DynamicsError.invalidParameter("a barostat needs a thermostat (langevin or bussi), not \(thermostat.name)")
         }
@@ -78,6 +92,7 @@ public struct MonteCarloBarostat: Integrator {
         self.pressure = pressure
         self.temperature = temperature
         self.interval = interval
+        self.coupling = coupling
         self.random = RandomStream(seed: seed ^ 0xBA20_57A7_0C0F_FEE5)
     }
 
@@ -95,14 +110,22 @@ public struct MonteCarloBarostat: Integrator {
         let volume = cell.volume
         let logChange = maximumLogVolumeChange * (2 * random.uniform() - 1)
         let newVolume = volume * exp(logChange)
-        let scale = exp(logChange / 3)
+        let scale: Vec3
+        switch coupling {
+        case .isotropic: scale = Vec3(repeating: exp(logChange / 3))
+        case .anisotropic:
+            var factors = Vec3.one
+            factors[min(2, Int(3 * random.uniform()))] = exp(logChange)
+            scale = factors
+        }
         // At zero or negative pressure a fluid has no equilibrium volume: said here, before the
         // neighbour search fails on a cell whose widths overflow.
         guard newVolume < Self.largestVolume else {
             throw DynamicsError.stepFailed(step: state.step, reason: "the barostat's cell has grown to \(volume) A^3: at \(pressure) bar a fluid expands without bound")
         }
         var trial = state
-        trial.cell = try Cell(matrix: scale * cell.matrix, pbc: cell.pbc)
+        let rows = cell.matrix.rows
+        trial.cell = try Cell(matrix: Mat3(rows.0 * scale, rows.1 * scale, rows.2 * scale), pbc: cell.pbc)
         trial.positions.withUnsafeMutableBufferPointer { x in
             for i in 0..<x.count { x[i] *= scale }
         }

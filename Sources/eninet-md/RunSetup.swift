@@ -198,7 +198,7 @@ enum RunSetup {
         let thermostat = try thermostat(d, degreesOfFreedom: degreesOfFreedom)
         guard let b = d.barostat else { return thermostat }
         return try MonteCarloBarostat(thermostat: thermostat, pressure: b.pressureBar, temperature: d.temperatureK ?? 0,
-                                      interval: b.every, seed: d.seed)
+                                      interval: b.every, seed: d.seed, coupling: b.anisotropic ? .anisotropic : .isotropic)
     }
 
     private static func thermostat(_ d: DynamicsSettings, degreesOfFreedom: Int?) throws -> any Integrator {

@@ -163,6 +163,7 @@ final class BarostatRunTests: XCTestCase {
 
     func testAMonteCarloBarostatContinuesBitForBit() throws {
         try ExactRestartTests.checkExactContinuation(dynamics: npt)
+        try ExactRestartTests.checkExactContinuation(dynamics: npt + "\nbarostat_coupling = \"anisotropic\"")
     }
 
     /// The log gains volume_A3 and density_g_cm3; each trajectory frame carries the cell of its

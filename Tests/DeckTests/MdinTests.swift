@@ -111,15 +111,17 @@ final class MdinTests: XCTestCase {
         XCTAssertEqual(defaults.dynamics.barostat, BarostatSettings(pressureBar: 1, every: 100))
         let constantVolume = try mdin("t\n&cntrl ntt=3, gamma_ln=2, ntp=0, pres0=5 /\n" + eninetmd)
         XCTAssertNil(constantVolume.dynamics.barostat)
-        XCTAssertTrue(constantVolume.warnings.contains { $0.contains("'pres0' ignored (only used with ntp = 1)") }, "\(constantVolume.warnings)")
+        XCTAssertTrue(constantVolume.warnings.contains { $0.contains("'pres0' ignored (only used with ntp = 1 or 2)") }, "\(constantVolume.warnings)")
+        let anisotropic = try mdin("t\n&cntrl ntt=3, gamma_ln=2, ntp=2, barostat=2, pres0=10 /\n" + eninetmd)
+        XCTAssertEqual(anisotropic.dynamics.barostat, BarostatSettings(pressureBar: 10, every: 100, anisotropic: true))
         assertMdinError("t\n&cntrl ntt=3, gamma_ln=2,\n ntp=1 /\n" + eninetmd,
                         "test.in:3: ntp = 1 needs barostat = 2 (Monte Carlo); barostat = 1 (Berendsen, AMBER's default) is not supported")
         assertMdinError("t\n&cntrl ntt=3, gamma_ln=2, ntp=1,\n barostat=1 /\n" + eninetmd,
                         "test.in:3: ntp = 1 needs barostat = 2 (Monte Carlo); barostat = 1 (Berendsen, AMBER's default) is not supported")
         assertMdinError("t\n&cntrl ntt=3, gamma_ln=2, ntp=1,\n barostat=3 /\n" + eninetmd,
                         "test.in:3: ntp = 1 needs barostat = 2 (Monte Carlo); barostat = 3 is not supported")
-        assertMdinError("t\n&cntrl ntt=3, gamma_ln=2,\n ntp=2, barostat=2 /\n" + eninetmd,
-                        "test.in:3: key 'ntp' = 2 is not supported (supported: 0 = constant volume, 1 = isotropic pressure with barostat = 2)")
+        assertMdinError("t\n&cntrl ntt=3, gamma_ln=2,\n ntp=3, barostat=2 /\n" + eninetmd,
+                        "test.in:3: key 'ntp' = 3 is not supported (supported: 0 = constant volume, 1 = isotropic and 2 = anisotropic pressure with barostat = 2)")
         // NVE has no temperature for the acceptance test: the error names the AMBER key.
         XCTAssertThrowsError(try mdin("t\n&cntrl ntt=0,\n ntp=1, barostat=2 /\n" + eninetmd)) {
             XCTAssertTrue("\($0)".hasPrefix("test.in:3: key 'ntp'"), "\($0)")

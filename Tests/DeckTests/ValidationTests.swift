@@ -174,6 +174,9 @@ final class BarostatDeckTests: XCTestCase {
         XCTAssertTrue(s.summaryLines.contains { $0.contains("Monte Carlo barostat at -50.5 bar every 25 steps") }, "\(s.summaryLines)")
         let every = try load("integrator = \"bussi\"\ntemperature_K = 90\ntau_fs = 100\nbarostat = \"montecarlo\"\npressure_bar = 1\nbarostat_every = 7\n")
         XCTAssertEqual(every.dynamics.barostat, BarostatSettings(pressureBar: 1, every: 7))
+        let anisotropic = try load(langevin + "barostat = \"montecarlo\"\npressure_bar = 1\nbarostat_coupling = \"anisotropic\"\n")
+        XCTAssertEqual(anisotropic.dynamics.barostat, BarostatSettings(pressureBar: 1, anisotropic: true))
+        XCTAssertTrue(anisotropic.summaryLines.contains { $0.contains("anisotropic Monte Carlo barostat at 1.0 bar") }, "\(anisotropic.summaryLines)")
         XCTAssertNil(try load(langevin).dynamics.barostat)
         XCTAssertNil(try load(langevin + "barostat = \"none\"\n").dynamics.barostat)
     }
@@ -186,6 +189,9 @@ final class BarostatDeckTests: XCTestCase {
                     "b.toml:8: [dynamics] is missing required key 'pressure_bar' (barostat = \"montecarlo\" needs a target)")
         assertError(langevin + "pressure_bar = 1\n", "b.toml:14: key 'dynamics.pressure_bar' has no effect without barostat = \"montecarlo\"")
         assertError(langevin + "barostat = \"none\"\nbarostat_every = 5\n", "b.toml:15: key 'dynamics.barostat_every' has no effect without barostat = \"montecarlo\"")
+        assertError(langevin + "barostat_coupling = \"anisotropic\"\n", "b.toml:14: key 'dynamics.barostat_coupling' has no effect without barostat = \"montecarlo\"")
+        assertError(langevin + "barostat = \"montecarlo\"\npressure_bar = 1\nbarostat_coupling = \"semi\"\n",
+                    "b.toml:16: key 'dynamics.barostat_coupling' must be one of \"isotropic\", \"anisotropic\" (got \"semi\")")
         assertError(langevin + "barostat = \"montecarlo\"\npressure_bar = 1\nbarostat_every = 0\n",
                     "b.toml:16: key 'dynamics.barostat_every' must be a positive number of steps (got 0)")
         assertError(langevin + "barostat = \"berendsen\"\npressure_bar = 1\n",

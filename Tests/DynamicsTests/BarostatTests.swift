@@ -117,6 +117,64 @@ final class BarostatTests: XCTestCase {
         XCTAssertLessThan(v.mean, startVolume - 20, "2 kbar should compress the crystal")
     }
 
+    /// The diagonal of the pressure tensor (bar): (Σ m v_k² + W_kk)/V.
+    private func pressureDiagonal(_ simulation: Simulation) -> Vec3 {
+        var kinetic = Vec3.zero
+        for i in 0..<simulation.state.count {
+            let v = simulation.state.velocities[i]
+            kinetic += simulation.state.masses[i] * v * v
+        }
+        let w = simulation.forces.virial.rows
+        let virial = Vec3(w.0.x, w.1.y, w.2.z)
+        let volume = simulation.state.cell?.volume ?? .nan
+        return (kinetic * Units.energyPerMassVelocitySquared + virial) / volume * Units.barPerEVPerCubicAngstrom
+    }
+
+    /// Solid argon started with its cell and atoms stretched 6 % along x. The anisotropic
+    /// coupling brings each diagonal pressure component to the target and the cell back to a
+    /// cube; the isotropic one keeps the stretched shape exactly, so x stays under tension.
+    func testAnisotropicCouplingRelaxesEachAxisToTheTarget() throws {
+        let temperature = 80.0, pressure = 1000.0
+        var start = try argonCrystal(cells: 3, a: 5.3, temperature: temperature, seed: 81)
+        let stretch = Vec3(1.06, 1, 1)
+        let rows = try XCTUnwrap(start.cell).matrix.rows
+        start.cell = try Cell(matrix: Mat3(rows.0 * stretch, rows.1 * stretch, rows.2 * stretch))
+        start.positions = start.positions.map { $0 * stretch }
+        for coupling in [MonteCarloBarostat.Coupling.anisotropic, .isotropic] {
+            let thermostat = try LangevinBAOAB(timestep: 5, temperature: temperature, friction: 5, seed: 82)
+            let barostat = try MonteCarloBarostat(thermostat: thermostat, pressure: pressure, temperature: temperature,
+                                                  interval: 2, seed: 83, coupling: coupling)
+            let simulation = try Simulation(state: start, integrator: barostat, potential: try argonPairs())
+            try simulation.run(steps: 8000)
+            var components: [[Double]] = [[], [], []], lengths: [[Double]] = [[], [], []]
+            for _ in 0..<4000 {
+                try simulation.run(steps: 5)
+                let p = pressureDiagonal(simulation)
+                let l = try XCTUnwrap(simulation.state.cell).lengths
+                for k in 0..<3 {
+                    components[k].append(p[k])
+                    lengths[k].append(l[k])
+                }
+            }
+            let p = components.map { blockStatistics($0, blocks: 40) }
+            let l = lengths.map { blockStatistics($0, blocks: 40) }
+            print(String(format: "108 Ar stretched 6 %% along x, %@: <P_xx, P_yy, P_zz> = %.0f ± %.0f, %.0f ± %.0f, %.0f ± %.0f bar; <L> = %.4f, %.4f, %.4f A",
+                         coupling.rawValue, p[0].mean, p[0].standardError, p[1].mean, p[1].standardError, p[2].mean, p[2].standardError,
+                         l[0].mean, l[1].mean, l[2].mean))
+            switch coupling {
+            case .anisotropic:
+                for k in 0..<3 { XCTAssertEqual(p[k].mean, pressure, accuracy: max(80, 4 * p[k].standardError), "axis \(k)") }
+                // From 1.06: the cell is a cube again, to within the slow drift of a crystal's shape.
+                XCTAssertEqual(l[0].mean / l[1].mean, 1, accuracy: 0.01)
+                XCTAssertEqual(l[2].mean / l[1].mean, 1, accuracy: 0.01)
+            case .isotropic:
+                let cell = try XCTUnwrap(simulation.state.cell)
+                XCTAssertEqual(cell.lengths.x / cell.lengths.y, 1.06, accuracy: 1e-12)
+                XCTAssertLessThan(p[0].mean, p[1].mean - 300, "x stays stretched: under tension against y")
+            }
+        }
+    }
+
     /// A refused move leaves the run exactly as if it had not been tried: the same state, forces
     /// and conserved energy, bit for bit, as the thermostat alone, although the pair list was
     /// rebuilt for each trial cell (it is rebuilt again from the positions it had).

@@ -41,6 +41,8 @@ final class SimulationTests: XCTestCase {
             { try BussiThermostat(timestep: 2, temperature: 200, relaxationTime: 50, seed: 98) },
             { try MonteCarloBarostat(thermostat: try LangevinBAOAB(timestep: 2, temperature: 200, friction: 5, seed: 97),
                                      pressure: 500, temperature: 200, interval: 3, seed: 96) },
+            { try MonteCarloBarostat(thermostat: try BussiThermostat(timestep: 2, temperature: 200, relaxationTime: 50, seed: 95),
+                                     pressure: 500, temperature: 200, interval: 2, seed: 94, coupling: .anisotropic) },
         ]
         for make in makers {
             let start = try argonCrystal(cells: 2, temperature: 150, seed: 7)
