@@ -14,8 +14,7 @@ import Darwin
 /// uniform in [−δ, δ] (a random walk in ln V, Frenkel and Smit's algorithm 11): isotropically,
 /// or, with ``Coupling/anisotropic``, along one Cartesian axis drawn at random (OpenMM's
 /// `MonteCarloAnisotropicBarostat`, AMBER's `ntp = 2`), so that a crystal's cell finds its
-/// own shape;
-/// and the move is accepted with probability min(1, exp(−w/k_BT)),
+/// own shape. The move is accepted with probability min(1, exp(−w/k_BT)),
 /// w = ΔU + P(V′ − V) − (N + 1) k_BT ln(V′/V), which samples the isothermal–isobaric
 /// distribution of positions and volume, V^N exp(−(U + PV)/k_BT); the extra 1 is the Jacobian
 /// of the walk in ln V. Atoms are scaled one by one (no molecules are known to a learned
@@ -45,9 +44,18 @@ public struct MonteCarloBarostat: Integrator {
         /// All three Cartesian axes by the same factor: the cell keeps its shape.
         case isotropic
         /// One Cartesian axis, drawn at random, per move: the lengths along x, y and z relax
-        /// separately, each to the target pressure (the cell's angles change with them). A
-        /// fluid's shape then wanders freely, so this is for solids.
+        /// separately, each to the target pressure (the cell's angles change with them; shear
+        /// stays). The cell must be in the standard orientation, a along x and b in the xy
+        /// plane, as OpenMM and AMBER require: scaling Cartesian axes of a rotated cell samples
+        /// something that depends on the rotation (a stretched argon crystal turned 45° about z
+        /// kept its stretch). A fluid's shape wanders freely, so this is for solids.
         case anisotropic
+    }
+
+    /// Whether `cell` has a along x and b in the xy plane, to 1e-6 of its edges' lengths.
+    public static func isInStandardOrientation(_ cell: Cell) -> Bool {
+        let a = cell.a, b = cell.b, lengths = cell.lengths
+        return abs(a.y) <= 1e-6 * lengths.x && abs(a.z) <= 1e-6 * lengths.x && abs(b.z) <= 1e-6 * lengths.y
     }
     public let coupling: Coupling
     public private(set) var random: RandomStream
@@ -68,7 +76,7 @@ public struct MonteCarloBarostat: Integrator {
     /// Moves proposed between adaptations of δ, and the acceptance band δ is steered into.
     static let adaptationWindow = 10
     static let acceptanceBand = 0.25...0.75
-    /// The largest δ: a move then scales the cell's edges by at most 10 %.
+    /// The largest δ: a move then changes the volume by at most 35 %.
     static let largestLogVolumeChange = 0.3
     /// A volume (Å³) no physical cell reaches: 1 m³. Past it the cell has run away.
     static let largestVolume = 1e30
@@ -106,6 +114,9 @@ public struct MonteCarloBarostat: Integrator {
     public mutating func attemptVolumeMove(_ state: inout MDState, forces: inout ForceResult, potential: any Potential) throws {
         guard let cell = state.cell, cell.pbc == .all else {
             throw DynamicsError.invalidState("the barostat needs a cell periodic along a, b and c")
+        }
+        if coupling == .anisotropic, !Self.isInStandardOrientation(cell) {
+            throw DynamicsError.invalidState("anisotropic pressure coupling needs the cell in the standard orientation (a along x, b in the xy plane); a = \(cell.a), b = \(cell.b)")
         }
         let volume = cell.volume
         let logChange = maximumLogVolumeChange * (2 * random.uniform() - 1)
@@ -197,8 +208,8 @@ public struct MonteCarloBarostat: Integrator {
             throw DynamicsError.badCheckpoint("barostat_work \(work) eV and barostat_max_log_volume_change \(maximumLogVolumeChange) must be finite, the second in (0, \(Self.largestLogVolumeChange)]")
         }
         let counts = (saved["barostat_counts"] ?? "").split(separator: " ").compactMap { Int($0) }
-        guard counts.count == 4, counts.allSatisfy({ $0 >= 0 }) else {
-            throw DynamicsError.badCheckpoint("barostat_counts is '\(saved["barostat_counts"] ?? "missing")', not four counts")
+        guard counts.count == 4, counts.allSatisfy({ $0 >= 0 }), counts[1] <= counts[0], counts[3] <= counts[2] else {
+            throw DynamicsError.badCheckpoint("barostat_counts is '\(saved["barostat_counts"] ?? "missing")', not four counts (moves tried and accepted, recently and in all)")
         }
         (recentAttempts, recentAcceptances, attempts, acceptances) = (counts[0], counts[1], counts[2], counts[3])
     }

@@ -84,18 +84,23 @@ struct Run: ParsableCommand {
                 throw InputError("\(clash.0) = \(restart) would overwrite the restart this run continues from")
             }
         }
-        try settings.output.createParentDirectories()
-        try settings.output.checkWritable()
-
-        let structure = try RunSetup.structure(settings)
-        if settings.dynamics.barostat != nil, structure.cell?.pbc != .all {
-            throw InputError("\(settings.system.structurePath): dynamics.barostat needs a cell periodic along a, b and c; this structure is periodic along \"\(structure.cell?.pbc ?? .none)\" (x y z)")
-        }
         // The tethers' anchors stay where they are while the barostat scales the atoms, but
         // their virial counts them as moving with the cell (LAMMPS fix spring/self): the log's
         // pressure then misses the target (4166 against 5000 bar for tethered argon).
         if settings.dynamics.barostat != nil, settings.potential.restrainsAtoms {
             throw InputError("\(settings.deckPath): dynamics.barostat cannot be combined with harmonic restraints (their anchors do not move with the cell); restrain with bonds, or run at constant volume")
+        }
+        try settings.output.createParentDirectories()
+        try settings.output.checkWritable()
+
+        let structure = try RunSetup.structure(settings)
+        if let barostat = settings.dynamics.barostat {
+            guard let cell = structure.cell, cell.pbc == .all else {
+                throw InputError("\(settings.system.structurePath): dynamics.barostat needs a cell periodic along a, b and c; this structure is periodic along \"\(structure.cell?.pbc ?? .none)\" (x y z)")
+            }
+            if barostat.anisotropic, restart == nil, !MonteCarloBarostat.isInStandardOrientation(cell) {
+                throw InputError("\(settings.system.structurePath): dynamics.barostat_coupling = \"anisotropic\" needs the cell in the standard orientation, a along x and b in the xy plane (as OpenMM and AMBER); this cell's a = \(cell.a), b = \(cell.b)")
+            }
         }
         // Installed before the first forces: an external program runs in a process group of its
         // own, which a terminal's Ctrl-C does not reach, so eninet-md must stay alive to stop it.

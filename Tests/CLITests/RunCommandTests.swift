@@ -259,6 +259,13 @@ final class BarostatRunTests: XCTestCase {
         XCTAssertEqual(result.status, 1)
         XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
         XCTAssertTrue(result.stderr.contains("pair.xyz: dynamics.barostat needs a cell periodic along a, b and c"), result.stderr)
+
+        // Anisotropic coupling wants a along x and b in the xy plane, as OpenMM and AMBER do.
+        try "2\nLattice=\"9 3 0 0 10 0 0 0 10\" Properties=species:S:1:pos:R:3 pbc=\"T T T\"\nAr 0 0 0\nAr 0 0 3.8\n"
+            .write(toFile: dir.path("pair.xyz"), atomically: true, encoding: .utf8)
+        let turned = try CLI.run(["run", dir.path("deck.toml"), "--set", "dynamics.barostat_coupling=\"anisotropic\""])
+        XCTAssertEqual(turned.status, 1)
+        XCTAssertTrue(turned.stderr.contains("pair.xyz: dynamics.barostat_coupling = \"anisotropic\" needs the cell in the standard orientation"), turned.stderr)
     }
 }
 

@@ -271,6 +271,24 @@ final class BarostatTests: XCTestCase {
         XCTAssertThrowsError(try Simulation(state: slab, integrator: barostat, potential: try argonPairs()).run(steps: 1)) {
             XCTAssertTrue("\($0)".contains("periodic along a, b and c"), "\($0)")
         }
+        // Anisotropic coupling scales Cartesian axes: a cell turned out of the standard
+        // orientation (here 30° about z) is refused, the same cell unturned is not.
+        var turned = try argonCrystal(cells: 2, temperature: 50, seed: 72)
+        let (c, s) = (cos(Double.pi / 6), sin(Double.pi / 6))
+        func turn(_ v: Vec3) -> Vec3 { Vec3(c * v.x - s * v.y, s * v.x + c * v.y, v.z) }
+        let rows = try XCTUnwrap(turned.cell).matrix.rows
+        turned.cell = try Cell(matrix: Mat3(turn(rows.0), turn(rows.1), turn(rows.2)))
+        turned.positions = turned.positions.map(turn)
+        func anisotropic() throws -> MonteCarloBarostat {
+            try MonteCarloBarostat(thermostat: try LangevinBAOAB(timestep: 1, temperature: 50, friction: 1, seed: 1),
+                                   pressure: 1, temperature: 50, interval: 1, seed: 1, coupling: .anisotropic)
+        }
+        XCTAssertFalse(MonteCarloBarostat.isInStandardOrientation(try XCTUnwrap(turned.cell)))
+        XCTAssertThrowsError(try Simulation(state: turned, integrator: try anisotropic(), potential: try argonPairs()).run(steps: 1)) {
+            XCTAssertTrue("\($0)".contains("anisotropic pressure coupling needs the cell in the standard orientation"), "\($0)")
+        }
+        XCTAssertNoThrow(try Simulation(state: try argonCrystal(cells: 2, temperature: 50, seed: 72), integrator: try anisotropic(),
+                                        potential: try argonPairs()).run(steps: 3))
     }
 
     /// A restart written without a barostat cannot silently start one with a fresh state.
@@ -290,7 +308,9 @@ final class BarostatTests: XCTestCase {
         XCTAssertThrowsError(try barostat.restoreState(zeroStep)) {
             XCTAssertTrue("\($0)".contains("must be finite, the second in (0, 0.3]"), "\($0)")
         }
-        saved["barostat_counts"] = "1 2"
-        XCTAssertThrowsError(try barostat.restoreState(saved))
+        for counts in ["1 2", "1 2 3 4", "-1 0 3 2"] {
+            saved["barostat_counts"] = counts
+            XCTAssertThrowsError(try barostat.restoreState(saved), counts)
+        }
     }
 }
