@@ -406,7 +406,10 @@ public struct BarostatSettings: Equatable, Sendable {
     /// Scale x, y and z separately (one per move) rather than together.
     public var anisotropic: Bool
 
-    public init(pressureBar: Double, every: Int = 25, anisotropic: Bool = false) {
+    /// OpenMM's default interval.
+    public static let defaultEvery = 25
+
+    public init(pressureBar: Double, every: Int = defaultEvery, anisotropic: Bool = false) {
         self.pressureBar = pressureBar
         self.every = every
         self.anisotropic = anisotropic

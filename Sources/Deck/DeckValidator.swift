@@ -326,7 +326,7 @@ struct DeckValidator {
             throw f.error("key \(f.displayName) = \"montecarlo\" needs a thermostat: integrator = \"langevin\" or \"bussi\" (its temperature_K is the barostat's)")
         }
         let pressure = try t.required("pressure_bar", because: "barostat = \"montecarlo\" needs a target").number()
-        var every = 25
+        var every = BarostatSettings.defaultEvery
         if let f = everyField {
             every = try f.integer()
             guard every >= 1 else { throw f.invalid("must be a positive number of steps") }

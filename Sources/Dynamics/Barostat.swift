@@ -51,12 +51,6 @@ public struct MonteCarloBarostat: Integrator {
         /// kept its stretch). A fluid's shape wanders freely, so this is for solids.
         case anisotropic
     }
-
-    /// Whether `cell` has a along x and b in the xy plane, to 1e-6 of its edges' lengths.
-    public static func isInStandardOrientation(_ cell: Cell) -> Bool {
-        let a = cell.a, b = cell.b, lengths = cell.lengths
-        return abs(a.y) <= 1e-6 * lengths.x && abs(a.z) <= 1e-6 * lengths.x && abs(b.z) <= 1e-6 * lengths.y
-    }
     public let coupling: Coupling
     public private(set) var random: RandomStream
     /// δ: the largest change of ln V a move proposes.
@@ -80,6 +74,12 @@ public struct MonteCarloBarostat: Integrator {
     static let largestLogVolumeChange = 0.3
     /// A volume (Å³) no physical cell reaches: 1 m³. Past it the cell has run away.
     static let largestVolume = 1e30
+
+    /// Whether `cell` has a along x and b in the xy plane, to 1e-6 of its edges' lengths.
+    public static func isInStandardOrientation(_ cell: Cell) -> Bool {
+        let a = cell.a, b = cell.b, lengths = cell.lengths
+        return abs(a.y) <= 1e-6 * lengths.x && abs(a.z) <= 1e-6 * lengths.x && abs(b.z) <= 1e-6 * lengths.y
+    }
 
     /// - Parameters:
     ///   - thermostat: a thermostatted integrator (``LangevinBAOAB``, ``BussiThermostat``).
@@ -135,8 +135,9 @@ public struct MonteCarloBarostat: Integrator {
             throw DynamicsError.stepFailed(step: state.step, reason: "the barostat's cell has grown to \(volume) A^3: at \(pressure) bar a fluid expands without bound")
         }
         var trial = state
-        let rows = cell.matrix.rows
-        trial.cell = try Cell(matrix: Mat3(rows.0 * scale, rows.1 * scale, rows.2 * scale), pbc: cell.pbc)
+        // 1 + (s − 1) is s exactly for the factors a move draws (0.74 to 1.35).
+        let strain = Mat3(Vec3(scale.x - 1, 0, 0), Vec3(0, scale.y - 1, 0), Vec3(0, 0, scale.z - 1))
+        trial.cell = try cell.strained(by: strain)
         trial.positions.withUnsafeMutableBufferPointer { x in
             for i in 0..<x.count { x[i] *= scale }
         }
