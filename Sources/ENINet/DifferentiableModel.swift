@@ -196,14 +196,40 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
         public var atomVectors: Tensor<T>
     }
 
+    /// A homogeneous strain of each structure of a batch, `r → r·(I + ε_b)` applied to every
+    /// bond vector of structure `b` (positions and cell rows alike). Left at zero, it changes no
+    /// value; its gradient `∂E/∂ε_b` is `V_b σ_b`, the stress in ASE's sign times the volume.
+    public struct Strain {
+        /// `ε`, `[B, 3, 3]`: a leaf that requires a gradient.
+        public var tensor: Tensor<T>
+        /// The structure of each atom, `0..<B`.
+        public var structureOfAtom: [Int32]
+
+        public init(tensor: Tensor<T>, structureOfAtom: [Int32]) {
+            self.tensor = tensor
+            self.structureOfAtom = structureOfAtom
+        }
+
+        /// `d + d·ε` for rows `d` of vectors that start at atoms `origins`.
+        func applied(to d: Tensor<T>, origins: [Int32]) throws -> Tensor<T> {
+            let perRow = try tensor.gather(rows: origins.map { structureOfAtom[Int($0)] })          // [R, 3, 3]
+            return try d + (d.unsqueezed(2) * perRow).sum(axis: 1)
+        }
+    }
+
     /// The network on `graph`, with `positions` (`[N, 3]`) a tensor (a leaf that requires a
-    /// gradient when forces are wanted).
-    public func forward(atomicNumbers: [Int], positions: Tensor<T>, graph: ENINetGraph) throws -> Output {
+    /// gradient when forces are wanted) and, for stresses, a `strain`.
+    public func forward(atomicNumbers: [Int], positions: Tensor<T>, graph: ENINetGraph, strain: Strain? = nil) throws -> Output {
         let c = configuration
         let n = graph.atomCount, ne = graph.edgeCount
         let f = c.featureCount
         guard positions.shape == [n, 3], atomicNumbers.count == n else {
             throw ModelFileError("forward: positions of shape \(positions.shape) and \(atomicNumbers.count) atomic numbers for \(n) atoms")
+        }
+        if let strain {
+            guard strain.structureOfAtom.count == n, strain.tensor.rank == 3, strain.tensor.shape.dropFirst() == [3, 3] else {
+                throw ModelFileError("forward: a strain of shape \(strain.tensor.shape) over \(strain.structureOfAtom.count) atoms for \(n) atoms (needs [B, 3, 3] and one structure per atom)")
+            }
         }
         for (i, z) in atomicNumbers.enumerated() where z < 0 || z >= c.elementCount {
             throw ModelFileError("atom \(i): atomic number \(z) is outside the model's table (0..<\(c.elementCount))")
@@ -218,15 +244,18 @@ public final class ENINetDifferentiableModel<T: ENINetFloat> {
         shiftScalars.reserveCapacity(3 * ne)
         for shift in graph.edgeShift { shiftScalars.append(T(shift.x)); shiftScalars.append(T(shift.y)); shiftScalars.append(T(shift.z)) }
         let shifts = try Tensor<T>(shape: [ne, 3], scalars: shiftScalars)
-        let d = try positions.gather(rows: dst) + shifts - positions.gather(rows: src)     // [E, 3]
+        var d = try positions.gather(rows: dst) + shifts - positions.gather(rows: src)     // [E, 3]
+        if let strain { d = try strain.applied(to: d, origins: src) }
         let r = try d.norm(axis: 1, keepingDimensions: true)                               // [E, 1]
         let u = try d / r
         let edgeCut = try cosineCutoff(r, rc)                                              // [E, 1]
         // The triplets' radial terms once per span (``ENINetGraph``), then gathered per triplet.
         let spanIn = graph.spanTriplet.map { tin[Int($0)] }, spanOut = graph.spanTriplet.map { tout[Int($0)] }
         let spanShift = try shifts.gather(rows: spanIn) + shifts.gather(rows: spanOut)
-        let ds = try positions.gather(rows: spanOut.map { dst[Int($0)] }) + spanShift
-            - positions.gather(rows: spanIn.map { src[Int($0)] })                          // [S, 3]
+        let spanOrigins = spanIn.map { src[Int($0)] }
+        var ds = try positions.gather(rows: spanOut.map { dst[Int($0)] }) + spanShift
+            - positions.gather(rows: spanOrigins)                                          // [S, 3]
+        if let strain { ds = try strain.applied(to: ds, origins: spanOrigins) }
         let s = try ds.norm(axis: 1, keepingDimensions: true)                              // [S, 1]
         let w = try (ds / s).gather(rows: graph.tripletSpan)                               // [T, 3]
         var tripletCut = try cosineCutoff(s, 2 * rc).gather(rows: graph.tripletSpan)       // [T, 1]

@@ -34,12 +34,16 @@ public struct TrainingBatch {
     public var energies: [Double]
     public var forces: [Vec3]
     public var dipoles: [Vec3?]
+    /// Stress labels (eV/Å³), nil for structures without one.
+    public var stresses: [Mat3?]
+    /// Cell volumes (Å³) of the structures periodic along every axis, else nil.
+    public var volumes: [Double?]
     public var centredPositions: [Vec3]
     public var structureCount: Int { atomCounts.count }
 
     public init(_ frames: [PreparedFrame]) throws {
         var z: [Int] = [], r: [Vec3] = [], owner: [Int32] = [], counts: [Int] = [], energies: [Double] = []
-        var forces: [Vec3] = [], dipoles: [Vec3?] = [], centred: [Vec3] = []
+        var forces: [Vec3] = [], dipoles: [Vec3?] = [], centred: [Vec3] = [], stresses: [Mat3?] = [], volumes: [Double?] = []
         var src: [Int32] = [], dst: [Int32] = [], image: [SIMD3<Int32>] = [], shift: [Vec3] = [], tin: [Int32] = [], tout: [Int32] = []
         for (b, p) in frames.enumerated() {
             let atomOffset = Int32(z.count), edgeOffset = Int32(src.count)
@@ -50,6 +54,8 @@ public struct TrainingBatch {
             energies.append(p.frame.energy)
             forces += p.frame.forces
             dipoles.append(p.frame.dipole)
+            stresses.append(p.frame.stress)
+            volumes.append(p.frame.cell.flatMap { $0.pbc == .all ? $0.volume : nil })
             centred += p.centredPositions
             src += p.graph.edgeSource.map { $0 + atomOffset }
             dst += p.graph.edgeDestination.map { $0 + atomOffset }
@@ -65,6 +71,8 @@ public struct TrainingBatch {
         self.energies = energies
         self.forces = forces
         self.dipoles = dipoles
+        self.stresses = stresses
+        self.volumes = volumes
         centredPositions = centred
         graph = try ENINetGraph(atomCount: z.count, edgeSource: src, edgeDestination: dst, edgeImage: image, edgeShift: shift,
                                 tripletIn: tin, tripletOut: tout)
@@ -76,13 +84,17 @@ public struct LossWeights: Equatable, Sendable {
     public var energy: Double
     public var forces: Double
     public var dipole: Double
+    /// The weight of the stress error, compared as the virial per atom, `(σ − σ_ref)·V/N` (eV),
+    /// on the structures that carry a stress.
+    public var stress: Double
     /// Compare energies per atom (`(E − E_ref)/N`) rather than in total.
     public var energyPerAtom: Bool
 
-    public init(energy: Double = 1, forces: Double = 10, dipole: Double = 0, energyPerAtom: Bool = true) {
+    public init(energy: Double = 1, forces: Double = 10, dipole: Double = 0, stress: Double = 0, energyPerAtom: Bool = true) {
         self.energy = energy
         self.forces = forces
         self.dipole = dipole
+        self.stress = stress
         self.energyPerAtom = energyPerAtom
     }
 }
@@ -93,26 +105,39 @@ public struct BatchLoss<T: ENINetFloat> {
     public var energyMSE: Double
     public var forceMSE: Double
     public var dipoleMSE: Double
+    /// Mean squared error of the virial per atom (eV²) over the structures with a stress.
+    public var stressMSE: Double = 0
     /// Predicted total energies per structure and forces per atom (for metrics).
     public var predictedEnergies: [Double]
     public var predictedForces: [Vec3]
     /// Empty unless the loss weighs dipoles or the model is a dipole model.
     public var predictedDipoles: [Vec3]
+    /// Predicted stresses (eV/Å³) of the structures with a stress label (nil for the others);
+    /// empty when none was computed (no label, a dipole model, or a stress weight of 0 in training).
+    public var predictedStresses: [Mat3?] = []
 }
 
 extension ENINetDifferentiableModel {
     /// The weighted mean-squared error on `batch`:
-    /// `w_E·mean_b((E_b − E_ref)/N_b)² + w_F·mean_{i,α}(F_iα − F_ref)² + w_μ·mean_{b,α}(μ_bα − μ_ref)²`.
+    /// `w_E·mean_b((E_b − E_ref)/N_b)² + w_F·mean_{i,α}(F_iα − F_ref)² + w_μ·mean_{b,α}(μ_bα − μ_ref)²
+    /// + w_σ·mean_{b,αβ}((σ_bαβ − σ_ref)·V_b/N_b)²`, the last over the structures with a stress.
     ///
-    /// Forces are `−∂E/∂r` taken with `createGraph: true`, so the loss stays differentiable in the
-    /// parameters through the forces (a double backward). With `differentiable: false` no graph is
-    /// kept (validation).
+    /// Forces are `−∂E/∂r` and stresses `(1/V) ∂E/∂ε` (``ENINetDifferentiableModel/Strain``),
+    /// taken with `createGraph: true`, so the loss stays differentiable in the parameters
+    /// through them (a double backward). With `differentiable: false` no graph is kept
+    /// (validation), and stresses are predicted wherever a label exists.
     public func loss(on batch: TrainingBatch, weights: LossWeights, differentiable: Bool = true) throws -> BatchLoss<T> {
         let n = batch.positions.count, b = batch.structureCount
         let needForces = weights.forces != 0 || (!differentiable && configuration.target == .energy)
+        let labelled = batch.stresses.indices.filter { batch.stresses[$0] != nil && batch.volumes[$0] != nil }
+        // Without a stress weight the strain stays out of the graph: training without stresses
+        // runs the same operations, bit for bit, as before stresses existed.
+        let needStress = configuration.target == .energy && !labelled.isEmpty && (weights.stress != 0 || !differentiable)
         let positions = try Tensor<T>(shape: [n, 3], scalars: batch.positions.flatMap { [T($0.x), T($0.y), T($0.z)] },
                                       requiresGrad: needForces)
-        let out = try forward(atomicNumbers: batch.atomicNumbers, positions: positions, graph: batch.graph)
+        let strain = needStress
+            ? Strain(tensor: Tensor<T>(repeating: 0, shape: [b, 3, 3], requiresGrad: true), structureOfAtom: batch.structureOfAtom) : nil
+        let out = try forward(atomicNumbers: batch.atomicNumbers, positions: positions, graph: batch.graph, strain: strain)
         let c = configuration
         let atomEnergy = out.atomScalars * T(c.scaleStd) + T(c.scaleMean)                    // [N, 1]
         let energies = try atomEnergy.scatterAdd(rows: batch.structureOfAtom, count: b)         // [B, 1]
@@ -132,9 +157,32 @@ extension ENINetDifferentiableModel {
         energyMSE = energyLoss.item.tensorDouble
         if weights.energy != 0 { total = try total + energyLoss * T(weights.energy) }
 
-        var predictedForces: [Vec3] = []
+        var predictedForces: [Vec3] = [], predictedStresses: [Mat3?] = [], stressMSE = 0.0
+        let targets = (needForces ? [positions] : []) + (strain.map { [$0.tensor] } ?? [])
+        let createGraph = differentiable && (weights.forces != 0 || (needStress && weights.stress != 0))
+        let gradients = targets.isEmpty ? [] : try grad(of: out.energy, wrt: targets, createGraph: createGraph)
+        if needStress, let strainGradient = gradients.last {
+            // ∂E/∂ε_b = V_b σ_b: the error as the virial per atom needs no division by the volume.
+            var reference = [T](repeating: 0, count: 9 * b), scale = [T](repeating: 0, count: b)
+            for k in labelled {
+                guard let s = batch.stresses[k], let v = batch.volumes[k] else { continue }
+                for row in 0..<3 { for col in 0..<3 { reference[9 * k + 3 * row + col] = T(tensorDouble: s[row, col] * v) } }
+                scale[k] = T(1 / Double(batch.atomCounts[k]))
+            }
+            let error = try (strainGradient - Tensor<T>(shape: [b, 3, 3], scalars: reference))
+                * Tensor<T>(shape: [b, 1, 1], scalars: scale)
+            let stressLoss = try error.square().sum() * T(1 / Double(9 * labelled.count))
+            stressMSE = stressLoss.item.tensorDouble
+            if weights.stress != 0 { total = try total + stressLoss * T(weights.stress) }
+            let g = strainGradient.scalars
+            predictedStresses = (0..<b).map { k in
+                guard batch.stresses[k] != nil, let v = batch.volumes[k] else { return nil }
+                let row = { (r: Int) in Vec3(g[9 * k + 3 * r].tensorDouble, g[9 * k + 3 * r + 1].tensorDouble, g[9 * k + 3 * r + 2].tensorDouble) / v }
+                return Mat3(row(0), row(1), row(2))
+            }
+        }
         if needForces {
-            let gradient = try grad(of: out.energy, wrt: [positions], createGraph: differentiable && weights.forces != 0)[0]
+            let gradient = gradients[0]
             let referenceForces = try Tensor<T>(shape: [n, 3], scalars: batch.forces.flatMap { [T($0.x), T($0.y), T($0.z)] })
             // F = −∂E/∂r, so F − F_ref = −(∂E/∂r + F_ref).
             let forceLoss = try (gradient + referenceForces).square().mean()
@@ -165,7 +213,8 @@ extension ENINetDifferentiableModel {
         }
         // Back to total energies: prediction + (E_ref − target) = prediction + Σ e_Z.
         let e = energies.scalars.enumerated().map { $0.element.tensorDouble + batch.energies[$0.offset] - target[$0.offset] }
-        return BatchLoss(total: total, energyMSE: energyMSE, forceMSE: forceMSE, dipoleMSE: dipoleMSE,
-                         predictedEnergies: e, predictedForces: predictedForces, predictedDipoles: predictedDipoles)
+        return BatchLoss(total: total, energyMSE: energyMSE, forceMSE: forceMSE, dipoleMSE: dipoleMSE, stressMSE: stressMSE,
+                         predictedEnergies: e, predictedForces: predictedForces, predictedDipoles: predictedDipoles,
+                         predictedStresses: predictedStresses)
     }
 }

@@ -1,4 +1,5 @@
 import ENINet
+import Geometry
 import Tensors
 
 /// The training loss of a batch and its gradient on a model's parameters, with the batch's
@@ -51,10 +52,11 @@ public final class BatchGradient<T: ENINetFloat> {
         })
     }
 
-    /// A run of a batch's structures, with the fractions of the batch's structures and atoms it holds.
+    /// A run of a batch's structures, with the fractions of the batch's structures, atoms and
+    /// stress-labelled structures it holds.
     private struct Share {
         var frames: Range<Int>
-        var structures: Double, atoms: Double
+        var structures: Double, atoms: Double, stressed: Double
     }
 
     private typealias Part = (share: Share, loss: BatchLoss<T>, gradients: [Tensor<T>])
@@ -65,13 +67,17 @@ public final class BatchGradient<T: ENINetFloat> {
         throws -> [Part] {
         let atomCounts = frames.map { $0.frame.atomCount }
         let totalAtoms = Double(max(atomCounts.reduce(0, +), 1)), totalStructures = Double(max(frames.count, 1))
+        // The stress term averages over the structures with a label and a fully periodic cell.
+        let stressed = frames.map { $0.frame.stress != nil && $0.frame.cell?.pbc == .all ? 1 : 0 }
+        let totalStressed = Double(max(stressed.reduce(0, +), 1))
         let shares = Self.shares(atomCounts: atomCounts, parts: workers).map { range in
             Share(frames: range, structures: Double(range.count) / totalStructures,
-                  atoms: Double(atomCounts[range].reduce(0, +)) / totalAtoms)
+                  atoms: Double(atomCounts[range].reduce(0, +)) / totalAtoms,
+                  stressed: Double(stressed[range].reduce(0, +)) / totalStressed)
         }
         if shares.count <= 1 {
             let (loss, gradients) = try body(model, try TrainingBatch(frames), weights)
-            return [(Share(frames: frames.indices, structures: 1, atoms: 1), loss, gradients)]
+            return [(Share(frames: frames.indices, structures: 1, atoms: 1, stressed: 1), loss, gradients)]
         }
         while replicas.count < shares.count - 1 { replicas.append(try model.replica()) }
         var results = [Result<(BatchLoss<T>, [Tensor<T>]), Error>?](repeating: nil, count: shares.count)
@@ -84,7 +90,8 @@ public final class BatchGradient<T: ENINetFloat> {
                     // Each weight times the share of what its mean runs over: structures for
                     // energies and dipoles, atoms for forces.
                     let scaled = LossWeights(energy: weights.energy * share.structures, forces: weights.forces * share.atoms,
-                                             dipole: weights.dipole * share.structures, energyPerAtom: weights.energyPerAtom)
+                                             dipole: weights.dipole * share.structures, stress: weights.stress * share.stressed,
+                                             energyPerAtom: weights.energyPerAtom)
                     return try GradMode.withPrivateGraphs {
                         try body(net, try TrainingBatch(Array(frames[share.frames])), scaled)
                     }
@@ -102,13 +109,14 @@ public final class BatchGradient<T: ENINetFloat> {
     /// mean squared errors are averaged over what each runs over, the predictions follow one another.
     private static func combined(_ parts: [Part]) -> BatchLoss<T> {
         guard parts.count > 1 else { return parts[0].loss }
-        var total = 0.0, energy = 0.0, forces = 0.0, dipole = 0.0
+        var total = 0.0, energy = 0.0, forces = 0.0, dipole = 0.0, stress = 0.0
         var result = parts[0].loss
         for (k, part) in parts.enumerated() {
             total += part.loss.total.item.tensorDouble
             energy += part.loss.energyMSE * part.share.structures
             forces += part.loss.forceMSE * part.share.atoms
             dipole += part.loss.dipoleMSE * part.share.structures
+            stress += part.loss.stressMSE * part.share.stressed
             if k > 0 {
                 result.predictedEnergies += part.loss.predictedEnergies
                 result.predictedForces += part.loss.predictedForces
@@ -119,6 +127,13 @@ public final class BatchGradient<T: ENINetFloat> {
         result.energyMSE = energy
         result.forceMSE = forces
         result.dipoleMSE = dipole
+        result.stressMSE = stress
+        // A share without labels predicts no stresses at all: nil for each of its structures.
+        if parts.contains(where: { !$0.loss.predictedStresses.isEmpty }) {
+            result.predictedStresses = parts.flatMap { part in
+                part.loss.predictedStresses.isEmpty ? [Mat3?](repeating: nil, count: part.share.frames.count) : part.loss.predictedStresses
+            }
+        }
         return result
     }
 

@@ -19,17 +19,21 @@ public struct TrainingFrame: Sendable {
     public var forces: [Vec3]
     /// Dipole moment (e·Å), when the file has one.
     public var dipole: Vec3?
+    /// Stress (eV/Å³, ASE's sign: `(1/V) ∂E/∂ε`, negative under compression; symmetric),
+    /// when the file has one; only for a cell periodic along every axis.
+    public var stress: Mat3?
     /// The frame's index in its file (for messages).
     public var index: Int
 
     public init(atomicNumbers: [Int], positions: [Vec3], cell: Cell? = nil, energy: Double, forces: [Vec3],
-                dipole: Vec3? = nil, index: Int = 0) {
+                dipole: Vec3? = nil, stress: Mat3? = nil, index: Int = 0) {
         self.atomicNumbers = atomicNumbers
         self.positions = positions
         self.cell = cell
         self.energy = energy
         self.forces = forces
         self.dipole = dipole
+        self.stress = stress
         self.index = index
     }
 
@@ -63,6 +67,17 @@ public struct TrainingFrame: Sendable {
         if let d = dipole {
             guard d.isFinite else { throw bad("non-finite dipole") }
             guard max(abs(d.x), abs(d.y), abs(d.z)) <= bound else { throw bad("a dipole component beyond \(bound) e·Å") }
+        }
+        if let s = stress {
+            // A stress is a derivative per volume: a molecule or a slab has no volume to divide
+            // by, and the reader drops theirs.
+            guard let cell, cell.pbc == .all else {
+                throw bad("a stress, but no cell periodic along every axis (a Lattice with pbc=\"T T T\")")
+            }
+            let values = [s[0], s[1], s[2]].flatMap { [$0.x, $0.y, $0.z] }
+            guard values.allSatisfy({ $0.isFinite }) else { throw bad("non-finite stress") }
+            // 1e4 eV/Å³ is 1.6 PPa; a file past it holds another unit (bar, GPa times 1e9, ...).
+            guard values.allSatisfy({ abs($0) <= 1e4 }) else { throw bad("a stress component beyond 1e4 eV/Å³ (the unit is eV/Å³)") }
         }
     }
 }
@@ -112,6 +127,25 @@ public enum ExtendedXYZDataset {
                 let v = try vector(d, count: 3, key: "dipole", bad: bad)
                 dipole = Vec3(v[0], v[1], v[2])
             }
+            // A stress, or a virial W = −Vσ as GAP and libAtoms files give it (eV).
+            var tensor: (key: String, value: Mat3)? = nil
+            if let key = ["stress", "ref_stress", "virial", "ref_virial"].first(where: { info[$0] != nil }), let text = info[key] {
+                let name = key.hasPrefix("ref_") ? "REF_" + key.dropFirst(4) : key
+                let v = try numbers(text, key: name, bad: bad)
+                let value: Mat3
+                switch v.count {
+                // ASE lays nine out column by column (as it does the transpose of a Lattice);
+                // the symmetric part, all that the stress of an energy that turns with the
+                // structure has, is the same in either order.
+                case 9:
+                    let m = Mat3(Vec3(v[0], v[1], v[2]), Vec3(v[3], v[4], v[5]), Vec3(v[6], v[7], v[8]))
+                    value = 0.5 * (m + m.transposed)
+                case 6: value = Mat3(aseVoigt: v)
+                default: throw bad("\(name) has \(v.count) numbers (9, or 6 in Voigt order xx yy zz yz xz xy)")
+                }
+                guard v.allSatisfy({ $0.isFinite }) else { throw bad("non-finite \(name)") }
+                tensor = (name, value)
+            }
             var cell: Cell? = nil
             // Checked with or without a Lattice, as the structure reader checks it.
             var periodic = Periodicity.all
@@ -160,7 +194,15 @@ public enum ExtendedXYZDataset {
                 r.append(try numbers(pos, "position"))
                 f.append(try numbers(forceColumn, "force"))
             }
-            let frame = TrainingFrame(atomicNumbers: z, positions: r, cell: cell, energy: energy, forces: f, dipole: dipole, index: index)
+            // Only a cell periodic along every axis has a volume for a stress: a slab's or a
+            // molecule's label is dropped (a file of mixed frames loads; a stress weight then
+            // needs some periodic frame with one).
+            var stress: Mat3? = nil
+            if let tensor, let cell, cell.pbc == .all {
+                stress = tensor.key.hasSuffix("virial") ? (-1 / cell.volume) * tensor.value : tensor.value
+            }
+            let frame = TrainingFrame(atomicNumbers: z, positions: r, cell: cell, energy: energy, forces: f, dipole: dipole,
+                                      stress: stress, index: index)
             try frame.validate(source: source, line: countLine + 1)
             frames.append(frame)
             l += 2 + n
@@ -225,6 +267,14 @@ public enum ExtendedXYZDataset {
             throw bad("\(key) '\(text)' is not \(count) numbers")
         }
         return v
+    }
+
+    /// The numbers of a value whose length the caller checks; one field that is no number is an error.
+    static func numbers(_ text: String, key: String, bad: (String) -> TrainingError) throws -> [Double] {
+        try text.split(whereSeparator: { $0 == " " || $0 == "," }).map { field in
+            guard let x = Double(field) else { throw bad("\(key): '\(field)' is not a number") }
+            return x
+        }
     }
 }
 

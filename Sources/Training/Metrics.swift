@@ -2,11 +2,13 @@ import Foundation
 import ENINet
 import Geometry
 
-/// Mean absolute and root-mean-square errors of energies, forces and dipoles, overall and per element.
+/// Mean absolute and root-mean-square errors of energies, forces, dipoles and stresses, overall
+/// and (energies and forces) per element.
 public struct ErrorMetrics: Sendable {
     private(set) var energyAbs = 0.0, energySquare = 0.0, frames = 0, energyFrames = 0
     private(set) var forceAbs = 0.0, forceSquare = 0.0, forceComponents = 0
     private(set) var dipoleAbs = 0.0, dipoleSquare = 0.0, dipoleComponents = 0
+    private(set) var stressAbs = 0.0, stressSquare = 0.0, stressComponents = 0
     private(set) var elementForce: [Int: (abs: Double, square: Double, count: Int)] = [:]
     private(set) var elementEnergy: [Int: (abs: Double, square: Double, count: Int)] = [:]
     /// (reference, predicted) energy per atom and force components, for parity plots.
@@ -15,9 +17,10 @@ public struct ErrorMetrics: Sendable {
 
     public init() {}
 
-    /// Adds one frame: energies in eV (total), forces in eV/Å, dipoles in e·Å.
+    /// Adds one frame: energies in eV (total), forces in eV/Å, dipoles in e·Å, stresses in eV/Å³
+    /// (all nine components count).
     public mutating func add(atomicNumbers: [Int], energy: Double?, reference: Double, forces: [Vec3]?, referenceForces: [Vec3],
-                             dipole: Vec3?, referenceDipole: Vec3?) {
+                             dipole: Vec3?, referenceDipole: Vec3?, stress: Mat3? = nil, referenceStress: Mat3? = nil) {
         let n = Double(atomicNumbers.count)
         frames += 1
         if let energy {
@@ -48,6 +51,14 @@ public struct ErrorMetrics: Sendable {
                 dipoleAbs += abs(d); dipoleSquare += d * d; dipoleComponents += 1
             }
         }
+        if let stress, let referenceStress {
+            for row in 0..<3 {
+                for col in 0..<3 {
+                    let d = stress[row, col] - referenceStress[row, col]
+                    stressAbs += abs(d); stressSquare += d * d; stressComponents += 1
+                }
+            }
+        }
     }
 
     public var frameCount: Int { frames }
@@ -59,6 +70,9 @@ public struct ErrorMetrics: Sendable {
     /// Mean absolute error per dipole component (e·Å).
     public var dipoleMAE: Double? { dipoleComponents > 0 ? dipoleAbs / Double(dipoleComponents) : nil }
     public var dipoleRMSE: Double? { dipoleComponents > 0 ? (dipoleSquare / Double(dipoleComponents)).squareRoot() : nil }
+    /// Errors per stress component (meV/Å³; 1 meV/Å³ is 0.1602 GPa), over the frames with a stress.
+    public var stressMAEmeVPerA3: Double? { stressComponents > 0 ? 1000 * stressAbs / Double(stressComponents) : nil }
+    public var stressRMSEmeVPerA3: Double? { stressComponents > 0 ? 1000 * (stressSquare / Double(stressComponents)).squareRoot() : nil }
 
     /// Per element: force MAE/RMSE (meV/Å) over that element's atoms, and the energy MAE/RMSE
     /// (meV/atom) over the frames that contain it.
@@ -79,6 +93,8 @@ public struct ErrorMetrics: Sendable {
         if let x = forceRMSEmeVPerA { o["force_rmse_meV_per_A"] = x }
         if let x = dipoleMAE { o["dipole_mae_eA"] = x }
         if let x = dipoleRMSE { o["dipole_rmse_eA"] = x }
+        if let x = stressMAEmeVPerA3 { o["stress_mae_meV_per_A3"] = x }
+        if let x = stressRMSEmeVPerA3 { o["stress_rmse_meV_per_A3"] = x }
         return o
     }
 
@@ -145,12 +161,16 @@ public enum DatasetEvaluation {
             }
             let mu = dipoleModel ? out.dipole(positions: f.positions, atomicNumbers: f.atomicNumbers) : nil
             // One overflow would turn every error figure into NaN with no hint of its frame.
-            guard mu.map(\.isFinite) ?? (out.energy.isFinite && out.forces.allSatisfy(\.isFinite)) else {
+            guard mu.map(\.isFinite) ?? (out.energy.isFinite && out.forces.allSatisfy(\.isFinite)
+                                         && [out.virial.rows.0, out.virial.rows.1, out.virial.rows.2].allSatisfy(\.isFinite)) else {
                 throw FrameEvaluationError(frame: f.index, reason: "the model's \(dipoleModel ? "dipole is" : "energy or forces are") not finite")
             }
+            // The configurational stress, −W/V in ASE's sign, as the labels are (validated: only
+            // frames periodic along every axis carry one).
+            let stress = !dipoleModel && f.stress != nil ? f.cell.map { (-1 / $0.volume) * out.virial } : nil
             metrics.add(atomicNumbers: f.atomicNumbers, energy: dipoleModel ? nil : out.energy, reference: f.energy,
                         forces: dipoleModel ? nil : out.forces, referenceForces: f.forces,
-                        dipole: mu, referenceDipole: f.dipole)
+                        dipole: mu, referenceDipole: f.dipole, stress: stress, referenceStress: f.stress)
         }
         return metrics
     }

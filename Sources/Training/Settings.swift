@@ -74,7 +74,7 @@ public struct TrainingSettings: Equatable, Sendable {
         "model.target", "model.features", "model.triplet_features", "model.rbf", "model.cutoff", "model.interactions",
         "model.variant", "model.vector_norm_epsilon", "model.precision", "model.seed", "model.initial",
         "targets.scale",
-        "loss.energy_weight", "loss.force_weight", "loss.dipole_weight", "loss.energy_per_atom",
+        "loss.energy_weight", "loss.force_weight", "loss.dipole_weight", "loss.stress_weight", "loss.energy_per_atom",
         "optimizer.learning_rate", "optimizer.weight_decay", "optimizer.warmup_steps", "optimizer.plateau_factor",
         "optimizer.plateau_patience", "optimizer.min_learning_rate", "optimizer.ema_decay", "optimizer.gradient_clip",
         "optimizer.early_stopping_patience", "optimizer.max_epochs", "optimizer.time_limit_minutes", "optimizer.seed",
@@ -177,12 +177,18 @@ public struct TrainingSettings: Equatable, Sendable {
         if let x = try number("loss.energy_weight", 0...1e12) { weights.energy = x }
         if let x = try number("loss.force_weight", 0...1e12) { weights.forces = x }
         if let x = try number("loss.dipole_weight", 0...1e12) { weights.dipole = x }
+        if let x = try number("loss.stress_weight", 0...1e12) {
+            guard target == .energy || x == 0 else {
+                throw TrainingError("\(at("loss.stress_weight")): 'loss.stress_weight' must be 0 for a dipole model (model.target = \"dipole\"), whose output is no energy")
+            }
+            weights.stress = x
+        }
         if let x = try boolean("loss.energy_per_atom") { weights.energyPerAtom = x }
         if target == .dipole, let key = ["loss.energy_weight", "loss.force_weight"].first(where: { (try? number($0, 0...1e12)) ?? 0 > 0 }) {
             throw TrainingError("\(at(key)): '\(key)' must be 0 for a dipole model (model.target = \"dipole\"), whose output is no energy")
         }
-        guard weights.energy + weights.forces + weights.dipole > 0 else {
-            throw TrainingError("\(source): every loss weight is zero (loss.energy_weight, loss.force_weight, loss.dipole_weight)")
+        guard weights.energy + weights.forces + weights.dipole + weights.stress > 0 else {
+            throw TrainingError("\(source): every loss weight is zero (loss.energy_weight, loss.force_weight, loss.dipole_weight, loss.stress_weight)")
         }
         if let x = try number("optimizer.learning_rate", 1e-12...10) { learningRate = x }
         if let x = try number("optimizer.weight_decay", 0...10) { weightDecay = x }

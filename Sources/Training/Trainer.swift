@@ -23,6 +23,7 @@ public struct EpochReport: Sendable {
         if let a = validation.energyMAEmeVPerAtom, let b = validation.energyRMSEmeVPerAtom { s += String(format: "  E MAE %.3f RMSE %.3f meV/atom", a, b) }
         if let a = validation.forceMAEmeVPerA, let b = validation.forceRMSEmeVPerA { s += String(format: "  F MAE %.2f RMSE %.2f meV/Å", a, b) }
         if let d = validation.dipoleMAE { s += String(format: "  μ MAE %.4f eÅ", d) }
+        if let a = validation.stressMAEmeVPerA3 { s += String(format: "  σ MAE %.3f meV/Å³", a) }
         s += String(format: "  lr %.2e  %.1f samples/s  %.0f s  ETA %.0f s", learningRate, samplesPerSecond, elapsedSeconds, etaSeconds)
         return s + (isBest ? "  *" : "")
     }
@@ -92,6 +93,11 @@ public final class Trainer<T: ENINetFloat> {
             for i in split.train + split.validation + split.test where frames[i].dipole == nil {
                 throw TrainingError("\(frameName(i)): no dipole, but loss.dipole_weight is \(settings.weights.dipole)")
             }
+        }
+        // Frames without a stress add nothing to its term (a dataset may mix molecules and
+        // crystals), but a stress weight that no training frame can use means a wrong file.
+        if settings.weights.stress > 0 && !split.train.contains(where: { frames[$0].stress != nil }) {
+            throw TrainingError("\(settings.dataFile): loss.stress_weight is \(settings.weights.stress), but no training frame has a stress (stress=\"...\" or virial=\"...\" in the comment line of a frame periodic along every axis)")
         }
         do {
             statistics = try TargetStatistics.fit(frames: split.train.map { frames[$0] }, cutoff: settings.cutoff, scale: settings.scale)
@@ -220,7 +226,8 @@ public final class Trainer<T: ENINetFloat> {
                     let f = loss.predictedForces.isEmpty ? nil : Array(loss.predictedForces[atom..<(atom + n)])
                     metrics.add(atomicNumbers: frame.atomicNumbers, energy: settings.target == .dipole ? nil : loss.predictedEnergies[k],
                                 reference: frame.energy, forces: settings.target == .dipole ? nil : f, referenceForces: frame.forces,
-                                dipole: loss.predictedDipoles.isEmpty ? nil : loss.predictedDipoles[k], referenceDipole: frame.dipole)
+                                dipole: loss.predictedDipoles.isEmpty ? nil : loss.predictedDipoles[k], referenceDipole: frame.dipole,
+                                stress: loss.predictedStresses.isEmpty ? nil : loss.predictedStresses[k], referenceStress: frame.stress)
                     atom += n
                 }
             }

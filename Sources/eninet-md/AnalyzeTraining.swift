@@ -61,6 +61,7 @@ struct AnalyzeTraining: ParsableCommand {
             ("validation_force_mae_meV_per_A", "validation_force_mae", "meV_per_A"),
             ("validation_force_rmse_meV_per_A", "validation_force_rmse", "meV_per_A"),
             ("validation_dipole_mae_eA", "validation_dipole_mae", "eA"),
+            ("validation_stress_mae_meV_per_A3", "validation_stress_mae", "meV_per_A3"),
         ]
         var columns: [DataTable.Column] = [
             .init(name: "epoch", unit: "", values: rows.map { $0["epoch"] ?? 0 }),

@@ -39,5 +39,8 @@ extension Evaluate {
             print("overall  \(f(metrics.energyMAEmeVPerAtom)) \(f(metrics.energyRMSEmeVPerAtom))                               \(f(metrics.forceMAEmeVPerA)) \(f(metrics.forceRMSEmeVPerA))")
         }
         if let d = metrics.dipoleMAE, let r = metrics.dipoleRMSE { print(String(format: "dipole: MAE %.5f e·Å, RMSE %.5f e·Å (per component)", d, r)) }
+        if let d = metrics.stressMAEmeVPerA3, let r = metrics.stressRMSEmeVPerA3 {
+            print(String(format: "stress: MAE %.4f meV/Å³, RMSE %.4f meV/Å³ (per component; 1 meV/Å³ = 0.1602 GPa)", d, r))
+        }
     }
 }

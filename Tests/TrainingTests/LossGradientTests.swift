@@ -30,15 +30,7 @@ final class LossGradientTests: XCTestCase {
         var worst = 0.0, checked = 0
         for (k, p) in model.parameters.tensors.enumerated() where k % 3 == 0 {
             let i = Int(picks.next() % UInt64(p.count))
-            let h = 1e-5
-            var w = p.scalars
-            let original = w[i]
-            w[i] = original + h; try p.assign(w)
-            let plus = try value()
-            w[i] = original - h; try p.assign(w)
-            let minus = try value()
-            w[i] = original; try p.assign(w)
-            let numeric = (plus - minus) / (2 * h)
+            let numeric = try centralDifference(of: value, in: p, at: i, step: 1e-5)
             let analytic = gradients[k][flat: i]
             let error = abs(numeric - analytic) / max(abs(numeric), 1e-3)
             worst = max(worst, error)

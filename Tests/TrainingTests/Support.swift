@@ -1,8 +1,21 @@
 import Foundation
 import ENINet
 import Geometry
+import Tensors
 import Training
 import XCTest
+
+/// `(f(x + h) − f(x − h)) / 2h` in element `index` of `parameter`, which is put back after.
+func centralDifference(of value: () throws -> Double, in parameter: Tensor<Double>, at index: Int, step h: Double) throws -> Double {
+    var w = parameter.scalars
+    let original = w[index]
+    w[index] = original + h; try parameter.assign(w)
+    let plus = try value()
+    w[index] = original - h; try parameter.assign(w)
+    let minus = try value()
+    w[index] = original; try parameter.assign(w)
+    return (plus - minus) / (2 * h)
+}
 
 enum Fixture {
     static var directory: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures") }
