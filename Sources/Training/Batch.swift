@@ -34,16 +34,14 @@ public struct TrainingBatch {
     public var energies: [Double]
     public var forces: [Vec3]
     public var dipoles: [Vec3?]
-    /// Stress labels (eV/Å³), nil for structures without one.
-    public var stresses: [Mat3?]
-    /// Cell volumes (Å³) of the structures periodic along every axis, else nil.
-    public var volumes: [Double?]
+    /// Stress labels (eV/Å³) with their cells' volumes (Å³), nil for structures without one.
+    public var stressLabels: [(stress: Mat3, volume: Double)?]
     public var centredPositions: [Vec3]
     public var structureCount: Int { atomCounts.count }
 
     public init(_ frames: [PreparedFrame]) throws {
         var z: [Int] = [], r: [Vec3] = [], owner: [Int32] = [], counts: [Int] = [], energies: [Double] = []
-        var forces: [Vec3] = [], dipoles: [Vec3?] = [], centred: [Vec3] = [], stresses: [Mat3?] = [], volumes: [Double?] = []
+        var forces: [Vec3] = [], dipoles: [Vec3?] = [], centred: [Vec3] = [], stressLabels: [(stress: Mat3, volume: Double)?] = []
         var src: [Int32] = [], dst: [Int32] = [], image: [SIMD3<Int32>] = [], shift: [Vec3] = [], tin: [Int32] = [], tout: [Int32] = []
         for (b, p) in frames.enumerated() {
             let atomOffset = Int32(z.count), edgeOffset = Int32(src.count)
@@ -54,8 +52,7 @@ public struct TrainingBatch {
             energies.append(p.frame.energy)
             forces += p.frame.forces
             dipoles.append(p.frame.dipole)
-            stresses.append(p.frame.stress)
-            volumes.append(p.frame.cell.flatMap { $0.pbc == .all ? $0.volume : nil })
+            stressLabels.append(p.frame.labelledStress)
             centred += p.centredPositions
             src += p.graph.edgeSource.map { $0 + atomOffset }
             dst += p.graph.edgeDestination.map { $0 + atomOffset }
@@ -71,8 +68,7 @@ public struct TrainingBatch {
         self.energies = energies
         self.forces = forces
         self.dipoles = dipoles
-        self.stresses = stresses
-        self.volumes = volumes
+        self.stressLabels = stressLabels
         centredPositions = centred
         graph = try ENINetGraph(atomCount: z.count, edgeSource: src, edgeDestination: dst, edgeImage: image, edgeShift: shift,
                                 tripletIn: tin, tripletOut: tout)
@@ -129,10 +125,10 @@ extension ENINetDifferentiableModel {
     public func loss(on batch: TrainingBatch, weights: LossWeights, differentiable: Bool = true) throws -> BatchLoss<T> {
         let n = batch.positions.count, b = batch.structureCount
         let needForces = weights.forces != 0 || (!differentiable && configuration.target == .energy)
-        let labelled = batch.stresses.indices.filter { batch.stresses[$0] != nil && batch.volumes[$0] != nil }
+        let labelledCount = batch.stressLabels.lazy.filter { $0 != nil }.count
         // Without a stress weight the strain stays out of the graph: training without stresses
         // runs the same operations, bit for bit, as before stresses existed.
-        let needStress = configuration.target == .energy && !labelled.isEmpty && (weights.stress != 0 || !differentiable)
+        let needStress = configuration.target == .energy && labelledCount > 0 && (weights.stress != 0 || !differentiable)
         let positions = try Tensor<T>(shape: [n, 3], scalars: batch.positions.flatMap { [T($0.x), T($0.y), T($0.z)] },
                                       requiresGrad: needForces)
         let strain = needStress
@@ -164,19 +160,19 @@ extension ENINetDifferentiableModel {
         if needStress, let strainGradient = gradients.last {
             // ∂E/∂ε_b = V_b σ_b: the error as the virial per atom needs no division by the volume.
             var reference = [T](repeating: 0, count: 9 * b), scale = [T](repeating: 0, count: b)
-            for k in labelled {
-                guard let s = batch.stresses[k], let v = batch.volumes[k] else { continue }
+            for (k, label) in batch.stressLabels.enumerated() {
+                guard let (s, v) = label else { continue }
                 for row in 0..<3 { for col in 0..<3 { reference[9 * k + 3 * row + col] = T(tensorDouble: s[row, col] * v) } }
                 scale[k] = T(1 / Double(batch.atomCounts[k]))
             }
             let error = try (strainGradient - Tensor<T>(shape: [b, 3, 3], scalars: reference))
                 * Tensor<T>(shape: [b, 1, 1], scalars: scale)
-            let stressLoss = try error.square().sum() * T(1 / Double(9 * labelled.count))
+            let stressLoss = try error.square().sum() * T(1 / Double(9 * labelledCount))
             stressMSE = stressLoss.item.tensorDouble
             if weights.stress != 0 { total = try total + stressLoss * T(weights.stress) }
             let g = strainGradient.scalars
-            predictedStresses = (0..<b).map { k in
-                guard batch.stresses[k] != nil, let v = batch.volumes[k] else { return nil }
+            predictedStresses = batch.stressLabels.enumerated().map { k, label in
+                guard let v = label?.volume else { return nil }
                 let row = { (r: Int) in Vec3(g[9 * k + 3 * r].tensorDouble, g[9 * k + 3 * r + 1].tensorDouble, g[9 * k + 3 * r + 2].tensorDouble) / v }
                 return Mat3(row(0), row(1), row(2))
             }

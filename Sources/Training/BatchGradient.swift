@@ -67,8 +67,8 @@ public final class BatchGradient<T: ENINetFloat> {
         throws -> [Part] {
         let atomCounts = frames.map { $0.frame.atomCount }
         let totalAtoms = Double(max(atomCounts.reduce(0, +), 1)), totalStructures = Double(max(frames.count, 1))
-        // The stress term averages over the structures with a label and a fully periodic cell.
-        let stressed = frames.map { $0.frame.stress != nil && $0.frame.cell?.pbc == .all ? 1 : 0 }
+        // The stress term averages over the structures with a label.
+        let stressed = frames.map { $0.frame.labelledStress != nil ? 1 : 0 }
         let totalStressed = Double(max(stressed.reduce(0, +), 1))
         let shares = Self.shares(atomCounts: atomCounts, parts: workers).map { range in
             Share(frames: range, structures: Double(range.count) / totalStructures,

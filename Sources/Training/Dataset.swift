@@ -39,6 +39,13 @@ public struct TrainingFrame: Sendable {
 
     public var atomCount: Int { positions.count }
 
+    /// The stress with the volume it is a derivative per: what the loss, its shares and the
+    /// metrics count as a stress label (nil without a cell periodic along every axis).
+    public var labelledStress: (stress: Mat3, volume: Double)? {
+        guard let stress, let cell, cell.pbc == .all else { return nil }
+        return (stress, cell.volume)
+    }
+
     /// Throws, naming `source` and the frame, unless every number is finite, every element
     /// known and the arrays agree in length.
     public func validate(source: String, line: Int? = nil) throws {

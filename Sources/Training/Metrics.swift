@@ -165,9 +165,8 @@ public enum DatasetEvaluation {
                                          && [out.virial.rows.0, out.virial.rows.1, out.virial.rows.2].allSatisfy(\.isFinite)) else {
                 throw FrameEvaluationError(frame: f.index, reason: "the model's \(dipoleModel ? "dipole is" : "energy or forces are") not finite")
             }
-            // The configurational stress, −W/V in ASE's sign, as the labels are (validated: only
-            // frames periodic along every axis carry one).
-            let stress = !dipoleModel && f.stress != nil ? f.cell.map { (-1 / $0.volume) * out.virial } : nil
+            // The configurational stress, −W/V in ASE's sign, as the labels are.
+            let stress = dipoleModel ? nil : f.labelledStress.map { (-1 / $0.volume) * out.virial }
             metrics.add(atomicNumbers: f.atomicNumbers, energy: dipoleModel ? nil : out.energy, reference: f.energy,
                         forces: dipoleModel ? nil : out.forces, referenceForces: f.forces,
                         dipole: mu, referenceDipole: f.dipole, stress: stress, referenceStress: f.stress)

@@ -96,7 +96,7 @@ public final class Trainer<T: ENINetFloat> {
         }
         // Frames without a stress add nothing to its term (a dataset may mix molecules and
         // crystals), but a stress weight that no training frame can use means a wrong file.
-        if settings.weights.stress > 0 && !split.train.contains(where: { frames[$0].stress != nil }) {
+        if settings.weights.stress > 0 && !split.train.contains(where: { frames[$0].labelledStress != nil }) {
             throw TrainingError("\(settings.dataFile): loss.stress_weight is \(settings.weights.stress), but no training frame has a stress (stress=\"...\" or virial=\"...\" in the comment line of a frame periodic along every axis)")
         }
         do {

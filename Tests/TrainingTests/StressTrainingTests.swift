@@ -101,14 +101,11 @@ final class StressTrainingTests: XCTestCase {
             for a in 0..<3 {
                 for b in 0..<3 {
                     func energy(_ e: Double) throws -> Double {
-                        var strain = Mat3.identity
-                        strain[a, b] += e
-                        func strained(_ r: Vec3) -> Vec3 { Vec3(r.x * strain[0, 0] + r.y * strain[1, 0] + r.z * strain[2, 0],
-                                                                r.x * strain[0, 1] + r.y * strain[1, 1] + r.z * strain[2, 1],
-                                                                r.x * strain[0, 2] + r.y * strain[1, 2] + r.z * strain[2, 2]) }
-                        let m = cell.matrix
-                        let trial = try Cell(matrix: Mat3(strained(m[0]), strained(m[1]), strained(m[2])), pbc: cell.pbc)
-                        return try evaluator.evaluate(atomicNumbers: frame.atomicNumbers, positions: frame.positions.map(strained), cell: trial).energy
+                        var strain = Mat3.zero
+                        strain[a, b] = e
+                        let map = Mat3.identity + strain
+                        return try evaluator.evaluate(atomicNumbers: frame.atomicNumbers, positions: frame.positions.map { map.leftMultiply($0) },
+                                                      cell: try cell.strained(by: strain)).energy
                     }
                     let numeric = (try energy(h) - energy(-h)) / (2 * h) / cell.volume
                     largest = max(largest, abs(numeric))
