@@ -92,8 +92,9 @@ struct EightTriplets<T: ENINetFloat> {
     /// Σ over channels, per triplet.
     @inline(__always) var channelSum: SIMD8<T> { c0 + c1 + c2 + c3 }
 
-    @inline(__always) func map(_ f: (SIMD8<T>) -> SIMD8<T>) -> EightTriplets {
-        EightTriplets(c0: f(c0), c1: f(c1), c2: f(c2), c3: f(c3))
+    /// The logistic sigmoid of every element.
+    @inline(__always) var sigmoid: EightTriplets {
+        EightTriplets(c0: T.sigmoid(c0), c1: T.sigmoid(c1), c2: T.sigmoid(c2), c3: T.sigmoid(c3))
     }
     @inline(__always) static func + (a: EightTriplets, b: EightTriplets) -> EightTriplets {
         EightTriplets(c0: a.c0 + b.c0, c1: a.c1 + b.c1, c2: a.c2 + b.c2, c3: a.c3 + b.c3)
@@ -123,8 +124,11 @@ struct FourChannelTriplets<T: ENINetFloat> {
     /// `triplet_vec` split into the coefficients of the triplet vector, the in-edge vector and the direction.
     let tripletCoefficient: QuadMap<T>, edgeCoefficient: QuadMap<T>, directionCoefficient: QuadMap<T>
 
-    /// Nil unless every map is 4 → 4 (the vector map 4 → 12) and the gate's hidden width is 4.
+    /// Nil unless every map is 4 → 4 (the vector map 4 → 12) and the gate's hidden width is 4,
+    /// and for precisions other than `Float` and `Double`, the only two whose passes are compiled
+    /// (``forwardPass(triplets:_:)``).
     init?(projection: LinearLayer<T>, gate: GateMLPLayer<T>, tripletVector: LinearLayer<T>) {
+        guard T.self == Float.self || T.self == Double.self else { return nil }
         guard projection.inputs == 4, projection.outputs == 4, gate.hidden == 4, gate.first.inputs == 4,
               gate.netSecond.outputs == 4, gate.gatesSecond.outputs == 4,
               tripletVector.inputs == 4, tripletVector.outputs == 12 else { return nil }
@@ -148,8 +152,8 @@ struct FourChannelTriplets<T: ENINetFloat> {
         var a = EightTriplets<T>(), b = EightTriplets<T>(), c = EightTriplets<T>()
     }
 
-    @inline(__always)
-    func block(_ base: Int, lanes: Int, tripletIn: UnsafePointer<Int32>, tripletOut: UnsafePointer<Int32>,
+    @_transparent
+    private func block(_ base: Int, lanes: Int, tripletIn: UnsafePointer<Int32>, tripletOut: UnsafePointer<Int32>,
                fromIn: UnsafePointer<T>, fromOut: UnsafePointer<T>, scalars: UnsafePointer<T>, cut: UnsafePointer<T>) -> Block {
         var v = Block()
         v.left = EightTriplets(rows: { i in
@@ -171,8 +175,8 @@ struct FourChannelTriplets<T: ENINetFloat> {
 
     /// The block's values from those ``block(_:lanes:tripletIn:tripletOut:fromIn:fromOut:scalars:cut:)``
     /// saved at `saved`: the same operations on the same inputs, so the same values.
-    @inline(__always)
-    func restoredBlock(_ base: Int, lanes: Int, saved: UnsafePointer<T>, scalars: UnsafePointer<T>, cut: UnsafePointer<T>) -> Block {
+    @_transparent
+    private func restoredBlock(_ base: Int, lanes: Int, saved: UnsafePointer<T>, scalars: UnsafePointer<T>, cut: UnsafePointer<T>) -> Block {
         var v = Block()
         v.left = Self.load(saved, Self.leftOffset)
         complete(&v, base, lanes: lanes, scalars: scalars, cut: cut, saved: saved)
@@ -180,7 +184,7 @@ struct FourChannelTriplets<T: ENINetFloat> {
     }
 
     /// Everything after the pair sums `v.left`: the sigmoids are computed, or read from `saved`.
-    @inline(__always)
+    @_transparent
     private func complete(_ v: inout Block, _ base: Int, lanes: Int, scalars: UnsafePointer<T>, cut: UnsafePointer<T>,
                           saved: UnsafePointer<T>?) {
         let scalar = EightTriplets(rows: { i in scalars.quad(4 * (base + min(i, lanes - 1))) })
@@ -193,12 +197,13 @@ struct FourChannelTriplets<T: ENINetFloat> {
             v.netSigmoid = Self.load(saved, Self.netSigmoidOffset)
             v.gateHiddenSigmoid = Self.load(saved, Self.gateHiddenSigmoidOffset)
         } else {
-            v.netSigmoid = v.netHidden.map(T.sigmoid)
-            v.gateHiddenSigmoid = v.gateHidden.map(T.sigmoid)
+            v.netSigmoid = v.netHidden.sigmoid
+            v.gateHiddenSigmoid = v.gateHidden.sigmoid
         }
         v.value = netSecond(v.netHidden * v.netSigmoid)
         v.gate = gatesSecond(v.gateHidden * v.gateHiddenSigmoid)
-        v.gateSigmoid = saved.map { Self.load($0, Self.gateSigmoidOffset) } ?? v.gate.map(T.sigmoid)
+        // No closures here (`map`, `??`): in these `@_transparent` bodies they stay calls.
+        if let saved { v.gateSigmoid = Self.load(saved, Self.gateSigmoidOffset) } else { v.gateSigmoid = v.gate.sigmoid }
         v.gated = v.value * v.gate * v.gateSigmoid
         v.message = v.gated * v.cuts
         v.a = tripletCoefficient(v.message)
@@ -212,10 +217,10 @@ struct FourChannelTriplets<T: ENINetFloat> {
 
     @inline(__always) private static func save(_ v: Block, at saved: UnsafeMutablePointer<T>) {
         @inline(__always) func store(_ part: EightTriplets<T>, _ offset: Int) {
-            saved.setLanes(offset, part.c0)
-            saved.setLanes(offset + 8, part.c1)
-            saved.setLanes(offset + 16, part.c2)
-            saved.setLanes(offset + 24, part.c3)
+            saved.setLanesByLane(offset, part.c0)
+            saved.setLanesByLane(offset + 8, part.c1)
+            saved.setLanesByLane(offset + 16, part.c2)
+            saved.setLanesByLane(offset + 24, part.c3)
         }
         store(v.left, leftOffset)
         store(v.netSigmoid, netSigmoidOffset)
@@ -248,20 +253,47 @@ struct FourChannelTriplets<T: ENINetFloat> {
         ChunkSums.run(chunks.ranges, ownWidth: 16 * ne, pass: { (range, own: UnsafeMutablePointer<T>?) in
             var chunk = buffers
             if let own { chunk.sumS = own; chunk.sumV = own + 4 * ne }
-            forward(triplets: range, chunk)
+            forwardPass(triplets: range, chunk)
         }, merge: { own in
             ChunkSums.add(own, into: buffers.sumS, count: 4 * ne)
             ChunkSums.add(own + 4 * ne, into: buffers.sumV, count: 12 * ne)
         })
     }
 
-    /// The forward pass over the triplets of `range` (whose start is a multiple of eight).
+    /// The forward pass over the triplets of `range` (whose start is a multiple of eight), run
+    /// by the body compiled for `Float` or `Double`.
+    ///
+    /// Only those two bodies are compiled. In a generic body every `SIMD8<T>` temporary lives in
+    /// memory: the two passes held 60,000 stack slots, which the optimiser's Mem2Reg and stack
+    /// hoisting handle in time quadratic in their number, ten of the seventeen minutes that
+    /// `swift test -c release` took to build. The `@_transparent` bodies are inlined into the
+    /// concrete callers below before optimisation, so no generic copy of them is optimised.
+    private func forwardPass(triplets range: Range<Int>, _ buffers: ForwardBuffers) {
+        if let float = self as? FourChannelTriplets<Float>, let buffers = buffers as? FourChannelTriplets<Float>.ForwardBuffers {
+            float.forwardPassInFloat(triplets: range, buffers)
+        } else if let double = self as? FourChannelTriplets<Double>, let buffers = buffers as? FourChannelTriplets<Double>.ForwardBuffers {
+            double.forwardPassInDouble(triplets: range, buffers)
+        }
+        // No other precision gets here: the initialiser refuses them.
+    }
+
+    /// The backward pass over the triplets of `range`, run like ``forwardPass(triplets:_:)``.
+    private func backwardPass(triplets range: Range<Int>, _ buffers: BackwardBuffers) {
+        if let float = self as? FourChannelTriplets<Float>, let buffers = buffers as? FourChannelTriplets<Float>.BackwardBuffers {
+            float.backwardPassInFloat(triplets: range, buffers)
+        } else if let double = self as? FourChannelTriplets<Double>, let buffers = buffers as? FourChannelTriplets<Double>.BackwardBuffers {
+            double.backwardPassInDouble(triplets: range, buffers)
+        }
+    }
+
+    /// The body of ``forwardPass(triplets:_:)``, inlined into its `Float` and `Double` callers.
+    @_transparent
     private func forward(triplets range: Range<Int>, _ buffers: ForwardBuffers) {
         let tripletIn = buffers.tripletIn, tripletOut = buffers.tripletOut
         let fromIn = buffers.fromIn, fromOut = buffers.fromOut, edgeVectors = buffers.edgeVectors
         let scalars = buffers.scalars, vectors = buffers.vectors, unit = buffers.unit, cut = buffers.cut
         let sumS = buffers.sumS, sumV = buffers.sumV, saving = buffers.saving
-        @inline(__always) func run(_ newScalars: UnsafeMutablePointer<T>?, _ newVectors: UnsafeMutablePointer<T>?) {
+        @inline(__always) func run<Update: TripletFeatureUpdate>(_ update: Update) where Update.Scalar == T {
             for base in stride(from: range.lowerBound, to: range.upperBound, by: 8) {
                 let lanes = min(8, range.upperBound - base)
                 let v = block(base, lanes: lanes, tripletIn: tripletIn, tripletOut: tripletOut, fromIn: fromIn, fromOut: fromOut,
@@ -273,23 +305,26 @@ struct FourChannelTriplets<T: ENINetFloat> {
                     let e1 = Int(tripletIn[t]), e2 = Int(tripletOut[t])
                     let ct = v.cuts[i], message = v.message.quad(i)
                     let va = v.a.quad(i), vb = v.b.quad(i), vc = v.c.quad(i)
-                    newScalars?.setQuad(4 * t, scalars.quad(4 * t) + message)
-                    sumS.setQuad(4 * e2, sumS.quad(4 * e2) + message)
+                    update.setScalars(4 * t, scalars.quadByLane(4 * t) + message)
+                    sumS.setQuadByLane(4 * e2, sumS.quadByLane(4 * e2) + message)
                     for x in 0..<3 {
                         let to = 12 * t + 4 * x, h1 = 12 * e1 + 4 * x, o2 = 12 * e2 + 4 * x
-                        let tv = vectors.quad(to)
-                        let m = (tv * va).adding(edgeVectors.quad(h1), times: vb).adding(vc, times: unit[3 * t + x]) * ct
-                        newVectors?.setQuad(to, tv + m)
-                        sumV.setQuad(o2, sumV.quad(o2) + m)
+                        let tv = vectors.quadByLane(to)
+                        let m = (tv * va).adding(edgeVectors.quadByLane(h1), times: vb).adding(vc, times: unit[3 * t + x]) * ct
+                        update.setVectors(to, tv + m)
+                        sumV.setQuadByLane(o2, sumV.quadByLane(o2) + m)
                     }
                 }
             }
         }
-        // Inlined once with updated features and once without, so that neither copy tests per triplet.
+        // Two copies, one writing the updated features and one not, so that neither tests per
+        // triplet: the type parameter fixes which, whether the optimiser inlines them or not (it
+        // inlined only one of the two copies of an optional pointer: the forward pass then ran
+        // 22 % more instructions, by callgrind).
         if let newScalars = buffers.newScalars, let newVectors = buffers.newVectors {
-            run(newScalars, newVectors)
+            run(WrittenFeatures(scalars: newScalars, vectors: newVectors))
         } else {
-            run(nil, nil)
+            run(UnwrittenFeatures<T>())
         }
     }
 
@@ -318,7 +353,7 @@ struct FourChannelTriplets<T: ENINetFloat> {
         ChunkSums.run(chunks.ranges, ownWidth: 20 * ne, pass: { (range, own: UnsafeMutablePointer<T>?) in
             var chunk = buffers
             if let own { chunk.gFromIn = own; chunk.gFromOut = own + 4 * ne; chunk.gEdgeVectors = own + 8 * ne }
-            backward(triplets: range, chunk)
+            backwardPass(triplets: range, chunk)
         }, merge: { own in
             ChunkSums.add(own, into: buffers.gFromIn, count: 4 * ne)
             ChunkSums.add(own + 4 * ne, into: buffers.gFromOut, count: 4 * ne)
@@ -326,7 +361,8 @@ struct FourChannelTriplets<T: ENINetFloat> {
         })
     }
 
-    /// The backward pass over the triplets of `range` (whose start is a multiple of eight).
+    /// The body of ``backwardPass(triplets:_:)``, inlined like ``forward(triplets:_:)``.
+    @_transparent
     private func backward(triplets range: Range<Int>, _ buffers: BackwardBuffers) {
         let tripletIn = buffers.tripletIn, tripletOut = buffers.tripletOut, saved = buffers.saved
         let edgeVectors = buffers.edgeVectors, scalars = buffers.scalars, vectors = buffers.vectors
@@ -423,6 +459,57 @@ struct FourChannelTriplets<T: ENINetFloat> {
             fromInSum.release()
         }
         if buffers.updatesAreUnused { run(updatesAreUnused: true) } else { run(updatesAreUnused: false) }
+    }
+}
+
+extension FourChannelTriplets where T == Float {
+    fileprivate func forwardPassInFloat(triplets range: Range<Int>, _ buffers: ForwardBuffers) { forward(triplets: range, buffers) }
+    fileprivate func backwardPassInFloat(triplets range: Range<Int>, _ buffers: BackwardBuffers) { backward(triplets: range, buffers) }
+}
+
+extension FourChannelTriplets where T == Double {
+    fileprivate func forwardPassInDouble(triplets range: Range<Int>, _ buffers: ForwardBuffers) { forward(triplets: range, buffers) }
+    fileprivate func backwardPassInDouble(triplets range: Range<Int>, _ buffers: BackwardBuffers) { backward(triplets: range, buffers) }
+}
+
+/// Where the forward pass writes the updated triplet features (``WrittenFeatures``), or that
+/// it does not (``UnwrittenFeatures``: after the last interaction nothing reads them).
+private protocol TripletFeatureUpdate {
+    associatedtype Scalar: ENINetFloat
+    func setScalars(_ offset: Int, _ value: SIMD4<Scalar>)
+    func setVectors(_ offset: Int, _ value: SIMD4<Scalar>)
+}
+
+private struct WrittenFeatures<Scalar: ENINetFloat>: TripletFeatureUpdate {
+    let scalars: UnsafeMutablePointer<Scalar>, vectors: UnsafeMutablePointer<Scalar>
+    @inline(__always) func setScalars(_ offset: Int, _ value: SIMD4<Scalar>) { scalars.setQuadByLane(offset, value) }
+    @inline(__always) func setVectors(_ offset: Int, _ value: SIMD4<Scalar>) { vectors.setQuadByLane(offset, value) }
+}
+
+private struct UnwrittenFeatures<Scalar: ENINetFloat>: TripletFeatureUpdate {
+    @inline(__always) func setScalars(_ offset: Int, _ value: SIMD4<Scalar>) {}
+    @inline(__always) func setVectors(_ offset: Int, _ value: SIMD4<Scalar>) {}
+}
+
+// The forward pass's own pointer accesses, lane by lane. For a generic `SIMD4<T>`, ``quad(_:)``,
+// ``setQuad(_:_:)`` and ``setLanes(_:_:)`` resolve to the standard library's `loadUnaligned`
+// and `storeBytes` for any type (a copy through a temporary). In the concrete forward pass, too
+// large a function for the optimiser to inline into, they stayed calls: 2.9 million of them in
+// `bench eninet --configs small`, and 25 % more instructions in the pass (callgrind). Pointer
+// subscripts and SIMD initialisers are transparent, and LLVM joins the lanes into one vector
+// access. Lane by lane everywhere made other loops slower (narrow products, the vector norm).
+extension UnsafePointer where Pointee: ENINetFloat {
+    @_transparent fileprivate func quadByLane(_ o: Int) -> SIMD4<Pointee> { SIMD4(self[o], self[o + 1], self[o + 2], self[o + 3]) }
+}
+
+extension UnsafeMutablePointer where Pointee: ENINetFloat {
+    @_transparent fileprivate func quadByLane(_ o: Int) -> SIMD4<Pointee> { SIMD4(self[o], self[o + 1], self[o + 2], self[o + 3]) }
+    @_transparent fileprivate func setQuadByLane(_ o: Int, _ value: SIMD4<Pointee>) {
+        self[o] = value[0]; self[o + 1] = value[1]; self[o + 2] = value[2]; self[o + 3] = value[3]
+    }
+    @_transparent fileprivate func setLanesByLane(_ o: Int, _ value: SIMD8<Pointee>) {
+        self[o] = value[0]; self[o + 1] = value[1]; self[o + 2] = value[2]; self[o + 3] = value[3]
+        self[o + 4] = value[4]; self[o + 5] = value[5]; self[o + 6] = value[6]; self[o + 7] = value[7]
     }
 }
 

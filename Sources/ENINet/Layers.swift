@@ -160,7 +160,7 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
     /// own buffer when the caller hands it over with `consume`, else on a copy.
     func forward(_ x: [T], rows: Int, adding addend: consuming [T]) -> [T] {
         var y = consume addend
-        let outputs = outputs, inputs = inputs
+        let outputs = outputs
         y.withUnsafeMutableBufferPointer { yp in
             guard let ya = yp.baseAddress else { return }
             if let bias {
@@ -174,7 +174,7 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
     /// The input gradient `gy W` for output gradient `gy`.
     func backward(_ gy: [T], rows: Int) -> [T] {
         guard rows > 0, inputs > 0, outputs > 0 else { return [T](repeating: 0, count: rows * inputs) }
-        let outputs = outputs, inputs = inputs
+        let inputs = inputs
         return [T](unsafeUninitializedCapacity: rows * inputs) { gx, count in
             count = rows * inputs
             guard let xa = gx.baseAddress else { return }
@@ -184,7 +184,6 @@ struct LinearLayer<T: ENINetFloat>: Sendable {
 
     /// Adds the input gradient `gy W` to `gx` (the GEMM accumulates: no separate sum pass).
     func backward(_ gy: [T], rows: Int, addingInto gx: inout [T]) {
-        let outputs = outputs, inputs = inputs
         gx.withUnsafeMutableBufferPointer { xp in
             guard let xa = xp.baseAddress else { return }
             Self.multiply(gy, rows: rows, by: backwardOperand, accumulate: true, into: xa)

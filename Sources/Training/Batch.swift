@@ -167,7 +167,7 @@ extension ENINetDifferentiableModel {
             }
             let error = try (strainGradient - Tensor<T>(shape: [b, 3, 3], scalars: reference))
                 * Tensor<T>(shape: [b, 1, 1], scalars: scale)
-            let stressLoss = try error.square().sum() * T(1 / Double(9 * labelledCount))
+            let stressLoss = error.square().sum() * T(1 / Double(9 * labelledCount))
             stressMSE = stressLoss.item.tensorDouble
             if weights.stress != 0 { total = try total + stressLoss * T(weights.stress) }
             let g = strainGradient.scalars

@@ -13,6 +13,33 @@ final class AspirinModelTests: XCTestCase {
     static let energyModel = examples.appendingPathComponent("energy-stable/aspirin-energy-stable.safetensors")
     static let molecule = examples.appendingPathComponent("aspirin.xyz")
     static let dataset = CLI.sharedDirectory.appendingPathComponent("data/xtb/aspirin-gfn2-500K.extxyz")
+    static var stabilityPicoseconds: Int { ShippedModelChecks.fullValidation ? 100 : 10 }
+    /// The 500 K run, started with the class (``BackgroundRun``) so that it runs beside the
+    /// class's other tests; nil when the data is absent.
+    private static var stabilityRun: BackgroundRun?
+
+    override class func setUp() {
+        super.setUp()
+        guard FileManager.default.fileExists(atPath: dataset.path) else { return }
+        stabilityRun = try? BackgroundRun(deck: """
+            [system]
+            structure = "\(molecule.path)"
+            [potential]
+            type = "eninet"
+            model = "\(energyModel.path)"
+            [dynamics]
+            \(ShippedModelChecks.langevinAt500K(picoseconds: stabilityPicoseconds))
+            [output]
+            log_every = 0
+            trajectory = "t.nc"
+            trajectory_every = 20
+            """, name: "aspirin-500K")
+    }
+
+    override class func tearDown() {
+        stabilityRun?.discard()
+        super.tearDown()
+    }
 
     /// Both models on the 900 test frames of the configurations' split (random, seed 1: 1000
     /// training, 100 validation frames), drawn as `train` draws it. Measured on 2026-12-07:
@@ -53,25 +80,11 @@ final class AspirinModelTests: XCTestCase {
         let stability = try BondStability(reference: Self.dataset)
         XCTAssertEqual(stability.bonds.count, 21, "aspirin has 21 bonds")
 
-        let dir = try scratchDirectory("aspirin")
-        let picoseconds = ShippedModelChecks.fullValidation ? 100 : 10
-        let deck = """
-        [system]
-        structure = "\(Self.molecule.path)"
-        [potential]
-        type = "eninet"
-        model = "\(Self.energyModel.path)"
-        [dynamics]
-        \(ShippedModelChecks.langevinAt500K(picoseconds: picoseconds))
-        [output]
-        log_every = 0
-        trajectory = "t.nc"
-        trajectory_every = 20
-        """
-        try deck.write(to: dir.appendingPathComponent("deck.toml"), atomically: true, encoding: .utf8)
-        let result = try CLI.run(["run", dir.appendingPathComponent("deck.toml").path, "--quiet"], in: dir, timeout: 1800)
+        let picoseconds = Self.stabilityPicoseconds
+        let run = try XCTUnwrap(Self.stabilityRun, "the run did not start")
+        let result = run.finish(timeout: 1800)
         XCTAssertEqual(result.status, 0, result.stderr)
-        let trajectory = try AmberTrajectoryReader(path: dir.appendingPathComponent("t.nc").path)
+        let trajectory = try AmberTrajectoryReader(path: run.directory.appendingPathComponent("t.nc").path)
         XCTAssertEqual(trajectory.frameCount, picoseconds * 100 + 1)
         let worst = try stability.largestDeviation(in: trajectory)
         print("aspirin 500 K, \(picoseconds) ps: largest bond deviation \(worst.deviation) Å (atoms \(worst.bond), frame \(worst.frame))")

@@ -90,6 +90,45 @@ enum CLI {
     }
 }
 
+/// An `eninet-md run` of a deck, started at once and read later. A test class with long MD
+/// runs starts them when the class starts (`override class func setUp()`), so that they share
+/// the cores with the class's other tests instead of following them one at a time.
+final class BackgroundRun {
+    /// The run's working folder: its deck, its outputs and its standard error.
+    let directory: URL
+    private let process: Process
+    private let errors: FileHandle
+    private let started = Date()
+
+    init(deck: String, name: String) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let deckURL = directory.appendingPathComponent("deck.toml")
+        try deck.write(to: deckURL, atomically: true, encoding: .utf8)
+        _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("stderr").path, contents: nil)
+        errors = try FileHandle(forWritingTo: directory.appendingPathComponent("stderr"))
+        process = try CLI.start(["run", deckURL.path, "--quiet"], in: directory, stderr: errors)
+    }
+
+    /// Waits for the run to end, at most until `timeout` after its start (a run still going
+    /// then is killed, and the test fails), and gives its exit status and standard error.
+    func finish(timeout: TimeInterval, file: StaticString = #filePath, line: UInt = #line) -> (status: Int32, stderr: String) {
+        CLI.wait(for: process, timeout: max(0, timeout - Date().timeIntervalSince(started)), file: file, line: line)
+        try? errors.close()
+        let stderr = (try? String(contentsOf: directory.appendingPathComponent("stderr"), encoding: .utf8)) ?? ""
+        return (process.terminationStatus, stderr)
+    }
+
+    /// Stops the run if it still goes (its test was filtered out, or failed before waiting)
+    /// and removes its folder.
+    func discard() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        try? errors.close()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
 extension CLI {
     /// The JSON objects `eninet-md evaluate ... --json` prints, one per frame, after checking
     /// that it exited with status 0.

@@ -22,6 +22,36 @@ final class EthanolModelTests: XCTestCase {
     static let split = CLI.sharedDirectory.appendingPathComponent("data/xtb/ethanol-split-seed1.json")
     static let referenceNVE = CLI.sharedDirectory.appendingPathComponent("data/xtb/ethanol-gfn2-nve-300K.nc")
 
+    /// The two long MD runs (500 K stability, NVE conservation), started with the class
+    /// (``BackgroundRun``) so that they run beside the IR test's three; nil when their files are absent.
+    private static var stabilityRun: BackgroundRun?, conservationRun: BackgroundRun?
+    static var stabilityPicoseconds: Int { ShippedModelChecks.fullValidation ? 100 : 20 }
+    static let conservationDynamics = """
+        integrator = "verlet"
+        timestep_fs = 0.5
+        steps = 20_000
+        initial_temperature_K = 300
+        seed = 5
+        """
+
+    override class func setUp() {
+        super.setUp()
+        let present = { (urls: [URL]) in urls.allSatisfy { FileManager.default.fileExists(atPath: $0.path) } }
+        if present([energyModel, dataset]) {
+            stabilityRun = try? BackgroundRun(deck: deck(dynamics: ShippedModelChecks.langevinAt500K(picoseconds: stabilityPicoseconds),
+                                                         trajectoryEvery: 20), name: "ethanol-500K")
+        }
+        if present([energyModel]) {
+            conservationRun = try? BackgroundRun(deck: deck(dynamics: conservationDynamics, trajectoryEvery: 1000), name: "ethanol-nve")
+        }
+    }
+
+    override class func tearDown() {
+        stabilityRun?.discard()
+        conservationRun?.discard()
+        super.tearDown()
+    }
+
     func requireFiles(_ urls: URL...) throws {
         for url in urls where !FileManager.default.fileExists(atPath: url.path) {
             throw XCTSkip("\(url.path) is absent")
@@ -93,9 +123,9 @@ final class EthanolModelTests: XCTestCase {
 
     // MARK: - Issue 6, point 5: stability at 500 K and energy conservation
 
-    /// Runs a deck built from the shipped example's keys with the given dynamics table.
-    func runEthanol(dynamics: String, trajectoryEvery: Int, in dir: URL, extraOutput: String = "") throws -> (log: [[Double]], header: [String]) {
-        let deck = """
+    /// A deck built from the shipped example's keys with the given dynamics table.
+    static func deck(dynamics: String, trajectoryEvery: Int) -> String {
+        """
         title = "ethanol check"
         [system]
         structure = "\(Self.examples.appendingPathComponent("ethanol.xyz").path)"
@@ -109,11 +139,14 @@ final class EthanolModelTests: XCTestCase {
         log_every = 100
         trajectory = "t.nc"
         trajectory_every = \(trajectoryEvery)
-        \(extraOutput)
         """
-        try deck.write(to: dir.appendingPathComponent("deck.toml"), atomically: true, encoding: .utf8)
-        let result = try CLI.run(["run", dir.appendingPathComponent("deck.toml").path, "--quiet"], in: dir, timeout: 1200)
+    }
+
+    /// The run's thermodynamic log, once it has ended (with status 0).
+    func finishedLog(of run: BackgroundRun) throws -> (log: [[Double]], header: [String]) {
+        let result = run.finish(timeout: 1200)
         XCTAssertEqual(result.status, 0, result.stderr)
+        let dir = run.directory
         let lines = try String(contentsOf: dir.appendingPathComponent("log.csv"), encoding: .utf8).split(separator: "\n")
         let header = lines.first.map { $0.split(separator: ",").map(String.init) } ?? []
         let rows = lines.dropFirst().map { $0.split(separator: ",").map { Double($0) ?? .nan } }
@@ -127,10 +160,10 @@ final class EthanolModelTests: XCTestCase {
         let stability = try BondStability(reference: Self.dataset)
         XCTAssertEqual(stability.bonds.count, 8, "ethanol has 8 bonds")
 
-        let dir = try scratchDirectory("ethanol")
-        let picoseconds = ShippedModelChecks.fullValidation ? 100 : 20
-        _ = try runEthanol(dynamics: ShippedModelChecks.langevinAt500K(picoseconds: picoseconds), trajectoryEvery: 20, in: dir)
-        let trajectory = try AmberTrajectoryReader(path: dir.appendingPathComponent("t.nc").path)
+        let picoseconds = Self.stabilityPicoseconds
+        let run = try XCTUnwrap(Self.stabilityRun, "the run did not start")
+        _ = try finishedLog(of: run)
+        let trajectory = try AmberTrajectoryReader(path: run.directory.appendingPathComponent("t.nc").path)
         XCTAssertEqual(trajectory.frameCount, picoseconds * 100 + 1, "\(picoseconds) ps stored every 10 fs")
         let worst = try stability.largestDeviation(in: trajectory)
         print("ethanol 500 K, \(picoseconds) ps: largest bond deviation \(worst.deviation) Å (atoms \(worst.bond), frame \(worst.frame))")
@@ -139,14 +172,7 @@ final class EthanolModelTests: XCTestCase {
 
     func testNVEAtHalfAFemtosecondConservesEnergy() throws {
         try requireFiles(Self.energyModel)
-        let dir = try scratchDirectory("ethanol")
-        let (rows, header) = try runEthanol(dynamics: """
-            integrator = "verlet"
-            timestep_fs = 0.5
-            steps = 20_000
-            initial_temperature_K = 300
-            seed = 5
-            """, trajectoryEvery: 1000, in: dir)
+        let (rows, header) = try finishedLog(of: try XCTUnwrap(Self.conservationRun, "the run did not start"))
         let time = try XCTUnwrap(header.firstIndex { $0.hasPrefix("time") })
         let total = try XCTUnwrap(header.firstIndex { $0.hasPrefix("total") })
         let t: [Double] = rows.map { $0[time] / 1000 }, e: [Double] = rows.map { $0[total] / 9 }
