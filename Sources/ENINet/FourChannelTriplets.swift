@@ -318,9 +318,8 @@ struct FourChannelTriplets<T: ENINetFloat> {
             }
         }
         // Two copies, one writing the updated features and one not, so that neither tests per
-        // triplet: the type parameter fixes which, whether the optimiser inlines them or not (it
-        // inlined only one of the two copies of an optional pointer: the forward pass then ran
-        // 22 % more instructions, by callgrind).
+        // triplet: the type parameter fixes which, whether the optimiser inlines them or not (in
+        // the concrete pass it inlines only one; the other stays a function of its own).
         if let newScalars = buffers.newScalars, let newVectors = buffers.newVectors {
             run(WrittenFeatures(scalars: newScalars, vectors: newVectors))
         } else {
@@ -503,7 +502,7 @@ extension UnsafePointer where Pointee: ENINetFloat {
 }
 
 extension UnsafeMutablePointer where Pointee: ENINetFloat {
-    @_transparent fileprivate func quadByLane(_ o: Int) -> SIMD4<Pointee> { SIMD4(self[o], self[o + 1], self[o + 2], self[o + 3]) }
+    @_transparent fileprivate func quadByLane(_ o: Int) -> SIMD4<Pointee> { UnsafePointer(self).quadByLane(o) }
     @_transparent fileprivate func setQuadByLane(_ o: Int, _ value: SIMD4<Pointee>) {
         self[o] = value[0]; self[o + 1] = value[1]; self[o + 2] = value[2]; self[o + 3] = value[3]
     }
