@@ -20,6 +20,12 @@ let buildsForThisCPU = ProcessInfo.processInfo.environment["ENINETMD_PORTABLE"] 
 let mathSettings: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-fno-math-errno"])]
 let optimise: [SwiftSetting] = mathSettings + (buildsForThisCPU
     ? [.unsafeFlags(["-target-cpu", "haswell"]), .define("FUSED_MULTIPLY_ADD")] : [])
+// Most test targets' own code does little work (it is in the modules they test, which keep -O),
+// and compiled with -O the last of them (CLITests) took a minute after every module was built:
+// those take -Onone. GeometryTests, TensorsTests and AnalysisTests run brute-force references
+// of their own (neighbour search, products, MSD; 45 s more at -Onone) and keep -O: they compile
+// beside Tensors, before the modules the others wait for.
+let testSettings: [SwiftSetting] = [.unsafeFlags(["-Onone"])]
 
 let package = Package(
     name: "ENINetMD",
@@ -58,15 +64,15 @@ let package = Package(
 
         .testTarget(name: "GeometryTests", dependencies: ["Geometry"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
-        .testTarget(name: "ENINetTests", dependencies: ["ENINet", "Tensors", "Geometry"], exclude: ["Fixtures"]),
-        .testTarget(name: "PotentialsTests", dependencies: ["Potentials", "Geometry"]),
-        .testTarget(name: "DynamicsTests", dependencies: ["Dynamics", "Potentials", "ENINet", "Geometry"], exclude: ["Scripts", "Fixtures"]),
+        .testTarget(name: "ENINetTests", dependencies: ["ENINet", "Tensors", "Geometry"], exclude: ["Fixtures"], swiftSettings: testSettings),
+        .testTarget(name: "PotentialsTests", dependencies: ["Potentials", "Geometry"], swiftSettings: testSettings),
+        .testTarget(name: "DynamicsTests", dependencies: ["Dynamics", "Potentials", "ENINet", "Geometry"], exclude: ["Scripts", "Fixtures"], swiftSettings: testSettings),
         .testTarget(name: "TrajectoryTests", dependencies: ["Trajectory", "Geometry", "CNetCDF"],
-                    resources: [.copy("Fixtures")]),
+                    resources: [.copy("Fixtures")], swiftSettings: testSettings),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Trajectory", "Geometry"], exclude: ["Scripts"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "ENINet", "Tensors", "Geometry"], exclude: ["Fixtures"]),
-        .testTarget(name: "DeckTests", dependencies: ["Deck"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "ENINet", "Tensors", "Geometry"], exclude: ["Fixtures"], swiftSettings: testSettings),
+        .testTarget(name: "DeckTests", dependencies: ["Deck"], resources: [.copy("Fixtures")], swiftSettings: testSettings),
         .testTarget(name: "CLITests", dependencies: ["eninet-md", "Trajectory", "Geometry", "CNetCDF", "ENINet", "Training"],
-                    resources: [.copy("Fixtures")]),
+                    resources: [.copy("Fixtures")], swiftSettings: testSettings),
     ]
 )

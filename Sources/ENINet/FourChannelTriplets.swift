@@ -2,7 +2,9 @@ import Tensors
 
 /// An affine map of four inputs to four outputs, `y = W x + b`, applied to eight triplets at
 /// once: output `o` reads row `o` of `W`, and input gradient `k` of `Wᵀ g` reads column `k`.
-struct QuadMap<T: ENINetFloat> {
+/// In `Float` only, like the pass that uses it (``FourChannelTriplets``).
+struct QuadMap {
+    typealias T = Float
     let columns: (SIMD4<T>, SIMD4<T>, SIMD4<T>, SIMD4<T>)
     let rows: (SIMD4<T>, SIMD4<T>, SIMD4<T>, SIMD4<T>)
     let bias: SIMD4<T>
@@ -119,114 +121,26 @@ struct EightTriplets<T: ENINetFloat> {
 /// backward pass recomputes the rest, which are 4 × 4 maps of those. Recomputing the whole
 /// block instead took about 40 % of the backward pass.
 struct FourChannelTriplets<T: ENINetFloat> {
-    let projection: QuadMap<T>
-    let netFirst: QuadMap<T>, gatesFirst: QuadMap<T>, netSecond: QuadMap<T>, gatesSecond: QuadMap<T>
-    /// `triplet_vec` split into the coefficients of the triplet vector, the in-edge vector and the direction.
-    let tripletCoefficient: QuadMap<T>, edgeCoefficient: QuadMap<T>, directionCoefficient: QuadMap<T>
+    private let kernel: FloatTripletKernel
 
-    /// Nil unless every map is 4 → 4 (the vector map 4 → 12) and the gate's hidden width is 4,
-    /// and for precisions other than `Float` and `Double`, the only two whose passes are compiled
-    /// (``forwardPass(triplets:_:)``).
+    /// Nil for precisions other than `Float`, and unless every map is 4 → 4 (the vector map
+    /// 4 → 12) and the gate's hidden width is 4.
+    ///
+    /// Only `Float` has the fused pass, so that its body is compiled as concrete code. Written
+    /// for a generic `T`, every `SIMD8<T>` temporary is a stack slot, and the optimiser's
+    /// Mem2Reg takes time quadratic in a function's stack slots: with the generic body inlined
+    /// into `Float` and `Double` callers, the `ENINet` module took 8 of the 15 minutes that
+    /// `swift test -c release` spent building, 98 % of it in Mem2Reg. `Double`, which serves
+    /// checks rather than long runs, takes the layer-by-layer path.
     init?(projection: LinearLayer<T>, gate: GateMLPLayer<T>, tripletVector: LinearLayer<T>) {
-        guard T.self == Float.self || T.self == Double.self else { return nil }
-        guard projection.inputs == 4, projection.outputs == 4, gate.hidden == 4, gate.first.inputs == 4,
-              gate.netSecond.outputs == 4, gate.gatesSecond.outputs == 4,
-              tripletVector.inputs == 4, tripletVector.outputs == 12 else { return nil }
-        self.projection = QuadMap(projection)
-        netFirst = QuadMap(gate.first, outputsFrom: 0)
-        gatesFirst = QuadMap(gate.first, outputsFrom: 4)
-        netSecond = QuadMap(gate.netSecond)
-        gatesSecond = QuadMap(gate.gatesSecond)
-        tripletCoefficient = QuadMap(tripletVector, outputsFrom: 0)
-        edgeCoefficient = QuadMap(tripletVector, outputsFrom: 4)
-        directionCoefficient = QuadMap(tripletVector, outputsFrom: 8)
+        guard let projection = projection as? LinearLayer<Float>, let gate = gate as? GateMLPLayer<Float>,
+              let tripletVector = tripletVector as? LinearLayer<Float>,
+              let kernel = FloatTripletKernel(projection: projection, gate: gate, tripletVector: tripletVector) else { return nil }
+        self.kernel = kernel
     }
 
-    /// The forward values of eight triplets from `base` (the last one repeated when fewer remain).
-    struct Block {
-        var left = EightTriplets<T>(), right = EightTriplets<T>(), cuts = SIMD8<T>()
-        var netHidden = EightTriplets<T>(), netSigmoid = EightTriplets<T>()
-        var gateHidden = EightTriplets<T>(), gateHiddenSigmoid = EightTriplets<T>()
-        var value = EightTriplets<T>(), gate = EightTriplets<T>(), gateSigmoid = EightTriplets<T>()
-        var gated = EightTriplets<T>(), message = EightTriplets<T>()
-        var a = EightTriplets<T>(), b = EightTriplets<T>(), c = EightTriplets<T>()
-    }
-
-    @_transparent
-    private func block(_ base: Int, lanes: Int, tripletIn: UnsafePointer<Int32>, tripletOut: UnsafePointer<Int32>,
-               fromIn: UnsafePointer<T>, fromOut: UnsafePointer<T>, scalars: UnsafePointer<T>, cut: UnsafePointer<T>) -> Block {
-        var v = Block()
-        v.left = EightTriplets(rows: { i in
-            let t = base + min(i, lanes - 1)
-            return fromIn.quad(4 * Int(tripletIn[t])) + fromOut.quad(4 * Int(tripletOut[t]))
-        })
-        complete(&v, base, lanes: lanes, scalars: scalars, cut: cut, saved: nil)
-        return v
-    }
-
-    /// Elements of the forward values saved for the backward pass: 16 vectors of eight per block.
-    static func savedCount(triplets nt: Int) -> Int { (nt + 7) / 8 * savedPerBlock }
-    static var savedPerBlock: Int { 16 * 8 }
-    /// Where a block's saved values lie, in elements from the block's start.
-    private static var leftOffset: Int { 0 }
-    private static var netSigmoidOffset: Int { 32 }
-    private static var gateHiddenSigmoidOffset: Int { 64 }
-    private static var gateSigmoidOffset: Int { 96 }
-
-    /// The block's values from those ``block(_:lanes:tripletIn:tripletOut:fromIn:fromOut:scalars:cut:)``
-    /// saved at `saved`: the same operations on the same inputs, so the same values.
-    @_transparent
-    private func restoredBlock(_ base: Int, lanes: Int, saved: UnsafePointer<T>, scalars: UnsafePointer<T>, cut: UnsafePointer<T>) -> Block {
-        var v = Block()
-        v.left = Self.load(saved, Self.leftOffset)
-        complete(&v, base, lanes: lanes, scalars: scalars, cut: cut, saved: saved)
-        return v
-    }
-
-    /// Everything after the pair sums `v.left`: the sigmoids are computed, or read from `saved`.
-    @_transparent
-    private func complete(_ v: inout Block, _ base: Int, lanes: Int, scalars: UnsafePointer<T>, cut: UnsafePointer<T>,
-                          saved: UnsafePointer<T>?) {
-        let scalar = EightTriplets(rows: { i in scalars.quad(4 * (base + min(i, lanes - 1))) })
-        v.cuts = cut.lanes(base, count: lanes)
-        v.right = projection(scalar)
-        let product = v.left * v.right
-        v.netHidden = netFirst(product)
-        v.gateHidden = gatesFirst(product)
-        if let saved {
-            v.netSigmoid = Self.load(saved, Self.netSigmoidOffset)
-            v.gateHiddenSigmoid = Self.load(saved, Self.gateHiddenSigmoidOffset)
-        } else {
-            v.netSigmoid = v.netHidden.sigmoid
-            v.gateHiddenSigmoid = v.gateHidden.sigmoid
-        }
-        v.value = netSecond(v.netHidden * v.netSigmoid)
-        v.gate = gatesSecond(v.gateHidden * v.gateHiddenSigmoid)
-        // No closures here (`map`, `??`): in these `@_transparent` bodies they stay calls.
-        if let saved { v.gateSigmoid = Self.load(saved, Self.gateSigmoidOffset) } else { v.gateSigmoid = v.gate.sigmoid }
-        v.gated = v.value * v.gate * v.gateSigmoid
-        v.message = v.gated * v.cuts
-        v.a = tripletCoefficient(v.message)
-        v.b = edgeCoefficient(v.message)
-        v.c = directionCoefficient(v.message)
-    }
-
-    @inline(__always) private static func load(_ saved: UnsafePointer<T>, _ offset: Int) -> EightTriplets<T> {
-        EightTriplets(c0: saved.lanes(offset), c1: saved.lanes(offset + 8), c2: saved.lanes(offset + 16), c3: saved.lanes(offset + 24))
-    }
-
-    @inline(__always) private static func save(_ v: Block, at saved: UnsafeMutablePointer<T>) {
-        @inline(__always) func store(_ part: EightTriplets<T>, _ offset: Int) {
-            saved.setLanesByLane(offset, part.c0)
-            saved.setLanesByLane(offset + 8, part.c1)
-            saved.setLanesByLane(offset + 16, part.c2)
-            saved.setLanesByLane(offset + 24, part.c3)
-        }
-        store(v.left, leftOffset)
-        store(v.netSigmoid, netSigmoidOffset)
-        store(v.gateHiddenSigmoid, gateHiddenSigmoidOffset)
-        store(v.gateSigmoid, gateSigmoidOffset)
-    }
+    /// Elements of the forward values saved for the backward pass.
+    static func savedCount(triplets nt: Int) -> Int { FloatTripletKernel.savedCount(triplets: nt) }
 
     /// What one layer's forward pass reads and writes: `fromIn`/`fromOut` `[E,4]` (the pair
     /// map's halves), `edgeVectors` `[E,3,4]`, the triplet features `scalars` `[T,4]` and
@@ -253,42 +167,160 @@ struct FourChannelTriplets<T: ENINetFloat> {
         ChunkSums.run(chunks.ranges, ownWidth: 16 * ne, pass: { (range, own: UnsafeMutablePointer<T>?) in
             var chunk = buffers
             if let own { chunk.sumS = own; chunk.sumV = own + 4 * ne }
-            forwardPass(triplets: range, chunk)
+            // T is Float: the initialiser refuses every other precision.
+            if let chunk = chunk as? FourChannelTriplets<Float>.ForwardBuffers { kernel.forward(triplets: range, chunk) }
         }, merge: { own in
             ChunkSums.add(own, into: buffers.sumS, count: 4 * ne)
             ChunkSums.add(own + 4 * ne, into: buffers.sumV, count: 12 * ne)
         })
     }
 
-    /// The forward pass over the triplets of `range` (whose start is a multiple of eight), run
-    /// by the body compiled for `Float` or `Double`.
+    /// What one layer's backward pass reads and writes: the forward pass's inputs and what it
+    /// saved; `gScalars`/`gVectors`, the gradients on the updated features, turned in place into
+    /// those on the input features (written, not read, when `updatesAreUnused`: nothing reads
+    /// the features that the last interaction updates, so their gradients are zero); `gSumS`
+    /// (row stride `sumStride`) and `gSumV`, the gradients on the sums; and the gradients on
+    /// `fromIn`, `fromOut`, `edgeVectors`, the unit directions and the cutoffs, added to.
+    struct BackwardBuffers {
+        var tripletIn: UnsafePointer<Int32>, tripletOut: UnsafePointer<Int32>
+        var saved: UnsafePointer<T>, edgeVectors: UnsafePointer<T>
+        var scalars: UnsafePointer<T>, vectors: UnsafePointer<T>, unit: UnsafePointer<T>, cut: UnsafePointer<T>
+        var gScalars: UnsafeMutablePointer<T>, gVectors: UnsafeMutablePointer<T>, updatesAreUnused: Bool
+        var gSumS: UnsafePointer<T>, sumStride: Int, gSumV: UnsafePointer<T>
+        var gFromIn: UnsafeMutablePointer<T>, gFromOut: UnsafeMutablePointer<T>, gEdgeVectors: UnsafeMutablePointer<T>
+        var gUnit: UnsafeMutablePointer<T>, gCut: UnsafeMutablePointer<T>
+    }
+
+    /// The backward of ``forward(_:edgeCount:chunks:)`` (``BackwardBuffers``).
     ///
-    /// Only those two bodies are compiled. In a generic body every `SIMD8<T>` temporary lives in
-    /// memory: the two passes held 60,000 stack slots, which the optimiser's Mem2Reg and stack
-    /// hoisting handle in time quadratic in their number, ten of the seventeen minutes that
-    /// `swift test -c release` took to build. The `@_transparent` bodies are inlined into the
-    /// concrete callers below before optimisation, so no generic copy of them is optimised.
-    private func forwardPass(triplets range: Range<Int>, _ buffers: ForwardBuffers) {
-        if let float = self as? FourChannelTriplets<Float>, let buffers = buffers as? FourChannelTriplets<Float>.ForwardBuffers {
-            float.forwardPassInFloat(triplets: range, buffers)
-        } else if let double = self as? FourChannelTriplets<Double>, let buffers = buffers as? FourChannelTriplets<Double>.ForwardBuffers {
-            double.forwardPassInDouble(triplets: range, buffers)
-        }
-        // No other precision gets here: the initialiser refuses them.
+    /// The chunks run as in the forward pass; the edge gradients of every chunk after the first
+    /// go to buffers of its own, added at the end. The per-triplet gradients need none.
+    func backward(_ buffers: BackwardBuffers, edgeCount ne: Int, chunks: TripletChunks) {
+        // A later chunk's own buffer: its gradients on fromIn [E, 4], fromOut [E, 4] and the edge vectors [E, 3, 4].
+        ChunkSums.run(chunks.ranges, ownWidth: 20 * ne, pass: { (range, own: UnsafeMutablePointer<T>?) in
+            var chunk = buffers
+            if let own { chunk.gFromIn = own; chunk.gFromOut = own + 4 * ne; chunk.gEdgeVectors = own + 8 * ne }
+            if let chunk = chunk as? FourChannelTriplets<Float>.BackwardBuffers { kernel.backward(triplets: range, chunk) }
+        }, merge: { own in
+            ChunkSums.add(own, into: buffers.gFromIn, count: 4 * ne)
+            ChunkSums.add(own + 4 * ne, into: buffers.gFromOut, count: 4 * ne)
+            ChunkSums.add(own + 8 * ne, into: buffers.gEdgeVectors, count: 12 * ne)
+        })
+    }
+}
+
+/// The fused passes in `Float` (``FourChannelTriplets``), on the layer's maps.
+private struct FloatTripletKernel {
+    typealias T = Float
+    typealias ForwardBuffers = FourChannelTriplets<Float>.ForwardBuffers
+    typealias BackwardBuffers = FourChannelTriplets<Float>.BackwardBuffers
+
+    let projection: QuadMap
+    let netFirst: QuadMap, gatesFirst: QuadMap, netSecond: QuadMap, gatesSecond: QuadMap
+    /// `triplet_vec` split into the coefficients of the triplet vector, the in-edge vector and the direction.
+    let tripletCoefficient: QuadMap, edgeCoefficient: QuadMap, directionCoefficient: QuadMap
+
+    init?(projection: LinearLayer<Float>, gate: GateMLPLayer<Float>, tripletVector: LinearLayer<Float>) {
+        guard projection.inputs == 4, projection.outputs == 4, gate.hidden == 4, gate.first.inputs == 4,
+              gate.netSecond.outputs == 4, gate.gatesSecond.outputs == 4,
+              tripletVector.inputs == 4, tripletVector.outputs == 12 else { return nil }
+        self.projection = QuadMap(projection)
+        netFirst = QuadMap(gate.first, outputsFrom: 0)
+        gatesFirst = QuadMap(gate.first, outputsFrom: 4)
+        netSecond = QuadMap(gate.netSecond)
+        gatesSecond = QuadMap(gate.gatesSecond)
+        tripletCoefficient = QuadMap(tripletVector, outputsFrom: 0)
+        edgeCoefficient = QuadMap(tripletVector, outputsFrom: 4)
+        directionCoefficient = QuadMap(tripletVector, outputsFrom: 8)
     }
 
-    /// The backward pass over the triplets of `range`, run like ``forwardPass(triplets:_:)``.
-    private func backwardPass(triplets range: Range<Int>, _ buffers: BackwardBuffers) {
-        if let float = self as? FourChannelTriplets<Float>, let buffers = buffers as? FourChannelTriplets<Float>.BackwardBuffers {
-            float.backwardPassInFloat(triplets: range, buffers)
-        } else if let double = self as? FourChannelTriplets<Double>, let buffers = buffers as? FourChannelTriplets<Double>.BackwardBuffers {
-            double.backwardPassInDouble(triplets: range, buffers)
-        }
+    /// The forward values of eight triplets from `base` (the last one repeated when fewer remain).
+    struct Block {
+        var left = EightTriplets<T>(), right = EightTriplets<T>(), cuts = SIMD8<T>()
+        var netHidden = EightTriplets<T>(), netSigmoid = EightTriplets<T>()
+        var gateHidden = EightTriplets<T>(), gateHiddenSigmoid = EightTriplets<T>()
+        var value = EightTriplets<T>(), gate = EightTriplets<T>(), gateSigmoid = EightTriplets<T>()
+        var gated = EightTriplets<T>(), message = EightTriplets<T>()
+        var a = EightTriplets<T>(), b = EightTriplets<T>(), c = EightTriplets<T>()
     }
 
-    /// The body of ``forwardPass(triplets:_:)``, inlined into its `Float` and `Double` callers.
-    @_transparent
-    private func forward(triplets range: Range<Int>, _ buffers: ForwardBuffers) {
+    @inline(__always)
+    private func block(_ base: Int, lanes: Int, tripletIn: UnsafePointer<Int32>, tripletOut: UnsafePointer<Int32>,
+               fromIn: UnsafePointer<T>, fromOut: UnsafePointer<T>, scalars: UnsafePointer<T>, cut: UnsafePointer<T>) -> Block {
+        var v = Block()
+        v.left = EightTriplets(rows: { i in
+            let t = base + min(i, lanes - 1)
+            return fromIn.quad(4 * Int(tripletIn[t])) + fromOut.quad(4 * Int(tripletOut[t]))
+        })
+        complete(&v, base, lanes: lanes, scalars: scalars, cut: cut, saved: nil)
+        return v
+    }
+
+    /// Elements of the forward values saved for the backward pass: 16 vectors of eight per block.
+    static func savedCount(triplets nt: Int) -> Int { (nt + 7) / 8 * savedPerBlock }
+    static var savedPerBlock: Int { 16 * 8 }
+    /// Where a block's saved values lie, in elements from the block's start.
+    private static var leftOffset: Int { 0 }
+    private static var netSigmoidOffset: Int { 32 }
+    private static var gateHiddenSigmoidOffset: Int { 64 }
+    private static var gateSigmoidOffset: Int { 96 }
+
+    /// The block's values from those ``block(_:lanes:tripletIn:tripletOut:fromIn:fromOut:scalars:cut:)``
+    /// saved at `saved`: the same operations on the same inputs, so the same values.
+    @inline(__always)
+    private func restoredBlock(_ base: Int, lanes: Int, saved: UnsafePointer<T>, scalars: UnsafePointer<T>, cut: UnsafePointer<T>) -> Block {
+        var v = Block()
+        v.left = Self.load(saved, Self.leftOffset)
+        complete(&v, base, lanes: lanes, scalars: scalars, cut: cut, saved: saved)
+        return v
+    }
+
+    /// Everything after the pair sums `v.left`: the sigmoids are computed, or read from `saved`.
+    @inline(__always)
+    private func complete(_ v: inout Block, _ base: Int, lanes: Int, scalars: UnsafePointer<T>, cut: UnsafePointer<T>,
+                          saved: UnsafePointer<T>?) {
+        let scalar = EightTriplets(rows: { i in scalars.quad(4 * (base + min(i, lanes - 1))) })
+        v.cuts = cut.lanes(base, count: lanes)
+        v.right = projection(scalar)
+        let product = v.left * v.right
+        v.netHidden = netFirst(product)
+        v.gateHidden = gatesFirst(product)
+        if let saved {
+            v.netSigmoid = Self.load(saved, Self.netSigmoidOffset)
+            v.gateHiddenSigmoid = Self.load(saved, Self.gateHiddenSigmoidOffset)
+        } else {
+            v.netSigmoid = v.netHidden.sigmoid
+            v.gateHiddenSigmoid = v.gateHidden.sigmoid
+        }
+        v.value = netSecond(v.netHidden * v.netSigmoid)
+        v.gate = gatesSecond(v.gateHidden * v.gateHiddenSigmoid)
+        if let saved { v.gateSigmoid = Self.load(saved, Self.gateSigmoidOffset) } else { v.gateSigmoid = v.gate.sigmoid }
+        v.gated = v.value * v.gate * v.gateSigmoid
+        v.message = v.gated * v.cuts
+        v.a = tripletCoefficient(v.message)
+        v.b = edgeCoefficient(v.message)
+        v.c = directionCoefficient(v.message)
+    }
+
+    @inline(__always) private static func load(_ saved: UnsafePointer<T>, _ offset: Int) -> EightTriplets<T> {
+        EightTriplets(c0: saved.lanes(offset), c1: saved.lanes(offset + 8), c2: saved.lanes(offset + 16), c3: saved.lanes(offset + 24))
+    }
+
+    @inline(__always) private static func save(_ v: Block, at saved: UnsafeMutablePointer<T>) {
+        @inline(__always) func store(_ part: EightTriplets<T>, _ offset: Int) {
+            saved.setLanesByLane(offset, part.c0)
+            saved.setLanesByLane(offset + 8, part.c1)
+            saved.setLanesByLane(offset + 16, part.c2)
+            saved.setLanesByLane(offset + 24, part.c3)
+        }
+        store(v.left, leftOffset)
+        store(v.netSigmoid, netSigmoidOffset)
+        store(v.gateHiddenSigmoid, gateHiddenSigmoidOffset)
+        store(v.gateSigmoid, gateSigmoidOffset)
+    }
+
+    /// The forward pass over the triplets of `range`, whose start is a multiple of eight.
+    func forward(triplets range: Range<Int>, _ buffers: ForwardBuffers) {
         let tripletIn = buffers.tripletIn, tripletOut = buffers.tripletOut
         let fromIn = buffers.fromIn, fromOut = buffers.fromOut, edgeVectors = buffers.edgeVectors
         let scalars = buffers.scalars, vectors = buffers.vectors, unit = buffers.unit, cut = buffers.cut
@@ -327,42 +359,8 @@ struct FourChannelTriplets<T: ENINetFloat> {
         }
     }
 
-    /// What one layer's backward pass reads and writes: the forward pass's inputs and what it
-    /// saved; `gScalars`/`gVectors`, the gradients on the updated features, turned in place into
-    /// those on the input features (written, not read, when `updatesAreUnused`: nothing reads
-    /// the features that the last interaction updates, so their gradients are zero); `gSumS`
-    /// (row stride `sumStride`) and `gSumV`, the gradients on the sums; and the gradients on
-    /// `fromIn`, `fromOut`, `edgeVectors`, the unit directions and the cutoffs, added to.
-    struct BackwardBuffers {
-        var tripletIn: UnsafePointer<Int32>, tripletOut: UnsafePointer<Int32>
-        var saved: UnsafePointer<T>, edgeVectors: UnsafePointer<T>
-        var scalars: UnsafePointer<T>, vectors: UnsafePointer<T>, unit: UnsafePointer<T>, cut: UnsafePointer<T>
-        var gScalars: UnsafeMutablePointer<T>, gVectors: UnsafeMutablePointer<T>, updatesAreUnused: Bool
-        var gSumS: UnsafePointer<T>, sumStride: Int, gSumV: UnsafePointer<T>
-        var gFromIn: UnsafeMutablePointer<T>, gFromOut: UnsafeMutablePointer<T>, gEdgeVectors: UnsafeMutablePointer<T>
-        var gUnit: UnsafeMutablePointer<T>, gCut: UnsafeMutablePointer<T>
-    }
-
-    /// The backward of ``forward(_:edgeCount:chunks:)`` (``BackwardBuffers``).
-    ///
-    /// The chunks run as in the forward pass; the edge gradients of every chunk after the first
-    /// go to buffers of its own, added at the end. The per-triplet gradients need none.
-    func backward(_ buffers: BackwardBuffers, edgeCount ne: Int, chunks: TripletChunks) {
-        // A later chunk's own buffer: its gradients on fromIn [E, 4], fromOut [E, 4] and the edge vectors [E, 3, 4].
-        ChunkSums.run(chunks.ranges, ownWidth: 20 * ne, pass: { (range, own: UnsafeMutablePointer<T>?) in
-            var chunk = buffers
-            if let own { chunk.gFromIn = own; chunk.gFromOut = own + 4 * ne; chunk.gEdgeVectors = own + 8 * ne }
-            backwardPass(triplets: range, chunk)
-        }, merge: { own in
-            ChunkSums.add(own, into: buffers.gFromIn, count: 4 * ne)
-            ChunkSums.add(own + 4 * ne, into: buffers.gFromOut, count: 4 * ne)
-            ChunkSums.add(own + 8 * ne, into: buffers.gEdgeVectors, count: 12 * ne)
-        })
-    }
-
-    /// The body of ``backwardPass(triplets:_:)``, inlined like ``forward(triplets:_:)``.
-    @_transparent
-    private func backward(triplets range: Range<Int>, _ buffers: BackwardBuffers) {
+    /// The backward pass over the triplets of `range`, whose start is a multiple of eight.
+    func backward(triplets range: Range<Int>, _ buffers: BackwardBuffers) {
         let tripletIn = buffers.tripletIn, tripletOut = buffers.tripletOut, saved = buffers.saved
         let edgeVectors = buffers.edgeVectors, scalars = buffers.scalars, vectors = buffers.vectors
         let unit = buffers.unit, cut = buffers.cut, gScalars = buffers.gScalars, gVectors = buffers.gVectors
@@ -459,16 +457,6 @@ struct FourChannelTriplets<T: ENINetFloat> {
         }
         if buffers.updatesAreUnused { run(updatesAreUnused: true) } else { run(updatesAreUnused: false) }
     }
-}
-
-extension FourChannelTriplets where T == Float {
-    fileprivate func forwardPassInFloat(triplets range: Range<Int>, _ buffers: ForwardBuffers) { forward(triplets: range, buffers) }
-    fileprivate func backwardPassInFloat(triplets range: Range<Int>, _ buffers: BackwardBuffers) { backward(triplets: range, buffers) }
-}
-
-extension FourChannelTriplets where T == Double {
-    fileprivate func forwardPassInDouble(triplets range: Range<Int>, _ buffers: ForwardBuffers) { forward(triplets: range, buffers) }
-    fileprivate func backwardPassInDouble(triplets range: Range<Int>, _ buffers: BackwardBuffers) { backward(triplets: range, buffers) }
 }
 
 /// Where the forward pass writes the updated triplet features (``WrittenFeatures``), or that

@@ -4,7 +4,9 @@ import Geometry
 import Tensors
 
 /// The fused four-channel triplet kernel against the layer-by-layer path it replaces: the same
-/// energy, forces, virial and edge and span gradients, in both precisions and both sets of options.
+/// energy, forces, virial and edge and span gradients, for both sets of options. The kernel
+/// runs in Float only; Double takes the layer-by-layer path, whose forces the finite-difference
+/// tests check.
 final class FourChannelTripletTests: XCTestCase {
     /// Asserts that `actual` agrees with `expected`: the energy, forces and edge and span
     /// gradients to `tolerance` relative to the largest of each, the virial to `virialTolerance`
@@ -53,35 +55,41 @@ final class FourChannelTripletTests: XCTestCase {
         }
     }
 
-    func testFusedKernelAgreesWithTheLayeredPathInDouble() throws { try compare(Double.self, tolerance: 1e-12) }
     func testFusedKernelAgreesWithTheLayeredPathInFloat() throws { try compare(Float.self, tolerance: 2e-5) }
+
+    func testDoubleTakesTheLayeredPath() throws {
+        let network = try HandScheduledNetwork<Double>(file: try PhysicsTests.model(smooth: true).file)
+        XCTAssertFalse(network.threeBody.isEmpty)
+        XCTAssertTrue(network.threeBody.allSatisfy { $0.fourChannel == nil })
+    }
 
     /// Evaluates the periodic test system, for both variants, with a network on one chunk and a
     /// network that `split` sets up to split work over chunks (given the model's file and graph),
     /// and asserts the same energy, forces, edge gradients and virial to round-off (the sums'
-    /// order changes).
-    private func assertSplitAgreesWithOneChunk(
-        whole: (HandScheduledNetwork<Double>) -> Void,
-        split: (HandScheduledNetwork<Double>, ENINetModelFile, ENINetGraph, Int) -> Void
+    /// order changes): `tolerance` relative, the virial to ten times it.
+    private func assertSplitAgreesWithOneChunk<T: ENINetFloat>(
+        _: T.Type, tolerance: Double,
+        whole: (HandScheduledNetwork<T>) -> Void,
+        split: (HandScheduledNetwork<T>, ENINetModelFile, ENINetGraph, Int) -> Void
     ) throws {
         let p = try PhysicsTests.periodic()
         for smooth in [false, true] {
             let model = try PhysicsTests.model(smooth: smooth)
             let graph = try model.graph(positions: p.positions, cell: p.cell, neighborList: model.makeNeighborList(skin: 0))
-            let one = try HandScheduledNetwork<Double>(file: model.file)
+            let one = try HandScheduledNetwork<T>(file: model.file)
             whole(one)
-            let many = try HandScheduledNetwork<Double>(file: model.file)
+            let many = try HandScheduledNetwork<T>(file: model.file)
             split(many, model.file, graph, p.numbers.count)
             let a = try one.evaluate(atomicNumbers: p.numbers, positions: p.positions, graph: graph, forces: true)
             let b = try many.evaluate(atomicNumbers: p.numbers, positions: p.positions, graph: graph, forces: true)
-            try assertAgrees(b, with: a, tolerance: 1e-12, virialTolerance: 1e-11, "smooth \(smooth)")
+            try assertAgrees(b, with: a, tolerance: tolerance, virialTolerance: 10 * tolerance, "smooth \(smooth) \(T.self)")
         }
     }
 
     /// Triplets split over threads, every chunk after the first summing its edge terms into
     /// buffers of its own, give what one pass gives, to round-off (the sums' order changes).
     func testSplitTripletPassAgreesWithOnePass() throws {
-        try assertSplitAgreesWithOneChunk(whole: { $0.tripletThreads = 1 }, split: { network, _, graph, _ in
+        try assertSplitAgreesWithOneChunk(Float.self, tolerance: 1e-5, whole: { $0.tripletThreads = 1 }, split: { network, _, graph, _ in
             network.tripletThreads = 3
             network.minimumTripletBlocksPerThread = 1
             XCTAssertEqual(TripletChunks(triplets: graph.tripletCount, edges: graph.edgeCount, threads: 3, minimumBlocks: 1).count, 3)
@@ -92,7 +100,7 @@ final class FourChannelTripletTests: XCTestCase {
     /// after the first summing into rows of its own), give what one thread gives, to round-off,
     /// for both variants (the reference's mean aggregation divides those sums afterwards).
     func testEdgeLoopsSplitOverThreadsAgreeWithOneThread() throws {
-        try assertSplitAgreesWithOneChunk(whole: { $0.edgeThreads = 1 }, split: { network, file, graph, atoms in
+        try assertSplitAgreesWithOneChunk(Double.self, tolerance: 1e-12, whole: { $0.edgeThreads = 1 }, split: { network, file, graph, atoms in
             network.edgeThreads = 3
             network.minimumEdgeWorkPerThread = 1
             // The smallest of the loops: four operations per edge and channel, two [N, F] sums.
@@ -103,8 +111,9 @@ final class FourChannelTripletTests: XCTestCase {
 
     /// An evaluation on two threads, through the thread count every loop reads (the triplet
     /// chunks, the edge loops, the row-by-row loops over edges and atoms), gives what one thread
-    /// gives (energy, forces, edge gradients, virial), to round-off, for both variants. 216 atoms with 64 channels, so that even the
-    /// smallest loop over atoms, six operations per atom and channel, is split.
+    /// gives (energy, forces, edge gradients, virial), to round-off, for both variants, in Double
+    /// and in Float (where the triplets take the fused pass). 216 atoms with 64 channels, so
+    /// that even the smallest loop over atoms, six operations per atom and channel, is split.
     func testTwoThreadsAgreeWithOneThread() throws {
         let saved = (loops: TensorThreads.count, blas: TensorThreads.blasCount)
         defer { TensorThreads.set(blas: saved.blas, loops: saved.loops) }
@@ -128,14 +137,19 @@ final class FourChannelTripletTests: XCTestCase {
             let model = try ENINetModel(file: try ENINetDifferentiableModel<Double>(configuration: c, using: &generator).modelFile(dtype: .float64),
                                         precision: .double)
             let graph = try model.graph(positions: positions, cell: box, neighborList: model.makeNeighborList(skin: 0))
-            let network = try HandScheduledNetwork<Double>(file: model.file)
-            XCTAssertEqual(TripletChunks(triplets: graph.tripletCount, edges: graph.edgeCount, threads: 2,
-                                         minimumBlocks: network.minimumTripletBlocksPerThread).count, 2)
-            TensorThreads.set(1)
-            let a = try network.evaluate(atomicNumbers: numbers, positions: positions, graph: graph, forces: true)
-            TensorThreads.set(2)
-            let b = try network.evaluate(atomicNumbers: numbers, positions: positions, graph: graph, forces: true)
-            try assertAgrees(b, with: a, tolerance: 1e-12, virialTolerance: 1e-10, "smooth \(smooth)")
+            func check<T: ENINetFloat>(_: T.Type, tolerance: Double) throws {
+                let network = try HandScheduledNetwork<T>(file: model.file)
+                XCTAssertEqual(network.threeBody.allSatisfy { $0.fourChannel != nil }, T.self == Float.self)
+                XCTAssertEqual(TripletChunks(triplets: graph.tripletCount, edges: graph.edgeCount, threads: 2,
+                                             minimumBlocks: network.minimumTripletBlocksPerThread).count, 2)
+                TensorThreads.set(1)
+                let a = try network.evaluate(atomicNumbers: numbers, positions: positions, graph: graph, forces: true)
+                TensorThreads.set(2)
+                let b = try network.evaluate(atomicNumbers: numbers, positions: positions, graph: graph, forces: true)
+                try assertAgrees(b, with: a, tolerance: tolerance, virialTolerance: 100 * tolerance, "smooth \(smooth) \(T.self)")
+            }
+            try check(Double.self, tolerance: 1e-12)
+            try check(Float.self, tolerance: 1e-5)
         }
     }
 
@@ -172,8 +186,8 @@ final class FourChannelTripletTests: XCTestCase {
     /// A layer whose shapes are not the four-channel ones keeps the layered path.
     func testOtherWidthsAreNotFused() throws {
         let model = try PhysicsTests.model(smooth: false)
-        let layer = try XCTUnwrap(try HandScheduledNetwork<Double>(file: model.file).threeBody.first)
-        let wide = LinearLayer<Double>(weight: [Double](repeating: 0.1, count: 64), bias: nil, inputs: 8, outputs: 8)
+        let layer = try XCTUnwrap(try HandScheduledNetwork<Float>(file: model.file).threeBody.first)
+        let wide = LinearLayer<Float>(weight: [Float](repeating: 0.1, count: 64), bias: nil, inputs: 8, outputs: 8)
         XCTAssertNil(FourChannelTriplets(projection: wide, gate: layer.gate, tripletVector: layer.tripletVector))
         XCTAssertNotNil(FourChannelTriplets(projection: layer.tripletProjection, gate: layer.gate, tripletVector: layer.tripletVector))
     }
