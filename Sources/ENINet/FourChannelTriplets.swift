@@ -308,10 +308,10 @@ private struct FloatTripletKernel {
 
     @inline(__always) private static func save(_ v: Block, at saved: UnsafeMutablePointer<T>) {
         @inline(__always) func store(_ part: EightTriplets<T>, _ offset: Int) {
-            saved.setLanesByLane(offset, part.c0)
-            saved.setLanesByLane(offset + 8, part.c1)
-            saved.setLanesByLane(offset + 16, part.c2)
-            saved.setLanesByLane(offset + 24, part.c3)
+            saved.setLanes(offset, part.c0)
+            saved.setLanes(offset + 8, part.c1)
+            saved.setLanes(offset + 16, part.c2)
+            saved.setLanes(offset + 24, part.c3)
         }
         store(v.left, leftOffset)
         store(v.netSigmoid, netSigmoidOffset)
@@ -337,14 +337,14 @@ private struct FloatTripletKernel {
                     let e1 = Int(tripletIn[t]), e2 = Int(tripletOut[t])
                     let ct = v.cuts[i], message = v.message.quad(i)
                     let va = v.a.quad(i), vb = v.b.quad(i), vc = v.c.quad(i)
-                    update.setScalars(4 * t, scalars.quadByLane(4 * t) + message)
-                    sumS.setQuadByLane(4 * e2, sumS.quadByLane(4 * e2) + message)
+                    update.setScalars(4 * t, scalars.quad(4 * t) + message)
+                    sumS.setQuad(4 * e2, sumS.quad(4 * e2) + message)
                     for x in 0..<3 {
                         let to = 12 * t + 4 * x, h1 = 12 * e1 + 4 * x, o2 = 12 * e2 + 4 * x
-                        let tv = vectors.quadByLane(to)
-                        let m = (tv * va).adding(edgeVectors.quadByLane(h1), times: vb).adding(vc, times: unit[3 * t + x]) * ct
+                        let tv = vectors.quad(to)
+                        let m = (tv * va).adding(edgeVectors.quad(h1), times: vb).adding(vc, times: unit[3 * t + x]) * ct
                         update.setVectors(to, tv + m)
-                        sumV.setQuadByLane(o2, sumV.quadByLane(o2) + m)
+                        sumV.setQuad(o2, sumV.quad(o2) + m)
                     }
                 }
             }
@@ -469,35 +469,13 @@ private protocol TripletFeatureUpdate {
 
 private struct WrittenFeatures<Scalar: ENINetFloat>: TripletFeatureUpdate {
     let scalars: UnsafeMutablePointer<Scalar>, vectors: UnsafeMutablePointer<Scalar>
-    @inline(__always) func setScalars(_ offset: Int, _ value: SIMD4<Scalar>) { scalars.setQuadByLane(offset, value) }
-    @inline(__always) func setVectors(_ offset: Int, _ value: SIMD4<Scalar>) { vectors.setQuadByLane(offset, value) }
+    @inline(__always) func setScalars(_ offset: Int, _ value: SIMD4<Scalar>) { scalars.setQuad(offset, value) }
+    @inline(__always) func setVectors(_ offset: Int, _ value: SIMD4<Scalar>) { vectors.setQuad(offset, value) }
 }
 
 private struct UnwrittenFeatures<Scalar: ENINetFloat>: TripletFeatureUpdate {
     @inline(__always) func setScalars(_ offset: Int, _ value: SIMD4<Scalar>) {}
     @inline(__always) func setVectors(_ offset: Int, _ value: SIMD4<Scalar>) {}
-}
-
-// The forward pass's own pointer accesses, lane by lane. For a generic `SIMD4<T>`, ``quad(_:)``,
-// ``setQuad(_:_:)`` and ``setLanes(_:_:)`` resolve to the standard library's `loadUnaligned`
-// and `storeBytes` for any type (a copy through a temporary). In the concrete forward pass, too
-// large a function for the optimiser to inline into, they stayed calls: 2.9 million of them in
-// `bench eninet --configs small`, and 25 % more instructions in the pass (callgrind). Pointer
-// subscripts and SIMD initialisers are transparent, and LLVM joins the lanes into one vector
-// access. Lane by lane everywhere made other loops slower (narrow products, the vector norm).
-extension UnsafePointer where Pointee: ENINetFloat {
-    @_transparent fileprivate func quadByLane(_ o: Int) -> SIMD4<Pointee> { SIMD4(self[o], self[o + 1], self[o + 2], self[o + 3]) }
-}
-
-extension UnsafeMutablePointer where Pointee: ENINetFloat {
-    @_transparent fileprivate func quadByLane(_ o: Int) -> SIMD4<Pointee> { UnsafePointer(self).quadByLane(o) }
-    @_transparent fileprivate func setQuadByLane(_ o: Int, _ value: SIMD4<Pointee>) {
-        self[o] = value[0]; self[o + 1] = value[1]; self[o + 2] = value[2]; self[o + 3] = value[3]
-    }
-    @_transparent fileprivate func setLanesByLane(_ o: Int, _ value: SIMD8<Pointee>) {
-        self[o] = value[0]; self[o + 1] = value[1]; self[o + 2] = value[2]; self[o + 3] = value[3]
-        self[o + 4] = value[4]; self[o + 5] = value[5]; self[o + 6] = value[6]; self[o + 7] = value[7]
-    }
 }
 
 /// A four-element sum bound for one edge's row of `rows` (row `e` at `rows + stride · e`), kept
