@@ -160,7 +160,7 @@ final class MissingDataTests: XCTestCase {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let input = dir.appendingPathComponent("t.nc").path, link = dir.appendingPathComponent("link.csv").path
-        FileManager.default.createFile(atPath: input, contents: Data("x".utf8))
+        _ = FileManager.default.createFile(atPath: input, contents: Data("x".utf8))
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: input)
         func message(_ outputs: [(String, String)]) -> String {
             do { try AtomicFile.checkDistinct(outputs: outputs, inputs: [("trajectory", input)]); return "" } catch { return "\(error)" }
@@ -180,7 +180,7 @@ final class MissingDataTests: XCTestCase {
     func testAbsurdSpacingsAndRangesAreErrors() throws {
         let data = TrajectoryData(path: "t.nc", atomCount: 1, frameCount: 3, times: [0, 1e-9, 2e-9])
         XCTAssertThrowsError(try data.frameSpacing()) { XCTAssertTrue("\($0)".contains("1e-09 fs apart"), "\($0)") }
-        for dt in [1e-20, 5e-324, .infinity, -1] {
+        for dt in [1e-20, .leastNonzeroMagnitude, .infinity, -1] {
             XCTAssertThrowsError(try data.frameSpacing(override: dt)) { XCTAssertTrue("\($0)".contains("--frame-dt-fs"), "\($0)") }
         }
         XCTAssertEqual(try data.frameSpacing(override: TrajectoryData.shortestFrameSpacing), TrajectoryData.shortestFrameSpacing)

@@ -17,7 +17,7 @@ final class RDFTests: XCTestCase {
         let primitive = try Cell(matrix: Mat3(Vec3(0, a, a), Vec3(a, 0, a), Vec3(a, a, 0)))
         var rhombohedral: [Vec3] = []
         for i in 0..<2 { for j in 0..<2 { for k in 0..<2 { rhombohedral.append(primitive.cartesian(Vec3(Double(i), Double(j), Double(k)) * 0.5)) } } }
-        XCTAssertLessThan(primitive.perpendicularWidths.max() ?? 0, 2 * 4.0)   // r_max beyond half the width
+        XCTAssertLessThan(primitive.perpendicularWidths.max(), 2 * 4.0)   // r_max beyond half the width
         for (positions, cell) in [(cubic, cubicCell), (rhombohedral, primitive)] {
             let rdf = try RadialDistribution(symbols: [String](repeating: "Cu", count: positions.count), rMax: 4.0, binWidth: 0.01)
             try rdf.add(positions: positions, cell: cell)

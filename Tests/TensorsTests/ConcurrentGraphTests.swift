@@ -91,7 +91,7 @@ final class ConcurrentGraphTests: XCTestCase {
         }
         // The failed pass released its lock: an ordinary pass (which waits for every other) runs.
         let expected = try matmul(x, Tensor<Double>(repeating: 1, shape: [2, 4]), transposeA: true)
-        XCTAssertEqual(try grad(of: try shared.sum(), wrt: [w])[0].scalars, expected.scalars)
+        XCTAssertEqual(try grad(of: shared.sum(), wrt: [w])[0].scalars, expected.scalars)
     }
 
     /// The same nesting outside `withPrivateGraphs`: the inner pass runs under the lock the outer
@@ -118,7 +118,7 @@ final class ConcurrentGraphTests: XCTestCase {
             let slope = try GradMode.with(enabled: true) { try grad(of: (try z * z).sum() * 0.5, wrt: [z])[0] }
             return [try g * slope]
         }
-        XCTAssertEqual(try grad(of: try y.sum(), wrt: [x])[0].scalars, [c, c, c])
+        XCTAssertEqual(try grad(of: y.sum(), wrt: [x])[0].scalars, [c, c, c])
         XCTAssertEqual(try grad(of: try (y * y).sum(), wrt: [x])[0].scalars, [1, 2, 3].map { 2 * c * c * $0 })
         try assertAnotherThreadCanDifferentiate()
     }

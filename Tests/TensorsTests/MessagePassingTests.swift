@@ -58,7 +58,7 @@ final class MessagePassingTests: XCTestCase {
         let centres = try T(shape: [basis], scalars: (0..<basis).map { cutoff * Double($0) / Double(basis - 1) })
         let spacing = cutoff / Double(basis - 1)
         let rbf = try ((r - centres).square() * (-1 / spacing)).exp()                   // [E, K]
-        let fc = try ((r * (Double.pi / cutoff)).cos() + 1) * 0.5                        // [E, 1]
+        let fc = ((r * (Double.pi / cutoff)).cos() + 1) * 0.5                        // [E, 1]
 
         let h = try p.tensor("embedding").expanded(to: [n, channels])
         let hs = try h.gather(rows: graph.source)
@@ -182,7 +182,7 @@ enum FloatNetwork {
         let centres = try T(shape: [basis], scalars: (0..<basis).map { cutoff * Float($0) / Float(basis - 1) })
         let spacing = cutoff / Float(basis - 1)
         let rbf = try ((r - centres).square() * (-1 / spacing)).exp()
-        let fc = try ((r * (Float.pi / cutoff)).cos() + 1) * 0.5
+        let fc = ((r * (Float.pi / cutoff)).cos() + 1) * 0.5
         let h = try p.tensor("embedding").expanded(to: [n, channels])
         let m = try linear(concat([h.gather(rows: graph.source), rbf], axis: 1), weight: p.tensor("message.weight"),
                            bias: p.tensor("message.bias")).silu() * fc

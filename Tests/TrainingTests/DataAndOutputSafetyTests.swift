@@ -95,7 +95,7 @@ final class DataAndOutputSafetyTests: XCTestCase {
         let dir = try Fixture.scratch("splits")
         func error(_ json: String) -> String {
             let path = (dir as NSString).appendingPathComponent("s.json")
-            FileManager.default.createFile(atPath: path, contents: Data(json.utf8))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(json.utf8))
             do { _ = try DatasetSplit.read(path: path, frameCount: 10); return "" } catch { return "\(error)" }
         }
         XCTAssertTrue(error(#"{"train": [0, 1, 2], "valid": [2, 3]}"#).contains("frame 2 is listed in both train and validation"))

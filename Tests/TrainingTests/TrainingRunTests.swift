@@ -75,13 +75,13 @@ final class TrainingRunTests: XCTestCase {
         let frame = frames[trainer.split.validation[0]]
         let prepared = try PreparedFrame(frame, configuration: trainer.model.configuration)
         var bestPrediction: Double?
-        _ = try trainer.run(resume: false) { report in
+        _ = try trainer.run(resume: false, progress: { report in
             reports.append(report)
             guard report.isBest else { return }
             bestPrediction = try? trainer.average.withAveragedWeights(trainer.model.parameters.tensors) {
                 try trainer.model.loss(on: try TrainingBatch([prepared]), weights: settings.weights, differentiable: false)
             }.predictedEnergies[0]
-        }
+        })
         let after = try trainer.model.loss(on: batch, weights: settings.weights, differentiable: false).total.item
         print("tiny e2e: train loss \(before) -> \(after); first epoch \(reports.first?.trainLoss ?? 0), last \(reports.last?.trainLoss ?? 0)")
         XCTAssertLessThan(after, before / 5)

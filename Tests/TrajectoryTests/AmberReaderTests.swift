@@ -181,10 +181,10 @@ final class AmberReaderTests: XCTestCase {
         assertThrowsMessage([p("pipe.nc"), "not a regular file"]) { _ = try AmberTrajectoryReader(path: p("pipe.nc")) }
         assertThrowsMessage([dir.path, "is a directory"]) { _ = try AmberTrajectoryReader(path: dir.path) }
 
-        FileManager.default.createFile(atPath: p("empty.nc"), contents: Data())
+        _ = FileManager.default.createFile(atPath: p("empty.nc"), contents: Data())
         assertThrowsMessage([p("empty.nc"), "empty"]) { _ = try AmberTrajectoryReader(path: p("empty.nc")) }
 
-        FileManager.default.createFile(atPath: p("text.nc"), contents: Data("hello, not netcdf\n".utf8))
+        _ = FileManager.default.createFile(atPath: p("text.nc"), contents: Data("hello, not netcdf\n".utf8))
         assertThrowsMessage([p("text.nc"), "not a NetCDF-3 file"]) { _ = try AmberTrajectoryReader(path: p("text.nc")) }
 
         try makeFile(p("hdf5.nc"), mode: NC_NETCDF4, conventions: "AMBER", coordinates: true)
