@@ -64,7 +64,7 @@ let package = Package(
 
         .testTarget(name: "GeometryTests", dependencies: ["Geometry"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
-        .testTarget(name: "ENINetTests", dependencies: ["ENINet", "Tensors", "Geometry"], exclude: ["Fixtures"], swiftSettings: testSettings),
+        .testTarget(name: "ENINetTests", dependencies: ["ENINet", "Tensors", "Geometry", "Dynamics"], exclude: ["Fixtures"], swiftSettings: testSettings),
         .testTarget(name: "PotentialsTests", dependencies: ["Potentials", "Geometry"], swiftSettings: testSettings),
         .testTarget(name: "DynamicsTests", dependencies: ["Dynamics", "Potentials", "ENINet", "Geometry"], exclude: ["Scripts", "Fixtures"], swiftSettings: testSettings),
         .testTarget(name: "TrajectoryTests", dependencies: ["Trajectory", "Geometry", "CNetCDF"],
