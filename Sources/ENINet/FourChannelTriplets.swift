@@ -325,7 +325,7 @@ private struct FloatTripletKernel {
         let fromIn = buffers.fromIn, fromOut = buffers.fromOut, edgeVectors = buffers.edgeVectors
         let scalars = buffers.scalars, vectors = buffers.vectors, unit = buffers.unit, cut = buffers.cut
         let sumS = buffers.sumS, sumV = buffers.sumV, saving = buffers.saving
-        @inline(__always) func run<Update: TripletFeatureUpdate>(_ update: Update) where Update.Scalar == T {
+        @inline(__always) func run<Update: TripletFeatureUpdate>(_ update: Update) {
             for base in stride(from: range.lowerBound, to: range.upperBound, by: 8) {
                 let lanes = min(8, range.upperBound - base)
                 let v = block(base, lanes: lanes, tripletIn: tripletIn, tripletOut: tripletOut, fromIn: fromIn, fromOut: fromOut,
@@ -355,7 +355,7 @@ private struct FloatTripletKernel {
         if let newScalars = buffers.newScalars, let newVectors = buffers.newVectors {
             run(WrittenFeatures(scalars: newScalars, vectors: newVectors))
         } else {
-            run(UnwrittenFeatures<T>())
+            run(UnwrittenFeatures())
         }
     }
 
@@ -462,20 +462,19 @@ private struct FloatTripletKernel {
 /// Where the forward pass writes the updated triplet features (``WrittenFeatures``), or that
 /// it does not (``UnwrittenFeatures``: after the last interaction nothing reads them).
 private protocol TripletFeatureUpdate {
-    associatedtype Scalar: ENINetFloat
-    func setScalars(_ offset: Int, _ value: SIMD4<Scalar>)
-    func setVectors(_ offset: Int, _ value: SIMD4<Scalar>)
+    func setScalars(_ offset: Int, _ value: SIMD4<Float>)
+    func setVectors(_ offset: Int, _ value: SIMD4<Float>)
 }
 
-private struct WrittenFeatures<Scalar: ENINetFloat>: TripletFeatureUpdate {
-    let scalars: UnsafeMutablePointer<Scalar>, vectors: UnsafeMutablePointer<Scalar>
-    @inline(__always) func setScalars(_ offset: Int, _ value: SIMD4<Scalar>) { scalars.setQuad(offset, value) }
-    @inline(__always) func setVectors(_ offset: Int, _ value: SIMD4<Scalar>) { vectors.setQuad(offset, value) }
+private struct WrittenFeatures: TripletFeatureUpdate {
+    let scalars: UnsafeMutablePointer<Float>, vectors: UnsafeMutablePointer<Float>
+    @inline(__always) func setScalars(_ offset: Int, _ value: SIMD4<Float>) { scalars.setQuad(offset, value) }
+    @inline(__always) func setVectors(_ offset: Int, _ value: SIMD4<Float>) { vectors.setQuad(offset, value) }
 }
 
-private struct UnwrittenFeatures<Scalar: ENINetFloat>: TripletFeatureUpdate {
-    @inline(__always) func setScalars(_ offset: Int, _ value: SIMD4<Scalar>) {}
-    @inline(__always) func setVectors(_ offset: Int, _ value: SIMD4<Scalar>) {}
+private struct UnwrittenFeatures: TripletFeatureUpdate {
+    @inline(__always) func setScalars(_ offset: Int, _ value: SIMD4<Float>) {}
+    @inline(__always) func setVectors(_ offset: Int, _ value: SIMD4<Float>) {}
 }
 
 /// A four-element sum bound for one edge's row of `rows` (row `e` at `rows + stride · e`), kept
@@ -483,7 +482,8 @@ private struct UnwrittenFeatures<Scalar: ENINetFloat>: TripletFeatureUpdate {
 /// edge changes or at ``release()``. The triplets come grouped by their in-edge, so adding
 /// to the row triplet by triplet chained each addition to the previous one's store (the most
 /// sampled instruction of the backward pass; holding the sum saves about 1 % of an evaluation).
-private struct EdgeRowSum<T: ENINetFloat> {
+private struct EdgeRowSum {
+    typealias T = Float
     let rows: UnsafeMutablePointer<T>, stride: Int
     private var edge = -1, sum = SIMD4<T>()
 
